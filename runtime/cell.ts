@@ -1,0 +1,317 @@
+/**
+ * A cell runs one incarnation of one actor: its mailbox, its handler loop, its timers, its
+ * statistics. The loop handles one message at a time; a handler that returns a promise holds the
+ * mailbox until it settles; a handler that throws crashes the incarnation.
+ */
+import { refLabel, type SenderId } from './actor-ref.js';
+import { serializeError, type ActorContext, type ActorHandlers, type Behavior, type ExitReason, type Sender, type Signal } from './behavior.js';
+import type { TimerHandle } from './clock.js';
+import { decodeValue, encodeValue, EnvelopeKind, type Frame } from './envelope.js';
+import { ActorNotRunning, DecodeError, KnhkError, MailboxFull, MessageTooLarge, RemoteFailure, ReplyRejected } from './errors.js';
+import { Mailbox, type MailboxOptions } from './mailbox.js';
+import type { Node } from './node.js';
+import type { ParseContext, RefShape } from './schema.js';
+import { signalSchema } from './signal.js';
+import { context, endHandleSpan, parentContext, startHandleSpan, TICK_MS } from './telemetry.js';
+import type { Task } from './task.js';
+
+/** Options of one incarnation. */
+export interface CellOptions {
+  readonly name: string;
+  readonly incarnation: number;
+  readonly mailbox?: MailboxOptions;
+  /** Called exactly once when the incarnation ends. */
+  readonly onExit: (reason: ExitReason) => void;
+}
+
+/** Handler statistics of one incarnation (the tick budget of DESIGN.md). */
+export interface HandlerStats {
+  /** Messages and signals handled. */
+  readonly handled: number;
+  /** Longest synchronous handler time, in ticks of 125 µs. */
+  readonly maxTicks: number;
+  /** Handlers that exceeded the budget of 8 ticks. */
+  readonly overBudget: number;
+  /** Messages waiting in the mailbox. */
+  readonly mailboxDepth: number;
+}
+
+/** The sender handed to a handler, plus what the cell needs to answer an ask the handler failed. */
+interface PendingSender extends Sender<unknown> {
+  readonly pending: boolean;
+  fail(error: KnhkError): void;
+}
+
+type State = 'starting' | 'running' | 'stopping' | 'exited';
+
+// A drain pass yields to the event loop after this long, so that frames arriving meanwhile (an
+// urgent heartbeat among them) are queued, and taken first, before the next bulk message.
+const SLICE_MS = 1;
+const BUDGET_TICKS = 8;
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/** One running actor incarnation. */
+export class Cell implements SenderId {
+  readonly name: string;
+  readonly incarnation: number;
+  readonly #node: Node;
+  readonly #behavior: Behavior<unknown, unknown, unknown>;
+  readonly #mailbox: Mailbox<Frame>;
+  readonly #onExit: (reason: ExitReason) => void;
+  readonly #timers = new Map<string, TimerHandle>();
+  readonly #parse: ParseContext;
+  #handlers: ActorHandlers<unknown, unknown> | undefined;
+  #state: State = 'starting';
+  #busy: Promise<void> | undefined;
+  #scheduled = false;
+  #handled = 0;
+  #maxTicks = 0;
+  #overBudget = 0;
+
+  constructor(node: Node, behavior: Behavior<unknown, unknown, unknown>, options: CellOptions) {
+    this.#node = node;
+    this.#behavior = behavior;
+    this.name = options.name;
+    this.incarnation = options.incarnation;
+    this.#mailbox = new Mailbox(options.mailbox);
+    this.#onExit = options.onExit;
+    this.#parse = { reviveRef: (raw: RefShape) => node.ref(raw, this) };
+  }
+
+  /** This incarnation as a reference shape. */
+  get shape(): RefShape {
+    return { name: this.name, incarnation: this.incarnation, thread: this.#node.thread };
+  }
+
+  /** True while messages are accepted (starting or running). */
+  get accepting(): boolean {
+    return this.#state === 'starting' || this.#state === 'running';
+  }
+
+  /** Handler statistics so far. */
+  get stats(): HandlerStats {
+    return { handled: this.#handled, maxTicks: this.#maxTicks, overBudget: this.#overBudget, mailboxDepth: this.#mailbox.size };
+  }
+
+  /** The actor's own view of its state, if it offers one. */
+  inspect(): unknown {
+    return this.#handlers?.inspect?.();
+  }
+
+  /** Runs the behavior's `start`; messages that arrive meanwhile wait in the mailbox. */
+  async start(args: unknown): Promise<void> {
+    const parsedArgs = this.#behavior.args ? this.#behavior.args.parse(args, '$args', this.#parse) : args;
+    this.#handlers = await this.#behavior.start(this.#context(), parsedArgs);
+    if (this.#state !== 'starting') return;
+    this.#state = 'running';
+    this.#schedule();
+  }
+
+  /** Queues a frame, applying the overflow policy. */
+  deliver(frame: Frame): void {
+    const pushed = this.#mailbox.push(frame, frame.header.urgent);
+    if (!pushed.ok) {
+      this.#node.undeliverable(frame, 'mailbox-full', new MailboxFull(refLabel(this)));
+      return;
+    }
+    if (pushed.dropped) this.#node.undeliverable(pushed.dropped, 'dropped-oldest', new MailboxFull(refLabel(this)));
+    this.#schedule();
+  }
+
+  /**
+   * Ends the incarnation normally (`normal`: it stopped itself; `shutdown`: its supervisor asked).
+   * Waits for a handler in progress, runs the `stop` hook, and reports what was still queued.
+   */
+  async stop(kind: 'normal' | 'shutdown'): Promise<void> {
+    if (this.#state === 'exited' || this.#state === 'stopping') return;
+    this.#state = 'stopping';
+    if (this.#busy) await this.#busy.catch(() => undefined);
+    if ((this.#state as State) === 'exited') return;
+    try {
+      await this.#handlers?.stop?.();
+    } catch (error) {
+      this.#exit({ kind: 'crash', error: serializeError(error) });
+      return;
+    }
+    this.#exit({ kind });
+  }
+
+  /** Ends the incarnation abnormally. */
+  crash(error: unknown): void {
+    if (this.#state === 'exited') return;
+    this.#exit({ kind: 'crash', error: serializeError(error) });
+  }
+
+  #exit(reason: ExitReason): void {
+    this.#state = 'exited';
+    for (const handle of this.#timers.values()) this.#node.clock.clearTimer(handle);
+    this.#timers.clear();
+    for (const frame of this.#mailbox.drain()) {
+      this.#node.undeliverable(frame, 'undelivered-at-exit', new ActorNotRunning(refLabel(this), 'it exited before handling the message'));
+    }
+    if (this.#node.cells.get(this.name) === this) this.#node.cells.delete(this.name);
+    this.#node.abandonAsks(this);
+    this.#onExit(reason);
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#busy || this.#state !== 'running' || this.#mailbox.size === 0) return;
+    this.#scheduled = true;
+    queueMicrotask(this.#drain);
+  }
+
+  readonly #drain = (): void => {
+    this.#scheduled = false;
+    const started = performance.now();
+    while (this.#state === 'running' && !this.#busy) {
+      const frame = this.#mailbox.shift();
+      if (!frame) return;
+      this.#process(frame);
+      if (this.#mailbox.size > 0 && performance.now() - started > SLICE_MS) {
+        this.#scheduled = true;
+        setImmediate(this.#drain);
+        return;
+      }
+    }
+  };
+
+  #process(frame: Frame): void {
+    const { header } = frame;
+    let msg: unknown;
+    try {
+      if (frame.payload.length > this.#node.maxMessageBytes) throw new MessageTooLarge(frame.payload.length, this.#node.maxMessageBytes);
+      const raw = decodeValue(frame.payload);
+      msg = header.kind === EnvelopeKind.Signal ? signalSchema.parse(raw, '$signal', this.#parse) : this.#behavior.messages.parse(raw, '$', this.#parse);
+    } catch (error) {
+      const typed = error instanceof KnhkError ? error : new DecodeError('undecodable message', { cause: error });
+      this.#node.undeliverable(frame, 'invalid', typed);
+      return;
+    }
+    const handlers = this.#handlers as ActorHandlers<unknown, unknown>;
+    const sender = header.kind === EnvelopeKind.Signal ? undefined : this.#sender(frame);
+    const parent = parentContext(header);
+    const traced = parent ? startHandleSpan(parent, this.name, typeof (msg as { type?: unknown }).type === 'string' ? (msg as { type: string }).type : 'message') : undefined;
+    const t0 = performance.now();
+    let result: unknown;
+    try {
+      const call = (): unknown => (sender ? handlers.receive(msg, sender) : handlers.signal?.(msg as Signal));
+      result = traced ? context.with(traced.ctx, call) : call();
+    } catch (error) {
+      this.#account(t0);
+      if (traced) endHandleSpan(traced.span, error);
+      this.#fail(error, sender);
+      return;
+    }
+    this.#account(t0);
+    if (!isThenable(result)) {
+      if (traced) endHandleSpan(traced.span);
+      return;
+    }
+    this.#busy = Promise.resolve(result).then(
+      () => {
+        if (traced) endHandleSpan(traced.span);
+        this.#busy = undefined;
+        this.#schedule();
+      },
+      (error: unknown) => {
+        if (traced) endHandleSpan(traced.span, error);
+        this.#busy = undefined;
+        this.#fail(error, sender);
+      },
+    );
+  }
+
+  #account(t0: number): void {
+    const ticks = (performance.now() - t0) / TICK_MS;
+    this.#handled++;
+    if (ticks > this.#maxTicks) this.#maxTicks = ticks;
+    if (ticks > BUDGET_TICKS) this.#overBudget++;
+    this.#node.instruments.handlerTicks.record(ticks, { 'actor.name': this.name });
+  }
+
+  #fail(error: unknown, sender: PendingSender | undefined): void {
+    if (sender?.pending) sender.fail(new RemoteFailure(refLabel(this), error instanceof Error ? error.message : String(error)));
+    this.crash(error);
+  }
+
+  #sender(frame: Frame): PendingSender {
+    const { header } = frame;
+    const node = this.#node;
+    const replies = this.#behavior.replies;
+    const self = { name: this.name, incarnation: this.incarnation };
+    const label = refLabel(this);
+    const ref = header.from === undefined ? undefined : node.ref({ name: header.from, incarnation: header.fromIncarnation ?? 0, thread: header.fromThread }, this);
+    let pending = header.kind === EnvelopeKind.Ask;
+    return {
+      ref,
+      expectsReply: pending,
+      get pending() {
+        return pending;
+      },
+      reply(value: unknown) {
+        if (header.kind !== EnvelopeKind.Ask) return;
+        if (!pending) throw new KnhkError('DOUBLE_REPLY', `${label} replied twice to one ask`);
+        pending = false;
+        if (replies) {
+          try {
+            replies.parse(value, '$reply');
+          } catch (cause) {
+            node.reply(header, false, serializeError(new ReplyRejected(label, { cause })), self);
+            throw cause;
+          }
+        }
+        node.reply(header, true, value, self);
+      },
+      fail(error: KnhkError) {
+        pending = false;
+        node.reply(header, false, serializeError(error), self);
+      },
+    };
+  }
+
+  #context(): ActorContext<unknown, unknown> {
+    const node = this.#node;
+    const self = node.ref(this.shape, this);
+    const timers = this.#timers;
+    const fire = (key: string, ms: number, msg: unknown, repeat: boolean): void => {
+      timers.set(
+        key,
+        node.clock.setTimer(() => {
+          if (repeat) fire(key, ms, msg, true);
+          else timers.delete(key);
+          this.deliver({ header: { kind: EnvelopeKind.Tell, urgent: true, to: this.name, toIncarnation: this.incarnation, fromThread: node.thread }, payload: encodeValue(msg, node.maxMessageBytes) });
+        }, ms),
+      );
+    };
+    return {
+      self,
+      clock: node.clock,
+      timers: {
+        start: (key, ms, msg, opts = {}) => {
+          const existing = timers.get(key);
+          if (existing) node.clock.clearTimer(existing);
+          if (this.#state === 'exited') return;
+          fire(key, ms, msg, opts.repeat ?? false);
+        },
+        cancel: (key) => {
+          const handle = timers.get(key);
+          if (handle) node.clock.clearTimer(handle);
+          timers.delete(key);
+        },
+        has: (key) => timers.has(key),
+      },
+      lookup: async <M, R>(name: string) => {
+        const shape = await node.hooks.lookup(name);
+        return shape ? node.ref<M, R>(shape, this) : undefined;
+      },
+      watch: (ref) => node.hooks.watch(this.shape, ref),
+      runTask: <In, Out>(task: Task<In, Out>, input: In) => node.hooks.runTask(task.module, task.export, input) as Promise<Out>,
+      stop: () => {
+        void this.stop('normal');
+      },
+    };
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * The control plane: inspection and fault injection, separate from the data plane. For a
+ * worker-backed actor it is a comlink proxy over a dedicated `MessagePort`; for an in-thread
+ * actor the same interface is served locally.
+ */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import type { HandlerStats } from './cell.js';
+
+/** Event-loop delay of an actor's thread, in milliseconds (a diagnostic; see DESIGN.md). */
+export interface EventLoopDelay {
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+/** What the control plane reports about one actor incarnation. */
+export interface ActorStatus {
+  readonly name: string;
+  readonly incarnation: number;
+  readonly thread: number;
+  readonly state: 'running' | 'exited';
+  readonly handler: HandlerStats;
+  readonly eventLoopDelay: EventLoopDelay;
+}
+
+/** Control operations, all asynchronous so that in-thread and worker-backed actors look alike. */
+export interface ControlApi {
+  /** Current status and statistics. */
+  status(): Promise<ActorStatus>;
+  /** The actor's `inspect()` view of its state. */
+  inspect(): Promise<unknown>;
+  /** Crashes the actor as if its handler had thrown `new Error(reason)` outside any handler. */
+  crash(reason: string): Promise<void>;
+  /** Worker-backed only: ends the thread with `process.exit(code)` (a crash for the supervisor). */
+  exit(code: number): Promise<void>;
+}
+
+/** Samples the event-loop delay of the current thread. */
+export class EventLoopMonitor {
+  readonly #histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
+
+  constructor() {
+    this.#histogram.enable();
+  }
+
+  /** Percentiles observed so far, in milliseconds. */
+  read(): EventLoopDelay {
+    const h = this.#histogram;
+    return { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6 };
+  }
+
+  /** Stops sampling. */
+  close(): void {
+    this.#histogram.disable();
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * Typed errors of the actor runtime. Every failure a caller can observe carries a stable
+ * `code`, so programs branch on codes rather than on message text.
+ */
+
+/** Base class of every error the runtime raises on purpose. */
+export class KnhkError extends Error {
+  /** Stable machine-readable code, e.g. `ASK_TIMEOUT`. */
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** An `ask` received no reply within its timeout. */
+export class AskTimeout extends KnhkError {
+  /** The timeout that elapsed, in milliseconds. */
+  readonly timeoutMs: number;
+  constructor(target: string, timeoutMs: number) {
+    super('ASK_TIMEOUT', `no reply from ${target} within ${timeoutMs} ms`);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** Bytes received from another thread or the network could not be decoded into a valid message. */
+export class DecodeError extends KnhkError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DECODE_ERROR', message, options);
+  }
+}
+
+/** A message failed its schema check (when sending, or after decoding). */
+export class SchemaError extends KnhkError {
+  /** Path of the offending field, e.g. `$.votes[2].signature`. */
+  readonly path: string;
+  constructor(path: string, expected: string) {
+    super('SCHEMA_ERROR', `${path}: expected ${expected}`);
+    this.path = path;
+  }
+}
+
+/** An encoded message exceeded the configured frame limit. */
+export class MessageTooLarge extends KnhkError {
+  constructor(size: number, limit: number) {
+    super('MESSAGE_TOO_LARGE', `message of ${size} bytes exceeds the limit of ${limit} bytes`);
+  }
+}
+
+/** The receiver's mailbox was full and its overflow policy is `reject`. */
+export class MailboxFull extends KnhkError {
+  constructor(target: string) {
+    super('MAILBOX_FULL', `mailbox of ${target} is full`);
+  }
+}
+
+/** The target incarnation is not running (stopped, crashed, or never existed). */
+export class ActorNotRunning extends KnhkError {
+  constructor(target: string, reason: string) {
+    super('ACTOR_NOT_RUNNING', `${target} is not running (${reason})`);
+  }
+}
+
+/** Spawning an actor failed (missing export, bad arguments, duplicate name, start hook threw). */
+export class SpawnError extends KnhkError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('SPAWN_ERROR', message, options);
+  }
+}
+
+/** An option passed to the runtime is invalid. */
+export class ConfigError extends KnhkError {
+  constructor(message: string) {
+    super('CONFIG_ERROR', message);
+  }
+}
+
+/** The actor system has been stopped (or its root supervisor gave up). */
+export class SystemStopped extends KnhkError {
+  constructor() {
+    super('SYSTEM_STOPPED', 'the actor system is stopped');
+  }
+}
+
+/** A handler replied with a value its behavior's reply schema rejects. */
+export class ReplyRejected extends KnhkError {
+  constructor(target: string, options?: { cause?: unknown }) {
+    super('REPLY_REJECTED', `${target} replied with an invalid value`, options);
+  }
+}
+
+/** An actor's handler failed while processing an `ask`; the asker receives this. */
+export class RemoteFailure extends KnhkError {
+  constructor(target: string, message: string) {
+    super('REMOTE_FAILURE', `${target} failed while handling the request: ${message}`);
+  }
+}
+
+const BY_CODE: Record<string, { prototype: KnhkError }> = {
+  ASK_TIMEOUT: AskTimeout,
+  DECODE_ERROR: DecodeError,
+  SCHEMA_ERROR: SchemaError,
+  MESSAGE_TOO_LARGE: MessageTooLarge,
+  MAILBOX_FULL: MailboxFull,
+  ACTOR_NOT_RUNNING: ActorNotRunning,
+  SPAWN_ERROR: SpawnError,
+  CONFIG_ERROR: ConfigError,
+  SYSTEM_STOPPED: SystemStopped,
+  REPLY_REJECTED: ReplyRejected,
+  REMOTE_FAILURE: RemoteFailure,
+};
+
+/**
+ * Rebuilds an error that crossed a thread boundary as `{ code, message }`, with its original
+ * class when the code is one of ours (so `instanceof MailboxFull` works on the asker's side).
+ * Any other error becomes a {@link RemoteFailure} carrying the original text.
+ */
+export function reviveError(raw: { readonly code?: string | undefined; readonly message: string }): KnhkError {
+  const cls = raw.code === undefined ? undefined : BY_CODE[raw.code];
+  if (!cls || raw.code === undefined) return new KnhkError('REMOTE_FAILURE', raw.message);
+  const error = new KnhkError(raw.code, raw.message);
+  Object.setPrototypeOf(error, cls.prototype);
+  error.name = (cls as unknown as { name: string }).name;
+  return error;
+}

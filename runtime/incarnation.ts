@@ -1,0 +1,189 @@
+/**
+ * Starting one incarnation of an actor, in the main thread or in a worker thread of its own, and
+ * stopping it again. Both kinds are handled identically by supervisors through {@link Incarnation}.
+ */
+import { releaseProxy, wrap, type Remote } from 'comlink';
+import { nodeEndpoint } from './comlink-node.js';
+import { MessageChannel, Worker, type ResourceLimits } from 'node:worker_threads';
+import { serializeError, type Behavior, type ExitReason } from './behavior.js';
+import type { ActorStatus, ControlApi, EventLoopMonitor } from './control.js';
+import { ConfigError, SpawnError } from './errors.js';
+import type { Endpoint } from './link.js';
+import type { MailboxOptions } from './mailbox.js';
+import type { Node } from './node.js';
+import type { RefShape } from './schema.js';
+import { isControl, type FromWorker, type ToWorker, type WorkerBoot } from './thread-protocol.js';
+
+/** A running incarnation, as its supervisor sees it. */
+export interface Incarnation {
+  readonly ref: RefShape;
+  /** The control plane of this incarnation. */
+  readonly control: ControlApi;
+  /** Asks the actor to stop; kills it after `timeoutMs`. Resolves once it has exited. */
+  shutdown(timeoutMs: number): Promise<void>;
+}
+
+/** Everything needed to start an incarnation. */
+export interface IncarnationSpec {
+  readonly behavior: Behavior<unknown, unknown, unknown>;
+  readonly name: string;
+  readonly incarnation: number;
+  readonly args: unknown;
+  readonly thread: boolean;
+  readonly mailbox: MailboxOptions | undefined;
+  readonly resourceLimits: ResourceLimits | undefined;
+}
+
+/** What starting a worker-backed incarnation needs from the system. */
+export interface WorkerHost {
+  readonly node: Node;
+  readonly preload: readonly string[];
+  readonly monitor: EventLoopMonitor;
+  /** Handles a control message from a worker (connect, lookup, watch, task, dead letter). */
+  onWorkerControl(thread: number, message: FromWorker): void;
+  /** Registers a live worker thread (so other threads can connect to it). */
+  threadStarted(thread: number, worker: Worker): void;
+  /** Called once a worker thread has exited. */
+  threadGone(thread: number): void;
+}
+
+function killTimer(ms: number, kill: () => void): () => void {
+  const timer = setTimeout(kill, ms);
+  return () => clearTimeout(timer);
+}
+
+/** Starts an incarnation in the calling (main) thread. */
+export async function startInThread(host: WorkerHost, spec: IncarnationSpec, onExit: (reason: ExitReason) => void): Promise<Incarnation> {
+  let started = false;
+  let exited!: () => void;
+  const exit = new Promise<void>((resolve) => (exited = resolve));
+  const cell = host.node.spawnCell(spec.behavior, {
+    name: spec.name,
+    incarnation: spec.incarnation,
+    mailbox: spec.mailbox,
+    onExit: (reason) => {
+      exited();
+      if (started) onExit(reason);
+    },
+  });
+  try {
+    await cell.start(spec.args);
+  } catch (error) {
+    cell.crash(error);
+    throw new SpawnError(`${spec.name} failed to start: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  started = true;
+  const status = async (): Promise<ActorStatus> => ({
+    ...cell.shape,
+    state: cell.accepting ? 'running' : 'exited',
+    handler: cell.stats,
+    eventLoopDelay: host.monitor.read(),
+  });
+  return {
+    ref: cell.shape,
+    control: {
+      status,
+      inspect: async () => cell.inspect(),
+      crash: async (reason) => cell.crash(new Error(reason)),
+      exit: async () => {
+        throw new ConfigError(`${spec.name} runs in the main thread; it has no thread to exit`);
+      },
+    },
+    async shutdown(timeoutMs) {
+      const cancel = killTimer(timeoutMs, () => cell.crash(new Error(`killed: no exit within ${timeoutMs} ms of shutdown`)));
+      await cell.stop('shutdown');
+      await exit;
+      cancel();
+    },
+  };
+}
+
+/** Starts an incarnation in a worker thread of its own. */
+export function startInWorker(host: WorkerHost, spec: IncarnationSpec, onExit: (reason: ExitReason) => void): Promise<Incarnation> {
+  const { port1, port2 } = new MessageChannel();
+  const boot: WorkerBoot = {
+    module: spec.behavior.module,
+    export: spec.behavior.export,
+    name: spec.name,
+    incarnation: spec.incarnation,
+    args: spec.args,
+    maxMessageBytes: host.node.maxMessageBytes,
+    mailbox: spec.mailbox,
+    preload: host.preload,
+    controlPort: port2,
+  };
+  let worker: Worker;
+  try {
+    worker = new Worker(new URL('./worker-host.js', import.meta.url), {
+      workerData: boot,
+      transferList: [port2],
+      ...(spec.resourceLimits ? { resourceLimits: spec.resourceLimits } : {}),
+    });
+  } catch (error) {
+    port1.close();
+    return Promise.reject(new SpawnError(`cannot start a thread for ${spec.name}`, { cause: error }));
+  }
+  const thread = worker.threadId;
+  const ref = { name: spec.name, incarnation: spec.incarnation, thread };
+  const remote: Remote<ControlApi> = wrap<ControlApi>(nodeEndpoint(port1));
+  let reason: ExitReason | undefined;
+  let started = false;
+  let exited!: () => void;
+  const exit = new Promise<void>((resolve) => (exited = resolve));
+  host.threadStarted(thread, worker);
+
+  return new Promise<Incarnation>((resolve, reject) => {
+    host.node.attach(thread, worker as unknown as Endpoint, (value) => {
+      if (!isControl<FromWorker>(value)) return;
+      switch (value.op) {
+        case 'started':
+          started = true;
+          resolve(incarnation);
+          break;
+        case 'start-failed':
+          reason = { kind: 'crash', error: value.error };
+          reject(new SpawnError(`${spec.name} failed to start: ${value.error.message}`));
+          void worker.terminate();
+          break;
+        case 'exited':
+          reason = value.reason;
+          void worker.terminate();
+          break;
+        default:
+          host.onWorkerControl(thread, value);
+      }
+    });
+    worker.on('error', (error) => {
+      reason ??= { kind: 'crash', error: serializeError(error) };
+    });
+    worker.on('exit', (code) => {
+      const final = reason ?? { kind: 'crash', error: { name: 'ThreadExit', message: `thread exited with code ${code}` } };
+      host.node.detachEndpoint(worker as unknown as Endpoint);
+      remote[releaseProxy]();
+      port1.close();
+      host.threadGone(thread);
+      exited();
+      if (started) onExit(final);
+      else reject(new SpawnError(`${spec.name} exited while starting: ${final.kind === 'crash' ? final.error.message : final.kind}`));
+    });
+
+    const incarnation: Incarnation = {
+      ref,
+      control: {
+        status: () => remote.status(),
+        inspect: () => remote.inspect(),
+        crash: (why) => remote.crash(why),
+        exit: (code) => remote.exit(code),
+      },
+      async shutdown(timeoutMs) {
+        const cancel = killTimer(timeoutMs, () => {
+          reason ??= { kind: 'crash', error: { name: 'Killed', message: `no exit within ${timeoutMs} ms of shutdown` } };
+          void worker.terminate();
+        });
+        host.node.control(thread, { op: 'stop' } satisfies ToWorker);
+        await exit;
+        cancel();
+      },
+    };
+  });
+}

@@ -1,0 +1,44 @@
+/**
+ * knhk's actor runtime: worker-thread and in-thread actors with typed, validated messages,
+ * OTP supervision, death watch, dead letters, timers, a task pool and a control plane.
+ * It knows nothing of consensus.
+ * @packageDocumentation
+ */
+export { ActorSystem, type ActorSystemOptions, type ActorInfo, type SystemExit } from './system.js';
+export { ActorRef, type AskOptions, type TellOptions } from './actor-ref.js';
+export {
+  defineBehavior,
+  isBehavior,
+  type Behavior,
+  type BehaviorDefinition,
+  type ActorContext,
+  type ActorHandlers,
+  type ActorTimers,
+  type Sender,
+  type Signal,
+  type ExitReason,
+  type SerializedError,
+} from './behavior.js';
+export { defineTask, type Task } from './task.js';
+export { t, type Schema, type Infer, type OptionalSchema, type ParseContext, type RefShape } from './schema.js';
+export { Supervisor, type Strategy, type RestartType, type Backoff, type SupervisorOptions, type SpawnOptions, type ChildInfo } from './supervisor.js';
+export { type MailboxOptions, type OverflowPolicy } from './mailbox.js';
+export { type DeadLetter, type DeadLetterReason, type DeadLetterListener } from './dead-letter.js';
+export { type ControlApi, type ActorStatus, type EventLoopDelay } from './control.js';
+export { type HandlerStats } from './cell.js';
+export { realClock, VirtualClock, type Clock, type TimerHandle } from './clock.js';
+export {
+  KnhkError,
+  AskTimeout,
+  DecodeError,
+  SchemaError,
+  MessageTooLarge,
+  MailboxFull,
+  ActorNotRunning,
+  SpawnError,
+  ConfigError,
+  SystemStopped,
+  ReplyRejected,
+  RemoteFailure,
+} from './errors.js';
+export { TICK_MS } from './telemetry.js';

@@ -1,0 +1,24 @@
+/**
+ * The function each Piscina thread runs: finds a task by module URL and export name and runs it.
+ * Modules listed in `workerData.preload` are imported first (telemetry set-up, for example).
+ */
+import { workerData } from 'piscina';
+import { isTask } from './task.js';
+
+/** A task invocation as sent to the pool. */
+export interface PoolJob {
+  readonly module: string;
+  readonly export: string;
+  readonly input: unknown;
+}
+
+const preload = ((workerData as { preload?: readonly string[] } | undefined)?.preload ?? []).map((url) => import(url));
+
+/** Runs one job. */
+export default async function runJob(job: PoolJob): Promise<unknown> {
+  await Promise.all(preload);
+  const mod = (await import(job.module)) as Record<string, unknown>;
+  const task = mod[job.export];
+  if (!isTask(task)) throw new Error(`${job.module} does not export a task named ${job.export}`);
+  return task.run(job.input);
+}

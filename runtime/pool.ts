@@ -1,0 +1,60 @@
+/**
+ * The system's worker pool for CPU-heavy tasks (Piscina). Created on first use, so systems that
+ * never run a task start no pool threads; destroyed when the system stops.
+ */
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import { ConfigError, SystemStopped } from './errors.js';
+import type { PoolJob } from './pool-worker.js';
+import type { Task } from './task.js';
+
+/** Pool options. */
+export interface PoolOptions {
+  /** Pool threads (default: the number of cores). */
+  readonly threads?: number;
+  /** Modules imported in every pool thread before the first task. */
+  readonly preload?: readonly string[];
+}
+
+/** A lazily started Piscina pool running {@link Task}s. */
+export class TaskPool {
+  readonly threads: number;
+  readonly #preload: readonly string[];
+  #piscina: Piscina<PoolJob, unknown> | undefined;
+  #closed = false;
+
+  constructor(options: PoolOptions = {}) {
+    this.threads = options.threads ?? availableParallelism();
+    if (!Number.isSafeInteger(this.threads) || this.threads < 1) throw new ConfigError(`cryptoThreads must be a positive integer, got ${this.threads}`);
+    this.#preload = options.preload ?? [];
+  }
+
+  /** Runs a task on a pool thread. */
+  run<In, Out>(task: Task<In, Out>, input: In): Promise<Out> {
+    return this.runJob({ module: task.module, export: task.export, input }) as Promise<Out>;
+  }
+
+  /** Runs a job already reduced to module, export and input (jobs forwarded from worker actors). */
+  runJob(job: PoolJob): Promise<unknown> {
+    if (this.#closed) return Promise.reject(new SystemStopped());
+    this.#piscina ??= new Piscina<PoolJob, unknown>({
+      filename: new URL('./pool-worker.js', import.meta.url).href,
+      minThreads: 1,
+      maxThreads: this.threads,
+      workerData: { preload: this.#preload },
+    });
+    return this.#piscina.run(job);
+  }
+
+  /** Completed tasks so far. */
+  get completed(): number {
+    return this.#piscina?.completed ?? 0;
+  }
+
+  /** Stops the pool threads. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#piscina?.destroy();
+    this.#piscina = undefined;
+  }
+}

@@ -1,0 +1,305 @@
+/**
+ * The actor system: the main thread's node, the root supervisor, the directory of running
+ * incarnations, death watch, dead letters, the task pool, and the wiring between worker threads.
+ */
+import { MessageChannel, type Worker } from 'node:worker_threads';
+import { refLabel, type ActorRef } from './actor-ref.js';
+import { serializeError, type Behavior, type ExitReason } from './behavior.js';
+import { realClock, type Clock } from './clock.js';
+import { EventLoopMonitor, type ControlApi } from './control.js';
+import type { DeadLetter, DeadLetterListener } from './dead-letter.js';
+import { BatchWriter, EnvelopeKind } from './envelope.js';
+import { ConfigError, SpawnError, SystemStopped } from './errors.js';
+import { startInThread, startInWorker, type Incarnation, type IncarnationSpec, type WorkerHost } from './incarnation.js';
+import type { MailboxOptions } from './mailbox.js';
+import { Node } from './node.js';
+import { TaskPool } from './pool.js';
+import type { RefShape } from './schema.js';
+import { Supervisor, type ChildInfo, type SpawnOptions, type SupervisorOptions } from './supervisor.js';
+import type { Task } from './task.js';
+import { installContextManager, runtimeInstruments, type RuntimeInstruments } from './telemetry.js';
+import type { FromWorker, ToWorker } from './thread-protocol.js';
+
+/** Options of {@link ActorSystem.start}. */
+export interface ActorSystemOptions {
+  /** Threads of the task pool (default: number of cores). The pool starts on first use. */
+  readonly cryptoThreads?: number;
+  /** Largest encoded message accepted, in bytes (default 8 MiB). */
+  readonly maxMessageBytes?: number;
+  /** Clock for in-thread actors' timers, asks and supervision (default: real time). */
+  readonly clock?: Clock;
+  /** Modules (URLs) imported first in every worker and pool thread, e.g. to register an OpenTelemetry SDK there. */
+  readonly workerPreload?: readonly string[];
+  /** The root supervisor (default: one_for_one, intensity 1 in 5 s, as in OTP). */
+  readonly root?: Omit<SupervisorOptions, 'name' | 'restart'>;
+  /** Default mailbox options for actors that do not set their own. */
+  readonly mailbox?: MailboxOptions;
+}
+
+/** Why the system stopped: `stop()` was called, or the root supervisor gave up. */
+export type SystemExit = { readonly kind: 'stopped' } | { readonly kind: 'escalated'; readonly reason: ExitReason };
+
+/** Status of one actor known to the system. */
+export interface ActorInfo extends ChildInfo {
+  /** Name of its supervisor. */
+  readonly supervisor: string;
+}
+
+const MAIN_THREAD = 0;
+
+/** The actor system. Start one with {@link ActorSystem.start}; stop it with {@link ActorSystem.stop}. */
+export class ActorSystem {
+  readonly #node: Node;
+  readonly #clock: Clock;
+  readonly #pool: TaskPool;
+  readonly #monitor = new EventLoopMonitor();
+  readonly #preload: readonly string[];
+  readonly #defaultMailbox: MailboxOptions | undefined;
+  readonly #instruments: RuntimeInstruments;
+  readonly #names = new Set<string>();
+  readonly #directory = new Map<string, Incarnation>();
+  readonly #workers = new Map<number, Worker>();
+  readonly #watchers = new Map<string, RefShape[]>();
+  readonly #deadLetterListeners = new Set<DeadLetterListener>();
+  readonly #localWatches = new Map<string, ((reason: ExitReason) => void)[]>();
+  readonly #workerHost: WorkerHost;
+  readonly #root: Supervisor;
+  #deadLetters = 0;
+  #stopped = false;
+  #exit!: (exit: SystemExit) => void;
+  /** Resolves when the system has stopped, saying why. */
+  readonly terminated: Promise<SystemExit>;
+
+  private constructor(options: ActorSystemOptions) {
+    const maxMessageBytes = options.maxMessageBytes ?? 8 * 1024 * 1024;
+    if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes < 64) throw new ConfigError(`maxMessageBytes must be an integer >= 64, got ${maxMessageBytes}`);
+    this.#clock = options.clock ?? realClock;
+    this.#pool = new TaskPool({ ...(options.cryptoThreads === undefined ? {} : { threads: options.cryptoThreads }), preload: options.workerPreload ?? [] });
+    this.#preload = options.workerPreload ?? [];
+    this.#defaultMailbox = options.mailbox;
+    this.#instruments = runtimeInstruments();
+    this.terminated = new Promise((resolve) => (this.#exit = resolve));
+    this.#node = new Node({
+      thread: MAIN_THREAD,
+      maxMessageBytes,
+      clock: this.#clock,
+      instruments: this.#instruments,
+      hooks: {
+        connect: (thread) => queueMicrotask(() => this.#node.unreachable(thread)),
+        deadLetter: (letter) => this.#emitDeadLetter(letter),
+        lookup: async (name) => this.#directory.get(name)?.ref,
+        watch: (watcher, target) => this.#watch(watcher, target),
+        runTask: (module, exportName, input) => this.#pool.runJob({ module, export: exportName, input }),
+      },
+    });
+    this.#workerHost = {
+      node: this.#node,
+      preload: this.#preload,
+      monitor: this.#monitor,
+      onWorkerControl: (thread, message) => this.#onWorkerControl(thread, message),
+      threadStarted: (thread, worker) => void this.#workers.set(thread, worker),
+      threadGone: (thread) => {
+        this.#workers.delete(thread);
+        this.#node.unreachable(thread);
+        for (const other of this.#workers.keys()) this.#node.control(other, { op: 'peer-gone', thread } satisfies ToWorker);
+      },
+    };
+    this.#root = this.#newSupervisor({ ...options.root, name: '/' }, (reason) => void this.#shutdown({ kind: 'escalated', reason }));
+  }
+
+  /** Starts an actor system in the calling thread. */
+  static async start(options: ActorSystemOptions = {}): Promise<ActorSystem> {
+    installContextManager();
+    return new ActorSystem(options);
+  }
+
+  /** Starts an actor under the root supervisor. */
+  spawn<Msg, Args, Reply>(behavior: Behavior<Msg, Args, Reply>, options: SpawnOptions<Args>): Promise<ActorRef<Msg, Reply>> {
+    if (this.#stopped) return Promise.reject(new SystemStopped());
+    return this.#root.spawn(behavior, { ...options, mailbox: options.mailbox ?? this.#defaultMailbox });
+  }
+
+  /** Starts a supervisor under the root supervisor. */
+  supervisor(options: SupervisorOptions): Promise<Supervisor> {
+    if (this.#stopped) return Promise.reject(new SystemStopped());
+    return this.#root.supervisor(options);
+  }
+
+  /** The root supervisor. */
+  get root(): Supervisor {
+    return this.#root;
+  }
+
+  /** The current incarnation of a named actor, or `undefined`. */
+  lookup<Msg = unknown, Reply = unknown>(name: string): ActorRef<Msg, Reply> | undefined {
+    const running = this.#directory.get(name);
+    return running ? this.#node.ref<Msg, Reply>(running.ref) : undefined;
+  }
+
+  /** Resolves when `ref`'s incarnation ends (at once if it already has), with the reason. */
+  watch(ref: RefShape): Promise<ExitReason | { readonly kind: 'noproc' }> {
+    return new Promise((resolve) => {
+      const current = this.#directory.get(ref.name);
+      if (!current || current.ref.incarnation !== ref.incarnation) {
+        resolve({ kind: 'noproc' });
+        return;
+      }
+      const key = refLabel(ref);
+      const list = this.#localWatches.get(key) ?? [];
+      list.push(resolve);
+      this.#localWatches.set(key, list);
+    });
+  }
+
+  /** The control plane of an actor incarnation (status, inspect, crash, exit). */
+  control(ref: RefShape): ControlApi {
+    const running = this.#directory.get(ref.name);
+    if (!running || running.ref.incarnation !== ref.incarnation) throw new SpawnError(`${refLabel(ref)} is not running`);
+    return running.control;
+  }
+
+  /** Runs a task on the system's pool. */
+  runTask<In, Out>(task: Task<In, Out>, input: In): Promise<Out> {
+    return this.#pool.run(task, input);
+  }
+
+  /** Subscribes to dead letters; returns the unsubscribe function. */
+  onDeadLetter(listener: DeadLetterListener): () => void {
+    this.#deadLetterListeners.add(listener);
+    return () => this.#deadLetterListeners.delete(listener);
+  }
+
+  /** Dead letters reported so far (all threads). */
+  get deadLetterCount(): number {
+    return this.#deadLetters;
+  }
+
+  /** Every supervised actor and supervisor, with restart counts. */
+  status(): ActorInfo[] {
+    return this.#root.tree().flatMap((sup) => sup.children().map((c) => ({ ...c, supervisor: sup.name })));
+  }
+
+  /** Posts/frames counters of the main thread's link to a thread (how well sends were coalesced). */
+  linkStats(thread: number): { readonly posts: number; readonly frames: number } | undefined {
+    const link = this.#node.linkTo(thread);
+    return link ? { posts: link.posts, frames: link.frames } : undefined;
+  }
+
+  /**
+   * Fault injection: delivers raw bytes to `ref` as a message payload (`payload`) or as a whole
+   * batch of frames (`batch`), exactly as if they had arrived from another thread or the network.
+   */
+  injectRaw(ref: RefShape, bytes: Uint8Array, as: 'payload' | 'batch' = 'payload'): void {
+    let batch = bytes;
+    if (as === 'payload') {
+      const writer = new BatchWriter(bytes.length + 64);
+      writer.push({ kind: EnvelopeKind.Tell, urgent: false, to: ref.name, toIncarnation: ref.incarnation, fromThread: MAIN_THREAD }, bytes);
+      batch = writer.take();
+    }
+    if (ref.thread === MAIN_THREAD) this.#node.receiveBatch(batch);
+    else this.#workers.get(ref.thread)?.postMessage(batch);
+  }
+
+  /** Stops every actor (last started first), the pool and the main thread's node. */
+  stop(): Promise<void> {
+    return this.#shutdown({ kind: 'stopped' });
+  }
+
+  async #shutdown(exit: SystemExit): Promise<void> {
+    if (this.#stopped) return this.terminated.then(() => undefined);
+    this.#stopped = true;
+    await this.#root.shutdown();
+    await this.#pool.close();
+    this.#node.close();
+    this.#monitor.close();
+    this.#exit(exit);
+  }
+
+  #newSupervisor(options: SupervisorOptions, onExit: (reason: ExitReason) => void): Supervisor {
+    const host = {
+      clock: this.#clock,
+      startIncarnation: (spec: IncarnationSpec, exit: (reason: ExitReason) => void) => this.#startIncarnation(spec, exit),
+      claimName: (name: string) => {
+        if (this.#names.has(name)) throw new SpawnError(`the name ${name} is taken`);
+        this.#names.add(name);
+      },
+      releaseName: (name: string) => void this.#names.delete(name),
+      ref: <M, R>(shape: RefShape) => this.#node.ref<M, R>(shape),
+      restarted: (name: string) => this.#instruments.restarts.add(1, { 'actor.name': name }),
+    };
+    return new Supervisor(host, options, onExit);
+  }
+
+  async #startIncarnation(spec: IncarnationSpec, onExit: (reason: ExitReason) => void): Promise<Incarnation> {
+    if (this.#stopped) throw new SystemStopped();
+    const start = spec.thread ? startInWorker : startInThread;
+    const running = await start(this.#workerHost, spec, (reason) => {
+      if (this.#directory.get(spec.name) === running) this.#directory.delete(spec.name);
+      this.#terminated(running.ref, reason);
+      onExit(reason);
+    });
+    this.#directory.set(spec.name, running);
+    return running;
+  }
+
+  #terminated(ref: RefShape, reason: ExitReason): void {
+    const key = refLabel(ref);
+    for (const resolve of this.#localWatches.get(key) ?? []) resolve(reason);
+    this.#localWatches.delete(key);
+    for (const watcher of this.#watchers.get(key) ?? []) {
+      this.#node.signal(watcher, { type: 'terminated', ref, reason });
+    }
+    this.#watchers.delete(key);
+  }
+
+  #watch(watcher: RefShape, target: RefShape): void {
+    const current = this.#directory.get(target.name);
+    if (!current || current.ref.incarnation !== target.incarnation) {
+      this.#node.signal(watcher, { type: 'terminated', ref: target, reason: { kind: 'noproc' } });
+      return;
+    }
+    const key = refLabel(target);
+    const list = this.#watchers.get(key) ?? [];
+    list.push(watcher);
+    this.#watchers.set(key, list);
+  }
+
+  #onWorkerControl(thread: number, message: FromWorker): void {
+    switch (message.op) {
+      case 'connect': {
+        const target = this.#workers.get(message.thread);
+        if (!target || message.thread === thread) {
+          this.#node.control(thread, { op: 'peer-gone', thread: message.thread } satisfies ToWorker);
+          return;
+        }
+        const { port1, port2 } = new MessageChannel();
+        this.#node.control(message.thread, { op: 'peer', thread, port: port2 } satisfies ToWorker, [port2]);
+        this.#node.control(thread, { op: 'peer', thread: message.thread, port: port1 } satisfies ToWorker, [port1]);
+        return;
+      }
+      case 'dead-letter':
+        this.#emitDeadLetter(message.letter);
+        return;
+      case 'lookup':
+        this.#node.control(thread, { op: 'lookup-result', id: message.id, shape: this.#directory.get(message.name)?.ref } satisfies ToWorker);
+        return;
+      case 'watch':
+        this.#watch(message.watcher, message.target);
+        return;
+      case 'task':
+        this.#pool.runJob({ module: message.module, export: message.export, input: message.input }).then(
+          (value) => this.#node.control(thread, { op: 'task-result', id: message.id, ok: true, value } satisfies ToWorker),
+          (error: unknown) => this.#node.control(thread, { op: 'task-result', id: message.id, ok: false, error: serializeError(error) } satisfies ToWorker),
+        );
+        return;
+      default:
+        return;
+    }
+  }
+
+  #emitDeadLetter(letter: DeadLetter): void {
+    this.#deadLetters++;
+    for (const listener of this.#deadLetterListeners) listener(letter);
+  }
+}
+

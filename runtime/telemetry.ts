@@ -1,0 +1,99 @@
+/**
+ * Telemetry plumbing of the runtime. The API packages are always used; an SDK is the embedding
+ * program's choice (none registered: spans and instruments are no-ops costing ~nothing).
+ * Trace context crosses threads inside the envelope header (trace id, span id, flags).
+ */
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import {
+  context,
+  metrics,
+  trace,
+  isSpanContextValid,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  type Context,
+  type Counter,
+  type Histogram,
+  type Span,
+} from '@opentelemetry/api';
+import type { EnvelopeHeader } from './envelope.js';
+
+/** Instrumentation scope name of the runtime. */
+export const SCOPE = 'knhk.runtime';
+
+/** The runtime's tracer (the API's proxy provider lets an SDK registered later take effect). */
+export const tracer = trace.getTracer(SCOPE);
+
+/** One tick of the time budget, in milliseconds (125 µs; a handler may take 8 ticks). */
+export const TICK_MS = 0.125;
+
+let contextManagerInstalled = false;
+
+/**
+ * Installs the async-hooks context manager unless the program already registered one, so that
+ * the active span survives `await` inside handlers.
+ */
+export function installContextManager(): void {
+  if (contextManagerInstalled) return;
+  contextManagerInstalled = true;
+  const manager = new AsyncLocalStorageContextManager();
+  if (context.setGlobalContextManager(manager.enable())) return;
+  manager.disable();
+}
+
+/** The trace fields of an envelope header for the currently active span, if any. */
+export function traceFields(): Pick<EnvelopeHeader, 'traceId' | 'spanId' | 'traceFlags'> {
+  const sc = trace.getSpanContext(context.active());
+  if (!sc || !isSpanContextValid(sc)) return {};
+  return { traceId: sc.traceId, spanId: sc.spanId, traceFlags: sc.traceFlags };
+}
+
+/** The remote parent context an envelope carries, or `undefined`. */
+export function parentContext(header: EnvelopeHeader): Context | undefined {
+  if (header.traceId === undefined || header.spanId === undefined) return undefined;
+  const sc = { traceId: header.traceId, spanId: header.spanId, traceFlags: header.traceFlags ?? 0, isRemote: true };
+  return isSpanContextValid(sc) ? trace.setSpanContext(ROOT_CONTEXT, sc) : undefined;
+}
+
+/** Starts the span of handling one traced message, as a child of the sender's span. */
+export function startHandleSpan(parent: Context, actor: string, messageType: string): { span: Span; ctx: Context } {
+  const span = tracer.startSpan(
+    'actor.receive',
+    { kind: SpanKind.CONSUMER, attributes: { 'actor.name': actor, 'actor.message.type': messageType } },
+    parent,
+  );
+  return { span, ctx: trace.setSpan(parent, span) };
+}
+
+/** Ends a handling span, marking it failed if `error` is given. */
+export function endHandleSpan(span: Span, error?: unknown): void {
+  if (error !== undefined) {
+    span.recordException(error instanceof Error ? error : String(error));
+    span.setStatus({ code: SpanStatusCode.ERROR });
+  }
+  span.end();
+}
+
+/** The runtime's metric instruments, created from the meter provider active when a system starts. */
+export interface RuntimeInstruments {
+  readonly handlerTicks: Histogram;
+  readonly deadLetters: Counter;
+  readonly restarts: Counter;
+}
+
+/** Creates the runtime's instruments from the current global meter provider. */
+export function runtimeInstruments(): RuntimeInstruments {
+  const meter = metrics.getMeter(SCOPE);
+  return {
+    handlerTicks: meter.createHistogram('actor.handler.ticks', {
+      description: 'Synchronous time of one message handler, in ticks of 125 µs (budget: 8).',
+      unit: '{tick}',
+      advice: { explicitBucketBoundaries: [1, 2, 4, 8, 16, 32, 64, 128] },
+    }),
+    deadLetters: meter.createCounter('actor.dead_letters', { description: 'Messages that could not be delivered.', unit: '{message}' }),
+    restarts: meter.createCounter('actor.restarts', { description: 'Actor restarts performed by supervisors.', unit: '{restart}' }),
+  };
+}
+
+export { context };
