@@ -62,7 +62,7 @@ const HEADER_FIELDS = ['kind', 'urgent', 'to', 'toIncarnation', 'from', 'fromInc
 export function encodeValue(value: unknown, limit: number): Uint8Array {
   const view = packr.pack(value);
   if (view.length > limit) throw new MessageTooLarge(view.length, limit);
-  return Uint8Array.prototype.slice.call(view);
+  return new Uint8Array(view);
 }
 
 /** Decodes one msgpack value that must span `bytes` exactly. */
