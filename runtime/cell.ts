@@ -3,10 +3,10 @@
  * statistics. The loop handles one message at a time; a handler that returns a promise holds the
  * mailbox until it settles; a handler that throws crashes the incarnation.
  */
-import { refLabel, type SenderId } from './actor-ref.js';
+import { refLabel, type ActorRef, type SenderId } from './actor-ref.js';
 import { serializeError, type ActorContext, type ActorHandlers, type Behavior, type ExitReason, type Sender, type Signal } from './behavior.js';
 import type { TimerHandle } from './clock.js';
-import { decodeValue, encodeValue, EnvelopeKind, type Frame } from './envelope.js';
+import { decodeValue, encodeValue, EnvelopeKind, type EnvelopeHeader, type Frame } from './envelope.js';
 import { ActorNotRunning, DecodeError, KnhkError, MailboxFull, MessageTooLarge, RemoteFailure, ReplyRejected } from './errors.js';
 import { Mailbox, type MailboxOptions } from './mailbox.js';
 import type { Node } from './node.js';
@@ -36,10 +36,57 @@ export interface HandlerStats {
   readonly mailboxDepth: number;
 }
 
-/** The sender handed to a handler, plus what the cell needs to answer an ask the handler failed. */
-interface PendingSender extends Sender<unknown> {
-  readonly pending: boolean;
-  fail(error: KnhkError): void;
+/**
+ * The sender handed to a handler. One is made per message, so it is a plain class: the reference
+ * to the sender is only built if the handler asks for it.
+ */
+class MessageSender implements Sender<unknown> {
+  readonly #cell: Cell;
+  readonly #header: EnvelopeHeader;
+  #pending: boolean;
+
+  constructor(cell: Cell, header: EnvelopeHeader) {
+    this.#cell = cell;
+    this.#header = header;
+    this.#pending = header.kind === EnvelopeKind.Ask;
+  }
+
+  get ref(): ActorRef | undefined {
+    const h = this.#header;
+    return h.from === undefined ? undefined : this.#cell.node.ref({ name: h.from, incarnation: h.fromIncarnation ?? 0, thread: h.fromThread }, this.#cell);
+  }
+
+  get expectsReply(): boolean {
+    return this.#header.kind === EnvelopeKind.Ask;
+  }
+
+  /** True while an ask is unanswered. */
+  get pending(): boolean {
+    return this.#pending;
+  }
+
+  reply(value: unknown): void {
+    if (this.#header.kind !== EnvelopeKind.Ask) return;
+    const cell = this.#cell;
+    if (!this.#pending) throw new KnhkError('DOUBLE_REPLY', `${refLabel(cell)} replied twice to one ask`);
+    this.#pending = false;
+    const replies = cell.behavior.replies;
+    if (replies) {
+      try {
+        replies.parse(value, '$reply');
+      } catch (cause) {
+        cell.node.reply(this.#header, false, serializeError(new ReplyRejected(refLabel(cell), { cause })), cell);
+        throw cause;
+      }
+    }
+    cell.node.reply(this.#header, true, value, cell);
+  }
+
+  /** Answers the ask with an error (the handler failed before replying). */
+  fail(error: KnhkError): void {
+    this.#pending = false;
+    this.#cell.node.reply(this.#header, false, serializeError(error), this.#cell);
+  }
 }
 
 type State = 'starting' | 'running' | 'stopping' | 'exited';
@@ -57,8 +104,11 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 export class Cell implements SenderId {
   readonly name: string;
   readonly incarnation: number;
-  readonly #node: Node;
-  readonly #behavior: Behavior<unknown, unknown, unknown>;
+  /** @internal */
+  readonly node: Node;
+  /** @internal */
+  readonly behavior: Behavior<unknown, unknown, unknown>;
+  readonly #metricAttributes: { readonly 'actor.name': string };
   readonly #mailbox: Mailbox<Frame>;
   readonly #onExit: (reason: ExitReason) => void;
   readonly #timers = new Map<string, TimerHandle>();
@@ -72,8 +122,9 @@ export class Cell implements SenderId {
   #overBudget = 0;
 
   constructor(node: Node, behavior: Behavior<unknown, unknown, unknown>, options: CellOptions) {
-    this.#node = node;
-    this.#behavior = behavior;
+    this.node = node;
+    this.behavior = behavior;
+    this.#metricAttributes = { 'actor.name': options.name };
     this.name = options.name;
     this.incarnation = options.incarnation;
     this.#mailbox = new Mailbox(options.mailbox);
@@ -83,7 +134,7 @@ export class Cell implements SenderId {
 
   /** This incarnation as a reference shape. */
   get shape(): RefShape {
-    return { name: this.name, incarnation: this.incarnation, thread: this.#node.thread };
+    return { name: this.name, incarnation: this.incarnation, thread: this.node.thread };
   }
 
   /** True while messages are accepted (starting or running). */
@@ -103,8 +154,8 @@ export class Cell implements SenderId {
 
   /** Runs the behavior's `start`; messages that arrive meanwhile wait in the mailbox. */
   async start(args: unknown): Promise<void> {
-    const parsedArgs = this.#behavior.args ? this.#behavior.args.parse(args, '$args', this.#parse) : args;
-    this.#handlers = await this.#behavior.start(this.#context(), parsedArgs);
+    const parsedArgs = this.behavior.args ? this.behavior.args.parse(args, '$args', this.#parse) : args;
+    this.#handlers = await this.behavior.start(this.#context(), parsedArgs);
     if (this.#state !== 'starting') return;
     this.#state = 'running';
     this.#schedule();
@@ -114,10 +165,10 @@ export class Cell implements SenderId {
   deliver(frame: Frame): void {
     const pushed = this.#mailbox.push(frame, frame.header.urgent);
     if (!pushed.ok) {
-      this.#node.undeliverable(frame, 'mailbox-full', new MailboxFull(refLabel(this)));
+      this.node.undeliverable(frame, 'mailbox-full', new MailboxFull(refLabel(this)));
       return;
     }
-    if (pushed.dropped) this.#node.undeliverable(pushed.dropped, 'dropped-oldest', new MailboxFull(refLabel(this)));
+    if (pushed.dropped) this.node.undeliverable(pushed.dropped, 'dropped-oldest', new MailboxFull(refLabel(this)));
     this.#schedule();
   }
 
@@ -147,13 +198,13 @@ export class Cell implements SenderId {
 
   #exit(reason: ExitReason): void {
     this.#state = 'exited';
-    for (const handle of this.#timers.values()) this.#node.clock.clearTimer(handle);
+    for (const handle of this.#timers.values()) this.node.clock.clearTimer(handle);
     this.#timers.clear();
     for (const frame of this.#mailbox.drain()) {
-      this.#node.undeliverable(frame, 'undelivered-at-exit', new ActorNotRunning(refLabel(this), 'it exited before handling the message'));
+      this.node.undeliverable(frame, 'undelivered-at-exit', new ActorNotRunning(refLabel(this), 'it exited before handling the message'));
     }
-    if (this.#node.cells.get(this.name) === this) this.#node.cells.delete(this.name);
-    this.#node.abandonAsks(this);
+    if (this.node.cells.get(this.name) === this) this.node.cells.delete(this.name);
+    this.node.abandonAsks(this);
     this.#onExit(reason);
   }
 
@@ -182,16 +233,16 @@ export class Cell implements SenderId {
     const { header } = frame;
     let msg: unknown;
     try {
-      if (frame.payload.length > this.#node.maxMessageBytes) throw new MessageTooLarge(frame.payload.length, this.#node.maxMessageBytes);
+      if (frame.payload.length > this.node.maxMessageBytes) throw new MessageTooLarge(frame.payload.length, this.node.maxMessageBytes);
       const raw = decodeValue(frame.payload);
-      msg = header.kind === EnvelopeKind.Signal ? signalSchema.parse(raw, '$signal', this.#parse) : this.#behavior.messages.parse(raw, '$', this.#parse);
+      msg = header.kind === EnvelopeKind.Signal ? signalSchema.parse(raw, '$signal', this.#parse) : this.behavior.messages.parse(raw, '$', this.#parse);
     } catch (error) {
       const typed = error instanceof KnhkError ? error : new DecodeError('undecodable message', { cause: error });
-      this.#node.undeliverable(frame, 'invalid', typed);
+      this.node.undeliverable(frame, 'invalid', typed);
       return;
     }
     const handlers = this.#handlers as ActorHandlers<unknown, unknown>;
-    const sender = header.kind === EnvelopeKind.Signal ? undefined : this.#sender(frame);
+    const sender = header.kind === EnvelopeKind.Signal ? undefined : new MessageSender(this, header);
     const parent = parentContext(header);
     const traced = parent ? startHandleSpan(parent, this.name, typeof (msg as { type?: unknown }).type === 'string' ? (msg as { type: string }).type : 'message') : undefined;
     const t0 = performance.now();
@@ -229,51 +280,16 @@ export class Cell implements SenderId {
     this.#handled++;
     if (ticks > this.#maxTicks) this.#maxTicks = ticks;
     if (ticks > BUDGET_TICKS) this.#overBudget++;
-    this.#node.instruments.handlerTicks.record(ticks, { 'actor.name': this.name });
+    this.node.instruments.handlerTicks.record(ticks, this.#metricAttributes);
   }
 
-  #fail(error: unknown, sender: PendingSender | undefined): void {
+  #fail(error: unknown, sender: MessageSender | undefined): void {
     if (sender?.pending) sender.fail(new RemoteFailure(refLabel(this), error instanceof Error ? error.message : String(error)));
     this.crash(error);
   }
 
-  #sender(frame: Frame): PendingSender {
-    const { header } = frame;
-    const node = this.#node;
-    const replies = this.#behavior.replies;
-    const self = { name: this.name, incarnation: this.incarnation };
-    const label = refLabel(this);
-    const ref = header.from === undefined ? undefined : node.ref({ name: header.from, incarnation: header.fromIncarnation ?? 0, thread: header.fromThread }, this);
-    let pending = header.kind === EnvelopeKind.Ask;
-    return {
-      ref,
-      expectsReply: pending,
-      get pending() {
-        return pending;
-      },
-      reply(value: unknown) {
-        if (header.kind !== EnvelopeKind.Ask) return;
-        if (!pending) throw new KnhkError('DOUBLE_REPLY', `${label} replied twice to one ask`);
-        pending = false;
-        if (replies) {
-          try {
-            replies.parse(value, '$reply');
-          } catch (cause) {
-            node.reply(header, false, serializeError(new ReplyRejected(label, { cause })), self);
-            throw cause;
-          }
-        }
-        node.reply(header, true, value, self);
-      },
-      fail(error: KnhkError) {
-        pending = false;
-        node.reply(header, false, serializeError(error), self);
-      },
-    };
-  }
-
   #context(): ActorContext<unknown, unknown> {
-    const node = this.#node;
+    const node = this.node;
     const self = node.ref(this.shape, this);
     const timers = this.#timers;
     const fire = (key: string, ms: number, msg: unknown, repeat: boolean): void => {

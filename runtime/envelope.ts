@@ -2,16 +2,23 @@
  * The envelope: routing and tracing metadata that travels with every message, and its binary
  * frame format at thread (and network) boundaries.
  *
- * A batch is the concatenation of frames; each frame is
+ * A batch is the concatenation of frames. A frame is a small fixed binary header followed by the
+ * msgpack payload (all integers big-endian):
  *
- *     u32 frame length (big-endian) | u16 header length | header (msgpack) | payload (msgpack)
+ *     u32 length of the rest of the frame
+ *     u8  flags: kind (bits 0-2) | urgent (bit 3) | has sender (4) | has correlation (5) | has trace (6)
+ *     u32 recipient incarnation | u32 sender thread | u8 n | n bytes recipient name (UTF-8)
+ *     [has sender]      u32 sender incarnation | u8 n | n bytes sender name
+ *     [has correlation] u32 correlation id
+ *     [has trace]       16 bytes trace id | 8 bytes span id | u8 trace flags
+ *     payload (msgpack), to the end of the frame
  *
  * Header and payload are decoded separately, so a corrupt payload still yields a dead letter
- * that names its recipient, and routing never has to decode a payload.
+ * that names its recipient, and routing never decodes a payload. The header is hand-laid rather
+ * than msgpack because it is read and written once per message on the hottest path.
  */
 import { Packr } from 'msgpackr';
-import { DecodeError, MessageTooLarge } from './errors.js';
-import { t, type Infer } from './schema.js';
+import { ConfigError, DecodeError, MessageTooLarge } from './errors.js';
 
 /** What an envelope carries. */
 export const enum EnvelopeKind {
@@ -23,22 +30,22 @@ export const enum EnvelopeKind {
   Signal = 4,
 }
 
-const headerSchema = t.object({
-  kind: t.oneOf(EnvelopeKind.Tell, EnvelopeKind.Ask, EnvelopeKind.Reply, EnvelopeKind.ReplyError, EnvelopeKind.Signal),
-  urgent: t.boolean(),
-  to: t.string({ maxLength: 256 }),
-  toIncarnation: t.uint(),
-  from: t.optional(t.string({ maxLength: 256 })),
-  fromIncarnation: t.optional(t.uint()),
-  fromThread: t.uint(),
-  correlation: t.optional(t.uint()),
-  traceId: t.optional(t.string({ maxLength: 32 })),
-  spanId: t.optional(t.string({ maxLength: 16 })),
-  traceFlags: t.optional(t.uint(255)),
-});
-
 /** Routing and tracing metadata of one message. */
-export type EnvelopeHeader = Infer<typeof headerSchema>;
+export interface EnvelopeHeader {
+  readonly kind: EnvelopeKind;
+  readonly urgent: boolean;
+  readonly to: string;
+  readonly toIncarnation: number;
+  readonly from?: string;
+  readonly fromIncarnation?: number;
+  readonly fromThread: number;
+  readonly correlation?: number;
+  /** W3C trace id (32 hex digits) of the sender's active span. */
+  readonly traceId?: string;
+  /** W3C span id (16 hex digits) of the sender's active span. */
+  readonly spanId?: string;
+  readonly traceFlags?: number;
+}
 
 /** A header plus the still-encoded payload. */
 export interface Frame {
@@ -52,17 +59,32 @@ export interface BadFrame {
   readonly bytes: Uint8Array;
 }
 
+/** Longest actor name, in UTF-8 bytes (it is length-prefixed by one byte in the header). */
+export const MAX_NAME_BYTES = 255;
+
+const HAS_FROM = 0x10;
+const HAS_CORRELATION = 0x20;
+const HAS_TRACE = 0x40;
+const URGENT = 0x08;
+const KIND_MASK = 0x07;
+
 // Records (msgpackr "structures") are shared mutable state between encoder and decoder; two
 // threads cannot share them, so they are off. Maps decode as plain objects for the schemas.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, bundleStrings: false });
 
-const HEADER_FIELDS = ['kind', 'urgent', 'to', 'toIncarnation', 'from', 'fromIncarnation', 'fromThread', 'correlation', 'traceId', 'spanId', 'traceFlags'] as const;
-
-/** Encodes any msgpack-able value; the result is a fresh buffer of exactly its size. */
-export function encodeValue(value: unknown, limit: number): Uint8Array {
+/**
+ * Encodes a value. The result is a view into msgpackr's pooled buffer, valid only until the next
+ * encode: copy it (as a batch does) before encoding anything else.
+ */
+export function encodeValueView(value: unknown, limit: number): Uint8Array {
   const view = packr.pack(value);
   if (view.length > limit) throw new MessageTooLarge(view.length, limit);
-  return new Uint8Array(view);
+  return view;
+}
+
+/** Encodes any msgpack-able value into a buffer of its own, of exactly its size. */
+export function encodeValue(value: unknown, limit: number): Uint8Array {
+  return new Uint8Array(encodeValueView(value, limit));
 }
 
 /** Decodes one msgpack value that must span `bytes` exactly. */
@@ -74,22 +96,38 @@ export function decodeValue(bytes: Uint8Array): unknown {
   }
 }
 
-function encodeHeader(header: EnvelopeHeader): Uint8Array {
-  return packr.pack(HEADER_FIELDS.map((k) => header[k] ?? null));
+const utf8 = new TextEncoder();
+const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+const nameCache = new Map<string, Uint8Array>();
+
+/** The UTF-8 bytes of an actor name; throws `ConfigError` past {@link MAX_NAME_BYTES}. */
+export function nameBytes(name: string): Uint8Array {
+  let bytes = nameCache.get(name);
+  if (bytes) return bytes;
+  bytes = utf8.encode(name);
+  if (bytes.length > MAX_NAME_BYTES) throw new ConfigError(`actor name longer than ${MAX_NAME_BYTES} bytes: ${name.slice(0, 32)}…`);
+  if (nameCache.size > 4096) nameCache.clear();
+  nameCache.set(name, bytes);
+  return bytes;
 }
 
-function decodeHeader(bytes: Uint8Array): EnvelopeHeader {
-  const raw = decodeValue(bytes);
-  if (!Array.isArray(raw) || raw.length !== HEADER_FIELDS.length) throw new DecodeError('malformed envelope header');
-  const obj: Record<string, unknown> = {};
-  HEADER_FIELDS.forEach((k, i) => {
-    if (raw[i] !== null) obj[k] = raw[i];
-  });
-  try {
-    return headerSchema.parse(obj, '$header');
-  } catch (cause) {
-    throw new DecodeError('invalid envelope header', { cause });
-  }
+function readName(bytes: Uint8Array, at: number, len: number): string {
+  let ascii = true;
+  for (let i = at; i < at + len; i++) if ((bytes[i] as number) >= 0x80) ascii = false;
+  if (ascii) return String.fromCharCode.apply(null, bytes.subarray(at, at + len) as unknown as number[]);
+  return utf8Strict.decode(bytes.subarray(at, at + len));
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+function toHex(bytes: Uint8Array, at: number, len: number): string {
+  let out = '';
+  for (let i = at; i < at + len; i++) out += HEX[bytes[i] as number];
+  return out;
+}
+
+function writeHex(target: Uint8Array, at: number, hex: string): void {
+  for (let i = 0; i < hex.length / 2; i++) target[at + i] = parseInt(hex.substr(i * 2, 2), 16);
 }
 
 /**
@@ -117,16 +155,41 @@ export class BatchWriter {
     return this.#len;
   }
 
-  /** Appends one frame. */
+  /** Appends one frame (the payload is copied, so a pooled view is fine). */
   push(header: EnvelopeHeader, payload: Uint8Array): void {
-    const head = encodeHeader(header);
-    const need = 6 + head.length + payload.length;
-    this.#reserve(need);
-    this.#view.setUint32(this.#len, 2 + head.length + payload.length);
-    this.#view.setUint16(this.#len + 4, head.length);
-    this.#buf.set(head, this.#len + 6);
-    this.#buf.set(payload, this.#len + 6 + head.length);
-    this.#len += need;
+    const to = nameBytes(header.to);
+    const from = header.from === undefined ? undefined : nameBytes(header.from);
+    const traced = header.traceId !== undefined && header.spanId !== undefined;
+    const size = 4 + 1 + 9 + to.length + (from ? 5 + from.length : 0) + (header.correlation === undefined ? 0 : 4) + (traced ? 25 : 0) + payload.length;
+    this.#reserve(size);
+    const buf = this.#buf;
+    const view = this.#view;
+    let at = this.#len;
+    view.setUint32(at, size - 4);
+    buf[at + 4] = header.kind | (header.urgent ? URGENT : 0) | (from ? HAS_FROM : 0) | (header.correlation === undefined ? 0 : HAS_CORRELATION) | (traced ? HAS_TRACE : 0);
+    view.setUint32(at + 5, header.toIncarnation);
+    view.setUint32(at + 9, header.fromThread);
+    buf[at + 13] = to.length;
+    buf.set(to, at + 14);
+    at += 14 + to.length;
+    if (from) {
+      view.setUint32(at, header.fromIncarnation ?? 0);
+      buf[at + 4] = from.length;
+      buf.set(from, at + 5);
+      at += 5 + from.length;
+    }
+    if (header.correlation !== undefined) {
+      view.setUint32(at, header.correlation);
+      at += 4;
+    }
+    if (traced) {
+      writeHex(buf, at, header.traceId as string);
+      writeHex(buf, at + 16, header.spanId as string);
+      buf[at + 24] = header.traceFlags ?? 0;
+      at += 25;
+    }
+    buf.set(payload, at);
+    this.#len = at + payload.length;
     this.#count++;
   }
 
@@ -149,33 +212,77 @@ export class BatchWriter {
   }
 }
 
+function decodeHeader(bytes: Uint8Array, view: DataView, start: number, end: number): { header: EnvelopeHeader; payloadAt: number } {
+  const need = (at: number, n: number): void => {
+    if (at + n > end) throw new DecodeError('frame header runs past the end of the frame');
+  };
+  need(start, 14);
+  const flags = bytes[start] as number;
+  const kind = flags & KIND_MASK;
+  if (kind > EnvelopeKind.Signal || flags & 0x80) throw new DecodeError(`unknown frame flags 0x${flags.toString(16)}`);
+  const toIncarnation = view.getUint32(start + 1);
+  const fromThread = view.getUint32(start + 5);
+  const toLen = bytes[start + 9] as number;
+  need(start + 10, toLen);
+  let at = start + 10 + toLen;
+  const header: { -readonly [K in keyof EnvelopeHeader]: EnvelopeHeader[K] } = {
+    kind,
+    urgent: (flags & URGENT) !== 0,
+    to: readName(bytes, start + 10, toLen),
+    toIncarnation,
+    fromThread,
+  };
+  if (flags & HAS_FROM) {
+    need(at, 5);
+    header.fromIncarnation = view.getUint32(at);
+    const fromLen = bytes[at + 4] as number;
+    need(at + 5, fromLen);
+    header.from = readName(bytes, at + 5, fromLen);
+    at += 5 + fromLen;
+  }
+  if (flags & HAS_CORRELATION) {
+    need(at, 4);
+    header.correlation = view.getUint32(at);
+    at += 4;
+  }
+  if (flags & HAS_TRACE) {
+    need(at, 25);
+    header.traceId = toHex(bytes, at, 16);
+    header.spanId = toHex(bytes, at + 16, 8);
+    header.traceFlags = bytes[at + 24] as number;
+    at += 25;
+  }
+  return { header, payloadAt: at };
+}
+
 /**
- * Splits a batch into frames (payload size limits are the receiver's to check). Never throws: a frame with a bad header, or a truncated tail,
- * comes out as a {@link BadFrame}; frames after a good one are still delivered.
+ * Splits a batch into frames (payload size limits are the receiver's to check). Never throws: a
+ * frame with a bad header, or a truncated tail, comes out as a {@link BadFrame}; frames after a
+ * bad header whose length field was sound are still delivered.
  */
-export function* readBatch(batch: Uint8Array): Generator<Frame | BadFrame> {
+export function readBatch(batch: Uint8Array): (Frame | BadFrame)[] {
   const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
+  const out: (Frame | BadFrame)[] = [];
   let at = 0;
   while (at < batch.length) {
-    if (batch.length - at < 6) {
-      yield { error: new DecodeError(`truncated frame: ${batch.length - at} trailing bytes`), bytes: batch.subarray(at) };
-      return;
+    if (batch.length - at < 4) {
+      out.push({ error: new DecodeError(`truncated frame: ${batch.length - at} trailing bytes`), bytes: batch.subarray(at) });
+      break;
     }
-    const len = view.getUint32(at);
-    const headLen = view.getUint16(at + 4);
-    if (at + 4 + len > batch.length || headLen + 2 > len) {
-      yield { error: new DecodeError(`frame length ${len} is invalid or exceeds the batch`), bytes: batch.subarray(at) };
-      return;
+    const end = at + 4 + view.getUint32(at);
+    if (end > batch.length) {
+      out.push({ error: new DecodeError(`frame length ${end - at - 4} exceeds the ${batch.length - at - 4} bytes left in the batch`), bytes: batch.subarray(at) });
+      break;
     }
-    const bytes = batch.subarray(at + 6, at + 4 + len);
-    at += 4 + len;
     try {
-      const header = decodeHeader(bytes.subarray(0, headLen));
-      yield { header, payload: bytes.subarray(headLen) };
+      const { header, payloadAt } = decodeHeader(batch, view, at + 4, end);
+      out.push({ header, payload: batch.subarray(payloadAt, end) });
     } catch (error) {
-      yield { error: error instanceof DecodeError ? error : new DecodeError('bad frame', { cause: error }), bytes };
+      out.push({ error: error instanceof DecodeError ? error : new DecodeError('bad frame header', { cause: error }), bytes: batch.subarray(at, end) });
     }
+    at = end;
   }
+  return out;
 }
 
 /** True when a value read from a batch is a bad frame. */

@@ -9,7 +9,7 @@ import { serializeError, type Behavior } from './behavior.js';
 import { Cell, type CellOptions } from './cell.js';
 import type { Clock } from './clock.js';
 import type { DeadLetter, DeadLetterReason } from './dead-letter.js';
-import { decodeValue, encodeValue, EnvelopeKind, isBadFrame, readBatch, type EnvelopeHeader, type Frame } from './envelope.js';
+import { decodeValue, encodeValue, encodeValueView, EnvelopeKind, isBadFrame, readBatch, type EnvelopeHeader, type Frame } from './envelope.js';
 import { ActorNotRunning, AskTimeout, DecodeError, KnhkError, reviveError, SchemaError } from './errors.js';
 import { Link, type Endpoint } from './link.js';
 import type { RefShape } from './schema.js';
@@ -86,7 +86,8 @@ export class Node implements RefHost {
   }
 
   ask(sender: SenderId | undefined, to: RefShape, msg: unknown, urgent: boolean, timeoutMs: number): Promise<unknown> {
-    const correlation = ++this.#correlation;
+    // Correlation ids are u32 on the wire; they only need to be unique among pending asks.
+    const correlation = (this.#correlation = (this.#correlation + 1) >>> 0);
     const target = refLabel(to);
     return new Promise((resolve, reject) => {
       const timer = this.clock.setTimer(() => {
@@ -106,7 +107,9 @@ export class Node implements RefHost {
 
   /** Encodes and routes one message. Throws `MessageTooLarge` synchronously. */
   send(kind: EnvelopeKind, sender: SenderId | undefined, to: RefShape, value: unknown, urgent: boolean, correlation?: number): void {
-    const payload = encodeValue(value, this.maxMessageBytes);
+    const local = to.thread === this.thread;
+    // A remote frame is copied into its batch at once, so msgpackr's pooled view suffices.
+    const payload = local ? encodeValue(value, this.maxMessageBytes) : encodeValueView(value, this.maxMessageBytes);
     const header: EnvelopeHeader = {
       kind,
       urgent: urgent || kind === EnvelopeKind.Signal,
@@ -117,7 +120,7 @@ export class Node implements RefHost {
       ...(correlation === undefined ? {} : { correlation }),
       ...traceFields(),
     };
-    if (to.thread === this.thread) this.deliver({ header, payload });
+    if (local) this.deliver({ header, payload });
     else this.#link(to.thread).push(header, payload);
   }
 

@@ -2,8 +2,8 @@
  * Message schemas: small, explicit validators whose TypeScript types are inferred.
  *
  * Every message that crosses a thread or network boundary is decoded from msgpack and then
- * parsed by its schema. Parsing rebuilds values from the declared shape only (unknown keys are
- * rejected, never copied), so a decoded message is exactly what the type says it is.
+ * parsed by its schema. Objects must have exactly their declared keys (an unknown key is an
+ * error) and a plain prototype, so a decoded message is exactly what its type says it is.
  */
 import { SchemaError } from './errors.js';
 
@@ -24,7 +24,7 @@ export interface RefShape {
 export interface Schema<T> {
   /** Human-readable description used in error messages. */
   readonly expected: string;
-  /** Returns the validated (and rebuilt) value or throws a {@link SchemaError}. */
+  /** Returns the validated value or throws a {@link SchemaError}. Objects are checked in place. */
   parse(value: unknown, path?: string, ctx?: ParseContext): T;
 }
 
@@ -129,23 +129,32 @@ function optional<T>(inner: Schema<T>): OptionalSchema<T> {
   };
 }
 
-function parseFields(shape: Shape, v: Record<string, unknown>, path: string, ctx: ParseContext, skip?: string): Record<string, unknown> {
-  for (const key of Object.keys(v)) {
+/**
+ * Checks `v` against `shape` in place: `v` must have no key outside the shape (`skip` aside), each
+ * field is parsed, and a field whose parsed value differs (a revived reference, a null optional)
+ * is replaced. Decoded messages are owned by the runtime, so reusing them saves a copy per message.
+ */
+function parseFields(shape: Shape, keys: readonly string[], v: Record<string, unknown>, path: string, ctx: ParseContext, skip?: string): void {
+  for (const key in v) {
     if (key !== skip && !Object.hasOwn(shape, key)) fail(`${path}.${key}`, 'no such field');
   }
-  const out: Record<string, unknown> = {};
-  for (const [key, field] of Object.entries(shape)) {
-    const parsed = field.parse(v[key], `${path}.${key}`, ctx);
-    if (parsed !== undefined) out[key] = parsed;
+  for (const key of keys) {
+    const raw = v[key];
+    const parsed = (shape[key] as Schema<unknown>).parse(raw, `${path}.${key}`, ctx);
+    if (parsed === raw) continue;
+    if (parsed === undefined) delete v[key];
+    else v[key] = parsed;
   }
-  return out;
 }
 
+/** An object with exactly the given fields. Parsing may normalise the value in place (see `parseFields`). */
 function object<S extends Shape>(shape: S): Schema<Simplify<ObjectOf<S>>> {
-  const expected = `object {${Object.keys(shape).join(', ')}}`;
+  const keys = Object.keys(shape);
+  const expected = `object {${keys.join(', ')}}`;
   return schema(expected, (v, path, ctx) => {
     if (!isPlainObject(v)) fail(path, expected);
-    return parseFields(shape, v, path, ctx) as Simplify<ObjectOf<S>>;
+    parseFields(shape, keys, v, path, ctx);
+    return v as Simplify<ObjectOf<S>>;
   });
 }
 
@@ -158,13 +167,12 @@ type VariantsOf<V extends Record<string, Shape>> = {
  * `{ type: 'ping', n: 1 }` and `{ type: 'pong' }`. An unknown tag is a schema error.
  */
 function variants<V extends Record<string, Shape>>(cases: V): Schema<VariantsOf<V>> {
-  const tags = Object.keys(cases);
-  const expected = `message of type ${tags.join(' | ')}`;
+  const keys = new Map(Object.entries(cases).map(([tag, shape]) => [tag, Object.keys(shape)]));
+  const expected = `message of type ${[...keys.keys()].join(' | ')}`;
   return schema(expected, (v, path, ctx) => {
     if (!isPlainObject(v) || typeof v.type !== 'string' || !Object.hasOwn(cases, v.type)) fail(path, expected);
-    const tag = v.type;
-    const fields = parseFields(cases[tag] as Shape, v, path, ctx, 'type');
-    return { type: tag, ...fields } as VariantsOf<V>;
+    parseFields(cases[v.type] as Shape, keys.get(v.type) as string[], v, path, ctx, 'type');
+    return v as VariantsOf<V>;
   });
 }
 

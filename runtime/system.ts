@@ -8,7 +8,7 @@ import { serializeError, type Behavior, type ExitReason } from './behavior.js';
 import { realClock, type Clock } from './clock.js';
 import { EventLoopMonitor, type ControlApi } from './control.js';
 import type { DeadLetter, DeadLetterListener } from './dead-letter.js';
-import { BatchWriter, EnvelopeKind } from './envelope.js';
+import { BatchWriter, EnvelopeKind, nameBytes } from './envelope.js';
 import { ConfigError, SpawnError, SystemStopped } from './errors.js';
 import { startInThread, startInWorker, type Incarnation, type IncarnationSpec, type WorkerHost } from './incarnation.js';
 import type { MailboxOptions } from './mailbox.js';
@@ -220,6 +220,8 @@ export class ActorSystem {
       clock: this.#clock,
       startIncarnation: (spec: IncarnationSpec, exit: (reason: ExitReason) => void) => this.#startIncarnation(spec, exit),
       claimName: (name: string) => {
+        if (name.length === 0) throw new ConfigError('an actor needs a non-empty name');
+        nameBytes(name);
         if (this.#names.has(name)) throw new SpawnError(`the name ${name} is taken`);
         this.#names.add(name);
       },

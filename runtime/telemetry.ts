@@ -35,7 +35,7 @@ let contextManagerInstalled = false;
  * the active span survives `await` inside handlers.
  */
 export function installContextManager(): void {
-  if (contextManagerInstalled) return;
+  if (contextManagerInstalled || process.env.NOCM) return;
   contextManagerInstalled = true;
   const manager = new AsyncLocalStorageContextManager();
   if (context.setGlobalContextManager(manager.enable())) return;

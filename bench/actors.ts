@@ -1,0 +1,126 @@
+/**
+ * The actor benchmark: knhk `tell` throughput and `ask` round trip between two worker-backed
+ * actors, side by side with raw `MessagePort.postMessage` between two worker threads carrying the
+ * same payloads (one message per call). Small messages are ≈100 B, vote-sized ones ≈3.5 KB.
+ */
+import { MessageChannel, Worker } from 'node:worker_threads';
+import { ActorSystem } from '../runtime/index.js';
+import { Echo, Sink, Source } from './fixtures.js';
+import type { RawCommand } from './raw-worker.js';
+import type { BenchResult, Metric } from './report.js';
+
+const SIZES = { small: 80, vote: 3400 } as const;
+const ROUNDS = 5;
+
+interface Pair {
+  /** Messages per second, sender's first send to receiver's last receipt. */
+  throughput(count: number, size: number): Promise<number>;
+  /** Mean round trip in microseconds over `count` sequential request/replies. */
+  roundTrip(count: number, size: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+async function rawPair(): Promise<Pair> {
+  const { port1, port2 } = new MessageChannel();
+  const url = new URL('./raw-worker.js', import.meta.url);
+  const sender = new Worker(url, { workerData: { port: port1 }, transferList: [port1] });
+  const receiver = new Worker(url, { workerData: { port: port2 }, transferList: [port2] });
+  const waitFor = (worker: Worker, op: string): Promise<{ ms?: number }> =>
+    new Promise((resolve) => {
+      const on = (m: { op: string; ms?: number }): void => {
+        if (m.op !== op) return;
+        worker.off('message', on);
+        resolve(m);
+      };
+      worker.on('message', on);
+    });
+  const command = (worker: Worker, cmd: RawCommand, until: string): Promise<{ ms?: number }> => {
+    const reply = waitFor(worker, until);
+    worker.postMessage(cmd);
+    return reply;
+  };
+  return {
+    async throughput(count, size) {
+      await command(receiver, { op: 'expect', count }, 'ready');
+      const received = waitFor(receiver, 'received');
+      const t0 = performance.now();
+      sender.postMessage({ op: 'blast', count, size } satisfies RawCommand);
+      await received;
+      return (count * 1000) / (performance.now() - t0);
+    },
+    async roundTrip(count, size) {
+      const { ms } = await command(sender, { op: 'pingpong', count, size }, 'done');
+      return ((ms as number) * 1000) / count;
+    },
+    async close() {
+      await Promise.all([sender.terminate(), receiver.terminate()]);
+    },
+  };
+}
+
+async function knhkPair(): Promise<Pair> {
+  const system = await ActorSystem.start();
+  const source = await system.spawn(Source, { name: 'source', thread: true });
+  const sink = await system.spawn(Sink, { name: 'sink', thread: true });
+  const echo = await system.spawn(Echo, { name: 'echo', thread: true });
+  return {
+    async throughput(count, size) {
+      const t0 = performance.now();
+      const done = sink.ask({ type: 'expect', count }, { timeoutMs: 120_000 });
+      await source.ask({ type: 'blast', to: sink, count, size }, { timeoutMs: 120_000 });
+      await done;
+      return (count * 1000) / (performance.now() - t0);
+    },
+    async roundTrip(count, size) {
+      const ms = await source.ask({ type: 'pingpong', to: echo, count, size }, { timeoutMs: 120_000 });
+      return (ms * 1000) / count;
+    },
+    close: () => system.stop(),
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+}
+
+/** Runs the actor benchmark; `quick` shortens it for smoke tests. */
+export async function actorsBench(options: { quick?: boolean } = {}): Promise<BenchResult> {
+  const tellCount = options.quick ? 2000 : 20_000;
+  const rttCount = options.quick ? 200 : 2000;
+  const rounds = options.quick ? 1 : ROUNDS;
+  const raw = await rawPair();
+  const knhk = await knhkPair();
+  const metrics: Record<string, Metric> = {};
+  try {
+    for (const [label, size] of Object.entries(SIZES)) {
+      const count = label === 'vote' ? tellCount / 4 : tellCount;
+      const rawTell: number[] = [];
+      const knhkTell: number[] = [];
+      const rawRtt: number[] = [];
+      const knhkRtt: number[] = [];
+      // Warm-up, then interleave the two so that noise on the shared machine hits both alike.
+      await raw.throughput(count, size);
+      await knhk.throughput(count, size);
+      await raw.roundTrip(rttCount / 4, size);
+      await knhk.roundTrip(rttCount / 4, size);
+      for (let round = 0; round < rounds; round++) {
+        rawTell.push(await raw.throughput(count, size));
+        knhkTell.push(await knhk.throughput(count, size));
+        rawRtt.push(await raw.roundTrip(rttCount, size));
+        knhkRtt.push(await knhk.roundTrip(rttCount, size));
+      }
+      const tellRatio = median(knhkTell.map((k, i) => k / (rawTell[i] as number)));
+      const rttRatio = median(knhkRtt.map((k, i) => k / (rawRtt[i] as number)));
+      metrics[`tell_${label}_vs_raw`] = { value: tellRatio, unit: 'ratio', target: { op: '>=', value: 3 } };
+      metrics[`ask_${label}_rtt_vs_raw`] = { value: rttRatio, unit: 'ratio', target: { op: '<=', value: 1.3 } };
+      metrics[`raw_${label}_msgs_per_s`] = { value: median(rawTell), unit: 'msg/s' };
+      metrics[`tell_${label}_msgs_per_s`] = { value: median(knhkTell), unit: 'msg/s' };
+      metrics[`raw_${label}_rtt_us`] = { value: median(rawRtt), unit: 'us' };
+      metrics[`ask_${label}_rtt_us`] = { value: median(knhkRtt), unit: 'us' };
+    }
+  } finally {
+    await Promise.all([raw.close(), knhk.close()]);
+  }
+  return { bench: 'actors', metrics };
+}
