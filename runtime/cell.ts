@@ -217,11 +217,17 @@ export class Cell implements SenderId {
   readonly #drain = (): void => {
     this.#scheduled = false;
     const started = performance.now();
+    let last = started;
     while (this.#state === 'running' && !this.#busy) {
       const frame = this.#mailbox.shift();
       if (!frame) return;
       this.#process(frame);
-      if (this.#mailbox.size > 0 && performance.now() - started > SLICE_MS) {
+      // One clock read per message: the time since the previous read is this message's cost
+      // (decode, validation and the handler's synchronous part).
+      const now = performance.now();
+      this.#account(now - last);
+      last = now;
+      if (this.#mailbox.size > 0 && now - started > SLICE_MS) {
         this.#scheduled = true;
         setImmediate(this.#drain);
         return;
@@ -245,18 +251,15 @@ export class Cell implements SenderId {
     const sender = header.kind === EnvelopeKind.Signal ? undefined : new MessageSender(this, header);
     const parent = parentContext(header);
     const traced = parent ? startHandleSpan(parent, this.name, typeof (msg as { type?: unknown }).type === 'string' ? (msg as { type: string }).type : 'message') : undefined;
-    const t0 = performance.now();
     let result: unknown;
     try {
       const call = (): unknown => (sender ? handlers.receive(msg, sender) : handlers.signal?.(msg as Signal));
       result = traced ? context.with(traced.ctx, call) : call();
     } catch (error) {
-      this.#account(t0);
       if (traced) endHandleSpan(traced.span, error);
       this.#fail(error, sender);
       return;
     }
-    this.#account(t0);
     if (!isThenable(result)) {
       if (traced) endHandleSpan(traced.span);
       return;
@@ -275,8 +278,8 @@ export class Cell implements SenderId {
     );
   }
 
-  #account(t0: number): void {
-    const ticks = (performance.now() - t0) / TICK_MS;
+  #account(ms: number): void {
+    const ticks = ms / TICK_MS;
     this.#handled++;
     if (ticks > this.#maxTicks) this.#maxTicks = ticks;
     if (ticks > BUDGET_TICKS) this.#overBudget++;

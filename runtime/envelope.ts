@@ -111,11 +111,30 @@ export function nameBytes(name: string): Uint8Array {
   return bytes;
 }
 
+// Frames of one batch mostly name the same few actors: remember the last names decoded and reuse
+// the string when the bytes match, instead of decoding it again for every frame.
+const recentNames: { bytes: Uint8Array; name: string }[] = [];
+
+function sameBytes(a: Uint8Array, b: Uint8Array, at: number, len: number): boolean {
+  if (a.length !== len) return false;
+  for (let i = 0; i < len; i++) if (a[i] !== b[at + i]) return false;
+  return true;
+}
+
+function sameRange(bytes: Uint8Array, a: number, b: number, len: number): boolean {
+  for (let i = 0; i < len; i++) if (bytes[a + i] !== bytes[b + i]) return false;
+  return true;
+}
+
 function readName(bytes: Uint8Array, at: number, len: number): string {
+  for (const recent of recentNames) if (sameBytes(recent.bytes, bytes, at, len)) return recent.name;
+  const raw = bytes.slice(at, at + len);
   let ascii = true;
-  for (let i = at; i < at + len; i++) if ((bytes[i] as number) >= 0x80) ascii = false;
-  if (ascii) return String.fromCharCode.apply(null, bytes.subarray(at, at + len) as unknown as number[]);
-  return utf8Strict.decode(bytes.subarray(at, at + len));
+  for (let i = 0; i < len; i++) if ((raw[i] as number) >= 0x80) ascii = false;
+  const name = ascii ? String.fromCharCode.apply(null, raw as unknown as number[]) : utf8Strict.decode(raw);
+  if (recentNames.length >= 4) recentNames.shift();
+  recentNames.push({ bytes: raw, name });
+  return name;
 }
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
@@ -212,7 +231,10 @@ export class BatchWriter {
   }
 }
 
-function decodeHeader(bytes: Uint8Array, view: DataView, start: number, end: number): { header: EnvelopeHeader; payloadAt: number } {
+// Where the payload of the header just decoded starts (saves an allocation per frame).
+let payloadAt = 0;
+
+function decodeHeader(bytes: Uint8Array, view: DataView, start: number, end: number): EnvelopeHeader {
   const need = (at: number, n: number): void => {
     if (at + n > end) throw new DecodeError('frame header runs past the end of the frame');
   };
@@ -252,7 +274,8 @@ function decodeHeader(bytes: Uint8Array, view: DataView, start: number, end: num
     header.traceFlags = bytes[at + 24] as number;
     at += 25;
   }
-  return { header, payloadAt: at };
+  payloadAt = at;
+  return header;
 }
 
 /**
@@ -263,6 +286,11 @@ function decodeHeader(bytes: Uint8Array, view: DataView, start: number, end: num
 export function readBatch(batch: Uint8Array): (Frame | BadFrame)[] {
   const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
   const out: (Frame | BadFrame)[] = [];
+  // Consecutive frames between the same two actors usually carry byte-identical headers; such a
+  // header is decoded once and the (immutable) object shared.
+  let previous: EnvelopeHeader | undefined;
+  let previousStart = 0;
+  let previousLength = 0;
   let at = 0;
   while (at < batch.length) {
     if (batch.length - at < 4) {
@@ -275,7 +303,16 @@ export function readBatch(batch: Uint8Array): (Frame | BadFrame)[] {
       break;
     }
     try {
-      const { header, payloadAt } = decodeHeader(batch, view, at + 4, end);
+      let header: EnvelopeHeader;
+      if (previous && end - at - 4 >= previousLength && sameRange(batch, previousStart, at + 4, previousLength)) {
+        header = previous;
+        payloadAt = at + 4 + previousLength;
+      } else {
+        header = decodeHeader(batch, view, at + 4, end);
+        previous = header;
+        previousStart = at + 4;
+        previousLength = payloadAt - previousStart;
+      }
       out.push({ header, payload: batch.subarray(payloadAt, end) });
     } catch (error) {
       out.push({ error: error instanceof DecodeError ? error : new DecodeError('bad frame header', { cause: error }), bytes: batch.subarray(at, end) });
