@@ -116,6 +116,8 @@ export class Cell implements SenderId {
   #handlers: ActorHandlers<unknown, unknown> | undefined;
   #state: State = 'starting';
   #busy: Promise<void> | undefined;
+  /** The sender of the message an asynchronous handler is still working on. */
+  #inFlight: MessageSender | undefined;
   #scheduled = false;
   #handled = 0;
   #maxTicks = 0;
@@ -203,6 +205,7 @@ export class Cell implements SenderId {
     for (const frame of this.#mailbox.drain()) {
       this.node.undeliverable(frame, 'undelivered-at-exit', new ActorNotRunning(refLabel(this), 'it exited before handling the message'));
     }
+    if (this.#inFlight?.pending) this.#inFlight.fail(new ActorNotRunning(refLabel(this), 'it exited while handling the request'));
     if (this.node.cells.get(this.name) === this) this.node.cells.delete(this.name);
     this.node.abandonAsks(this);
     this.#onExit(reason);
@@ -264,15 +267,16 @@ export class Cell implements SenderId {
       if (traced) endHandleSpan(traced.span);
       return;
     }
+    this.#inFlight = sender;
     this.#busy = Promise.resolve(result).then(
       () => {
         if (traced) endHandleSpan(traced.span);
-        this.#busy = undefined;
+        this.#busy = this.#inFlight = undefined;
         this.#schedule();
       },
       (error: unknown) => {
         if (traced) endHandleSpan(traced.span, error);
-        this.#busy = undefined;
+        this.#busy = this.#inFlight = undefined;
         this.#fail(error, sender);
       },
     );

@@ -33,7 +33,15 @@ export interface ControlApi {
   crash(reason: string): Promise<void>;
   /** Worker-backed only: ends the thread with `process.exit(code)` (a crash for the supervisor). */
   exit(code: number): Promise<void>;
+  /**
+   * Ends the incarnation from outside, as a crash: a worker thread is terminated (this works even
+   * when its event loop is blocked), an in-thread actor is crashed. Resolves once it has exited.
+   */
+  kill(reason: string): Promise<void>;
 }
+
+/** What a worker thread serves over comlink (`kill` is done from outside the thread). */
+export type ThreadControl = Omit<ControlApi, 'kill'>;
 
 /** Samples the event-loop delay of the current thread. */
 export class EventLoopMonitor {

@@ -6,8 +6,8 @@ import { releaseProxy, wrap, type Remote } from 'comlink';
 import { nodeEndpoint } from './comlink-node.js';
 import { MessageChannel, Worker, type ResourceLimits } from 'node:worker_threads';
 import { serializeError, type Behavior, type ExitReason } from './behavior.js';
-import type { ActorStatus, ControlApi, EventLoopMonitor } from './control.js';
-import { ConfigError, SpawnError } from './errors.js';
+import type { ActorStatus, ControlApi, EventLoopMonitor, ThreadControl } from './control.js';
+import { ActorNotRunning, ConfigError, SpawnError } from './errors.js';
 import type { Endpoint } from './link.js';
 import type { MailboxOptions } from './mailbox.js';
 import type { Node } from './node.js';
@@ -88,6 +88,10 @@ export async function startInThread(host: WorkerHost, spec: IncarnationSpec, onE
       exit: async () => {
         throw new ConfigError(`${spec.name} runs in the main thread; it has no thread to exit`);
       },
+      kill: async (reason) => {
+        cell.crash(new Error(`killed: ${reason}`));
+        await exit;
+      },
     },
     async shutdown(timeoutMs) {
       const cancel = killTimer(timeoutMs, () => cell.crash(new Error(`killed: no exit within ${timeoutMs} ms of shutdown`)));
@@ -126,12 +130,20 @@ export function startInWorker(host: WorkerHost, spec: IncarnationSpec, onExit: (
   }
   const thread = worker.threadId;
   const ref = { name: spec.name, incarnation: spec.incarnation, thread };
-  const remote: Remote<ControlApi> = wrap<ControlApi>(nodeEndpoint(port1));
+  const remote: Remote<ThreadControl> = wrap<ThreadControl>(nodeEndpoint(port1));
   let reason: ExitReason | undefined;
   let started = false;
   let exited!: () => void;
   const exit = new Promise<void>((resolve) => (exited = resolve));
   host.threadStarted(thread, worker);
+  // A comlink call to a thread that has exited would never settle; it fails instead.
+  const notRunning = (): ActorNotRunning => new ActorNotRunning(`${spec.name}#${spec.incarnation}`, 'its thread has exited');
+  let ended = false;
+  const gone = exit.then(() => {
+    throw notRunning();
+  });
+  gone.catch(() => undefined);
+  const whileAlive = <T>(call: () => Promise<T>): Promise<T> => (ended ? Promise.reject(notRunning()) : Promise.race([call(), gone]));
 
   return new Promise<Incarnation>((resolve, reject) => {
     host.node.attach(thread, worker as unknown as Endpoint, (value) => {
@@ -158,6 +170,7 @@ export function startInWorker(host: WorkerHost, spec: IncarnationSpec, onExit: (
       reason ??= { kind: 'crash', error: serializeError(error) };
     });
     worker.on('exit', (code) => {
+      ended = true;
       const final = reason ?? { kind: 'crash', error: { name: 'ThreadExit', message: `thread exited with code ${code}` } };
       host.node.detachEndpoint(worker as unknown as Endpoint);
       remote[releaseProxy]();
@@ -171,10 +184,15 @@ export function startInWorker(host: WorkerHost, spec: IncarnationSpec, onExit: (
     const incarnation: Incarnation = {
       ref,
       control: {
-        status: () => remote.status(),
-        inspect: () => remote.inspect(),
-        crash: (why) => remote.crash(why),
-        exit: (code) => remote.exit(code),
+        status: () => whileAlive(() => remote.status()),
+        inspect: () => whileAlive(() => remote.inspect()),
+        crash: (why) => whileAlive(() => remote.crash(why)),
+        exit: (code) => whileAlive(() => remote.exit(code)),
+        kill: async (why) => {
+          reason ??= { kind: 'crash', error: { name: 'Killed', message: `killed: ${why}` } };
+          void worker.terminate();
+          await exit;
+        },
       },
       async shutdown(timeoutMs) {
         const cancel = killTimer(timeoutMs, () => {

@@ -42,6 +42,7 @@ export interface NodeOptions {
 interface PendingAsk {
   readonly sender: SenderId | undefined;
   readonly target: string;
+  readonly thread: number;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: Error) => void;
   readonly timer: ReturnType<Clock['setTimer']>;
@@ -94,7 +95,7 @@ export class Node implements RefHost {
         this.#asks.delete(correlation);
         reject(new AskTimeout(target, timeoutMs));
       }, timeoutMs);
-      this.#asks.set(correlation, { sender, target, resolve, reject, timer });
+      this.#asks.set(correlation, { sender, target, thread: to.thread, resolve, reject, timer });
       try {
         this.send(EnvelopeKind.Ask, sender, to, msg, urgent, correlation);
       } catch (error) {
@@ -193,12 +194,18 @@ export class Node implements RefHost {
 
   /** Rejects the pending asks of an actor that has exited. */
   abandonAsks(sender: SenderId): void {
+    this.#rejectAsks(
+      (ask) => ask.sender?.name === sender.name && ask.sender.incarnation === sender.incarnation,
+      () => new ActorNotRunning(refLabel(sender), 'the asking actor exited'),
+    );
+  }
+
+  #rejectAsks(match: (ask: PendingAsk) => boolean, error: (ask: PendingAsk) => Error): void {
     for (const [correlation, ask] of this.#asks) {
-      if (ask.sender?.name === sender.name && ask.sender.incarnation === sender.incarnation) {
-        this.clock.clearTimer(ask.timer);
-        this.#asks.delete(correlation);
-        ask.reject(new ActorNotRunning(refLabel(sender), 'the asking actor exited'));
-      }
+      if (!match(ask)) continue;
+      this.clock.clearTimer(ask.timer);
+      this.#asks.delete(correlation);
+      ask.reject(error(ask));
     }
   }
 
@@ -264,13 +271,17 @@ export class Node implements RefHost {
   /** Forgets the link to a thread that is gone; what waited for it becomes dead letters. */
   unreachable(thread: number): void {
     const link = this.#links.get(thread);
-    if (!link) return;
     this.#links.delete(thread);
-    const pending = link.takePending();
+    const pending = link ? link.takePending() : new Uint8Array(0);
     for (const item of readBatch(pending)) {
       if (isBadFrame(item)) continue;
       this.undeliverable(item, 'unreachable', new ActorNotRunning(refLabel({ name: item.header.to, incarnation: item.header.toIncarnation }), `thread ${thread} is gone`));
     }
+    // Asks already posted there will never be answered: fail them now rather than at their timeout.
+    this.#rejectAsks(
+      (ask) => ask.thread === thread,
+      (ask) => new ActorNotRunning(ask.target, `its thread ${thread} is gone`),
+    );
   }
 
   /** The link to a thread (posts and frames counters, for tests and benchmarks). */
@@ -291,11 +302,10 @@ export class Node implements RefHost {
   /** Detaches every endpoint and drops all links (the node is being shut down). */
   close(): void {
     for (const endpoint of [...this.#listeners.keys()]) this.detachEndpoint(endpoint);
-    for (const ask of this.#asks.values()) {
-      this.clock.clearTimer(ask.timer);
-      ask.reject(new ActorNotRunning(ask.target, 'the actor system stopped'));
-    }
-    this.#asks.clear();
+    this.#rejectAsks(
+      () => true,
+      (ask) => new ActorNotRunning(ask.target, 'the actor system stopped'),
+    );
     this.#links.clear();
   }
 

@@ -9,7 +9,7 @@ import { realClock, type Clock } from './clock.js';
 import { EventLoopMonitor, type ControlApi } from './control.js';
 import type { DeadLetter, DeadLetterListener } from './dead-letter.js';
 import { BatchWriter, EnvelopeKind, nameBytes } from './envelope.js';
-import { ConfigError, SpawnError, SystemStopped } from './errors.js';
+import { ActorNotRunning, ConfigError, SpawnError, SystemStopped } from './errors.js';
 import { startInThread, startInWorker, type Incarnation, type IncarnationSpec, type WorkerHost } from './incarnation.js';
 import type { MailboxOptions } from './mailbox.js';
 import { Node } from './node.js';
@@ -154,7 +154,7 @@ export class ActorSystem {
   /** The control plane of an actor incarnation (status, inspect, crash, exit). */
   control(ref: RefShape): ControlApi {
     const running = this.#directory.get(ref.name);
-    if (!running || running.ref.incarnation !== ref.incarnation) throw new SpawnError(`${refLabel(ref)} is not running`);
+    if (!running || running.ref.incarnation !== ref.incarnation) throw new ActorNotRunning(refLabel(ref), 'no such incarnation is running');
     return running.control;
   }
 
@@ -301,7 +301,16 @@ export class ActorSystem {
 
   #emitDeadLetter(letter: DeadLetter): void {
     this.#deadLetters++;
-    for (const listener of this.#deadLetterListeners) listener(letter);
+    for (const listener of this.#deadLetterListeners) {
+      try {
+        listener(letter);
+      } catch (error) {
+        // A listener's bug must not break delivery; it surfaces as the program's uncaught error.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
   }
 }
 

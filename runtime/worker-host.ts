@@ -9,7 +9,7 @@ import { parentPort, threadId, workerData, type MessagePort } from 'node:worker_
 import { isBehavior, serializeError } from './behavior.js';
 import type { Cell } from './cell.js';
 import { realClock } from './clock.js';
-import { EventLoopMonitor, type ControlApi } from './control.js';
+import { EventLoopMonitor, type ThreadControl } from './control.js';
 import { reviveError, SpawnError } from './errors.js';
 import type { Endpoint } from './link.js';
 import { Node } from './node.js';
@@ -103,7 +103,7 @@ async function main(boot: WorkerBoot, port: Endpoint): Promise<void> {
   }
 
   const running = cell;
-  const control: ControlApi = {
+  const control: ThreadControl = {
     status: async () => ({
       name: running.name,
       incarnation: running.incarnation,

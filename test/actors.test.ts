@@ -241,3 +241,32 @@ test('spawn fails with SpawnError for a missing export, invalid arguments or a t
   await t.throwsAsync(system.spawn(Counter, { name: 'taken', args: { from: 0 } }), { instanceOf: SpawnError, message: /taken/ });
   t.deepEqual(system.status().map((c) => c.name), ['taken']);
 });
+
+test('kill ends a worker whose event loop is blocked; its pending asks fail at once, not at their timeout', async (t) => {
+  const system = await startSystem(t, { root: { intensity: 5 } });
+  const counter = await system.spawn(Counter, { name: 'c', thread: true, args: { from: 4 } });
+  const control = system.control(counter);
+  counter.tell({ type: 'spin' });
+  const stuck = counter.ask({ type: 'get' }, { timeoutMs: 600_000 });
+  await control.kill('stuck in a loop');
+  await t.throwsAsync(stuck, { instanceOf: ActorNotRunning });
+  await t.throwsAsync(control.status(), { instanceOf: ActorNotRunning }, 'the old control plane answers, it does not hang');
+  t.throws(() => system.control(counter), { instanceOf: ActorNotRunning });
+  await eventually(() => system.lookup('c')?.incarnation === 1);
+  t.is(await value(system, 'c'), 4);
+});
+
+test('an ask held by an async handler fails with ActorNotRunning when its in-thread actor is crashed from outside', async (t) => {
+  const system = await startSystem(t, { root: { intensity: 5 } });
+  const counter = await system.spawn(Counter, { name: 'c', args: { from: 0 } });
+  const held = counter.ask({ type: 'slow', ms: 60_000 }, { timeoutMs: 600_000 });
+  await eventually(async () => (await system.control(counter).status()).handler.handled === 1);
+  await system.control(counter).kill('test');
+  await t.throwsAsync(held, { instanceOf: ActorNotRunning });
+});
+
+async function value(system: Awaited<ReturnType<typeof startSystem>>, name: string): Promise<number> {
+  const ref = system.lookup<{ type: 'get' }, number>(name);
+  if (!ref) throw new Error(`${name} is not running`);
+  return ref.ask({ type: 'get' });
+}
