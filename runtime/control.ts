@@ -3,8 +3,10 @@
  * worker-backed actor it is a comlink proxy over a dedicated `MessagePort`; for an in-thread
  * actor the same interface is served locally.
  */
+import { metrics, type ObservableCallback, type ObservableGauge } from '@opentelemetry/api';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { HandlerStats } from './cell.js';
+import { SCOPE } from './telemetry.js';
 
 /** Event-loop delay of an actor's thread, in milliseconds (a diagnostic; see DESIGN.md). */
 export interface EventLoopDelay {
@@ -43,12 +45,24 @@ export interface ControlApi {
 /** What a worker thread serves over comlink (`kill` is done from outside the thread). */
 export type ThreadControl = Omit<ControlApi, 'kill'>;
 
-/** Samples the event-loop delay of the current thread. */
+/**
+ * Samples the event-loop delay of the current thread and reports its p99 as the observable gauge
+ * `actor.event_loop.delay` (ms, attribute `thread.id`).
+ */
 export class EventLoopMonitor {
   readonly #histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
+  readonly #gauge: ObservableGauge;
+  readonly #observe: ObservableCallback;
 
-  constructor() {
+  constructor(thread: number) {
     this.#histogram.enable();
+    this.#gauge = metrics.getMeter(SCOPE).createObservableGauge('actor.event_loop.delay', {
+      description: 'p99 event-loop delay of an actor thread (a diagnostic: it includes time the OS did not schedule the thread).',
+      unit: 'ms',
+    });
+    const attributes = { 'thread.id': thread };
+    this.#observe = (result) => result.observe(this.read().p99, attributes);
+    this.#gauge.addCallback(this.#observe);
   }
 
   /** Percentiles observed so far, in milliseconds. */
@@ -57,8 +71,9 @@ export class EventLoopMonitor {
     return { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6 };
   }
 
-  /** Stops sampling. */
+  /** Stops sampling and reporting. */
   close(): void {
+    this.#gauge.removeCallback(this.#observe);
     this.#histogram.disable();
   }
 }

@@ -52,7 +52,7 @@ export class ActorSystem {
   readonly #node: Node;
   readonly #clock: Clock;
   readonly #pool: TaskPool;
-  readonly #monitor = new EventLoopMonitor();
+  readonly #monitor = new EventLoopMonitor(MAIN_THREAD);
   readonly #preload: readonly string[];
   readonly #defaultMailbox: MailboxOptions | undefined;
   readonly #instruments: RuntimeInstruments;

@@ -52,7 +52,7 @@ async function main(boot: WorkerBoot, port: Endpoint): Promise<void> {
       },
     },
   });
-  const monitor = new EventLoopMonitor();
+  const monitor = new EventLoopMonitor(threadId);
   const ports = new Map<number, MessagePort>();
 
   const onControl = (value: unknown): void => {

@@ -1,7 +1,9 @@
 import test from 'ava';
-import { encodeValue } from '../runtime/envelope.js';
+import fc from 'fast-check';
+import { decodeValue, encodeValue } from '../runtime/envelope.js';
 import { ActorNotRunning, AskTimeout, MailboxFull, MessageTooLarge, RemoteFailure, SpawnError, VirtualClock } from '../runtime/index.js';
 import { Counter, Digest, Hasher, Misnamed, Observer, Sink, Ticker } from './fixtures/actors.js';
+import { testSeed } from './helpers/seed.js';
 import { eventually, nextDeadLetter, startSystem } from './helpers/system.js';
 
 for (const thread of [false, true]) {
@@ -270,3 +272,33 @@ async function value(system: Awaited<ReturnType<typeof startSystem>>, name: stri
   if (!ref) throw new Error(`${name} is not running`);
   return ref.ask({ type: 'get' });
 }
+
+test('property: whatever bytes arrive, an actor handles exactly the valid messages, reports every other one as a dead letter, and keeps running', async (t) => {
+  const seed = testSeed(t);
+  const system = await startSystem(t);
+  const counter = await system.spawn(Counter, { name: 'c', args: { from: 0 } });
+  let letters = 0;
+  system.onDeadLetter(() => letters++);
+  const arbitraryPayload = fc.oneof(
+    fc.uint8Array({ maxLength: 64 }),
+    fc.anything().map((v) => encodeValue(v, 1 << 20)),
+    fc.record({ type: fc.constantFrom('add', 'get', 'nope'), n: fc.oneof(fc.integer(), fc.string(), fc.constant(null)) }, { requiredKeys: ['type'] }).map((v) => encodeValue(v, 1 << 20)),
+  );
+  await fc.assert(
+    fc.asyncProperty(arbitraryPayload, async (payload) => {
+      let valid: boolean;
+      try {
+        Counter.messages.parse(decodeValue(payload));
+        valid = true;
+      } catch {
+        valid = false;
+      }
+      const before = letters;
+      system.injectRaw(counter, payload);
+      await counter.ask({ type: 'get' });
+      return letters - before === (valid ? 0 : 1);
+    }),
+    { seed, numRuns: 300 },
+  );
+  t.is((await system.control(counter).status()).incarnation, 0, 'no input crashed the actor');
+});
