@@ -28,9 +28,9 @@ export interface CellOptions {
 export interface HandlerStats {
   /** Messages and signals handled. */
   readonly handled: number;
-  /** Longest synchronous handler time, in ticks of 125 µs. */
+  /** Longest synchronous processing of one message (decode, validation, handler), in ticks of 125 µs. */
   readonly maxTicks: number;
-  /** Handlers that exceeded the budget of 8 ticks. */
+  /** Messages whose processing exceeded the budget of 8 ticks. */
   readonly overBudget: number;
   /** Messages waiting in the mailbox. */
   readonly mailboxDepth: number;
