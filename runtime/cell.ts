@@ -7,7 +7,7 @@ import { refLabel, type ActorRef, type SenderId } from './actor-ref.js';
 import { serializeError, type ActorContext, type ActorHandlers, type Behavior, type ExitReason, type Sender, type Signal } from './behavior.js';
 import type { TimerHandle } from './clock.js';
 import { decodeValue, encodeValue, EnvelopeKind, type EnvelopeHeader, type Frame } from './envelope.js';
-import { ActorNotRunning, DecodeError, KnhkError, MailboxFull, MessageTooLarge, RemoteFailure, ReplyRejected } from './errors.js';
+import { ActorNotRunning, checkDelay, DecodeError, KnhkError, MailboxFull, MessageTooLarge, RemoteFailure, ReplyRejected } from './errors.js';
 import { Mailbox, type MailboxOptions } from './mailbox.js';
 import type { Node } from './node.js';
 import type { ParseContext, RefShape } from './schema.js';
@@ -70,16 +70,16 @@ class MessageSender implements Sender<unknown> {
     const cell = this.#cell;
     if (!this.#pending) throw new KnhkError('DOUBLE_REPLY', `${refLabel(cell)} replied twice to one ask`);
     this.#pending = false;
-    const replies = cell.behavior.replies;
-    if (replies) {
-      try {
-        replies.parse(value, '$reply');
-      } catch (cause) {
-        cell.node.reply(this.#header, false, serializeError(new ReplyRejected(refLabel(cell), { cause })), cell);
-        throw cause;
-      }
+    try {
+      cell.behavior.replies?.parse(value, '$reply');
+      cell.node.reply(this.#header, true, value, cell);
+    } catch (cause) {
+      // The asker learns why it gets no value (an invalid or unencodable reply), then the
+      // handler sees the error, which crashes the actor unless it catches it.
+      const error = cause instanceof KnhkError && cause.code === 'MESSAGE_TOO_LARGE' ? cause : new ReplyRejected(refLabel(cell), { cause });
+      cell.node.reply(this.#header, false, serializeError(error), cell);
+      throw cause;
     }
-    cell.node.reply(this.#header, true, value, cell);
   }
 
   /** Answers the ask with an error (the handler failed before replying). */
@@ -91,8 +91,10 @@ class MessageSender implements Sender<unknown> {
 
 type State = 'starting' | 'running' | 'stopping' | 'exited';
 
-// A drain pass yields to the event loop after this long, so that frames arriving meanwhile (an
-// urgent heartbeat among them) are queued, and taken first, before the next bulk message.
+// A cell drains its mailbox for at most this long before yielding to the event loop, so that
+// frames arriving meanwhile (an urgent heartbeat among them) are queued, and taken first, before
+// the next bulk message; and once a thread has spent this long in a turn, further drains wait for
+// the next turn, so that timers and I/O keep running.
 const SLICE_MS = 1;
 const BUDGET_TICKS = 8;
 
@@ -119,6 +121,7 @@ export class Cell implements SenderId {
   /** The sender of the message an asynchronous handler is still working on. */
   #inFlight: MessageSender | undefined;
   #scheduled = false;
+  #sliceStart = 0;
   #handled = 0;
   #maxTicks = 0;
   #overBudget = 0;
@@ -189,6 +192,7 @@ export class Cell implements SenderId {
       this.#exit({ kind: 'crash', error: serializeError(error) });
       return;
     }
+    // The kill timer of a shutdown may have ended the incarnation while the hook ran.
     this.#exit({ kind });
   }
 
@@ -199,6 +203,7 @@ export class Cell implements SenderId {
   }
 
   #exit(reason: ExitReason): void {
+    if (this.#state === 'exited') return;
     this.#state = 'exited';
     for (const handle of this.#timers.values()) this.node.clock.clearTimer(handle);
     this.#timers.clear();
@@ -214,29 +219,49 @@ export class Cell implements SenderId {
   #schedule(): void {
     if (this.#scheduled || this.#busy || this.#state !== 'running' || this.#mailbox.size === 0) return;
     this.#scheduled = true;
-    queueMicrotask(this.#drain);
+    // Within the thread's budget for this turn the mailbox is drained in a microtask (lowest
+    // latency); past it, in a later turn, so that actors telling each other cannot starve timers
+    // and I/O of this thread.
+    if (this.node.turnElapsed(performance.now()) < SLICE_MS) queueMicrotask(this.#drainSlice);
+    else setImmediate(this.#drainSlice);
   }
 
+  /** Starts a slice: the cell may now drain for up to {@link SLICE_MS}. */
+  readonly #drainSlice = (): void => {
+    this.#sliceStart = performance.now();
+    this.#drain();
+  };
+
   readonly #drain = (): void => {
-    this.#scheduled = false;
-    const started = performance.now();
-    let last = started;
+    let last = performance.now();
     while (this.#state === 'running' && !this.#busy) {
       const frame = this.#mailbox.shift();
-      if (!frame) return;
+      if (!frame) break;
       this.#process(frame);
       // One clock read per message: the time since the previous read is this message's cost
       // (decode, validation and the handler's synchronous part).
       const now = performance.now();
       this.#account(now - last);
       last = now;
-      if (this.#mailbox.size > 0 && now - started > SLICE_MS) {
-        this.#scheduled = true;
-        setImmediate(this.#drain);
+      // Each cell drains for at most one slice at a time, so one busy actor cannot starve the others.
+      if (this.#mailbox.size > 0 && now - this.#sliceStart > SLICE_MS) {
+        setImmediate(this.#drainSlice);
         return;
       }
     }
+    this.#scheduled = false;
   };
+
+  /**
+   * An asynchronous handler has settled: go on with the same slice if it has time left (an actor
+   * whose handlers await must not be reduced to one message per event-loop turn on a busy thread).
+   */
+  #resume(): void {
+    if (this.#scheduled || this.#state !== 'running' || this.#mailbox.size === 0) return;
+    this.#scheduled = true;
+    if (performance.now() - this.#sliceStart < SLICE_MS) queueMicrotask(this.#drain);
+    else setImmediate(this.#drainSlice);
+  }
 
   #process(frame: Frame): void {
     const { header } = frame;
@@ -272,7 +297,7 @@ export class Cell implements SenderId {
       () => {
         if (traced) endHandleSpan(traced.span);
         this.#busy = this.#inFlight = undefined;
-        this.#schedule();
+        this.#resume();
       },
       (error: unknown) => {
         if (traced) endHandleSpan(traced.span, error);
@@ -299,13 +324,16 @@ export class Cell implements SenderId {
     const node = this.node;
     const self = node.ref(this.shape, this);
     const timers = this.#timers;
-    const fire = (key: string, ms: number, msg: unknown, repeat: boolean): void => {
+    const header: EnvelopeHeader = { kind: EnvelopeKind.Tell, urgent: true, to: this.name, toIncarnation: this.incarnation, fromThread: node.thread };
+    // The message is encoded when the timer is set, so an unencodable one fails the caller, not
+    // the timer callback; frames are never mutated, so a repeating timer reuses its payload.
+    const fire = (key: string, ms: number, payload: Uint8Array, repeat: boolean): void => {
       timers.set(
         key,
         node.clock.setTimer(() => {
-          if (repeat) fire(key, ms, msg, true);
+          if (repeat) fire(key, ms, payload, true);
           else timers.delete(key);
-          this.deliver({ header: { kind: EnvelopeKind.Tell, urgent: true, to: this.name, toIncarnation: this.incarnation, fromThread: node.thread }, payload: encodeValue(msg, node.maxMessageBytes) });
+          this.deliver({ header, payload });
         }, ms),
       );
     };
@@ -314,10 +342,12 @@ export class Cell implements SenderId {
       clock: node.clock,
       timers: {
         start: (key, ms, msg, opts = {}) => {
+          checkDelay(ms, 'timer delay');
+          const payload = encodeValue(msg, node.maxMessageBytes);
           const existing = timers.get(key);
           if (existing) node.clock.clearTimer(existing);
           if (this.#state === 'exited') return;
-          fire(key, ms, msg, opts.repeat ?? false);
+          fire(key, ms, payload, opts.repeat ?? false);
         },
         cancel: (key) => {
           const handle = timers.get(key);
@@ -333,7 +363,9 @@ export class Cell implements SenderId {
       watch: (ref) => node.hooks.watch(this.shape, ref),
       runTask: <In, Out>(task: Task<In, Out>, input: In) => node.hooks.runTask(task.module, task.export, input) as Promise<Out>,
       stop: () => {
-        void this.stop('normal');
+        // Deferred, so that an asynchronous handler calling it has handed over its promise (and
+        // the stop waits for it) before the stop begins.
+        queueMicrotask(() => void this.stop('normal'));
       },
     };
   }

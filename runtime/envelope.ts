@@ -70,7 +70,31 @@ const KIND_MASK = 0x07;
 
 // Records (msgpackr "structures") are shared mutable state between encoder and decoder; two
 // threads cannot share them, so they are off. Maps decode as plain objects for the schemas.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, bundleStrings: false });
+// Binary fields are copied out of the batch, so keeping one signature does not pin a whole batch.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, bundleStrings: false, copyBuffers: true });
+
+/** Deepest nesting a decoded value may have (also what stops cyclic values built by extensions). */
+const MAX_DEPTH = 64;
+
+/**
+ * True if `value` is plain data: null, booleans, finite or non-finite numbers, strings, byte
+ * arrays, arrays and plain objects, nested at most {@link MAX_DEPTH} deep. msgpackr's extension
+ * types can decode into other things (errors, sets, regular expressions, even internal tables of
+ * functions); none of them may pass the decode boundary.
+ */
+function isPlainData(value: unknown, depth: number): boolean {
+  if (value === null || typeof value !== 'object') return typeof value !== 'function' && typeof value !== 'symbol';
+  if (depth > MAX_DEPTH) return false;
+  if (value instanceof Uint8Array) return Object.getPrototypeOf(value) === Uint8Array.prototype || Buffer.isBuffer(value);
+  if (Array.isArray(value)) {
+    for (const item of value) if (!isPlainData(item, depth + 1)) return false;
+    return Object.getPrototypeOf(value) === Array.prototype;
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const key in value) if (!isPlainData((value as Record<string, unknown>)[key], depth + 1)) return false;
+  return true;
+}
 
 /**
  * Encodes a value. The result is a view into msgpackr's pooled buffer, valid only until the next
@@ -87,13 +111,16 @@ export function encodeValue(value: unknown, limit: number): Uint8Array {
   return new Uint8Array(encodeValueView(value, limit));
 }
 
-/** Decodes one msgpack value that must span `bytes` exactly. */
+/** Decodes one msgpack value that must span `bytes` exactly and be plain data. */
 export function decodeValue(bytes: Uint8Array): unknown {
+  let value: unknown;
   try {
-    return packr.unpack(bytes);
+    value = packr.unpack(bytes);
   } catch (cause) {
     throw new DecodeError(`malformed msgpack payload (${bytes.length} bytes)`, { cause });
   }
+  if (!isPlainData(value, 0)) throw new DecodeError('payload decodes to something other than plain data (an extension type, or nesting too deep)');
+  return value;
 }
 
 const utf8 = new TextEncoder();
@@ -238,7 +265,7 @@ function decodeHeader(bytes: Uint8Array, view: DataView, start: number, end: num
   const need = (at: number, n: number): void => {
     if (at + n > end) throw new DecodeError('frame header runs past the end of the frame');
   };
-  need(start, 14);
+  need(start, 10);
   const flags = bytes[start] as number;
   const kind = flags & KIND_MASK;
   if (kind > EnvelopeKind.Signal || flags & 0x80) throw new DecodeError(`unknown frame flags 0x${flags.toString(16)}`);

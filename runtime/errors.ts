@@ -97,30 +97,39 @@ export class RemoteFailure extends KnhkError {
   }
 }
 
-const BY_CODE: Record<string, { prototype: KnhkError }> = {
-  ASK_TIMEOUT: AskTimeout,
-  DECODE_ERROR: DecodeError,
-  SCHEMA_ERROR: SchemaError,
-  MESSAGE_TOO_LARGE: MessageTooLarge,
-  MAILBOX_FULL: MailboxFull,
-  ACTOR_NOT_RUNNING: ActorNotRunning,
-  SPAWN_ERROR: SpawnError,
-  CONFIG_ERROR: ConfigError,
-  SYSTEM_STOPPED: SystemStopped,
-  REPLY_REJECTED: ReplyRejected,
-  REMOTE_FAILURE: RemoteFailure,
-};
+/** Largest delay a Node timer honours (2³¹−1 ms); longer ones would silently fire at once. */
+export const MAX_DELAY_MS = 0x7fffffff;
+
+/** Throws `ConfigError` unless `ms` is a delay a timer can honour. */
+export function checkDelay(ms: number, what: string): void {
+  if (!(ms >= 0 && ms <= MAX_DELAY_MS)) throw new ConfigError(`${what} must be between 0 and ${MAX_DELAY_MS} ms, got ${ms}`);
+}
+
+const BY_CODE = new Map<string, { prototype: KnhkError; name: string }>([
+  ['ASK_TIMEOUT', AskTimeout],
+  ['DECODE_ERROR', DecodeError],
+  ['SCHEMA_ERROR', SchemaError],
+  ['MESSAGE_TOO_LARGE', MessageTooLarge],
+  ['MAILBOX_FULL', MailboxFull],
+  ['ACTOR_NOT_RUNNING', ActorNotRunning],
+  ['SPAWN_ERROR', SpawnError],
+  ['CONFIG_ERROR', ConfigError],
+  ['SYSTEM_STOPPED', SystemStopped],
+  ['REPLY_REJECTED', ReplyRejected],
+  ['REMOTE_FAILURE', RemoteFailure],
+]);
 
 /**
  * Rebuilds an error that crossed a thread boundary as `{ code, message }`, with its original
  * class when the code is one of ours (so `instanceof MailboxFull` works on the asker's side).
- * Any other error becomes a {@link RemoteFailure} carrying the original text.
+ * Any other error becomes a {@link RemoteFailure} whose message keeps the original code and text.
  */
 export function reviveError(raw: { readonly code?: string | undefined; readonly message: string }): KnhkError {
-  const cls = raw.code === undefined ? undefined : BY_CODE[raw.code];
-  if (!cls || raw.code === undefined) return new KnhkError('REMOTE_FAILURE', raw.message);
-  const error = new KnhkError(raw.code, raw.message);
-  Object.setPrototypeOf(error, cls.prototype);
-  error.name = (cls as unknown as { name: string }).name;
+  const cls = raw.code === undefined ? undefined : BY_CODE.get(raw.code);
+  const known = cls !== undefined;
+  const error = new KnhkError(known ? (raw.code as string) : 'REMOTE_FAILURE', known || raw.code === undefined ? raw.message : `${raw.code}: ${raw.message}`);
+  const target = cls ?? RemoteFailure;
+  Object.setPrototypeOf(error, target.prototype);
+  error.name = target.name;
   return error;
 }

@@ -47,7 +47,9 @@ export interface WorkerHost {
   threadGone(thread: number): void;
 }
 
+/** Arms the kill of a shutdown; an infinite timeout (OTP's `infinity`) never kills. */
 function killTimer(ms: number, kill: () => void): () => void {
+  if (ms === Infinity) return () => undefined;
   const timer = setTimeout(kill, ms);
   return () => clearTimeout(timer);
 }
@@ -55,6 +57,7 @@ function killTimer(ms: number, kill: () => void): () => void {
 /** Starts an incarnation in the calling (main) thread. */
 export async function startInThread(host: WorkerHost, spec: IncarnationSpec, onExit: (reason: ExitReason) => void): Promise<Incarnation> {
   let started = false;
+  let earlyExit: ExitReason | undefined;
   let exited!: () => void;
   const exit = new Promise<void>((resolve) => (exited = resolve));
   const cell = host.node.spawnCell(spec.behavior, {
@@ -64,6 +67,7 @@ export async function startInThread(host: WorkerHost, spec: IncarnationSpec, onE
     onExit: (reason) => {
       exited();
       if (started) onExit(reason);
+      else earlyExit = reason;
     },
   });
   try {
@@ -73,6 +77,10 @@ export async function startInThread(host: WorkerHost, spec: IncarnationSpec, onE
     throw new SpawnError(`${spec.name} failed to start: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
   started = true;
+  // An actor that stopped itself inside `start` did start: its exit is reported like any other,
+  // once the caller holds the incarnation.
+  const stoppedEarly = earlyExit;
+  if (stoppedEarly) setImmediate(() => onExit(stoppedEarly));
   const status = async (): Promise<ActorStatus> => ({
     ...cell.shape,
     state: cell.accepting ? 'running' : 'exited',
@@ -144,6 +152,12 @@ export function startInWorker(host: WorkerHost, spec: IncarnationSpec, onExit: (
   });
   gone.catch(() => undefined);
   const whileAlive = <T>(call: () => Promise<T>): Promise<T> => (ended ? Promise.reject(notRunning()) : Promise.race([call(), gone]));
+  // Once the incarnation is over, the thread is unreachable at once (what is sent to it from now on
+  // becomes a dead letter, not a message lost in a dying thread), and then terminated.
+  const retire = (): void => {
+    host.threadGone(thread);
+    void worker.terminate();
+  };
 
   return new Promise<Incarnation>((resolve, reject) => {
     host.node.attach(thread, worker as unknown as Endpoint, (value) => {
@@ -155,11 +169,17 @@ export function startInWorker(host: WorkerHost, spec: IncarnationSpec, onExit: (
           break;
         case 'start-failed':
           reason = { kind: 'crash', error: value.error };
-          reject(new SpawnError(`${spec.name} failed to start: ${value.error.message}`));
-          void worker.terminate();
+          retire();
           break;
         case 'exited':
+          // The incarnation is over but its thread still answers: frames the main thread sent
+          // before it learnt this are drained there and come back as dead letters (`retire`, then
+          // `retired`), instead of dying with the thread.
           reason = value.reason;
+          host.threadGone(thread);
+          worker.postMessage({ op: 'retire' } satisfies ToWorker);
+          break;
+        case 'retired':
           void worker.terminate();
           break;
         default:
@@ -178,7 +198,7 @@ export function startInWorker(host: WorkerHost, spec: IncarnationSpec, onExit: (
       host.threadGone(thread);
       exited();
       if (started) onExit(final);
-      else reject(new SpawnError(`${spec.name} exited while starting: ${final.kind === 'crash' ? final.error.message : final.kind}`));
+      else reject(new SpawnError(`${spec.name} failed to start: ${final.kind === 'crash' ? final.error.message : final.kind}`));
     });
 
     const incarnation: Incarnation = {
@@ -190,14 +210,14 @@ export function startInWorker(host: WorkerHost, spec: IncarnationSpec, onExit: (
         exit: (code) => whileAlive(() => remote.exit(code)),
         kill: async (why) => {
           reason ??= { kind: 'crash', error: { name: 'Killed', message: `killed: ${why}` } };
-          void worker.terminate();
+          retire();
           await exit;
         },
       },
       async shutdown(timeoutMs) {
         const cancel = killTimer(timeoutMs, () => {
           reason ??= { kind: 'crash', error: { name: 'Killed', message: `no exit within ${timeoutMs} ms of shutdown` } };
-          void worker.terminate();
+          retire();
         });
         host.node.control(thread, { op: 'stop' } satisfies ToWorker);
         await exit;

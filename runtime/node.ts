@@ -10,7 +10,7 @@ import { Cell, type CellOptions } from './cell.js';
 import type { Clock } from './clock.js';
 import type { DeadLetter, DeadLetterReason } from './dead-letter.js';
 import { decodeValue, encodeValue, encodeValueView, EnvelopeKind, isBadFrame, readBatch, type EnvelopeHeader, type Frame } from './envelope.js';
-import { ActorNotRunning, AskTimeout, DecodeError, KnhkError, reviveError, SchemaError } from './errors.js';
+import { ActorNotRunning, AskTimeout, checkDelay, DecodeError, KnhkError, reviveError, SchemaError } from './errors.js';
 import { Link, type Endpoint } from './link.js';
 import type { RefShape } from './schema.js';
 import { serializedErrorSchema } from './signal.js';
@@ -61,6 +61,7 @@ export class Node implements RefHost {
   readonly #listeners = new Map<Endpoint, (value: unknown) => void>();
   readonly #asks = new Map<number, PendingAsk>();
   #correlation = 0;
+  #turnStart = -1;
 
   constructor(options: NodeOptions) {
     this.thread = options.thread;
@@ -68,6 +69,20 @@ export class Node implements RefHost {
     this.clock = options.clock;
     this.hooks = options.hooks;
     this.instruments = options.instruments;
+  }
+
+  /**
+   * Milliseconds since this thread began draining mailboxes in the current event-loop turn. The
+   * turn's start is forgotten by a `setImmediate`, which runs once the turn (and its microtasks) is over.
+   */
+  turnElapsed(now: number): number {
+    if (this.#turnStart < 0) {
+      this.#turnStart = now;
+      setImmediate(() => {
+        this.#turnStart = -1;
+      });
+    }
+    return now - this.#turnStart;
   }
 
   /** A reference bound to `sender` (what it sends is sent by that actor). */
@@ -87,6 +102,11 @@ export class Node implements RefHost {
   }
 
   ask(sender: SenderId | undefined, to: RefShape, msg: unknown, urgent: boolean, timeoutMs: number): Promise<unknown> {
+    try {
+      checkDelay(timeoutMs, 'ask timeout');
+    } catch (error) {
+      return Promise.reject(error);
+    }
     // Correlation ids are u32 on the wire; they only need to be unique among pending asks.
     const correlation = (this.#correlation = (this.#correlation + 1) >>> 0);
     const target = refLabel(to);

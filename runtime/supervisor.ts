@@ -17,7 +17,7 @@ import type { ResourceLimits } from 'node:worker_threads';
 import type { ActorRef } from './actor-ref.js';
 import type { Behavior, ExitReason } from './behavior.js';
 import type { Clock } from './clock.js';
-import { ConfigError, SpawnError, SystemStopped } from './errors.js';
+import { checkDelay, ConfigError, SystemStopped } from './errors.js';
 import type { Incarnation, IncarnationSpec } from './incarnation.js';
 import type { MailboxOptions } from './mailbox.js';
 
@@ -54,7 +54,7 @@ export interface SpawnOptions<Args> {
   readonly args?: Args;
   /** Restart type (default `permanent`). */
   readonly restart?: RestartType;
-  /** Milliseconds the actor has to stop before it is killed (default 5000). */
+  /** Milliseconds the actor has to stop before it is killed (default 5000; `Infinity` waits, like OTP's `infinity`). */
   readonly shutdownMs?: number;
   /** Mailbox capacity and overflow policy. */
   readonly mailbox?: MailboxOptions;
@@ -127,6 +127,7 @@ export class Supervisor {
   #state: 'running' | 'terminating' | 'stopped' = 'running';
   #queue: Promise<void> = Promise.resolve();
   #onExit: (reason: ExitReason) => void;
+  #backoffWait: (() => void) | undefined;
 
   /** @internal Supervisors are created by the system or by a parent supervisor. */
   constructor(host: SupervisorHost, options: SupervisorOptions, onExit: (reason: ExitReason) => void) {
@@ -150,11 +151,13 @@ export class Supervisor {
 
   /** Starts an actor as a child of this supervisor and returns a reference to its first incarnation. */
   async spawn<Msg, Args, Reply>(behavior: Behavior<Msg, Args, Reply>, options: SpawnOptions<Args>): Promise<ActorRef<Msg, Reply>> {
+    const shutdownMs = options.shutdownMs ?? 5000;
+    if (shutdownMs !== Infinity) checkDelay(shutdownMs, 'shutdownMs');
     const spec: ChildSpec = {
       name: options.name,
       kind: 'actor',
       restart: options.restart ?? 'permanent',
-      shutdownMs: options.shutdownMs ?? 5000,
+      shutdownMs,
       start: async (incarnation, onExit) => {
         const running = await this.#host.startIncarnation(
           {
@@ -232,6 +235,7 @@ export class Supervisor {
   shutdown(): Promise<void> {
     if (this.#state !== 'running') return this.#queue;
     this.#state = 'terminating';
+    this.#backoffWait?.();
     return this.#serial(async () => {
       await this.#terminateAll(this.#children);
       this.#state = 'stopped';
@@ -318,9 +322,6 @@ export class Supervisor {
     const affected =
       this.strategy === 'one_for_one' ? [child] : this.strategy === 'one_for_all' ? [...this.#children] : this.#children.slice(index);
     await this.#terminateAll(affected.filter((c) => c !== child));
-    for (const c of affected) {
-      if (c !== child && c.spec.restart === 'temporary') this.#forget(c);
-    }
     const restarting = affected.filter((c) => this.#children.includes(c));
     for (const c of restarting) {
       c.restarts++;
@@ -339,8 +340,12 @@ export class Supervisor {
     });
   }
 
+  /** Terminates children, last started first; temporary ones are then forgotten (OTP never restarts them). */
   async #terminateAll(children: readonly Child[]): Promise<void> {
-    for (const child of [...children].reverse()) await this.#terminate(child);
+    for (const child of [...children].reverse()) {
+      await this.#terminate(child);
+      if (child.spec.restart === 'temporary') this.#forget(child);
+    }
   }
 
   async #terminate(child: Child): Promise<void> {
@@ -358,7 +363,18 @@ export class Supervisor {
     this.#host.releaseName(child.spec.name);
   }
 
+  /** A back-off wait that shutdown can cut short (it would otherwise queue behind it). */
   #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => this.#host.clock.setTimer(resolve, ms));
+    return new Promise((resolve) => {
+      const handle = this.#host.clock.setTimer(() => {
+        this.#backoffWait = undefined;
+        resolve();
+      }, ms);
+      this.#backoffWait = () => {
+        this.#host.clock.clearTimer(handle);
+        this.#backoffWait = undefined;
+        resolve();
+      };
+    });
   }
 }

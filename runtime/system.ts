@@ -59,6 +59,8 @@ export class ActorSystem {
   readonly #names = new Set<string>();
   readonly #directory = new Map<string, Incarnation>();
   readonly #workers = new Map<number, Worker>();
+  /** Pairs of worker threads given a direct channel, as `:low:high:`. */
+  readonly #introduced = new Set<string>();
   readonly #watchers = new Map<string, RefShape[]>();
   readonly #deadLetterListeners = new Set<DeadLetterListener>();
   readonly #localWatches = new Map<string, ((reason: ExitReason) => void)[]>();
@@ -99,8 +101,9 @@ export class ActorSystem {
       onWorkerControl: (thread, message) => this.#onWorkerControl(thread, message),
       threadStarted: (thread, worker) => void this.#workers.set(thread, worker),
       threadGone: (thread) => {
-        this.#workers.delete(thread);
+        if (!this.#workers.delete(thread)) return;
         this.#node.unreachable(thread);
+        for (const pair of this.#introduced) if (pair.includes(`:${thread}:`)) this.#introduced.delete(pair);
         for (const other of this.#workers.keys()) this.#node.control(other, { op: 'peer-gone', thread } satisfies ToWorker);
       },
     };
@@ -197,7 +200,11 @@ export class ActorSystem {
       batch = writer.take();
     }
     if (ref.thread === MAIN_THREAD) this.#node.receiveBatch(batch);
-    else this.#workers.get(ref.thread)?.postMessage(batch);
+    else {
+      const worker = this.#workers.get(ref.thread);
+      if (!worker) throw new ActorNotRunning(refLabel(ref), 'its thread is gone');
+      worker.postMessage(batch);
+    }
   }
 
   /** Stops every actor (last started first), the pool and the main thread's node. */
@@ -274,6 +281,11 @@ export class ActorSystem {
           this.#node.control(thread, { op: 'peer-gone', thread: message.thread } satisfies ToWorker);
           return;
         }
+        // One channel per pair of threads: when both ask at once, the second request finds the
+        // pair introduced and its port already on the way.
+        const pair = thread < message.thread ? `:${thread}:${message.thread}:` : `:${message.thread}:${thread}:`;
+        if (this.#introduced.has(pair)) return;
+        this.#introduced.add(pair);
         const { port1, port2 } = new MessageChannel();
         this.#node.control(message.thread, { op: 'peer', thread, port: port2 } satisfies ToWorker, [port2]);
         this.#node.control(thread, { op: 'peer', thread: message.thread, port: port1 } satisfies ToWorker, [port1]);

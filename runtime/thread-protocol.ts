@@ -26,6 +26,8 @@ export type ToWorker =
   | { readonly op: 'peer'; readonly thread: number; readonly port: MessagePort }
   | { readonly op: 'peer-gone'; readonly thread: number }
   | { readonly op: 'stop' }
+  /** Sent after the worker reported `exited`: no frame from the main thread follows it. */
+  | { readonly op: 'retire' }
   | { readonly op: 'lookup-result'; readonly id: number; readonly shape: RefShape | undefined }
   | { readonly op: 'task-result'; readonly id: number; readonly ok: boolean; readonly value?: unknown; readonly error?: SerializedError };
 
@@ -34,6 +36,8 @@ export type FromWorker =
   | { readonly op: 'started' }
   | { readonly op: 'start-failed'; readonly error: SerializedError }
   | { readonly op: 'exited'; readonly reason: ExitReason }
+  /** Everything received before `retire` has been handled (dead-lettered): terminate now. */
+  | { readonly op: 'retired' }
   | { readonly op: 'connect'; readonly thread: number }
   | { readonly op: 'dead-letter'; readonly letter: DeadLetter }
   | { readonly op: 'lookup'; readonly id: number; readonly name: string }

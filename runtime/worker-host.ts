@@ -59,18 +59,26 @@ async function main(boot: WorkerBoot, port: Endpoint): Promise<void> {
     if (!isControl<ToWorker>(value)) return;
     switch (value.op) {
       case 'peer':
-        if (ports.has(value.thread)) node.detachEndpoint(ports.get(value.thread) as unknown as Endpoint);
         ports.set(value.thread, value.port);
         node.attach(value.thread, value.port as unknown as Endpoint);
         break;
-      case 'peer-gone':
+      case 'peer-gone': {
         node.unreachable(value.thread);
-        ports.get(value.thread)?.close();
+        const gone = ports.get(value.thread);
+        if (gone) {
+          node.detachEndpoint(gone as unknown as Endpoint);
+          gone.close();
+        }
         ports.delete(value.thread);
         break;
+      }
       case 'stop':
         if (cell) void cell.stop('shutdown');
         else post({ op: 'exited', reason: { kind: 'shutdown' } });
+        break;
+      case 'retire':
+        node.flush();
+        post({ op: 'retired' });
         break;
       case 'lookup-result':
       case 'task-result':
@@ -92,6 +100,8 @@ async function main(boot: WorkerBoot, port: Endpoint): Promise<void> {
       mailbox: boot.mailbox,
       onExit: (reason) => {
         monitor.close();
+        // Replies and tells this actor produced go out before the main thread terminates us.
+        node.flush();
         post({ op: 'exited', reason });
       },
     });

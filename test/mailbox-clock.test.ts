@@ -1,6 +1,7 @@
 import test from 'ava';
 import { Mailbox } from '../runtime/mailbox.js';
-import { ConfigError, VirtualClock } from '../runtime/index.js';
+import { ConfigError, MailboxFull, RemoteFailure, VirtualClock } from '../runtime/index.js';
+import { reviveError } from '../runtime/errors.js';
 
 test('urgent items are taken before bulk ones; each lane is FIFO', (t) => {
   const box = new Mailbox<string>();
@@ -49,4 +50,14 @@ test('the virtual clock fires timers in due order only when advanced', (t) => {
   t.deepEqual(fired, ['a@10', 'd@10', 'b@20']);
   t.is(clock.now(), 20);
   t.is(clock.pending, 0);
+});
+
+test('errors revived from another thread keep their class, and unknown codes become RemoteFailure', (t) => {
+  t.true(reviveError({ code: 'MAILBOX_FULL', message: 'full' }) instanceof MailboxFull);
+  for (const code of ['constructor', '__proto__', 'ENOENT', undefined]) {
+    const error = reviveError({ code, message: 'x' });
+    t.true(error instanceof RemoteFailure, String(code));
+    t.is(error.code, 'REMOTE_FAILURE');
+  }
+  t.regex(reviveError({ code: 'ENOENT', message: 'no file' }).message, /ENOENT: no file/);
 });

@@ -1,0 +1,36 @@
+/**
+ * Typed errors of the signature layer. Misuse by the caller (a context too long to encode, a key
+ * of the wrong length handed to `sign`, a backend forced where it cannot run) raises a
+ * `CryptoError` with a stable `code`, so callers branch on codes rather than on message text.
+ * Verification never raises one for malformed input: a bad key or signature is a `false` verdict.
+ */
+
+/** Stable machine-readable codes of {@link CryptoError}. */
+export type CryptoErrorCode =
+  /** A context string exceeds 255 bytes (FIPS 204 §5.2, FIPS 205 §10.2, and the composite draft's Sign). */
+  | 'CONTEXT_TOO_LONG'
+  /** A non-empty context was given to a scheme that has no context input (Ed25519, Falcon-512). */
+  | 'CONTEXT_UNSUPPORTED'
+  /** A secret key handed to `sign` does not have the scheme's secret-key length. */
+  | 'INVALID_SECRET_KEY'
+  /** A message or context handed to `sign` is not a byte array. */
+  | 'INVALID_INPUT'
+  /** A seed handed to `keygen` does not have the scheme's seed length. */
+  | 'INVALID_SEED'
+  /** A backend was requested for a scheme it cannot run on this Node, or disagrees with the reference. */
+  | 'BACKEND_UNAVAILABLE'
+  /** A scheme name is not known to the registry. */
+  | 'UNKNOWN_SCHEME'
+  /** A backend name is not among the registry's backends. */
+  | 'UNKNOWN_BACKEND';
+
+/** A misuse of the signature layer, with a stable {@link CryptoErrorCode}. */
+export class CryptoError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: CryptoErrorCode;
+  constructor(code: CryptoErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'CryptoError';
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * The scheme registry: which backend computes each scheme. Built once at start-up; for every
+ * scheme it takes the first backend, in preference order, that implements the scheme on this
+ * Node and agrees with the reference backend (noble) on a probe; a caller may force a backend
+ * instead. `report()` names the choice per scheme, for telemetry (`crypto.backend`).
+ *
+ * Preference order is "fastest first": node:crypto (OpenSSL, native code) before noble (pure
+ * JavaScript). The benchmarks measure the ratio; the registry itself never times anything, so it
+ * stays deterministic.
+ */
+import { equalBytes } from '@noble/curves/utils.js';
+import { nobleBackend } from './backends/noble.js';
+import { nodeBackend } from './backends/node.js';
+import { MLDSA44_ED25519, MLDSA65_ED25519, compositePrimitive, type CompositeParameters } from './composite.js';
+import { ED25519_SPEC } from './ed25519.js';
+import { CryptoError } from './errors.js';
+import { FALCON_512_SPEC } from './falcon.js';
+import { ML_DSA_44, ML_DSA_65, ML_DSA_87 } from './ml-dsa.js';
+import type { Backend, Primitive, PrimitiveName } from './primitive.js';
+import { defineScheme, type SchemeCategories, type SchemeName, type SchemeSpec, type SignatureScheme } from './scheme.js';
+import { SLH_DSA_SHA2_128F_SPEC } from './slh-dsa.js';
+
+/** How a scheme is computed: by one primitive, or as a composite of ML-DSA and Ed25519. */
+type Recipe = { readonly spec: SchemeSpec; readonly primitive: PrimitiveName } | { readonly composite: CompositeParameters };
+
+const RECIPES: Readonly<Record<SchemeName, Recipe>> = {
+  'Ed25519': { spec: ED25519_SPEC, primitive: 'ed25519' },
+  'ML-DSA-44': ML_DSA_44,
+  'ML-DSA-65': ML_DSA_65,
+  'ML-DSA-87': ML_DSA_87,
+  'Falcon-512': { spec: FALCON_512_SPEC, primitive: 'falcon-512' },
+  'SLH-DSA-SHA2-128f': { spec: SLH_DSA_SHA2_128F_SPEC, primitive: 'slh-dsa-sha2-128f' },
+  'ML-DSA-65+Ed25519': { composite: MLDSA65_ED25519 },
+  'ML-DSA-44+Ed25519': { composite: MLDSA44_ED25519 },
+};
+
+/** Every scheme name, in a stable order. */
+export const SCHEME_NAMES = Object.keys(RECIPES) as readonly SchemeName[];
+
+/** The hybrid scheme knhk uses unless configured otherwise. */
+export const DEFAULT_HYBRID: SchemeName = 'ML-DSA-65+Ed25519';
+
+const SPECS: Readonly<Record<PrimitiveName, SchemeSpec>> = {
+  'ed25519': ED25519_SPEC,
+  'ml-dsa-44': ML_DSA_44.spec,
+  'ml-dsa-65': ML_DSA_65.spec,
+  'ml-dsa-87': ML_DSA_87.spec,
+  'falcon-512': FALCON_512_SPEC,
+  'slh-dsa-sha2-128f': SLH_DSA_SHA2_128F_SPEC,
+};
+
+/** Options of {@link SchemeRegistry.create}. */
+export interface RegistryOptions {
+  /** Backends in order of preference, fastest first. Default: node:crypto, then noble. */
+  readonly backends?: readonly Backend[];
+  /** Use this backend instead of choosing: one name for every scheme, or per scheme. */
+  readonly force?: string | Partial<Readonly<Record<SchemeName, string>>>;
+}
+
+/** Verdicts of the agreement probe, per backend and primitive: probed once per process. */
+const agreement = new WeakMap<Backend, Map<PrimitiveName, boolean>>();
+
+/**
+ * Whether `candidate` computes `name` exactly as the reference does: the same public key from
+ * the same seed, each one's signature accepted by the other, a signature on another message
+ * rejected by both. A backend that fails is never chosen.
+ */
+function agreesWithReference(backend: Backend, name: PrimitiveName, candidate: Primitive): boolean {
+  if (backend === nobleBackend) return true;
+  let verdicts = agreement.get(backend);
+  if (verdicts === undefined) agreement.set(backend, (verdicts = new Map()));
+  let verdict = verdicts.get(name);
+  if (verdict === undefined) {
+    verdict = probe(SPECS[name], candidate, nobleBackend.primitive(name));
+    verdicts.set(name, verdict);
+  }
+  return verdict;
+}
+
+function probe(spec: SchemeSpec, candidate: Primitive, reference: Primitive | undefined): boolean {
+  if (reference === undefined) return false;
+  const seed = new Uint8Array(spec.seedBytes).fill(0x5a);
+  const message = Uint8Array.of(1, 2, 3);
+  const other = Uint8Array.of(1, 2, 4);
+  const context = spec.contextSupported ? Uint8Array.of(9) : new Uint8Array(0);
+  try {
+    const mine = candidate.keygen(seed);
+    const theirs = reference.keygen(seed);
+    if (!equalBytes(mine.publicKey, theirs.publicKey)) return false;
+    const bySelf = candidate.sign(mine.secretKey, message, context);
+    const byReference = reference.sign(theirs.secretKey, message, context);
+    return (
+      reference.verify(theirs.publicKey, message, bySelf, context) &&
+      candidate.verify(mine.publicKey, message, byReference, context) &&
+      !candidate.verify(mine.publicKey, other, byReference, context) &&
+      !reference.verify(theirs.publicKey, other, bySelf, context)
+    );
+  } catch {
+    return false;
+  }
+}
+
+function findBackend(backends: readonly Backend[], name: string): Backend {
+  const found = backends.find((b) => b.name === name);
+  if (found === undefined) throw new CryptoError('UNKNOWN_BACKEND', `unknown crypto backend ${name}`);
+  return found;
+}
+
+/** The first of `candidates` that runs primitive `name` and agrees with the reference. */
+function choose(name: PrimitiveName, candidates: readonly Backend[]): { backend: Backend; primitive: Primitive } | undefined {
+  for (const backend of candidates) {
+    const primitive = backend.primitive(name);
+    if (primitive !== undefined && agreesWithReference(backend, name, primitive)) return { backend, primitive };
+  }
+  return undefined;
+}
+
+/** Scheme `name` on the first usable of `candidates`, chosen per component for a composite. */
+function build(name: SchemeName, candidates: readonly Backend[]): SignatureScheme | undefined {
+  const recipe = RECIPES[name];
+  if (recipe === undefined) throw new CryptoError('UNKNOWN_SCHEME', `unknown signature scheme ${String(name)}`);
+  if ('primitive' in recipe) {
+    const chosen = choose(recipe.primitive, candidates);
+    return chosen && defineScheme(recipe.spec, chosen.primitive, chosen.backend.name);
+  }
+  const { composite } = recipe;
+  const mlDsa = choose(composite.mlDsa.primitive, candidates);
+  const ed25519 = choose('ed25519', candidates);
+  if (mlDsa === undefined || ed25519 === undefined) return undefined;
+  // One name when both components share a backend; otherwise "<ML-DSA's>+<Ed25519's>".
+  const backend = mlDsa.backend === ed25519.backend ? mlDsa.backend.name : `${mlDsa.backend.name}+${ed25519.backend.name}`;
+  return defineScheme(composite.spec, compositePrimitive(composite, mlDsa.primitive, ed25519.primitive), backend);
+}
+
+/** The chosen schemes, one backend each. */
+export class SchemeRegistry {
+  private readonly backends: readonly Backend[];
+  private readonly schemes: ReadonlyMap<SchemeName, SignatureScheme>;
+
+  private constructor(backends: readonly Backend[], schemes: ReadonlyMap<SchemeName, SignatureScheme>) {
+    this.backends = backends;
+    this.schemes = schemes;
+  }
+
+  /**
+   * Chooses a backend for every scheme. Throws `CryptoError` `UNKNOWN_BACKEND` when `force` names
+   * a backend not in `backends`, `BACKEND_UNAVAILABLE` when a forced backend cannot run a scheme.
+   */
+  static create(options: RegistryOptions = {}): SchemeRegistry {
+    const backends = options.backends ?? [nodeBackend, nobleBackend];
+    const schemes = new Map<SchemeName, SignatureScheme>();
+    for (const name of SCHEME_NAMES) {
+      const forced = typeof options.force === 'string' ? options.force : options.force?.[name];
+      const scheme = build(name, forced === undefined ? backends : [findBackend(backends, forced)]);
+      if (scheme === undefined) {
+        throw new CryptoError('BACKEND_UNAVAILABLE', `${name}: no usable backend among ${forced ?? backends.map((b) => b.name).join(', ')}`);
+      }
+      schemes.set(name, scheme);
+    }
+    return new SchemeRegistry(backends, schemes);
+  }
+
+  /** The scheme `name` on its chosen backend. */
+  get<N extends SchemeName>(name: N): SignatureScheme<SchemeCategories[N]> {
+    const scheme = this.schemes.get(name);
+    if (scheme === undefined) throw new CryptoError('UNKNOWN_SCHEME', `unknown signature scheme ${String(name)}`);
+    return scheme as SignatureScheme<SchemeCategories[N]>;
+  }
+
+  /**
+   * The scheme `name` computed by the backend named `backend` (both components, for a composite),
+   * or `undefined` when that backend cannot run it here. For cross-backend checks and benchmarks.
+   */
+  onBackend<N extends SchemeName>(name: N, backend: string): SignatureScheme<SchemeCategories[N]> | undefined {
+    return build(name, [findBackend(this.backends, backend)]) as SignatureScheme<SchemeCategories[N]> | undefined;
+  }
+
+  /** The backend chosen for each scheme, e.g. `{ 'ML-DSA-65': 'node', 'Falcon-512': 'noble', … }`. */
+  report(): Readonly<Record<SchemeName, string>> {
+    return Object.fromEntries(SCHEME_NAMES.map((name) => [name, this.get(name).backend])) as Record<SchemeName, string>;
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * Cross-backend interoperability: for every scheme both backends run here, the same seed gives
+ * the same key pair, and a signature made by one backend verifies with the other and vice versa
+ * (with and without a context). Plus the registry's choice, forcing and report.
+ */
+import test from 'ava';
+import fc from 'fast-check';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { SCHEME_NAMES, SchemeRegistry, nobleBackend, type SignatureScheme } from '../protocols/crypto/index.js';
+import { testSeed } from './helpers/seed.js';
+
+const registry = SchemeRegistry.create();
+
+/** Pairs (noble, node) for every scheme the node backend also runs on this Node. */
+const pairs = SCHEME_NAMES.flatMap((name) => {
+  const noble = registry.onBackend(name, 'noble');
+  const node = registry.onBackend(name, 'node');
+  return noble !== undefined && node !== undefined ? [{ name, noble, node }] : [];
+});
+
+test('the node backend runs Ed25519 everywhere, and ML-DSA with its composites exactly when the Node has ML-DSA', (t) => {
+  const names = pairs.map((p) => p.name);
+  t.log(`${process.version}: cross-checked ${names.join(', ')}`);
+  t.true(names.includes('Ed25519'));
+  const native = registry.onBackend('ML-DSA-65', 'node') !== undefined;
+  for (const name of ['ML-DSA-44', 'ML-DSA-65', 'ML-DSA-87', 'ML-DSA-65+Ed25519', 'ML-DSA-44+Ed25519'] as const) {
+    t.is(names.includes(name), native, name);
+  }
+  t.false(names.includes('Falcon-512'));
+  t.false(names.includes('SLH-DSA-SHA2-128f'));
+});
+
+function crossCheck(a: SignatureScheme, b: SignatureScheme, seed: Uint8Array, message: Uint8Array, context: Uint8Array | undefined): boolean {
+  const keysA = a.keygen(seed);
+  const keysB = b.keygen(seed);
+  if (bytesToHex(keysA.publicKey) !== bytesToHex(keysB.publicKey) || bytesToHex(keysA.secretKey) !== bytesToHex(keysB.secretKey)) return false;
+  const byA = a.sign(keysA.secretKey, message, context);
+  const byB = b.sign(keysB.secretKey, message, context);
+  return b.verify(keysB.publicKey, message, byA, context) && a.verify(keysA.publicKey, message, byB, context);
+}
+
+test('same seed, same keys; each backend verifies the other\'s signatures, with and without context (property)', (t) => {
+  const seed = testSeed(t);
+  for (const { name, noble, node } of pairs) {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: noble.seedBytes, maxLength: noble.seedBytes }),
+        fc.uint8Array({ maxLength: 512 }),
+        fc.option(fc.uint8Array({ maxLength: 255 }), { nil: undefined }),
+        (keySeed, message, context) => crossCheck(noble, node, keySeed, message, noble.contextSupported ? context : undefined),
+      ),
+      { seed, numRuns: name === 'Ed25519' ? 50 : 8 },
+    );
+    t.pass(name);
+  }
+});
+
+test('a composite whose components run on different backends interoperates with both', (t) => {
+  const mixedRegistry = SchemeRegistry.create({ backends: [nobleBackend] });
+  const mixed = registry.get('ML-DSA-65+Ed25519');
+  const noble = mixedRegistry.get('ML-DSA-65+Ed25519');
+  t.log(`default ML-DSA-65+Ed25519 backend: ${mixed.backend}`);
+  t.true(crossCheck(mixed, noble, new Uint8Array(64).fill(1), Uint8Array.of(1, 2), Uint8Array.of(3)));
+});
+
+test('the registry prefers node:crypto where it agrees with noble, reports its choice, and can be forced', (t) => {
+  const report = registry.report();
+  t.log(report);
+  t.is(report['Ed25519'], 'node');
+  t.is(report['Falcon-512'], 'noble');
+  t.is(report['SLH-DSA-SHA2-128f'], 'noble');
+  const nativeMlDsa = registry.onBackend('ML-DSA-65', 'node') !== undefined;
+  t.is(report['ML-DSA-65'], nativeMlDsa ? 'node' : 'noble');
+  t.is(report['ML-DSA-65+Ed25519'], nativeMlDsa ? 'node' : 'noble+node');
+
+  const allNoble = SchemeRegistry.create({ force: 'noble' }).report();
+  t.true(Object.values(allNoble).every((backend) => backend === 'noble'));
+  const forcedOne = SchemeRegistry.create({ force: { 'Ed25519': 'noble' } }).report();
+  t.is(forcedOne['Ed25519'], 'noble');
+  t.is(forcedOne['ML-DSA-65'], report['ML-DSA-65']);
+});
