@@ -39,7 +39,9 @@ export class TaskPool {
     if (this.#closed) return Promise.reject(new SystemStopped());
     this.#piscina ??= new Piscina<PoolJob, unknown>({
       filename: new URL('./pool-worker.js', import.meta.url).href,
-      minThreads: 1,
+      // All threads start with the pool: a thread spawned later, mid-burst, would block the
+      // dispatching thread while it is constructed.
+      minThreads: this.threads,
       maxThreads: this.threads,
       workerData: { preload: this.#preload },
     });
