@@ -3,10 +3,12 @@
  * prints a table each, or with `--json` one JSON object per benchmark and nothing else on stdout.
  */
 import { actorsBench } from './actors.js';
+import { cryptoBench } from './crypto.js';
 import { toJson, toTable, type BenchResult } from './report.js';
 
 const BENCHES: Record<string, (options: { quick?: boolean }) => Promise<BenchResult>> = {
   actors: actorsBench,
+  crypto: cryptoBench,
 };
 
 const args = process.argv.slice(2);

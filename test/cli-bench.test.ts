@@ -36,3 +36,13 @@ test('bench --json prints exactly one JSON object with the actor metrics', async
   }
   t.is(result.metrics.tell_small_vs_raw?.unit, 'ratio');
 });
+
+test('bench crypto --json reports every scheme, the hybrid overhead and the pool scaling', async (t) => {
+  const { stdout } = await run(process.execPath, [script('../bench/run.js'), 'crypto', '--json', '--quick'], { timeout: 300_000 });
+  const result = JSON.parse(stdout.trim()) as { bench: string; metrics: Record<string, { value: number; unit: string }> };
+  t.is(result.bench, 'crypto');
+  for (const key of ['hybrid65_noble_sign_us_p50', 'hybrid65_noble_verify_us_p50', 'mldsa65_noble_keygen_us_p50', 'ed25519_node_verify_us_p50', 'slhdsa128f_noble_sign_us_p99', 'hybrid65_sign_overhead_pct', 'hybrid65_verify_overhead_pct', 'pool_verify_scaling']) {
+    t.true(Number.isFinite(result.metrics[key]?.value), key);
+  }
+  t.true((result.metrics.pool_verify_scaling?.value ?? 0) > 0);
+});
