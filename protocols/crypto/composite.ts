@@ -77,7 +77,10 @@ export function compositePrimitive(params: CompositeParameters, mlDsa: Primitive
     keygen(seed) {
       const ml = mlDsa.keygen(seed.subarray(0, mlSk));
       const ed = ed25519.keygen(seed.subarray(mlSk));
-      return { publicKey: concatBytes(ml.publicKey, ed.publicKey), secretKey: concatBytes(ml.secretKey, ed.secretKey) };
+      const secretKey = concatBytes(ml.secretKey, ed.secretKey);
+      ml.secretKey.fill(0);
+      ed.secretKey.fill(0);
+      return { publicKey: concatBytes(ml.publicKey, ed.publicKey), secretKey };
     },
     sign(secretKey, message, context) {
       const m = messageRepresentative(params.label, message, context);

@@ -2,7 +2,8 @@
  * Typed errors of the signature layer. Misuse by the caller (a context too long to encode, a key
  * of the wrong length handed to `sign`, a backend forced where it cannot run) raises a
  * `CryptoError` with a stable `code`, so callers branch on codes rather than on message text.
- * Verification never raises one for malformed input: a bad key or signature is a `false` verdict.
+ * A scheme's `verify` never raises one for malformed input (a bad key or signature is a `false`
+ * verdict); `verifyUnderPolicy` does, on purpose: under a policy every violation is a hard error.
  */
 
 /** Stable machine-readable codes of {@link CryptoError}. */
@@ -22,7 +23,19 @@ export type CryptoErrorCode =
   /** A scheme name is not known to the registry. */
   | 'UNKNOWN_SCHEME'
   /** A backend name is not among the registry's backends. */
-  | 'UNKNOWN_BACKEND';
+  | 'UNKNOWN_BACKEND'
+  /** A value given as a signature policy is not one of `classical`, `hybrid`, `quantum`. */
+  | 'UNKNOWN_POLICY'
+  /** A signature's scheme is not admitted by the signature policy in force (DESIGN.md "Cryptography"). */
+  | 'SCHEME_NOT_ALLOWED'
+  /** A signature does not verify; for a composite, at least one of its two components does not. */
+  | 'SIGNATURE_INVALID'
+  /** A policy change is not one forward step of classical → hybrid → quantum. */
+  | 'POLICY_TRANSITION_INVALID'
+  /** A key creation timestamp is not a whole number of milliseconds in [0, 2^53 − 1]. */
+  | 'INVALID_TIMESTAMP'
+  /** A signing key was used after `dispose()` wiped its secret bytes. */
+  | 'KEY_DISPOSED';
 
 /** A misuse of the signature layer, with a stable {@link CryptoErrorCode}. */
 export class CryptoError extends Error {

@@ -22,3 +22,15 @@ export { MLDSA44_ED25519, MLDSA65_ED25519, compositePrimitive, messageRepresenta
 export { nobleBackend } from './backends/noble.js';
 export { nodeBackend } from './backends/node.js';
 export { DEFAULT_HYBRID, SCHEME_NAMES, SchemeRegistry, type RegistryOptions } from './registry.js';
+export {
+  POLICY_CATEGORY,
+  SIGNATURE_POLICIES,
+  checkPolicyTransition,
+  isSignaturePolicy,
+  policyAdmits,
+  verifyUnderPolicy,
+  type PolicyCategories,
+  type SignaturePolicy,
+} from './policy.js';
+export { encodeTimestamp, isKeyId, keyId, type KeyId } from './key-id.js';
+export { SigningKey } from './signing-key.js';

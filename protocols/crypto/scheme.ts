@@ -107,8 +107,15 @@ export function defineScheme<C extends KeyCategory>(spec: SchemeSpec<C>, primiti
       if (seed !== undefined && (!isBytes(seed) || seed.length !== spec.seedBytes)) {
         throw new CryptoError('INVALID_SEED', `${spec.name}: a seed is ${spec.seedBytes} bytes`);
       }
-      const pair = primitive.keygen(seed ?? randomBytes(spec.seedBytes));
-      return { publicKey: pair.publicKey as PublicKey<C>, secretKey: pair.secretKey as SecretKey<C> };
+      // A seed drawn here is secret material that nobody else holds: wipe it once the key pair
+      // (which owns copies of what it needs) exists.
+      const drawn = seed === undefined ? randomBytes(spec.seedBytes) : undefined;
+      try {
+        const pair = primitive.keygen(seed ?? (drawn as Uint8Array));
+        return { publicKey: pair.publicKey as PublicKey<C>, secretKey: pair.secretKey as SecretKey<C> };
+      } finally {
+        drawn?.fill(0);
+      }
     },
     sign(secretKey: SecretKey<C>, message: Uint8Array, context?: Uint8Array): Uint8Array {
       if (!isBytes(secretKey) || secretKey.length !== spec.secretKeyBytes) {

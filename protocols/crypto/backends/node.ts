@@ -23,7 +23,16 @@ function privateKeyField(name: NativeName, seed: Uint8Array): Uint8Array {
 }
 
 function privateKeyObject(name: NativeName, seed: Uint8Array): KeyObject {
-  return createPrivateKey({ key: Buffer.from(pkcs8(OIDS[name], privateKeyField(name, seed))), format: 'der', type: 'pkcs8' });
+  const field = privateKeyField(name, seed);
+  const der = pkcs8(OIDS[name], field);
+  try {
+    // A Buffer view over our own array: `Buffer.from(array)` would copy the key into Node's shared
+    // Buffer pool, where it could never be wiped.
+    return createPrivateKey({ key: Buffer.from(der.buffer, der.byteOffset, der.byteLength), format: 'der', type: 'pkcs8' });
+  } finally {
+    field.fill(0);
+    der.fill(0);
+  }
 }
 
 function publicKeyObject(name: NativeName, publicKey: Uint8Array): KeyObject {
