@@ -3,7 +3,7 @@
  * composite, and sign/verify properties over every scheme. Random tests log their seed
  * (replay with KNHK_SEED=<seed>).
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
 import { concatBytes } from '@noble/hashes/utils.js';
 import {
@@ -13,7 +13,9 @@ import {
   SCHEME_NAMES,
   SchemeRegistry,
   messageRepresentative,
+  type KeyPair,
   type SchemeName,
+  type SignatureScheme,
 } from '../protocols/crypto/index.js';
 import { testSeed } from './helpers/seed.js';
 
@@ -83,41 +85,31 @@ const keyPairs = new Map(SCHEME_NAMES.map((name) => [name, registry.get(name).ke
 const message = fc.uint8Array({ maxLength: 300 });
 const context = fc.uint8Array({ maxLength: 255 });
 
-test('prop_signature_verify_after_sign', (t) => {
+/** Asserts a property for every scheme, on the backend the registry chose, with one seed. */
+function holdsForEveryScheme(t: ExecutionContext, property: (scheme: SignatureScheme, keys: KeyPair) => fc.IRawProperty<unknown[]>): void {
   const seed = testSeed(t);
   for (const name of SCHEME_NAMES) {
     const scheme = registry.get(name);
     const keys = keyPairs.get(name)!;
-    t.notThrows(
-      () =>
-        fc.assert(
-          fc.property(message, context, (m, c) => {
-            const ctx = scheme.contextSupported ? c : undefined;
-            return scheme.verify(keys.publicKey, m, scheme.sign(keys.secretKey, m, ctx), ctx);
-          }),
-          { seed, numRuns: RUNS[name] ?? 25 },
-        ),
-      `${name} on ${scheme.backend}`,
-    );
+    t.notThrows(() => fc.assert(property(scheme, keys), { seed, numRuns: RUNS[name] ?? 25 }), `${name} on ${scheme.backend}`);
   }
+}
+
+test('prop_signature_verify_after_sign', (t) => {
+  holdsForEveryScheme(t, (scheme, keys) =>
+    fc.property(message, context, (m, c) => {
+      const ctx = scheme.contextSupported ? c : undefined;
+      return scheme.verify(keys.publicKey, m, scheme.sign(keys.secretKey, m, ctx), ctx);
+    }),
+  );
 });
 
 test('prop_signature_fails_wrong_message', (t) => {
-  const seed = testSeed(t);
-  for (const name of SCHEME_NAMES) {
-    const scheme = registry.get(name);
-    const keys = keyPairs.get(name)!;
-    t.notThrows(
-      () =>
-        fc.assert(
-          fc.property(message, message, context, (m, other, c) => {
-            fc.pre(Buffer.compare(m, other) !== 0);
-            const ctx = scheme.contextSupported ? c : undefined;
-            return !scheme.verify(keys.publicKey, other, scheme.sign(keys.secretKey, m, ctx), ctx);
-          }),
-          { seed, numRuns: RUNS[name] ?? 25 },
-        ),
-      `${name} on ${scheme.backend}`,
-    );
-  }
+  holdsForEveryScheme(t, (scheme, keys) =>
+    fc.property(message, message, context, (m, other, c) => {
+      fc.pre(Buffer.compare(m, other) !== 0);
+      const ctx = scheme.contextSupported ? c : undefined;
+      return !scheme.verify(keys.publicKey, other, scheme.sign(keys.secretKey, m, ctx), ctx);
+    }),
+  );
 });
