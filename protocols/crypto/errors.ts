@@ -35,7 +35,29 @@ export type CryptoErrorCode =
   /** A key creation timestamp is not a whole number of milliseconds in [0, 2^53 − 1]. */
   | 'INVALID_TIMESTAMP'
   /** A signing key was used after `dispose()` wiped its secret bytes. */
-  | 'KEY_DISPOSED';
+  | 'KEY_DISPOSED'
+  /** A key was used or checked after the end of its validity window or of its sequence range. */
+  | 'KEY_EXPIRED'
+  /** A key was used or checked before the start of its validity window or of its sequence range. */
+  | 'KEY_NOT_YET_VALID'
+  /** A key was used or checked at or after the time or sequence from which it is revoked. */
+  | 'KEY_REVOKED'
+  /** A key id is not among the keys known for a member. */
+  | 'UNKNOWN_KEY'
+  /** No key of a member is valid at the time or sequence asked about. */
+  | 'NO_VALID_KEY'
+  /** A rotation certificate is malformed, forged, inconsistent, or does not follow the key it replaces. */
+  | 'ROTATION_INVALID'
+  /** A key file's checksum is intact but its authenticated decryption fails: a wrong passphrase (or a forged file). */
+  | 'KEYSTORE_WRONG_PASSPHRASE'
+  /** A key file is damaged: not a key file, truncated, extended, or its checksum does not match. */
+  | 'KEYSTORE_CORRUPT'
+  /** A key file decrypts, but its secret key, public key and key id do not belong together. */
+  | 'KEYSTORE_MISMATCH'
+  /** A key file is intact but has a format version, KDF, scheme or KDF cost this reader does not accept. */
+  | 'KEYSTORE_UNSUPPORTED'
+  /** A key store holds no file for the requested key id. */
+  | 'KEYSTORE_NOT_FOUND';
 
 /** A misuse of the signature layer, with a stable {@link CryptoErrorCode}. */
 export class CryptoError extends Error {

@@ -34,3 +34,37 @@ export {
 } from './policy.js';
 export { encodeTimestamp, isKeyId, keyId, type KeyId } from './key-id.js';
 export { SigningKey } from './signing-key.js';
+export {
+  DEFAULT_MAX_SCRYPT_COST,
+  DEFAULT_SCRYPT,
+  KEY_FILE_MAGIC,
+  KEY_FILE_NONCE_BYTES,
+  KEY_FILE_SALT_BYTES,
+  KEY_FILE_VERSION,
+  decodeKeyEnvelope,
+  openKey,
+  sealKey,
+  type KeyEnvelope,
+  type KeyEnvelopeHeader,
+  type OpenOptions,
+  type Passphrase,
+  type ScryptParameters,
+  type SealInputs,
+} from './key-envelope.js';
+export {
+  checkDescriptor,
+  decodeRotationCertificate,
+  describeKey,
+  encodeRotationCertificate,
+  encodeRotationStatement,
+  signRotation,
+  verifyRotationCertificate,
+  type KeyDescriptor,
+  type MemberId,
+  type RotationCertificate,
+  type RotationPredecessor,
+  type SchemeResolver,
+  type ValidityWindow,
+} from './key-rotation.js';
+export { KeyDirectory, type KeyPoint, type KeyQuery, type KeyRecord, type SignedMessage } from './key-directory.js';
+export { DEFAULT_KEY_LIFETIME_MS, DEFAULT_ROTATION_LEAD_MS, KeyManager, type KeyGenerator, type KeyManagerOptions } from './key-manager.js';

@@ -59,7 +59,8 @@ export class SigningKey<C extends KeyCategory = KeyCategory> implements Disposab
 
   private constructor(scheme: SignatureScheme<C>, pair: KeyPair<C>, createdAt: number) {
     this.scheme = scheme;
-    this.publicKey = pair.publicKey.slice() as PublicKey<C>;
+    // A copy of our own: on a Node Buffer `slice()` would be a view of the caller's memory.
+    this.publicKey = new Uint8Array(pair.publicKey) as PublicKey<C>;
     this.createdAt = createdAt;
     this.keyId = keyId(this.publicKey, createdAt);
     this.#secretKey = pair.secretKey;
@@ -118,7 +119,7 @@ export class SigningKey<C extends KeyCategory = KeyCategory> implements Disposab
    * the reference, and owns, and must wipe, any copy it makes. Throws `KEY_DISPOSED` after disposal.
    */
   exposeSecretKey<T>(consumer: (secretKey: SecretKey<C>) => T): T {
-    const scratch = this.#live().slice() as SecretKey<C>;
+    const scratch = new Uint8Array(this.#live()) as SecretKey<C>;
     try {
       const result = consumer(scratch);
       if (isThenable(result)) {

@@ -1,0 +1,185 @@
+/**
+ * Encrypted key files on disk (DESIGN.md "Cryptography": at rest, secret keys are encrypted with
+ * a passphrase-derived key). The format and the cryptography are `protocols/crypto/key-envelope.ts`,
+ * which does no I/O; this module draws the salt and nonce, and makes every write atomic.
+ *
+ * Atomicity: a key file is replaced by write-to-temporary, fsync, rename, fsync of the directory.
+ * POSIX rename(2) replaces the target in one step, so a reader, or a restart after a crash, sees
+ * either the old complete file or the new complete file, never a mixture; the fsync before the
+ * rename makes sure the new name never points at data still in the page cache, and the one after
+ * makes the rename itself survive a power loss. A crash can leave a temporary file behind (named
+ * `.<target>.<random>.tmp`); it is never read as a key, and the target is untouched.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import {
+  CryptoError,
+  KEY_FILE_NONCE_BYTES,
+  KEY_FILE_SALT_BYTES,
+  isKeyId,
+  openKey,
+  sealKey,
+  type KeyId,
+  type OpenOptions,
+  type Passphrase,
+  type SchemeRegistry,
+  type ScryptParameters,
+  type SigningKey,
+} from '../protocols/crypto/index.js';
+
+/** Owner read and write only: a key file is nobody else's business, even encrypted. */
+export const KEY_FILE_MODE = 0o600;
+/** Owner only, for a key store's directory. */
+const KEY_DIRECTORY_MODE = 0o700;
+const KEY_FILE_SUFFIX = '.key';
+
+/** Options of {@link writeKeyFile}. */
+export interface WriteOptions {
+  /** scrypt cost; default `DEFAULT_SCRYPT` (N = 2^17, r = 8, p = 1). Tests lower it for speed. */
+  readonly kdf?: ScryptParameters;
+}
+
+function isErrno(error: unknown, code: string): boolean {
+  return error instanceof Error && (error as NodeJS.ErrnoException).code === code;
+}
+
+/** Flushes a directory's entries (a rename in it) to stable storage. */
+async function syncDirectory(directory: string): Promise<void> {
+  // Windows cannot open a directory for fsync, and NTFS journals renames itself.
+  if (process.platform === 'win32') return;
+  const handle = await open(directory, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * First half of {@link atomicWriteFile}: writes `bytes` to a new temporary file next to `path`
+ * (same directory, hence same file system, so the later rename is atomic), with mode 0o600, and
+ * fsyncs it. Returns the temporary path. On failure the temporary file is removed.
+ */
+export async function stageFile(path: string, bytes: Uint8Array): Promise<string> {
+  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(8).toString('hex')}.tmp`);
+  // 'wx': exclusive creation, so a stale or hostile file of that name is never reused.
+  const handle = await open(temporary, 'wx', KEY_FILE_MODE);
+  try {
+    // The umask may have cleared bits of the creation mode; set exactly 0o600.
+    await handle.chmod(KEY_FILE_MODE);
+    await handle.writeFile(bytes);
+    await handle.sync();
+    await handle.close();
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    await unlink(temporary).catch(() => undefined);
+    throw error;
+  }
+  return temporary;
+}
+
+/** Second half of {@link atomicWriteFile}: renames `temporary` over `path` and fsyncs the directory. */
+export async function commitFile(temporary: string, path: string): Promise<void> {
+  try {
+    await rename(temporary, path);
+  } catch (error) {
+    await unlink(temporary).catch(() => undefined);
+    throw error;
+  }
+  await syncDirectory(dirname(path));
+}
+
+/** Replaces `path` with `bytes` atomically and durably (see the module comment), mode 0o600. */
+export async function atomicWriteFile(path: string, bytes: Uint8Array): Promise<void> {
+  await commitFile(await stageFile(path, bytes), path);
+}
+
+/**
+ * Encrypts `key` under `passphrase` (fresh 32-byte salt and 24-byte nonce from the CSPRNG) and
+ * writes it to `path` atomically. Errors as `sealKey`, plus the file system's.
+ */
+export async function writeKeyFile(path: string, key: SigningKey, passphrase: Passphrase, options: WriteOptions = {}): Promise<void> {
+  const inputs = { salt: randomBytes(KEY_FILE_SALT_BYTES), nonce: randomBytes(KEY_FILE_NONCE_BYTES), kdf: options.kdf };
+  await atomicWriteFile(path, await sealKey(key, passphrase, inputs));
+}
+
+/**
+ * Reads and decrypts the key file at `path`. Throws `CryptoError` `KEYSTORE_NOT_FOUND` when there
+ * is no such file, otherwise as `openKey`: `KEYSTORE_WRONG_PASSPHRASE`, `KEYSTORE_CORRUPT`,
+ * `KEYSTORE_MISMATCH`, `KEYSTORE_UNSUPPORTED`.
+ */
+export async function readKeyFile(path: string, passphrase: Passphrase, registry: SchemeRegistry, options: OpenOptions = {}): Promise<SigningKey> {
+  let file: Uint8Array;
+  try {
+    file = await readFile(path);
+  } catch (cause) {
+    if (isErrno(cause, 'ENOENT')) throw new CryptoError('KEYSTORE_NOT_FOUND', `no key file at ${path}`, { cause });
+    throw cause;
+  }
+  return openKey(file, passphrase, registry, options);
+}
+
+/** Options of a {@link KeyStore}. */
+export interface KeyStoreOptions extends WriteOptions, OpenOptions {}
+
+/**
+ * The key files of one directory (a replica's data directory), one file per key, named
+ * `<key id>.key`. The passphrase is an argument of each call rather than state of the store, so
+ * that the store never holds it longer than one operation.
+ */
+export class KeyStore {
+  /** The directory holding the key files. */
+  readonly directory: string;
+  readonly #registry: SchemeRegistry;
+  readonly #options: KeyStoreOptions;
+
+  /** A store over `directory` (created, mode 0o700, on the first save), opening keys with `registry`'s schemes. */
+  constructor(directory: string, registry: SchemeRegistry, options: KeyStoreOptions = {}) {
+    this.directory = directory;
+    this.#registry = registry;
+    this.#options = options;
+  }
+
+  /** The path of the file for `id`. */
+  pathOf(id: KeyId): string {
+    return join(this.directory, `${id}${KEY_FILE_SUFFIX}`);
+  }
+
+  /** Encrypts and writes `key` (replacing a file of the same id atomically); answers its path. */
+  async save(key: SigningKey, passphrase: Passphrase): Promise<string> {
+    await mkdir(this.directory, { recursive: true, mode: KEY_DIRECTORY_MODE });
+    const path = this.pathOf(key.keyId);
+    await writeKeyFile(path, key, passphrase, this.#options);
+    return path;
+  }
+
+  /**
+   * Reads and decrypts the key `id`. Errors as {@link readKeyFile}, and `KEYSTORE_MISMATCH` when
+   * the file holds a key of another id (a file renamed or copied under the wrong name).
+   */
+  async load(id: KeyId, passphrase: Passphrase): Promise<SigningKey> {
+    const key = await readKeyFile(this.pathOf(id), passphrase, this.#registry, this.#options);
+    if (key.keyId !== id) {
+      key.dispose();
+      throw new CryptoError('KEYSTORE_MISMATCH', `the file for key ${id} holds key ${key.keyId}`);
+    }
+    return key;
+  }
+
+  /** The ids of the stored keys, sorted; temporary files and anything else are ignored. */
+  async list(): Promise<KeyId[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.directory);
+    } catch (error) {
+      if (isErrno(error, 'ENOENT')) return [];
+      throw error;
+    }
+    return names
+      .filter((name) => name.endsWith(KEY_FILE_SUFFIX))
+      .map((name) => name.slice(0, -KEY_FILE_SUFFIX.length))
+      .filter(isKeyId)
+      .sort();
+  }
+}
