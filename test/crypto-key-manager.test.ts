@@ -29,6 +29,7 @@ import {
 } from '../protocols/crypto/index.js';
 import { VirtualClock } from '../runtime/clock.js';
 import { testSeed } from './helpers/seed.js';
+import { verdict } from './helpers/verdict.js';
 
 const registry = SchemeRegistry.create();
 const ed25519 = registry.get('Ed25519');
@@ -45,16 +46,6 @@ function rejects(code: CryptoErrorCode): { instanceOf: typeof CryptoError; code:
   return { instanceOf: CryptoError, code };
 }
 
-/** The verdict of `run` as an error code, `ACCEPTED` when it returned. */
-function verdict(run: () => unknown): CryptoErrorCode | 'ACCEPTED' {
-  try {
-    run();
-    return 'ACCEPTED';
-  } catch (e) {
-    if (e instanceof CryptoError) return e.code;
-    throw e;
-  }
-}
 
 /** A key generator that keeps every key it makes, so a test can see which secrets were wiped. */
 function recordingGenerator(): { generate: KeyGenerator; keys: SigningKey[] } {

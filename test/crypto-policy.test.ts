@@ -15,12 +15,12 @@ import {
   isSignaturePolicy,
   policyAdmits,
   verifyUnderPolicy,
-  type CryptoErrorCode,
   type PublicKey,
   type SignaturePolicy,
   type SignatureScheme,
 } from '../protocols/crypto/index.js';
 import { testSeed } from './helpers/seed.js';
+import { verdict } from './helpers/verdict.js';
 
 const registry = SchemeRegistry.create();
 const message = utf8ToBytes('commit 42 at view 7');
@@ -57,16 +57,6 @@ function flipBit(bytes: Uint8Array, bit: number): Uint8Array {
   return copy;
 }
 
-/** The verdict of `run` (a `verifyUnderPolicy` call) as an error code, `ACCEPTED` when it returned. */
-function verdict(run: () => void): CryptoErrorCode | 'ACCEPTED' {
-  try {
-    run();
-    return 'ACCEPTED';
-  } catch (e) {
-    if (e instanceof CryptoError) return e.code;
-    throw e;
-  }
-}
 
 test('test_signature_policy_migration', (t) => {
   // The path a cluster takes, one configuration change agreed by consensus per step.
