@@ -17,7 +17,7 @@
  * that names its recipient, and routing never decodes a payload. The header is hand-laid rather
  * than msgpack because it is read and written once per message on the hottest path.
  */
-import { Packr } from 'msgpackr';
+import { Packr, RESET_BUFFER_MODE } from 'msgpackr';
 import { ConfigError, DecodeError, MessageTooLarge } from './errors.js';
 
 /** What an envelope carries. */
@@ -70,8 +70,7 @@ const KIND_MASK = 0x07;
 
 // Records (msgpackr "structures") are shared mutable state between encoder and decoder; two
 // threads cannot share them, so they are off. Maps decode as plain objects for the schemas.
-// Binary fields are copied out of the batch, so keeping one signature does not pin a whole batch.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, bundleStrings: false, copyBuffers: true });
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, bundleStrings: false });
 
 /** Deepest nesting a decoded value may have (also what stops cyclic values built by extensions). */
 const MAX_DEPTH = 64;
@@ -101,7 +100,9 @@ function isPlainData(value: unknown, depth: number): boolean {
  * encode: copy it (as a batch does) before encoding anything else.
  */
 export function encodeValueView(value: unknown, limit: number): Uint8Array {
-  const view = packr.pack(value);
+  // Every caller copies the view at once, so msgpackr may write each value over the last one
+  // instead of filling (and reallocating) its buffer.
+  const view = packr.pack(value, RESET_BUFFER_MODE);
   if (view.length > limit) throw new MessageTooLarge(view.length, limit);
   return view;
 }
@@ -111,11 +112,32 @@ export function encodeValue(value: unknown, limit: number): Uint8Array {
   return new Uint8Array(encodeValueView(value, limit));
 }
 
+// Byte fields decode as views into what is decoded, and a view keeps its whole buffer alive: so a
+// payload is decoded from a copy, lest one retained signature pin a 256 KB batch. Payloads up to
+// vote size share 32 KB slabs (allocating a buffer per message costs more than decoding it); a
+// retained field then pins at most one slab.
+const SLAB_BYTES = 32 * 1024;
+const SLAB_MAX_PAYLOAD = 4 * 1024;
+let slab = new Uint8Array(SLAB_BYTES);
+let slabUsed = 0;
+
+function ownCopy(bytes: Uint8Array): Uint8Array {
+  if (bytes.length > SLAB_MAX_PAYLOAD) return new Uint8Array(bytes);
+  if (slabUsed + bytes.length > SLAB_BYTES) {
+    slab = new Uint8Array(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const copy = slab.subarray(slabUsed, slabUsed + bytes.length);
+  copy.set(bytes);
+  slabUsed += bytes.length;
+  return copy;
+}
+
 /** Decodes one msgpack value that must span `bytes` exactly and be plain data. */
 export function decodeValue(bytes: Uint8Array): unknown {
   let value: unknown;
   try {
-    value = packr.unpack(bytes);
+    value = packr.unpack(ownCopy(bytes));
   } catch (cause) {
     throw new DecodeError(`malformed msgpack payload (${bytes.length} bytes)`, { cause });
   }
