@@ -1,10 +1,12 @@
 /**
- * Signature verification off the event loop: pool tasks over the signature layer, so that an
- * actor (a replica's verifier, a client checking a certificate) never blocks its thread for a
- * whole ML-DSA verification. Verification needs no secret, so jobs carry everything they need.
+ * Signing and verification off the event loop: pool tasks over the signature layer, so that an
+ * actor (a replica's signer or verifier, a client checking a certificate) never blocks its thread
+ * for a whole ML-DSA operation. Verification needs no secret, so its jobs carry everything;
+ * signing jobs carry a handle into the pool's key table (see pool-keys.ts), never a key.
  */
-import { defineTask, type Task } from '../runtime/index.js';
+import { defineTask, poolShared, type Task } from '../runtime/index.js';
 import { SchemeRegistry, type SchemeName } from '../protocols/crypto/index.js';
+import { POOL_KEYS, withPoolKey, type PoolKeyHandle } from './pool-keys.js';
 
 /** One signature to check. */
 export interface VerifyJob {
@@ -23,9 +25,13 @@ export interface TaskRunner {
 // One registry per pool thread, made on the thread's first job (its backend probe runs once).
 let registry: SchemeRegistry | undefined;
 
-function verifyOne(job: VerifyJob): boolean {
+function schemes(): SchemeRegistry {
   registry ??= SchemeRegistry.create();
-  const scheme = registry.get(job.scheme);
+  return registry;
+}
+
+function verifyOne(job: VerifyJob): boolean {
+  const scheme = schemes().get(job.scheme);
   return scheme.verify(scheme.importPublicKey(job.publicKey), job.message, job.signature, job.context);
 }
 
@@ -51,4 +57,26 @@ export async function verifyBatch(runner: TaskRunner, jobs: readonly VerifyJob[]
   const parts: Promise<boolean[]>[] = [];
   for (let at = 0; at < jobs.length; at += size) parts.push(runner.runTask(verifyBatchTask, jobs.slice(at, at + size)));
   return (await Promise.all(parts)).flat();
+}
+
+/** One message to sign with a registered pool key. */
+export interface SignJob {
+  readonly key: PoolKeyHandle;
+  readonly message: Uint8Array;
+  readonly context?: Uint8Array;
+}
+
+/** Signs on a pool thread with the key the handle names in the shared key table. */
+export const signTask = defineTask({
+  module: import.meta.url,
+  export: 'signTask',
+  run(job: SignJob): Uint8Array {
+    const scheme = schemes().get(job.key.scheme);
+    return withPoolKey(poolShared(POOL_KEYS), job.key, (secret) => scheme.sign(scheme.importSecretKey(secret), job.message, job.context));
+  },
+});
+
+/** Signs `message` on the pool with a key registered in the system's `PoolKeyTable`. */
+export function signAsync(runner: TaskRunner, key: PoolKeyHandle, message: Uint8Array, context?: Uint8Array): Promise<Uint8Array> {
+  return runner.runTask(signTask, { key, message, ...(context === undefined ? {} : { context }) });
 }

@@ -19,7 +19,7 @@ export {
   type ExitReason,
   type SerializedError,
 } from './behavior.js';
-export { defineTask, type Task } from './task.js';
+export { defineTask, poolShared, type Task } from './task.js';
 export { t, type Schema, type Infer, type OptionalSchema, type ParseContext, type RefShape } from './schema.js';
 export { Supervisor, type Strategy, type RestartType, type Backoff, type SupervisorOptions, type SpawnOptions, type ChildInfo } from './supervisor.js';
 export { type MailboxOptions, type OverflowPolicy } from './mailbox.js';

@@ -3,7 +3,7 @@
  * Modules listed in `workerData.preload` are imported first (telemetry set-up, for example).
  */
 import { workerData } from 'piscina';
-import { isTask } from './task.js';
+import { installPoolShared, isTask } from './task.js';
 
 /** A task invocation as sent to the pool. */
 export interface PoolJob {
@@ -12,7 +12,9 @@ export interface PoolJob {
   readonly input: unknown;
 }
 
-const preload = ((workerData as { preload?: readonly string[] } | undefined)?.preload ?? []).map((url) => import(url));
+const data = workerData as { preload?: readonly string[]; shared?: Readonly<Record<string, SharedArrayBuffer>> } | undefined;
+installPoolShared(data?.shared ?? {});
+const preload = (data?.preload ?? []).map((url) => import(url));
 
 /** Runs one job. */
 export default async function runJob(job: PoolJob): Promise<unknown> {

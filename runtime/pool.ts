@@ -14,12 +14,15 @@ export interface PoolOptions {
   readonly threads?: number;
   /** Modules imported in every pool thread before the first task. */
   readonly preload?: readonly string[];
+  /** Shared memory handed once to every pool thread; tasks read it with `poolShared(name)`. */
+  readonly shared?: Readonly<Record<string, SharedArrayBuffer>>;
 }
 
 /** A lazily started Piscina pool running {@link Task}s. */
 export class TaskPool {
   readonly threads: number;
   readonly #preload: readonly string[];
+  readonly #shared: Readonly<Record<string, SharedArrayBuffer>>;
   #piscina: Piscina<PoolJob, unknown> | undefined;
   #closed = false;
 
@@ -27,6 +30,7 @@ export class TaskPool {
     this.threads = options.threads ?? availableParallelism();
     if (!Number.isSafeInteger(this.threads) || this.threads < 1) throw new ConfigError(`cryptoThreads must be a positive integer, got ${this.threads}`);
     this.#preload = options.preload ?? [];
+    this.#shared = options.shared ?? {};
   }
 
   /** Runs a task on a pool thread. */
@@ -43,7 +47,7 @@ export class TaskPool {
       // dispatching thread while it is constructed.
       minThreads: this.threads,
       maxThreads: this.threads,
-      workerData: { preload: this.#preload },
+      workerData: { preload: this.#preload, shared: this.#shared },
     });
     return this.#piscina.run(job);
   }

@@ -30,6 +30,8 @@ export interface ActorSystemOptions {
   readonly clock?: Clock;
   /** Modules (URLs) imported first in every worker and pool thread, e.g. to register an OpenTelemetry SDK there. */
   readonly workerPreload?: readonly string[];
+  /** Shared memory handed once to every pool thread (tasks read it with `poolShared(name)`). */
+  readonly poolShared?: Readonly<Record<string, SharedArrayBuffer>>;
   /** The root supervisor (default: one_for_one, intensity 1 in 5 s, as in OTP). */
   readonly root?: Omit<SupervisorOptions, 'name' | 'restart'>;
   /** Default mailbox options for actors that do not set their own. */
@@ -76,7 +78,11 @@ export class ActorSystem {
     const maxMessageBytes = options.maxMessageBytes ?? 8 * 1024 * 1024;
     if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes < 64) throw new ConfigError(`maxMessageBytes must be an integer >= 64, got ${maxMessageBytes}`);
     this.#clock = options.clock ?? realClock;
-    this.#pool = new TaskPool({ ...(options.cryptoThreads === undefined ? {} : { threads: options.cryptoThreads }), preload: options.workerPreload ?? [] });
+    this.#pool = new TaskPool({
+      ...(options.cryptoThreads === undefined ? {} : { threads: options.cryptoThreads }),
+      preload: options.workerPreload ?? [],
+      shared: options.poolShared ?? {},
+    });
     this.#preload = options.workerPreload ?? [];
     this.#defaultMailbox = options.mailbox;
     this.#instruments = runtimeInstruments();

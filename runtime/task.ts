@@ -26,3 +26,20 @@ export function defineTask<In, Out>(definition: { readonly module: string; reado
 export function isTask(value: unknown): value is Task<unknown, unknown> {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[TASK] === true;
 }
+
+// Shared memory handed to every pool thread when the pool starts (see `ActorSystemOptions.poolShared`).
+let shared: Readonly<Record<string, SharedArrayBuffer>> = {};
+
+/** @internal Called once by the pool thread's entry with what the system shared. */
+export function installPoolShared(buffers: Readonly<Record<string, SharedArrayBuffer>>): void {
+  shared = buffers;
+}
+
+/**
+ * A buffer the system shares with its pool threads, by name; `undefined` outside a pool thread or
+ * if the system shared none under that name. For state a task needs on every call that should
+ * cross a thread once rather than per call (keys a signing task uses, for example).
+ */
+export function poolShared(name: string): SharedArrayBuffer | undefined {
+  return shared[name];
+}
