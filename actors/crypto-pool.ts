@@ -6,6 +6,7 @@
  */
 import { defineTask, poolShared, type Task } from '../runtime/index.js';
 import { SchemeRegistry, type SchemeName } from '../protocols/crypto/index.js';
+import { measured } from './crypto-telemetry.js';
 import { POOL_KEYS, withPoolKey, type PoolKeyHandle } from './pool-keys.js';
 
 /** One signature to check. */
@@ -32,7 +33,7 @@ function schemes(): SchemeRegistry {
 
 function verifyOne(job: VerifyJob): boolean {
   const scheme = schemes().get(job.scheme);
-  return scheme.verify(scheme.importPublicKey(job.publicKey), job.message, job.signature, job.context);
+  return measured('verify', scheme, () => scheme.verify(scheme.importPublicKey(job.publicKey), job.message, job.signature, job.context));
 }
 
 /** Verifies a batch of signatures in one pool thread; answers one verdict per job, in order. */
@@ -72,7 +73,9 @@ export const signTask = defineTask({
   export: 'signTask',
   run(job: SignJob): Uint8Array {
     const scheme = schemes().get(job.key.scheme);
-    return withPoolKey(poolShared(POOL_KEYS), job.key, (secret) => scheme.sign(scheme.importSecretKey(secret), job.message, job.context));
+    return withPoolKey(poolShared(POOL_KEYS), job.key, (secret) =>
+      measured('sign', scheme, () => scheme.sign(scheme.importSecretKey(secret), job.message, job.context)),
+    );
   },
 });
 
