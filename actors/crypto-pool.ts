@@ -5,7 +5,7 @@
  * signing jobs carry a handle into the pool's key table (see pool-keys.ts), never a key.
  */
 import { defineTask, poolShared, type Task } from '../runtime/index.js';
-import { SchemeRegistry, type SchemeName } from '../protocols/crypto/index.js';
+import { SCHEME_NAMES, SchemeRegistry, type SchemeName } from '../protocols/crypto/index.js';
 import { measured } from './crypto-telemetry.js';
 import { POOL_KEYS, withPoolKey, type PoolKeyHandle } from './pool-keys.js';
 
@@ -31,7 +31,9 @@ function schemes(): SchemeRegistry {
   return registry;
 }
 
+/** One verdict; a job naming no known scheme is `false`, like any other bad input, never an error that would sink its batch. */
 function verifyOne(job: VerifyJob): boolean {
+  if (!(SCHEME_NAMES as readonly string[]).includes(job.scheme)) return false;
   const scheme = schemes().get(job.scheme);
   return measured('verify', scheme, () => scheme.verify(scheme.importPublicKey(job.publicKey), job.message, job.signature, job.context));
 }

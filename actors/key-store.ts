@@ -11,7 +11,7 @@
  * `.<target>.<random>.tmp`); it is never read as a key, and the target is untouched.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import {
   CryptoError,
@@ -27,6 +27,9 @@ import {
   type ScryptParameters,
   type SigningKey,
 } from '../protocols/crypto/index.js';
+
+/** Largest key file read: the biggest (Falcon-512) is a few KiB. */
+const MAX_KEY_FILE_BYTES = 64 * 1024;
 
 /** Owner read and write only: a key file is nobody else's business, even encrypted. */
 export const KEY_FILE_MODE = 0o600;
@@ -112,6 +115,8 @@ export async function writeKeyFile(path: string, key: SigningKey, passphrase: Pa
 export async function readKeyFile(path: string, passphrase: Passphrase, registry: SchemeRegistry, options: OpenOptions = {}): Promise<SigningKey> {
   let file: Uint8Array;
   try {
+    // A key file is a few KiB; a larger one is refused before it is read and hashed.
+    if ((await stat(path)).size > MAX_KEY_FILE_BYTES) throw new CryptoError('KEYSTORE_CORRUPT', `${path} is larger than any key file (${MAX_KEY_FILE_BYTES} bytes)`);
     file = await readFile(path);
   } catch (cause) {
     if (isErrno(cause, 'ENOENT')) throw new CryptoError('KEYSTORE_NOT_FOUND', `no key file at ${path}`, { cause });
@@ -141,8 +146,9 @@ export class KeyStore {
     this.#options = options;
   }
 
-  /** The path of the file for `id`. */
+  /** The path of the file for `id`; anything but a key id (a path, `..`) is refused. */
   pathOf(id: KeyId): string {
+    if (!isKeyId(id)) throw new CryptoError('INVALID_INPUT', `not a key id: ${String(id).slice(0, 80)}`);
     return join(this.directory, `${id}${KEY_FILE_SUFFIX}`);
   }
 

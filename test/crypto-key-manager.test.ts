@@ -16,6 +16,7 @@ import {
   SigningKey,
   decodeRotationCertificate,
   describeKey,
+  signRotation,
   encodeRotationCertificate,
   encodeRotationStatement,
   verifyRotationCertificate,
@@ -337,4 +338,19 @@ test('an expired key refuses to sign; a rotation not yet committed does not save
   t.is(manager.sign(T0 + 10 * DAY, message).keyId, cert.next.keyId);
 
   t.throws(() => new KeyManager({ member: 1, schemes: registry, key: SigningKey.generate(ed25519, T0), lifetimeMs: DAY, rotationLeadMs: DAY }), rejects('INVALID_INPUT'));
+});
+
+test('a key cannot come back into the directory, so revoking it catches every use', (t) => {
+  const ed = registry.get('Ed25519');
+  const k0 = SigningKey.generate(ed, T0);
+  const k1 = SigningKey.generate(ed, T0);
+  const directory = new KeyDirectory(registry);
+  directory.enroll(7, describeKey(k0, window(T0)), 0);
+  directory.applyRotation(signRotation(registry, 7, 1, { key: k0, window: window(T0) }, { key: k1, window: window(T0 + 80 * DAY) }), 10);
+  // k0 again, with the same creation time and so the same key id: refused.
+  const back = signRotation(registry, 7, 2, { key: k1, window: window(T0 + 80 * DAY) }, { key: k0, window: window(T0 + 160 * DAY) });
+  t.throws(() => directory.applyRotation(back, 20), rejects('ROTATION_INVALID'));
+  t.is(directory.current(7).descriptor.keyId, k1.keyId, 'the refused certificate changed nothing');
+  k0.dispose();
+  k1.dispose();
 });

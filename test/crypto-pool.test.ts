@@ -32,6 +32,8 @@ test('verifyBatch checks signatures on the pool and returns verdicts in order', 
   t.true(await verifyAsync(system, batch[0] as VerifyJob));
   t.false(await verifyAsync(system, batch[1] as VerifyJob));
   t.false(await verifyAsync(system, { ...(batch[0] as VerifyJob), scheme: 'ML-DSA-44+Ed25519' }), 'a job under the wrong scheme is a false verdict, not a crash');
+  const unknown = { ...(batch[0] as VerifyJob), scheme: 'RSA-512' as VerifyJob['scheme'] };
+  t.deepEqual(await verifyBatch(system, [batch[0] as VerifyJob, unknown, batch[2] as VerifyJob], 1), [true, false, true], 'an unknown scheme is one false verdict; it does not sink the batch');
 });
 
 test('verifications run on the pool: dispatching one costs the calling thread a fraction of a tick', async (t) => {

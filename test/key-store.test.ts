@@ -18,6 +18,7 @@ import {
   CryptoError,
   SchemeRegistry,
   SigningKey,
+  type KeyId,
   openKey,
   type CryptoErrorCode,
   type ScryptParameters,
@@ -179,6 +180,15 @@ test('a key file under another key id name is KEYSTORE_MISMATCH; a missing one i
   await store.save(a, PASSPHRASE);
   await writeFile(store.pathOf(b.keyId), await readFile(store.pathOf(a.keyId)));
   await t.throwsAsync(store.load(b.keyId, PASSPHRASE), code('KEYSTORE_MISMATCH'));
+});
+
+test('a store reads only files named by key ids, and only files of key-file size', async (t) => {
+  const dir = await tempDir(t);
+  const store = new KeyStore(dir, registry, { kdf: FAST });
+  await t.throwsAsync(store.load('../../etc/passwd' as KeyId, PASSPHRASE), code('INVALID_INPUT'));
+  using a = SigningKey.generate(registry.get('Ed25519'), CREATED_AT);
+  await writeFile(store.pathOf(a.keyId), new Uint8Array(70 * 1024));
+  await t.throwsAsync(store.load(a.keyId, PASSPHRASE), code('KEYSTORE_CORRUPT'));
 });
 
 test('an interrupted replacement leaves the previous file intact and loadable', async (t) => {

@@ -143,6 +143,15 @@ export class KeyDirectory {
     const current = this.current(cert.member);
     if (current.revoked !== undefined) throw new CryptoError('ROTATION_INVALID', `member ${cert.member}'s key ${current.descriptor.keyId} is revoked`);
     verifyRotationCertificate(cert, this.#schemes, current);
+    // A key may enter the directory once: were an old key to come back (same id, same bytes), a
+    // revocation of it would catch only its first record.
+    for (const records of this.#keys.values()) {
+      for (const record of records) {
+        if (record.descriptor.keyId === cert.next.keyId || bytesEqual(record.descriptor.publicKey, cert.next.publicKey)) {
+          throw new CryptoError('ROTATION_INVALID', `key ${cert.next.keyId} is already in the directory (member ${record.member})`);
+        }
+      }
+    }
     if (!isUint(atSequence) || atSequence <= current.fromSequence) {
       throw new CryptoError('ROTATION_INVALID', `a rotation committed at sequence ${atSequence} cannot end a key valid from sequence ${current.fromSequence}`);
     }
@@ -220,4 +229,8 @@ export class KeyDirectory {
   #unknownKey(member: MemberId, keyId: KeyId): never {
     throw new CryptoError('UNKNOWN_KEY', `member ${member} has no key ${keyId}`);
   }
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }

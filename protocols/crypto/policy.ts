@@ -28,10 +28,12 @@
  * number); the consensus protocols wire this in. Because a policy admits one category, the
  * policy in force at a point fixes the shape of every replica's key there, so no two correct
  * replicas can disagree about whether a key is current. The change carries every replica's new
- * key (rotation certificates signed by the old key, checked under the old policy, and by the new
- * key, checked under the new one). A signature made before the change still verifies afterwards
- * under the policy of its own epoch, which the key manager records; policies are never widened to
- * let old signatures through. There is no step back and no skipped step, see
+ * key as a rotation certificate signed by the old key and the new one; whoever applies it (the
+ * cluster layer, which knows the policies in force) must check `policyAdmits(old policy, old
+ * scheme)` and `policyAdmits(new policy, new scheme)` first — `KeyDirectory.applyRotation` checks
+ * signatures and windows, not policies. A signature made before the change still verifies
+ * afterwards under the policy of its own epoch; policies are never widened to let old signatures
+ * through. There is no step back and no skipped step, see
  * {@link checkPolicyTransition}.
  */
 import { CryptoError } from './errors.js';

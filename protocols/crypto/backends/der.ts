@@ -35,5 +35,14 @@ export function spki(oid: Uint8Array, publicKey: Uint8Array): Uint8Array {
 
 /** OneAsymmetricKey v1: SEQUENCE { INTEGER 0, AlgorithmIdentifier { oid }, OCTET STRING privateKey }. */
 export function pkcs8(oid: Uint8Array, privateKey: Uint8Array): Uint8Array {
-  return tlv(0x30, concatBytes(tlv(0x02, Uint8Array.of(0)), tlv(0x30, oid), tlv(0x04, privateKey)));
+  // The intermediate encodings hold the key too: wiped once the outer one is built (the caller
+  // wipes the result).
+  const octets = tlv(0x04, privateKey);
+  const body = concatBytes(tlv(0x02, Uint8Array.of(0)), tlv(0x30, oid), octets);
+  try {
+    return tlv(0x30, body);
+  } finally {
+    octets.fill(0);
+    body.fill(0);
+  }
 }

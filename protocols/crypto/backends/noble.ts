@@ -39,7 +39,12 @@ type NobleMlDsa = typeof ml_dsa65;
 /** ML-DSA with the 32-byte seed as secret key: expanded per signature, then wiped. */
 function mlDsaPrimitive(dsa: NobleMlDsa): Primitive {
   return {
-    keygen: (seed) => ({ publicKey: dsa.keygen(seed).publicKey, secretKey: seed.slice() }),
+    keygen(seed) {
+      const expanded = dsa.keygen(seed);
+      // Only the seed is kept as the secret key; the expansion is as secret and is wiped.
+      expanded.secretKey.fill(0);
+      return { publicKey: expanded.publicKey, secretKey: seed.slice() };
+    },
     sign(seed, message, context) {
       const expanded = dsa.keygen(seed).secretKey;
       try {
