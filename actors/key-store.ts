@@ -11,7 +11,7 @@
  * `.<target>.<random>.tmp`); it is never read as a key, and the target is untouched.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import {
   CryptoError,
@@ -154,7 +154,11 @@ export class KeyStore {
 
   /** Encrypts and writes `key` (replacing a file of the same id atomically); answers its path. */
   async save(key: SigningKey, passphrase: Passphrase): Promise<string> {
-    await mkdir(this.directory, { recursive: true, mode: KEY_DIRECTORY_MODE });
+    // `mode` applies only to a directory mkdir creates: an existing one is narrowed explicitly,
+    // and a new one is made durable in its parent before a key is written into it.
+    const created = await mkdir(this.directory, { recursive: true, mode: KEY_DIRECTORY_MODE });
+    if (created === undefined) await chmod(this.directory, KEY_DIRECTORY_MODE);
+    else await syncDirectory(dirname(this.directory));
     const path = this.pathOf(key.keyId);
     await writeKeyFile(path, key, passphrase, this.#options);
     return path;

@@ -354,3 +354,15 @@ test('a key cannot come back into the directory, so revoking it catches every us
   k0.dispose();
   k1.dispose();
 });
+
+test('a rotation cannot install a key valid for longer than the cluster key lifetime', (t) => {
+  const ed = registry.get('Ed25519');
+  using k0 = SigningKey.generate(ed, T0);
+  using k1 = SigningKey.generate(ed, T0 + DAY);
+  const directory = new KeyDirectory(registry, { maxLifetimeMs: 90 * DAY });
+  directory.enroll(1, describeKey(k0, window(T0, 90 * DAY)), 0);
+  const forever = signRotation(registry, 1, 1, { key: k0, window: window(T0, 90 * DAY) }, { key: k1, window: window(T0 + 80 * DAY, 2 ** 40) });
+  t.throws(() => directory.applyRotation(forever, 10), rejects('ROTATION_INVALID'));
+  const fair = signRotation(registry, 1, 1, { key: k0, window: window(T0, 90 * DAY) }, { key: k1, window: window(T0 + 80 * DAY, 90 * DAY) });
+  t.is(directory.applyRotation(fair, 10).descriptor.keyId, k1.keyId);
+});

@@ -19,6 +19,7 @@ import { CryptoError } from './errors.js';
 import type { KeyId } from './key-id.js';
 import type { PublicKey } from './keys.js';
 import {
+  DEFAULT_KEY_LIFETIME_MS,
   checkDescriptor,
   isUint,
   verifyRotationCertificate,
@@ -94,12 +95,19 @@ function invalidity(record: KeyRecord, at: KeyQuery): CryptoError | undefined {
 /** Every member's keys, past and present, as verifiers know them. Pure state: no clock, no I/O. */
 export class KeyDirectory {
   readonly #schemes: SchemeResolver;
+  readonly #maxLifetimeMs: number;
   /** Per member, its keys in epoch order: index = epoch. */
   readonly #keys = new Map<MemberId, KeyRecord[]>();
 
   /** A directory resolving key schemes through `schemes` (the process's {@link SchemeRegistry}). */
-  constructor(schemes: SchemeResolver) {
+  /**
+   * `maxLifetimeMs` (default {@link DEFAULT_KEY_LIFETIME_MS}) bounds the window a rotation may give
+   * a new key: without it, a member holding both secrets could install a key valid for ever.
+   */
+  constructor(schemes: SchemeResolver, options: { readonly maxLifetimeMs?: number } = {}) {
     this.#schemes = schemes;
+    this.#maxLifetimeMs = options.maxLifetimeMs ?? DEFAULT_KEY_LIFETIME_MS;
+    if (!isUint(this.#maxLifetimeMs) || this.#maxLifetimeMs === 0) throw new CryptoError('INVALID_INPUT', `a key lifetime is a positive whole number of ms, got ${this.#maxLifetimeMs}`);
   }
 
   /** The members with at least one key. */
@@ -143,6 +151,9 @@ export class KeyDirectory {
     const current = this.current(cert.member);
     if (current.revoked !== undefined) throw new CryptoError('ROTATION_INVALID', `member ${cert.member}'s key ${current.descriptor.keyId} is revoked`);
     verifyRotationCertificate(cert, this.#schemes, current);
+    if (cert.next.notAfter - cert.next.notBefore > this.#maxLifetimeMs) {
+      throw new CryptoError('ROTATION_INVALID', `the new key's window exceeds the cluster's key lifetime of ${this.#maxLifetimeMs} ms`);
+    }
     // A key may enter the directory once: were an old key to come back (same id, same bytes), a
     // revocation of it would catch only its first record.
     for (const records of this.#keys.values()) {

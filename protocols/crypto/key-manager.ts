@@ -17,14 +17,12 @@
 import { CryptoError } from './errors.js';
 import type { KeyId } from './key-id.js';
 import { KeyDirectory, type KeyPoint, type KeyRecord, type SignedMessage } from './key-directory.js';
-import { describeKey, isUint, signRotation, type MemberId, type RotationCertificate, type SchemeResolver, type ValidityWindow } from './key-rotation.js';
+import { DEFAULT_KEY_LIFETIME_MS, describeKey, isUint, signRotation, type MemberId, type RotationCertificate, type SchemeResolver, type ValidityWindow } from './key-rotation.js';
 import type { SignatureScheme } from './scheme.js';
 import { SigningKey } from './signing-key.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-/** A key's default lifetime: 90 days (DESIGN.md "Cryptography"). */
-export const DEFAULT_KEY_LIFETIME_MS = 90 * DAY_MS;
 
 /**
  * Default rotation lead time: 7 days before expiry, room for a certificate to be proposed,
@@ -91,7 +89,7 @@ export class KeyManager implements Disposable {
     this.rotationLeadMs = rotationLeadMs;
     this.#schemes = options.schemes;
     this.#generate = options.generate ?? SigningKey.generate;
-    this.directory = new KeyDirectory(options.schemes);
+    this.directory = new KeyDirectory(options.schemes, { maxLifetimeMs: lifetimeMs });
     this.directory.enroll(options.member, describeKey(options.key, this.#window(options.key.createdAt)), options.fromSequence);
     this.#signer = options.key;
   }
@@ -221,3 +219,5 @@ export class KeyManager implements Disposable {
     throw new CryptoError('NO_VALID_KEY', `member ${this.member} holds no secret key for ${record.descriptor.keyId}`);
   }
 }
+
+export { DEFAULT_KEY_LIFETIME_MS };

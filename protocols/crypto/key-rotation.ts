@@ -75,6 +75,9 @@ export interface RotationCertificate {
   readonly newSignature: Uint8Array;
 }
 
+/** A key's default lifetime: 90 days (DESIGN.md "Cryptography"). */
+export const DEFAULT_KEY_LIFETIME_MS = 90 * 24 * 60 * 60 * 1000;
+
 /** The key a certificate must replace, as the verifier knows it: for {@link verifyRotationCertificate}. */
 export interface RotationPredecessor {
   /** The member whose current key it is. */
