@@ -355,7 +355,7 @@ test('a key cannot come back into the directory, so revoking it catches every us
   k1.dispose();
 });
 
-test('a rotation cannot install a key valid for longer than the cluster key lifetime', (t) => {
+test('a rotation cannot install a key valid for longer than the cluster key lifetime, nor be vouched for by an expired key', (t) => {
   const ed = registry.get('Ed25519');
   using k0 = SigningKey.generate(ed, T0);
   using k1 = SigningKey.generate(ed, T0 + DAY);
@@ -364,5 +364,6 @@ test('a rotation cannot install a key valid for longer than the cluster key life
   const forever = signRotation(registry, 1, 1, { key: k0, window: window(T0, 90 * DAY) }, { key: k1, window: window(T0 + 80 * DAY, 2 ** 40) });
   t.throws(() => directory.applyRotation(forever, 10), rejects('ROTATION_INVALID'));
   const fair = signRotation(registry, 1, 1, { key: k0, window: window(T0, 90 * DAY) }, { key: k1, window: window(T0 + 80 * DAY, 90 * DAY) });
-  t.is(directory.applyRotation(fair, 10).descriptor.keyId, k1.keyId);
+  t.throws(() => directory.applyRotation(fair, 10, T0 + 90 * DAY), rejects('ROTATION_INVALID'), 'committed after the old key expired: it can vouch for nothing');
+  t.is(directory.applyRotation(fair, 10, T0 + 85 * DAY).descriptor.keyId, k1.keyId);
 });

@@ -144,13 +144,18 @@ export class KeyDirectory {
    * Installs a committed rotation: `cert` must verify and replace its member's current key, and
    * `atSequence` (the sequence at which consensus committed it) must come after that key's first
    * sequence. The old key's range ends at `atSequence`, the new key's starts there. A revoked key
-   * cannot vouch for a successor. Throws `ROTATION_INVALID` otherwise; changes nothing on a throw.
+   * cannot vouch for a successor, and neither can an expired one: when `atTime` (the commit's
+   * agreed time) is given, the old key must be inside its window then. Throws `ROTATION_INVALID`
+   * otherwise; changes nothing on a throw.
    */
-  applyRotation(cert: RotationCertificate, atSequence: number): KeyRecord {
+  applyRotation(cert: RotationCertificate, atSequence: number, atTime?: number): KeyRecord {
     const keys = this.#keys.get(cert.member) ?? this.#noKey(cert.member, 'it has no key to rotate');
     const current = this.current(cert.member);
     if (current.revoked !== undefined) throw new CryptoError('ROTATION_INVALID', `member ${cert.member}'s key ${current.descriptor.keyId} is revoked`);
     verifyRotationCertificate(cert, this.#schemes, current);
+    if (atTime !== undefined && !(isUint(atTime) && atTime >= cert.old.notBefore && atTime < cert.old.notAfter)) {
+      throw new CryptoError('ROTATION_INVALID', `the old key ${cert.old.keyId} is not valid at the commit time ${atTime}`);
+    }
     if (cert.next.notAfter - cert.next.notBefore > this.#maxLifetimeMs) {
       throw new CryptoError('ROTATION_INVALID', `the new key's window exceeds the cluster's key lifetime of ${this.#maxLifetimeMs} ms`);
     }

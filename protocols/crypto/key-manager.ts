@@ -142,13 +142,13 @@ export class KeyManager implements Disposable {
   }
 
   /**
-   * Installs a committed rotation of any member (see {@link KeyDirectory.applyRotation}; same
-   * errors, nothing changes on a throw). For this replica's own rotation it switches signing to
+   * Installs a committed rotation of any member (see {@link KeyDirectory.applyRotation}, which
+   * also explains `atTime`; same errors, nothing changes on a throw). For this replica's own rotation it switches signing to
    * the new key and wipes the old secret key; a committed rotation to a key it does not hold (a
    * proposal lost in a restart) leaves it with no signing key, and it wipes the pending one.
    */
-  applyRotation(cert: RotationCertificate, atSequence: number): KeyRecord {
-    const record = this.directory.applyRotation(cert, atSequence);
+  applyRotation(cert: RotationCertificate, atSequence: number, atTime?: number): KeyRecord {
+    const record = this.directory.applyRotation(cert, atSequence, atTime);
     if (cert.member === this.member) {
       this.#signer?.dispose();
       const pending = this.#pending;
