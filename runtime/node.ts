@@ -185,19 +185,7 @@ export class Node implements RefHost {
    */
   undeliverable(frame: Frame, reason: DeadLetterReason, error: KnhkError): void {
     const { header } = frame;
-    let message: unknown;
-    try {
-      message = decodeValue(frame.payload);
-    } catch {
-      message = undefined;
-    }
-    this.deadLetter({
-      to: refLabel({ name: header.to, incarnation: header.toIncarnation }),
-      ...(header.from === undefined ? {} : { from: refLabel({ name: header.from, incarnation: header.fromIncarnation ?? 0 }) }),
-      reason,
-      error: serializeError(error),
-      ...(message === undefined ? { bytes: frame.payload } : { message }),
-    });
+    this.#frameDeadLetter(frame, reason, error);
     const self = { name: header.to, incarnation: header.toIncarnation };
     if (header.kind === EnvelopeKind.Ask) this.reply(header, false, serializeError(error), self);
     else if (header.kind === EnvelopeKind.Tell && header.from !== undefined) {
@@ -229,9 +217,22 @@ export class Node implements RefHost {
     }
   }
 
-  /** Number of asks awaiting replies. */
-  get pendingAsks(): number {
-    return this.#asks.size;
+  /** Reports `frame` as a dead letter, with its message decoded when it can be, its bytes otherwise. */
+  #frameDeadLetter(frame: Frame, reason: DeadLetterReason, error?: KnhkError): void {
+    const { header } = frame;
+    let message: unknown;
+    try {
+      message = decodeValue(frame.payload);
+    } catch {
+      message = undefined;
+    }
+    this.deadLetter({
+      to: refLabel({ name: header.to, incarnation: header.toIncarnation }),
+      ...(header.from === undefined ? {} : { from: refLabel({ name: header.from, incarnation: header.fromIncarnation ?? 0 }) }),
+      reason,
+      ...(error === undefined ? {} : { error: serializeError(error) }),
+      ...(message === undefined ? { bytes: frame.payload } : { message }),
+    });
   }
 
   #settle(frame: Frame): void {
@@ -239,18 +240,7 @@ export class Node implements RefHost {
     const ask = header.correlation === undefined ? undefined : this.#asks.get(header.correlation);
     const mine = ask && (ask.sender?.name ?? '') === header.to && (ask.sender?.incarnation ?? 0) === header.toIncarnation;
     if (!ask || !mine) {
-      let message: unknown;
-      try {
-        message = decodeValue(frame.payload);
-      } catch {
-        message = undefined;
-      }
-      this.deadLetter({
-        to: refLabel({ name: header.to, incarnation: header.toIncarnation }),
-        ...(header.from === undefined ? {} : { from: refLabel({ name: header.from, incarnation: header.fromIncarnation ?? 0 }) }),
-        reason: 'late-reply',
-        ...(message === undefined ? { bytes: frame.payload } : { message }),
-      });
+      this.#frameDeadLetter(frame, 'late-reply');
       return;
     }
     this.#asks.delete(header.correlation as number);

@@ -216,11 +216,6 @@ export class Supervisor {
     return [this, ...[...this.#subs.values()].flatMap((sub) => sub.tree())];
   }
 
-  /** The running incarnation of a child actor, if any. */
-  incarnationOf(name: string): Incarnation | undefined {
-    return this.#children.find((c) => c.spec.name === name)?.running?.incarnation;
-  }
-
   /** Terminates a child and forgets it. */
   stopChild(name: string): Promise<void> {
     return this.#serial(async () => {

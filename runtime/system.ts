@@ -63,9 +63,9 @@ export class ActorSystem {
   readonly #workers = new Map<number, Worker>();
   /** Pairs of worker threads given a direct channel, as `:low:high:`. */
   readonly #introduced = new Set<string>();
-  readonly #watchers = new Map<string, RefShape[]>();
+  /** What to do when an incarnation (`name#incarnation`) ends: resolve a `watch`, signal a watcher. */
+  readonly #watchers = new Map<string, ((reason: ExitReason | { readonly kind: 'noproc' }) => void)[]>();
   readonly #deadLetterListeners = new Set<DeadLetterListener>();
-  readonly #localWatches = new Map<string, ((reason: ExitReason) => void)[]>();
   readonly #workerHost: WorkerHost;
   readonly #root: Supervisor;
   #deadLetters = 0;
@@ -147,23 +147,13 @@ export class ActorSystem {
 
   /** Resolves when `ref`'s incarnation ends (at once if it already has), with the reason. */
   watch(ref: RefShape): Promise<ExitReason | { readonly kind: 'noproc' }> {
-    return new Promise((resolve) => {
-      const current = this.#directory.get(ref.name);
-      if (!current || current.ref.incarnation !== ref.incarnation) {
-        resolve({ kind: 'noproc' });
-        return;
-      }
-      const key = refLabel(ref);
-      const list = this.#localWatches.get(key) ?? [];
-      list.push(resolve);
-      this.#localWatches.set(key, list);
-    });
+    return new Promise((resolve) => this.#onEnd(ref, resolve));
   }
 
   /** The control plane of an actor incarnation (status, inspect, crash, exit). */
   control(ref: RefShape): ControlApi {
-    const running = this.#directory.get(ref.name);
-    if (!running || running.ref.incarnation !== ref.incarnation) throw new ActorNotRunning(refLabel(ref), 'no such incarnation is running');
+    const running = this.#running(ref);
+    if (!running) throw new ActorNotRunning(refLabel(ref), 'no such incarnation is running');
     return running.control;
   }
 
@@ -259,24 +249,28 @@ export class ActorSystem {
 
   #terminated(ref: RefShape, reason: ExitReason): void {
     const key = refLabel(ref);
-    for (const resolve of this.#localWatches.get(key) ?? []) resolve(reason);
-    this.#localWatches.delete(key);
-    for (const watcher of this.#watchers.get(key) ?? []) {
-      this.#node.signal(watcher, { type: 'terminated', ref, reason });
-    }
+    for (const notify of this.#watchers.get(key) ?? []) notify(reason);
     this.#watchers.delete(key);
   }
 
-  #watch(watcher: RefShape, target: RefShape): void {
-    const current = this.#directory.get(target.name);
-    if (!current || current.ref.incarnation !== target.incarnation) {
-      this.#node.signal(watcher, { type: 'terminated', ref: target, reason: { kind: 'noproc' } });
+  /** The running incarnation `ref` names, if it still runs. */
+  #running(ref: RefShape): Incarnation | undefined {
+    const current = this.#directory.get(ref.name);
+    return current?.ref.incarnation === ref.incarnation ? current : undefined;
+  }
+
+  /** Calls `notify` when `ref`'s incarnation ends, or at once (`noproc`) if it is not running. */
+  #onEnd(ref: RefShape, notify: (reason: ExitReason | { readonly kind: 'noproc' }) => void): void {
+    if (!this.#running(ref)) {
+      notify({ kind: 'noproc' });
       return;
     }
-    const key = refLabel(target);
-    const list = this.#watchers.get(key) ?? [];
-    list.push(watcher);
-    this.#watchers.set(key, list);
+    const key = refLabel(ref);
+    this.#watchers.set(key, [...(this.#watchers.get(key) ?? []), notify]);
+  }
+
+  #watch(watcher: RefShape, target: RefShape): void {
+    this.#onEnd(target, (reason) => this.#node.signal(watcher, { type: 'terminated', ref: target, reason }));
   }
 
   #onWorkerControl(thread: number, message: FromWorker): void {
