@@ -3,7 +3,7 @@
  * reference still exists but what is sent through it becomes a dead letter, because the sender
  * meant the actor it knew, not its successor (resolve the successor with `lookup`).
  */
-import type { RefShape } from './schema.js';
+import type { RefShape } from '../schema/schema.js';
 
 /** Options of `tell`. */
 export interface TellOptions {

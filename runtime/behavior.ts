@@ -5,7 +5,7 @@
  */
 import type { ActorRef } from './actor-ref.js';
 import type { Clock } from './clock.js';
-import type { Schema } from './schema.js';
+import type { Schema } from '../schema/schema.js';
 import type { Task } from './task.js';
 
 /** Why an actor incarnation ended. */

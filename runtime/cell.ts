@@ -10,7 +10,7 @@ import { decodeValue, encodeValue, EnvelopeKind, type EnvelopeHeader, type Frame
 import { ActorNotRunning, checkDelay, DecodeError, KnhkError, MailboxFull, MessageTooLarge, RemoteFailure, ReplyRejected } from './errors.js';
 import { Mailbox, type MailboxOptions } from './mailbox.js';
 import type { Node } from './node.js';
-import type { ParseContext, RefShape } from './schema.js';
+import type { ParseContext, RefShape } from '../schema/schema.js';
 import { signalSchema } from './signal.js';
 import { context, endHandleSpan, parentContext, startHandleSpan, TICK_MS } from './telemetry.js';
 import type { Task } from './task.js';

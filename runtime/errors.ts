@@ -3,16 +3,8 @@
  * `code`, so programs branch on codes rather than on message text.
  */
 
-/** Base class of every error the runtime raises on purpose. */
-export class KnhkError extends Error {
-  /** Stable machine-readable code, e.g. `ASK_TIMEOUT`. */
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
-    this.name = new.target.name;
-  }
-}
+export { KnhkError, SchemaError } from '../schema/errors.js';
+import { KnhkError, SchemaError } from '../schema/errors.js';
 
 /** An `ask` received no reply within its timeout. */
 export class AskTimeout extends KnhkError {
@@ -28,16 +20,6 @@ export class AskTimeout extends KnhkError {
 export class DecodeError extends KnhkError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('DECODE_ERROR', message, options);
-  }
-}
-
-/** A message failed its schema check (when sending, or after decoding). */
-export class SchemaError extends KnhkError {
-  /** Path of the offending field, e.g. `$.votes[2].signature`. */
-  readonly path: string;
-  constructor(path: string, expected: string) {
-    super('SCHEMA_ERROR', `${path}: expected ${expected}`);
-    this.path = path;
   }
 }
 

@@ -11,7 +11,7 @@ import { ActorNotRunning, ConfigError, SpawnError } from './errors.js';
 import type { Endpoint } from './link.js';
 import type { MailboxOptions } from './mailbox.js';
 import type { Node } from './node.js';
-import type { RefShape } from './schema.js';
+import type { RefShape } from '../schema/schema.js';
 import { isControl, type FromWorker, type ToWorker, type WorkerBoot } from './thread-protocol.js';
 
 /** A running incarnation, as its supervisor sees it. */

@@ -20,7 +20,7 @@ export {
   type SerializedError,
 } from './behavior.js';
 export { defineTask, poolShared, type Task } from './task.js';
-export { t, type Schema, type Infer, type OptionalSchema, type ParseContext, type RefShape } from './schema.js';
+export { t, type Schema, type Infer, type OptionalSchema, type ParseContext, type RefShape } from '../schema/schema.js';
 export { Supervisor, type Strategy, type RestartType, type Backoff, type SupervisorOptions, type SpawnOptions, type ChildInfo } from './supervisor.js';
 export { type MailboxOptions, type OverflowPolicy } from './mailbox.js';
 export { type DeadLetter, type DeadLetterReason, type DeadLetterListener } from './dead-letter.js';

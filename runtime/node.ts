@@ -12,7 +12,7 @@ import type { DeadLetter, DeadLetterReason } from './dead-letter.js';
 import { decodeValue, encodeValue, encodeValueView, EnvelopeKind, isBadFrame, readBatch, type EnvelopeHeader, type Frame } from './envelope.js';
 import { ActorNotRunning, AskTimeout, checkDelay, DecodeError, KnhkError, reviveError, SchemaError } from './errors.js';
 import { Link, type Endpoint } from './link.js';
-import type { RefShape } from './schema.js';
+import type { RefShape } from '../schema/schema.js';
 import { serializedErrorSchema } from './signal.js';
 import { traceFields, type RuntimeInstruments } from './telemetry.js';
 

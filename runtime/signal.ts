@@ -1,7 +1,7 @@
 /**
  * The wire form of runtime signals, validated like any other message.
  */
-import { t } from './schema.js';
+import { t } from '../schema/schema.js';
 
 const serializedError = t.object({
   name: t.string({ maxLength: 256 }),

@@ -14,7 +14,7 @@ import { startInThread, startInWorker, type Incarnation, type IncarnationSpec, t
 import type { MailboxOptions } from './mailbox.js';
 import { Node } from './node.js';
 import { TaskPool } from './pool.js';
-import type { RefShape } from './schema.js';
+import type { RefShape } from '../schema/schema.js';
 import { Supervisor, type ChildInfo, type SpawnOptions, type SupervisorOptions } from './supervisor.js';
 import type { Task } from './task.js';
 import { installContextManager, runtimeInstruments, type RuntimeInstruments } from './telemetry.js';

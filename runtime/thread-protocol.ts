@@ -6,7 +6,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { ExitReason, SerializedError } from './behavior.js';
 import type { DeadLetter } from './dead-letter.js';
 import type { MailboxOptions } from './mailbox.js';
-import type { RefShape } from './schema.js';
+import type { RefShape } from '../schema/schema.js';
 
 /** What a worker thread is started with (`workerData`). */
 export interface WorkerBoot {

@@ -1,0 +1,48 @@
+/**
+ * The byte form of protocol values: msgpack without record extensions, so any msgpack
+ * implementation reads it. A value's digest (SHA-256 of its encoding) is what replicas sign and
+ * what certificates vouch for. Field order is part of the encoding: messages are built with their
+ * fields in schema order, and a decoded message re-encodes to the bytes that were signed.
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import { Packr } from 'msgpackr';
+
+const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
+
+/** A 32-byte SHA-256 digest. */
+export type Digest = Uint8Array;
+
+/** Encodes a protocol value to msgpack bytes. */
+export function encode(value: unknown): Uint8Array {
+  return packr.pack(value);
+}
+
+/** Decodes msgpack bytes; the caller validates the result with the value's schema. */
+export function decode(bytes: Uint8Array): unknown {
+  return packr.unpack(bytes);
+}
+
+/** SHA-256 of raw bytes. */
+export function hashBytes(bytes: Uint8Array): Digest {
+  return sha256(bytes);
+}
+
+/** SHA-256 of a value's encoding. */
+export function digestOf(value: unknown): Digest {
+  return sha256(encode(value));
+}
+
+/** Byte-wise equality of two digests (or any byte strings). */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Lower-case hex, for map keys, traces and error messages. */
+export function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+}
+
+/** The all-zero digest: the parent of a genesis block, the state hash of nothing. */
+export const ZERO_DIGEST: Digest = new Uint8Array(32);

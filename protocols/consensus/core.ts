@@ -1,0 +1,239 @@
+/**
+ * The contract between a consensus core and its host, modelled on etcd-io/raft's `Step`/`Ready`.
+ *
+ * A core is a deterministic state machine over inputs. The host (the deterministic simulator, or
+ * a replica actor on a worker thread) feeds it one input at a time with `step`, then takes what it
+ * must do with `ready` and does it in this order:
+ *   1. write `persist` durably;
+ *   2. only then sign and send `messages` (a vote or reply must never leave before the state that
+ *      justifies it is on disk — Raft §5.1's "before responding to RPCs", PBFT's logged messages);
+ *   3. set and cancel `timers`, hand `replies` to clients, record `applied` and `evidence`.
+ * The host signs every outgoing body and verifies every incoming signature, including those nested
+ * in certificates, before a message reaches `step`. A core never reads a clock: time reaches it as
+ * timer firings, and as `now` for the few values the protocol agrees on (proposal timestamps).
+ */
+import type { Schema } from '../../schema/schema.js';
+import type { Digest } from './codec.js';
+import type { Command } from './command.js';
+import type { ConsensusAlgorithm, ConsensusConfig, NodeId } from './config.js';
+import type { QuorumCert, Signed } from './certificate.js';
+import type { ConsensusState } from './state-machine.js';
+
+/** One input to a core. Messages have been verified by the host; requests come from clients. */
+export type Input<M> =
+  | { readonly kind: 'message'; readonly message: Signed<M> }
+  | { readonly kind: 'request'; readonly command: Command }
+  | { readonly kind: 'timeout'; readonly timer: string };
+
+/** A body to sign and send to each of `to` (which may include the sender itself: a loopback). */
+export interface Outbound<M> {
+  readonly to: readonly NodeId[];
+  readonly body: M;
+}
+
+/** Set (or re-arm) a named timer to fire after `afterMs` plus a host-drawn delay in [0, jitterMs). */
+export interface SetTimer {
+  readonly kind: 'set';
+  readonly timer: string;
+  readonly afterMs: number;
+  readonly jitterMs?: number;
+}
+
+/** Cancel a named timer; cancelling one that is not set does nothing. */
+export interface CancelTimer {
+  readonly kind: 'cancel';
+  readonly timer: string;
+}
+
+/** A timer operation. */
+export type TimerOp = SetTimer | CancelTimer;
+
+/** Write `value` under `key` durably, or delete `key` when `value` is absent. */
+export interface PersistOp {
+  readonly key: string;
+  readonly value?: unknown;
+}
+
+/** A log position the core executed, in position order. */
+export interface AppliedEntry {
+  readonly kind: 'entry';
+  readonly position: number;
+  /** View or term the position was ordered in. */
+  readonly view: number;
+  readonly commands: readonly Command[];
+  /** One response per command (a retried command gets its first response). */
+  readonly responses: readonly Uint8Array[];
+  /** The state machine's hash before and after this position. */
+  readonly stateHashBefore: Digest;
+  readonly stateHash: Digest;
+  /** The time the protocol agreed for this position (the proposer's, checked by the others), ms. */
+  readonly timestamp: number;
+  /** The certificate that committed it, where the protocol has one. */
+  readonly certificate?: QuorumCert;
+}
+
+/** The core jumped to a snapshot or stable checkpoint it did not execute itself (state transfer). */
+export interface AppliedSnapshot {
+  readonly kind: 'snapshot';
+  readonly position: number;
+  readonly stateHash: Digest;
+}
+
+/** An execution step the host records. */
+export type Applied = AppliedEntry | AppliedSnapshot;
+
+/** A response for a client. */
+export interface Reply {
+  readonly client: string;
+  readonly timestamp: number;
+  readonly position: number;
+  readonly view: number;
+  readonly response: Uint8Array;
+}
+
+/** A linearizable read became safe to serve at `index` (Raft's ReadIndex, thesis §6.4). */
+export interface ReadState {
+  readonly id: string;
+  readonly index: number;
+}
+
+/** Kinds of misbehaviour a core can prove with signed messages. */
+export type EvidenceKind = 'equivocation' | 'double-vote' | 'invalid-certificate' | 'invalid-proposal';
+
+/** Proof that `node` misbehaved. */
+export interface Evidence {
+  readonly kind: EvidenceKind;
+  readonly node: NodeId;
+  readonly detail: string;
+  readonly messages: readonly Signed<unknown>[];
+}
+
+/** Everything a core asks its host to do after one or more steps. */
+export interface Ready<M> {
+  readonly persist: readonly PersistOp[];
+  readonly messages: readonly Outbound<M>[];
+  readonly timers: readonly TimerOp[];
+  readonly applied: readonly Applied[];
+  readonly replies: readonly Reply[];
+  readonly reads: readonly ReadState[];
+  readonly evidence: readonly Evidence[];
+}
+
+/** A replica's role in its protocol's terms. */
+export type Role = 'primary' | 'backup' | 'view-change' | 'leader' | 'replica' | 'follower' | 'candidate' | 'pre-candidate' | 'learner';
+
+/** What a core reports about itself. */
+export interface NodeStatus {
+  readonly role: Role;
+  /** PBFT/HotStuff view, Raft term. */
+  readonly view: number;
+  /** Highest position executed. */
+  readonly commitIndex: number;
+  /** The replica this one believes leads, if any. */
+  readonly leader: NodeId | null;
+}
+
+/** A consensus core. */
+export interface Core<M> {
+  readonly config: ConsensusConfig;
+  /** Feeds one input; `now` is the host's time in ms, used only for values the protocol agrees on. */
+  step(input: Input<M>, now: number): void;
+  /** Takes the outputs accumulated since the last call. */
+  ready(): Ready<M>;
+  /** Role, view/term, commit index, leader. */
+  status(): NodeStatus;
+}
+
+/** What a core is built from. */
+export interface CoreOptions {
+  readonly config: ConsensusConfig;
+  readonly stateMachine: ConsensusState;
+  /** Records an earlier incarnation persisted (empty on first start). */
+  readonly durable: ReadonlyMap<string, unknown>;
+}
+
+/** Hooks with which a host turns an honest replica into a Byzantine one (simulator and chaos runs). */
+export interface Adversary<M> {
+  /** True for a leader's proposal (withheld by a `withhold` leader). */
+  isProposal(body: M): boolean;
+  /**
+   * A body that conflicts with `body` and that its sender could sign too — another proposal for
+   * the same slot, or a vote for another value — or undefined when `body` is neither.
+   * `salt` makes different conflicting variants.
+   */
+  conflicting(body: M, salt: number): M | undefined;
+}
+
+/** Everything a host needs to run a protocol. */
+export interface ProtocolDefinition<M extends { readonly type: string }> {
+  readonly algorithm: ConsensusAlgorithm;
+  /** Schema of message bodies. */
+  readonly message: Schema<M>;
+  /** The signed messages nested in a body (certificate votes rebuilt as signed bodies), for the host to verify. */
+  nested(body: M): readonly Signed<unknown>[];
+  /** Builds a core (fresh, or from an earlier incarnation's durable records). */
+  create(options: CoreOptions): Core<M>;
+  readonly adversary: Adversary<M>;
+}
+
+/**
+ * The output buffer every core uses: it accumulates during `step` and is drained by `ready`.
+ */
+export class Outputs<M> {
+  #persist: PersistOp[] = [];
+  #messages: Outbound<M>[] = [];
+  #timers: TimerOp[] = [];
+  #applied: Applied[] = [];
+  #replies: Reply[] = [];
+  #reads: ReadState[] = [];
+  #evidence: Evidence[] = [];
+
+  persist(key: string, value: unknown): void {
+    this.#persist.push({ key, value });
+  }
+  erase(key: string): void {
+    this.#persist.push({ key });
+  }
+  send(to: readonly NodeId[], body: M): void {
+    if (to.length > 0) this.#messages.push({ to, body });
+  }
+  setTimer(timer: string, afterMs: number, jitterMs?: number): void {
+    this.#timers.push(jitterMs === undefined ? { kind: 'set', timer, afterMs } : { kind: 'set', timer, afterMs, jitterMs });
+  }
+  cancelTimer(timer: string): void {
+    this.#timers.push({ kind: 'cancel', timer });
+  }
+  applied(entry: Applied): void {
+    this.#applied.push(entry);
+  }
+  reply(reply: Reply): void {
+    this.#replies.push(reply);
+  }
+  read(state: ReadState): void {
+    this.#reads.push(state);
+  }
+  evidence(evidence: Evidence): void {
+    this.#evidence.push(evidence);
+  }
+
+  /** Takes everything accumulated so far. */
+  drain(): Ready<M> {
+    const ready: Ready<M> = {
+      persist: this.#persist,
+      messages: this.#messages,
+      timers: this.#timers,
+      applied: this.#applied,
+      replies: this.#replies,
+      reads: this.#reads,
+      evidence: this.#evidence,
+    };
+    this.#persist = [];
+    this.#messages = [];
+    this.#timers = [];
+    this.#applied = [];
+    this.#replies = [];
+    this.#reads = [];
+    this.#evidence = [];
+    return ready;
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * Types shared by knhk's consensus cores: configuration and quorum arithmetic, commands and log
+ * entries, the replicated state machine, signed messages and quorum certificates, the core/host
+ * contract, and typed errors.
+ */
+export { ConsensusError, invariant, type ConsensusErrorCode } from './errors.js';
+export {
+  CONSENSUS_ALGORITHMS,
+  consensusConfig,
+  isByzantineTolerant,
+  maxFaults,
+  quorumSize,
+  type ConsensusAlgorithm,
+  type ConsensusConfig,
+  type ConsensusConfigInput,
+  type NodeId,
+} from './config.js';
+export { ZERO_DIGEST, decode, digestOf, encode, hashBytes, hex, sameBytes, type Digest } from './codec.js';
+export { MAX_COMMAND_BYTES, batchSchema, command, commandDigest, commandSchema, type Command, type LogEntry } from './command.js';
+export { ReplicatedState, type ConsensusState, type Execution } from './state-machine.js';
+export { KvStateMachine, kvOperationSchema, kvPayload, kvResponse, type KvOperation, type KvResponse } from './kv.js';
+export {
+  MAX_SIGNATURE_BYTES,
+  checkQuorum,
+  isQuorum,
+  nodeSignatureSchema,
+  quorumCertSchema,
+  signedSchema,
+  type NodeSignature,
+  type QuorumCert,
+  type Signed,
+} from './certificate.js';
+export {
+  Outputs,
+  type Adversary,
+  type Applied,
+  type AppliedEntry,
+  type AppliedSnapshot,
+  type CancelTimer,
+  type Core,
+  type CoreOptions,
+  type Evidence,
+  type EvidenceKind,
+  type Input,
+  type NodeStatus,
+  type Outbound,
+  type PersistOp,
+  type ProtocolDefinition,
+  type ReadState,
+  type Ready,
+  type Reply,
+  type Role,
+  type SetTimer,
+  type TimerOp,
+} from './core.js';
