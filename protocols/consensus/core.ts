@@ -188,30 +188,39 @@ export class Outputs<M> {
   #reads: ReadState[] = [];
   #evidence: Evidence[] = [];
 
+  /** Writes `value` under `key` before this step's messages leave. */
   persist(key: string, value: unknown): void {
     this.#persist.push({ key, value });
   }
+  /** Deletes `key` before this step's messages leave. */
   erase(key: string): void {
     this.#persist.push({ key });
   }
+  /** Signs and sends `body` to each of `to` (an empty list sends nothing). */
   send(to: readonly NodeId[], body: M): void {
     if (to.length > 0) this.#messages.push({ to, body });
   }
+  /** Arms (or re-arms) a named timer. */
   setTimer(timer: string, afterMs: number, jitterMs?: number): void {
     this.#timers.push(jitterMs === undefined ? { kind: 'set', timer, afterMs } : { kind: 'set', timer, afterMs, jitterMs });
   }
+  /** Disarms a named timer. */
   cancelTimer(timer: string): void {
     this.#timers.push({ kind: 'cancel', timer });
   }
+  /** Records an executed position or an installed snapshot. */
   applied(entry: Applied): void {
     this.#applied.push(entry);
   }
+  /** Answers a client. */
   reply(reply: Reply): void {
     this.#replies.push(reply);
   }
+  /** Releases a linearizable read. */
   read(state: ReadState): void {
     this.#reads.push(state);
   }
+  /** Reports provable misbehaviour. */
   evidence(evidence: Evidence): void {
     this.#evidence.push(evidence);
   }

@@ -59,6 +59,15 @@ export class ReplicatedState {
     return { response, fresh: true };
   }
 
+  /**
+   * The recorded response when `cmd` is its client's last executed request, so a retry can be
+   * answered without ordering it again (Castro & Liskov §4.1).
+   */
+  cached(cmd: Command): Uint8Array | undefined {
+    const last = this.#clients.get(cmd.client);
+    return last !== undefined && last.timestamp === cmd.timestamp ? last.response : undefined;
+  }
+
   /** True when (client, timestamp) has been executed, or superseded by a newer request. */
   executed(cmd: Command): boolean {
     const last = this.#clients.get(cmd.client);
