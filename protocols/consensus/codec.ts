@@ -4,7 +4,7 @@
  * what certificates vouch for. Field order is part of the encoding: messages are built with their
  * fields in schema order, and a decoded message re-encodes to the bytes that were signed.
  */
-import { sha256 } from '@noble/hashes/sha2.js';
+import { createHash } from 'node:crypto';
 import { Packr } from 'msgpackr';
 
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
@@ -22,14 +22,14 @@ export function decode(bytes: Uint8Array): unknown {
   return packr.unpack(bytes);
 }
 
-/** SHA-256 of raw bytes. */
+/** SHA-256 of raw bytes (node:crypto's: replicas and the simulator hash every message). */
 export function hashBytes(bytes: Uint8Array): Digest {
-  return sha256(bytes);
+  return createHash('sha256').update(bytes).digest();
 }
 
 /** SHA-256 of a value's encoding. */
 export function digestOf(value: unknown): Digest {
-  return sha256(encode(value));
+  return hashBytes(encode(value));
 }
 
 /** Byte-wise equality of two digests (or any byte strings). */

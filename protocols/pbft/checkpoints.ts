@@ -1,0 +1,52 @@
+/**
+ * Checkpoints and the log's watermarks (Castro & Liskov §4.3). Every K sequence numbers a replica
+ * records its state's digest and broadcasts it; a quorum of matching checkpoint messages makes the
+ * checkpoint stable, which moves the low watermark h and lets the log below it be discarded.
+ */
+import { sameBytes, type Digest } from '../consensus/codec.js';
+import type { NodeId } from '../consensus/config.js';
+import type { Signed } from '../consensus/certificate.js';
+import type { Checkpoint, StableCheckpoint } from './messages.js';
+
+/** The genesis checkpoint: sequence 0, before any command, needing no proof. */
+export function genesisCheckpoint(stateDigest: Digest): StableCheckpoint {
+  return { sequence: 0, stateDigest, proof: [] };
+}
+
+/** Checkpoint messages received and this replica's own checkpoint snapshots above the low watermark. */
+export class Checkpoints {
+  readonly #votes = new Map<number, Map<NodeId, Signed<Checkpoint>>>();
+  readonly #own = new Map<number, { readonly digest: Digest; readonly snapshot: Uint8Array }>();
+
+  /** Remembers this replica's state at `sequence`, to serve state transfer once it is stable. */
+  recordOwn(sequence: number, digest: Digest, snapshot: Uint8Array): void {
+    this.#own.set(sequence, { digest, snapshot });
+  }
+
+  /** This replica's snapshot at `sequence`, if it took one there. */
+  own(sequence: number): { readonly digest: Digest; readonly snapshot: Uint8Array } | undefined {
+    return this.#own.get(sequence);
+  }
+
+  /**
+   * Records a checkpoint message; returns the proof once `quorum` distinct replicas agree on the
+   * message's sequence and digest. A replica's later message for the same sequence replaces its earlier one.
+   */
+  add(message: Signed<Checkpoint>, quorum: number): StableCheckpoint | undefined {
+    const { sequence, stateDigest } = message.body;
+    let votes = this.#votes.get(sequence);
+    if (votes === undefined) {
+      votes = new Map();
+      this.#votes.set(sequence, votes);
+    }
+    votes.set(message.from, message);
+    const proof = [...votes.values()].filter((m) => sameBytes(m.body.stateDigest, stateDigest));
+    return proof.length >= quorum ? { sequence, stateDigest, proof: proof.sort((a, b) => a.from - b.from) } : undefined;
+  }
+
+  /** Discards everything at or below a new stable sequence. */
+  truncate(stable: number): void {
+    for (const s of this.#votes.keys()) if (s <= stable) this.#votes.delete(s);
+    for (const s of this.#own.keys()) if (s <= stable) this.#own.delete(s);
+  }
+}

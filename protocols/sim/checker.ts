@@ -1,0 +1,114 @@
+/**
+ * The safety checker. It watches what correct replicas execute and stops the run at the first
+ * violation of state-machine replication's safety property: two correct replicas executing
+ * different commands, or reaching different state hashes, at one log position; a replica skipping
+ * a position; two leaders claiming one term or view.
+ */
+import { digestOf, hex, sameBytes, type Digest } from '../consensus/codec.js';
+import type { Command } from '../consensus/command.js';
+import type { NodeId } from '../consensus/config.js';
+import type { Applied } from '../consensus/core.js';
+import { ConsensusError } from '../consensus/errors.js';
+
+/** A run broke safety. The seed and step replay it exactly. */
+export class SafetyViolation extends ConsensusError {
+  /** The run's seed. */
+  readonly seed: number;
+  /** Number of events the simulator had processed. */
+  readonly step: number;
+  /** What went wrong, in words. */
+  readonly detail: string;
+  /** The last events before the violation, oldest first. */
+  readonly trace: readonly string[];
+  constructor(seed: number, step: number, detail: string, trace: readonly string[]) {
+    super('DOUBLE_COMMIT', `safety violation (seed ${seed}, step ${step}): ${detail}`);
+    this.seed = seed;
+    this.step = step;
+    this.detail = detail;
+    this.trace = trace;
+  }
+}
+
+interface Decided {
+  readonly commands: readonly Command[];
+  readonly digest: string;
+  readonly stateHash: Digest;
+  readonly node: NodeId;
+}
+
+/** What the checker reports a violation with. */
+export type Violate = (detail: string) => never;
+
+/** Tracks correct replicas' executions; calls `violate` at the first inconsistency. */
+export class SafetyChecker {
+  readonly #violate: Violate;
+  readonly #decided = new Map<number, Decided>();
+  readonly #snapshotHashes = new Map<number, { hash: Digest; node: NodeId }>();
+  readonly #executed = new Map<NodeId, number>();
+  readonly #leaders = new Map<number, NodeId>();
+
+  constructor(violate: Violate) {
+    this.#violate = violate;
+  }
+
+  /** The highest position any correct replica executed. */
+  get height(): number {
+    let h = 0;
+    for (const p of this.#executed.values()) h = Math.max(h, p);
+    return h;
+  }
+
+  /** Highest position `node` executed in its current incarnation. */
+  executed(node: NodeId): number {
+    return this.#executed.get(node) ?? 0;
+  }
+
+  /** The commands decided at positions 1 … `upTo`, where known. */
+  commands(upTo: number): Command[] {
+    const out: Command[] = [];
+    for (let p = 1; p <= upTo; p++) out.push(...(this.#decided.get(p)?.commands ?? []));
+    return out;
+  }
+
+  /** A replica lost its volatile state: it must start again from position 1 or a snapshot. */
+  restarted(node: NodeId): void {
+    this.#executed.set(node, 0);
+  }
+
+  /** Checks one execution step of a correct replica. */
+  applied(node: NodeId, step: Applied): void {
+    const last = this.executed(node);
+    if (step.kind === 'snapshot') {
+      this.#checkHash(node, step.position, step.stateHash);
+      if (step.position < last) this.#violate(`node ${node} installed a snapshot at ${step.position} after executing up to ${last}`);
+      this.#executed.set(node, step.position);
+      return;
+    }
+    if (step.position !== last + 1) this.#violate(`node ${node} executed position ${step.position} after ${last}`);
+    const digest = hex(digestOf(step.commands));
+    const earlier = this.#decided.get(step.position);
+    if (earlier === undefined) {
+      this.#decided.set(step.position, { commands: step.commands, digest, stateHash: step.stateHash, node });
+    } else if (earlier.digest !== digest) {
+      this.#violate(`nodes ${earlier.node} and ${node} executed different commands at position ${step.position} (${earlier.digest.slice(0, 16)} ≠ ${digest.slice(0, 16)})`);
+    }
+    this.#checkHash(node, step.position, step.stateHash);
+    this.#executed.set(node, step.position);
+  }
+
+  /** Checks that at most one correct replica claims leadership of each view or term. */
+  leader(node: NodeId, view: number): void {
+    const other = this.#leaders.get(view);
+    if (other === undefined) this.#leaders.set(view, node);
+    else if (other !== node) this.#violate(`nodes ${other} and ${node} both lead view/term ${view}`);
+  }
+
+  #checkHash(node: NodeId, position: number, hash: Digest): void {
+    const known = this.#decided.get(position)?.stateHash ?? this.#snapshotHashes.get(position)?.hash;
+    if (known === undefined) {
+      this.#snapshotHashes.set(position, { hash, node });
+      return;
+    }
+    if (!sameBytes(known, hash)) this.#violate(`node ${node} has state hash ${hex(hash).slice(0, 16)} at position ${position}, others ${hex(known).slice(0, 16)}`);
+  }
+}
