@@ -1,14 +1,17 @@
 #!/usr/bin/env node
 /**
- * The `knhk` command. `knhk demo` runs the demo (what `npm start` runs).
+ * The `knhk` command. `knhk demo` runs the demo (what `npm start` runs); `knhk sim` sweeps seeds
+ * of the deterministic simulator.
  */
 import { readFileSync } from 'node:fs';
 import { runDemo } from './demo.js';
+import { runSim, SIM_USAGE, UsageError } from './sim.js';
 
 const USAGE = `usage: knhk <command>
 
 commands:
   demo       run the runtime demo (worker-thread actors, supervision, dead letters)
+  sim        sweep seeds of the deterministic simulator (knhk sim --help)
   version    print the version
   help       print this text`;
 
@@ -18,6 +21,18 @@ async function main(argv: readonly string[]): Promise<number> {
     case 'demo':
       await runDemo();
       return 0;
+    case 'sim':
+      if (argv.includes('--help') || argv.includes('-h')) {
+        process.stdout.write(`${SIM_USAGE}\n`);
+        return 0;
+      }
+      try {
+        return runSim(argv.slice(1));
+      } catch (error) {
+        if (!(error instanceof UsageError) && !(error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))) throw error;
+        process.stderr.write(`${error.message}\n${SIM_USAGE}\n`);
+        return 2;
+      }
     case 'version': {
       const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
       process.stdout.write(`knhk ${pkg.version}\n`);

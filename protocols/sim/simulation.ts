@@ -163,6 +163,7 @@ export class Simulation<M extends Message = Message> {
   readonly #clientTimestamps: number[];
   readonly #retryMs: number;
   #nextClient = 0;
+  #timerGenerations = 0;
   #now = 0;
   #steps = 0;
   #messages = 0;
@@ -587,11 +588,12 @@ export class Simulation<M extends Message = Message> {
       }
     }
     for (const op of ready.timers) {
-      const generation = (replica.timers.get(op.timer) ?? 0) + 1;
       if (op.kind === 'cancel') {
         replica.timers.delete(op.timer);
         continue;
       }
+      // Generations are unique across the run, so a cancelled timer's event can never match a later arming.
+      const generation = ++this.#timerGenerations;
       replica.timers.set(op.timer, generation);
       const jitter = op.jitterMs === undefined || op.jitterMs <= 0 ? 0 : this.#rng.between(0, op.jitterMs);
       this.#queue.push(leaves + op.afterMs + jitter, { kind: 'timer', node: replica.id, timer: op.timer, generation });

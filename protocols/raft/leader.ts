@@ -1,0 +1,149 @@
+/**
+ * A leader's volatile state (Figure 2, "volatile state on leaders", reinitialized after each
+ * election): each follower's replication progress, heartbeat rounds for ReadIndex (thesis §6.4),
+ * contacts for stepping down without a majority (thesis §6.2), the commands it has appended and
+ * not yet applied, and a server catching up before it is added.
+ */
+import type { Command } from '../consensus/command.js';
+import type { NodeId } from '../consensus/config.js';
+import type { ReadState } from '../consensus/core.js';
+import { invariant } from '../consensus/errors.js';
+import { hasMajority, type CatchUp } from './membership.js';
+
+/** What a leader knows of one follower's log. */
+export interface Progress {
+  /** The next index to send (§5.3); advanced optimistically when entries are sent. */
+  next: number;
+  /** The highest index known to match the leader's log. */
+  match: number;
+  /** The latest heartbeat round the follower acknowledged. */
+  round: number;
+}
+
+interface PendingRead {
+  readonly id: string;
+  readonly index: number;
+  readonly round: number;
+}
+
+function commandKey(command: Command): string {
+  return `${command.client}\u0000${command.timestamp}`;
+}
+
+/** Everything a leader tracks for its term only. */
+export class LeaderState {
+  /** The index of the no-op that opened the term: committing it commits an entry of this term. */
+  readonly termStart: number;
+  readonly #progress = new Map<NodeId, Progress>();
+  readonly #contacted = new Set<NodeId>();
+  readonly #proposed = new Set<string>();
+  #round = 0;
+  #ticks = 0;
+  #reads: PendingRead[] = [];
+  #awaiting: string[] = [];
+  /** A server catching up before it is added, if any. */
+  catchUp: CatchUp | undefined;
+
+  constructor(termStart: number) {
+    this.termStart = termStart;
+  }
+
+  /** The current heartbeat round. */
+  get round(): number {
+    return this.#round;
+  }
+
+  /** `id`'s progress, created with `next` when the leader had none (§5.3 initializes it to lastIndex + 1). */
+  progress(id: NodeId, next: number): Progress {
+    let p = this.#progress.get(id);
+    if (p === undefined) {
+      p = { next, match: 0, round: 0 };
+      this.#progress.set(id, p);
+    }
+    return p;
+  }
+
+  /** `id`'s progress if the leader tracks it. */
+  tracked(id: NodeId): Progress | undefined {
+    return this.#progress.get(id);
+  }
+
+  /** `id` answered in this term: it still follows this leader. */
+  heardFrom(id: NodeId, round: number): void {
+    this.#contacted.add(id);
+    const p = this.#progress.get(id);
+    if (p !== undefined) p.round = Math.max(p.round, round);
+  }
+
+  /** One heartbeat interval passed; true when a check-quorum period of `period` intervals ended. */
+  tick(period: number): boolean {
+    this.#ticks++;
+    if (this.#ticks < period) return false;
+    this.#ticks = 0;
+    return true;
+  }
+
+  /**
+   * Check quorum (thesis §6.2): whether a majority of `members` (the leader counting itself when a
+   * member) answered since the last check; starts a new check period.
+   */
+  checkQuorum(members: readonly NodeId[], self: NodeId): boolean {
+    const ok = hasMajority(members, (id) => id === self || this.#contacted.has(id));
+    this.#contacted.clear();
+    return ok;
+  }
+
+  /** Remembers that `command` is in the log, so a client's retry is not appended twice. */
+  propose(command: Command): void {
+    this.#proposed.add(commandKey(command));
+  }
+
+  /** True when `command` was appended in this term and has not been applied. */
+  proposed(command: Command): boolean {
+    return this.#proposed.has(commandKey(command));
+  }
+
+  /** `command` was applied. */
+  settled(command: Command): void {
+    this.#proposed.delete(commandKey(command));
+  }
+
+  /** A read that must wait until the leader commits an entry of its term (thesis §6.4 step 1). */
+  awaitCommit(id: string): void {
+    this.#awaiting.push(id);
+  }
+
+  /** The reads that were waiting for a commit of this term. */
+  takeAwaiting(): string[] {
+    const ids = this.#awaiting;
+    this.#awaiting = [];
+    return ids;
+  }
+
+  /** Starts a heartbeat round whose acknowledgements confirm reads registered in it. */
+  nextRound(): number {
+    return ++this.#round;
+  }
+
+  /** Registers reads at `index`, to be released once a majority acknowledges the current round. */
+  addReads(ids: readonly string[], index: number): void {
+    invariant(this.#round > 0, 'a read registered before any heartbeat round');
+    for (const id of ids) this.#reads.push({ id, index, round: this.#round });
+  }
+
+  /**
+   * The reads whose round a majority of `members` acknowledged (thesis §6.4 step 3), removed from
+   * the pending list. The leader itself counts when it is a member.
+   */
+  releasable(members: readonly NodeId[], self: NodeId): ReadState[] {
+    const released: ReadState[] = [];
+    const kept: PendingRead[] = [];
+    for (const read of this.#reads) {
+      const confirmed = hasMajority(members, (id) => id === self || (this.#progress.get(id)?.round ?? 0) >= read.round);
+      if (confirmed) released.push({ id: read.id, index: read.index });
+      else kept.push(read);
+    }
+    this.#reads = kept;
+    return released;
+  }
+}
