@@ -539,10 +539,10 @@ export class Simulation<M extends Message = Message> {
     try {
       core.step(input, this.#now);
     } catch (error) {
-      if (error instanceof ConsensusError && (error.code === 'INVARIANT' || error.code === 'DOUBLE_COMMIT') && replica.byzantine === null) {
-        throw new SafetyViolation(this.seed, this.#steps, `replica ${replica.id} broke an invariant: ${error.message}`, [...this.#trace]);
-      }
-      throw error;
+      if (!(error instanceof ConsensusError)) throw error;
+      // A Byzantine replica's own state is no one's concern but its own: it just stops.
+      if (replica.byzantine !== null) return this.crash(replica.id);
+      throw new SafetyViolation(this.seed, this.#steps, `replica ${replica.id} broke an invariant: ${error.message}`, [...this.#trace]);
     }
     this.#flush(replica, costUs);
   }

@@ -1,0 +1,32 @@
+/**
+ * `knhk sim` end to end: a sweep's summary, its JSON form, and exit codes.
+ */
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const knhk = fileURLToPath(new URL('../cli/knhk.js', import.meta.url));
+
+test('knhk sim --json prints one JSON object with the sweep summary for each protocol', async (t) => {
+  for (const protocol of ['pbft', 'hotstuff', 'raft']) {
+    const { stdout } = await run(process.execPath, [knhk, 'sim', '--protocol', protocol, '--n', '4', '--seeds', '3', '--faults', 'crash,partition,byzantine', '--json'], { timeout: 120_000 });
+    const lines = stdout.trim().split('\n');
+    t.is(lines.length, 1, 'nothing but the JSON object on stdout');
+    const summary = JSON.parse(lines[0] as string) as Record<string, unknown>;
+    t.like(summary, { protocol, n: 4, seeds: 3, commits: 90, violations: 0, liveness_failures: 0 });
+    t.true(typeof (summary.slowest_seed as { seed: number }).seed === 'number');
+  }
+});
+
+test('knhk sim prints a human summary and refuses bad arguments with status 2', async (t) => {
+  const { stdout } = await run(process.execPath, [knhk, 'sim', '--seeds', '2', '--faults', 'crash'], { timeout: 120_000 });
+  t.regex(stdout, /seeds run\s+2/);
+  t.regex(stdout, /violations\s+0/);
+  for (const args of [['--protocol', 'paxos'], ['--faults', 'meteor'], ['--seeds', '0'], ['--bogus']]) {
+    const error = (await t.throwsAsync(run(process.execPath, [knhk, 'sim', ...args]))) as unknown as { code: number; stderr: string };
+    t.is(error.code, 2, args.join(' '));
+    t.regex(error.stderr, /usage: knhk sim/);
+  }
+});

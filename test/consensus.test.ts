@@ -1,0 +1,124 @@
+/**
+ * The shared consensus types: configuration and quorum arithmetic, certificates, the key-value
+ * reference machine and the exactly-once client table.
+ */
+import test from 'ava';
+import fc from 'fast-check';
+import {
+  ConsensusError,
+  KvStateMachine,
+  ReplicatedState,
+  checkQuorum,
+  command,
+  consensusConfig,
+  encode,
+  hex,
+  isQuorum,
+  kvPayload,
+  kvResponse,
+  maxFaults,
+  quorumSize,
+  type KvOperation,
+} from '../protocols/consensus/index.js';
+import { testSeed } from './helpers/seed.js';
+
+test('a BFT configuration with n < 3f+1 is a typed error; f and the quorums are derived', (t) => {
+  const error = t.throws(() => consensusConfig({ nodeId: 0, n: 6, algorithm: 'pbft', f: 2 }), { instanceOf: ConsensusError });
+  t.is(error?.code, 'INVALID_CONFIG');
+  t.regex(error?.message ?? '', /n ≥ 3f\+1 = 7/);
+  t.is(t.throws(() => consensusConfig({ nodeId: 0, n: 4, algorithm: 'raft', f: 2 }), { instanceOf: ConsensusError })?.code, 'INVALID_CONFIG');
+  for (const bad of [{ nodeId: 4, n: 4 }, { nodeId: 0, n: 0 }, { nodeId: -1, n: 4 }, { nodeId: 0, n: 2.5 }]) {
+    t.throws(() => consensusConfig({ ...bad, algorithm: 'hotstuff' }), { instanceOf: ConsensusError }, JSON.stringify(bad));
+  }
+  t.throws(() => consensusConfig({ nodeId: 0, n: 4, algorithm: 'paxos' as 'pbft' }), { instanceOf: ConsensusError });
+  t.deepEqual(consensusConfig({ nodeId: 1, n: 4, algorithm: 'pbft' }), { nodeId: 1, n: 4, algorithm: 'pbft', f: 1, quorumSize: 3, replyQuorum: 2, members: [0, 1, 2, 3] });
+  t.like(consensusConfig({ nodeId: 0, n: 5, algorithm: 'raft' }), { f: 2, quorumSize: 3, replyQuorum: 1 });
+});
+
+test('test_pbft_quorum_intersection', (t) => {
+  for (let n = 1; n <= 64; n++) {
+    const f = maxFaults('pbft', n);
+    const q = quorumSize('pbft', n, f);
+    t.true(n >= 3 * f + 1, `n=${n}`);
+    // Two quorums share at least f+1 replicas, so at least one correct one (Castro & Liskov §4.2).
+    t.true(2 * q - n >= f + 1, `n=${n}: two quorums of ${q} meet in ${2 * q - n} < f+1 = ${f + 1}`);
+    // A quorum is reachable with f replicas silent.
+    t.true(q <= n - f, `n=${n}: quorum ${q} needs more than the n−f = ${n - f} correct replicas`);
+    if (n === 3 * f + 1) t.is(q, 2 * f + 1, `n=${n}: the classic 2f+1`);
+    const raftQ = quorumSize('raft', n, maxFaults('raft', n));
+    t.true(2 * raftQ > n, `raft majority at n=${n}`);
+  }
+  const config = consensusConfig({ nodeId: 0, n: 4, algorithm: 'pbft' });
+  t.is(t.throws(() => checkQuorum([0, 1], config), { instanceOf: ConsensusError })?.code, 'QUORUM_NOT_REACHED');
+  t.is(t.throws(() => checkQuorum([0, 1, 1], config), { instanceOf: ConsensusError })?.code, 'INVALID_CERTIFICATE');
+  t.is(t.throws(() => checkQuorum([0, 1, 9], config), { instanceOf: ConsensusError })?.code, 'INVALID_CERTIFICATE');
+  t.true(isQuorum([3, 0, 2], config));
+  t.false(isQuorum([0, 1], config));
+});
+
+test('the key-value machine applies puts, gets and deletes and rejects malformed payloads without changing state', (t) => {
+  const kv = new KvStateMachine();
+  const run = (op: KvOperation, ts: number): ReturnType<typeof kvResponse> => kvResponse(kv.apply(command('c', ts, kvPayload(op))));
+  t.deepEqual(run({ type: 'put', key: 'a', value: '1' }, 1), { ok: true });
+  t.deepEqual(run({ type: 'put', key: 'a', value: '2' }, 2), { ok: true, value: '1' });
+  t.deepEqual(run({ type: 'get', key: 'a' }, 3), { ok: true, value: '2' });
+  const before = hex(kv.hash());
+  t.like(kvResponse(kv.apply(command('c', 4, new Uint8Array([0xc1])))), { ok: false });
+  t.like(kvResponse(kv.apply(command('c', 5, encode({ type: 'put', key: 'a' })))), { ok: false });
+  t.is(hex(kv.hash()), before, 'a rejected command changes nothing');
+  t.deepEqual(run({ type: 'delete', key: 'a' }, 6), { ok: true, value: '2' });
+  t.is(kv.size, 0);
+  t.is(t.throws(() => kv.restore(encode({ not: 'a snapshot' })), { instanceOf: ConsensusError })?.code, 'CORRUPT_STATE');
+});
+
+test('the client table executes each (client, timestamp) once and answers retries from its cache', (t) => {
+  const state = new ReplicatedState(new KvStateMachine());
+  const put = command('alice', 1, kvPayload({ type: 'put', key: 'x', value: '1' }));
+  const first = state.execute(put);
+  t.true(first.fresh);
+  const hash = hex(state.hash());
+  const retry = state.execute(put);
+  t.false(retry.fresh);
+  t.deepEqual(retry.response, first.response);
+  t.is(hex(state.hash()), hash, 'a retry is not applied again');
+  t.deepEqual(state.cached(put), first.response);
+  const older = command('alice', 0, kvPayload({ type: 'put', key: 'x', value: 'stale' }));
+  t.false(state.execute(older).fresh, 'a request older than the last one is not applied');
+  t.true(state.executed(older));
+  t.is(state.cached(older), undefined);
+  const copy = new ReplicatedState(new KvStateMachine());
+  copy.restore(state.snapshot());
+  t.is(hex(copy.hash()), hash);
+  t.false(copy.execute(put).fresh, 'a replica restored from a snapshot de-duplicates like its peers');
+  t.is(t.throws(() => copy.restore(new Uint8Array([1, 2, 3])), { instanceOf: ConsensusError })?.code, 'CORRUPT_STATE');
+});
+
+const kvOp: fc.Arbitrary<KvOperation> = fc.oneof(
+  fc.record({ type: fc.constant('put' as const), key: fc.string({ maxLength: 4 }), value: fc.string({ maxLength: 8 }) }),
+  fc.record({ type: fc.constant('delete' as const), key: fc.string({ maxLength: 4 }) }),
+  fc.record({ type: fc.constant('get' as const), key: fc.string({ maxLength: 4 }) }),
+);
+
+test('a state hash depends only on the commands applied, and a snapshot restores it exactly', (t) => {
+  const seed = testSeed(t);
+  t.notThrows(() =>
+    fc.assert(
+      fc.property(fc.array(kvOp, { maxLength: 60 }), fc.nat(60), (ops, cut) => {
+        const commands = ops.map((op, i) => command(`c${i % 3}`, i + 1, kvPayload(op)));
+        const a = new ReplicatedState(new KvStateMachine());
+        const b = new ReplicatedState(new KvStateMachine());
+        const responsesA = commands.map((c) => hex(a.execute(c).response));
+        const responsesB = commands.map((c) => hex(b.execute(c).response));
+        if (hex(a.hash()) !== hex(b.hash()) || responsesA.join() !== responsesB.join()) return false;
+        // A replica that restores a snapshot taken part-way and applies the rest ends in the same state.
+        const c = new ReplicatedState(new KvStateMachine());
+        const head = new ReplicatedState(new KvStateMachine());
+        for (const cmd of commands.slice(0, cut)) head.execute(cmd);
+        c.restore(head.snapshot());
+        for (const cmd of commands.slice(cut)) c.execute(cmd);
+        return hex(c.hash()) === hex(a.hash()) && hex(c.snapshot()) === hex(a.snapshot());
+      }),
+      { seed, numRuns: 200 },
+    ),
+  );
+});

@@ -1,0 +1,222 @@
+/**
+ * PBFT's rules on one replica driven by hand: the normal-case predicates, evidence of
+ * equivocation and double votes, watermarks, durability across a restart, corrupted storage,
+ * malformed messages and the view change.
+ */
+import test from 'ava';
+import { SchemaError } from '../schema/errors.js';
+import { command, commandDigest, consensusConfig, ConsensusError, hex, KvStateMachine, kvPayload, type Command, type Ready, type Signed } from '../protocols/consensus/index.js';
+import { commit, pbftMessageSchema, PbftCore, prepare, prePrepare, type PbftMessage, type PbftOptions, type ViewChange } from '../protocols/pbft/index.js';
+
+const N = 4;
+const sig = new Uint8Array(32);
+const signed = <B>(from: number, body: B): Signed<B> => ({ from, body, signature: sig });
+const cmd = (ts: number): Command => command('alice', ts, kvPayload({ type: 'put', key: `k${ts}`, value: `v${ts}` }));
+
+/** A replica with the durable records it has written so far. */
+class Replica {
+  readonly durable = new Map<string, unknown>();
+  core: PbftCore;
+  constructor(readonly id: number, readonly options: PbftOptions = {}) {
+    this.core = this.#boot();
+  }
+  #boot(): PbftCore {
+    return new PbftCore({ config: consensusConfig({ nodeId: this.id, n: N, algorithm: 'pbft' }), stateMachine: new KvStateMachine(), durable: this.durable }, this.options);
+  }
+  /** Steps one message and returns (and records) the outputs. */
+  receive(from: number, body: PbftMessage, now = 0): Ready<PbftMessage> {
+    this.core.step({ kind: 'message', message: signed(from, body) }, now);
+    return this.drain();
+  }
+  drain(): Ready<PbftMessage> {
+    const ready = this.core.ready();
+    for (const op of ready.persist) {
+      if (op.value === undefined) this.durable.delete(op.key);
+      else this.durable.set(op.key, structuredClone(op.value));
+    }
+    return ready;
+  }
+  restart(): Ready<PbftMessage> {
+    this.core = this.#boot();
+    return this.drain();
+  }
+}
+
+const sent = (ready: Ready<PbftMessage>, type: PbftMessage['type']): PbftMessage[] => ready.messages.filter((m) => m.body.type === type).map((m) => m.body);
+
+test('a backup prepares, commits with a quorum and executes with a certificate of distinct signers', (t) => {
+  const r = new Replica(1);
+  const pp = prePrepare(0, 1, 1000, [cmd(1)]);
+  const afterPp = r.receive(0, pp);
+  t.is(sent(afterPp, 'prepare').length, 1, 'a backup prepares an accepted pre-prepare');
+  t.true(afterPp.persist.some((op) => op.key.startsWith('slot/')), 'and logs it durably in the same step');
+  t.deepEqual(afterPp.messages[0]?.to, [0, 1, 2, 3]);
+  // The primary's own prepare never counts, and one replica's prepare counts once.
+  t.is(sent(r.receive(0, prepare(0, 1, pp.digest)), 'commit').length, 0);
+  t.is(sent(r.receive(2, prepare(0, 1, pp.digest)), 'commit').length, 0);
+  t.is(sent(r.receive(2, prepare(0, 1, pp.digest)), 'commit').length, 0);
+  const prepared = r.receive(1, prepare(0, 1, pp.digest));
+  t.is(sent(prepared, 'commit').length, 1, 'prepared: pre-prepare and q−1 = 2 prepares from distinct backups');
+  t.is(r.receive(1, commit(0, 1, pp.digest)).applied.length, 0);
+  t.is(r.receive(2, commit(0, 1, pp.digest)).applied.length, 0);
+  const done = r.receive(3, commit(0, 1, pp.digest));
+  const entry = done.applied[0];
+  t.is(entry?.kind, 'entry');
+  if (entry?.kind !== 'entry') return;
+  t.is(entry.position, 1);
+  t.is(entry.timestamp, 1000, 'the agreed timestamp is the primary proposal');
+  t.deepEqual(entry.certificate?.signatures.map((s) => s.node), [1, 2, 3]);
+  t.is(done.replies.length, 1);
+  t.like(done.replies[0], { client: 'alice', timestamp: 1, position: 1 });
+  t.is(r.core.status().commitIndex, 1);
+});
+
+test('two pre-prepares for one view and sequence are reported as equivocation; two prepares as a double vote', (t) => {
+  const r = new Replica(2);
+  const a = prePrepare(0, 1, 0, [cmd(1)]);
+  const b = prePrepare(0, 1, 0, [cmd(2)]);
+  r.receive(0, a);
+  const second = r.receive(0, b);
+  t.is(sent(second, 'prepare').length, 0, 'the second proposal is not prepared');
+  t.is(second.evidence.length, 1);
+  t.like(second.evidence[0], { kind: 'equivocation', node: 0 });
+  t.deepEqual(second.evidence[0]?.messages.map((m) => (m.body as { digest: Uint8Array }).digest), [a.digest, b.digest]);
+  r.receive(3, prepare(0, 1, a.digest));
+  const twice = r.receive(3, prepare(0, 1, b.digest));
+  t.like(twice.evidence[0], { kind: 'double-vote', node: 3 });
+});
+
+test('proposals from a non-primary, with a forged digest, or outside the watermarks are refused', (t) => {
+  const r = new Replica(1, { checkpointInterval: 2, logWindow: 4 });
+  const fromBackup = r.receive(2, prePrepare(0, 1, 0, [cmd(1)]));
+  t.like(fromBackup.evidence[0], { kind: 'invalid-proposal', node: 2 });
+  const forged = { ...prePrepare(0, 1, 0, [cmd(1)]), batch: [cmd(9)] };
+  t.like(r.receive(0, forged).evidence[0], { kind: 'invalid-proposal', node: 0 });
+  t.is(sent(r.receive(0, prePrepare(0, 5, 0, [cmd(5)])), 'prepare').length, 0, 'sequence 5 is above h + L = 4');
+  t.is(sent(r.receive(0, prePrepare(0, 4, 0, [cmd(4)])), 'prepare').length, 1);
+});
+
+test('a replica refuses to execute two batches at one sequence, across a restart too', (t) => {
+  const r = new Replica(1);
+  const pp = prePrepare(0, 1, 0, [cmd(1)]);
+  r.receive(0, pp);
+  for (const from of [2, 3]) r.receive(from, prepare(0, 1, pp.digest));
+  for (const from of [1, 2, 3]) r.receive(from, commit(0, 1, pp.digest));
+  t.is(r.core.status().commitIndex, 1);
+  // Restarted from its log, it executes the same batch again at the same sequence and nothing else.
+  const replayed = r.restart();
+  t.is(replayed.applied.length, 1);
+  t.is(replayed.applied[0]?.position, 1);
+  t.deepEqual(replayed.applied[0]?.kind === 'entry' ? replayed.applied[0].commands.map((c) => hex(commandDigest(c))) : [], [hex(commandDigest(cmd(1)))]);
+  // Only if quorum intersection failed (here: three view changes that all hide the prepared
+  // certificate, more liars than f) could a new view re-propose the sequence with another batch.
+  // The replica then throws instead of executing a second value at sequence 1.
+  const hiding = (from: number): Signed<ViewChange> =>
+    signed(from, { type: 'view-change', view: 2, checkpoint: { sequence: 0, stateDigest: new Uint8Array(32), proof: [] }, prepared: [] });
+  const viewChanges = [0, 2, 3].map(hiding);
+  r.receive(2, { type: 'new-view', view: 2, viewChanges, prePrepares: [] });
+  t.is(r.core.status().view, 2);
+  const error = t.throws(() => r.receive(2, prePrepare(2, 1, 0, [cmd(7)])), { instanceOf: ConsensusError });
+  t.is(error?.code, 'DOUBLE_COMMIT');
+  t.is(r.core.status().commitIndex, 1);
+});
+
+test('a restarted replica remembers what it accepted and never prepares a conflicting proposal', (t) => {
+  const r = new Replica(2);
+  const a = prePrepare(0, 1, 0, [cmd(1)]);
+  r.receive(0, a);
+  r.restart();
+  const afterRestart = r.receive(0, prePrepare(0, 1, 0, [cmd(2)]));
+  t.is(sent(afterRestart, 'prepare').length, 0);
+  t.like(afterRestart.evidence[0], { kind: 'equivocation' });
+});
+
+test('corrupted durable state is a typed error, never silently used', (t) => {
+  const config = consensusConfig({ nodeId: 1, n: N, algorithm: 'pbft' });
+  const boot = (durable: Map<string, unknown>): PbftCore => new PbftCore({ config, stateMachine: new KvStateMachine(), durable });
+  const cases: [string, Map<string, unknown>][] = [
+    ['a view record of the wrong shape', new Map([['view', { view: -1 }]])],
+    ['a slot record that does not parse', new Map([['slot/0000000000000001', { prePrepare: 'garbage' }]])],
+    ['a stable checkpoint whose snapshot does not match its digest', new Map([['stable', { checkpoint: { sequence: 10, stateDigest: new Uint8Array(32), proof: [] }, snapshot: new Uint8Array([1]) }]])],
+  ];
+  const pp = prePrepare(0, 1, 0, [cmd(1)]);
+  cases.push(['a committed slot without its pre-prepare', new Map([['slot/0000000000000001', { committed: { view: 0, valueHash: pp.digest, signatures: [] } }]])]);
+  for (const [what, durable] of cases) {
+    const error = t.throws(() => boot(durable), { instanceOf: ConsensusError }, what);
+    t.is(error?.code, 'CORRUPT_STATE', what);
+  }
+});
+
+test('malformed messages are schema errors with a path', (t) => {
+  const good = prePrepare(0, 1, 0, [cmd(1)]);
+  t.notThrows(() => pbftMessageSchema.parse(structuredClone(good)));
+  const bad: [string, unknown][] = [
+    ['an unknown type', { type: 'pre-commit', view: 0 }],
+    ['a short digest', { ...prepare(0, 1, good.digest), digest: new Uint8Array(31) }],
+    ['an extra field', { ...prepare(0, 1, good.digest), evil: true }],
+    ['a negative view', { ...commit(0, 1, good.digest), view: -1 }],
+    ['not an object', 42],
+    ['a batch of non-commands', { ...good, batch: [{ client: 1 }] }],
+  ];
+  for (const [what, value] of bad) t.throws(() => pbftMessageSchema.parse(value), { instanceOf: SchemaError }, what);
+});
+
+test('tuning that breaks the watermark arithmetic is refused', (t) => {
+  t.is(t.throws(() => new Replica(0, { checkpointInterval: 10, logWindow: 25 }), { instanceOf: ConsensusError })?.code, 'INVALID_CONFIG');
+  t.is(t.throws(() => new Replica(0, { batchSize: 0 }), { instanceOf: ConsensusError })?.code, 'INVALID_CONFIG');
+});
+
+test('a backup waiting for a request asks for a view change carrying its prepared certificates', (t) => {
+  const r = new Replica(1);
+  r.core.step({ kind: 'request', command: cmd(1) }, 0);
+  const armed = r.drain();
+  t.true(armed.timers.some((op) => op.kind === 'set' && op.timer === 'view'), 'a backup with a pending request arms its timer');
+  const pp = prePrepare(0, 1, 0, [cmd(1)]);
+  r.receive(0, pp);
+  for (const from of [2, 3]) r.receive(from, prepare(0, 1, pp.digest));
+  r.core.step({ kind: 'timeout', timer: 'view' }, 600);
+  const vc = sent(r.drain(), 'view-change')[0] as ViewChange | undefined;
+  t.truthy(vc);
+  t.is(vc?.view, 1);
+  t.is(vc?.prepared.length, 1);
+  t.deepEqual(vc?.prepared[0]?.prepares.map((p) => p.from), [2, 3]);
+  t.is(r.core.status().role, 'view-change');
+  t.is(r.core.status().leader, null);
+  t.is(r.durable.get('view') !== undefined, true, 'the view change is durable before it is sent');
+});
+
+test('the new primary re-proposes the prepared batch at the same sequence, and backups check NEW-VIEW against its view changes', (t) => {
+  // Replicas 1, 2, 3 prepared sequence 1 in view 0; replica 1 is the primary of view 1.
+  const replicas = [1, 2, 3].map((id) => new Replica(id));
+  const pp = prePrepare(0, 1, 0, [cmd(1)]);
+  for (const r of replicas) {
+    r.receive(0, pp);
+    for (const from of [1, 2, 3]) if (from !== r.id) r.receive(from, prepare(0, 1, pp.digest));
+    r.receive(r.id, prepare(0, 1, pp.digest));
+  }
+  const vcs = replicas.map((r) => {
+    r.core.step({ kind: 'timeout', timer: 'view' }, 600);
+    return signed(r.id, sent(r.drain(), 'view-change')[0] as ViewChange);
+  });
+  const primary = replicas[0] as Replica;
+  let loopback: PbftMessage[] = [];
+  for (const vc of vcs) loopback = [...loopback, ...primary.receive(vc.from, vc.body).messages.filter((m) => m.to.length === 1 && m.to[0] === 1).map((m) => m.body)];
+  t.is(loopback.length, 1, 'the new primary signs O by loopback');
+  const reproposed = loopback[0];
+  t.like(reproposed, { type: 'pre-prepare', view: 1, sequence: 1 });
+  t.deepEqual((reproposed as { digest: Uint8Array }).digest, pp.digest, 'the prepared batch keeps its sequence number');
+  const nv = sent(primary.receive(1, reproposed as PbftMessage), 'new-view')[0];
+  t.truthy(nv);
+  const backup = replicas[1] as Replica;
+  const entered = backup.receive(1, nv as PbftMessage);
+  t.is(backup.core.status().view, 1);
+  t.is(backup.core.status().role, 'backup');
+  t.is(sent(entered, 'prepare').length, 1, 'the backup prepares the re-proposal in the new view');
+  // A NEW-VIEW whose O does not follow from its view changes is refused as evidence.
+  const liar = new Replica(3);
+  for (const vc of vcs) liar.receive(vc.from, vc.body);
+  const forgedNv = { ...(nv as Extract<PbftMessage, { type: 'new-view' }>), prePrepares: [] };
+  const refused = liar.receive(1, forgedNv);
+  t.like(refused.evidence[0], { kind: 'invalid-certificate', node: 1 });
+  t.not(liar.core.status().role, 'backup');
+});
