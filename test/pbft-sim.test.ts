@@ -174,3 +174,11 @@ test('the safety checker catches PBFT counting 2f votes instead of 2f+1 within a
   const sound = sweep({ protocol: 'pbft', n: 4, seeds: summary.seeds, seedStart: seed, faults: ['byzantine', 'partition'] });
   t.is(sound.violations, 0);
 });
+
+test('a primary with a one-command pipeline keeps proposing as it executes, without needless view changes', (t) => {
+  const sim = new Simulation<PbftMessage>({ protocol: pbft({ pipeline: 1, batchSize: 1 }), n: 4, seed: testSeed(t), clients: 50 });
+  submitAll(sim, 100);
+  t.true(sim.runUntilCommitted({ maxMs: 30_000 }));
+  t.is(sim.status(0).view, 0);
+  t.is(sim.executed(0), 100);
+});

@@ -220,3 +220,55 @@ test('the new primary re-proposes the prepared batch at the same sequence, and b
   t.like(refused.evidence[0], { kind: 'invalid-certificate', node: 1 });
   t.not(liar.core.status().role, 'backup');
 });
+
+test('a NEW-VIEW whose re-proposed batch does not hash to the digest O requires is refused', (t) => {
+  const replicas = [1, 2, 3].map((id) => new Replica(id));
+  const pp = prePrepare(0, 1, 0, [cmd(1)]);
+  for (const r of replicas) {
+    r.receive(0, pp);
+    for (const from of [1, 2, 3]) r.receive(from, prepare(0, 1, pp.digest));
+  }
+  const vcs = replicas.map((r) => {
+    r.core.step({ kind: 'timeout', timer: 'view' }, 600);
+    return signed(r.id, sent(r.drain(), 'view-change')[0] as ViewChange);
+  });
+  const backup = replicas[1] as Replica;
+  for (const vc of vcs) backup.receive(vc.from, vc.body);
+  // A Byzantine new primary keeps the digest O requires but swaps in its own batch.
+  const swapped = { ...prePrepare(1, 1, 0, [cmd(1)]), batch: [command('mallory', 1, new Uint8Array())] };
+  const refused = backup.receive(1, { type: 'new-view', view: 1, viewChanges: vcs, prePrepares: [signed(1, swapped)] });
+  t.like(refused.evidence[0], { kind: 'invalid-certificate', node: 1 });
+  t.is(backup.core.status().role, 'view-change');
+});
+
+test('a replica that learns a stable checkpoint it does not hold keeps its proof durably and fetches the state, across a restart too', (t) => {
+  const r = new Replica(3);
+  const digest = new Uint8Array(32).fill(7);
+  for (const from of [0, 1, 2]) r.receive(from, { type: 'checkpoint', sequence: 10, stateDigest: digest });
+  const fetch = r.drain();
+  t.like(r.durable.get('stable'), { checkpoint: { sequence: 10 } });
+  const asked = r.restart().messages.filter((m) => m.body.type === 'fetch-state');
+  t.is(asked.length, 1, 'after a restart it asks again');
+  t.is(asked[0]?.to.length, 2, 'of f+1 of the checkpoint signers');
+  t.like(asked[0]?.body, { type: 'fetch-state', sequence: 10 });
+  t.is(r.core.status().commitIndex, 0);
+  t.is(fetch.messages.length, 0, 'nothing more was pending after the first fetch');
+});
+
+test('a primary that crashes after proposing never reuses the sequence number with another batch', (t) => {
+  const r = new Replica(0);
+  r.core.step({ kind: 'request', command: cmd(1) }, 0);
+  const first = sent(r.drain(), 'pre-prepare')[0];
+  t.like(first, { sequence: 1 });
+  r.restart();
+  r.core.step({ kind: 'request', command: cmd(2) }, 0);
+  const after = sent(r.drain(), 'pre-prepare');
+  t.true(after.length > 0);
+  t.true(after.every((pp) => pp.type === 'pre-prepare' && pp.sequence > 1), 'proposals resume after the last sequence proposed');
+});
+
+test('a backup does not prepare a proposal dated far from its own clock', (t) => {
+  const r = new Replica(1, { maxClockSkewMs: 1_000 });
+  t.is(sent(r.receive(0, prePrepare(0, 1, 50_000, [cmd(1)]), 0), 'prepare').length, 0);
+  t.is(sent(r.receive(0, prePrepare(0, 2, 900, [cmd(2)]), 0), 'prepare').length, 1);
+});

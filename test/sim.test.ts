@@ -248,6 +248,7 @@ test('the checker catches different commands or states at one position, a skippe
   t.is(checker.executed(1), 1);
   const double = t.throws(() => checker.applied(2, entry(1, 'b', 1)), { instanceOf: SafetyViolation });
   t.regex(double?.message ?? '', /seed 7.*different commands at position 1/);
+  t.is(double?.code, 'SAFETY_VIOLATION');
   t.throws(() => fresh().applied(0, entry(2, 'a', 1)), { instanceOf: SafetyViolation }, 'position 2 before position 1');
   const forked = fresh();
   forked.applied(0, entry(1, 'a', 1));

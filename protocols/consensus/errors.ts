@@ -21,6 +21,8 @@ export type ConsensusErrorCode =
   | 'NOT_MEMBER'
   /** A message failed its schema. */
   | 'MALFORMED_MESSAGE'
+  /** The simulator's safety checker saw correct replicas disagree (see SafetyViolation). */
+  | 'SAFETY_VIOLATION'
   /** Durable state handed to a core on restart is inconsistent with itself. */
   | 'CORRUPT_STATE'
   /** An internal invariant of a core does not hold (a bug, never a peer's fault). */

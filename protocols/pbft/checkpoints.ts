@@ -17,6 +17,7 @@ export function genesisCheckpoint(stateDigest: Digest): StableCheckpoint {
 export class Checkpoints {
   readonly #votes = new Map<number, Map<NodeId, Signed<Checkpoint>>>();
   readonly #own = new Map<number, { readonly digest: Digest; readonly snapshot: Uint8Array }>();
+  readonly #ahead = new Map<NodeId, Signed<Checkpoint>>();
 
   /** Remembers this replica's state at `sequence`, to serve state transfer once it is stable. */
   recordOwn(sequence: number, digest: Digest, snapshot: Uint8Array): void {
@@ -30,23 +31,30 @@ export class Checkpoints {
 
   /**
    * Records a checkpoint message; returns the proof once `quorum` distinct replicas agree on the
-   * message's sequence and digest. A replica's later message for the same sequence replaces its earlier one.
+   * message's sequence and digest. Within the log window a replica's later message for a sequence
+   * replaces its earlier one; above the high watermark `high` only each replica's latest counts,
+   * which bounds memory by the membership and still shows this replica when it has fallen behind.
    */
-  add(message: Signed<Checkpoint>, quorum: number): StableCheckpoint | undefined {
-    const { sequence, stateDigest } = message.body;
-    let votes = this.#votes.get(sequence);
-    if (votes === undefined) {
-      votes = new Map();
+  add(message: Signed<Checkpoint>, quorum: number, high: number): StableCheckpoint | undefined {
+    const { sequence } = message.body;
+    let votes: Map<NodeId, Signed<Checkpoint>>;
+    if (sequence > high) {
+      const earlier = this.#ahead.get(message.from);
+      if (earlier !== undefined && earlier.body.sequence >= sequence) return undefined;
+      votes = this.#ahead;
+    } else {
+      votes = this.#votes.get(sequence) ?? new Map();
       this.#votes.set(sequence, votes);
     }
     votes.set(message.from, message);
-    const proof = [...votes.values()].filter((m) => sameBytes(m.body.stateDigest, stateDigest));
-    return proof.length >= quorum ? { sequence, stateDigest, proof: proof.sort((a, b) => a.from - b.from) } : undefined;
+    const proof = [...votes.values()].filter((m) => m.body.sequence === sequence && sameBytes(m.body.stateDigest, message.body.stateDigest));
+    return proof.length >= quorum ? { sequence, stateDigest: message.body.stateDigest, proof: proof.sort((a, b) => a.from - b.from) } : undefined;
   }
 
   /** Discards everything at or below a new stable sequence. */
   truncate(stable: number): void {
     for (const s of this.#votes.keys()) if (s <= stable) this.#votes.delete(s);
     for (const s of this.#own.keys()) if (s <= stable) this.#own.delete(s);
+    for (const [id, m] of this.#ahead) if (m.body.sequence <= stable) this.#ahead.delete(id);
   }
 }

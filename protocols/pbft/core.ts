@@ -1,27 +1,24 @@
 /**
- * PBFT (Castro & Liskov, "Practical Byzantine Fault Tolerance and Proactive Recovery", TOCS 2002)
- * as a sans-IO core: normal-case three-phase agreement with request batching, checkpoints and
- * watermarks, view changes carrying prepared certificates, and state transfer. Every message is
- * signed (§4's signature variant), so certificates are transferable proofs.
+ * PBFT (Castro & Liskov, "Practical Byzantine Fault Tolerance", OSDI'99; section numbers below
+ * are that paper's) as a sans-IO core: three-phase agreement with request batching, checkpoints
+ * and watermarks, view changes carrying prepared certificates, and state transfer. Every message
+ * is signed (the paper's signature variant), so certificates are transferable proofs.
  */
-import { t } from '../../schema/schema.js';
 import { hashBytes, sameBytes } from '../consensus/codec.js';
 import type { Command } from '../consensus/command.js';
 import type { ConsensusConfig, NodeId } from '../consensus/config.js';
-import { quorumCertSchema, signedSchema, type QuorumCert, type Signed } from '../consensus/certificate.js';
+import type { Signed } from '../consensus/certificate.js';
 import { Outputs, type Core, type CoreOptions, type Evidence, type Input, type NodeStatus, type Ready } from '../consensus/core.js';
 import { ConsensusError, invariant } from '../consensus/errors.js';
 import { ReplicatedState } from '../consensus/state-machine.js';
 import { Checkpoints, genesisCheckpoint } from './checkpoints.js';
+import { DURABLE_KEYS, readDurable, slotKey } from './durable.js';
 import {
   checkpoint,
   commit,
   prepare,
   prePrepare,
-  prePrepareSchema,
-  preparedCertSchema,
   proposalDigest,
-  stableCheckpointSchema,
   type Checkpoint,
   type Commit,
   type FetchState,
@@ -29,14 +26,13 @@ import {
   type PbftMessage,
   type PrePrepare,
   type Prepare,
+  type Relay,
   type StableCheckpoint,
   type StateTransfer,
   type ViewChange,
-  viewChangeSchema,
-  type Relay,
 } from './messages.js';
 import { Slot } from './slot.js';
-import { planNewView, primaryOf, validCheckpoint, validViewChange, type Quorums } from './view-change.js';
+import { planNewView, primaryOf, validCheckpoint, validViewChange, ViewChangeLog, type Quorums } from './view-change.js';
 
 /** Tuning of a PBFT replica. */
 export interface PbftOptions {
@@ -48,8 +44,12 @@ export interface PbftOptions {
   readonly batchSize?: number;
   /** Most sequence numbers a primary has proposed but not executed (default 4). */
   readonly pipeline?: number;
-  /** How long a backup waits for a request to execute before starting a view change (default 500 ms); doubled per consecutive view change. */
+  /** How long a replica waits for a request to execute before starting a view change (default 500 ms); doubled per consecutive failed view change, up to 16×. */
   readonly requestTimeoutMs?: number;
+  /** How far a proposal's timestamp may be from this replica's clock before it refuses to prepare it (default 5 000 ms). */
+  readonly maxClockSkewMs?: number;
+  /** Most requests waiting to be ordered; more are dropped until clients retry (default 10 000). */
+  readonly maxPending?: number;
 }
 
 const VIEW_TIMER = 'view';
@@ -58,17 +58,16 @@ const RESEND_TIMER = 'view-change-resend';
 /** The new-view wait stops doubling at 16× the request timeout, so a cluster healing after a long outage is not left waiting minutes. */
 const MAX_BACKOFF_DOUBLINGS = 4;
 
-const slotRecordSchema = t.object({
-  prePrepare: t.optional(signedSchema(prePrepareSchema)),
-  preparedCert: t.optional(preparedCertSchema),
-  committed: t.optional(quorumCertSchema),
-});
-const viewRecordSchema = t.object({ view: t.uint(), changing: t.boolean() });
-const stableRecordSchema = t.object({ checkpoint: stableCheckpointSchema, snapshot: t.bytes() });
-const leftViewRecordSchema = t.object({ view: t.uint(), viewChanges: t.array(signedSchema(viewChangeSchema)) });
+const FETCH_TIMER = 'fetch-state';
 
-const slotKey = (sequence: number): string => `slot/${sequence.toString().padStart(16, '0')}`;
 const commandKey = (cmd: Command): string => `${cmd.client}\u0000${cmd.timestamp}`;
+
+/** A new primary's NEW-VIEW in the making: the view changes V it computed O from, and O's pre-prepares as they come back signed. */
+interface NewViewPlan {
+  readonly viewChanges: readonly Signed<ViewChange>[];
+  readonly size: number;
+  readonly signed: Signed<PrePrepare>[];
+}
 
 /** A PBFT replica. */
 export class PbftCore implements Core<PbftMessage> {
@@ -78,16 +77,21 @@ export class PbftCore implements Core<PbftMessage> {
   readonly #batchSize: number;
   readonly #pipeline: number;
   readonly #timeoutMs: number;
+  readonly #skewMs: number;
+  readonly #maxPending: number;
   readonly #out = new Outputs<PbftMessage>();
   readonly #state: ReplicatedState;
   readonly #slots = new Map<number, Slot>();
   readonly #checkpoints = new Checkpoints();
-  readonly #viewChanges = new Map<number, Map<NodeId, Signed<ViewChange>>>();
-  readonly #futurePrePrepares = new Map<number, Signed<PrePrepare>>();
+  readonly #viewChanges = new ViewChangeLog();
+  /** Pre-prepares of the next view that arrived before its NEW-VIEW, by `view:sequence`. */
+  readonly #early = new Map<string, Signed<PrePrepare>>();
   /** Requests received and not yet executed, in arrival order. */
   readonly #pending = new Map<string, Command>();
   /** Requests in a pre-prepare of the current view that is not yet executed. */
   readonly #ordered = new Set<string>();
+  /** The host's time at the current step. */
+  #now = 0;
   #view = 0;
   #changing = false;
   #stable: StableCheckpoint;
@@ -97,16 +101,17 @@ export class PbftCore implements Core<PbftMessage> {
   #nextSequence = 1;
   #lastTimestamp = 0;
   #viewTimerArmed = false;
-  #failedViews = 0;
-  /** Signed pre-prepares a new primary collects (by loopback) for its new-view message. */
-  #newViewPrePrepares: Signed<PrePrepare>[] = [];
-  #newViewPlanSize = -1;
   #newViewTimerArmed = false;
+  #failedViews = 0;
+  #newViewPlan: NewViewPlan | undefined;
+  /** The view-change quorum that let this replica leave its last view, relayed to peers that lost theirs. */
+  #leftView: readonly Signed<ViewChange>[] = [];
   /** The NEW-VIEW of the last view this replica entered, to show replicas still in older views. */
   #newView: Signed<NewView> | undefined;
-  /** The view each peer was last shown {@link #newView} for. */
-  readonly #shown = new Map<NodeId, number>();
+  /** When each peer was last relayed to or sent state, to bound what a peer can make this replica send. */
+  readonly #lastServed = new Map<string, number>();
   #fetching = 0;
+  #fetchRound = 0;
 
   constructor(options: CoreOptions, tuning: PbftOptions = {}) {
     this.config = options.config;
@@ -115,7 +120,10 @@ export class PbftCore implements Core<PbftMessage> {
     this.#batchSize = tuning.batchSize ?? 32;
     this.#pipeline = tuning.pipeline ?? 4;
     this.#timeoutMs = tuning.requestTimeoutMs ?? 500;
-    for (const [name, v] of [['checkpointInterval', this.#k], ['logWindow', this.#window], ['batchSize', this.#batchSize], ['pipeline', this.#pipeline], ['requestTimeoutMs', this.#timeoutMs]] as const) {
+    this.#skewMs = tuning.maxClockSkewMs ?? 5_000;
+    this.#maxPending = tuning.maxPending ?? 10_000;
+    const positive = { checkpointInterval: this.#k, logWindow: this.#window, batchSize: this.#batchSize, pipeline: this.#pipeline, requestTimeoutMs: this.#timeoutMs, maxClockSkewMs: this.#skewMs, maxPending: this.#maxPending };
+    for (const [name, v] of Object.entries(positive)) {
       if (!Number.isSafeInteger(v) || v < 1) throw new ConsensusError('INVALID_CONFIG', `pbft ${name} must be a positive integer, got ${v}`);
     }
     if (this.#window % this.#k !== 0) throw new ConsensusError('INVALID_CONFIG', `pbft logWindow (${this.#window}) must be a multiple of checkpointInterval (${this.#k})`);
@@ -125,7 +133,10 @@ export class PbftCore implements Core<PbftMessage> {
     this.#recover(options.durable);
   }
 
-  /** Matching prepares from backups that, with the pre-prepare, prepare a request: quorum − 1 (2f for n = 3f+1, §4.2). */
+  /**
+   * Matching prepares from backups that, with the pre-prepare, prepare a request: quorum − 1 (2f
+   * for n = 3f+1, §4.2). It also sets what a prepared certificate in a view change must hold.
+   */
   protected prepareQuorum(): number {
     return this.config.quorumSize - 1;
   }
@@ -166,38 +177,46 @@ export class PbftCore implements Core<PbftMessage> {
   }
 
   step(input: Input<PbftMessage>, now: number): void {
+    this.#now = now;
     switch (input.kind) {
       case 'request':
-        return this.#onRequest(input.command, now);
+        return this.#onRequest(input.command);
       case 'timeout':
-        // A lost fetch is asked again after any timeout.
-        this.#fetching = 0;
-        if (input.timer === VIEW_TIMER) this.#viewTimerArmed = false;
-        if (input.timer === RESEND_TIMER && this.#changing) return this.#broadcastViewChange();
-        if ((input.timer === VIEW_TIMER && !this.#changing) || (input.timer === NEW_VIEW_TIMER && this.#changing)) this.#startViewChange(this.#view + 1);
-        return;
+        return this.#onTimeout(input.timer);
       case 'message':
-        return this.#onMessage(input.message, now);
+        return this.#onMessage(input.message);
     }
   }
 
-  #onMessage(m: Signed<PbftMessage>, now: number): void {
+  #onTimeout(timer: string): void {
+    if (timer === FETCH_TIMER) {
+      // No state came: ask other replicas.
+      this.#fetching = 0;
+      if (this.#executed < this.#low) this.#fetchState(this.#stable);
+      return;
+    }
+    if (timer === VIEW_TIMER) this.#viewTimerArmed = false;
+    if (timer === RESEND_TIMER && this.#changing) return this.#broadcastViewChange();
+    if ((timer === VIEW_TIMER && !this.#changing) || (timer === NEW_VIEW_TIMER && this.#changing)) this.#startViewChange(this.#view + 1);
+  }
+
+  #onMessage(m: Signed<PbftMessage>): void {
     const body = m.body;
-    if ('view' in body) this.#showCurrentView(m.from, body.view, body.type === 'view-change');
+    if ('view' in body) this.#relayTo(m.from, body.view, body.type === 'view-change');
     switch (body.type) {
       case 'pre-prepare':
-        return this.#onPrePrepare(m as Signed<PrePrepare>, now);
+        return this.#onPrePrepare(m as Signed<PrePrepare>);
       case 'prepare':
       case 'commit':
         return this.#onVote(m as Signed<Prepare | Commit>);
       case 'checkpoint':
         return this.#onCheckpoint(m as Signed<Checkpoint>);
       case 'view-change':
-        return this.#onViewChange(m as Signed<ViewChange>, now);
+        return this.#onViewChange(m as Signed<ViewChange>);
       case 'new-view':
-        return this.#onNewView(m as Signed<NewView>, now);
+        return this.#onNewView(m as Signed<NewView>);
       case 'relay':
-        return this.#onRelay(body as Relay, now);
+        return this.#onRelay(body as Relay);
       case 'fetch-state':
         return this.#onFetchState(m as Signed<FetchState>);
       case 'state':
@@ -207,20 +226,31 @@ export class PbftCore implements Core<PbftMessage> {
 
   // ── Normal case (§4.2) ──────────────────────────────────────────────────────────────────
 
-  #onRequest(cmd: Command, now: number): void {
+  #onRequest(cmd: Command): void {
     if (this.#state.executed(cmd)) {
+      // §4.1: a retried request that was already executed is answered again. The reply carries
+      // this replica's execution height, as the client table keeps responses, not positions.
       const response = this.#state.cached(cmd);
       if (response !== undefined) this.#out.reply({ client: cmd.client, timestamp: cmd.timestamp, position: this.#executed, view: this.#view, response });
       return;
     }
     const key = commandKey(cmd);
-    if (!this.#pending.has(key)) this.#pending.set(key, cmd);
-    if (this.#isPrimary && !this.#changing) this.#propose(now);
-    else this.#armViewTimer();
+    if (!this.#pending.has(key)) {
+      if (this.#pending.size >= this.#maxPending) return;
+      this.#pending.set(key, cmd);
+    }
+    this.#proposeIfPrimary();
+    this.#armViewTimer();
   }
 
-  /** The primary orders pending requests in batches, within the pipeline and the high watermark (§4.2, §4.3). */
-  #propose(now: number): void {
+  /**
+   * The primary orders pending requests in batches, within the pipeline and the high watermark
+   * (§4.2, §4.3). The highest sequence proposed is made durable first, so a primary that crashes
+   * and restarts never proposes a second batch under a sequence number it already used.
+   */
+  #proposeIfPrimary(): void {
+    if (!this.#isPrimary || this.#changing) return;
+    const first = this.#nextSequence;
     while (this.#nextSequence - 1 - this.#executed < this.#pipeline && this.#nextSequence <= this.#low + this.#window) {
       const batch: Command[] = [];
       for (const [key, cmd] of this.#pending) {
@@ -229,10 +259,11 @@ export class PbftCore implements Core<PbftMessage> {
         batch.push(cmd);
         this.#ordered.add(key);
       }
-      if (batch.length === 0) return;
-      this.#lastTimestamp = Math.max(this.#lastTimestamp, Math.floor(now));
+      if (batch.length === 0) break;
+      this.#lastTimestamp = Math.max(this.#lastTimestamp, Math.floor(this.#now));
       this.#out.send(this.config.members, prePrepare(this.#view, this.#nextSequence++, this.#lastTimestamp, batch));
     }
+    if (this.#nextSequence !== first) this.#out.persist(DURABLE_KEYS.proposed, { view: this.#view, sequence: this.#nextSequence - 1 });
   }
 
   #inWindow(sequence: number): boolean {
@@ -248,21 +279,28 @@ export class PbftCore implements Core<PbftMessage> {
     return slot;
   }
 
-  #onPrePrepare(m: Signed<PrePrepare>, now: number): void {
+  #onPrePrepare(m: Signed<PrePrepare>): void {
     const { view, sequence, digest, timestamp, batch } = m.body;
     if (m.from !== primaryOf(view, this.config.n) || !sameBytes(digest, proposalDigest(timestamp, batch))) {
       return this.#evidence('invalid-proposal', m.from, `pre-prepare for ${view}:${sequence} from a non-primary or with a digest that does not match its batch`, [m]);
     }
-    if (this.#changing && view === this.#view && m.from === this.config.nodeId) return this.#collectNewViewPrePrepare(m, now);
-    if (view > this.#view || (view === this.#view && this.#changing)) {
-      if (sequence > this.#low) this.#futurePrePrepares.set(sequence, m);
+    if (this.#changing && view === this.#view && m.from === this.config.nodeId) return this.#collectNewViewPrePrepare(m);
+    if (!this.#inWindow(sequence) || view < this.#view) return;
+    // Only the next view's proposals are kept for later, one per sequence: what a Byzantine
+    // future primary can make this replica hold is bounded by the log window.
+    if (view > this.#view || this.#changing) {
+      if (view <= this.#view + (this.#changing ? 0 : 1)) this.#early.set(`${view}:${sequence}`, m);
       return;
     }
-    if (view < this.#view || !this.#inWindow(sequence)) return;
+    // The agreed time must be plausible: a primary cannot date a batch far from the backups' clocks.
+    if (m.from !== this.config.nodeId && Math.abs(timestamp - this.#now) > this.#skewMs) return;
     this.#accept(m);
   }
 
-  /** Accepts a pre-prepare of the current view: logs it and prepares (backups only, §4.2). */
+  /**
+   * Accepts a pre-prepare of the current view whose digest has been checked against its batch:
+   * logs it and prepares it (backups only, §4.2).
+   */
   #accept(m: Signed<PrePrepare>): void {
     const { sequence, digest } = m.body;
     const slot = this.#slot(sequence);
@@ -282,7 +320,9 @@ export class PbftCore implements Core<PbftMessage> {
 
   #onVote(m: Signed<Prepare | Commit>): void {
     const { view, sequence } = m.body;
-    if (view < this.#view || !this.#inWindow(sequence)) return;
+    // Votes for this view or the next only: a vote for a far view cannot complete before this
+    // replica gets there, and keeping it would let a Byzantine replica fill memory.
+    if (view < this.#view || view > this.#view + 1 || !this.#inWindow(sequence)) return;
     if (m.body.type === 'prepare' && m.from === primaryOf(view, this.config.n)) return;
     const slot = this.#slot(sequence);
     const earlier = slot.vote(m);
@@ -348,13 +388,10 @@ export class PbftCore implements Core<PbftMessage> {
       if (slot.sequence % this.#k === 0) this.#takeCheckpoint(slot.sequence);
       this.#failedViews = 0;
     }
-    this.#dropExecutedPending();
-    this.#rearmViewTimer();
-  }
-
-  /** A request can reach the pending set after a retry was executed under another sequence; forget those. */
-  #dropExecutedPending(): void {
+    // A retry can reach the pending set after its first copy executed under another sequence.
     for (const [key, cmd] of this.#pending) if (this.#state.executed(cmd)) this.#pending.delete(key);
+    this.#rearmViewTimer();
+    this.#proposeIfPrimary();
   }
 
   // ── Checkpoints and garbage collection (§4.3) ──────────────────────────────────────────
@@ -368,17 +405,23 @@ export class PbftCore implements Core<PbftMessage> {
 
   #onCheckpoint(m: Signed<Checkpoint>): void {
     if (m.body.sequence <= this.#low || m.body.sequence % this.#k !== 0) return;
-    const stable = this.#checkpoints.add(m, this.config.quorumSize);
+    const stable = this.#checkpoints.add(m, this.config.quorumSize, this.#low + this.#window);
     if (stable !== undefined) this.#makeStable(stable);
   }
 
-  /** A checkpoint became stable: move h, discard the log below it, and fetch its state if this replica is behind. */
+  /**
+   * A checkpoint became stable: move h, discard the log below it, and fetch its state if this
+   * replica does not hold it. The proof is made durable before the log it replaces is erased
+   * (same step, persisted first), so a restart never finds neither.
+   */
   #makeStable(cp: StableCheckpoint, snapshot?: Uint8Array): void {
     if (cp.sequence <= this.#low) return;
     const own = snapshot ?? this.#checkpoints.own(cp.sequence)?.snapshot;
     if (own !== undefined) invariant(sameBytes(hashBytes(own), cp.stateDigest), `state at checkpoint ${cp.sequence} differs from the quorum's`, 'DOUBLE_COMMIT');
     this.#stableSnapshot = own;
     this.#stable = cp;
+    this.#out.persist(DURABLE_KEYS.stable, { checkpoint: cp });
+    if (own !== undefined) this.#persistSnapshot(cp, own);
     this.#checkpoints.truncate(cp.sequence);
     for (const s of [...this.#slots.keys()]) {
       if (s <= cp.sequence) {
@@ -386,25 +429,32 @@ export class PbftCore implements Core<PbftMessage> {
         this.#out.erase(slotKey(s));
       }
     }
-    for (const s of [...this.#futurePrePrepares.keys()]) if (s <= cp.sequence) this.#futurePrePrepares.delete(s);
-    if (own !== undefined) this.#out.persist('stable', { checkpoint: cp, snapshot: own });
+    for (const [key, pp] of this.#early) if (pp.body.sequence <= cp.sequence) this.#early.delete(key);
     if (this.#executed < cp.sequence) this.#fetchState(cp);
     if (this.#nextSequence <= cp.sequence) this.#nextSequence = cp.sequence + 1;
+    this.#proposeIfPrimary();
+  }
+
+  #persistSnapshot(cp: StableCheckpoint, snapshot: Uint8Array): void {
+    this.#out.persist(DURABLE_KEYS.snapshot, { sequence: cp.sequence, stateDigest: cp.stateDigest, snapshot });
   }
 
   // ── State transfer ─────────────────────────────────────────────────────────────────────
 
+  /** Asks f+1 of the checkpoint's signers (one of them correct), a different f+1 each round. */
   #fetchState(cp: StableCheckpoint): void {
     if (this.#fetching >= cp.sequence) return;
     this.#fetching = cp.sequence;
-    const from = cp.proof.map((m) => m.from).filter((id) => id !== this.config.nodeId);
-    this.#out.send(from, { type: 'fetch-state', sequence: cp.sequence });
+    const signers = cp.proof.map((m) => m.from).filter((id) => id !== this.config.nodeId);
+    const start = this.#fetchRound++ % Math.max(1, signers.length);
+    const ask = [...signers.slice(start), ...signers.slice(0, start)].slice(0, this.config.f + 1);
+    this.#out.send(ask, { type: 'fetch-state', sequence: cp.sequence });
+    this.#out.setTimer(FETCH_TIMER, this.#timeoutMs);
   }
 
   #onFetchState(m: Signed<FetchState>): void {
-    if (this.#stableSnapshot !== undefined && this.#low >= m.body.sequence && this.#low > 0) {
-      this.#out.send([m.from], { type: 'state', checkpoint: this.#stable, snapshot: this.#stableSnapshot });
-    }
+    if (this.#stableSnapshot === undefined || this.#low < m.body.sequence || this.#low === 0 || !this.#mayServe(`state:${m.from}`)) return;
+    this.#out.send([m.from], { type: 'state', checkpoint: this.#stable, snapshot: this.#stableSnapshot });
   }
 
   #onState(m: Signed<StateTransfer>): void {
@@ -414,14 +464,23 @@ export class PbftCore implements Core<PbftMessage> {
     this.#state.restore(m.body.snapshot);
     this.#executed = cp.sequence;
     this.#fetching = 0;
+    this.#out.cancelTimer(FETCH_TIMER);
     this.#out.applied({ kind: 'snapshot', position: cp.sequence, stateHash: this.#state.hash() });
     if (cp.sequence > this.#low) this.#makeStable(cp, m.body.snapshot);
     else if (cp.sequence === this.#low) {
       this.#stableSnapshot = m.body.snapshot;
-      this.#out.persist('stable', { checkpoint: cp, snapshot: m.body.snapshot });
+      this.#persistSnapshot(cp, m.body.snapshot);
     } else this.#fetchState(this.#stable);
     for (const key of [...this.#ordered]) if (!this.#pending.has(key)) this.#ordered.delete(key);
     this.#execute();
+  }
+
+  /** At most one relay or state transfer per peer per half request timeout. */
+  #mayServe(key: string): boolean {
+    const last = this.#lastServed.get(key);
+    if (last !== undefined && this.#now - last < this.#timeoutMs / 2) return false;
+    this.#lastServed.set(key, this.#now);
+    return true;
   }
 
   // ── View change (§4.4, §4.5.2) ─────────────────────────────────────────────────────────
@@ -452,11 +511,10 @@ export class PbftCore implements Core<PbftMessage> {
     this.#changing = true;
     this.#viewTimerArmed = false;
     this.#newViewTimerArmed = false;
-    this.#newViewPrePrepares = [];
-    this.#newViewPlanSize = -1;
+    this.#newViewPlan = undefined;
     this.#out.cancelTimer(VIEW_TIMER);
     this.#out.cancelTimer(NEW_VIEW_TIMER);
-    this.#out.persist('view', { view, changing: true });
+    this.#out.persist(DURABLE_KEYS.view, { view, changing: true });
     this.#broadcastViewChange();
   }
 
@@ -472,88 +530,92 @@ export class PbftCore implements Core<PbftMessage> {
 
   /**
    * Brings a peer that is behind up to date (Castro's thesis §5.2 retransmits what a lagging peer
-   * lacks): a peer in an older view gets the NEW-VIEW of this replica's view; a peer still asking
-   * for an older view gets the view changes this replica holds for that view and for its own, so
-   * it can start its timer or see f+1 replicas ahead. Without this, a replica restarting into an
-   * old view, or whose view changes were lost, could wait forever.
+   * lacks). Without this, a replica restarting into an old view, or whose view-change messages
+   * were lost, could wait forever.
    */
-  #showCurrentView(peer: NodeId, view: number, askingToChange: boolean): void {
+  #relayTo(peer: NodeId, peerView: number, askingToChange: boolean): void {
     if (peer === this.config.nodeId) return;
     const nv = this.#newView;
-    if (nv !== undefined && (view < nv.body.view || (view === nv.body.view && askingToChange))) {
-      if (this.#shown.get(peer) === nv.body.view && !askingToChange) return;
-      this.#shown.set(peer, nv.body.view);
-      this.#out.send([peer], { type: 'relay', viewChanges: [], newView: nv });
-    } else if (this.#changing && askingToChange && view < this.#view) {
-      const held = [...(this.#viewChanges.get(view)?.values() ?? []), ...(this.#viewChanges.get(this.#view)?.values() ?? [])];
-      if (held.length > 0) this.#out.send([peer], { type: 'relay', viewChanges: held });
+    const behindEnteredView = nv !== undefined && (peerView < nv.body.view || (peerView === nv.body.view && askingToChange));
+    if (behindEnteredView) {
+      // The NEW-VIEW of the last view this replica entered moves the peer there.
+      if (this.#mayServe(`relay:${peer}`)) this.#out.send([peer], { type: 'relay', viewChanges: [], newView: nv });
+    } else if (this.#changing && askingToChange && peerView < this.#view) {
+      // A peer still asking for an earlier view gets the quorum that let this replica leave it,
+      // and the requests for this replica's view, so it can start its timer or see f+1 ahead.
+      const held = [...this.#leftView, ...this.#viewChanges.forView(this.#view)];
+      if (held.length > 0 && this.#mayServe(`relay:${peer}`)) this.#out.send([peer], { type: 'relay', viewChanges: held });
     }
   }
 
-  #onRelay(relay: Relay, now: number): void {
-    for (const vc of relay.viewChanges) this.#onViewChange(vc, now);
-    if (relay.newView !== undefined) this.#onNewView(relay.newView, now);
+  #onRelay(relay: Relay): void {
+    for (const vc of relay.viewChanges) this.#onViewChange(vc);
+    // A relayed quorum for the view this replica is changing to counts even where the log kept a
+    // sender's later request instead: it proves a quorum asked for this view.
+    const forView = relay.viewChanges.filter((vc) => vc.body.view === this.#view && validViewChange(vc, this.config, this.#quorums, this.#window));
+    if (new Set(forView.map((vc) => vc.from)).size >= this.config.quorumSize) this.#armNewViewTimer(forView);
+    if (relay.newView !== undefined) this.#onNewView(relay.newView);
   }
 
-  #onViewChange(m: Signed<ViewChange>, now: number): void {
+  #onViewChange(m: Signed<ViewChange>): void {
     const view = m.body.view;
     if (view < this.#view || (view === this.#view && !this.#changing) || view === 0) return;
     if (!validViewChange(m, this.config, this.#quorums, this.#window)) return this.#evidence('invalid-certificate', m.from, `invalid view-change for view ${view}`, [m]);
-    let forView = this.#viewChanges.get(view);
-    if (forView === undefined) {
-      forView = new Map();
-      this.#viewChanges.set(view, forView);
-    }
-    forView.set(m.from, m);
-    // §4.5.2: the new-view timer starts only once a quorum asks for the view, so a lone replica
-    // cannot run through views; it doubles with each view change that fails to produce a view.
-    if (this.#changing && view === this.#view && forView.size >= this.config.quorumSize && !this.#newViewTimerArmed) {
-      this.#newViewTimerArmed = true;
-      // The quorum that lets this replica leave the view is kept: a peer whose copies were lost
-      // needs them relayed to follow, even after this replica restarts.
-      this.#out.persist('left-view', { view, viewChanges: [...forView.values()] });
-      this.#out.setTimer(NEW_VIEW_TIMER, this.#timeoutMs * 2 ** Math.min(this.#failedViews, MAX_BACKOFF_DOUBLINGS));
-      this.#failedViews++;
-    }
+    this.#viewChanges.add(m);
+    const forView = this.#viewChanges.forView(this.#view);
+    if (forView.length >= this.config.quorumSize) this.#armNewViewTimer(forView);
     // §4.5.2: f+1 replicas asking for later views include a correct one that timed out; join the smallest such view.
-    const ahead = new Map<NodeId, number>();
-    for (const [v, vcs] of this.#viewChanges) {
-      if (v > this.#view) for (const id of vcs.keys()) ahead.set(id, Math.min(ahead.get(id) ?? Infinity, v));
-    }
+    const ahead = this.#viewChanges.above(this.#view);
     if (ahead.size >= this.config.f + 1) this.#startViewChange(Math.min(...ahead.values()));
-    this.#maybeIssueNewView(now);
+    this.#maybeIssueNewView();
   }
 
-  /** The new primary, holding a quorum of view changes, re-proposes O by loopback so each pre-prepare is signed, then sends NEW-VIEW. */
-  #maybeIssueNewView(now: number): void {
-    if (!this.#changing || !this.#isPrimary || this.#newViewPlanSize >= 0) return;
-    const vcs = this.#quorumOfViewChanges(this.#view);
-    if (vcs === undefined) return;
-    const plan = planNewView(vcs.map((vc) => vc.body));
-    this.#newViewPlanSize = plan.proposals.length;
+  /**
+   * §4.5.2: the new-view timer starts only once a quorum asks for the view, so a lone replica
+   * cannot run through views; it doubles with each view change that fails to produce a view. The
+   * quorum is kept: a peer whose copies were lost needs it relayed to follow, even after a restart.
+   */
+  #armNewViewTimer(quorum: readonly Signed<ViewChange>[]): void {
+    if (!this.#changing || this.#newViewTimerArmed) return;
+    this.#newViewTimerArmed = true;
+    this.#leftView = quorum;
+    this.#out.persist(DURABLE_KEYS.leftView, { view: this.#view, viewChanges: quorum });
+    this.#out.setTimer(NEW_VIEW_TIMER, this.#timeoutMs * 2 ** Math.min(this.#failedViews, MAX_BACKOFF_DOUBLINGS));
+    this.#failedViews++;
+  }
+
+  /**
+   * The new primary, holding a quorum of view changes V, computes O (§4.4) and sends each of its
+   * pre-prepares to itself, so the host signs them; the NEW-VIEW follows once all are back. V is
+   * fixed here: view changes arriving meanwhile must not change the V that O was computed from.
+   */
+  #maybeIssueNewView(): void {
+    if (!this.#changing || !this.#isPrimary || this.#newViewPlan !== undefined) return;
+    const viewChanges = this.#viewChanges.forView(this.#view).slice(0, this.config.quorumSize);
+    if (viewChanges.length < this.config.quorumSize) return;
+    const plan = planNewView(viewChanges.map((vc) => vc.body));
+    this.#newViewPlan = { viewChanges, size: plan.proposals.length, signed: [] };
     for (const p of plan.proposals) this.#out.send([this.config.nodeId], prePrepare(this.#view, p.sequence, p.timestamp, p.batch));
     if (plan.proposals.length === 0) this.#sendNewView();
   }
 
-  #quorumOfViewChanges(view: number): Signed<ViewChange>[] | undefined {
-    const vcs = [...(this.#viewChanges.get(view)?.values() ?? [])].sort((a, b) => a.from - b.from);
-    return vcs.length >= this.config.quorumSize ? vcs.slice(0, this.config.quorumSize) : undefined;
+  #collectNewViewPrePrepare(m: Signed<PrePrepare>): void {
+    const plan = this.#newViewPlan;
+    if (plan === undefined) return;
+    plan.signed.push(m);
+    if (plan.signed.length === plan.size) this.#sendNewView();
   }
 
-  #collectNewViewPrePrepare(m: Signed<PrePrepare>, now: number): void {
-    if (this.#newViewPlanSize < 0) return;
-    this.#newViewPrePrepares.push(m);
-    if (this.#newViewPrePrepares.length === this.#newViewPlanSize) this.#sendNewView();
-  }
-
+  /** Sends NEW-VIEW, made durable first so a restart re-sends this one rather than computing another. */
   #sendNewView(): void {
-    const vcs = this.#quorumOfViewChanges(this.#view) as Signed<ViewChange>[];
-    const prePrepares = [...this.#newViewPrePrepares].sort((a, b) => a.body.sequence - b.body.sequence);
-    this.#out.send(this.config.members, { type: 'new-view', view: this.#view, viewChanges: vcs, prePrepares });
+    const plan = this.#newViewPlan as NewViewPlan;
+    const body: NewView = { type: 'new-view', view: this.#view, viewChanges: plan.viewChanges, prePrepares: [...plan.signed].sort((a, b) => a.body.sequence - b.body.sequence) };
+    this.#out.persist(DURABLE_KEYS.newViewSent, { body });
+    this.#out.send(this.config.members, body);
   }
 
-  /** A backup checks NEW-VIEW by recomputing O from V (§4.4) before entering the view. */
-  #onNewView(m: Signed<NewView>, now: number): void {
+  /** A backup checks NEW-VIEW by recomputing O from V (§4.4), and each batch against its digest, before entering the view. */
+  #onNewView(m: Signed<NewView>): void {
     const { view, viewChanges, prePrepares } = m.body;
     if (view < this.#view || (view === this.#view && !this.#changing) || m.from !== primaryOf(view, this.config.n)) return;
     const valid =
@@ -566,30 +628,40 @@ export class PbftCore implements Core<PbftMessage> {
       plan.proposals.length === prePrepares.length &&
       plan.proposals.every((p, i) => {
         const pp = prePrepares[i] as Signed<PrePrepare>;
-        return pp.from === m.from && pp.body.view === view && pp.body.sequence === p.sequence && pp.body.timestamp === p.timestamp && sameBytes(pp.body.digest, proposalDigest(p.timestamp, p.batch));
+        const digest = proposalDigest(p.timestamp, p.batch);
+        return (
+          pp.from === m.from &&
+          pp.body.view === view &&
+          pp.body.sequence === p.sequence &&
+          pp.body.timestamp === p.timestamp &&
+          sameBytes(pp.body.digest, digest) &&
+          sameBytes(proposalDigest(pp.body.timestamp, pp.body.batch), digest)
+        );
       });
     if (!matches) return this.#evidence('invalid-certificate', m.from, `new-view for view ${view} does not follow from its view changes`, [m]);
     this.#newView = m;
-    this.#enterView(view, plan.checkpoint, prePrepares, now);
+    this.#out.persist(DURABLE_KEYS.newView, m);
+    this.#enterView(view, plan.checkpoint, prePrepares);
   }
 
-  #enterView(view: number, cp: StableCheckpoint, prePrepares: readonly Signed<PrePrepare>[], now: number): void {
+  #enterView(view: number, cp: StableCheckpoint, prePrepares: readonly Signed<PrePrepare>[]): void {
     this.#view = view;
     this.#changing = false;
     this.#newViewTimerArmed = false;
+    this.#newViewPlan = undefined;
     this.#out.cancelTimer(NEW_VIEW_TIMER);
     this.#out.cancelTimer(RESEND_TIMER);
-    this.#out.persist('view', { view, changing: false });
-    for (const v of [...this.#viewChanges.keys()]) if (v <= view) this.#viewChanges.delete(v);
+    this.#out.persist(DURABLE_KEYS.view, { view, changing: false });
     if (cp.sequence > this.#low) this.#makeStable(cp);
     for (const slot of this.#slots.values()) slot.resetForView(view);
     this.#ordered.clear();
     for (const pp of prePrepares) if (pp.body.sequence > this.#low) this.#accept(pp);
+    // New proposals follow max-s (§4.4); a sequence above it that an old view used is free again.
     this.#nextSequence = Math.max(this.#low, ...prePrepares.map((pp) => pp.body.sequence)) + 1;
-    const future = [...this.#futurePrePrepares.values()].filter((pp) => pp.body.view === view);
-    this.#futurePrePrepares.clear();
-    for (const pp of future) this.#onPrePrepare(pp, now);
-    if (this.#isPrimary) this.#propose(now);
+    const early = [...this.#early.values()].filter((pp) => pp.body.view === view);
+    this.#early.clear();
+    for (const pp of early) this.#onPrePrepare(pp);
+    this.#proposeIfPrimary();
     this.#rearmViewTimer();
   }
 
@@ -604,60 +676,57 @@ export class PbftCore implements Core<PbftMessage> {
   }
 
   /**
-   * Rebuilds from durable records: the stable checkpoint's state, the view, and every logged
-   * slot, then re-executes the committed ones. A replica never forgets a pre-prepare it accepted
-   * or a certificate it formed, so it cannot prepare two values for one (view, sequence).
+   * Rebuilds from durable records (durable.ts): the latest state held at a checkpoint, the stable
+   * checkpoint's proof, the view, and every logged slot, then re-executes the committed ones. A
+   * replica never forgets a pre-prepare it accepted, a certificate it formed or a sequence it
+   * proposed, so it cannot sign two values for one (view, sequence).
    */
   #recover(durable: ReadonlyMap<string, unknown>): void {
     if (durable.size === 0) return;
-    try {
-      const stable = durable.get('stable');
-      if (stable !== undefined) {
-        const record = stableRecordSchema.parse(stable);
-        if (!sameBytes(hashBytes(record.snapshot), record.checkpoint.stateDigest)) throw new ConsensusError('CORRUPT_STATE', 'stable checkpoint snapshot does not match its digest');
-        this.#state.restore(record.snapshot);
-        this.#stable = record.checkpoint;
-        this.#stableSnapshot = record.snapshot;
-        this.#executed = record.checkpoint.sequence;
-        this.#nextSequence = this.#executed + 1;
-        if (this.#executed > 0) this.#out.applied({ kind: 'snapshot', position: this.#executed, stateHash: this.#state.hash() });
-      }
-      const view = durable.get('view');
-      if (view !== undefined) {
-        const record = viewRecordSchema.parse(view);
-        this.#view = record.view;
-        this.#changing = record.changing;
-      }
-      const leftView = durable.get('left-view');
-      if (leftView !== undefined) {
-        const record = leftViewRecordSchema.parse(leftView);
-        this.#viewChanges.set(record.view, new Map(record.viewChanges.map((vc) => [vc.from, vc])));
-      }
-      for (const [key, value] of durable) {
-        if (!key.startsWith('slot/')) continue;
-        const sequence = Number(key.slice(5));
-        const record = slotRecordSchema.parse(value);
-        if (sequence <= this.#low) continue;
-        const slot = this.#slot(sequence);
-        slot.prePrepare = record.prePrepare;
-        slot.preparedCert = record.preparedCert;
-        if (record.committed !== undefined) {
-          if (record.prePrepare === undefined || !sameBytes(record.committed.valueHash, record.prePrepare.body.digest)) {
-            throw new ConsensusError('CORRUPT_STATE', `slot ${sequence} is committed without its matching pre-prepare`);
-          }
-          slot.certificate = record.committed;
-        }
-        slot.resetForView(this.#view);
-        slot.commitSent = record.preparedCert !== undefined && record.preparedCert.prePrepare.body.view === this.#view && slot.view === this.#view;
+    const saved = readDurable(durable);
+    if (saved.snapshot !== undefined) {
+      this.#state.restore(saved.snapshot.snapshot);
+      this.#executed = saved.snapshot.sequence;
+      if (this.#executed > 0) this.#out.applied({ kind: 'snapshot', position: this.#executed, stateHash: this.#state.hash() });
+    }
+    if (saved.stable !== undefined) {
+      this.#stable = saved.stable.checkpoint;
+      this.#stableSnapshot = saved.snapshot?.sequence === this.#low ? saved.snapshot.snapshot : undefined;
+    }
+    this.#nextSequence = this.#low + 1;
+    if (saved.view !== undefined) {
+      this.#view = saved.view.view;
+      this.#changing = saved.view.changing;
+    }
+    if (saved.proposed !== undefined && saved.proposed.view === this.#view) this.#nextSequence = Math.max(this.#nextSequence, saved.proposed.sequence + 1);
+    if (saved.leftView !== undefined) {
+      this.#leftView = saved.leftView.viewChanges;
+      for (const vc of saved.leftView.viewChanges) this.#viewChanges.add(vc);
+    }
+    this.#newView = saved.newView;
+    for (const { sequence, record } of saved.slots) {
+      if (sequence <= this.#low) continue;
+      const slot = this.#slot(sequence);
+      slot.prePrepare = record.prePrepare;
+      slot.preparedCert = record.preparedCert;
+      slot.certificate = record.committed;
+      slot.resetForView(this.#view);
+      slot.commitSent = record.preparedCert !== undefined && record.preparedCert.prePrepare.body.view === this.#view && slot.view === this.#view;
+      if (slot.view === this.#view) {
+        for (const cmd of slot.prePrepare?.body.batch ?? []) this.#ordered.add(commandKey(cmd));
         this.#nextSequence = Math.max(this.#nextSequence, sequence + 1);
       }
-    } catch (cause) {
-      if (cause instanceof ConsensusError) throw cause;
-      throw new ConsensusError('CORRUPT_STATE', 'durable PBFT state does not parse', { cause });
     }
     this.#execute();
-    // Its view change was lost with the crash: ask again.
-    if (this.#changing) this.#broadcastViewChange();
+    if (this.#executed < this.#low) this.#fetchState(this.#stable);
+    const sent = saved.newViewSent?.body;
+    if (this.#changing && sent !== undefined && sent.view === this.#view) {
+      // It had sent its NEW-VIEW: send the same one again (a new V could yield another O).
+      this.#out.send(this.config.members, sent);
+    } else if (this.#changing) {
+      // Its view change was lost with the crash: ask again.
+      this.#broadcastViewChange();
+    }
   }
 
   #evidence(kind: Evidence['kind'], node: NodeId, detail: string, messages: readonly Signed<unknown>[]): void {

@@ -14,7 +14,7 @@ export function primaryOf(view: number, n: number): NodeId {
   return view % n;
 }
 
-/** Quorum sizes a replica checks certificates against (see PbftCore's `prepareQuorum`/`commitQuorum`). */
+/** Quorum sizes a replica checks certificates against (see PbftCore's `prepareQuorum`). */
 export interface Quorums {
   /** Matching prepares from backups that, with the pre-prepare, make a prepared certificate. */
   readonly prepares: number;
@@ -84,4 +84,30 @@ export function planNewView(viewChanges: readonly ViewChange[]): NewViewPlan {
     proposals.push(cert === undefined ? { sequence, timestamp: 0, batch: [] } : { sequence, timestamp: cert.prePrepare.body.timestamp, batch: cert.prePrepare.body.batch });
   }
   return { checkpoint, proposals };
+}
+
+/**
+ * The view changes a replica holds: each replica's latest only (a later view replaces an earlier
+ * one), so memory is bounded by the membership however many views a Byzantine replica asks for.
+ */
+export class ViewChangeLog {
+  readonly #latest = new Map<NodeId, Signed<ViewChange>>();
+
+  /** Records a valid view change unless its sender already asked for a later view. */
+  add(vc: Signed<ViewChange>): void {
+    const earlier = this.#latest.get(vc.from);
+    if (earlier === undefined || earlier.body.view <= vc.body.view) this.#latest.set(vc.from, vc);
+  }
+
+  /** The view changes for `view`, by sender id. */
+  forView(view: number): Signed<ViewChange>[] {
+    return [...this.#latest.values()].filter((vc) => vc.body.view === view).sort((a, b) => a.from - b.from);
+  }
+
+  /** The replicas asking for a view above `view`, with the view each asks for (§4.5.2's f+1 rule counts them). */
+  above(view: number): Map<NodeId, number> {
+    const out = new Map<NodeId, number>();
+    for (const [id, vc] of this.#latest) if (vc.body.view > view) out.set(id, vc.body.view);
+    return out;
+  }
 }

@@ -21,7 +21,7 @@ export class SafetyViolation extends ConsensusError {
   /** The last events before the violation, oldest first. */
   readonly trace: readonly string[];
   constructor(seed: number, step: number, detail: string, trace: readonly string[]) {
-    super('DOUBLE_COMMIT', `safety violation (seed ${seed}, step ${step}): ${detail}`);
+    super('SAFETY_VIOLATION', `safety violation (seed ${seed}, step ${step}): ${detail}`);
     this.seed = seed;
     this.step = step;
     this.detail = detail;

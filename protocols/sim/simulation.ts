@@ -518,7 +518,11 @@ export class Simulation<M extends Message = Message> {
   #deliver(replica: Replica<M>, packet: Packet<M>): void {
     if (replica.core === null) return void this.#dropped++;
     const verdict = this.#check(packet);
-    if (typeof verdict === 'string') return void this.#rejected[verdict]++;
+    if (typeof verdict === 'string') {
+      // Refusing a forgery still costs the verification that exposed it.
+      if (verdict === 'forged') replica.busyUntil = Math.max(replica.busyUntil, this.#now) + this.#cost.verifyUs / 1000;
+      return void this.#rejected[verdict]++;
+    }
     const { envelope, signatures } = verdict;
     let costUs = 0;
     for (const signed of signatures) {
@@ -570,7 +574,7 @@ export class Simulation<M extends Message = Message> {
     if (mode === 'replay' && replica.memory.length > 0 && this.#rng.chance(0.5)) {
       sends.push({ packet: { bytes: this.#rng.pick(replica.memory) }, type: 'replay', to: [this.#rng.int(this.#replicas.length)] });
     }
-    if (ready.replies.length > 0 && mode !== 'silent') signatures++;
+    if (mode !== 'silent') signatures += ready.replies.length;
     const leaves = this.#now + (costUs + signatures * this.#cost.signUs) / 1000;
     replica.busyUntil = Math.max(replica.busyUntil, leaves);
     for (const send of sends) {

@@ -8,6 +8,7 @@ import type { ProtocolDefinition } from '../consensus/core.js';
 import { ConsensusError } from '../consensus/errors.js';
 import { BYZANTINE_MODES, type ByzantineMode } from './byzantine.js';
 import { SafetyViolation } from './checker.js';
+import type { CryptoCost, CryptoCostPreset } from './cost.js';
 import type { NetworkOptions } from './network.js';
 import type { Message } from './protocols.js';
 import { Simulation } from './simulation.js';
@@ -35,6 +36,8 @@ export interface SweepOptions<M extends Message = Message> {
   /** Bound on virtual ms for every command to commit after the faults stop (default 60 000). */
   readonly livenessMs?: number;
   readonly network?: NetworkOptions;
+  /** Signature costs charged to replicas' CPUs (default `free`). */
+  readonly crypto?: CryptoCostPreset | CryptoCost;
   /** Stop at the first violation (default true). */
   readonly stopOnViolation?: boolean;
   /** Called after each seed (progress). */
@@ -80,7 +83,13 @@ export function runSeed<M extends Message>(options: SweepOptions<M>, seed: numbe
   const { protocol, n, faults } = options;
   const has = (kind: FaultKind): boolean => faults.includes(kind);
   for (const kind of faults) if (!FAULT_KINDS.includes(kind)) throw new ConsensusError('INVALID_CONFIG', `unknown fault kind ${JSON.stringify(kind)}`);
-  const sim = new Simulation<M>({ protocol: options.definition ?? (protocol as ConsensusAlgorithm), n, seed, ...(options.network === undefined ? {} : { network: options.network }) });
+  const sim = new Simulation<M>({
+    protocol: options.definition ?? protocol,
+    n,
+    seed,
+    ...(options.network === undefined ? {} : { network: options.network }),
+    ...(options.crypto === undefined ? {} : { crypto: options.crypto }),
+  });
   const rng = sim.random;
   const chaosMs = options.chaosMs ?? 3000;
   const f = maxFaults(protocol, n);
@@ -89,7 +98,8 @@ export function runSeed<M extends Message>(options: SweepOptions<M>, seed: numbe
 
   const byzantine = new Set<number>();
   if (has('byzantine') && isByzantineTolerant(protocol) && f > 0) {
-    for (const id of rng.shuffle([...Array(n).keys()]).slice(0, 1 + rng.int(f))) {
+    // Zero to f liars: with none, the crash budget is all of f (at n = 4 a liar would use it up).
+    for (const id of rng.shuffle([...Array(n).keys()]).slice(0, rng.int(f + 1))) {
       const mode: ByzantineMode = rng.pick(BYZANTINE_MODES);
       sim.byzantine(id, mode);
       byzantine.add(id);
