@@ -179,50 +179,38 @@ function runSchedule(protocol: ConsensusAlgorithm, s: Schedule): { sim: Simulati
   return { sim, live, correct, machines: current.map((k) => machines[k] as KvStateMachine) };
 }
 
-test('prop_consensus_commits_same_value', (t) => {
+/** Checks `holds` with fast-check over generated schedules, for every protocol. */
+function forEveryProtocol(t: ExecutionContext, numRuns: number, holds: (protocol: ConsensusAlgorithm, s: Schedule) => boolean): void {
   const seed = testSeed(t);
   for (const protocol of CONSENSUS_ALGORITHMS) {
-    t.notThrows(
-      () =>
-        fc.assert(
-          fc.property(schedule, (s) => {
-            const { sim, live, correct } = runSchedule(protocol, s);
-            const logs = correct.map((i) => sim.committed(i).map((c) => `${c.client}/${c.timestamp}`).join(','));
-            const longest = logs.reduce((a, b) => (b.length > a.length ? b : a), '');
-            return live && logs.every((log) => longest.startsWith(log));
-          }),
-          { seed, numRuns: 20 },
-        ),
-      protocol,
-    );
+    t.notThrows(() => fc.assert(fc.property(schedule, (s) => holds(protocol, s)), { seed, numRuns }), protocol);
   }
+}
+
+test('prop_consensus_commits_same_value', (t) => {
+  forEveryProtocol(t, 20, (protocol, s) => {
+    const { sim, live, correct } = runSchedule(protocol, s);
+    const logs = correct.map((i) => sim.committed(i).map((c) => `${c.client}/${c.timestamp}`).join(','));
+    const longest = logs.reduce((a, b) => (b.length > a.length ? b : a), '');
+    return live && logs.every((log) => longest.startsWith(log));
+  });
 });
 
 test('prop_state_hash_deterministic', (t) => {
-  const seed = testSeed(t);
-  for (const protocol of CONSENSUS_ALGORITHMS) {
-    t.notThrows(
-      () =>
-        fc.assert(
-          fc.property(schedule, (s) => {
-            const first = runSchedule(protocol, s);
-            const again = runSchedule(protocol, s);
-            const hashes = first.machines.map((m) => hex(m.hash()));
-            // The same seed and schedule reach the same states; replicas at the same height hold the same state.
-            if (hashes.join() !== again.machines.map((m) => hex(m.hash())).join()) return false;
-            const byHeight = new Map<number, string>();
-            for (const i of first.correct) {
-              const h = byHeight.get(first.sim.executed(i));
-              if (h !== undefined && h !== hashes[i]) return false;
-              byHeight.set(first.sim.executed(i), hashes[i] as string);
-            }
-            return true;
-          }),
-          { seed, numRuns: 10 },
-        ),
-      protocol,
-    );
-  }
+  forEveryProtocol(t, 10, (protocol, s) => {
+    const first = runSchedule(protocol, s);
+    const again = runSchedule(protocol, s);
+    const hashes = first.machines.map((m) => hex(m.hash()));
+    // The same seed and schedule reach the same states; replicas at the same height hold the same state.
+    if (hashes.join() !== again.machines.map((m) => hex(m.hash())).join()) return false;
+    const byHeight = new Map<number, string>();
+    for (const i of first.correct) {
+      const h = byHeight.get(first.sim.executed(i));
+      if (h !== undefined && h !== hashes[i]) return false;
+      byHeight.set(first.sim.executed(i), hashes[i] as string);
+    }
+    return true;
+  });
 });
 
 test('the checker catches different commands or states at one position, a skipped position and two leaders in one term', (t) => {

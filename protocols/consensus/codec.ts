@@ -6,6 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { Packr } from 'msgpackr';
+import type { Schema } from '../../schema/schema.js';
+import { ConsensusError } from './errors.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
 
@@ -20,6 +22,18 @@ export function encode(value: unknown): Uint8Array {
 /** Decodes msgpack bytes; the caller validates the result with the value's schema. */
 export function decode(bytes: Uint8Array): unknown {
   return packr.unpack(bytes);
+}
+
+/**
+ * Decodes and validates bytes a replica stored itself (snapshots, durable records).
+ * @throws {ConsensusError} `CORRUPT_STATE` naming `what` when they are not such a value.
+ */
+export function decodeStored<T>(bytes: Uint8Array, schema: Schema<T>, what: string): T {
+  try {
+    return schema.parse(decode(bytes));
+  } catch (cause) {
+    throw new ConsensusError('CORRUPT_STATE', `${what} does not decode`, { cause });
+  }
 }
 
 /** SHA-256 of raw bytes (node:crypto's: replicas and the simulator hash every message). */

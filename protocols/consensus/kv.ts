@@ -2,7 +2,7 @@
  * The reference state machine: a string key-value map. Commands are msgpack `KvOperation`s.
  */
 import { t, type Infer } from '../../schema/schema.js';
-import { decode, encode, hashBytes, type Digest } from './codec.js';
+import { decode, decodeStored, encode, hashBytes, type Digest } from './codec.js';
 import type { Command } from './command.js';
 import { ConsensusError } from './errors.js';
 import type { ConsensusState } from './state-machine.js';
@@ -79,12 +79,7 @@ export class KvStateMachine implements ConsensusState {
   }
 
   restore(snapshot: Uint8Array): void {
-    let entries;
-    try {
-      entries = snapshotSchema.parse(decode(snapshot));
-    } catch (cause) {
-      throw new ConsensusError('CORRUPT_STATE', 'not a key-value snapshot', { cause });
-    }
+    const entries = decodeStored(snapshot, snapshotSchema, 'key-value snapshot');
     this.#map.clear();
     for (const entry of entries) {
       if (entry.length !== 2) throw new ConsensusError('CORRUPT_STATE', 'key-value snapshot entry is not a pair');

@@ -2,9 +2,8 @@
  * The replicated state machine and the exactly-once layer in front of it.
  */
 import { t } from '../../schema/schema.js';
-import { decode, encode, type Digest } from './codec.js';
+import { decodeStored, encode, type Digest } from './codec.js';
 import type { Command } from './command.js';
-import { ConsensusError } from './errors.js';
 
 /**
  * A deterministic state machine replicated by consensus. Every replica applies the same commands
@@ -90,12 +89,7 @@ export class ReplicatedState {
    * @throws {ConsensusError} `CORRUPT_STATE` when the bytes are not such a snapshot.
    */
   restore(bytes: Uint8Array): void {
-    let parsed;
-    try {
-      parsed = tableSchema.parse(decode(bytes));
-    } catch (cause) {
-      throw new ConsensusError('CORRUPT_STATE', 'snapshot is not a replicated-state snapshot', { cause });
-    }
+    const parsed = decodeStored(bytes, tableSchema, 'replicated-state snapshot');
     this.#machine.restore(parsed.state);
     this.#clients.clear();
     for (const c of parsed.clients) this.#clients.set(c.client, { timestamp: c.timestamp, response: c.response });

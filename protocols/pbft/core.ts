@@ -505,16 +505,20 @@ export class PbftCore implements Core<PbftMessage> {
     this.#armViewTimer();
   }
 
-  #startViewChange(view: number): void {
-    if (view < this.#view || (view === this.#view && this.#changing)) return;
+  /** Moves to `view` (changing to it, or in it), durably, with every view timer disarmed. */
+  #setView(view: number, changing: boolean): void {
     this.#view = view;
-    this.#changing = true;
+    this.#changing = changing;
     this.#viewTimerArmed = false;
     this.#newViewTimerArmed = false;
     this.#newViewPlan = undefined;
-    this.#out.cancelTimer(VIEW_TIMER);
-    this.#out.cancelTimer(NEW_VIEW_TIMER);
-    this.#out.persist(DURABLE_KEYS.view, { view, changing: true });
+    for (const timer of [VIEW_TIMER, NEW_VIEW_TIMER, RESEND_TIMER]) this.#out.cancelTimer(timer);
+    this.#out.persist(DURABLE_KEYS.view, { view, changing });
+  }
+
+  #startViewChange(view: number): void {
+    if (view < this.#view || (view === this.#view && this.#changing)) return;
+    this.#setView(view, true);
     this.#broadcastViewChange();
   }
 
@@ -645,13 +649,7 @@ export class PbftCore implements Core<PbftMessage> {
   }
 
   #enterView(view: number, cp: StableCheckpoint, prePrepares: readonly Signed<PrePrepare>[]): void {
-    this.#view = view;
-    this.#changing = false;
-    this.#newViewTimerArmed = false;
-    this.#newViewPlan = undefined;
-    this.#out.cancelTimer(NEW_VIEW_TIMER);
-    this.#out.cancelTimer(RESEND_TIMER);
-    this.#out.persist(DURABLE_KEYS.view, { view, changing: false });
+    this.#setView(view, false);
     if (cp.sequence > this.#low) this.#makeStable(cp);
     for (const slot of this.#slots.values()) slot.resetForView(view);
     this.#ordered.clear();
@@ -662,7 +660,7 @@ export class PbftCore implements Core<PbftMessage> {
     this.#early.clear();
     for (const pp of early) this.#onPrePrepare(pp);
     this.#proposeIfPrimary();
-    this.#rearmViewTimer();
+    this.#armViewTimer();
   }
 
   // ── Durability ─────────────────────────────────────────────────────────────────────────
