@@ -280,7 +280,7 @@ function figure8(seed: number, create: (options: CoreOptions) => RaftCore): 'sta
   sim.crash(F);
   sim.run({ ms: 50 });
   sim.heal();
-  sim.clearDelays();
+  sim.clearLinks();
   sim.restart(m1);
   sim.restart(M2);
   if (!sim.runUntil(() => sim.executed(M3) >= i, { maxMs: 5000 })) return undefined;

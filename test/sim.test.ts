@@ -49,6 +49,16 @@ test('bad simulator configuration is a typed error', (t) => {
   for (const [what, make] of bad) t.is((t.throws(make, undefined, what) as { code?: string } | undefined)?.code, 'INVALID_CONFIG', what);
 });
 
+test('a link can lose everything while the rest of the network works', (t) => {
+  const sim = new Simulation({ protocol: 'pbft', n: N, seed: testSeed(t) });
+  sim.link(0, 1, { loss: 1 });
+  sim.link(2, 1, { loss: 1, duplicate: 0 });
+  for (let i = 0; i < 10; i++) sim.submit();
+  t.true(sim.runUntilCommitted({ maxMs: 30_000 }));
+  t.true(sim.stats().dropped > 0);
+  t.is((t.throws(() => sim.link(0, 1, { loss: 1.5 })) as { code?: string }).code, 'INVALID_CONFIG');
+});
+
 test('test_network_partition_recovery', (t) => {
   const seed = testSeed(t);
   for (const protocol of CONSENSUS_ALGORITHMS) {

@@ -8,7 +8,7 @@
 export { Simulation, type SimulationOptions, type SimulationStats, type SimulatedStatus, type Submission } from './simulation.js';
 export { SafetyViolation } from './checker.js';
 export { BYZANTINE_MODES, type ByzantineMode } from './byzantine.js';
-export { CLIENT, regionTopology, type NetworkOptions, type Range, type RegionTopology } from './network.js';
+export { CLIENT, regionTopology, type LinkOptions, type NetworkOptions, type Range, type RegionTopology } from './network.js';
 export { CRYPTO_COSTS, type CryptoCost, type CryptoCostPreset } from './cost.js';
 export { Prng } from './prng.js';
 export { protocolDefinition, type Message } from './protocols.js';

@@ -53,6 +53,25 @@ export function regionTopology(regions: number, perRegion: number, intraRttMs: R
   };
 }
 
+/** How one one-way link behaves where it differs from the network-wide settings. */
+export interface LinkOptions {
+  /** Delay added to the link's base delay, drawn uniformly. */
+  readonly extraDelayMs?: Range;
+  readonly loss?: number;
+  readonly duplicate?: number;
+  readonly reorder?: number;
+}
+
+interface Impairment {
+  readonly loss: number;
+  readonly duplicate: number;
+  readonly reorder: number;
+}
+
+function impairment(options: Pick<NetworkOptions, 'loss' | 'duplicate' | 'reorder'>): Impairment {
+  return { loss: checkProbability('loss', options.loss), duplicate: checkProbability('duplicate', options.duplicate), reorder: checkProbability('reorder', options.reorder) };
+}
+
 function checkProbability(name: string, p: number | undefined): number {
   const v = p ?? 0;
   if (!(v >= 0 && v <= 1)) throw new ConsensusError('INVALID_CONFIG', `network ${name} must be a probability, got ${p}`);
@@ -69,13 +88,11 @@ export class Network {
   readonly #n: number;
   readonly #delay: Range;
   readonly #regions: RegionTopology | undefined;
-  #loss: number;
-  #duplicate: number;
-  #reorder: number;
+  #impairment: Impairment;
   readonly #reorderMs: number;
   #group: number[] | undefined;
   readonly #disconnected = new Set<NodeId>();
-  readonly #extra = new Map<string, Range>();
+  readonly #links = new Map<string, LinkOptions>();
 
   constructor(n: number, options: NetworkOptions = {}) {
     this.#n = n;
@@ -86,9 +103,7 @@ export class Network {
       checkRange('regions.intraMs', this.#regions.intraMs);
       checkRange('regions.interMs', this.#regions.interMs);
     }
-    this.#loss = checkProbability('loss', options.loss);
-    this.#duplicate = checkProbability('duplicate', options.duplicate);
-    this.#reorder = checkProbability('reorder', options.reorder);
+    this.#impairment = impairment(options);
     this.#reorderMs = options.reorderMs ?? 20;
   }
 
@@ -106,9 +121,7 @@ export class Network {
 
   /** Replaces the loss, duplication and reordering probabilities (absent ones become 0). */
   impair(options: Pick<NetworkOptions, 'loss' | 'duplicate' | 'reorder'>): void {
-    this.#loss = checkProbability('loss', options.loss);
-    this.#duplicate = checkProbability('duplicate', options.duplicate);
-    this.#reorder = checkProbability('reorder', options.reorder);
+    this.#impairment = impairment(options);
   }
 
   /** Removes the partition (disconnected nodes stay disconnected). */
@@ -126,14 +139,16 @@ export class Network {
     this.#disconnected.delete(id);
   }
 
-  /** Adds an extra delay on the link from → to (both directions when `symmetric`). */
-  delay(from: NodeId, to: NodeId, extraMs: Range): void {
-    this.#extra.set(`${from}>${to}`, checkRange('delay', extraMs));
+  /** Sets how the one-way link from → to behaves, over the network-wide settings (replacing earlier link settings). */
+  link(from: number, to: number, options: LinkOptions): void {
+    if (options.extraDelayMs !== undefined) checkRange('extraDelayMs', options.extraDelayMs);
+    impairment(options);
+    this.#links.set(`${from}>${to}`, options);
   }
 
-  /** Removes all extra delays. */
-  clearDelays(): void {
-    this.#extra.clear();
+  /** Removes every per-link setting. */
+  clearLinks(): void {
+    this.#links.clear();
   }
 
   /** True when a partition or disconnection separates the two endpoints. */
@@ -150,16 +165,18 @@ export class Network {
    */
   deliveries(from: number, to: number, rng: Prng): number[] {
     if (from === to) return [0];
-    if (this.blocked(from, to) || rng.chance(this.#loss)) return [];
+    const link = this.#links.get(`${from}>${to}`);
+    const loss = link?.loss ?? this.#impairment.loss;
+    if (this.blocked(from, to) || rng.chance(loss)) return [];
+    const reorder = link?.reorder ?? this.#impairment.reorder;
     const one = (): number => {
       let d = rng.between(...this.#linkRange(from, to));
-      const extra = this.#extra.get(`${from}>${to}`);
-      if (extra !== undefined) d += rng.between(...extra);
-      if (rng.chance(this.#reorder)) d += rng.between(0, this.#reorderMs);
+      if (link?.extraDelayMs !== undefined) d += rng.between(...link.extraDelayMs);
+      if (rng.chance(reorder)) d += rng.between(0, this.#reorderMs);
       return d;
     };
     const out = [one()];
-    if (rng.chance(this.#duplicate)) out.push(one());
+    if (rng.chance(link?.duplicate ?? this.#impairment.duplicate)) out.push(one());
     return out;
   }
 

@@ -22,7 +22,7 @@ import { corrupt, remember, type ByzantineMode } from './byzantine.js';
 import { SafetyChecker, SafetyViolation } from './checker.js';
 import { CRYPTO_COSTS, type CryptoCost, type CryptoCostPreset } from './cost.js';
 import { EventQueue } from './event-queue.js';
-import { CLIENT, Network, type NetworkOptions } from './network.js';
+import { CLIENT, Network, type LinkOptions, type NetworkOptions } from './network.js';
 import { Prng } from './prng.js';
 import { protocolDefinition, type Message } from './protocols.js';
 import { SimulatedSigner } from './signer.js';
@@ -347,14 +347,20 @@ export class Simulation<M extends Message = Message> {
     this.#log(`connect ${i}`);
   }
 
-  /** Adds `extraMs` of delay to every message from → to. */
-  delay(from: NodeId, to: NodeId, extraMs: readonly [number, number]): void {
-    this.#network.delay(this.#index(from), this.#index(to), extraMs);
+  /** Sets how the one-way link from → to behaves: extra delay, loss, duplication, reordering. */
+  link(from: NodeId, to: NodeId, options: LinkOptions): void {
+    this.#network.link(this.#index(from), this.#index(to), options);
+    this.#log(`link ${from}→${to} ${JSON.stringify(options)}`);
   }
 
-  /** Removes every injected delay. */
-  clearDelays(): void {
-    this.#network.clearDelays();
+  /** Adds `extraMs` of delay to every message from → to (a {@link link} setting). */
+  delay(from: NodeId, to: NodeId, extraMs: readonly [number, number]): void {
+    this.link(from, to, { extraDelayMs: extraMs });
+  }
+
+  /** Removes every per-link setting. */
+  clearLinks(): void {
+    this.#network.clearLinks();
   }
 
   /**

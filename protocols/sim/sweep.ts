@@ -146,6 +146,13 @@ export function runSeed<M extends Message>(options: SweepOptions<M>, seed: numbe
     const impairment = { loss: rng.between(0, 0.1), duplicate: rng.between(0, 0.1), reorder: rng.between(0, 0.3) };
     sim.impair(impairment);
     note(`impair ${JSON.stringify(impairment)}`);
+    for (let k = 0; k < rng.int(3); k++) {
+      const from = rng.int(n);
+      const to = rng.int(n);
+      const loss = rng.between(0.2, 0.6);
+      sim.link(from, to, { loss });
+      note(`flaky link ${from}→${to} loss ${loss.toFixed(2)}`);
+    }
   }
   if (has('delay')) {
     for (let k = 0; k < 1 + rng.int(4); k++) {
@@ -163,7 +170,7 @@ export function runSeed<M extends Message>(options: SweepOptions<M>, seed: numbe
     sim.run({ ms: chaosMs });
     sim.heal();
     sim.impair({});
-    sim.clearDelays();
+    sim.clearLinks();
     for (const id of down) sim.restart(id);
     down.clear();
     note('faults stop');
