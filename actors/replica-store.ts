@@ -1,0 +1,135 @@
+/**
+ * A replica's durable store: one LMDB environment per replica directory (DESIGN.md
+ * "Durability"), holding the records its consensus core asks to persist.
+ *
+ * - Atomic: each `apply` is one LMDB write transaction, committed and synced to disk before it
+ *   resolves, so the host sends a step's messages only after that step's records are durable,
+ *   and a replica killed mid-write restarts with each step's records entirely there or entirely
+ *   absent (LMDB's copy-on-write B-tree never exposes a half-committed transaction).
+ * - Checked: each record is stored as SHA-256(payload) ‖ payload and verified when loaded; the
+ *   environment carries the identity of its replica (cluster, node, protocol, size), and opening
+ *   it for another replica is refused. Storage that is corrupted or belongs to someone else is a
+ *   {@link StorageError}, never silently used.
+ */
+import { mkdir } from 'node:fs/promises';
+import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
+import { decode, encode, hashBytes, sameBytes, type ConsensusAlgorithm, type PersistOp } from '../protocols/consensus/index.js';
+import { KnhkError } from '../runtime/errors.js';
+
+/** Why a replica's storage cannot be used. */
+export type StorageErrorCode =
+  /** A record's bytes do not match their checksum, or do not decode. */
+  | 'STORAGE_CORRUPT'
+  /** The directory holds another replica's (or another cluster's) state. */
+  | 'STORAGE_MISMATCH';
+
+/** A replica's storage is corrupted or is not its own. */
+export class StorageError extends KnhkError {
+  declare readonly code: StorageErrorCode;
+  /** The replica directory. */
+  readonly path: string;
+  constructor(code: StorageErrorCode, path: string, message: string, options?: { cause?: unknown }) {
+    super(code, `${path}: ${message}`, options);
+    this.path = path;
+  }
+}
+
+/** Whose state a replica directory holds. */
+export interface ReplicaIdentity {
+  readonly clusterId: string;
+  readonly nodeId: number;
+  readonly protocol: ConsensusAlgorithm;
+  readonly n: number;
+}
+
+const IDENTITY_KEY = 'meta:identity';
+const RECORD_PREFIX = 'core:';
+const CHECKSUM_BYTES = 32;
+
+function seal(value: unknown): Uint8Array {
+  const payload = encode(value);
+  const out = new Uint8Array(CHECKSUM_BYTES + payload.length);
+  out.set(hashBytes(payload), 0);
+  out.set(payload, CHECKSUM_BYTES);
+  return out;
+}
+
+/** The durable records of one replica. */
+export class ReplicaStore {
+  readonly path: string;
+  readonly #env: RootDatabase;
+  readonly #db: Database<Uint8Array, string>;
+
+  private constructor(path: string, env: RootDatabase) {
+    this.path = path;
+    this.#env = env;
+    this.#db = env as unknown as Database<Uint8Array, string>;
+  }
+
+  /**
+   * Opens (creating if needed) the store in `dir` for `identity`.
+   * @throws {StorageError} `STORAGE_MISMATCH` when the directory belongs to another replica,
+   * `STORAGE_CORRUPT` when its identity record is damaged.
+   */
+  static async open(dir: string, identity: ReplicaIdentity): Promise<ReplicaStore> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    // overlappingSync off: a transaction's promise resolves only once it is flushed to disk.
+    const env = openLmdb({ path: dir, encoding: 'binary', compression: false, noSync: false, overlappingSync: false });
+    const store = new ReplicaStore(dir, env);
+    try {
+      const stored = store.#read(IDENTITY_KEY);
+      const wanted = { clusterId: identity.clusterId, nodeId: identity.nodeId, protocol: identity.protocol, n: identity.n };
+      if (stored === undefined) {
+        await store.#db.put(IDENTITY_KEY, seal(wanted));
+      } else if (JSON.stringify(stored) !== JSON.stringify(wanted)) {
+        throw new StorageError('STORAGE_MISMATCH', dir, `holds the state of ${JSON.stringify(stored)}, not of ${JSON.stringify(wanted)}`);
+      }
+    } catch (error) {
+      await env.close();
+      throw error;
+    }
+    return store;
+  }
+
+  #read(key: string): unknown {
+    const bytes = this.#db.get(key);
+    if (bytes === undefined) return undefined;
+    const payload = bytes.subarray(CHECKSUM_BYTES);
+    if (bytes.length < CHECKSUM_BYTES || !sameBytes(hashBytes(payload), bytes.subarray(0, CHECKSUM_BYTES))) {
+      throw new StorageError('STORAGE_CORRUPT', this.path, `record ${JSON.stringify(key)} does not match its checksum`);
+    }
+    try {
+      return decode(payload);
+    } catch (cause) {
+      throw new StorageError('STORAGE_CORRUPT', this.path, `record ${JSON.stringify(key)} does not decode`, { cause });
+    }
+  }
+
+  /**
+   * Every record the core persisted, as `CoreOptions.durable` wants them.
+   * @throws {StorageError} `STORAGE_CORRUPT` naming the first damaged record.
+   */
+  load(): Map<string, unknown> {
+    const records = new Map<string, unknown>();
+    for (const key of this.#db.getKeys({ start: RECORD_PREFIX, end: `${RECORD_PREFIX}\uffff` })) {
+      records.set(key.slice(RECORD_PREFIX.length), this.#read(key));
+    }
+    return records;
+  }
+
+  /** Writes one step's persist ops in one transaction; resolves once it is committed to disk. */
+  async apply(ops: readonly PersistOp[]): Promise<void> {
+    if (ops.length === 0) return;
+    await this.#db.transaction(() => {
+      for (const op of ops) {
+        if (op.value === undefined) this.#db.remove(RECORD_PREFIX + op.key);
+        else this.#db.put(RECORD_PREFIX + op.key, seal(op.value));
+      }
+    });
+  }
+
+  /** Closes the environment. */
+  async close(): Promise<void> {
+    await this.#env.close();
+  }
+}

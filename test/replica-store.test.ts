@@ -1,0 +1,118 @@
+/**
+ * The LMDB replica store: records survive a reopen, a step is atomic even when its thread is
+ * killed mid-write, damaged or foreign storage is refused, and a PBFT replica restarts from it.
+ */
+import test from 'ava';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { open as openLmdb } from 'lmdb';
+import { ReplicaStore, StorageError, type ReplicaIdentity } from '../actors/replica-store.js';
+import { command, consensusConfig, KvStateMachine, kvPayload, type Ready } from '../protocols/consensus/index.js';
+import { PbftCore, prepare, prePrepare, commit, type PbftMessage } from '../protocols/pbft/index.js';
+
+const identity: ReplicaIdentity = { clusterId: 'c1', nodeId: 1, protocol: 'pbft', n: 4 };
+
+async function tempDir(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'knhk-store-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test('records survive a reopen, deletes included, with nested bytes intact', async (t) => {
+  const dir = await tempDir(t);
+  const store = await ReplicaStore.open(dir, identity);
+  await store.apply([
+    { key: 'view', value: { view: 3, changing: false } },
+    { key: 'slot/1', value: { bytes: new Uint8Array([1, 2, 3]), list: [1, 'two'] } },
+    { key: 'gone', value: 1 },
+  ]);
+  await store.apply([{ key: 'gone' }]);
+  await store.close();
+  const again = await ReplicaStore.open(dir, identity);
+  t.teardown(() => again.close());
+  const records = again.load();
+  t.deepEqual([...records.keys()].sort(), ['slot/1', 'view']);
+  t.deepEqual(records.get('view'), { view: 3, changing: false });
+  const slot = records.get('slot/1') as { bytes: Uint8Array; list: unknown[] };
+  t.deepEqual([...slot.bytes], [1, 2, 3]);
+  t.deepEqual(slot.list, [1, 'two']);
+});
+
+test('a directory holding another replica or cluster is refused', async (t) => {
+  const dir = await tempDir(t);
+  await (await ReplicaStore.open(dir, identity)).close();
+  for (const other of [{ ...identity, nodeId: 2 }, { ...identity, clusterId: 'c2' }, { ...identity, protocol: 'raft' as const }, { ...identity, n: 7 }]) {
+    const error = await t.throwsAsync(ReplicaStore.open(dir, other), { instanceOf: StorageError });
+    t.is(error?.code, 'STORAGE_MISMATCH');
+  }
+  await (await ReplicaStore.open(dir, identity)).close();
+});
+
+test('a damaged record is reported with its key, never used', async (t) => {
+  const dir = await tempDir(t);
+  const store = await ReplicaStore.open(dir, identity);
+  await store.apply([{ key: 'view', value: { view: 1, changing: false } }, { key: 'slot/7', value: { x: 1 } }]);
+  await store.close();
+  const raw = openLmdb({ path: dir, encoding: 'binary', compression: false });
+  const bytes = Uint8Array.from(raw.get('core:slot/7') as Uint8Array);
+  bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 0x01;
+  await raw.put('core:slot/7', bytes);
+  await raw.close();
+  const reopened = await ReplicaStore.open(dir, identity);
+  t.teardown(() => reopened.close());
+  const error = t.throws(() => reopened.load(), { instanceOf: StorageError });
+  t.is(error?.code, 'STORAGE_CORRUPT');
+  t.regex(error?.message ?? '', /slot\/7/);
+});
+
+test('a step is atomic when its thread is killed mid-write', async (t) => {
+  const dir = await tempDir(t);
+  for (let round = 0; round < 3; round++) {
+    const worker = new Worker(new URL('./fixtures/store-writer.js', import.meta.url), { workerData: { dir } });
+    await new Promise<void>((resolve, reject) => {
+      worker.once('error', reject);
+      worker.on('message', (i: number) => {
+        if (i >= 100 * (round + 1)) resolve();
+      });
+    });
+    await worker.terminate();
+    const store = await ReplicaStore.open(dir, { clusterId: 'crash-test', nodeId: 0, protocol: 'raft', n: 1 });
+    const records = store.load();
+    await store.close();
+    const a = records.get('a') as number;
+    t.is(records.get('b'), a, `round ${round}: a step's records are all there or all absent`);
+    const logs = [...records.keys()].filter((k) => k.startsWith('log/')).map((k) => Number(k.slice(4)));
+    t.is(logs.length, a, `round ${round}: one log record per completed step`);
+    t.is(Math.max(...logs), a);
+  }
+});
+
+test('a PBFT replica restarts from its store into the state it had persisted', async (t) => {
+  const dir = await tempDir(t);
+  const config = consensusConfig({ nodeId: 1, n: 4, algorithm: 'pbft' });
+  const boot = async (): Promise<{ store: ReplicaStore; core: PbftCore; first: Ready<PbftMessage> }> => {
+    const store = await ReplicaStore.open(dir, identity);
+    const core = new PbftCore({ config, stateMachine: new KvStateMachine(), durable: store.load() });
+    const first = core.ready();
+    await store.apply(first.persist);
+    return { store, core, first };
+  };
+  const sig = new Uint8Array(32);
+  const { store, core } = await boot();
+  const pp = prePrepare(0, 1, 0, [command('alice', 1, kvPayload({ type: 'put', key: 'k', value: 'v' }))]);
+  const step = async (from: number, body: PbftMessage): Promise<void> => {
+    core.step({ kind: 'message', message: { from, body, signature: sig } }, 0);
+    await store.apply(core.ready().persist);
+  };
+  await step(0, pp);
+  for (const from of [2, 3]) await step(from, prepare(0, 1, pp.digest));
+  for (const from of [1, 2, 3]) await step(from, commit(0, 1, pp.digest));
+  t.is(core.status().commitIndex, 1);
+  await store.close();
+  const restarted = await boot();
+  t.teardown(() => restarted.store.close());
+  t.is(restarted.core.status().commitIndex, 1, 'the committed batch is executed again from the log');
+  t.is(restarted.first.applied.length, 1);
+});
