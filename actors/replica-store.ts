@@ -43,6 +43,7 @@ export interface ReplicaIdentity {
 }
 
 const IDENTITY_KEY = 'meta:identity';
+const OPENS_KEY = 'meta:opens';
 const RECORD_PREFIX = 'core:';
 const CHECKSUM_BYTES = 32;
 
@@ -79,11 +80,17 @@ export class ReplicaStore {
     try {
       const stored = store.#read(IDENTITY_KEY);
       const wanted = { clusterId: identity.clusterId, nodeId: identity.nodeId, protocol: identity.protocol, n: identity.n };
-      if (stored === undefined) {
-        await store.#db.put(IDENTITY_KEY, seal(wanted));
-      } else if (JSON.stringify(stored) !== JSON.stringify(wanted)) {
+      if (stored !== undefined && JSON.stringify(stored) !== JSON.stringify(wanted)) {
         throw new StorageError('STORAGE_MISMATCH', dir, `holds the state of ${JSON.stringify(stored)}, not of ${JSON.stringify(wanted)}`);
       }
+      // lmdb-js commits on a native thread shared by the process, in order. A replica thread
+      // killed mid-write may still have a transaction queued there; this write commits after
+      // it, so what `load` reads next includes everything the old incarnation will ever write.
+      const opens = Number(store.#read(OPENS_KEY) ?? 0);
+      await store.#db.transaction(() => {
+        if (stored === undefined) store.#db.put(IDENTITY_KEY, seal(wanted));
+        store.#db.put(OPENS_KEY, seal(opens + 1));
+      });
     } catch (error) {
       await env.close();
       throw error;
@@ -93,7 +100,11 @@ export class ReplicaStore {
 
   #read(key: string): unknown {
     const bytes = this.#db.get(key);
-    if (bytes === undefined) return undefined;
+    return bytes === undefined ? undefined : this.#open(key, bytes);
+  }
+
+  /** Checks a record's checksum and decodes it. */
+  #open(key: string, bytes: Uint8Array): unknown {
     const payload = bytes.subarray(CHECKSUM_BYTES);
     if (bytes.length < CHECKSUM_BYTES || !sameBytes(hashBytes(payload), bytes.subarray(0, CHECKSUM_BYTES))) {
       throw new StorageError('STORAGE_CORRUPT', this.path, `record ${JSON.stringify(key)} does not match its checksum`);
@@ -111,8 +122,9 @@ export class ReplicaStore {
    */
   load(): Map<string, unknown> {
     const records = new Map<string, unknown>();
-    for (const key of this.#db.getKeys({ start: RECORD_PREFIX, end: `${RECORD_PREFIX}\uffff` })) {
-      records.set(key.slice(RECORD_PREFIX.length), this.#read(key));
+    // One range read is one read transaction: a consistent snapshot of the records.
+    for (const { key, value } of this.#db.getRange({ start: RECORD_PREFIX, end: `${RECORD_PREFIX}\uffff` })) {
+      records.set(key.slice(RECORD_PREFIX.length), this.#open(key, value));
     }
     return records;
   }
@@ -126,6 +138,11 @@ export class ReplicaStore {
         else this.#db.put(RECORD_PREFIX + op.key, seal(op.value));
       }
     });
+  }
+
+  /** How many times the store has been opened, this time included (restarts + 1). */
+  get opens(): number {
+    return Number(this.#read(OPENS_KEY));
   }
 
   /** Closes the environment. */

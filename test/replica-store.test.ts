@@ -32,6 +32,7 @@ test('records survive a reopen, deletes included, with nested bytes intact', asy
   await store.close();
   const again = await ReplicaStore.open(dir, identity);
   t.teardown(() => again.close());
+  t.is(again.opens, 2);
   const records = again.load();
   t.deepEqual([...records.keys()].sort(), ['slot/1', 'view']);
   t.deepEqual(records.get('view'), { view: 3, changing: false });

@@ -4,13 +4,18 @@
  * A core is a deterministic state machine over inputs. The host (the deterministic simulator, or
  * a replica actor on a worker thread) feeds it one input at a time with `step`, then takes what it
  * must do with `ready` and does it in this order:
- *   1. write `persist` durably;
+ *   1. write `persist` durably, in order, as one atomic transaction (the LMDB replica store does;
+ *      cores still order their writes so that any prefix of them would load);
  *   2. only then sign and send `messages` (a vote or reply must never leave before the state that
  *      justifies it is on disk — Raft §5.1's "before responding to RPCs", PBFT's logged messages);
  *   3. set and cancel `timers`, hand `replies` to clients, record `applied` and `evidence`.
  * The host signs every outgoing body and verifies every incoming signature, including those nested
  * in certificates, before a message reaches `step`. A core never reads a clock: time reaches it as
- * timer firings, and as `now` for the few values the protocol agrees on (proposal timestamps).
+ * timer firings, and as `now` for the few values the protocol agrees on (proposal timestamps) and
+ * for rate limits on what peers can make it send.
+ *
+ * Right after building a core (fresh or from durable records) the host takes `ready()` once: a
+ * core arms its first timers and re-sends what a restart requires from its constructor.
  */
 import type { Schema } from '../../schema/schema.js';
 import type { Digest } from './codec.js';
