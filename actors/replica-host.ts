@@ -1,0 +1,237 @@
+/**
+ * The real-world host of a consensus core: what the simulator does for a core in virtual time,
+ * done with real signatures, a real clock and a durable LMDB store. The replica actor wraps one;
+ * tests can drive one directly.
+ *
+ * Inputs are processed one at a time, in arrival order. For each, the host follows the core/host
+ * contract (protocols/consensus/core.ts): step the core, write its persist ops in one synced
+ * transaction, then sign and send its messages, then arm timers and hand over executions,
+ * replies, reads and evidence. Incoming bytes are decoded, checked against the protocol's schema
+ * and verified — the envelope's signature and every signature nested in certificates — before
+ * the core sees them; what fails is counted and dropped.
+ */
+import { type Clock, type TimerHandle } from '../runtime/clock.js';
+import {
+  decode,
+  digestOf,
+  encode,
+  hex,
+  signedSchema,
+  type Applied,
+  type Command,
+  type ConsensusConfig,
+  type ConsensusState,
+  type Core,
+  type Digest,
+  type Evidence,
+  type Input,
+  type NodeId,
+  type NodeStatus,
+  type ProtocolDefinition,
+  type ReadState,
+  type Reply,
+  type Signed,
+} from '../protocols/consensus/index.js';
+import type { ReplicaStore } from './replica-store.js';
+
+/** How a replica signs and checks protocol messages. Both may be asynchronous (the crypto pool). */
+export interface ReplicaCrypto {
+  /** This replica's signature over a message body's digest. */
+  sign(digest: Digest): Promise<Uint8Array> | Uint8Array;
+  /** Whether `signature` is `node`'s over `digest`. */
+  verify(node: NodeId, digest: Digest, signature: Uint8Array): Promise<boolean> | boolean;
+}
+
+/** What the host reports to its owner. All optional. */
+export interface ReplicaListener {
+  applied?(applied: Applied): void;
+  reply?(reply: Reply): void;
+  read?(read: ReadState): void;
+  evidence?(evidence: Evidence): void;
+  /** The core broke an invariant or the store failed: the host has stopped. */
+  fault?(error: unknown): void;
+}
+
+/** What a replica host is built from. */
+export interface ReplicaHostOptions<M extends { readonly type: string }> {
+  readonly definition: ProtocolDefinition<M>;
+  readonly config: ConsensusConfig;
+  readonly stateMachine: ConsensusState;
+  readonly store: ReplicaStore;
+  readonly crypto: ReplicaCrypto;
+  /** Delivers encoded envelopes to a peer (never to this replica: loopbacks stay inside). */
+  readonly send: (to: NodeId, bytes: Uint8Array) => void;
+  readonly clock: Clock;
+  /** Draws timer jitter (default Math.random). */
+  readonly random?: () => number;
+  readonly listener?: ReplicaListener;
+}
+
+/** Counters of what a host refused before its core saw it. */
+export interface ReplicaHostStats {
+  readonly steps: number;
+  readonly malformed: number;
+  readonly forged: number;
+  readonly nonMember: number;
+}
+
+/** Verdicts kept, so a signature seen twice (a certificate relayed again) is checked once. */
+const VERDICT_CACHE = 8192;
+
+/** A consensus core with real signatures, timers and storage around it. */
+export class ReplicaHost<M extends { readonly type: string }> {
+  readonly config: ConsensusConfig;
+  readonly #options: ReplicaHostOptions<M>;
+  readonly #envelope;
+  readonly #core: Core<M>;
+  readonly #timers = new Map<string, TimerHandle>();
+  readonly #verdicts = new Map<string, boolean>();
+  #queue: Promise<void> = Promise.resolve();
+  #stopped = false;
+  #steps = 0;
+  readonly #refused = { malformed: 0, forged: 0, nonMember: 0 };
+
+  private constructor(options: ReplicaHostOptions<M>) {
+    this.#options = options;
+    this.config = options.config;
+    this.#envelope = signedSchema(options.definition.message);
+    this.#core = options.definition.create({ config: options.config, stateMachine: options.stateMachine, durable: options.store.load() });
+  }
+
+  /**
+   * Builds the core from the store's records and carries out its first outputs (timers, the
+   * re-sends a restart requires).
+   * @throws {StorageError} when the store is damaged; {@link ConsensusError} `CORRUPT_STATE` when its records contradict each other.
+   */
+  static async start<M extends { readonly type: string }>(options: ReplicaHostOptions<M>): Promise<ReplicaHost<M>> {
+    const host = new ReplicaHost(options);
+    await host.#enqueue(() => host.#carryOut());
+    return host;
+  }
+
+  /** The core's status. */
+  status(): NodeStatus {
+    return this.#core.status();
+  }
+
+  /** Refusal counters. */
+  stats(): ReplicaHostStats {
+    return { steps: this.#steps, ...this.#refused };
+  }
+
+  /** The core, for protocol-specific calls (Raft's readIndex, membership changes); follow with {@link flush}. */
+  get core(): Core<M> {
+    return this.#core;
+  }
+
+  /** Carries out what a direct call on {@link core} produced. */
+  flush(): Promise<void> {
+    return this.#enqueue(() => this.#carryOut());
+  }
+
+  /** A client's request. */
+  request(command: Command): Promise<void> {
+    return this.#input({ kind: 'request', command });
+  }
+
+  /** Bytes from a peer: decoded, validated and verified before the core sees them. */
+  async receive(bytes: Uint8Array): Promise<void> {
+    let envelope: Signed<M>;
+    try {
+      envelope = this.#envelope.parse(decode(bytes));
+    } catch {
+      this.#refused.malformed++;
+      return;
+    }
+    const signatures: Signed<unknown>[] = [envelope, ...this.#options.definition.nested(envelope.body)];
+    if (signatures.some((s) => !this.config.members.includes(s.from))) {
+      this.#refused.nonMember++;
+      return;
+    }
+    const verdicts = await Promise.all(signatures.map((s) => this.#verify(s)));
+    if (verdicts.includes(false)) {
+      this.#refused.forged++;
+      return;
+    }
+    await this.#input({ kind: 'message', message: envelope });
+  }
+
+  /** Stops: disarms every timer; inputs still queued are dropped. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const handle of this.#timers.values()) this.#options.clock.clearTimer(handle);
+    this.#timers.clear();
+    await this.#queue;
+  }
+
+  async #verify(signed: Signed<unknown>): Promise<boolean> {
+    const digest = digestOf(signed.body);
+    // Keyed by signer, digest and signature: a replica re-using its own valid signature under
+    // another member's name must miss the cache.
+    const key = `${signed.from}:${hex(digest)}:${hex(signed.signature)}`;
+    const cached = this.#verdicts.get(key);
+    if (cached !== undefined) return cached;
+    const ok = await this.#options.crypto.verify(signed.from, digest, signed.signature);
+    if (this.#verdicts.size >= VERDICT_CACHE) this.#verdicts.delete(this.#verdicts.keys().next().value as string);
+    this.#verdicts.set(key, ok);
+    return ok;
+  }
+
+  #input(input: Input<M>): Promise<void> {
+    return this.#enqueue(async () => {
+      this.#core.step(input, this.#options.clock.now());
+      this.#steps++;
+      await this.#carryOut();
+    });
+  }
+
+  #enqueue(work: () => Promise<void>): Promise<void> {
+    const next = this.#queue.then(async () => {
+      if (this.#stopped) return;
+      try {
+        await work();
+      } catch (error) {
+        this.#stopped = true;
+        for (const handle of this.#timers.values()) this.#options.clock.clearTimer(handle);
+        this.#timers.clear();
+        this.#options.listener?.fault?.(error);
+      }
+    });
+    this.#queue = next;
+    return next;
+  }
+
+  /** The contract's order: persist, then sign and send, then timers and the rest. */
+  async #carryOut(): Promise<void> {
+    const ready = this.#core.ready();
+    const { store, crypto, send, clock, listener } = this.#options;
+    await store.apply(ready.persist);
+    const self = this.config.nodeId;
+    for (const out of ready.messages) {
+      const signature = await crypto.sign(digestOf(out.body));
+      const envelope: Signed<M> = { from: self, body: out.body, signature };
+      const bytes = encode(envelope);
+      for (const to of out.to) {
+        if (to === self) void this.#input({ kind: 'message', message: envelope });
+        else send(to, bytes);
+      }
+    }
+    for (const op of ready.timers) {
+      const armed = this.#timers.get(op.timer);
+      if (armed !== undefined) clock.clearTimer(armed);
+      this.#timers.delete(op.timer);
+      if (op.kind === 'cancel') continue;
+      const jitter = op.jitterMs === undefined ? 0 : (this.#options.random ?? Math.random)() * op.jitterMs;
+      const handle = clock.setTimer(() => {
+        if (this.#timers.get(op.timer) !== handle) return;
+        this.#timers.delete(op.timer);
+        void this.#input({ kind: 'timeout', timer: op.timer });
+      }, op.afterMs + jitter);
+      this.#timers.set(op.timer, handle);
+    }
+    for (const applied of ready.applied) listener?.applied?.(applied);
+    for (const reply of ready.replies) listener?.reply?.(reply);
+    for (const read of ready.reads) listener?.read?.(read);
+    for (const evidence of ready.evidence) listener?.evidence?.(evidence);
+  }
+}
