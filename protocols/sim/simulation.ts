@@ -8,9 +8,8 @@
  * (see cost.ts). A safety checker watches every correct replica's executions and throws a
  * {@link SafetyViolation} at the first disagreement.
  */
-import { Packr } from 'msgpackr';
 import type { Schema } from '../../schema/schema.js';
-import { digestOf, hex } from '../consensus/codec.js';
+import { decode, digestOf, encode, hex } from '../consensus/codec.js';
 import { command as makeCommand, type Command } from '../consensus/command.js';
 import { consensusConfig, isByzantineTolerant, type ConsensusAlgorithm, type ConsensusConfig, type NodeId } from '../consensus/config.js';
 import { signedSchema, type Signed } from '../consensus/certificate.js';
@@ -138,8 +137,6 @@ interface Replica<M> {
 
 const TRACE_EVENTS = 64;
 const SEEN_SIGNATURES = 4096;
-const durablePackr = new Packr({ useRecords: false, moreTypes: false });
-const encodeEnvelope = (envelope: Signed<unknown>): Uint8Array => durablePackr.pack(envelope);
 
 /** A deterministic, single-threaded simulation of one replicated cluster and its clients. */
 export class Simulation<M extends Message = Message> {
@@ -454,7 +451,7 @@ export class Simulation<M extends Message = Message> {
 
   #boot(replica: Replica<M>): void {
     const durable = new Map<string, unknown>();
-    for (const [key, bytes] of replica.durable) durable.set(key, durablePackr.unpack(bytes));
+    for (const [key, bytes] of replica.durable) durable.set(key, decode(bytes));
     this.#checker.restarted(replica.id);
     replica.core = this.protocol.create({ config: this.#configs[replica.id] as ConsensusConfig, stateMachine: this.#stateMachine(), durable });
     this.#flush(replica, 0);
@@ -504,7 +501,7 @@ export class Simulation<M extends Message = Message> {
     if (packet.verdict !== undefined) return packet.verdict;
     let envelope: Signed<M>;
     try {
-      envelope = deepFreeze(this.#envelope.parse(durablePackr.unpack(packet.bytes)));
+      envelope = deepFreeze(this.#envelope.parse(decode(packet.bytes)));
     } catch {
       return (packet.verdict = 'malformed');
     }
@@ -564,7 +561,7 @@ export class Simulation<M extends Message = Message> {
     const ready = core.ready();
     for (const op of ready.persist) {
       if (op.value === undefined) replica.durable.delete(op.key);
-      else replica.durable.set(op.key, durablePackr.pack(op.value));
+      else replica.durable.set(op.key, encode(op.value));
     }
     const mode = replica.byzantine;
     let signatures = 0;
@@ -574,7 +571,7 @@ export class Simulation<M extends Message = Message> {
       for (const tx of transmissions) {
         const signed: Signed<M> = { from: tx.from, body: tx.body, signature: this.#signer.signDigest(replica.id, digestOf(tx.body)) };
         signatures++;
-        sends.push({ packet: { bytes: encodeEnvelope(signed) }, type: tx.body.type, to: tx.to });
+        sends.push({ packet: { bytes: encode(signed) }, type: tx.body.type, to: tx.to });
       }
     }
     if (mode === 'replay' && replica.memory.length > 0 && this.#rng.chance(0.5)) {
