@@ -6,7 +6,10 @@ import test from 'ava';
 import fc from 'fast-check';
 import { SchemaError } from '../schema/errors.js';
 import {
+  ConsensusError,
   KvStateMachine,
+  Outputs,
+  ReplicatedState,
   command,
   consensusConfig,
   decode,
@@ -16,10 +19,13 @@ import {
   kvPayload,
   sameBytes,
   type Command,
+  type Digest,
   type QuorumCert,
   type Ready,
   type Signed,
 } from '../protocols/consensus/index.js';
+import { BlockTree } from '../protocols/hotstuff/block-tree.js';
+import { Executor } from '../protocols/hotstuff/executor.js';
 import {
   GENESIS,
   GENESIS_QC,
@@ -37,8 +43,10 @@ import {
   voteBody,
   type Block,
   type HotStuffMessage,
+  type HotStuffOptions,
   type TimeoutCert,
 } from '../protocols/hotstuff/index.js';
+import { MAX_FETCH_ROUNDS, MAX_ORPHANS, ORPHAN_VIEWS } from '../protocols/hotstuff/sync.js';
 import { testSeed } from './helpers/seed.js';
 
 const N = 4;
@@ -55,10 +63,10 @@ function signed<B>(from: number, body: B): Signed<B> {
   return { from, body, signature: signature(from, body) };
 }
 
-function core(id: number, durable: ReadonlyMap<string, unknown> = new Map()): HotStuffCore {
+function core(id: number, durable: ReadonlyMap<string, unknown> = new Map(), tuning: HotStuffOptions = {}): HotStuffCore {
   return new HotStuffCore(
     { config: consensusConfig({ nodeId: id, n: N, algorithm: 'hotstuff' }), stateMachine: new KvStateMachine(), durable },
-    { baseTimeoutMs: 100 },
+    { baseTimeoutMs: 100, ...tuning },
   );
 }
 
@@ -81,6 +89,41 @@ function proposal(block: Block, tc?: TimeoutCert): Signed<HotStuffMessage> {
 
 function put(client: string, timestamp: number, key: string): Command {
   return command(client, timestamp, kvPayload({ type: 'put', key, value: key }));
+}
+
+/** Blocks in views 1 … k, each extending the one before (a chain of direct descendants); the first carries a command. */
+function chainOf(k: number, commands = (view: number): Command[] => (view === 1 ? [put('client-0', 1, 'a')] : [])): Block[] {
+  const blocks: Block[] = [];
+  let parent = GENESIS;
+  for (let view = 1; view <= k; view++) blocks.push((parent = child(parent, view, commands(view))));
+  return blocks;
+}
+
+/** A structurally valid QC on any hash (the host checks signatures; a core checks structure). */
+function qcOn(view: number, hash: Digest): QuorumCert {
+  return { view, valueHash: hash, signatures: [0, 1, 2].map((node) => ({ node, signature: signature(node, voteBody(view, hash)) })) };
+}
+
+/** The block at `index` of `blocks` (a test's own array: present by construction). */
+function at(blocks: readonly Block[], index: number): Block {
+  const block = blocks[index];
+  if (block === undefined) throw new RangeError(`no block at ${index}`);
+  return block;
+}
+
+function sent(ready: Ready<HotStuffMessage>, type: HotStuffMessage['type']): { to: readonly number[]; body: HotStuffMessage }[] {
+  return ready.messages.filter((m) => m.body.type === type);
+}
+
+function blocksPersisted(ready: Ready<HotStuffMessage>): number {
+  return ready.persist.filter((p) => p.key.startsWith('block/') && p.value !== undefined).length;
+}
+
+/** Replicated-state bytes as a snapshot carries them. */
+function stateBytes(key: string): Uint8Array {
+  const state = new ReplicatedState(new KvStateMachine());
+  state.execute(put('client-9', 1, key));
+  return state.snapshot();
 }
 
 /** Feeds one message and returns what the core asks for. */
@@ -124,7 +167,7 @@ test('test_hotstuff_three_chain_finality', (t) => {
   if (entry?.kind === 'entry') {
     t.is(entry.position, 1);
     t.deepEqual(entry.commands, b1.commands);
-    t.true(sameBytes(entry.certificate?.valueHash ?? new Uint8Array(0), blockHash(b1)), 'the entry carries the QC on b1');
+    t.true(sameBytes(entry.certificate?.valueHash ?? new Uint8Array(0), blockHash(b3)), 'the entry carries the QC that decided it: the one on b3');
   }
   t.deepEqual(ready?.replies.map((r) => [r.client, r.timestamp, r.position]), [['client-0', 1, 1]]);
 
@@ -385,4 +428,268 @@ test('nested signatures rebuild the exact bodies replicas signed', (t) => {
   t.deepEqual(all.map((s) => [s.from, (s.body as { type: string }).type]), [[0, 'vote'], [3, 'timeout']]);
   t.true(all.every((s) => sameBytes(s.signature, signature(s.from, s.body))));
   t.is(hotstuff().algorithm, 'hotstuff');
+});
+
+test('a restarted replica re-executes its committed blocks with the QC that decided them', (t) => {
+  const durable = new Map<string, unknown>();
+  const c = core(1, durable);
+  const [b1, b2, b3, b4] = chainOf(4);
+  for (const b of [b1, b2, b3, b4]) if (b !== undefined) persistInto(durable, deliver(c, proposal(b)));
+  t.is(c.committedBlock.height, 1, 'QC(b3), carried by b4, commits b1');
+  const replayed = core(1, durable).ready().applied;
+  t.deepEqual(replayed.map((a) => a.position), [1]);
+  const entry = replayed[0];
+  t.true(entry?.kind === 'entry' && b3 !== undefined && sameBytes(entry.certificate?.valueHash ?? new Uint8Array(0), blockHash(b3)), 'the QC on b3, persisted with the committed block');
+});
+
+test('committing a block off the committed chain throws DOUBLE_COMMIT rather than dropping it', (t) => {
+  const tree = new BlockTree(GENESIS, blockHash(GENESIS));
+  const executor = new Executor(new KvStateMachine(), tree, new Outputs<HotStuffMessage>(), { batchSize: 8, snapshotInterval: 64, maxPending: 8 }, undefined);
+  const b1 = child(GENESIS, 1, [put('client-0', 1, 'a')]);
+  const fork = child(GENESIS, 2, [put('client-1', 1, 'b')]);
+  const committed = tree.add(b1, blockHash(b1));
+  const other = tree.add(fork, blockHash(fork));
+  t.true(executor.commit(committed, undefined));
+  t.false(executor.commit(committed, undefined), 'deciding a committed block again changes nothing');
+  const error = t.throws(() => executor.commit(other, undefined), { instanceOf: ConsensusError });
+  t.is(error?.code, 'DOUBLE_COMMIT', 'a second block decided at height 1');
+});
+
+test('a restarted replica holding an uncommitted batch arms its view timer', (t) => {
+  const durable = new Map<string, unknown>();
+  const c = core(1, durable);
+  const [b1, b2] = chainOf(2);
+  for (const b of [b1, b2]) if (b !== undefined) persistInto(durable, deliver(c, proposal(b)));
+  t.is(c.committedBlock.height, 0);
+  const restarted = core(1, durable).ready();
+  t.deepEqual(
+    restarted.timers.map((x) => [x.kind, x.timer]),
+    [['set', 'view']],
+    'with no client retrying, the timer is what gets the batch committed',
+  );
+  t.deepEqual(core(2).ready().timers, [], 'a replica with nothing to do stays idle');
+});
+
+test('a replica answers a lagging peer each time it shows up, at most once per base timeout', (t) => {
+  const c = core(0);
+  const blocks = chainOf(10);
+  for (const b of blocks) deliver(c, proposal(b));
+  t.is(c.view, 10);
+  const answers = (now: number): (readonly number[])[] => sent(deliver(c, signed(3, timeoutBody(5)), now), 'new-view').map((m) => m.to);
+  t.deepEqual(answers(1_000), [[3]]);
+  t.deepEqual(answers(1_050), [], 'not twice within the base timeout (100 ms)');
+  t.deepEqual(answers(1_100), [[3]], 'but again after it: one lost answer costs the laggard one retry');
+  // A peer in this view whose high QC is older hears the newer one.
+  const older = deliver(c, signed(2, { type: 'new-view', view: 10, highQC: qcFor(at(blocks, 4)) }), 2_000);
+  t.deepEqual(
+    sent(older, 'new-view').map((m) => [m.to, m.body.type === 'new-view' ? m.body.highQC.view : -1]),
+    [[[2], 9]],
+  );
+});
+
+test('a leader stops waiting for a QC\'s block once fetching it gives up', (t) => {
+  const c = core(3);
+  c.step({ kind: 'request', command: put('client-0', 1, 'a') }, 0);
+  c.ready();
+  // A QC on a block nobody will send: the leader waits for it rather than extend an older QC...
+  const unseen = child(child(GENESIS, 4), 5);
+  deliver(c, signed(1, { type: 'new-view', view: 5, highQC: qcFor(unseen) }));
+  const entered = deliver(c, signed(2, { type: 'new-view', view: 6, highQC: GENESIS_QC, tc: tcFor(6) }));
+  t.is(c.view, 7);
+  t.is(leaderOf(7, N), 3);
+  t.deepEqual(sent(entered, 'proposal'), []);
+  // ...until the fetch gives up, after which it proposes on its high QC with the TC it entered on.
+  let rounds = 0;
+  let proposed: HotStuffMessage | undefined;
+  while (proposed === undefined && rounds < 2 * MAX_FETCH_ROUNDS) {
+    rounds++;
+    c.step({ kind: 'timeout', timer: 'fetch' }, 50 * rounds);
+    proposed = sent(c.ready(), 'proposal')[0]?.body;
+  }
+  t.is(rounds, MAX_FETCH_ROUNDS + 1);
+  t.true(proposed?.type === 'proposal' && proposed.tc?.view === 6 && proposed.block.justify.view === 0);
+});
+
+test('old-view forks, equivocations and blocks at or below the committed height stay out of the tree and off the disk', (t) => {
+  const c = core(1);
+  const blocks = chainOf(10);
+  for (const b of blocks) deliver(c, proposal(b));
+  t.deepEqual([c.view, c.committedBlock.height], [10, 7]);
+  const held = c.stats().blocks;
+  let persisted = 0;
+  // 10 000 variants of the blocks of views 7 and 8, signed by their leaders: views two and three
+  // back, the one below the committed height, the other above it.
+  for (let i = 1; i <= 5_000; i++) {
+    persisted += blocksPersisted(deliver(c, proposal(makeBlock({ ...at(blocks, 6), timestamp: 7 + i }))));
+    persisted += blocksPersisted(deliver(c, proposal(makeBlock({ ...at(blocks, 7), timestamp: 8 + i }))));
+  }
+  t.is(persisted, 0);
+  t.is(c.stats().blocks, held);
+  // The leader of the current view (10) sends variants of its block: the first one stays.
+  const ready: Ready<HotStuffMessage>[] = [];
+  for (let i = 1; i <= 1_000; i++) ready.push(deliver(c, proposal(makeBlock({ ...at(blocks, 9), timestamp: 10 + i }))));
+  t.is(c.stats().blocks, held);
+  t.deepEqual(ready.flatMap((r) => r.evidence.map((e) => e.kind)), ['equivocation'], 'reported once');
+  t.is(ready.reduce((sum, r) => sum + blocksPersisted(r), 0), 0);
+  // A proposal of the next view forking below the committed block (height 7 on block 6).
+  const low = deliver(c, proposal(child(at(blocks, 5), 11), tcFor(10)));
+  t.is(c.view, 11);
+  t.is(blocksPersisted(low), 0);
+  t.is(c.stats().blocks, held);
+});
+
+test('votes and timeouts for future views are kept one view per sender, within a window', (t) => {
+  const c = core(0);
+  for (let i = 0; i < 10_000; i++) {
+    deliver(c, signed(3, voteBody(2 + (i % 200), digestOf(['junk', i]))));
+    deliver(c, signed(3, timeoutBody(2 + (i % 200))));
+  }
+  t.is(c.view, 1);
+  t.true(c.stats().votes <= 1, `${c.stats().votes} votes kept`);
+  t.true(c.stats().timeouts <= 1, `${c.stats().timeouts} timeouts kept`);
+  // What is kept is the sender's newest view in the window, where the others can join it.
+  deliver(c, signed(1, timeoutBody(65)));
+  deliver(c, signed(2, timeoutBody(65)));
+  t.is(c.view, 66, 'three timeouts for view 65, one of them kept from the flood, make a TC');
+});
+
+test('block requests are answered within a per-peer budget, with a snapshot only below the pruned root', (t) => {
+  const c = core(0, new Map(), { snapshotInterval: 4, fetchRetryMs: 50 });
+  for (const b of chainOf(8, (view) => [put(`client-${view}`, 1, `k${view}`)])) deliver(c, proposal(b));
+  t.is(c.committedBlock.height, 5, 'root (the snapshot) at height 4');
+  const ask = (hash: Digest, height: number, now: number): string[] =>
+    deliver(c, signed(3, { type: 'block-request', hash, height, count: 16 }), now).messages.map((m) => m.body.type);
+  const junk = digestOf(['junk']);
+  const answered: string[] = [];
+  for (let i = 0; i < 100; i++) answered.push(...ask(junk, 1, 1_000));
+  t.deepEqual(answered, ['snapshot'], 'one snapshot for a hundred requests');
+  t.deepEqual(ask(junk, 1, 1_500), [], 'none within the snapshot period (20 fetch retries)');
+  t.deepEqual(ask(junk, 1, 2_000), ['snapshot']);
+  t.deepEqual(ask(junk, 6, 10_000), [], 'an unknown block at a height not pruned: nothing to send');
+  const responses: string[] = [];
+  for (let i = 0; i < 100; i++) responses.push(...ask(c.committedBlock.hash, 5, 20_000));
+  t.is(responses.length, 8, 'block responses: a burst of 8 per peer');
+});
+
+test('junk orphans stay within their sender\'s quota, height bound and age, and block sync still works', (t) => {
+  const c = core(0);
+  const honest = chainOf(12);
+  for (const b of honest) deliver(c, proposal(b));
+  t.is(c.view, 12);
+  // A block of the Byzantine replica 3 whose parent is `parent`, with a (structurally valid) QC on it.
+  const junk = (parent: Digest, height: number, view: number, salt: number): Block =>
+    makeBlock({ parent, height, view, proposer: leaderOf(view, N), timestamp: salt, commands: [], justify: qcOn(2, parent) });
+  // A block claiming a height far above any known to exist is not kept, nor its parent fetched.
+  const high = deliver(c, signed(3, { type: 'proposal', block: junk(digestOf(['high']), 1_000_000, 15, 0), tc: tcFor(14) }));
+  t.is(c.view, 15);
+  t.deepEqual([c.stats().orphans, sent(high, 'block-request').length], [0, 0]);
+  // Replica 3 leads every fourth view; each time it proposes a block above a 64-block junk chain,
+  // then answers the fetch with the chain.
+  let view = 19;
+  for (let round = 0; round < 200; round++, view += 4) {
+    const chain: Block[] = [];
+    let parent = digestOf(['junk root', round]);
+    for (let k = 0; k < 64; k++) {
+      const block = junk(parent, 100 + k, 3, round);
+      chain.push(block);
+      parent = blockHash(block);
+    }
+    deliver(c, signed(3, { type: 'proposal', block: junk(parent, 164, view, round), tc: tcFor(view - 1) }));
+    deliver(c, signed(3, { type: 'block-response', blocks: chain.reverse() }));
+  }
+  const quota = MAX_ORPHANS / N;
+  const stats = c.stats();
+  t.true(stats.orphans <= quota, `${stats.orphans} orphans kept, quota ${quota}`);
+  t.true(stats.missing <= 2 * stats.orphans + 1, `${stats.missing} blocks wanted`);
+  // An honest leader's proposal above 16 blocks this replica lacks: fetched and voted for.
+  const next = view + 2;
+  t.not(leaderOf(next, N), 3);
+  const lacking: Block[] = [];
+  let parent = at(honest, 11);
+  for (let v = next - 16; v < next; v++) lacking.push((parent = child(parent, v)));
+  const top = child(parent, next);
+  const leader = top.proposer;
+  const asked = deliver(c, proposal(top));
+  t.true(sent(asked, 'block-request').some((m) => m.to.includes(leader)));
+  const voted = deliver(c, signed(leader, { type: 'block-response', blocks: [...lacking].reverse() }));
+  t.deepEqual(votesIn(voted).map((v) => v.view), [next]);
+  // Orphans expire by age: ORPHAN_VIEWS views later none is left.
+  for (let v = next; v <= next + ORPHAN_VIEWS; v++) deliver(c, signed(leaderOf(v + 1, N), { type: 'new-view', view: v + 1, highQC: GENESIS_QC, tc: tcFor(v) }));
+  t.is(c.stats().orphans, 0);
+});
+
+test('an invalid proposal is not kept waiting for a parent', (t) => {
+  const c = core(0);
+  const blocks = chainOf(10);
+  for (const b of blocks) deliver(c, proposal(b));
+  const held = c.stats().blocks;
+  deliver(c, proposal(makeBlock({ ...child(at(blocks, 9), 11), height: 99 })));
+  t.is(c.stats().waitingProposals, 0);
+  t.is(c.stats().blocks, held);
+});
+
+test('nested signatures list each certificate signer once', (t) => {
+  const b1 = child(GENESIS, 1);
+  const qc = qcFor(b1, Array.from({ length: 1_000 }, (_, i) => i % 3));
+  const nested = nestedSignatures({ type: 'proposal', block: child(b1, 2, [], qc), tc: tcFor(1, [0, 0, 0, 1, 1, 2]) });
+  t.deepEqual(nested.map((s) => [s.from, (s.body as { type: string }).type]), [[0, 'vote'], [1, 'vote'], [2, 'vote'], [0, 'timeout'], [1, 'timeout'], [2, 'timeout']]);
+  // The core refuses such a certificate whole, so the repeats it did not verify are never trusted.
+  const c = core(3);
+  deliver(c, proposal(b1));
+  const refused = deliver(c, proposal(child(b1, 2, [], qc)));
+  t.deepEqual(refused.evidence.map((e) => e.kind), ['invalid-certificate']);
+  t.is(c.highQC.view, 0);
+});
+
+test('a TC with a repeated signer is rejected', (t) => {
+  for (const signers of [[0, 0, 1], [1, 2, 2, 2]]) {
+    const c = core(3);
+    const ready = deliver(c, proposal(child(GENESIS, 6), tcFor(5, signers)));
+    t.is(c.view, 1, `signers ${signers.join(',')}`);
+    t.deepEqual(ready.evidence.map((e) => [e.kind, e.node]), [['invalid-certificate', leaderOf(6, N)]]);
+    deliver(c, signed(2, { type: 'new-view', view: 5, highQC: GENESIS_QC, tc: tcFor(5, signers) }));
+    t.is(c.view, 1);
+  }
+});
+
+test('a snapshot or block response nobody asked for is ignored', (t) => {
+  const blocks = chainOf(70);
+  const c = core(3);
+  const state = stateBytes('x');
+  for (const from of [0, 1, 2]) deliver(c, signed(from, { type: 'snapshot', block: at(blocks, 63), state }));
+  t.is(c.committedBlock.height, 0, 'three matching offers, but no block of known height was asked for');
+  const response = deliver(c, signed(1, { type: 'block-response', blocks: blocks.slice(0, 8).reverse() }));
+  t.is(blocksPersisted(response), 0);
+  t.is(c.stats().blocks, 1);
+});
+
+test('a snapshot is installed once f+1 peers offer the same one, and written before blocks are erased', (t) => {
+  const blocks = chainOf(70);
+  const c = core(3);
+  deliver(c, proposal(at(blocks, 69)));
+  t.true(c.stats().missing > 0, 'fetching the ancestors of a proposal far ahead');
+  const offer = (from: number, state: Uint8Array): Ready<HotStuffMessage> => deliver(c, signed(from, { type: 'snapshot', block: at(blocks, 63), state }));
+  t.deepEqual(offer(1, stateBytes('x')).applied, [], 'one offer (a Byzantine replica\'s, perhaps) is not enough');
+  t.deepEqual(offer(2, stateBytes('y')).applied, [], 'nor two that differ');
+  const installed = offer(0, stateBytes('x'));
+  t.is(c.committedBlock.height, 64);
+  t.deepEqual(installed.applied.map((a) => [a.kind, a.position]), [['snapshot', 64]]);
+  const ops = installed.persist.map((p) => (p.value === undefined ? 'erase' : p.key));
+  const firstErase = ops.indexOf('erase');
+  t.true(firstErase > ops.indexOf('snapshot') && firstErase > ops.indexOf('committed'), ops.join(' '));
+});
+
+test('a stale or repeated command in a block does not replace its client\'s recorded reply', (t) => {
+  const c = core(0);
+  const fresh = put('client-0', 2, 'x');
+  const blocks = chainOf(5, (view) => (view === 1 ? [fresh, put('client-0', 1, 'y'), fresh] : []));
+  const ready = blocks.map((b) => deliver(c, proposal(b)));
+  t.is(c.committedBlock.height, 2);
+  t.deepEqual(
+    ready.flatMap((r) => r.replies.map((x) => [x.client, x.timestamp, x.position])),
+    [['client-0', 2, 1]],
+    'one answer, for the one fresh execution',
+  );
+  c.step({ kind: 'request', command: fresh }, 0);
+  t.deepEqual(c.ready().replies.map((x) => [x.timestamp, x.position]), [[2, 1]], 'a retry is answered with the position it executed at');
 });

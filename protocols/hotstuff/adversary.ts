@@ -8,7 +8,7 @@ import { command } from '../consensus/command.js';
 import type { Adversary } from '../consensus/core.js';
 import { makeBlock } from './block.js';
 import { voteBody } from './certificates.js';
-import type { HotStuffMessage } from './messages.js';
+import { proposalBody, type HotStuffMessage } from './messages.js';
 
 /** The client name of the no-op command a conflicting proposal may add. */
 export const NO_OP_CLIENT = 'hotstuff/no-op';
@@ -24,7 +24,6 @@ export const hotStuffAdversary: Adversary<HotStuffMessage> = {
       block.commands.length > 0
         ? block.commands.filter((_, i) => i !== salt % block.commands.length)
         : [command(NO_OP_CLIENT, salt, new Uint8Array(0))];
-    const variant = makeBlock({ ...block, commands });
-    return body.tc === undefined ? { type: 'proposal', block: variant } : { type: 'proposal', block: variant, tc: body.tc };
+    return proposalBody(makeBlock({ ...block, commands }), body.tc);
   },
 };

@@ -1,11 +1,14 @@
 /**
  * The tree of blocks a replica knows, rooted at its last snapshot (or genesis). Every block in it
  * links to a parent in it, so walking a chain never meets a gap; blocks whose parent is missing
- * wait in the block sync (sync.ts) until it arrives.
+ * wait in catch-up (sync.ts) until it arrives.
  */
 import { hex, sameBytes, type Digest } from '../consensus/codec.js';
+import type { ConsensusConfig } from '../consensus/config.js';
 import { invariant } from '../consensus/errors.js';
 import type { Block } from './block.js';
+import { isValidQC } from './certificates.js';
+import { leaderOf } from './pacemaker.js';
 import { isThreeChain } from './safety.js';
 
 /** A block in the tree, with what the core derives about its chain. */
@@ -33,6 +36,14 @@ export function linkError(block: Block, parent: TreeNode): string | undefined {
   return undefined;
 }
 
+/**
+ * True when `block` may join the tree below `parent`: it links to it ({@link linkError}), was
+ * proposed by its view's leader, and its justify is a well-formed QC.
+ */
+export function validChild(block: Block, parent: TreeNode, config: ConsensusConfig): boolean {
+  return linkError(block, parent) === undefined && block.proposer === leaderOf(block.view, config.n) && isValidQC(block.justify, config);
+}
+
 /** Blocks by hash, from a root up. */
 export class BlockTree {
   readonly #nodes = new Map<string, TreeNode>();
@@ -54,9 +65,16 @@ export class BlockTree {
     return this.#nodes.get(hex(hash));
   }
 
-  /** Every block held. */
-  nodes(): IterableIterator<TreeNode> {
-    return this.#nodes.values();
+  /** How many blocks are held. */
+  get size(): number {
+    return this.#nodes.size;
+  }
+
+  /** The greatest height held. */
+  get height(): number {
+    let height = 0;
+    for (const node of this.#nodes.values()) height = Math.max(height, node.block.height);
+    return height;
   }
 
   /** The parent of `node`, unless `node` is the root. */

@@ -8,7 +8,7 @@
  * messages replicas send, so the host verifies a certificate by rebuilding each signed body here.
  */
 import { t } from '../../schema/schema.js';
-import { checkQuorum, nodeSignatureSchema, type NodeSignature, type QuorumCert, type Signed } from '../consensus/certificate.js';
+import { checkQuorum, isQuorum, nodeSignatureSchema, type NodeSignature, type QuorumCert, type Signed } from '../consensus/certificate.js';
 import { sameBytes, type Digest } from '../consensus/codec.js';
 import type { ConsensusConfig } from '../consensus/config.js';
 import { GENESIS_HASH } from './block.js';
@@ -76,6 +76,11 @@ export function checkQC(qc: QuorumCert, config: ConsensusConfig): void {
  */
 export function checkTC(tc: TimeoutCert, config: ConsensusConfig): void {
   checkQuorum(tc.signatures.map((s) => s.node), config);
+}
+
+/** True when {@link checkQC} would accept `qc`. */
+export function isValidQC(qc: QuorumCert, config: ConsensusConfig): boolean {
+  return isGenesisQC(qc) || isQuorum(qc.signatures.map((s) => s.node), config);
 }
 
 /** Sorts certificate signatures by signer, so every replica builds the same bytes from the same votes. */

@@ -1,32 +1,34 @@
 /**
  * The chained HotStuff replica (Yin, Malkhi, Reiter, Gueta, Abraham, PODC'19): Algorithm 3 in the
  * event-driven form of Algorithm 4, with the §5 pacemaker made concrete in the LibraBFT/DiemBFT
- * style — view timers with back-off, signed timeouts, timeout certificates.
+ * style — view timers with back-off, signed timeouts, timeout certificates (view-sync.ts).
  *
  * Every block is a proposal in one view, carries the QC on its parent, and is voted for by
  * replicas that send their votes to the next view's leader, who turns a quorum of them into the QC
  * its own proposal carries. Processing a QC on b'' updates the high QC, locks on b' (a two-chain)
  * and commits b when b'' ← b' ← b are direct descendants (a three-chain).
  *
- * The core is sans-IO: it signs nothing (every vote reaches a QC through the host's loopback),
- * reads no clock, and persists its votes, lock and blocks before the messages they justify leave.
+ * This file holds proposals, votes and the QC rule; view-sync.ts the views, executor.ts the
+ * replicated state, sync.ts catching up, durable.ts what survives a restart. The core is sans-IO:
+ * it signs nothing (every vote reaches a QC through the host's loopback), reads no clock, and
+ * persists its votes, lock and blocks before the messages they justify leave.
  */
 import type { QuorumCert, Signed } from '../consensus/certificate.js';
 import { hex, sameBytes, type Digest } from '../consensus/codec.js';
-import type { Command } from '../consensus/command.js';
 import type { ConsensusConfig, NodeId } from '../consensus/config.js';
-import { Outputs, type Core, type CoreOptions, type Input, type NodeStatus, type Ready, type Reply } from '../consensus/core.js';
-import { ConsensusError, invariant } from '../consensus/errors.js';
-import { ReplicatedState } from '../consensus/state-machine.js';
+import { Outputs, type Core, type CoreOptions, type Input, type NodeStatus, type Ready } from '../consensus/core.js';
+import { ConsensusError } from '../consensus/errors.js';
 import { GENESIS, GENESIS_QC, blockHash, makeBlock, type Block } from './block.js';
-import { BlockTree, linkError, type TreeNode } from './block-tree.js';
-import { bySigner, checkQC, checkTC, timeoutBody, voteBody, type TimeoutBody, type TimeoutCert, type VoteBody } from './certificates.js';
-import { DURABLE, blockKey, readDurable, type SnapshotRecord } from './durable.js';
-import { MAX_BLOCKS_PER_RESPONSE, type HotStuffMessage, type MessageOf } from './messages.js';
-import { Pacemaker, leaderOf } from './pacemaker.js';
+import { BlockTree, type TreeNode } from './block-tree.js';
+import { bySigner, checkQC, checkTC, voteBody, type TimeoutBody, type TimeoutCert, type VoteBody } from './certificates.js';
+import { DURABLE, blockKey, readDurable, restoreBlocks } from './durable.js';
+import { Executor } from './executor.js';
+import { proposalBody, type HotStuffMessage, type MessageOf } from './messages.js';
+import { leaderOf } from './pacemaker.js';
 import { nextLock, safeNode } from './safety.js';
-import { BlockSync, type HashedBlock } from './sync.js';
-import { Tally } from './tally.js';
+import { CatchUp, FETCH_TIMER, type CatchUpStats } from './sync.js';
+import { AHEAD_VIEWS, Tally } from './tally.js';
+import { VIEW_TIMER, ViewSync } from './view-sync.js';
 
 /** Tuning of a HotStuff replica. Defaults suit a simulated LAN (1–5 ms links). */
 export interface HotStuffOptions {
@@ -46,6 +48,20 @@ export interface HotStuffOptions {
   readonly maxPending?: number;
 }
 
+/** Sizes of what a replica retains; each stays bounded whatever its peers send. */
+export interface HotStuffStats extends CatchUpStats {
+  /** Blocks in the tree (root to tips). */
+  readonly blocks: number;
+  /** Signed votes kept for QCs not yet formed. */
+  readonly votes: number;
+  /** Signed timeouts kept for TCs not yet formed. */
+  readonly timeouts: number;
+  /** First proposals kept per view, for equivocation checks. */
+  readonly proposals: number;
+  /** Client requests waiting to be proposed. */
+  readonly pending: number;
+}
+
 const DEFAULTS: Required<HotStuffOptions> = {
   baseTimeoutMs: 150,
   maxTimeoutMs: 10_000,
@@ -55,14 +71,6 @@ const DEFAULTS: Required<HotStuffOptions> = {
   maxClockSkewMs: 1_000,
   maxPending: 10_000,
 };
-
-/** Blocks asked for in one request (the block and its ancestors). */
-const FETCH_COUNT = 16;
-/** Views of first proposals kept for equivocation checks, behind the current one. */
-const PROPOSAL_MEMORY = 4;
-
-const VIEW_TIMER = 'view';
-const FETCH_TIMER = 'fetch';
 
 type Proposal = MessageOf<'proposal'>;
 
@@ -77,81 +85,63 @@ function checkOptions(options: HotStuffOptions): Required<HotStuffOptions> {
   return merged;
 }
 
-function commandKey(cmd: Command): string {
-  return `${cmd.client}\u0000${cmd.timestamp}`;
-}
-
 /** A chained HotStuff replica: the sans-IO core a host drives with `step` and drains with `ready`. */
 export class HotStuffCore implements Core<HotStuffMessage> {
   readonly config: ConsensusConfig;
   readonly #options: Required<HotStuffOptions>;
   readonly #out = new Outputs<HotStuffMessage>();
-  readonly #state: ReplicatedState;
-  readonly #pacemaker: Pacemaker;
   readonly #tree: BlockTree;
-  readonly #sync = new BlockSync();
+  readonly #executor: Executor;
+  readonly #views: ViewSync;
+  readonly #catchUp: CatchUp;
   readonly #votes: Tally<VoteBody>;
-  readonly #timeouts: Tally<TimeoutBody>;
-  readonly #pending = new Map<string, Command>();
+  /** The first proposal seen for each recent view: a second one is an equivocation. */
   readonly #firstProposals = new Map<number, { signed: Signed<Proposal>; hash: Digest; reported: boolean }>();
-  readonly #synced = new Map<NodeId, number>();
-  readonly #lastReply = new Map<string, Reply>();
-  #view: number;
   #lastVoted: number;
   #proposed: number;
   #locked: QuorumCert;
   #high: QuorumCert;
-  #lastTC: TimeoutCert | undefined;
-  #committed: TreeNode;
-  #snapshot: SnapshotRecord | undefined;
   #now = 0;
-  /** The view the view timer runs for, or -1 when it is off (nothing to make progress on). */
-  #timerView = -1;
-  /** The highest view this replica sent a timeout for. */
-  #timedOut = 0;
-  #fetchArmed = false;
-  /** This replica's last vote, re-broadcast when its view times out. */
-  #lastVote: VoteBody | undefined;
 
   /**
    * Builds a replica, fresh or from `options.durable`: restores the last snapshot, re-executes the
-   * committed blocks above it, and resumes in the view, with the vote, lock and high QC it had.
+   * committed blocks above it, and resumes in the view, with the vote, lock and high QC it had —
+   * and, holding an uncommitted batch, with its view timer running, so the batch commits even if
+   * no client asks again.
    * @throws {ConsensusError} `CORRUPT_STATE` when the durable records contradict each other;
    * `INVALID_CONFIG` for a bad option.
    */
   constructor(options: CoreOptions, tuning: HotStuffOptions = {}) {
     this.config = options.config;
     this.#options = checkOptions(tuning);
-    this.#state = new ReplicatedState(options.stateMachine);
-    this.#pacemaker = new Pacemaker(this.#options.baseTimeoutMs, this.#options.maxTimeoutMs);
-    this.#votes = new Tally(this.config.quorumSize);
-    this.#timeouts = new Tally(this.config.quorumSize);
     const durable = readDurable(options.durable);
-    this.#snapshot = durable.snapshot;
     const root = durable.snapshot?.block ?? GENESIS;
     this.#tree = new BlockTree(root, blockHash(root));
-    this.#committed = this.#tree.root;
-    if (durable.snapshot !== undefined) {
-      this.#state.restore(durable.snapshot.state);
-      this.#out.applied({ kind: 'snapshot', position: root.height, stateHash: this.#state.hash() });
-    }
-    this.#view = durable.view;
+    this.#executor = new Executor(options.stateMachine, this.#tree, this.#out, this.#options, durable.snapshot);
     this.#lastVoted = durable.voted;
     this.#proposed = durable.proposed;
     this.#locked = durable.locked ?? GENESIS_QC;
     this.#high = durable.high ?? GENESIS_QC;
-    this.#lastTC = durable.tc;
-    this.#restoreBlocks(durable.blocks);
+    this.#votes = new Tally(this.config.quorumSize, AHEAD_VIEWS);
+    this.#votes.advance(durable.view - 1, durable.view);
+    this.#views = new ViewSync(this.config, this.#out, this.#options, durable, { highQC: () => this.#high, entered: (view) => this.#entered(view) });
+    for (const key of restoreBlocks(this.#tree, durable.blocks, this.config)) this.#out.erase(blockKey(key));
     if (durable.committed !== undefined && durable.committed.height > root.height) {
       const top = this.#tree.get(durable.committed.hash);
       if (top === undefined) throw new ConsensusError('CORRUPT_STATE', `committed block at height ${durable.committed.height} is not among the durable blocks`);
-      this.#commit(top, this.#childOf(top));
+      this.#executor.commit(top, durable.committed.certificate);
     }
+    this.#catchUp = new CatchUp(this.config, this.#out, this.#tree, this.#executor, this.#options.fetchRetryMs, durable.view, {
+      processQC: (qc, from) => this.#processQC(qc, from),
+      tryVote: (node) => this.#tryVote(node),
+    });
+    // The host drains ready() right after building a core: the timer leaves with the restored state.
+    this.#views.syncTimer(this.#wantsProgress());
   }
 
   /** The view this replica is in. */
   get view(): number {
-    return this.#view;
+    return this.#views.view;
   }
 
   /** The highest view this replica voted in. */
@@ -171,30 +161,46 @@ export class HotStuffCore implements Core<HotStuffMessage> {
 
   /** The last committed block's height and hash. */
   get committedBlock(): { readonly height: number; readonly hash: Digest } {
-    return { height: this.#committed.block.height, hash: this.#committed.hash };
+    const committed = this.#executor.committed;
+    return { height: committed.block.height, hash: committed.hash };
   }
 
-  /** The block with `hash`, if this replica holds it. */
+  /** The block with `hash`, if this replica holds it in its tree. */
   block(hash: Digest): Block | undefined {
     return this.#tree.get(hash)?.block;
+  }
+
+  /**
+   * Sizes of what this replica retains — blocks, orphans, votes, timeouts, proposals, requests —
+   * for tests and diagnostics: each stays bounded whatever peers send.
+   */
+  stats(): HotStuffStats {
+    return {
+      blocks: this.#tree.size,
+      ...this.#catchUp.stats(),
+      votes: this.#votes.size,
+      timeouts: this.#views.timeouts,
+      proposals: this.#firstProposals.size,
+      pending: this.#executor.pending,
+    };
   }
 
   step(input: Input<HotStuffMessage>, now: number): void {
     this.#now = Math.max(this.#now, now);
     switch (input.kind) {
       case 'request':
-        this.#onRequest(input.command);
+        this.#executor.request(input.command);
         break;
       case 'timeout':
-        if (input.timer === VIEW_TIMER) this.#onViewTimer();
-        else if (input.timer === FETCH_TIMER) this.#onFetchTimer();
+        if (input.timer === VIEW_TIMER) this.#views.onTimer(this.#wantsProgress());
+        else if (input.timer === FETCH_TIMER) this.#catchUp.onFetchTimer();
         break;
       case 'message':
         this.#onMessage(input.message);
         break;
     }
     this.#maybePropose();
-    this.#syncTimer();
+    this.#views.syncTimer(this.#wantsProgress());
   }
 
   ready(): Ready<HotStuffMessage> {
@@ -202,8 +208,9 @@ export class HotStuffCore implements Core<HotStuffMessage> {
   }
 
   status(): NodeStatus {
-    const leader = leaderOf(this.#view, this.config.n);
-    return { role: leader === this.config.nodeId ? 'leader' : 'replica', view: this.#view, commitIndex: this.#committed.block.height, leader };
+    const view = this.#views.view;
+    const leader = leaderOf(view, this.config.n);
+    return { role: leader === this.config.nodeId ? 'leader' : 'replica', view, commitIndex: this.#executor.committed.block.height, leader };
   }
 
   /**
@@ -224,24 +231,26 @@ export class HotStuffCore implements Core<HotStuffMessage> {
       case 'vote':
         return this.#onVote(signed as Signed<VoteBody>);
       case 'timeout':
-        return this.#onTimeout(signed as Signed<TimeoutBody>);
+        return this.#views.onTimeout(signed as Signed<TimeoutBody>, this.#now);
       case 'new-view':
         return this.#onNewView(signed as Signed<MessageOf<'new-view'>>);
       case 'block-request':
-        return this.#onBlockRequest(signed.from, body);
+        return this.#catchUp.onBlockRequest(signed.from, body, this.#now);
       case 'block-response':
-        return this.#onBlockResponse(signed.from, body);
+        return this.#catchUp.onBlockResponse(signed.from, body);
       case 'snapshot':
-        return this.#onSnapshot(signed.from, body);
+        return this.#catchUp.onSnapshot(signed.from, body);
     }
   }
-
-  // ── proposals and votes ────────────────────────────────────────────────────────────────────
 
   #onProposal(signed: Signed<Proposal>): void {
     const { block, tc } = signed.body;
     const from = signed.from;
     if (block.proposer !== from || leaderOf(block.view, this.config.n) !== from) return;
+    // Nothing older than the previous view: it can no longer be voted for, and if a QC names its
+    // block the block is fetched then. Without this floor a leader could grow every replica's
+    // tree and disk with forks of its old views.
+    if (block.view + 1 < this.#views.view) return;
     if (!this.#certificatesValid(signed, block.justify, tc)) return;
     // A leader enters its view with a QC on the previous view or a TC for it (§5, DiemBFT's rule),
     // and extends the block its QC certifies (Algorithm 3's createLeaf(genericQC.node, …)).
@@ -255,38 +264,47 @@ export class HotStuffCore implements Core<HotStuffMessage> {
       return;
     }
     const hash = blockHash(block);
-    this.#checkEquivocation(signed, hash);
-    if (tc !== undefined) this.#processTC(tc);
+    if (!this.#firstProposal(signed, hash)) return;
+    if (tc !== undefined) this.#views.processTC(tc);
     const known = this.#tree.get(hash);
     if (known !== undefined) return this.#tryVote(known);
-    this.#sync.awaitBlock(hex(hash), signed);
-    this.#insert({ block, hash }, from);
+    // With its parent missing, the block waits; its justify is news all the same (a laggard
+    // learns the QC, enters its view and fetches the parent it names).
+    if (this.#tree.get(block.parent) === undefined) this.#processQC(block.justify, from);
+    this.#catchUp.insert({ block, hash }, from, true);
   }
 
-  #checkEquivocation(signed: Signed<Proposal>, hash: Digest): void {
+  /**
+   * Keeps one proposal per view (its leader's first): true for it and its repeats. Another one is
+   * an equivocation, reported once with both signed proposals, and dropped.
+   */
+  #firstProposal(signed: Signed<Proposal>, hash: Digest): boolean {
     const view = signed.body.block.view;
     const first = this.#firstProposals.get(view);
     if (first === undefined) {
       this.#firstProposals.set(view, { signed, hash, reported: false });
-      return;
+      return true;
     }
-    if (sameBytes(first.hash, hash) || first.reported) return;
-    first.reported = true;
-    this.#out.evidence({ kind: 'equivocation', node: signed.from, detail: `two different proposals for view ${view}`, messages: [first.signed, signed] });
+    if (sameBytes(first.hash, hash)) return true;
+    if (!first.reported) {
+      first.reported = true;
+      this.#out.evidence({ kind: 'equivocation', node: signed.from, detail: `two different proposals for view ${view}`, messages: [first.signed, signed] });
+    }
+    return false;
   }
 
   /** Votes for a proposal's block if it is this view's, not voted in yet, and safe (Algorithm 3, "as a replica"). */
   #tryVote(node: TreeNode): void {
     const block = node.block;
-    if (block.view !== this.#view || block.view <= this.#lastVoted) return;
+    if (block.view !== this.#views.view || block.view <= this.#lastVoted) return;
     if (block.timestamp > this.#now + this.#options.maxClockSkewMs) return;
     if (!this.safeNode(block, block.justify)) return;
-    invariant(block.view > this.#lastVoted, `replica ${this.config.nodeId} would vote twice in view ${block.view}`);
     this.#lastVoted = block.view;
     this.#out.persist(DURABLE.voted, this.#lastVoted);
-    this.#lastVote = voteBody(block.view, node.hash);
+    const vote = voteBody(block.view, node.hash);
+    this.#views.voted(vote);
     // Votes go to the next leader, who builds the QC its proposal carries (Algorithm 3).
-    this.#out.send([leaderOf(block.view + 1, this.config.n)], this.#lastVote);
+    this.#out.send([leaderOf(block.view + 1, this.config.n)], vote);
   }
 
   #onVote(signed: Signed<VoteBody>): void {
@@ -302,6 +320,14 @@ export class HotStuffCore implements Core<HotStuffMessage> {
     }
   }
 
+  #onNewView(signed: Signed<MessageOf<'new-view'>>): void {
+    const { body, from } = signed;
+    if (!this.#certificatesValid(signed, body.highQC, body.tc)) return;
+    if (body.tc !== undefined) this.#views.processTC(body.tc);
+    this.#processQC(body.highQC, from);
+    if (body.view < this.#views.view || body.highQC.view < this.#high.view) this.#views.lagging(from, this.#now);
+  }
+
   /**
    * Algorithm 4's update() on a QC for b'': raise the high QC, lock on b' (two-chain), commit b
    * when b'' ← b' ← b is a three-chain, and enter the next view.
@@ -309,18 +335,15 @@ export class HotStuffCore implements Core<HotStuffMessage> {
   #processQC(qc: QuorumCert, from: NodeId | undefined): void {
     const node = this.#tree.get(qc.valueHash);
     if (node === undefined) {
-      if (qc.view > this.#high.view) {
-        this.#sync.certificate(qc);
-        this.#fetch(qc.valueHash, 0, from);
-      }
-      this.#enterView(qc.view + 1, 'qc');
+      if (qc.view > this.#high.view) this.#catchUp.awaitCertified(qc, from);
+      this.#views.enter(qc.view + 1, 'qc');
       return;
     }
     if (node.block.view !== qc.view) return;
     if (qc.view > this.#high.view) {
       this.#high = qc;
       this.#out.persist(DURABLE.high, qc);
-      this.#sync.supersede(qc.view);
+      this.#catchUp.supersede(qc.view);
     }
     const lock = nextLock(node.block, this.#locked);
     if (lock !== this.#locked && this.#tree.get(lock.valueHash) !== undefined) {
@@ -328,20 +351,21 @@ export class HotStuffCore implements Core<HotStuffMessage> {
       this.#out.persist(DURABLE.locked, lock);
     }
     const decided = this.#tree.committedBy(node);
-    if (decided !== undefined && decided.block.height > this.#committed.block.height) this.#commit(decided, this.#tree.parent(node));
-    this.#enterView(qc.view + 1, 'qc');
+    if (decided !== undefined && this.#executor.commit(decided, qc)) this.#catchUp.forget(this.#views.view);
+    this.#views.enter(qc.view + 1, 'qc');
   }
 
   #maybePropose(): void {
-    const view = this.#view;
+    const view = this.#views.view;
     if (leaderOf(view, this.config.n) !== this.config.nodeId || this.#proposed >= view) return;
-    const tc = this.#high.view === view - 1 ? undefined : this.#lastTC?.view === view - 1 ? this.#lastTC : null;
+    const lastTC = this.#views.lastTC;
+    const tc = this.#high.view === view - 1 ? undefined : lastTC?.view === view - 1 ? lastTC : null;
     if (tc === null) return;
     // A newer QC whose block is still being fetched: extend that one rather than a stale high QC.
-    if (this.#sync.waitingAbove(this.#high.view)) return;
+    if (this.#catchUp.waitingAbove(this.#high.view)) return;
     const parent = this.#tree.get(this.#high.valueHash);
     if (parent === undefined) return;
-    const batch = this.#batch(parent);
+    const batch = this.#executor.batch(parent);
     // An idle leader proposes only while a batch on its chain is not known to be committed by
     // everyone: each block carries the QC that moves the commit point up (three more blocks).
     if (batch.length === 0 && parent.lastFilled <= parent.certifiedCommit) return;
@@ -356,110 +380,19 @@ export class HotStuffCore implements Core<HotStuffMessage> {
     });
     this.#proposed = view;
     this.#out.persist(DURABLE.proposed, view);
-    this.#out.send(this.config.members, tc === undefined ? { type: 'proposal', block } : { type: 'proposal', block, tc });
+    this.#out.send(this.config.members, proposalBody(block, tc));
   }
 
-  /** Pending commands not already on the uncommitted chain below `parent`, up to a batch. */
-  #batch(parent: TreeNode): Command[] {
-    const onChain = new Set<string>();
-    for (const node of this.#tree.chain(parent, this.#committed.block.height)) for (const cmd of node.block.commands) onChain.add(commandKey(cmd));
-    const batch: Command[] = [];
-    for (const [key, cmd] of this.#pending) {
-      if (batch.length >= this.#options.batchSize) break;
-      if (!onChain.has(key)) batch.push(cmd);
-    }
-    return batch;
-  }
-
-  // ── pacemaker ──────────────────────────────────────────────────────────────────────────────
-
-  #enterView(view: number, via: 'qc' | 'tc'): void {
-    if (view <= this.#view) return;
-    if (via === 'qc') this.#pacemaker.progressed();
-    this.#view = view;
-    this.#out.persist(DURABLE.view, view);
-    this.#votes.forgetBelow(view - 1);
-    this.#timeouts.forgetBelow(view);
-    for (const v of this.#firstProposals.keys()) if (v < view - PROPOSAL_MEMORY) this.#firstProposals.delete(v);
-    this.#sync.forget(this.#committed.block.height, view);
+  /** The replica entered `view`: votes, first proposals and catch-up state below it go. */
+  #entered(view: number): void {
+    this.#votes.advance(view - 1, view);
+    for (const v of this.#firstProposals.keys()) if (v < view - 1) this.#firstProposals.delete(v);
+    this.#catchUp.forget(view);
   }
 
   /** True while this replica has something to make progress on: a request, or an uncommitted batch. */
   #wantsProgress(): boolean {
-    if (this.#pending.size > 0) return true;
-    const high = this.#tree.get(this.#high.valueHash);
-    return high !== undefined && high.lastFilled > this.#committed.block.height;
-  }
-
-  /** Runs the view timer while there is work, stops it when idle (no empty views in an idle cluster). */
-  #syncTimer(): void {
-    const wanted = this.#wantsProgress();
-    if (wanted && this.#timerView !== this.#view) {
-      const ms = this.#pacemaker.timeoutMs;
-      this.#out.setTimer(VIEW_TIMER, ms, ms / 8);
-      this.#timerView = this.#view;
-    } else if (!wanted && this.#timerView !== -1) {
-      this.#out.cancelTimer(VIEW_TIMER);
-      this.#timerView = -1;
-    }
-  }
-
-  #onViewTimer(): void {
-    this.#timerView = -1;
-    if (this.#wantsProgress()) this.#localTimeout(this.#view);
-  }
-
-  /**
-   * Gives up on `view`: broadcasts the high QC (the paper's NEW-VIEW), a signed timeout, and the
-   * vote cast in `view` if any. Broadcasting the vote lets any replica form the QC a crashed or
-   * silent next leader sat on (LibraBFT's timeout votes); without it, round-robin leaders with one
-   * silent replica in four never see the four consecutive correct views a commit needs.
-   */
-  #localTimeout(view: number): void {
-    this.#timedOut = Math.max(this.#timedOut, view);
-    this.#pacemaker.failed(view);
-    this.#out.send(this.config.members, this.#newView(view));
-    if (this.#lastVote?.view === view) this.#out.send(this.config.members, this.#lastVote);
-    this.#out.send(this.config.members, timeoutBody(view));
-  }
-
-  #newView(view: number): MessageOf<'new-view'> {
-    const tc = this.#lastTC;
-    return tc !== undefined && tc.view > this.#high.view ? { type: 'new-view', view, highQC: this.#high, tc } : { type: 'new-view', view, highQC: this.#high };
-  }
-
-  #onTimeout(signed: Signed<TimeoutBody>): void {
-    const view = signed.body.view;
-    if (view < this.#view) return this.#syncPeer(signed.from);
-    const result = this.#timeouts.add(view, '', signed);
-    if (result.kind !== 'counted') return;
-    // f+1 timeouts include a correct replica's: join them, so a TC forms even where this replica
-    // saw nothing wrong (DiemBFT's timeout amplification).
-    if (result.count >= this.config.f + 1 && view > this.#timedOut) this.#localTimeout(view);
-    if (result.quorum !== undefined) this.#processTC({ view, signatures: bySigner(result.quorum) });
-  }
-
-  #processTC(tc: TimeoutCert): void {
-    if (tc.view < this.#view) return;
-    this.#lastTC = tc;
-    this.#out.persist(DURABLE.tc, tc);
-    this.#pacemaker.failed(tc.view);
-    this.#enterView(tc.view + 1, 'tc');
-  }
-
-  #onNewView(signed: Signed<MessageOf<'new-view'>>): void {
-    const { body, from } = signed;
-    if (!this.#certificatesValid(signed, body.highQC, body.tc)) return;
-    if (body.tc !== undefined) this.#processTC(body.tc);
-    this.#processQC(body.highQC, from);
-    if (body.view < this.#view) this.#syncPeer(from);
-  }
-
-  /** Tells a peer seen in an older view where this replica is, once per peer and view. */
-  #syncPeer(peer: NodeId): void {
-    if (peer === this.config.nodeId || this.#synced.get(peer) === this.#view) return;
-    this.#synced.set(peer, this.#view);
-    this.#out.send([peer], this.#newView(this.#view));
+    return this.#executor.wantsProgress(this.#tree.get(this.#high.valueHash));
   }
 
   /**
@@ -476,209 +409,5 @@ export class HotStuffCore implements Core<HotStuffMessage> {
       this.#out.evidence({ kind: 'invalid-certificate', node: signed.from, detail: error.message, messages: [signed] });
       return false;
     }
-  }
-
-  // ── requests, commit and execution ────────────────────────────────────────────────────────
-
-  #onRequest(cmd: Command): void {
-    const cached = this.#state.cached(cmd);
-    if (cached !== undefined) {
-      const last = this.#lastReply.get(cmd.client);
-      const c = this.#committed.block;
-      this.#out.reply(last?.timestamp === cmd.timestamp ? last : { client: cmd.client, timestamp: cmd.timestamp, position: c.height, view: c.view, response: cached });
-      return;
-    }
-    const key = commandKey(cmd);
-    if (this.#state.executed(cmd) || this.#pending.has(key) || this.#pending.size >= this.#options.maxPending) return;
-    this.#pending.set(key, cmd);
-  }
-
-  /** Commits `decided` and its uncommitted ancestors; `certifier` is its child on the chain, whose justify certifies it. */
-  #commit(decided: TreeNode, certifier: TreeNode | undefined): void {
-    this.#execute(decided, certifier);
-    this.#out.persist(DURABLE.committed, { height: this.#committed.block.height, hash: this.#committed.hash });
-    for (const key of this.#tree.prune(this.#committed)) this.#out.erase(blockKey(key));
-    this.#sync.forget(this.#committed.block.height, this.#view);
-    for (const [key, cmd] of this.#pending) if (this.#state.executed(cmd)) this.#pending.delete(key);
-  }
-
-  /** Executes the chain from just above the committed block up to `top`, in height order. */
-  #execute(top: TreeNode, certifier: TreeNode | undefined): void {
-    const chain = this.#tree.chain(top, this.#committed.block.height).reverse();
-    invariant(
-      chain.length > 0 && sameBytes(chain[0]!.block.parent, this.#committed.hash),
-      `block ${top.key.slice(0, 16)} at height ${top.block.height} does not extend the committed block at height ${this.#committed.block.height}`,
-      'DOUBLE_COMMIT',
-    );
-    chain.forEach((node, i) => {
-      const qc = (chain[i + 1] ?? certifier)?.block.justify;
-      this.#apply(node, qc);
-    });
-  }
-
-  #apply(node: TreeNode, certificate: QuorumCert | undefined): void {
-    const block = node.block;
-    const stateHashBefore = this.#state.hash();
-    const responses: Uint8Array[] = [];
-    for (const cmd of block.commands) {
-      const { response } = this.#state.execute(cmd);
-      responses.push(response);
-      this.#pending.delete(commandKey(cmd));
-      const reply: Reply = { client: cmd.client, timestamp: cmd.timestamp, position: block.height, view: block.view, response };
-      this.#lastReply.set(cmd.client, reply);
-      this.#out.reply(reply);
-    }
-    this.#out.applied({
-      kind: 'entry',
-      position: block.height,
-      view: block.view,
-      commands: block.commands,
-      responses,
-      stateHashBefore,
-      stateHash: this.#state.hash(),
-      timestamp: block.timestamp,
-      ...(certificate === undefined ? {} : { certificate }),
-    });
-    this.#committed = node;
-    if (block.height % this.#options.snapshotInterval === 0) {
-      this.#snapshot = { block, state: this.#state.snapshot() };
-      this.#out.persist(DURABLE.snapshot, this.#snapshot);
-      this.#tree.reroot(node);
-    }
-  }
-
-  // ── block sync and state transfer ──────────────────────────────────────────────────────────
-
-  /** Adds `first` and every orphan that was waiting for it, processing each block's justify. */
-  #insert(first: HashedBlock, from: NodeId | undefined): void {
-    const queue: HashedBlock[] = [first];
-    for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
-      const { block, hash } = item;
-      if (this.#tree.get(hash) !== undefined) continue;
-      const parent = this.#tree.get(block.parent);
-      if (parent === undefined) {
-        if (block.height - 1 > this.#committed.block.height) {
-          this.#sync.orphan(block, hash);
-          this.#fetch(block.parent, block.height - 1, from);
-        }
-        continue;
-      }
-      if (!this.#validChild(block, parent)) continue;
-      const node = this.#tree.add(block, hash);
-      this.#out.persist(blockKey(node.key), block);
-      this.#processQC(block.justify, from);
-      const arrival = this.#sync.arrived(node.key);
-      if (arrival.qc !== undefined) this.#processQC(arrival.qc, from);
-      if (arrival.proposal !== undefined) this.#tryVote(node);
-      queue.push(...arrival.children);
-    }
-  }
-
-  #validChild(block: Block, parent: TreeNode): boolean {
-    if (linkError(block, parent) !== undefined || block.proposer !== leaderOf(block.view, this.config.n)) return false;
-    try {
-      checkQC(block.justify, this.config);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  #fetch(hash: Digest, height: number, from: NodeId | undefined): void {
-    if (this.#tree.get(hash) !== undefined || !this.#sync.want(hash, height)) return;
-    const to = from !== undefined && from !== this.config.nodeId ? [from] : this.#peers();
-    this.#out.send(to, { type: 'block-request', hash, height, count: FETCH_COUNT });
-    this.#armFetch();
-  }
-
-  #armFetch(): void {
-    if (this.#fetchArmed) return;
-    this.#fetchArmed = true;
-    this.#out.setTimer(FETCH_TIMER, this.#options.fetchRetryMs);
-  }
-
-  #onFetchTimer(): void {
-    this.#fetchArmed = false;
-    const missing = this.#sync.retry();
-    for (const { hash, height } of missing) this.#out.send(this.#peers(), { type: 'block-request', hash, height, count: FETCH_COUNT });
-    if (missing.length > 0) this.#armFetch();
-  }
-
-  #peers(): NodeId[] {
-    return this.config.members.filter((id) => id !== this.config.nodeId);
-  }
-
-  #onBlockRequest(from: NodeId, body: MessageOf<'block-request'>): void {
-    if (from === this.config.nodeId) return;
-    const node = this.#tree.get(body.hash);
-    if (node !== undefined) {
-      const blocks = this.#tree.chain(node, this.#tree.root.block.height - 1).slice(0, Math.min(body.count, MAX_BLOCKS_PER_RESPONSE)).map((n) => n.block);
-      this.#out.send([from], { type: 'block-response', blocks });
-    } else if (body.height > 0 && body.height < this.#tree.root.block.height && this.#snapshot !== undefined) {
-      this.#out.send([from], { type: 'snapshot', block: this.#snapshot.block, state: this.#snapshot.state });
-    }
-  }
-
-  #onBlockResponse(from: NodeId, body: MessageOf<'block-response'>): void {
-    let lowest: Block | undefined;
-    for (const block of body.blocks) {
-      const hash = blockHash(block);
-      const key = hex(hash);
-      if (!this.#sync.wanted(key) || this.#tree.get(hash) !== undefined) continue;
-      if (this.#tree.get(block.parent) !== undefined) {
-        this.#insert({ block, hash }, from);
-        continue;
-      }
-      if (block.height - 1 <= this.#committed.block.height) continue;
-      this.#sync.orphan(block, hash);
-      this.#sync.want(block.parent, block.height - 1);
-      lowest = block;
-    }
-    // The response stopped short of a block held: keep walking down from the lowest one.
-    if (lowest !== undefined && this.#tree.get(lowest.parent) === undefined) {
-      this.#out.send([from], { type: 'block-request', hash: lowest.parent, height: lowest.height - 1, count: FETCH_COUNT });
-      this.#armFetch();
-    }
-  }
-
-  #onSnapshot(from: NodeId, body: MessageOf<'snapshot'>): void {
-    const { block, state } = body;
-    if (block.height <= this.#committed.block.height) return;
-    try {
-      checkQC(block.justify, this.config);
-    } catch {
-      return;
-    }
-    const agreed = this.#sync.offer(from, block, blockHash(block), state, this.config.f + 1);
-    if (agreed === undefined) return;
-    this.#state.restore(agreed.state);
-    for (const key of this.#tree.replaceRoot(agreed.block, agreed.hash)) this.#out.erase(blockKey(key));
-    this.#committed = this.#tree.root;
-    this.#snapshot = { block: agreed.block, state: agreed.state };
-    this.#out.persist(DURABLE.snapshot, this.#snapshot);
-    this.#out.persist(DURABLE.committed, { height: agreed.block.height, hash: agreed.hash });
-    this.#out.applied({ kind: 'snapshot', position: agreed.block.height, stateHash: this.#state.hash() });
-    this.#sync.forget(agreed.block.height, this.#view);
-    for (const [key, cmd] of this.#pending) if (this.#state.executed(cmd)) this.#pending.delete(key);
-    for (const child of this.#sync.arrived(this.#committed.key).children) this.#insert(child, from);
-  }
-
-  // ── restart ────────────────────────────────────────────────────────────────────────────────
-
-  /** Rebuilds the tree from the durable blocks that connect to the root; drops the others. */
-  #restoreBlocks(blocks: ReadonlyMap<string, Block>): void {
-    const ordered = [...blocks].sort(([, a], [, b]) => a.height - b.height);
-    for (const [key, block] of ordered) {
-      const hash = blockHash(block);
-      if (hex(hash) !== key) throw new ConsensusError('CORRUPT_STATE', `durable block ${key.slice(0, 16)} does not hash to its key`);
-      const parent = this.#tree.get(block.parent);
-      if (block.height > this.#tree.root.block.height && parent !== undefined && this.#validChild(block, parent)) this.#tree.add(block, hash);
-      else if (this.#tree.get(hash) === undefined) this.#out.erase(blockKey(key));
-    }
-  }
-
-  #childOf(node: TreeNode): TreeNode | undefined {
-    for (const candidate of this.#tree.nodes()) if (sameBytes(candidate.block.parent, node.hash)) return candidate;
-    return undefined;
   }
 }

@@ -4,14 +4,17 @@
  * Safety across a crash needs the last view voted in (a replica must never vote twice in a view)
  * and the lock (Yin et al. §4.3: lockedQC is part of a replica's state the safety proof relies on);
  * the view a leader last proposed in keeps a restarted leader from equivocating. The high QC,
- * current view and last TC spare a view change; the blocks, the committed block and a periodic
- * snapshot of the replicated state let it rebuild what it executed without asking anyone.
+ * current view and last TC spare a view change; the blocks, the committed block (with the QC that
+ * decided it) and a periodic snapshot of the replicated state let it rebuild what it executed
+ * without asking anyone.
  */
 import { t, type Schema } from '../../schema/schema.js';
 import { quorumCertSchema, type QuorumCert } from '../consensus/certificate.js';
-import type { Digest } from '../consensus/codec.js';
+import { hex, type Digest } from '../consensus/codec.js';
+import type { ConsensusConfig } from '../consensus/config.js';
 import { ConsensusError } from '../consensus/errors.js';
-import { blockSchema, type Block } from './block.js';
+import { blockHash, blockSchema, type Block } from './block.js';
+import { validChild, type BlockTree } from './block-tree.js';
 import { timeoutCertSchema, type TimeoutCert } from './certificates.js';
 
 /** Durable record keys. Blocks are kept under {@link blockKey}. */
@@ -37,6 +40,8 @@ export function blockKey(hashKey: string): string {
 export interface CommittedRecord {
   readonly height: number;
   readonly hash: Digest;
+  /** The QC that decided it (on b'' of its three-chain); absent when it is an installed snapshot's block. */
+  readonly certificate?: QuorumCert;
 }
 
 /** A snapshot of the replicated state right after executing `block`. */
@@ -45,7 +50,7 @@ export interface SnapshotRecord {
   readonly state: Uint8Array;
 }
 
-const committedSchema = t.object({ height: t.uint(), hash: t.bytes({ length: 32 }) });
+const committedSchema = t.object({ height: t.uint(), hash: t.bytes({ length: 32 }), certificate: t.optional(quorumCertSchema) });
 const snapshotSchema = t.object({ block: blockSchema, state: t.bytes() });
 
 /** Everything an earlier incarnation persisted, validated. */
@@ -96,3 +101,22 @@ export function readDurable(durable: ReadonlyMap<string, unknown>): DurableState
   };
 }
 
+/**
+ * Adds the durable blocks that connect to the tree's root (in height order, each checked as a
+ * peer's would be) to `tree`.
+ * @returns the keys of the blocks that do not connect to the root (below it, or on no chain up
+ * from it), for the caller to erase.
+ * @throws {ConsensusError} `CORRUPT_STATE` when a block does not hash to its key.
+ */
+export function restoreBlocks(tree: BlockTree, blocks: ReadonlyMap<string, Block>, config: ConsensusConfig): string[] {
+  const stale: string[] = [];
+  const ordered = [...blocks].sort(([, a], [, b]) => a.height - b.height);
+  for (const [key, block] of ordered) {
+    const hash = blockHash(block);
+    if (hex(hash) !== key) throw new ConsensusError('CORRUPT_STATE', `durable block ${key.slice(0, 16)} does not hash to its key`);
+    const parent = tree.get(block.parent);
+    if (block.height > tree.root.block.height && parent !== undefined && validChild(block, parent, config)) tree.add(block, hash);
+    else if (tree.get(hash) === undefined) stale.push(key);
+  }
+  return stale;
+}

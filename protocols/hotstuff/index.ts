@@ -7,8 +7,8 @@ import { hotStuffAdversary } from './adversary.js';
 import { HotStuffCore, type HotStuffOptions } from './core.js';
 import { hotStuffMessageSchema, nestedSignatures, type HotStuffMessage } from './messages.js';
 
-export { HotStuffCore, type HotStuffOptions } from './core.js';
-export { hotStuffMessageSchema, nestedSignatures, type HotStuffMessage, type MessageOf } from './messages.js';
+export { HotStuffCore, type HotStuffOptions, type HotStuffStats } from './core.js';
+export { hotStuffMessageSchema, nestedSignatures, proposalBody, type HotStuffMessage, type MessageOf } from './messages.js';
 export { GENESIS, GENESIS_HASH, GENESIS_QC, blockHash, blockSchema, makeBlock, type Block, type BlockFields } from './block.js';
 export {
   checkQC,

@@ -11,9 +11,9 @@
  * - `snapshot`: state transfer to a replica behind a peer's pruned history.
  */
 import { t, type Infer } from '../../schema/schema.js';
-import { quorumCertSchema, type Signed } from '../consensus/certificate.js';
-import { blockSchema } from './block.js';
-import { signedTimeouts, signedVotes, timeoutCertSchema } from './certificates.js';
+import { quorumCertSchema, type QuorumCert, type Signed } from '../consensus/certificate.js';
+import { blockSchema, type Block } from './block.js';
+import { signedTimeouts, signedVotes, timeoutCertSchema, type TimeoutCert } from './certificates.js';
 
 /** Most blocks one `block-response` carries. */
 export const MAX_BLOCKS_PER_RESPONSE = 64;
@@ -38,17 +38,53 @@ export type HotStuffMessage = Infer<typeof hotStuffMessageSchema>;
 /** The body of a message of type `K`. */
 export type MessageOf<K extends HotStuffMessage['type']> = Extract<HotStuffMessage, { readonly type: K }>;
 
-/** Every signature nested in `body` (QC votes and TC timeouts), with its signed body rebuilt. */
+/** A proposal body with its fields in schema order; `tc` only when the leader entered its view on one. */
+export function proposalBody(block: Block, tc: TimeoutCert | undefined): MessageOf<'proposal'> {
+  return tc === undefined ? { type: 'proposal', block } : { type: 'proposal', block, tc };
+}
+
+/** A new-view body with its fields in schema order; `tc` only when it is newer than `highQC`. */
+export function newViewBody(view: number, highQC: QuorumCert, tc: TimeoutCert | undefined): MessageOf<'new-view'> {
+  return tc === undefined ? { type: 'new-view', view, highQC } : { type: 'new-view', view, highQC, tc };
+}
+
+/**
+ * The first signature of each distinct signer. A certificate naming a signer twice is refused by
+ * the core (checkQC/checkTC) whatever its signatures, so verifying the repeats would be wasted
+ * work an attacker could multiply up to the schema's 1 024 entries; since hosts refuse a message
+ * naming a non-member, this leaves at most n signatures per certificate to verify.
+ */
+function firstPerSigner<B>(signed: readonly Signed<B>[]): Signed<B>[] {
+  const seen = new Set<number>();
+  return signed.filter((s) => {
+    if (seen.has(s.from)) return false;
+    seen.add(s.from);
+    return true;
+  });
+}
+
+function votesOf(qc: QuorumCert): Signed<unknown>[] {
+  return firstPerSigner(signedVotes(qc));
+}
+
+function timeoutsOf(tc: TimeoutCert | undefined): Signed<unknown>[] {
+  return tc === undefined ? [] : firstPerSigner(signedTimeouts(tc));
+}
+
+/**
+ * Every signature nested in `body` (QC votes and TC timeouts), with its signed body rebuilt, for
+ * the host to verify before the core sees `body`; one per signer and certificate (see above).
+ */
 export function nestedSignatures(body: HotStuffMessage): Signed<unknown>[] {
   switch (body.type) {
     case 'proposal':
-      return [...signedVotes(body.block.justify), ...(body.tc === undefined ? [] : signedTimeouts(body.tc))];
+      return [...votesOf(body.block.justify), ...timeoutsOf(body.tc)];
     case 'new-view':
-      return [...signedVotes(body.highQC), ...(body.tc === undefined ? [] : signedTimeouts(body.tc))];
+      return [...votesOf(body.highQC), ...timeoutsOf(body.tc)];
     case 'block-response':
-      return body.blocks.flatMap((b) => signedVotes(b.justify));
+      return body.blocks.flatMap((b) => votesOf(b.justify));
     case 'snapshot':
-      return signedVotes(body.block.justify);
+      return votesOf(body.block.justify);
     case 'vote':
     case 'timeout':
     case 'block-request':

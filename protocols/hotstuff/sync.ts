@@ -1,99 +1,182 @@
 /**
- * Catching up: what a replica is missing and what waits for it.
+ * Catching up: fetching the blocks a replica is missing, and state transfer past pruned history.
  *
  * A proposal or a certificate can name a block the replica has not seen (it was partitioned away,
- * crashed, or a message was lost). The replica asks peers for the block and its ancestors; the
- * blocks that arrive before their parent, the QCs on blocks not yet held and a proposal waiting
- * for its parent are kept here until the gap closes. A replica that is behind a peer's pruned
- * history receives state snapshots instead, and installs one once f+1 peers offered the same
- * (block, state): at least one of them is correct, so it is a committed state.
+ * crashed, or a message was lost). The replica asks a peer for the block and its ancestors, as
+ * LibraBFT/DiemBFT's block retrieval does (a request names a block id and a number of blocks; the
+ * answer walks down from that block). Blocks that arrive before their parent ("orphans"), QCs on
+ * blocks not yet held and a proposal waiting for its parent are kept here until the gap closes.
+ * A replica behind a peer's pruned history receives the peer's snapshot instead (DiemBFT leaves
+ * this to state sync) and installs one once f+1 peers offered the same (block, state): at least
+ * one of them is correct, so it is a committed state.
+ *
+ * Everything kept here is bounded whatever peers send: orphans per sender, by height (no higher
+ * than a height known to exist, plus a window) and by age in views; answers per peer and time
+ * (budget.ts); and responses or snapshots nobody asked for are dropped.
  */
-import type { QuorumCert, Signed } from '../consensus/certificate.js';
-import { hashBytes, hex, type Digest } from '../consensus/codec.js';
-import type { NodeId } from '../consensus/config.js';
-import type { Block } from './block.js';
-import type { MessageOf } from './messages.js';
+import type { QuorumCert } from '../consensus/certificate.js';
+import { hashBytes, hex, sameBytes, type Digest } from '../consensus/codec.js';
+import type { ConsensusConfig, NodeId } from '../consensus/config.js';
+import type { Outputs } from '../consensus/core.js';
+import { blockHash, type Block } from './block.js';
+import { validChild, type BlockTree, type TreeNode } from './block-tree.js';
+import { PeerBudget } from './budget.js';
+import { isValidQC } from './certificates.js';
+import { blockKey } from './durable.js';
+import type { Executor } from './executor.js';
+import { MAX_BLOCKS_PER_RESPONSE, type HotStuffMessage, type MessageOf } from './messages.js';
+import { leaderOf } from './pacemaker.js';
 
-/** Most blocks kept waiting for a parent; more are dropped (and fetched again when needed). */
+/** Most blocks kept waiting for a parent, from all senders together. */
 export const MAX_ORPHANS = 4096;
 
 /** Rounds of asking every peer for a block before giving up on it (it was pruned everywhere). */
 export const MAX_FETCH_ROUNDS = 20;
 
+/** Views an orphan waits for its parent before it is dropped (it is fetched again if still needed). */
+export const ORPHAN_VIEWS = 64;
+
+/**
+ * How far above the greatest height known to exist (a block held, or one a QC names) an orphan may
+ * claim to be. A replica further behind learns the chain from the QCs it receives, whose blocks'
+ * heights are known once they arrive.
+ */
+const ORPHAN_HEIGHTS = 4 * MAX_BLOCKS_PER_RESPONSE;
+
+/** The fetch retry timer's name. */
+export const FETCH_TIMER = 'fetch';
+
+/** Blocks asked for in one request (the block and its ancestors). */
+const FETCH_COUNT = 16;
+/** Block responses one peer may get at once; then one per half fetch-retry period. */
+const RESPONSE_BURST = 8;
+/** Fetch-retry periods between two snapshots sent to one peer. */
+const SNAPSHOT_PERIODS = 20;
+
 /** A block named by a message, not yet held. Height 0 means unknown (the block was named by a QC). */
-export interface Wanted {
+interface Wanted {
   readonly hash: Digest;
   readonly height: number;
+  rounds: number;
 }
 
 /** A block and its hash. */
-export interface HashedBlock {
+interface HashedBlock {
   readonly block: Block;
   readonly hash: Digest;
 }
 
-/** What waited for a block that just arrived. */
-export interface Arrival {
-  readonly children: readonly HashedBlock[];
-  readonly qc: QuorumCert | undefined;
-  readonly proposal: Signed<MessageOf<'proposal'>> | undefined;
+/** A block waiting for its parent: who sent it (whose quota it uses) and the view it came in. */
+interface Orphan extends HashedBlock {
+  readonly from: NodeId;
+  readonly view: number;
 }
 
-/** A snapshot f+1 peers agree on. */
-export interface AgreedSnapshot {
-  readonly block: Block;
-  readonly hash: Digest;
+/** A peer's snapshot offer, keyed by (block hash, state hash). */
+interface Offer extends HashedBlock {
+  readonly key: string;
   readonly state: Uint8Array;
 }
 
-/** Missing blocks, orphans and snapshot offers. */
-export class BlockSync {
-  readonly #missing = new Map<string, Wanted & { rounds: number }>();
-  readonly #orphans = new Map<string, Map<string, HashedBlock>>();
+/** What catching up asks of the replica it runs in. */
+export interface CatchUpHooks {
+  /** Algorithm 4's update() on a QC that arrived with a block (its justify) or waited for it. */
+  processQC(qc: QuorumCert, from: NodeId | undefined): void;
+  /** Votes for a proposal whose block just joined the tree, if the voting rule allows. */
+  tryVote(node: TreeNode): void;
+}
+
+/** Sizes of what catching up retains (see `HotStuffCore.stats`). */
+export interface CatchUpStats {
+  readonly orphans: number;
+  readonly missing: number;
+  readonly waitingCertificates: number;
+  readonly waitingProposals: number;
+  readonly snapshotOffers: number;
+}
+
+/** Missing blocks, orphans, block requests and responses, snapshot offers. */
+export class CatchUp {
+  readonly #config: ConsensusConfig;
+  readonly #out: Outputs<HotStuffMessage>;
+  readonly #tree: BlockTree;
+  readonly #executor: Executor;
+  readonly #hooks: CatchUpHooks;
+  readonly #fetchRetryMs: number;
+  readonly #missing = new Map<string, Wanted>();
+  /** Orphans by their parent's key. */
+  readonly #orphans = new Map<string, Map<string, Orphan>>();
+  readonly #orphansFrom = new Map<NodeId, number>();
+  readonly #quota: number;
   #orphanCount = 0;
   readonly #qcs = new Map<string, QuorumCert>();
-  readonly #proposals = new Map<string, Signed<MessageOf<'proposal'>>>();
-  readonly #offers = new Map<NodeId, { key: string } & AgreedSnapshot>();
+  /** Proposals' blocks waiting for their parent, to vote once they join: key → view. */
+  readonly #awaiting = new Map<string, number>();
+  readonly #offers = new Map<NodeId, Offer>();
+  readonly #blockAnswers: PeerBudget;
+  readonly #snapshotAnswers: PeerBudget;
+  #fetchArmed = false;
+  #view: number;
+  /** The greatest height known to exist: a block in the tree, an orphan a QC names, an installed snapshot. */
+  #tallest: number;
 
-  /** Marks `hash` as wanted; true when it was not already. */
-  want(hash: Digest, height: number): boolean {
-    const key = hex(hash);
-    const known = this.#missing.get(key);
-    if (known !== undefined && (known.height > 0 || height === 0)) return false;
-    this.#missing.set(key, { hash, height, rounds: known?.rounds ?? 0 });
-    return known === undefined;
+  /** Catching up for a replica in `view` whose tree and executor are restored. */
+  constructor(config: ConsensusConfig, out: Outputs<HotStuffMessage>, tree: BlockTree, executor: Executor, fetchRetryMs: number, view: number, hooks: CatchUpHooks) {
+    this.#config = config;
+    this.#out = out;
+    this.#tree = tree;
+    this.#executor = executor;
+    this.#hooks = hooks;
+    this.#fetchRetryMs = fetchRetryMs;
+    this.#quota = Math.max(MAX_BLOCKS_PER_RESPONSE, Math.floor(MAX_ORPHANS / config.n));
+    this.#blockAnswers = new PeerBudget(RESPONSE_BURST, fetchRetryMs / 2);
+    this.#snapshotAnswers = new PeerBudget(1, fetchRetryMs * SNAPSHOT_PERIODS);
+    this.#view = view;
+    this.#tallest = tree.height;
   }
 
-  /** True when `key` is wanted. */
-  wanted(key: string): boolean {
-    return this.#missing.has(key);
+  /** Sizes of what is retained. */
+  stats(): CatchUpStats {
+    return {
+      orphans: this.#orphanCount,
+      missing: this.#missing.size,
+      waitingCertificates: this.#qcs.size,
+      waitingProposals: this.#awaiting.size,
+      snapshotOffers: this.#offers.size,
+    };
   }
 
-  /** Every wanted block, for one more round of asking; blocks asked for too often are given up. */
-  retry(): Wanted[] {
-    const out: Wanted[] = [];
-    for (const [key, w] of this.#missing) {
-      if (++w.rounds > MAX_FETCH_ROUNDS) this.#missing.delete(key);
-      else out.push({ hash: w.hash, height: w.height });
+  /**
+   * Adds `first` and every orphan that was waiting for it, processing each block's justify; with
+   * `proposal`, `first` is a proposal to vote for once it joins. A block at or below the committed
+   * height is refused: it can never be committed, only fill the tree and the disk.
+   */
+  insert(first: HashedBlock, from: NodeId, proposal: boolean): void {
+    const queue: HashedBlock[] = [first];
+    for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
+      const { block, hash } = item;
+      if (block.height <= this.#executor.committed.block.height || this.#tree.get(hash) !== undefined) continue;
+      const parent = this.#tree.get(block.parent);
+      if (parent === undefined) {
+        if (!this.#keepOrphan(item, from)) continue;
+        // Only a proposal that becomes an orphan waits: an invalid one is never kept.
+        if (proposal && item === first) this.#awaiting.set(hex(hash), block.view);
+        this.#fetch(block.parent, block.height - 1, from);
+        continue;
+      }
+      if (!validChild(block, parent, this.#config)) continue;
+      const node = this.#tree.add(block, hash);
+      this.#out.persist(blockKey(node.key), block);
+      this.#tallest = Math.max(this.#tallest, block.height);
+      this.#hooks.processQC(block.justify, from);
+      queue.push(...this.#release(node, from, proposal && item === first));
     }
-    return out;
   }
 
-  /** Keeps `block` until its parent arrives. */
-  orphan(block: Block, hash: Digest): void {
-    if (this.#orphanCount >= MAX_ORPHANS) return;
-    const parent = hex(block.parent);
-    const siblings = this.#orphans.get(parent) ?? new Map<string, HashedBlock>();
-    const key = hex(hash);
-    if (siblings.has(key)) return;
-    siblings.set(key, { block, hash });
-    this.#orphans.set(parent, siblings);
-    this.#orphanCount++;
-  }
-
-  /** Keeps a QC on a block not held yet. */
-  certificate(qc: QuorumCert): void {
+  /** A QC on a block not held: keeps it for when the block arrives, and fetches the block. */
+  awaitCertified(qc: QuorumCert, from: NodeId | undefined): void {
     this.#qcs.set(hex(qc.valueHash), qc);
+    this.#fetch(qc.valueHash, 0, from);
   }
 
   /** True when a QC newer than `view` waits for its block. */
@@ -111,49 +194,191 @@ export class BlockSync {
     }
   }
 
-  /** Keeps a proposal whose block waits for its parent, to vote once it can be added. */
-  awaitBlock(key: string, proposal: Signed<MessageOf<'proposal'>>): void {
-    this.#proposals.set(key, proposal);
-  }
-
-  /** Block `key` was added to the tree: takes what waited for it. */
-  arrived(key: string): Arrival {
-    this.#missing.delete(key);
-    const children = this.#orphans.get(key);
-    this.#orphans.delete(key);
-    this.#orphanCount -= children?.size ?? 0;
-    const qc = this.#qcs.get(key);
-    this.#qcs.delete(key);
-    const proposal = this.#proposals.get(key);
-    this.#proposals.delete(key);
-    return { children: [...(children?.values() ?? [])], qc, proposal };
-  }
-
-  /** Forgets everything at or below `height` (committed or superseded), and proposals for views before `view`. */
-  forget(height: number, view: number): void {
-    for (const [key, w] of this.#missing) if (w.height !== 0 && w.height <= height) this.#missing.delete(key);
-    for (const [parent, siblings] of this.#orphans) {
-      for (const [key, o] of siblings) {
-        if (o.block.height > height) continue;
-        siblings.delete(key);
-        this.#orphanCount--;
+  /**
+   * The fetch timer fired: asks every peer again for each missing block. A block asked for too
+   * often is given up (pruned everywhere, or never existed) together with the QC naming it, so a
+   * leader that waited for it (`waitingAbove`) extends its high QC again.
+   */
+  onFetchTimer(): void {
+    this.#fetchArmed = false;
+    for (const [key, w] of this.#missing) {
+      if (++w.rounds > MAX_FETCH_ROUNDS) {
+        this.#missing.delete(key);
+        this.#qcs.delete(key);
+      } else {
+        this.#out.send(this.#peers(), { type: 'block-request', hash: w.hash, height: w.height, count: FETCH_COUNT });
       }
-      if (siblings.size === 0) this.#orphans.delete(parent);
     }
-    for (const [key, p] of this.#proposals) if (p.body.block.view < view) this.#proposals.delete(key);
+    if (this.#missing.size > 0) this.#armFetch();
   }
 
   /**
-   * Records `from`'s snapshot offer (its latest replaces an earlier one).
-   * @returns the snapshot once `needed` peers offered the same block and state.
+   * Answers a peer's block request with the block and its ancestors down to the root, or — when
+   * the height asked for is below the root, pruned here — with the snapshot at the root. Answers
+   * to one peer are rationed by time (budget.ts): a small request can pull a large answer.
    */
-  offer(from: NodeId, block: Block, hash: Digest, state: Uint8Array, needed: number): AgreedSnapshot | undefined {
+  onBlockRequest(from: NodeId, body: MessageOf<'block-request'>, now: number): void {
+    if (from === this.#config.nodeId) return;
+    const root = this.#tree.root;
+    const node = this.#tree.get(body.hash);
+    if (node !== undefined) {
+      if (!this.#blockAnswers.take(from, now)) return;
+      const blocks = this.#tree.chain(node, root.block.height - 1).slice(0, Math.min(body.count, MAX_BLOCKS_PER_RESPONSE)).map((n) => n.block);
+      this.#out.send([from], { type: 'block-response', blocks });
+      return;
+    }
+    const snapshot = this.#executor.snapshot;
+    if (body.height > 0 && body.height < root.block.height && snapshot !== undefined && this.#snapshotAnswers.take(from, now)) {
+      this.#out.send([from], { type: 'snapshot', block: snapshot.block, state: snapshot.state });
+    }
+  }
+
+  /** Takes the wanted blocks of a response; when it stops short of a held block, asks the sender for more. */
+  onBlockResponse(from: NodeId, body: MessageOf<'block-response'>): void {
+    let lowest: Block | undefined;
+    for (const block of body.blocks) {
+      const hash = blockHash(block);
+      if (!this.#missing.has(hex(hash)) || this.#tree.get(hash) !== undefined) continue;
+      if (this.#tree.get(block.parent) !== undefined) {
+        this.insert({ block, hash }, from, false);
+        continue;
+      }
+      if (!this.#keepOrphan({ block, hash }, from)) continue;
+      this.#want(block.parent, block.height - 1);
+      lowest = block;
+    }
+    if (lowest !== undefined && this.#tree.get(lowest.parent) === undefined) {
+      this.#out.send([from], { type: 'block-request', hash: lowest.parent, height: lowest.height - 1, count: FETCH_COUNT });
+      this.#armFetch();
+    }
+  }
+
+  /**
+   * A peer's snapshot, taken only while this replica asks for blocks of known height (which a
+   * peer that pruned them answers with its snapshot), above what it committed and certified by a
+   * well-formed QC; installed once f+1 peers offered the same block and state.
+   */
+  onSnapshot(from: NodeId, body: MessageOf<'snapshot'>): void {
+    const { block, state } = body;
+    if (!this.#fetchingHistory() || block.height <= this.#executor.committed.block.height || !isValidQC(block.justify, this.#config)) return;
+    const hash = blockHash(block);
     const key = `${hex(hash)}:${hex(hashBytes(state))}`;
     this.#offers.set(from, { key, block, hash, state });
     let agreeing = 0;
-    for (const o of this.#offers.values()) if (o.key === key) agreeing++;
-    if (agreeing < needed) return undefined;
+    for (const offer of this.#offers.values()) if (offer.key === key) agreeing++;
+    if (agreeing < this.#config.f + 1) return;
     this.#offers.clear();
-    return { block, hash, state };
+    this.#executor.install(block, hash, state);
+    this.#tallest = Math.max(this.#tallest, block.height);
+    this.forget(this.#view);
+    for (const child of this.#release(this.#tree.root, from, false)) this.insert(child, from, false);
+  }
+
+  /**
+   * Forgets what can no longer join the tree or is no longer needed: orphans and offers at or
+   * below the committed height, orphans older than {@link ORPHAN_VIEWS} views, proposals of views
+   * before `view` (the replica's, which it records), and wanted blocks that neither a waiting QC
+   * nor a kept orphan needs any more (so what the fetch timer asks for stays bounded too).
+   */
+  forget(view: number): void {
+    this.#view = view;
+    const height = this.#executor.committed.block.height;
+    const needed = new Set(this.#qcs.keys());
+    for (const [parent, siblings] of this.#orphans) {
+      for (const [key, o] of siblings) {
+        if (o.block.height - 1 > height && o.view + ORPHAN_VIEWS >= view) {
+          needed.add(key);
+          continue;
+        }
+        siblings.delete(key);
+        this.#uncount(o);
+      }
+      if (siblings.size === 0) this.#orphans.delete(parent);
+      else needed.add(parent);
+    }
+    for (const key of this.#missing.keys()) if (!needed.has(key)) this.#missing.delete(key);
+    for (const [key, v] of this.#awaiting) if (v < view) this.#awaiting.delete(key);
+    for (const [peer, offer] of this.#offers) if (offer.block.height <= height) this.#offers.delete(peer);
+  }
+
+  /**
+   * Keeps `item` until its parent arrives, if it may be kept: above the committed block's child,
+   * no higher than {@link ORPHAN_HEIGHTS} above the greatest height known to exist, self-consistent
+   * (its justify certifies its parent, is well formed, and its proposer leads its view — so a copy
+   * with a forged justify cannot stand in for the real block, whose hash covers neither), and
+   * within its sender's share of {@link MAX_ORPHANS}.
+   * @returns true when the orphan is kept (or already was).
+   */
+  #keepOrphan(item: HashedBlock, from: NodeId): boolean {
+    const { block, hash } = item;
+    const key = hex(hash);
+    // A QC names this hash, so a quorum saw the block: its height is real.
+    if (this.#qcs.has(key)) this.#tallest = Math.max(this.#tallest, block.height);
+    if (block.height - 1 <= this.#executor.committed.block.height || block.height > this.#tallest + ORPHAN_HEIGHTS) return false;
+    if (!sameBytes(block.justify.valueHash, block.parent) || block.proposer !== leaderOf(block.view, this.#config.n) || !isValidQC(block.justify, this.#config)) return false;
+    const parent = hex(block.parent);
+    const siblings = this.#orphans.get(parent) ?? new Map<string, Orphan>();
+    if (siblings.has(key)) return true;
+    const sent = this.#orphansFrom.get(from) ?? 0;
+    if (this.#orphanCount >= MAX_ORPHANS || sent >= this.#quota) return false;
+    siblings.set(key, { block, hash, from, view: this.#view });
+    this.#orphans.set(parent, siblings);
+    this.#orphansFrom.set(from, sent + 1);
+    this.#orphanCount++;
+    return true;
+  }
+
+  #uncount(orphan: Orphan): void {
+    this.#orphanCount--;
+    const sent = (this.#orphansFrom.get(orphan.from) ?? 1) - 1;
+    if (sent > 0) this.#orphansFrom.set(orphan.from, sent);
+    else this.#orphansFrom.delete(orphan.from);
+  }
+
+  /** `node` joined the tree: processes the QC that waited for it, votes if its proposal waited, and returns its orphans. */
+  #release(node: TreeNode, from: NodeId, vote: boolean): HashedBlock[] {
+    const key = node.key;
+    this.#missing.delete(key);
+    const qc = this.#qcs.get(key);
+    this.#qcs.delete(key);
+    if (qc !== undefined) this.#hooks.processQC(qc, from);
+    if (this.#awaiting.delete(key) || vote) this.#hooks.tryVote(node);
+    const children = [...(this.#orphans.get(key)?.values() ?? [])];
+    this.#orphans.delete(key);
+    for (const child of children) this.#uncount(child);
+    return children;
+  }
+
+  /** True while a block of known height is asked for: what a peer that pruned it answers with a snapshot. */
+  #fetchingHistory(): boolean {
+    for (const w of this.#missing.values()) if (w.height > 0) return true;
+    return false;
+  }
+
+  /** Asks `from` (or every peer) for `hash` and its ancestors, unless it is held or already asked for. */
+  #fetch(hash: Digest, height: number, from: NodeId | undefined): void {
+    if (this.#tree.get(hash) !== undefined || !this.#want(hash, height)) return;
+    const to = from !== undefined && from !== this.#config.nodeId ? [from] : this.#peers();
+    this.#out.send(to, { type: 'block-request', hash, height, count: FETCH_COUNT });
+    this.#armFetch();
+  }
+
+  /** Marks `hash` as wanted (learning its height if it was unknown); true when it was not wanted yet. */
+  #want(hash: Digest, height: number): boolean {
+    const key = hex(hash);
+    const known = this.#missing.get(key);
+    if (known !== undefined && (known.height > 0 || height === 0)) return false;
+    this.#missing.set(key, { hash, height, rounds: known?.rounds ?? 0 });
+    return known === undefined;
+  }
+
+  #armFetch(): void {
+    if (this.#fetchArmed) return;
+    this.#fetchArmed = true;
+    this.#out.setTimer(FETCH_TIMER, this.#fetchRetryMs);
+  }
+
+  #peers(): NodeId[] {
+    return this.#config.members.filter((id) => id !== this.#config.nodeId);
   }
 }

@@ -1,0 +1,199 @@
+/**
+ * The replicated state behind a HotStuff replica: client requests waiting to be proposed,
+ * committing a decided chain (Yin et al., Algorithm 3's decide phase, Algorithm 4's onCommit:
+ * execute every uncommitted ancestor of the decided block, lowest first), answering clients,
+ * periodic snapshots, and installing a snapshot taken from peers.
+ */
+import type { QuorumCert } from '../consensus/certificate.js';
+import { sameBytes, type Digest } from '../consensus/codec.js';
+import type { Command } from '../consensus/command.js';
+import type { Outputs, Reply } from '../consensus/core.js';
+import { invariant } from '../consensus/errors.js';
+import { ReplicatedState, type ConsensusState } from '../consensus/state-machine.js';
+import type { Block } from './block.js';
+import type { BlockTree, TreeNode } from './block-tree.js';
+import { DURABLE, blockKey, type CommittedRecord, type SnapshotRecord } from './durable.js';
+import type { HotStuffMessage } from './messages.js';
+
+/** How an executor is tuned (the core's options of the same names). */
+export interface ExecutorOptions {
+  readonly batchSize: number;
+  readonly snapshotInterval: number;
+  readonly maxPending: number;
+}
+
+function commandKey(cmd: Command): string {
+  return `${cmd.client}\u0000${cmd.timestamp}`;
+}
+
+/** Pending requests, the committed block, the replicated state and its snapshots. */
+export class Executor {
+  readonly #state: ReplicatedState;
+  readonly #tree: BlockTree;
+  readonly #out: Outputs<HotStuffMessage>;
+  readonly #options: ExecutorOptions;
+  readonly #pending = new Map<string, Command>();
+  /** Each client's reply to its latest executed command, with the position it executed at. */
+  readonly #lastReply = new Map<string, Reply>();
+  #committed: TreeNode;
+  #snapshot: SnapshotRecord | undefined;
+
+  /**
+   * An executor whose committed block is `tree`'s root; with `snapshot`, the state restored from
+   * it (reported to the host as an installed snapshot).
+   */
+  constructor(machine: ConsensusState, tree: BlockTree, out: Outputs<HotStuffMessage>, options: ExecutorOptions, snapshot: SnapshotRecord | undefined) {
+    this.#state = new ReplicatedState(machine);
+    this.#tree = tree;
+    this.#out = out;
+    this.#options = options;
+    this.#committed = tree.root;
+    this.#snapshot = snapshot;
+    if (snapshot !== undefined) {
+      this.#state.restore(snapshot.state);
+      out.applied({ kind: 'snapshot', position: snapshot.block.height, stateHash: this.#state.hash() });
+    }
+  }
+
+  /** The last committed block. */
+  get committed(): TreeNode {
+    return this.#committed;
+  }
+
+  /** The latest snapshot, served to peers behind the pruned history. */
+  get snapshot(): SnapshotRecord | undefined {
+    return this.#snapshot;
+  }
+
+  /** Requests waiting to be proposed. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * A client request: answered from the client table when it was its client's last executed one
+   * (Castro & Liskov §4.1), kept for a proposal when new.
+   */
+  request(cmd: Command): void {
+    const cached = this.#state.cached(cmd);
+    if (cached !== undefined) {
+      const last = this.#lastReply.get(cmd.client);
+      const c = this.#committed.block;
+      this.#out.reply(last?.timestamp === cmd.timestamp ? last : { client: cmd.client, timestamp: cmd.timestamp, position: c.height, view: c.view, response: cached });
+      return;
+    }
+    const key = commandKey(cmd);
+    if (this.#state.executed(cmd) || this.#pending.has(key) || this.#pending.size >= this.#options.maxPending) return;
+    this.#pending.set(key, cmd);
+  }
+
+  /** Pending commands not already on the uncommitted chain ending at `parent`, up to a batch. */
+  batch(parent: TreeNode): Command[] {
+    const onChain = new Set<string>();
+    for (const node of this.#tree.chain(parent, this.#committed.block.height)) for (const cmd of node.block.commands) onChain.add(commandKey(cmd));
+    const batch: Command[] = [];
+    for (const [key, cmd] of this.#pending) {
+      if (batch.length >= this.#options.batchSize) break;
+      if (!onChain.has(key)) batch.push(cmd);
+    }
+    return batch;
+  }
+
+  /** True while there is something to make progress on: a request, or a batch on the chain up to `high` not yet committed. */
+  wantsProgress(high: TreeNode | undefined): boolean {
+    return this.#pending.size > 0 || (high !== undefined && high.lastFilled > this.#committed.block.height);
+  }
+
+  /**
+   * Commits `decided` and its uncommitted ancestors, lowest first; `certificate` is the QC that
+   * decided it (on b'' of its three-chain), reported with every entry it commits: a QC on b''
+   * commits b and, b extending them, all of b's ancestors.
+   * @returns false when `decided` was already committed.
+   * @throws {ConsensusError} `DOUBLE_COMMIT` when `decided` is not on the committed chain: two
+   * three-chains decided conflicting blocks, which Yin et al.'s safety argument rules out (the
+   * quorums behind them share a correct replica, locked on the first) unless more than f replicas
+   * are faulty or the core is broken.
+   */
+  commit(decided: TreeNode, certificate: QuorumCert | undefined): boolean {
+    if (decided.block.height <= this.#committed.block.height) {
+      invariant(
+        this.#tree.extends(this.#committed, decided),
+        `block ${decided.key.slice(0, 16)} decided at height ${decided.block.height} is not on the committed chain (committed height ${this.#committed.block.height})`,
+        'DOUBLE_COMMIT',
+      );
+      return false;
+    }
+    const chain = this.#tree.chain(decided, this.#committed.block.height).reverse();
+    invariant(
+      chain.length > 0 && sameBytes(chain[0]!.block.parent, this.#committed.hash),
+      `block ${decided.key.slice(0, 16)} at height ${decided.block.height} does not extend the committed block at height ${this.#committed.block.height}`,
+      'DOUBLE_COMMIT',
+    );
+    for (const node of chain) this.#apply(node, certificate);
+    this.#out.persist(DURABLE.committed, committedRecord(this.#committed, certificate));
+    for (const key of this.#tree.prune(this.#committed)) this.#out.erase(blockKey(key));
+    this.#settle();
+    return true;
+  }
+
+  /**
+   * Installs a snapshot f+1 peers agreed on: the state jumps to it and its block becomes the
+   * root, keeping only the held blocks above it. The snapshot and the committed record are
+   * written before the dropped blocks are erased, so a crash between the writes finds the new
+   * root with blocks to spare rather than the old root with its chain gone.
+   */
+  install(block: Block, hash: Digest, state: Uint8Array): void {
+    this.#state.restore(state);
+    const dropped = this.#tree.replaceRoot(block, hash);
+    this.#committed = this.#tree.root;
+    this.#snapshot = { block, state };
+    this.#out.persist(DURABLE.snapshot, this.#snapshot);
+    this.#out.persist(DURABLE.committed, committedRecord(this.#committed, undefined));
+    for (const key of dropped) this.#out.erase(blockKey(key));
+    this.#out.applied({ kind: 'snapshot', position: block.height, stateHash: this.#state.hash() });
+    this.#settle();
+  }
+
+  #apply(node: TreeNode, certificate: QuorumCert | undefined): void {
+    const block = node.block;
+    const stateHashBefore = this.#state.hash();
+    const responses: Uint8Array[] = [];
+    for (const cmd of block.commands) {
+      const { response, fresh } = this.#state.execute(cmd);
+      responses.push(response);
+      this.#pending.delete(commandKey(cmd));
+      // A repeat or an outdated command changes nothing and is not its client's answer: its
+      // client was (or will be, on retry) answered from the table, at the position it executed.
+      if (!fresh) continue;
+      const reply: Reply = { client: cmd.client, timestamp: cmd.timestamp, position: block.height, view: block.view, response };
+      this.#lastReply.set(cmd.client, reply);
+      this.#out.reply(reply);
+    }
+    this.#out.applied({
+      kind: 'entry',
+      position: block.height,
+      view: block.view,
+      commands: block.commands,
+      responses,
+      stateHashBefore,
+      stateHash: this.#state.hash(),
+      timestamp: block.timestamp,
+      ...(certificate === undefined ? {} : { certificate }),
+    });
+    this.#committed = node;
+    if (block.height % this.#options.snapshotInterval === 0) {
+      this.#snapshot = { block, state: this.#state.snapshot() };
+      this.#out.persist(DURABLE.snapshot, this.#snapshot);
+      this.#tree.reroot(node);
+    }
+  }
+
+  /** Drops the pending requests the committed state has executed (or superseded). */
+  #settle(): void {
+    for (const [key, cmd] of this.#pending) if (this.#state.executed(cmd)) this.#pending.delete(key);
+  }
+}
+
+function committedRecord(node: TreeNode, certificate: QuorumCert | undefined): CommittedRecord {
+  return certificate === undefined ? { height: node.block.height, hash: node.hash } : { height: node.block.height, hash: node.hash, certificate };
+}
