@@ -4,164 +4,10 @@
  */
 import test from 'ava';
 import { SchemaError } from '../schema/errors.js';
-import { command, consensusConfig, decode, encode, hex, KvStateMachine, kvPayload, ConsensusError, type Applied, type Command, type NodeId, type ReadState, type Ready, type Signed } from '../protocols/consensus/index.js';
-import { RaftCore, raft, raftMessageSchema, type RaftEntry, type RaftMessage, type RaftOptions } from '../protocols/raft/index.js';
-
-interface Envelope {
-  readonly from: NodeId;
-  readonly to: NodeId;
-  readonly body: RaftMessage;
-}
-
-type CoreFactory = (options: ConstructorParameters<typeof RaftCore>[0], raftOptions: RaftOptions) => RaftCore;
-
-/**
- * n cores, a FIFO of messages in flight, durable maps that persist ops are written to (through
- * msgpack, as a real store would), and per-node records of timers, applied steps, reads and replies.
- */
-class Harness {
-  readonly cores: RaftCore[];
-  readonly durable: Map<string, unknown>[];
-  readonly inflight: Envelope[] = [];
-  readonly timers: Set<string>[];
-  readonly applied: Applied[][];
-  readonly reads: ReadState[][];
-  readonly readies: Ready<RaftMessage>[][];
-  /** Nodes whose messages, in and out, are dropped. */
-  readonly cut = new Set<NodeId>();
-  readonly #options: (id: NodeId) => RaftOptions;
-  readonly #create: CoreFactory;
-  #now = 0;
-
-  constructor(n: number, options: RaftOptions | ((id: NodeId) => RaftOptions) = {}, create: CoreFactory = (o, r) => new RaftCore(o, r), durable?: Map<string, unknown>[]) {
-    this.#options = typeof options === 'function' ? options : () => options;
-    this.#create = create;
-    this.durable = durable ?? Array.from({ length: n }, () => new Map());
-    this.timers = Array.from({ length: n }, () => new Set());
-    this.applied = Array.from({ length: n }, () => []);
-    this.reads = Array.from({ length: n }, () => []);
-    this.readies = Array.from({ length: n }, () => []);
-    this.cores = Array.from({ length: n }, (_, id) => this.#boot(id));
-  }
-
-  #boot(id: NodeId): RaftCore {
-    const core = this.#create(
-      { config: consensusConfig({ nodeId: id, n: this.durable.length, algorithm: 'raft' }), stateMachine: new KvStateMachine(), durable: new Map(this.durable[id]) },
-      this.#options(id),
-    );
-    this.#collect(id, core);
-    return core;
-  }
-
-  /** Replaces node `id` with a fresh core built from its durable records (a crash and restart). */
-  restart(id: NodeId): RaftCore {
-    this.inflight.splice(0, this.inflight.length, ...this.inflight.filter((m) => m.to !== id && m.from !== id));
-    this.timers[id]!.clear();
-    this.applied[id] = [];
-    const core = this.#boot(id);
-    this.cores[id] = core;
-    return core;
-  }
-
-  #collect(id: NodeId, core: RaftCore): Ready<RaftMessage> {
-    const ready = core.ready();
-    this.readies[id]!.push(ready);
-    const durable = this.durable[id]!;
-    for (const op of ready.persist) {
-      if (op.value === undefined) durable.delete(op.key);
-      else durable.set(op.key, decode(encode(op.value)));
-    }
-    for (const out of ready.messages) {
-      for (const to of out.to) if (!this.cut.has(id) && !this.cut.has(to)) this.inflight.push({ from: id, to, body: out.body });
-    }
-    for (const op of ready.timers) {
-      if (op.kind === 'set') this.timers[id]!.add(op.timer);
-      else this.timers[id]!.delete(op.timer);
-    }
-    this.applied[id]!.push(...ready.applied);
-    this.reads[id]!.push(...ready.reads);
-    return ready;
-  }
-
-  /** Steps node `id` with `input` and returns what it asked for. */
-  step(id: NodeId, input: Parameters<RaftCore['step']>[0]): Ready<RaftMessage> {
-    this.#now += 1;
-    this.cores[id]!.step(input, this.#now);
-    return this.#collect(id, this.cores[id]!);
-  }
-
-  /** Takes the outputs of a direct call on node `id` (a read, a membership change). */
-  flush(id: NodeId): Ready<RaftMessage> {
-    return this.#collect(id, this.cores[id]!);
-  }
-
-  /** Fires a timer on node `id`. */
-  fire(id: NodeId, timer: 'election' | 'heartbeat'): Ready<RaftMessage> {
-    return this.step(id, { kind: 'timeout', timer });
-  }
-
-  /** Delivers one message from outside the FIFO. */
-  send(from: NodeId, to: NodeId, body: RaftMessage): Ready<RaftMessage> {
-    const signed: Signed<RaftMessage> = { from, body, signature: new Uint8Array(0) };
-    return this.step(to, { kind: 'message', message: signed });
-  }
-
-  /** Delivers the first in-flight message that matches `match`. */
-  deliverOne(match: (m: Envelope) => boolean = () => true): Envelope | undefined {
-    const at = this.inflight.findIndex(match);
-    if (at < 0) return undefined;
-    const [m] = this.inflight.splice(at, 1) as [Envelope];
-    if (!this.cut.has(m.to)) this.send(m.from, m.to, m.body);
-    return m;
-  }
-
-  /** Delivers messages (and those they cause) until none is in flight; returns how many. */
-  deliverAll(match: (m: Envelope) => boolean = () => true): Envelope[] {
-    const delivered: Envelope[] = [];
-    for (let m = this.deliverOne(match); m !== undefined; m = this.deliverOne(match)) {
-      delivered.push(m);
-      if (delivered.length > 100_000) throw new Error('message storm');
-    }
-    return delivered;
-  }
-
-  /** Submits a client command to every node. */
-  request(cmd: Command): void {
-    for (let id = 0; id < this.cores.length; id++) this.step(id, { kind: 'request', command: cmd });
-  }
-
-  /** Elects `id`: its election timer fires and every message is delivered. */
-  elect(id: NodeId): void {
-    this.fire(id, 'election');
-    this.deliverAll();
-  }
-
-  /** The leader, if exactly one node claims to be. */
-  leader(): NodeId | undefined {
-    const leaders = this.cores.map((c, id) => (c.status().role === 'leader' ? id : -1)).filter((id) => id >= 0);
-    return leaders.length === 1 ? leaders[0] : undefined;
-  }
-}
-
-let nextTimestamp = 0;
-function put(key: string, value = `v-${key}`): Command {
-  return command('client', ++nextTimestamp, kvPayload({ type: 'put', key, value }));
-}
-
-/** Durable records holding `term`, an optional vote, and a log whose entries have `terms`. */
-function durableWith(term: number, terms: readonly number[], vote?: NodeId): Map<string, unknown> {
-  const durable = new Map<string, unknown>([['raft/term', term]]);
-  if (vote !== undefined) durable.set('raft/vote', { term, node: vote });
-  terms.forEach((entryTerm, i) => {
-    const entry: RaftEntry = { type: 'command', term: entryTerm, timestamp: i, command: command(`c${entryTerm}`, i + 1, kvPayload({ type: 'put', key: `k${i}`, value: `t${entryTerm}` })) };
-    durable.set(`raft/log/${i + 1}`, entry);
-  });
-  return durable;
-}
-
-function repliesOf(ready: Ready<RaftMessage>, type: RaftMessage['type']): RaftMessage[] {
-  return ready.messages.filter((m) => m.body.type === type).map((m) => m.body);
-}
+import { consensusConfig, hex, KvStateMachine, ConsensusError, type NodeId } from '../protocols/consensus/index.js';
+import { RaftCore, raft, raftMessageSchema, type RaftEntry, type RaftMessage } from '../protocols/raft/index.js';
+import { Progress } from '../protocols/raft/progress.js';
+import { CountingRaft, durableWith, Harness, put, sent, type CoreFactory } from './helpers/raft.js';
 
 test('a three-server cluster elects one leader, replicates and applies a command everywhere', (t) => {
   const h = new Harness(3);
@@ -174,23 +20,26 @@ test('a three-server cluster elects one leader, replicates and applies a command
   h.fire(0, 'heartbeat');
   h.deliverAll();
   for (const core of h.cores) t.is(core.status().commitIndex, 2, 'the no-op and the command are applied');
-  const replies = h.readies.flat().flatMap((r) => r.replies);
-  t.true(replies.length >= 1);
+  t.deepEqual(
+    h.replies.map((replies) => replies.map((r) => ({ client: r.client, position: r.position, view: r.view }))),
+    [0, 1, 2].map(() => [{ client: 'client', position: 2, view: 1 }]),
+    'each server answers the command once, when it executes it',
+  );
 });
 
 test('election restriction: a candidate with a stale log gets no vote (§5.4.1)', (t) => {
   const h = new Harness(3, {}, undefined, [durableWith(2, [1, 2, 2]), durableWith(2, [1, 2]), durableWith(2, [1, 1, 1, 1])]);
   const shorter = h.send(1, 0, { type: 'request-vote', term: 3, lastLogIndex: 2, lastLogTerm: 2 });
-  t.deepEqual(repliesOf(shorter, 'request-vote-reply'), [{ type: 'request-vote-reply', term: 3, granted: false }], 'same last term, shorter log');
+  t.deepEqual(sent(shorter, 'request-vote-reply'), [{ type: 'request-vote-reply', term: 3, granted: false }], 'same last term, shorter log');
   const olderTerm = h.send(2, 0, { type: 'request-vote', term: 3, lastLogIndex: 4, lastLogTerm: 1 });
-  t.deepEqual(repliesOf(olderTerm, 'request-vote-reply'), [{ type: 'request-vote-reply', term: 3, granted: false }], 'longer log, older last term');
+  t.deepEqual(sent(olderTerm, 'request-vote-reply'), [{ type: 'request-vote-reply', term: 3, granted: false }], 'longer log, older last term');
   t.is(h.cores[0]!.votedFor, null);
   t.false(h.durable[0]!.has('raft/vote'));
   const upToDate = h.send(2, 0, { type: 'request-vote', term: 3, lastLogIndex: 3, lastLogTerm: 2 });
-  t.deepEqual(repliesOf(upToDate, 'request-vote-reply'), [{ type: 'request-vote-reply', term: 3, granted: true }]);
+  t.deepEqual(sent(upToDate, 'request-vote-reply'), [{ type: 'request-vote-reply', term: 3, granted: true }]);
   t.is(h.cores[0]!.votedFor, 2);
   const twice = h.send(1, 0, { type: 'request-vote', term: 3, lastLogIndex: 9, lastLogTerm: 3 });
-  t.deepEqual(repliesOf(twice, 'request-vote-reply'), [{ type: 'request-vote-reply', term: 3, granted: false }], 'one vote per term');
+  t.deepEqual(sent(twice, 'request-vote-reply'), [{ type: 'request-vote-reply', term: 3, granted: false }], 'one vote per term');
 });
 
 test('pre-vote: a partitioned server rejoining does not bump the term or disrupt the leader (thesis §9.6)', (t) => {
@@ -209,14 +58,14 @@ test('pre-vote: a partitioned server rejoining does not bump the term or disrupt
   h.deliverAll();
   h.cut.delete(2);
   const rejoin = h.fire(2, 'election');
-  t.is(repliesOf(rejoin, 'pre-vote').length, 1);
+  t.is(sent(rejoin, 'pre-vote').length, 1);
   h.deliverOne((m) => m.body.type === 'pre-vote');
   h.deliverOne((m) => m.body.type === 'pre-vote');
   t.deepEqual(
     h.inflight.filter((m) => m.body.type === 'pre-vote-reply').map((m) => m.body),
     [
-      { type: 'pre-vote-reply', term, granted: false },
-      { type: 'pre-vote-reply', term, granted: false },
+      { type: 'pre-vote-reply', term, granted: false, attempt: 6 },
+      { type: 'pre-vote-reply', term, granted: false, attempt: 6 },
     ],
     'servers that hear from the leader refuse',
   );
@@ -255,21 +104,14 @@ test('fast back-off: the leader finds the conflict point in fewer round trips th
   t.is(h.cores[1]!.lastLogIndex, 42);
   for (let i = 2; i <= 41; i++) t.is(h.cores[1]!.logTerm(i), 3);
   t.is(h.cores[1]!.logTerm(42), 4);
-  t.is(h.cores[0]!.commitIndex, 42);
+  t.is(h.cores[0]!.knownCommitIndex, 42);
 });
 
 test('a follower whose log is too short is told where its log ends', (t) => {
   const h = new Harness(3, {}, undefined, [durableWith(1, [1, 1, 1]), durableWith(1, [1]), durableWith(1, [1])]);
   const ready = h.send(0, 1, { type: 'append-entries', term: 1, prevLogIndex: 3, prevLogTerm: 1, entries: [], leaderCommit: 0, round: 0 });
-  t.like(repliesOf(ready, 'append-entries-reply')[0], { success: false, conflictTerm: 0, conflictIndex: 2 });
+  t.like(sent(ready, 'append-entries-reply')[0], { success: false, conflictTerm: 0, conflictIndex: 2 });
 });
-
-/** A leader that commits entries of earlier terms by counting replicas: the Figure 8 bug. */
-class CountingRaft extends RaftCore {
-  protected override mayCommit(): boolean {
-    return true;
-  }
-}
 
 test('§5.4.2: an entry of an earlier term is not committed by counting replicas, only with one of the current term', (t) => {
   for (const [name, create, commitsEarly] of [
@@ -286,9 +128,9 @@ test('§5.4.2: an entry of an earlier term is not committed by counting replicas
     h.cut.add(2);
     while (h.cores[1]!.lastLogIndex < 2) h.deliverOne();
     h.deliverOne((m) => m.body.type === 'append-entries-reply');
-    t.is(h.cores[0]!.commitIndex, commitsEarly ? 2 : 0, `${name}: index 2 is on a majority`);
+    t.is(h.cores[0]!.knownCommitIndex, commitsEarly ? 2 : 0, `${name}: index 2 is on a majority`);
     h.deliverAll();
-    t.is(h.cores[0]!.commitIndex, 3, `${name}: the no-op of term 4 commits, and index 2 with it`);
+    t.is(h.cores[0]!.knownCommitIndex, 3, `${name}: the no-op of term 4 commits, and index 2 with it`);
   }
 });
 
@@ -296,29 +138,29 @@ test('persistence before reply: a vote or an acknowledgement leaves in the step 
   const h = new Harness(3);
   const campaign = h.fire(0, 'election');
   t.deepEqual(campaign.persist, [], 'a pre-vote changes nothing durable');
-  const preVote = h.send(1, 0, { type: 'pre-vote-reply', term: 1, granted: true });
+  const preVote = h.send(1, 0, { type: 'pre-vote-reply', term: 1, granted: true, attempt: 1 });
   t.deepEqual(preVote.persist, [
     { key: 'raft/term', value: 1 },
     { key: 'raft/vote', value: { term: 1, node: 0 } },
   ]);
-  t.is(repliesOf(preVote, 'request-vote').length, 1, 'RequestVote leaves with the persisted term and self-vote');
+  t.is(sent(preVote, 'request-vote').length, 1, 'RequestVote leaves with the persisted term and self-vote');
 
   const vote = h.send(0, 1, { type: 'request-vote', term: 1, lastLogIndex: 0, lastLogTerm: 0 });
   t.deepEqual(vote.persist, [
     { key: 'raft/term', value: 1 },
     { key: 'raft/vote', value: { term: 1, node: 0 } },
   ]);
-  t.deepEqual(repliesOf(vote, 'request-vote-reply'), [{ type: 'request-vote-reply', term: 1, granted: true }]);
+  t.deepEqual(sent(vote, 'request-vote-reply'), [{ type: 'request-vote-reply', term: 1, granted: true }]);
 
   const entry: RaftEntry = { type: 'noop', term: 1, timestamp: 5 };
   const append = h.send(0, 1, { type: 'append-entries', term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [entry], leaderCommit: 0, round: 0 });
   t.deepEqual(append.persist, [{ key: 'raft/log/1', value: entry }]);
-  t.like(repliesOf(append, 'append-entries-reply')[0], { success: true, matchIndex: 1 });
+  t.like(sent(append, 'append-entries-reply')[0], { success: true, matchIndex: 1 });
 
   const overwrite: RaftEntry = { type: 'noop', term: 2, timestamp: 6 };
   const conflict = h.send(2, 1, { type: 'append-entries', term: 2, prevLogIndex: 0, prevLogTerm: 0, entries: [overwrite], leaderCommit: 0, round: 0 });
   t.deepEqual(conflict.persist, [{ key: 'raft/term', value: 2 }, { key: 'raft/log/1' }, { key: 'raft/log/1', value: overwrite }], 'term, truncation and the new entry');
-  t.like(repliesOf(conflict, 'append-entries-reply')[0], { term: 2, success: true, matchIndex: 1 });
+  t.like(sent(conflict, 'append-entries-reply')[0], { term: 2, success: true, matchIndex: 1 });
 });
 
 test('restart from the durable map keeps term, vote and log, and replays the committed prefix', (t) => {
@@ -387,7 +229,7 @@ test('ReadIndex: a read is released only after the leader commits in its term an
   h.deliverAll((m) => m.body.type !== 'append-entries-reply');
   t.deepEqual(h.reads[0], [], 'the no-op of the term is not committed yet');
   h.deliverOne((m) => m.body.type === 'append-entries-reply');
-  t.is(h.cores[0]!.commitIndex, 1);
+  t.is(h.cores[0]!.knownCommitIndex, 1);
   t.deepEqual(h.reads[0], [], 'a heartbeat round must confirm leadership first');
   h.deliverAll();
   t.deepEqual(h.reads[0], [{ id: 'early', index: 1 }]);
@@ -463,13 +305,13 @@ test('a server removed by a configuration that is not yet committed still campai
   t.deepEqual(h.cores[1]!.members, [0]);
   t.true(h.timers[1]!.has('election'), 'it may be needed: the removal is not committed');
   h.elect(1);
-  t.is(h.cores[0]!.commitIndex, 3, 'it won with node 0 alone (its own vote does not count) and committed the removal');
+  t.is(h.cores[0]!.knownCommitIndex, 3, 'it won with node 0 alone (its own vote does not count) and committed the removal');
   t.deepEqual(h.cores[0]!.members, [0]);
   t.is(h.cores[1]!.status().role, 'learner', 'then stepped down');
   t.false(h.timers[1]!.has('election'));
   h.elect(0);
   t.is(h.leader(), 0);
-  t.is(h.cores[0]!.commitIndex, 4);
+  t.is(h.cores[0]!.knownCommitIndex, 4);
 });
 
 test('a configuration entry that is truncated away gives way to the previous configuration', (t) => {
@@ -550,4 +392,326 @@ test('a retried command is appended once and a retry of an executed one is answe
   const retry = h.step(1, { kind: 'request', command: cmd });
   t.is(retry.replies.length, 1);
   t.like(retry.replies[0], { client: cmd.client, timestamp: cmd.timestamp, position: 2, view: 1 });
+});
+
+test('ReadIndex: a reply to a request of an earlier term confirms no read of a later one, though rounds restart with each leadership', (t) => {
+  const h = new Harness(3);
+  h.elect(0);
+  h.beat(0);
+  t.true(h.cores[0]!.readIndex('term-1'));
+  h.flush(0);
+  h.deliverAll();
+  // Node 0's heartbeat of term 1, round 1, to node 2 is held up in the network.
+  h.fire(0, 'heartbeat');
+  const stale = h.take((m) => m.to === 2 && m.body.type === 'append-entries');
+  t.like(stale?.body, { term: 1, round: 1 });
+  h.deliverAll();
+  // Node 1 leads term 2 while node 0 is cut off (node 2's timer fires first, so it grants pre-votes).
+  h.cut.add(0);
+  h.fire(2, 'election');
+  h.deliverAll();
+  h.elect(1);
+  h.beat(1);
+  // Node 0 rejoins and follows node 1; then node 1 is cut off and node 0 leads term 3.
+  h.cut.delete(0);
+  h.beat(1);
+  h.cut.add(1);
+  h.fire(2, 'election');
+  h.deliverAll();
+  h.elect(0);
+  h.beat(0);
+  t.is(h.cores[0]!.term, 3);
+  t.is(h.leader(), undefined, 'node 1 still believes it leads term 2');
+  // The term-1 heartbeat reaches node 2 at last; node 2 (term 3) rejects it, and that reply is held up too.
+  h.send(0, 2, stale!.body);
+  const reply = h.take((m) => m.from === 2 && m.to === 0);
+  t.like(reply?.body, { type: 'append-entries-reply', term: 3, requestTerm: 1, round: 1, success: false });
+  // Nodes 1 and 2 move on to term 4 without node 0 and commit W.
+  h.cut.delete(1);
+  h.cut.add(0);
+  h.beat(1);
+  h.elect(2);
+  h.request(put('W', 'new'), [2]);
+  h.deliverAll();
+  h.beat(2);
+  t.is(h.cores[2]!.term, 4);
+  const committedW = h.cores[2]!.knownCommitIndex;
+  // Node 0 still leads term 3 in its own eyes; a read there must not be confirmed by the old reply.
+  t.true(h.cores[0]!.readIndex('after-W'));
+  h.flush(0);
+  h.send(2, 0, reply!.body);
+  t.deepEqual(
+    h.reads[0]!.filter((r) => r.id === 'after-W'),
+    [],
+    `a read released at ${h.cores[0]!.knownCommitIndex} would miss W, committed at ${committedW} in term 4`,
+  );
+});
+
+test('ReadIndex: reads pending when the leader steps down are dropped, and a deposed leader accepts none', (t) => {
+  const h = new Harness(3);
+  h.elect(0);
+  h.beat(0);
+  t.true(h.cores[0]!.readIndex('pending'));
+  h.flush(0);
+  const round = h.inflight.splice(0);
+  // A reply from a later term deposes the leader before any acknowledgement of the read's round.
+  h.send(1, 0, { type: 'append-entries-reply', term: 5, requestTerm: 1, prevLogIndex: 1, round: 1, success: false, matchIndex: 0, conflictTerm: 0, conflictIndex: 0, commitIndex: 1 });
+  t.is(h.cores[0]!.status().role, 'follower');
+  t.is(h.cores[0]!.term, 5);
+  for (const m of round) h.send(m.from, m.to, m.body);
+  h.deliverAll();
+  t.deepEqual(h.reads[0], [], 'the read is never released: the host must fail it when the term or role changes');
+  t.false(h.cores[0]!.readIndex('after'), 'a follower refuses reads');
+});
+
+test('pre-vote: a stale log is refused, an up-to-date one granted, and neither changes anything durable (§5.4.1, thesis §9.6)', (t) => {
+  const h = new Harness(3, {}, undefined, [durableWith(2, [1, 2]), durableWith(2, [1, 2, 2]), durableWith(2, [1])]);
+  const shorter = h.send(0, 1, { type: 'pre-vote', term: 3, lastLogIndex: 2, lastLogTerm: 2, attempt: 1 });
+  t.deepEqual(sent(shorter, 'pre-vote-reply'), [{ type: 'pre-vote-reply', term: 2, granted: false, attempt: 1 }], 'same last term, shorter log');
+  const older = h.send(2, 1, { type: 'pre-vote', term: 3, lastLogIndex: 9, lastLogTerm: 1, attempt: 4 });
+  t.deepEqual(sent(older, 'pre-vote-reply'), [{ type: 'pre-vote-reply', term: 2, granted: false, attempt: 4 }], 'longer log, older last term');
+  const upToDate = h.send(0, 1, { type: 'pre-vote', term: 3, lastLogIndex: 3, lastLogTerm: 2, attempt: 2 });
+  t.deepEqual(sent(upToDate, 'pre-vote-reply'), [{ type: 'pre-vote-reply', term: 3, granted: true, attempt: 2 }]);
+  t.deepEqual([...shorter.persist, ...older.persist, ...upToDate.persist], []);
+  t.is(h.cores[1]!.term, 2);
+  t.is(h.cores[1]!.votedFor, null);
+});
+
+test('pre-vote: a grant answering an earlier pre-vote of the same term is not counted', (t) => {
+  const h = new Harness(3);
+  h.fire(0, 'election');
+  h.deliverOne((m) => m.to === 1 && m.body.type === 'pre-vote');
+  const late = h.take((m) => m.body.type === 'pre-vote-reply');
+  t.like(late?.body, { granted: true, attempt: 1 });
+  h.inflight.length = 0;
+  h.fire(0, 'election');
+  t.is(h.cores[0]!.status().role, 'pre-candidate');
+  h.send(late!.from, 0, late!.body);
+  t.is(h.cores[0]!.status().role, 'pre-candidate', 'a majority with the late grant, but it answered attempt 1 and this is attempt 2');
+  t.is(h.cores[0]!.term, 0);
+  h.deliverOne((m) => m.to === 1 && m.body.type === 'pre-vote');
+  h.deliverOne((m) => m.body.type === 'pre-vote-reply');
+  t.is(h.cores[0]!.status().role, 'candidate', 'a grant of this attempt counts');
+  t.is(h.cores[0]!.term, 1);
+});
+
+test('pre-vote: a pre-candidate refused by a server of a later term adopts that term (etcd behaviour)', (t) => {
+  const h = new Harness(3);
+  h.fire(0, 'election');
+  const refusal = h.send(1, 0, { type: 'pre-vote-reply', term: 5, granted: false, attempt: 1 });
+  t.deepEqual(refusal.persist, [{ key: 'raft/term', value: 5 }]);
+  t.is(h.cores[0]!.status().role, 'follower');
+  t.is(h.cores[0]!.status().leader, null);
+  t.is(h.cores[0]!.votedFor, null);
+});
+
+test('check-quorum: a leader that hears from no majority for an election timeout steps down; one that hears from a majority stays (thesis §6.2)', (t) => {
+  const h = new Harness(3);
+  h.elect(0);
+  h.beat(0);
+  h.cut.add(2);
+  for (let i = 0; i < 24; i++) h.beat(0);
+  t.is(h.cores[0]!.status().role, 'leader', 'one follower and itself are a majority of three');
+  h.cut.add(1);
+  const roles: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    h.beat(0);
+    roles.push(h.cores[0]!.status().role);
+  }
+  // An election timeout is 6 heartbeats; the period running when node 1 was cut had heard from it.
+  const steppedDownAt = roles.indexOf('follower') + 1;
+  t.true(steppedDownAt > 6 && steppedDownAt <= 12, `stepped down after ${steppedDownAt} heartbeats without a majority`);
+  t.is(h.cores[0]!.status().leader, null);
+  t.is(h.cores[0]!.term, 1, 'stepping down changes no term');
+  t.true(h.timers[0]!.has('election'));
+  t.false(h.timers[0]!.has('heartbeat'));
+});
+
+test('AppendEntries receiver rule 5: a follower commits up to min(leaderCommit, its last new entry), not past what the request vouches for (Figure 2)', (t) => {
+  const h = new Harness(3, {}, undefined, [durableWith(2, [1]), durableWith(2, [1, 1, 1, 1]), durableWith(2, [1])]);
+  const heartbeat = h.send(0, 1, { type: 'append-entries', term: 2, prevLogIndex: 1, prevLogTerm: 1, entries: [], leaderCommit: 3, round: 0 });
+  t.like(sent(heartbeat, 'append-entries-reply')[0], { success: true, matchIndex: 1, commitIndex: 1 });
+  t.is(h.cores[1]!.knownCommitIndex, 1, 'entries 2–4 of term 1 may differ from the leader’s entries 2–3');
+  const entry: RaftEntry = { type: 'noop', term: 2, timestamp: 9 };
+  h.send(0, 1, { type: 'append-entries', term: 2, prevLogIndex: 1, prevLogTerm: 1, entries: [entry], leaderCommit: 3, round: 0 });
+  t.is(h.cores[1]!.lastLogIndex, 2, 'the conflicting entries were truncated');
+  t.is(h.cores[1]!.knownCommitIndex, 2);
+});
+
+test('a lost AppendEntries under pipelining costs one resend, not one per request that followed it', (t) => {
+  const h = new Harness(3);
+  h.elect(0);
+  h.beat(0);
+  for (let i = 0; i < 20; i++) h.request(put(`p${i}`), [0]);
+  t.truthy(h.take((m) => m.to === 2 && m.body.type === 'append-entries'), 'the first pipelined request to node 2 is lost');
+  const delivered = h.deliverAll();
+  const toNode2 = delivered.filter((m) => m.to === 2 && m.body.type === 'append-entries');
+  const carried = toNode2.reduce((sum, m) => sum + (m.body.type === 'append-entries' ? m.body.entries.length : 0), 0);
+  t.is(h.cores[2]!.lastLogIndex, 21);
+  t.true(carried <= 19 + 20, `${carried} entries sent to carry 20 (19 delivered, then one resend)`);
+  const rejections = delivered.filter((m) => m.from === 2 && m.body.type === 'append-entries-reply' && !m.body.success);
+  t.is(rejections.length, 19, 'every request after the lost one is rejected…');
+  t.is(toNode2.length, 20, '…but only the first rejection rewinds and resends; the others are older than that rewind');
+});
+
+test('a snapshot in flight is not re-sent on heartbeats or proposals, only after the snapshot timeout', (t) => {
+  const h = new Harness(3, { snapshotInterval: 5 });
+  h.elect(0);
+  h.cut.add(2);
+  for (let i = 0; i < 12; i++) {
+    h.request(put(`s${i}`), [0]);
+    h.deliverAll();
+  }
+  h.beat(0);
+  h.cut.delete(2);
+  const inFlight = (): number => h.inflight.filter((m) => m.body.type === 'install-snapshot').length;
+  const heartbeatsUntilResent = (): number => {
+    for (let k = 1; k <= 100; k++) {
+      h.fire(0, 'heartbeat');
+      h.deliverAll((m) => m.body.type !== 'install-snapshot');
+      if (inFlight() > 1) return k;
+    }
+    return Infinity;
+  };
+  h.fire(0, 'heartbeat');
+  h.deliverAll((m) => m.body.type !== 'install-snapshot');
+  t.is(inFlight(), 1);
+  for (let i = 0; i < 5; i++) {
+    h.request(put(`more${i}`), [0]);
+    h.deliverAll((m) => m.body.type !== 'install-snapshot');
+  }
+  t.is(inFlight(), 1, 'proposals send node 2 nothing while its snapshot is pending');
+  t.is(h.cores[2]!.status().leader, 0, 'heartbeats still reach it, so it does not campaign');
+  // The snapshot timeout defaults to the election timeout: 6 heartbeats.
+  t.is(heartbeatsUntilResent(), 6);
+  h.take((m) => m.body.type === 'install-snapshot');
+  t.is(heartbeatsUntilResent(), 6);
+  h.deliverAll();
+  h.beat(0);
+  t.is(h.cores[2]!.status().commitIndex, h.cores[0]!.status().commitIndex, 'once acknowledged, entries follow');
+  h.request(put('last'), [0]);
+  t.is(h.deliverAll().filter((m) => m.body.type === 'install-snapshot').length, 0);
+});
+
+test('a new leader keeps an earlier leader’s command appended once when a client retries it across the change', (t) => {
+  const h = new Harness(3);
+  h.elect(0);
+  h.beat(0);
+  const cmd = put('dup');
+  h.request(cmd, [0]);
+  h.deliverOne((m) => m.to === 1 && m.body.type === 'append-entries');
+  h.inflight.length = 0;
+  h.cut.add(0);
+  h.fire(2, 'election');
+  h.deliverAll();
+  h.elect(1);
+  t.is(h.cores[1]!.status().role, 'leader');
+  h.request(cmd, [1, 2]);
+  h.deliverAll();
+  h.beat(1);
+  const executions = h.applied[1]!.filter((a) => a.kind === 'entry' && a.commands.some((c) => c.timestamp === cmd.timestamp));
+  t.is(executions.length, 1);
+  t.is(h.cores[1]!.lastLogIndex, 3, 'no-op of term 1, the command, no-op of term 2');
+  const retry = h.step(2, { kind: 'request', command: cmd });
+  t.like(retry.replies, [{ client: cmd.client, timestamp: cmd.timestamp, position: 2, view: 1 }]);
+});
+
+test('incoming entries, configurations and snapshots that no correct leader sends are dropped unanswered and unstored', (t) => {
+  const h = new Harness(3);
+  const noop = (term: number): RaftEntry => ({ type: 'noop', term, timestamp: 0 });
+  const bad: [string, RaftMessage][] = [
+    ['a configuration with no members', { type: 'append-entries', term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [{ type: 'config', term: 1, timestamp: 0, members: [] }], leaderCommit: 0, round: 0 }],
+    ['a configuration naming a server outside [0, n)', { type: 'append-entries', term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [{ type: 'config', term: 1, timestamp: 0, members: [0, 7] }], leaderCommit: 0, round: 0 }],
+    ['an entry of term 0', { type: 'append-entries', term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [noop(0)], leaderCommit: 0, round: 0 }],
+    ['an entry from a term after the request’s', { type: 'append-entries', term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [noop(2)], leaderCommit: 0, round: 0 }],
+    ['entries whose terms decrease', { type: 'append-entries', term: 3, prevLogIndex: 0, prevLogTerm: 0, entries: [noop(2), noop(1)], leaderCommit: 0, round: 0 }],
+    ['a snapshot with no members', { type: 'install-snapshot', term: 1, lastIncludedIndex: 3, lastIncludedTerm: 1, members: [], timestamp: 0, data: new Uint8Array(), round: 0 }],
+    ['a snapshot of term 0', { type: 'install-snapshot', term: 1, lastIncludedIndex: 3, lastIncludedTerm: 0, members: [0, 1, 2], timestamp: 0, data: new Uint8Array(), round: 0 }],
+  ];
+  for (const [name, body] of bad) {
+    const ready = h.send(0, 1, body);
+    t.deepEqual([ready.persist, ready.messages], [[], []], name);
+  }
+  t.is(h.cores[1]!.term, 0);
+  t.is(h.cores[1]!.lastLogIndex, 0);
+});
+
+test('budgets: a full uncommitted log drops proposals, pending reads are capped, AppendEntries respects its byte budget', (t) => {
+  const h = new Harness(3, { maxUncommittedBytes: 1000, maxPendingReads: 2, maxBytesPerMessage: 500 });
+  h.elect(0);
+  h.beat(0);
+  h.cut.add(1);
+  h.cut.add(2);
+  const big = (k: string): ReturnType<typeof put> => put(k, 'x'.repeat(200));
+  for (let i = 0; i < 10; i++) h.request(big(`u${i}`), [0]);
+  // Each command is charged about 290 bytes: its ~220-byte payload, its client id and 64 of framing.
+  const appended = h.cores[0]!.lastLogIndex - 1;
+  t.is(appended, 3, 'three commands fit 1000 uncommitted bytes, a fourth would not');
+  t.true(h.cores[0]!.readIndex('r1'));
+  t.true(h.cores[0]!.readIndex('r2'));
+  t.false(h.cores[0]!.readIndex('r3'), 'a third pending read is refused');
+  h.flush(0);
+  h.inflight.length = 0;
+  h.cut.clear();
+  h.fire(0, 'heartbeat');
+  // The followers reject a heartbeat past their logs' ends, and the leader resends from there.
+  const batches = h.deliverAll().flatMap((m) => (m.body.type === 'append-entries' && m.body.entries.length > 0 ? [m.body.entries.length] : []));
+  t.deepEqual(batches, [1, 1, 1, 1, 1, 1], 'one command per message for each follower: two would exceed 500 bytes');
+  h.beat(0);
+  t.is(h.cores[0]!.knownCommitIndex, h.cores[0]!.lastLogIndex);
+  h.request(big('after'), [0]);
+  t.is(h.cores[0]!.lastLogIndex, appended + 2, 'once committed, the budget takes proposals again');
+  t.deepEqual(h.reads[0]!.map((r) => r.id), ['r1', 'r2']);
+});
+
+test('a restart answers no client for the entries it replays, only for entries new to this incarnation', (t) => {
+  const h = new Harness(3);
+  h.elect(0);
+  for (const key of ['a', 'b', 'c']) h.request(put(key), [0]);
+  h.deliverAll();
+  h.beat(0);
+  t.is(h.replies[1]!.length, 3);
+  h.restart(1);
+  h.beat(0);
+  t.is(h.cores[1]!.status().commitIndex, 4, 'the log is executed again…');
+  t.deepEqual(h.replies[1], [], '…but its commands were answered by the previous incarnation');
+  const fresh = put('d');
+  h.request(fresh, [0]);
+  h.deliverAll();
+  h.beat(0);
+  t.like(h.replies[1], [{ timestamp: fresh.timestamp, position: 5 }]);
+});
+
+test('Progress (etcd flow control): a probe at a time, pipelining once matched, stale rejections ignored, snapshots paused', (t) => {
+  const p = new Progress(11);
+  t.is(p.state, 'probe');
+  p.sentEntries(12);
+  t.true(p.paused, 'one probe in flight');
+  t.false(p.rejected(15, 13), 'a rejection of another request than the probe changes nothing');
+  t.true(p.rejected(10, 8));
+  t.is(p.next, 8);
+  t.false(p.paused);
+  p.sentEntries(9);
+  p.acknowledged(9);
+  t.is(p.state, 'replicate');
+  t.is(p.next, 10);
+  p.sentEntries(12);
+  p.sentEntries(14);
+  t.false(p.paused, 'pipelined');
+  t.is(p.next, 15);
+  t.false(p.rejected(9, 5), 'a rejection at or below the match index is stale');
+  t.true(p.rejected(12, 10));
+  t.is(p.state, 'probe');
+  t.is(p.next, 10, 'never below match + 1');
+  p.sentSnapshot(30);
+  t.true(p.paused);
+  p.acknowledged(20);
+  t.is(p.state, 'snapshot', 'an acknowledgement short of the snapshot leaves it pending');
+  for (let i = 0; i < 3; i++) p.tick(3);
+  t.is(p.state, 'probe', 'given up after the timeout');
+  t.is(p.next, 21);
+  p.sentSnapshot(30);
+  p.acknowledged(30);
+  t.is(p.state, 'replicate');
+  t.is(p.next, 31);
 });

@@ -6,7 +6,7 @@
 import type { Digest } from '../consensus/codec.js';
 import type { Command } from '../consensus/command.js';
 import type { Outputs } from '../consensus/core.js';
-import { invariant } from '../consensus/errors.js';
+import { ConsensusError, invariant, type ConsensusErrorCode } from '../consensus/errors.js';
 import { ReplicatedState, type ConsensusState } from '../consensus/state-machine.js';
 import type { RaftEntry, RaftMessage, SnapshotRecord } from './messages.js';
 
@@ -26,12 +26,15 @@ export class Executor {
   #lastApplied = 0;
   #base = { position: 0, view: 0 };
 
-  /** Starts from the empty state, or from `snapshot` (reported as a jump to it). */
+  /**
+   * Starts from the empty state, or from the durable `snapshot` (reported as a jump to it).
+   * @throws {ConsensusError} `CORRUPT_STATE` when the state machine cannot restore `snapshot`.
+   */
   constructor(machine: ConsensusState, out: Outputs<RaftMessage>, snapshot?: SnapshotRecord) {
     this.#state = new ReplicatedState(machine);
     this.#out = out;
     this.#hash = this.#state.hash();
-    if (snapshot !== undefined) this.install(snapshot);
+    if (snapshot !== undefined) this.install(snapshot, 'CORRUPT_STATE');
   }
 
   /** The highest index executed. */
@@ -39,8 +42,12 @@ export class Executor {
     return this.#lastApplied;
   }
 
-  /** Executes `entry`, which must be the next index; a command's client gets its response. */
-  apply(index: number, entry: RaftEntry): void {
+  /**
+   * Executes `entry`, which must be the next index. A command's client gets its response when
+   * `answer` is set; the core leaves it unset for entries an earlier incarnation may already have
+   * answered.
+   */
+  apply(index: number, entry: RaftEntry, answer: boolean): void {
     invariant(index === this.#lastApplied + 1, `applying ${index} after ${this.#lastApplied}`);
     const before = this.#hash;
     const commands: Command[] = [];
@@ -52,15 +59,23 @@ export class Executor {
       if (execution.fresh) this.#answered.set(command.client, { timestamp: command.timestamp, position: index, view: entry.term });
       commands.push(command);
       responses.push(execution.response);
-      this.#out.reply({ client: command.client, timestamp: command.timestamp, position: index, view: entry.term, response: execution.response });
+      if (answer) this.#out.reply({ client: command.client, timestamp: command.timestamp, position: index, view: entry.term, response: execution.response });
     }
     this.#lastApplied = index;
     this.#out.applied({ kind: 'entry', position: index, view: entry.term, commands, responses, stateHashBefore: before, stateHash: this.#hash, timestamp: entry.timestamp });
   }
 
-  /** Replaces the state with `snapshot`'s (§7) and reports the jump. */
-  install(snapshot: SnapshotRecord): void {
-    this.#state.restore(snapshot.data);
+  /**
+   * Replaces the state with `snapshot`'s (§7) and reports the jump.
+   * @throws {ConsensusError} `code` when the state machine cannot restore the snapshot's bytes;
+   * the state machine may then be half restored, so the server must not go on.
+   */
+  install(snapshot: SnapshotRecord, code: ConsensusErrorCode): void {
+    try {
+      this.#state.restore(snapshot.data);
+    } catch (cause) {
+      throw new ConsensusError(code, `raft snapshot at ${snapshot.index} cannot be restored: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    }
     this.#hash = this.#state.hash();
     this.#lastApplied = snapshot.index;
     this.#answered.clear();

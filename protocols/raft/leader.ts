@@ -2,28 +2,28 @@
  * A leader's volatile state (Figure 2, "volatile state on leaders", reinitialized after each
  * election): each follower's replication progress, heartbeat rounds for ReadIndex (thesis §6.4),
  * contacts for stepping down without a majority (thesis §6.2), the commands it has appended and
- * not yet applied, and a server catching up before it is added.
+ * not yet applied with their bytes, a server catching up before it is added, and servers it
+ * removed that have yet to learn so.
  */
 import type { Command } from '../consensus/command.js';
 import type { NodeId } from '../consensus/config.js';
 import type { ReadState } from '../consensus/core.js';
 import { invariant } from '../consensus/errors.js';
 import { hasMajority, type CatchUp } from './membership.js';
-
-/** What a leader knows of one follower's log. */
-export interface Progress {
-  /** The next index to send (§5.3); advanced optimistically when entries are sent. */
-  next: number;
-  /** The highest index known to match the leader's log. */
-  match: number;
-  /** The latest heartbeat round the follower acknowledged. */
-  round: number;
-}
+import { Progress } from './progress.js';
 
 interface PendingRead {
   readonly id: string;
   readonly index: number;
   readonly round: number;
+}
+
+/** A server a configuration removed, told of it until it reports the removal committed. */
+interface Departure {
+  /** The index of the configuration entry that removed it. */
+  readonly index: number;
+  /** Heartbeat intervals left before the leader gives up on it. */
+  ticksLeft: number;
 }
 
 function commandKey(command: Command): string {
@@ -37,10 +37,13 @@ export class LeaderState {
   readonly #progress = new Map<NodeId, Progress>();
   readonly #contacted = new Set<NodeId>();
   readonly #proposed = new Set<string>();
+  readonly #departing = new Map<NodeId, Departure>();
   #round = 0;
   #ticks = 0;
   #reads: PendingRead[] = [];
   #awaiting: string[] = [];
+  /** Bytes (`entryBytes`) of the entries after the commit index, against `maxUncommittedBytes`. */
+  uncommittedBytes = 0;
   /** A server catching up before it is added, if any. */
   catchUp: CatchUp | undefined;
 
@@ -53,11 +56,11 @@ export class LeaderState {
     return this.#round;
   }
 
-  /** `id`'s progress, created with `next` when the leader had none (§5.3 initializes it to lastIndex + 1). */
-  progress(id: NodeId, next: number): Progress {
+  /** `id`'s progress, created probing from the term's start when the leader had none. */
+  progress(id: NodeId): Progress {
     let p = this.#progress.get(id);
     if (p === undefined) {
-      p = { next, match: 0, round: 0 };
+      p = new Progress(this.termStart);
       this.#progress.set(id, p);
     }
     return p;
@@ -68,7 +71,12 @@ export class LeaderState {
     return this.#progress.get(id);
   }
 
-  /** `id` answered in this term: it still follows this leader. */
+  /** Every tracked follower's progress. */
+  everyProgress(): IterableIterator<Progress> {
+    return this.#progress.values();
+  }
+
+  /** `id` answered a request of this term, in heartbeat round `round`: it still follows this leader. */
   heardFrom(id: NodeId, round: number): void {
     this.#contacted.add(id);
     const p = this.#progress.get(id);
@@ -108,6 +116,11 @@ export class LeaderState {
     this.#proposed.delete(commandKey(command));
   }
 
+  /** Reads registered or waiting, against the `maxPendingReads` cap. */
+  get pendingReads(): number {
+    return this.#reads.length + this.#awaiting.length;
+  }
+
   /** A read that must wait until the leader commits an entry of its term (thesis §6.4 step 1). */
   awaitCommit(id: string): void {
     this.#awaiting.push(id);
@@ -145,5 +158,31 @@ export class LeaderState {
     }
     this.#reads = kept;
     return released;
+  }
+
+  /** `id` was removed by the configuration at `index`; tell it for at most `ticks` heartbeat intervals. */
+  depart(id: NodeId, index: number, ticks: number): void {
+    this.#departing.set(id, { index, ticksLeft: ticks });
+  }
+
+  /** `id` is a member again (or never left). */
+  stay(id: NodeId): void {
+    this.#departing.delete(id);
+  }
+
+  /** The removed servers still to be told. */
+  departing(): IterableIterator<NodeId> {
+    return this.#departing.keys();
+  }
+
+  /** `id` reported commit index `commitIndex`; it stops being told once that covers its removal. */
+  departedUpTo(id: NodeId, commitIndex: number): void {
+    const departure = this.#departing.get(id);
+    if (departure !== undefined && commitIndex >= departure.index) this.#departing.delete(id);
+  }
+
+  /** One heartbeat interval passed: gives up on removed servers that never answered. */
+  tickDepartures(): void {
+    for (const [id, departure] of this.#departing) if (--departure.ticksLeft <= 0) this.#departing.delete(id);
   }
 }

@@ -51,11 +51,13 @@ export function withoutMember(members: readonly NodeId[], id: NodeId): NodeId[] 
 
 /**
  * The configuration in force after log index `upTo` and the one before it: the latest
- * configuration entries at or below `upTo`, falling back to `base` (the snapshot's or initial one).
+ * configuration entries in (`base.index`, `upTo`], falling back to `base` (the snapshot's or the
+ * initial one). Entries at or below `base.index` (a trailing window kept after a snapshot) are
+ * superseded by `base` and not read.
  */
 export function configurationsAt(log: RaftLog, base: Configuration, upTo: number = log.lastIndex): { current: Configuration; previous: Configuration | undefined } {
   let current: Configuration | undefined;
-  for (let i = upTo; i > log.snapshotIndex; i--) {
+  for (let i = upTo; i > base.index; i--) {
     const entry = log.entry(i);
     if (entry.type !== 'config') continue;
     if (current !== undefined) return { current, previous: { members: entry.members, index: i } };

@@ -7,6 +7,7 @@
 import { t, type Infer } from '../../schema/schema.js';
 import { commandSchema, type Command } from '../consensus/command.js';
 import type { NodeId } from '../consensus/config.js';
+import { isMemberList } from './membership.js';
 
 /** Most entries one AppendEntries may carry. */
 export const MAX_ENTRIES_PER_MESSAGE = 4096;
@@ -36,9 +37,13 @@ const index = t.uint();
 
 /** Schema of Raft's message bodies. */
 export const raftMessageSchema = t.variants({
-  /** Thesis §9.6: would you vote for me in `term` (my current term + 1)? Changes no one's term. */
-  'pre-vote': { term, lastLogIndex: index, lastLogTerm: term },
-  'pre-vote-reply': { term, granted: t.boolean() },
+  /**
+   * Thesis §9.6: would you vote for me in `term` (my current term + 1)? Changes no one's term.
+   * `attempt` numbers the sender's pre-votes within its term and is echoed in the reply, so a
+   * grant that arrives after its pre-vote was superseded is not counted.
+   */
+  'pre-vote': { term, lastLogIndex: index, lastLogTerm: term, attempt: t.uint() },
+  'pre-vote-reply': { term, granted: t.boolean(), attempt: t.uint() },
   /** §5.2. */
   'request-vote': { term, lastLogIndex: index, lastLogTerm: term },
   'request-vote-reply': { term, granted: t.boolean() },
@@ -56,11 +61,26 @@ export const raftMessageSchema = t.variants({
     round: t.uint(),
   },
   /**
-   * On success `matchIndex` is the last index known to match the leader's log. On failure
-   * `conflictTerm` (0 when the follower's log is too short) and `conflictIndex` let the leader
-   * skip a whole conflicting term per round trip (§5.3, last paragraphs).
+   * `term` is the replier's current term (Figure 2). `requestTerm`, `prevLogIndex` and `round`
+   * echo the request: a leader counts the reply only for the term it was sent in (heartbeat rounds
+   * restart with every leadership, so a round alone does not say which one), and ignores a
+   * rejection of a request older than its last rewind. On success `matchIndex` is the last index
+   * known to match the leader's log. On failure `conflictTerm` (0 when the follower's log is too
+   * short) and `conflictIndex` let the leader skip a whole conflicting term per round trip (§5.3,
+   * last paragraphs). `commitIndex` is the replier's, so a leader knows when a server it removed
+   * has learnt that the removal committed.
    */
-  'append-entries-reply': { term, success: t.boolean(), matchIndex: index, conflictTerm: term, conflictIndex: index, round: t.uint() },
+  'append-entries-reply': {
+    term,
+    requestTerm: term,
+    prevLogIndex: index,
+    round: t.uint(),
+    success: t.boolean(),
+    matchIndex: index,
+    conflictTerm: term,
+    conflictIndex: index,
+    commitIndex: index,
+  },
   /** §7, in one chunk: the state machine and configuration as of `lastIncludedIndex`. */
   'install-snapshot': {
     term,
@@ -71,7 +91,8 @@ export const raftMessageSchema = t.variants({
     data: t.bytes(),
     round: t.uint(),
   },
-  'install-snapshot-reply': { term, matchIndex: index, round: t.uint() },
+  /** `requestTerm` and `round` echo the request, as for AppendEntries. */
+  'install-snapshot-reply': { term, requestTerm: term, round: t.uint(), matchIndex: index },
 });
 
 /** A Raft message body. */
@@ -95,14 +116,35 @@ export function configEntry(term: number, timestamp: number, members: readonly N
   return { type: 'config', term, timestamp, members };
 }
 
-/** A PreVote or RequestVote request. */
-export function voteRequest(type: 'pre-vote' | 'request-vote', term: number, lastLogIndex: number, lastLogTerm: number): RaftMessage {
-  return { type, term, lastLogIndex, lastLogTerm };
+/** What an entry is charged beyond its command's bytes: roughly its framing, so empty commands are not free. */
+const ENTRY_OVERHEAD_BYTES = 64;
+
+/**
+ * Bytes an entry is charged in the leader's budgets (the uncommitted log, the size of one
+ * AppendEntries): its command's payload and client id, plus the framing allowance.
+ */
+export function entryBytes(entry: RaftEntry): number {
+  return ENTRY_OVERHEAD_BYTES + (entry.type === 'command' ? entry.command.payload.byteLength + entry.command.client.length : 0);
 }
 
-/** A PreVote or RequestVote reply. */
-export function voteReply(type: 'pre-vote-reply' | 'request-vote-reply', term: number, granted: boolean): RaftMessage {
-  return { type, term, granted };
+/** A PreVote request for `term`, this server's `attempt`-th pre-vote in its term. */
+export function preVoteRequest(term: number, lastLogIndex: number, lastLogTerm: number, attempt: number): RaftMessage {
+  return { type: 'pre-vote', term, lastLogIndex, lastLogTerm, attempt };
+}
+
+/** A PreVote reply echoing the request's `attempt`. */
+export function preVoteReply(term: number, granted: boolean, attempt: number): RaftMessage {
+  return { type: 'pre-vote-reply', term, granted, attempt };
+}
+
+/** A RequestVote request. */
+export function voteRequest(term: number, lastLogIndex: number, lastLogTerm: number): RaftMessage {
+  return { type: 'request-vote', term, lastLogIndex, lastLogTerm };
+}
+
+/** A RequestVote reply. */
+export function voteReply(term: number, granted: boolean): RaftMessage {
+  return { type: 'request-vote-reply', term, granted };
 }
 
 /** An AppendEntries request. */
@@ -110,9 +152,23 @@ export function appendEntries(term: number, prevLogIndex: number, prevLogTerm: n
   return { type: 'append-entries', term, prevLogIndex, prevLogTerm, entries, leaderCommit, round };
 }
 
-/** An AppendEntries reply. */
-export function appendReply(term: number, success: boolean, matchIndex: number, conflictTerm: number, conflictIndex: number, round: number): RaftMessage {
-  return { type: 'append-entries-reply', term, success, matchIndex, conflictTerm, conflictIndex, round };
+/** How a follower answered AppendEntries: the index it now matches up to, or where its log diverges. */
+export type AppendOutcome = { readonly success: true; readonly matchIndex: number } | { readonly success: false; readonly conflictTerm: number; readonly conflictIndex: number };
+
+/** An AppendEntries reply to `request` from a server in `term` whose commit index is `commitIndex`. */
+export function appendReply(term: number, request: RaftMessageOf<'append-entries'>, outcome: AppendOutcome, commitIndex: number): RaftMessage {
+  return {
+    type: 'append-entries-reply',
+    term,
+    requestTerm: request.term,
+    prevLogIndex: request.prevLogIndex,
+    round: request.round,
+    success: outcome.success,
+    matchIndex: outcome.success ? outcome.matchIndex : 0,
+    conflictTerm: outcome.success ? 0 : outcome.conflictTerm,
+    conflictIndex: outcome.success ? 0 : outcome.conflictIndex,
+    commitIndex,
+  };
 }
 
 /** A durable or transmitted snapshot: the state machine and configuration as of `index`. */
@@ -141,7 +197,29 @@ export function installSnapshot(term: number, snapshot: SnapshotRecord, round: n
   };
 }
 
-/** An InstallSnapshot reply. */
-export function snapshotReply(term: number, matchIndex: number, round: number): RaftMessage {
-  return { type: 'install-snapshot-reply', term, matchIndex, round };
+/** An InstallSnapshot reply to `request` from a server in `term`; 0 as `matchIndex` acknowledges nothing. */
+export function snapshotReply(term: number, request: RaftMessageOf<'install-snapshot'>, matchIndex: number): RaftMessage {
+  return { type: 'install-snapshot-reply', term, requestTerm: request.term, round: request.round, matchIndex };
+}
+
+/**
+ * Whether an AppendEntries could come from a correct leader of a cluster of `n`: entry terms from
+ * 1 up to the request's term and never decreasing (§5.3), starting no lower than `prevLogTerm`,
+ * and configurations a loader would accept. A follower drops any other, rather than store records
+ * it could not load after a restart.
+ */
+export function wellFormedAppend(m: RaftMessageOf<'append-entries'>, n: number): boolean {
+  if (m.term === 0 || m.prevLogTerm > m.term || (m.prevLogIndex === 0) !== (m.prevLogTerm === 0)) return false;
+  let last = m.prevLogTerm;
+  for (const entry of m.entries) {
+    if (entry.term < Math.max(last, 1) || entry.term > m.term) return false;
+    if (entry.type === 'config' && !isMemberList(entry.members, n)) return false;
+    last = entry.term;
+  }
+  return true;
+}
+
+/** Whether an InstallSnapshot could come from a correct leader of a cluster of `n` (see {@link wellFormedAppend}). */
+export function wellFormedSnapshot(m: RaftMessageOf<'install-snapshot'>, n: number): boolean {
+  return m.lastIncludedIndex > 0 && m.lastIncludedTerm > 0 && m.lastIncludedTerm <= m.term && isMemberList(m.members, n);
 }
