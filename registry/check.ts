@@ -255,25 +255,17 @@ function checkGroupNames(findings: Findings, group: Group): void {
   if (type === 'span') {
     const problem = nameProblem(rest, 'span');
     if (problem !== undefined) findings.add(where, 'naming', problem);
-  } else if (type === 'event') {
-    const name = text(raw['name']);
+  } else if (type === 'event' || type === 'metric') {
+    // Events and metrics carry their name in a field, and their id must be that name prefixed.
+    const name = text(raw[type === 'event' ? 'name' : 'metric_name']);
     if (name !== undefined) {
-      const problem = nameProblem(name, 'event');
+      const problem = nameProblem(name, type);
       if (problem !== undefined) findings.add(where, 'naming', problem);
-      if (name !== rest) findings.add(where, 'naming', `event group id must be event.${name}`);
+      if (name !== rest) findings.add(where, 'naming', `${type} group id must be ${type}.${name}`);
     }
-  } else if (type === 'metric') {
-    const name = text(raw['metric_name']);
-    if (name !== undefined) {
-      const problem = nameProblem(name, 'metric');
-      if (problem !== undefined) findings.add(where, 'naming', problem);
-      if (name !== rest) findings.add(where, 'naming', `metric group id must be metric.${name}`);
-    }
-    const unit = text(raw['unit']);
-    if (unit !== undefined) {
-      const problem = unitProblem(unit);
-      if (problem !== undefined) findings.add(where, 'unit', problem);
-    }
+    const unit = type === 'metric' ? text(raw['unit']) : undefined;
+    const problem = unit === undefined ? undefined : unitProblem(unit);
+    if (problem !== undefined) findings.add(where, 'unit', problem);
   } else if (rest === '') {
     findings.add(where, 'naming', 'an attribute group id must name its namespace (registry.<namespace>)');
   }

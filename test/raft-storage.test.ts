@@ -49,10 +49,7 @@ function nonMatchingStaging(options: RaftOptions): { h: Harness; message: RaftMe
   const h = new Harness(3, options, undefined, durable);
   h.cut.add(2);
   h.elect(0);
-  for (let i = 0; i < 7; i++) {
-    h.request(put(`a${i}`), [0]);
-    h.deliverAll();
-  }
+  h.submitEach('a', 0, 7, [0]);
   h.beat(0);
   h.cut.delete(2);
   return { h, message: snapshotMessage(h, 0) };
@@ -80,10 +77,7 @@ test('every prefix of a compaction step’s writes loads, with the same log', (t
   const options: RaftOptions = { snapshotInterval: 5, snapshotTrailingEntries: 2 };
   const h = new Harness(3, options);
   h.elect(0);
-  for (let i = 0; i < 3; i++) {
-    h.request(put(`c${i}`), [0]);
-    h.deliverAll();
-  }
+  h.submitEach('c', 0, 3, [0]);
   h.request(put('c3'), [0]);
   const before = new Map(h.durable[0]);
   h.deliverAll((m) => m.body.type === 'append-entries');
@@ -108,10 +102,7 @@ test('InstallSnapshot onto a longer matching log keeps the entries after it, and
   const h = new Harness(3, options);
   h.elect(0);
   h.cut.add(2);
-  for (let i = 0; i < 7; i++) {
-    h.request(put(`m${i}`), [0]);
-    h.deliverAll();
-  }
+  h.submitEach('m', 0, 7, [0]);
   h.beat(0);
   h.cut.delete(2);
   const leader = h.cores[0]!;
@@ -162,15 +153,9 @@ test('InstallSnapshot onto a non-matching log replaces the whole log, and a rest
 test('a leader keeps a trailing window after compacting: a follower just behind gets entries, one further behind the snapshot', (t) => {
   const h = new Harness(3, { snapshotInterval: 10, snapshotTrailingEntries: 5 });
   h.elect(0);
-  for (let i = 0; i < 4; i++) {
-    h.request(put(`w${i}`), [0]);
-    h.deliverAll();
-  }
+  h.submitEach('w', 0, 4, [0]);
   h.cut.add(2);
-  for (let i = 4; i < 11; i++) {
-    h.request(put(`w${i}`), [0]);
-    h.deliverAll();
-  }
+  h.submitEach('w', 4, 11, [0]);
   t.is(h.cores[0]!.snapshotIndex, 10);
   t.is(h.cores[0]!.compactedIndex, 5, 'entries 6–12 are still held');
   t.is(h.cores[2]!.lastLogIndex, 5);
@@ -209,10 +194,7 @@ test('leftovers of a replaced log below the snapshot are ignored on load and era
   h.elect(1);
   t.is(h.cores[1]!.status().role, 'leader');
   t.is(h.cores[1]!.term, 2);
-  for (let i = 0; i < 4; i++) {
-    h.request(put(`l${i}`), [1]);
-    h.deliverAll();
-  }
+  h.submitEach('l', 0, 4, [1]);
   h.beat(1);
   const snapshotAt = h.cores[2]!.snapshotIndex;
   t.true(snapshotAt >= 5);
@@ -224,10 +206,7 @@ test('leftovers of a replaced log below the snapshot are ignored on load and era
   h.durable[2]!.set('raft/log/3', { type: 'noop', term: 1, timestamp: 0 });
   const restarted = h.restart(2);
   t.is(restarted.compactedIndex, snapshotAt, 'the run below the snapshot does not end in its term: ignored');
-  for (let i = 0; i < 5; i++) {
-    h.request(put(`n${i}`), [1]);
-    h.deliverAll();
-  }
+  h.submitEach('n', 0, 5, [1]);
   h.beat(1);
   const next = h.cores[2]!.snapshotIndex;
   t.true(next > snapshotAt);

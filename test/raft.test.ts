@@ -190,10 +190,7 @@ test('InstallSnapshot brings a far-behind follower up to date (§7)', (t) => {
   const h = new Harness(3, { snapshotInterval: 5 });
   h.elect(0);
   h.cut.add(2);
-  for (let i = 0; i < 20; i++) {
-    h.request(put(`k${i}`));
-    h.deliverAll();
-  }
+  h.submitEach('k', 0, 20);
   h.fire(0, 'heartbeat');
   h.deliverAll();
   t.true(h.cores[0]!.snapshotIndex >= 15, `leader compacted to ${h.cores[0]!.snapshotIndex}`);
@@ -558,10 +555,7 @@ test('a snapshot in flight is not re-sent on heartbeats or proposals, only after
   const h = new Harness(3, { snapshotInterval: 5 });
   h.elect(0);
   h.cut.add(2);
-  for (let i = 0; i < 12; i++) {
-    h.request(put(`s${i}`), [0]);
-    h.deliverAll();
-  }
+  h.submitEach('s', 0, 12, [0]);
   h.beat(0);
   h.cut.delete(2);
   const inFlight = (): number => h.inflight.filter((m) => m.body.type === 'install-snapshot').length;

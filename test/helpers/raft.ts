@@ -165,6 +165,14 @@ export class Harness {
     for (const id of ids) this.step(id, { kind: 'request', command: cmd });
   }
 
+  /** Submits put(`${prefix}${i}`) for each i in [from, to) to `ids`, delivering every message after each. */
+  submitEach(prefix: string, from: number, to: number, ids?: readonly NodeId[]): void {
+    for (let i = from; i < to; i++) {
+      this.request(put(`${prefix}${i}`), ids);
+      this.deliverAll();
+    }
+  }
+
   /** Elects `id`: its election timer fires and every message is delivered. */
   elect(id: NodeId): void {
     this.fire(id, 'election');
