@@ -25,6 +25,8 @@ interface Cluster {
   stop(i: number): Promise<void>;
   /** Resolves with the response once f+1 replicas replied the same. */
   submit(client: string, timestamp: number, key: string): Promise<Uint8Array>;
+  /** Resolves once replica `i` has executed position `height` (the client needs only f+1 replies, so a replica may lag). */
+  executed(i: number, height: number): Promise<void>;
   crypto: ReplicaCrypto[];
 }
 
@@ -42,6 +44,17 @@ async function cluster(t: ExecutionContext, scheme: SchemeName): Promise<Cluster
     },
   }));
   const waiting = new Map<string, { votes: Map<string, Set<number>>; resolve: (r: Uint8Array) => void }>();
+  const heights = new Map<number, number>();
+  const heightWaiters: { i: number; height: number; resolve: () => void }[] = [];
+  const onApplied = (i: number, position: number): void => {
+    heights.set(i, position);
+    for (const w of [...heightWaiters]) {
+      if (w.i === i && position >= w.height) {
+        heightWaiters.splice(heightWaiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  };
   const onReply = (from: number, reply: Reply): void => {
     const w = waiting.get(`${reply.client}/${reply.timestamp}`);
     if (w === undefined) return;
@@ -73,7 +86,7 @@ async function cluster(t: ExecutionContext, scheme: SchemeName): Promise<Cluster
           if (c.cut.has(i) || c.cut.has(to)) return;
           setImmediate(() => void c.hosts[to]?.receive(bytes));
         },
-        listener: { reply: (r) => onReply(i, r), fault: (e) => t.fail(`replica ${i} faulted: ${String(e)}`) },
+        listener: { reply: (r) => onReply(i, r), applied: (a) => onApplied(i, a.position), fault: (e) => t.fail(`replica ${i} faulted: ${String(e)}`) },
       });
     },
     async stop(i) {
@@ -81,6 +94,10 @@ async function cluster(t: ExecutionContext, scheme: SchemeName): Promise<Cluster
       await c.stores[i]?.close();
       c.hosts[i] = undefined;
       c.stores[i] = undefined;
+    },
+    executed(i, height) {
+      if ((heights.get(i) ?? 0) >= height) return Promise.resolve();
+      return new Promise((resolve) => heightWaiters.push({ i, height, resolve }));
     },
     submit(client, timestamp, key) {
       const cmd = command(client, timestamp, kvPayload({ type: 'put', key, value: `${client}${timestamp}` }));
@@ -106,6 +123,7 @@ test('four PBFT replicas with Ed25519 signatures and LMDB stores commit, refuse 
   t.timeout(120_000);
   const c = await cluster(t, 'Ed25519');
   for (let k = 1; k <= 10; k++) await c.submit('alice', k, `a${k}`);
+  await c.executed(0, 10);
   t.is(c.hosts[0]?.status().commitIndex, 10);
 
   // A message signed by replica 3 but claiming to be replica 1's, and bytes that are no message.
@@ -123,6 +141,7 @@ test('four PBFT replicas with Ed25519 signatures and LMDB stores commit, refuse 
   await c.start(0);
   t.true((c.hosts[0]?.status().commitIndex ?? 0) >= 10, 'its committed log was replayed from the store');
   for (let k = 16; k <= 25; k++) await c.submit('alice', k, `a${k}`);
+  await Promise.all([1, 2, 3].map((i) => c.executed(i, 25)));
   const heights = c.hosts.map((h) => h?.status().commitIndex);
   t.log(`executed: ${heights.join(', ')}`);
   t.true(heights.filter((h) => h === heights[1]).length >= 3, 'a quorum executed the same height');
@@ -134,6 +153,7 @@ test('hybrid ML-DSA-65+Ed25519 signatures on every vote', async (t) => {
   const responses = [];
   for (let k = 1; k <= 3; k++) responses.push(await c.submit('bob', k, `b${k}`));
   t.is(responses.length, 3);
+  await c.executed(2, 3);
   t.is(c.hosts[2]?.status().commitIndex, 3);
   t.like(c.hosts[2]?.stats(), { forged: 0, malformed: 0 });
 });
