@@ -1,7 +1,16 @@
 /**
  * knhk: an actor runtime for Node.js for replicated, Byzantine-fault-tolerant state machines.
- * The entry re-exports the runtime (`knhk/runtime`) and the signature layer (`knhk/crypto`).
+ * The entry re-exports the runtime (`knhk/runtime`) and the signature layer (`knhk/crypto`), and
+ * adds replicated clusters: its `ActorSystem` is the runtime's with `spawnCluster`.
  * @packageDocumentation
  */
 export * from './runtime/index.js';
 export * from './protocols/crypto/index.js';
+export { ActorSystem } from './actors/system.js';
+export { Cluster, POLICY_SCHEME, EXECUTIONS_KEPT, type ClusterOptions, type Submitted, type ReplicaStatus, type EvidenceReport } from './actors/cluster.js';
+export type { ExecutedPosition } from './actors/cluster-agent.js';
+export type { LinkDelay } from './actors/link-faults.js';
+export type { PublicKeyDescriptor } from './actors/signer.js';
+export { StorageError, type StorageErrorCode } from './actors/replica-store.js';
+export { BYZANTINE_MODES, type ByzantineMode } from './protocols/sim/byzantine.js';
+export { kvPayload, kvResponse, type KvOperation, type KvResponse, type ConsensusAlgorithm } from './protocols/consensus/index.js';

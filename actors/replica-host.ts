@@ -32,6 +32,8 @@ import {
   type Reply,
   type Signed,
 } from '../protocols/consensus/index.js';
+import { corrupt, remember, type ByzantineMode } from '../protocols/sim/byzantine.js';
+import { Prng } from '../protocols/sim/prng.js';
 import type { ReplicaStore } from './replica-store.js';
 
 /** How a replica signs and checks protocol messages. Both may be asynchronous (the crypto pool). */
@@ -59,11 +61,13 @@ export interface ReplicaHostOptions<M extends { readonly type: string }> {
   readonly stateMachine: ConsensusState;
   readonly store: ReplicaStore;
   readonly crypto: ReplicaCrypto;
-  /** Delivers encoded envelopes to a peer (never to this replica: loopbacks stay inside). */
-  readonly send: (to: NodeId, bytes: Uint8Array) => void;
+  /** Delivers an encoded envelope, whose body has type `type`, to a peer (never to this replica: loopbacks stay inside). */
+  readonly send: (to: NodeId, bytes: Uint8Array, type: string) => void;
   readonly clock: Clock;
   /** Draws timer jitter (default Math.random). */
   readonly random?: () => number;
+  /** Seeds the choices of a Byzantine mode (which peers get which variant), so a chaos run can be replayed. */
+  readonly seed?: number;
   readonly listener?: ReplicaListener;
 }
 
@@ -89,12 +93,17 @@ export class ReplicaHost<M extends { readonly type: string }> {
   #queue: Promise<void> = Promise.resolve();
   #stopped = false;
   #steps = 0;
+  #byzantine: ByzantineMode | null = null;
+  readonly #prng: Prng;
+  /** Envelopes received, for a replaying replica to send again. */
+  readonly #memory: Uint8Array[] = [];
   readonly #refused = { malformed: 0, forged: 0, nonMember: 0 };
 
   private constructor(options: ReplicaHostOptions<M>) {
     this.#options = options;
     this.config = options.config;
     this.#envelope = signedSchema(options.definition.message);
+    this.#prng = new Prng(options.seed ?? Math.floor(Math.random() * 2 ** 32));
     this.#core = options.definition.create({ config: options.config, stateMachine: options.stateMachine, durable: options.store.load() });
   }
 
@@ -112,6 +121,21 @@ export class ReplicaHost<M extends { readonly type: string }> {
   /** The core's status. */
   status(): NodeStatus {
     return this.#core.status();
+  }
+
+  /**
+   * Turns this replica Byzantine in `mode` (the simulator's modes, protocols/sim/byzantine.ts), or
+   * honest again with `null`. It keeps its honest core and its own key only: what it sends in
+   * another member's name fails verification at the receiver.
+   */
+  byzantine(mode: ByzantineMode | null): void {
+    this.#byzantine = mode;
+    this.#memory.length = 0;
+  }
+
+  /** The state machine's hash, as of the last position executed. */
+  stateHash(): Digest {
+    return this.#options.stateMachine.hash();
   }
 
   /** Refusal counters. */
@@ -153,6 +177,7 @@ export class ReplicaHost<M extends { readonly type: string }> {
       this.#refused.forged++;
       return;
     }
+    if (this.#byzantine === 'replay') remember(this.#memory, bytes);
     await this.#input({ kind: 'message', message: envelope });
   }
 
@@ -207,14 +232,22 @@ export class ReplicaHost<M extends { readonly type: string }> {
     const { store, crypto, send, clock, listener } = this.#options;
     await store.apply(ready.persist);
     const self = this.config.nodeId;
+    const mode = this.#byzantine;
     for (const out of ready.messages) {
-      const signature = await crypto.sign(digestOf(out.body));
-      const envelope: Signed<M> = { from: self, body: out.body, signature };
-      const bytes = encode(envelope);
-      for (const to of out.to) {
-        if (to === self) void this.#input({ kind: 'message', message: envelope });
-        else send(to, bytes);
+      const transmissions = mode === null ? [{ from: self, to: out.to, body: out.body }] : corrupt(mode, self, out, this.#options.definition.adversary, this.config.members, this.#prng);
+      for (const tx of transmissions) {
+        // Signed with this replica's own key even when sent in another's name: a forgery.
+        const signature = await crypto.sign(digestOf(tx.body));
+        const envelope: Signed<M> = { from: tx.from, body: tx.body, signature };
+        const bytes = encode(envelope);
+        for (const to of tx.to) {
+          if (to !== self) send(to, bytes, tx.body.type);
+          else if (tx.from === self) void this.#input({ kind: 'message', message: envelope });
+        }
       }
+    }
+    if (mode === 'replay' && this.#memory.length > 0 && this.#prng.chance(0.5)) {
+      send(this.#prng.pick(this.config.members.filter((id) => id !== self)), this.#prng.pick(this.#memory), 'replay');
     }
     for (const op of ready.timers) {
       const armed = this.#timers.get(op.timer);
@@ -230,8 +263,9 @@ export class ReplicaHost<M extends { readonly type: string }> {
       this.#timers.set(op.timer, handle);
     }
     for (const applied of ready.applied) listener?.applied?.(applied);
-    for (const reply of ready.replies) listener?.reply?.(reply);
+    if (mode !== 'silent') for (const reply of ready.replies) listener?.reply?.(reply);
     for (const read of ready.reads) listener?.read?.(read);
-    for (const evidence of ready.evidence) listener?.evidence?.(evidence);
+    // A Byzantine replica's accusations are worth nothing.
+    if (mode === null) for (const evidence of ready.evidence) listener?.evidence?.(evidence);
   }
 }

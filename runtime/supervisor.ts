@@ -226,6 +226,45 @@ export class Supervisor {
     });
   }
 
+  /**
+   * Terminates a child but keeps it, not to be restarted until {@link restartChild} (OTP's
+   * `supervisor:terminate_child/2`). With `kill`, the child is ended as by OTP's `brutal_kill`:
+   * a worker thread is terminated wherever it is, mid-write included, with no chance to clean up.
+   */
+  terminateChild(name: string, options: { readonly kill?: boolean } = {}): Promise<void> {
+    return this.#serial(async () => {
+      const child = this.#named(name);
+      const running = child.running;
+      if (!running) return;
+      if (options.kill && running.incarnation) {
+        child.terminating = true;
+        await running.incarnation.control.kill('terminated by its supervisor');
+        child.running = undefined;
+      } else await this.#terminate(child);
+    });
+  }
+
+  /**
+   * Starts a child that {@link terminateChild} terminated, as a new incarnation (OTP's
+   * `supervisor:restart_child/2`). Counted as a restart, but not against the restart intensity:
+   * it was asked for. A child that is running is left alone.
+   */
+  restartChild(name: string): Promise<void> {
+    return this.#serial(async () => {
+      const child = this.#named(name);
+      if (child.running) return;
+      child.restarts++;
+      this.#host.restarted(name);
+      await this.#start(child);
+    });
+  }
+
+  #named(name: string): Child {
+    const child = this.#children.find((c) => c.spec.name === name);
+    if (!child) throw new ConfigError(`${this.name} has no child named ${JSON.stringify(name)}`);
+    return child;
+  }
+
   /** Terminates all children, last started first, and stops this supervisor. */
   shutdown(): Promise<void> {
     if (this.#state !== 'running') return this.#queue;

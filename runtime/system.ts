@@ -74,7 +74,8 @@ export class ActorSystem {
   /** Resolves when the system has stopped, saying why. */
   readonly terminated: Promise<SystemExit>;
 
-  private constructor(options: ActorSystemOptions) {
+  /** @internal Use {@link ActorSystem.start} (of this class or a subclass). */
+  protected constructor(options: ActorSystemOptions) {
     const maxMessageBytes = options.maxMessageBytes ?? 8 * 1024 * 1024;
     if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes < 64) throw new ConfigError(`maxMessageBytes must be an integer >= 64, got ${maxMessageBytes}`);
     this.#clock = options.clock ?? realClock;
@@ -117,9 +118,10 @@ export class ActorSystem {
   }
 
   /** Starts an actor system in the calling thread. */
-  static async start(options: ActorSystemOptions = {}): Promise<ActorSystem> {
+  static async start<S extends ActorSystem>(this: { readonly prototype: S }, options: ActorSystemOptions = {}): Promise<S> {
     installContextManager();
-    return new ActorSystem(options);
+    // `this` is ActorSystem or a subclass (knhk's own adds clusters); its constructor is protected.
+    return new (this as unknown as new (options: ActorSystemOptions) => S)(options);
   }
 
   /** Starts an actor under the root supervisor. */

@@ -112,6 +112,8 @@ export class PbftCore implements Core<PbftMessage> {
   readonly #lastServed = new Map<string, number>();
   #fetching = 0;
   #fetchRound = 0;
+  /** The fetch timer is armed because later sequence numbers committed while the next did not. */
+  #gapArmed = false;
 
   constructor(options: CoreOptions, tuning: PbftOptions = {}) {
     this.config = options.config;
@@ -190,9 +192,11 @@ export class PbftCore implements Core<PbftMessage> {
 
   #onTimeout(timer: string): void {
     if (timer === FETCH_TIMER) {
-      // No state came: ask other replicas.
+      // No state came (or a gap stayed open): ask other replicas.
       this.#fetching = 0;
+      this.#gapArmed = false;
       if (this.#executed < this.#low) this.#fetchState(this.#stable);
+      else if (this.#committedBeyondNext()) this.#fetchAhead();
       return;
     }
     if (timer === VIEW_TIMER) this.#viewTimerArmed = false;
@@ -390,6 +394,13 @@ export class PbftCore implements Core<PbftMessage> {
     }
     // A retry can reach the pending set after its first copy executed under another sequence.
     for (const [key, cmd] of this.#pending) if (this.#state.executed(cmd)) this.#pending.delete(key);
+    // Later sequence numbers committed but the next did not: this replica missed messages (it was
+    // down, or cut off). If the gap is still open after a timeout, it fetches a newer stable
+    // checkpoint instead of waiting for the next one to form (Castro's thesis §5.3.2).
+    if (!this.#gapArmed && this.#fetching === 0 && this.#committedBeyondNext()) {
+      this.#gapArmed = true;
+      this.#out.setTimer(FETCH_TIMER, this.#timeoutMs);
+    }
     this.#rearmViewTimer();
     this.#proposeIfPrimary();
   }
@@ -452,6 +463,21 @@ export class PbftCore implements Core<PbftMessage> {
     this.#out.setTimer(FETCH_TIMER, this.#timeoutMs);
   }
 
+  #committedBeyondNext(): boolean {
+    for (const slot of this.#slots.values()) if (slot.sequence > this.#executed + 1 && slot.certificate !== undefined) return true;
+    return false;
+  }
+
+  /** Asks f+1 peers, a different f+1 each round, for any stable checkpoint past what this replica executed. */
+  #fetchAhead(): void {
+    const wanted = this.#executed + 1;
+    this.#fetching = wanted;
+    const peers = this.config.members.filter((id) => id !== this.config.nodeId);
+    const start = this.#fetchRound++ % Math.max(1, peers.length);
+    this.#out.send([...peers.slice(start), ...peers.slice(0, start)].slice(0, this.config.f + 1), { type: 'fetch-state', sequence: wanted });
+    this.#out.setTimer(FETCH_TIMER, this.#timeoutMs);
+  }
+
   #onFetchState(m: Signed<FetchState>): void {
     if (this.#stableSnapshot === undefined || this.#low < m.body.sequence || this.#low === 0 || !this.#mayServe(`state:${m.from}`)) return;
     this.#out.send([m.from], { type: 'state', checkpoint: this.#stable, snapshot: this.#stableSnapshot });
@@ -464,6 +490,7 @@ export class PbftCore implements Core<PbftMessage> {
     this.#state.restore(m.body.snapshot);
     this.#executed = cp.sequence;
     this.#fetching = 0;
+    this.#gapArmed = false;
     this.#out.cancelTimer(FETCH_TIMER);
     this.#out.applied({ kind: 'snapshot', position: cp.sequence, stateHash: this.#state.hash() });
     if (cp.sequence > this.#low) this.#makeStable(cp, m.body.snapshot);

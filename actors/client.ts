@@ -1,0 +1,126 @@
+/**
+ * The client actor: submits commands to a cluster and accepts a result only with the protocol's
+ * proof — `replyQuorum` matching replies from distinct replicas: f+1 for the Byzantine-tolerant
+ * protocols (at least one is from a correct replica, PBFT §4.1; the same rule serves HotStuff,
+ * whose replies each come from a replica that saw the commit certificate), one for Raft, where
+ * only the leader answers, and only for an entry it knows committed (Raft §8).
+ *
+ * Each command goes out under a session of its own: a session has at most one command in flight
+ * and its timestamps only grow, which is what the replicas' client table needs to execute each
+ * command once (PBFT §4.1: a request with a timestamp not above the last one is answered from
+ * the table). A command goes first to the replica believed to lead, and to every replica on
+ * each retry, so that a new leader learns of it too.
+ */
+import { defineBehavior, t, type Sender } from '../runtime/index.js';
+import { hex, type Command } from '../protocols/consensus/index.js';
+import { PeerDirectory } from './peer-directory.js';
+
+/** Start arguments of a client. */
+export interface ClientArgs {
+  /** Replica i's actor name at index i. */
+  readonly replicas: readonly string[];
+  /** Matching replies from distinct replicas needed to accept a result. */
+  readonly replyQuorum: number;
+  /** How long to wait for a result before sending the command to every replica again, ms. */
+  readonly retryMs: number;
+  /** Prefix of this client's session ids, unique per client (commands of two clients must not collide). */
+  readonly sessionPrefix: string;
+  /** Maps a reply's view (or term) and sender to the replica believed to lead. */
+  readonly leaderOf: 'view-primary' | 'sender' | 'none';
+}
+
+const resultSchema = t.object({
+  response: t.bytes({ maxLength: 1 << 20 }),
+  position: t.uint(),
+  view: t.uint(),
+  /** The replicas whose matching replies were the proof. */
+  replicas: t.array(t.uint(), { maxLength: 1024 }),
+  /** The session and timestamp the command was submitted under. */
+  client: t.string({ maxLength: 128 }),
+  timestamp: t.uint(),
+});
+
+/** A command's accepted result. */
+export type ClientResult = ReturnType<typeof resultSchema.parse>;
+
+interface InFlight {
+  readonly command: Command;
+  readonly sender: Sender<ClientResult>;
+  /** Response (hex) → replicas that answered it. */
+  readonly votes: Map<string, Set<number>>;
+  sends: number;
+}
+
+/** A cluster's client. */
+export const Client = defineBehavior({
+  module: import.meta.url,
+  export: 'Client',
+  messages: t.variants({
+    submit: { payload: t.bytes({ maxLength: 1 << 20 }) },
+    reply: {
+      node: t.uint(),
+      reply: t.object({ client: t.string({ maxLength: 128 }), timestamp: t.uint(), position: t.uint(), view: t.uint(), response: t.bytes({ maxLength: 1 << 20 }) }),
+    },
+    retry: { session: t.string({ maxLength: 128 }) },
+  }),
+  replies: resultSchema,
+  start(ctx, args: ClientArgs) {
+    const n = args.replicas.length;
+    const replicas = new PeerDirectory(ctx, args.replicas);
+    const free: string[] = [];
+    const timestamps = new Map<string, number>();
+    const inFlight = new Map<string, InFlight>();
+    let sessions = 0;
+    let leader: number | undefined;
+
+    const send = (flight: InFlight): void => {
+      const everyone = flight.sends > 0 || leader === undefined;
+      flight.sends++;
+      for (let i = 0; i < n; i++) if (everyone || i === leader) replicas.tell(i, { type: 'request', command: flight.command });
+      ctx.timers.start(flight.command.client, args.retryMs, { type: 'retry', session: flight.command.client });
+    };
+
+    return {
+      receive(msg, from) {
+        switch (msg.type) {
+          case 'submit': {
+            const session = free.pop() ?? `${args.sessionPrefix}-${sessions++}`;
+            const timestamp = (timestamps.get(session) ?? 0) + 1;
+            timestamps.set(session, timestamp);
+            const flight: InFlight = { command: { client: session, timestamp, payload: msg.payload }, sender: from, votes: new Map(), sends: 0 };
+            inFlight.set(session, flight);
+            send(flight);
+            return;
+          }
+          case 'retry': {
+            const flight = inFlight.get(msg.session);
+            if (flight !== undefined) send(flight);
+            return;
+          }
+          case 'reply': {
+            const { reply, node } = msg;
+            const flight = inFlight.get(reply.client);
+            if (flight === undefined || flight.command.timestamp !== reply.timestamp || node >= n) return;
+            const key = hex(reply.response);
+            const voters = flight.votes.get(key) ?? new Set<number>();
+            voters.add(node);
+            flight.votes.set(key, voters);
+            if (voters.size < args.replyQuorum) return;
+            if (args.leaderOf === 'view-primary') leader = reply.view % n;
+            else if (args.leaderOf === 'sender') leader = node;
+            inFlight.delete(reply.client);
+            ctx.timers.cancel(reply.client);
+            free.push(reply.client);
+            // The asker may have given up (its ask timed out); the answer is then a dead letter.
+            if (flight.sender.expectsReply) {
+              flight.sender.reply({ response: reply.response, position: reply.position, view: reply.view, replicas: [...voters], client: reply.client, timestamp: reply.timestamp });
+            }
+            return;
+          }
+        }
+      },
+      signal: (signal) => replicas.signal(signal),
+      inspect: () => ({ inFlight: inFlight.size, sessions, leader }),
+    };
+  },
+});

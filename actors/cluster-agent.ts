@@ -1,0 +1,62 @@
+/**
+ * The cluster agent: the actor in the embedding program's thread that a cluster's replicas
+ * report to. It hands each replica the faults in force when it starts (a restarted replica is
+ * as partitioned, delayed or Byzantine as its predecessor), and passes executions and
+ * evidence to the cluster object that owns it. Its messages come from worker threads, so they
+ * are validated like any other; a replica cannot make it throw.
+ */
+import { defineBehavior, t, type Infer } from '../runtime/index.js';
+import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
+import { linkFaultsSchema, type LinkFaults } from './link-faults.js';
+
+const digest = t.bytes({ maxLength: 64 });
+
+/** An execution as a replica reports it (see replica.ts). */
+export const executedPositionSchema = t.variants({
+  entry: {
+    position: t.uint(),
+    view: t.uint(),
+    stateHashBefore: digest,
+    stateHash: digest,
+    timestamp: t.number(),
+    commands: t.array(t.object({ client: t.string({ maxLength: 128 }), timestamp: t.uint(), digest }), { maxLength: 65_536 }),
+  },
+  snapshot: { position: t.uint(), stateHash: digest },
+});
+
+/** An execution as a replica reports it. */
+export type ExecutedPosition = Infer<typeof executedPositionSchema>;
+
+/** What the agent passes to its owner. */
+export interface AgentSink {
+  /** The faults replica `node` must apply now. */
+  faultsFor(node: number): { readonly links: LinkFaults; readonly byzantine?: ByzantineMode };
+  applied(node: number, executed: ExecutedPosition): void;
+  evidence(node: number, kind: string, accused: number, detail: string): void;
+}
+
+/** The agent of one cluster. */
+export const ClusterAgent = defineBehavior({
+  module: import.meta.url,
+  export: 'ClusterAgent',
+  messages: t.variants({
+    hello: { node: t.uint() },
+    applied: { node: t.uint(), applied: executedPositionSchema },
+    evidence: { node: t.uint(), kind: t.string({ maxLength: 64 }), accused: t.uint(), detail: t.string({ maxLength: 4096 }) },
+  }),
+  replies: t.object({ links: linkFaultsSchema, byzantine: t.optional(t.oneOf(...BYZANTINE_MODES)) }),
+  start(_ctx, sink: AgentSink) {
+    return {
+      receive(msg, from) {
+        switch (msg.type) {
+          case 'hello':
+            return from.reply(sink.faultsFor(msg.node));
+          case 'applied':
+            return sink.applied(msg.node, msg.applied);
+          case 'evidence':
+            return sink.evidence(msg.node, msg.kind, msg.accused, msg.detail);
+        }
+      },
+    };
+  },
+});

@@ -1,0 +1,399 @@
+/**
+ * A replicated cluster on worker-thread actors, under a supervisor of its own:
+ *
+ * ```text
+ * <id>                (supervisor, one_for_one)
+ * ├── <id>/agent      the cluster's voice in this thread: faults in force, executions, evidence
+ * ├── <id>/client     submits commands and accepts results with the protocol's proof
+ * ├── <id>/verifier   worker thread: signature checks on the system's pool, verdicts cached
+ * ├── <id>/signer-i   worker thread: replica i's secret key, nowhere else
+ * └── <id>/replica-i  worker thread: replica i's consensus core and LMDB store
+ * ```
+ *
+ * Every child is `permanent`: the supervisor restarts whatever crashes, and a restarted replica
+ * recovers from its store and catches up through its protocol. `crash(i)` terminates replica i's
+ * thread wherever it is and keeps it down until `restart(i)`, so that tests choose the timing.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { ConfigError, type ActorRef, type ActorSystem, type Supervisor } from '../runtime/index.js';
+import { consensusConfig, hex, kvPayload, type ConsensusAlgorithm, type ConsensusConfig, type KvOperation } from '../protocols/consensus/index.js';
+import { isSignaturePolicy, DEFAULT_HYBRID, type SchemeName, type SignaturePolicy } from '../protocols/crypto/index.js';
+import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
+import { ClusterAgent, type AgentSink, type ExecutedPosition } from './cluster-agent.js';
+import { Client, type ClientResult } from './client.js';
+import { checkDelay, checkPartition, HEALTHY, type LinkDelay, type LinkFaults } from './link-faults.js';
+import { Replica, type ReplicaReport, type ReplicaTuning } from './replica.js';
+import { Signer, type PublicKeyDescriptor } from './signer.js';
+import { Verifier } from './verifier.js';
+
+/** The scheme each policy signs with. */
+export const POLICY_SCHEME: Readonly<Record<SignaturePolicy, SchemeName>> = Object.freeze({
+  classical: 'Ed25519',
+  hybrid: DEFAULT_HYBRID,
+  quantum: 'ML-DSA-65',
+});
+
+/** What a cluster is made of. */
+export interface ClusterOptions {
+  readonly protocol: ConsensusAlgorithm;
+  /** Replicas: at least 3f+1 for PBFT and HotStuff, 2f+1 for Raft. */
+  readonly n: number;
+  /** Faults tolerated (default: the most `n` allows). */
+  readonly f?: number;
+  /** Signature policy (default `hybrid`: ML-DSA-65 + Ed25519 on every vote). */
+  readonly policy?: SignaturePolicy;
+  /** Where replica directories live (default: a temporary directory, removed when the cluster stops). */
+  readonly dataDir?: string;
+  /** Cluster id: names its actors and is checked against its stores (default `cluster-<k>` for the k-th cluster of the system). */
+  readonly id?: string;
+  /** Most commands per proposal. */
+  readonly batch?: number;
+  /** The protocol's base timeout, ms (see {@link ReplicaTuning.timeoutMs}). */
+  readonly timeoutMs?: number;
+  /** How long the client waits before sending a command to every replica again, ms (default 1000). */
+  readonly retryMs?: number;
+  /**
+   * Passphrase of the replicas' key files. Required with `dataDir` unless the environment sets
+   * `KNHK_KEY_PASSPHRASE`; a temporary cluster draws a random one (its keys die with it).
+   */
+  readonly passphrase?: string;
+  /** scrypt cost (log2 N) of new key files (default 17; tests lower it). */
+  readonly kdfLog2N?: number;
+  /** Seeds jitter and Byzantine choices of the replicas. */
+  readonly seed?: number;
+}
+
+/** A committed command's result. */
+export interface Submitted {
+  /** The state machine's response. */
+  readonly response: Uint8Array;
+  /** Where it was ordered. */
+  readonly position: number;
+  readonly view: number;
+  /** The replicas whose matching replies were the proof. */
+  readonly replicas: readonly number[];
+  /** The session and timestamp it went out under (its identity in the replicas' client table). */
+  readonly client: string;
+  readonly timestamp: number;
+}
+
+/** One replica as {@link Cluster.status} reports it. */
+export interface ReplicaStatus {
+  readonly node: number;
+  /** False while crashed (or between a crash and its restart). */
+  readonly up: boolean;
+  readonly role: string;
+  /** PBFT/HotStuff view or Raft term. */
+  readonly view: number;
+  readonly commitIndex: number;
+  readonly leader: number | null;
+  /** The state machine's hash, hex. */
+  readonly stateHash: string;
+  readonly restarts: number;
+  readonly byzantine: ByzantineMode | null;
+  /** Envelopes refused before the core saw them. */
+  readonly refused: { readonly malformed: number; readonly forged: number; readonly nonMember: number };
+}
+
+/** Misbehaviour a replica proved with signed messages. */
+export interface EvidenceReport {
+  readonly reporter: number;
+  readonly accused: number;
+  readonly kind: string;
+  readonly detail: string;
+}
+
+const clustersPerSystem = new WeakMap<ActorSystem, number>();
+
+/** Executions remembered per replica, for {@link Cluster.executed}. */
+export const EXECUTIONS_KEPT = 4096;
+
+/** A running cluster. Obtain one with `system.spawnCluster(options)`. */
+export class Cluster {
+  readonly id: string;
+  readonly protocol: ConsensusAlgorithm;
+  readonly n: number;
+  readonly f: number;
+  readonly policy: SignaturePolicy;
+  /** Where the replica directories are. */
+  readonly dataDir: string;
+  /** Each replica's public key, as its signer reported it. */
+  readonly keys: readonly PublicKeyDescriptor[];
+  readonly #system: ActorSystem;
+  readonly #supervisor: Supervisor;
+  readonly #client: ActorRef<{ type: 'submit'; payload: Uint8Array }, ClientResult>;
+  readonly #temporary: boolean;
+  readonly #faults: { links: LinkFaults; byzantine: (ByzantineMode | undefined)[] };
+  /** Recent executions per replica, by position (the last {@link EXECUTIONS_KEPT}). */
+  readonly #executions: Map<number, ExecutedPosition>[];
+  readonly #highest: number[];
+  readonly #evidence: EvidenceReport[] = [];
+  readonly #listeners = new Set<(node: number, executed: ExecutedPosition) => void>();
+  #stopped = false;
+
+  private constructor(init: {
+    system: ActorSystem;
+    supervisor: Supervisor;
+    client: ActorRef<{ type: 'submit'; payload: Uint8Array }, ClientResult>;
+    config: ConsensusConfig;
+    id: string;
+    policy: SignaturePolicy;
+    dataDir: string;
+    temporary: boolean;
+    keys: PublicKeyDescriptor[];
+    faults: { links: LinkFaults; byzantine: (ByzantineMode | undefined)[] };
+  }) {
+    this.#system = init.system;
+    this.#supervisor = init.supervisor;
+    this.#client = init.client;
+    this.id = init.id;
+    this.protocol = init.config.algorithm;
+    this.n = init.config.n;
+    this.f = init.config.f;
+    this.policy = init.policy;
+    this.dataDir = init.dataDir;
+    this.keys = init.keys;
+    this.#temporary = init.temporary;
+    this.#faults = init.faults;
+    this.#executions = init.config.members.map(() => new Map());
+    this.#highest = init.config.members.map(() => 0);
+  }
+
+  /**
+   * Starts a cluster in `system`. Use `system.spawnCluster(options)`.
+   * @throws {ConsensusError} `INVALID_CONFIG` for an `n` and `f` the protocol cannot run with;
+   *   {@link ConfigError} for other bad options; `SpawnError` when a replica cannot start (its
+   *   storage is corrupted or another cluster's, for instance — the cause says which).
+   */
+  static async spawn(system: ActorSystem, options: ClusterOptions): Promise<Cluster> {
+    const config = consensusConfig({ nodeId: 0, n: options.n, algorithm: options.protocol, ...(options.f === undefined ? {} : { f: options.f }) });
+    const policy = options.policy ?? 'hybrid';
+    if (!isSignaturePolicy(policy)) throw new ConfigError(`unknown signature policy ${JSON.stringify(policy)}`);
+    for (const [name, value] of [['batch', options.batch], ['timeoutMs', options.timeoutMs], ['retryMs', options.retryMs]] as const) {
+      if (value !== undefined && !(Number.isSafeInteger(value) && value > 0)) throw new ConfigError(`${name} must be a positive integer, got ${value}`);
+    }
+    const index = clustersPerSystem.get(system) ?? 0;
+    clustersPerSystem.set(system, index + 1);
+    const id = options.id ?? `cluster-${index}`;
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(id)) throw new ConfigError(`a cluster id is 1-64 letters, digits, '.', '_' or '-', got ${JSON.stringify(id)}`);
+    const temporary = options.dataDir === undefined;
+    const passphrase = options.passphrase ?? process.env['KNHK_KEY_PASSPHRASE'] ?? (temporary ? randomBytes(32).toString('base64url') : undefined);
+    if (passphrase === undefined) throw new ConfigError('a cluster with a dataDir needs a passphrase for its key files (option passphrase or KNHK_KEY_PASSPHRASE)');
+    const dataDir = temporary ? await mkdtemp(join(tmpdir(), `knhk-${id}-`)) : resolve(options.dataDir as string);
+    if (temporary) void system.terminated.then(() => rm(dataDir, { recursive: true, force: true }));
+
+    const name = (what: string): string => `${id}/${what}`;
+    const replicas = config.members.map((i) => name(`replica-${i}`));
+    const faults: { links: LinkFaults; byzantine: (ByzantineMode | undefined)[] } = { links: HEALTHY, byzantine: [] };
+    let cluster: Cluster | undefined;
+    const sink: AgentSink = {
+      faultsFor: (node) => {
+        const mode = faults.byzantine[node];
+        return { links: faults.links, ...(mode === undefined ? {} : { byzantine: mode }) };
+      },
+      applied: (node, executed) => {
+        if (cluster !== undefined) cluster.#applied(node, executed);
+      },
+      evidence: (reporter, kind, accused, detail) => {
+        if (cluster !== undefined) cluster.#evidence.push({ reporter, kind, accused, detail });
+      },
+    };
+
+    // A cluster that keeps failing is given up alone: `temporary`, so the root forgets it instead of stopping the system.
+    const supervisor = await system.supervisor({ name: id, strategy: 'one_for_one', intensity: 50, periodMs: 10_000, restart: 'temporary' });
+    try {
+      await supervisor.spawn(ClusterAgent, { name: name('agent'), args: sink });
+      const client = await supervisor.spawn(Client, {
+        name: name('client'),
+        args: {
+          replicas,
+          replyQuorum: config.replyQuorum,
+          retryMs: options.retryMs ?? 1000,
+          sessionPrefix: `${id}.${randomBytes(6).toString('hex')}`,
+          leaderOf: options.protocol === 'pbft' ? 'view-primary' : options.protocol === 'raft' ? 'sender' : 'none',
+        },
+      });
+      const context = new TextEncoder().encode(`knhk/consensus/${id}`);
+      const keys: PublicKeyDescriptor[] = [];
+      for (const i of config.members) {
+        const signer = await supervisor.spawn(Signer, {
+          name: name(`signer-${i}`),
+          thread: true,
+          args: {
+            directory: join(dataDir, `replica-${i}`, 'keys'),
+            scheme: POLICY_SCHEME[policy],
+            passphrase,
+            context,
+            ...(options.kdfLog2N === undefined ? {} : { kdfLog2N: options.kdfLog2N }),
+          },
+        });
+        const described = (await signer.ask({ type: 'describe' }, { timeoutMs: 60_000 })) as { key: PublicKeyDescriptor };
+        keys.push(described.key);
+      }
+      await supervisor.spawn(Verifier, { name: name('verifier'), thread: true, args: { policy, members: keys.map((k) => ({ scheme: k.scheme, publicKey: k.publicKey })), context } });
+      const tuning: ReplicaTuning = {
+        ...(options.batch === undefined ? {} : { batch: options.batch }),
+        ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+      };
+      const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
+      for (const i of config.members) {
+        await supervisor.spawn(Replica, {
+          name: replicas[i] as string,
+          thread: true,
+          args: {
+            clusterId: id,
+            protocol: options.protocol,
+            n: config.n,
+            nodeId: i,
+            directory: join(dataDir, `replica-${i}`, 'store'),
+            tuning,
+            names: { replicas, signer: name(`signer-${i}`), verifier: name('verifier'), agent: name('agent'), client: name('client') },
+            seed: (seed + i * 7919) >>> 0,
+          },
+        });
+      }
+      cluster = new Cluster({ system, supervisor, client: client as never, config, id, policy, dataDir, temporary, keys, faults });
+      return cluster;
+    } catch (error) {
+      await system.root.stopChild(id);
+      if (temporary) await rm(dataDir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  /**
+   * Submits a command and resolves once the protocol has proved it committed (see client.ts).
+   * A key-value operation is encoded for the built-in key-value state machine.
+   * @throws {AskTimeout} when no proof arrived within `timeoutMs` (default 30 s): the command may
+   *   still commit later — the outcome is unknown, not failed.
+   */
+  async submit(command: Uint8Array | KvOperation, options: { readonly timeoutMs?: number } = {}): Promise<Submitted> {
+    const payload = command instanceof Uint8Array ? command : kvPayload(command);
+    return this.#client.ask({ type: 'submit', payload }, { timeoutMs: options.timeoutMs ?? 30_000 });
+  }
+
+  /** Terminates replica `i`'s thread wherever it is (a real crash, mid-write included) and keeps it down until {@link restart}. */
+  crash(i: number): Promise<void> {
+    return this.#supervisor.terminateChild(this.#replicaName(i), { kill: true });
+  }
+
+  /** Starts replica `i` again after {@link crash}: it recovers from its store and catches up. */
+  restart(i: number): Promise<void> {
+    return this.#supervisor.restartChild(this.#replicaName(i));
+  }
+
+  /** Cuts the network between replicas into `groups` (each replica in exactly one). */
+  partition(groups: readonly (readonly number[])[]): void {
+    checkPartition(groups, this.n);
+    this.#faults.links = { ...this.#faults.links, partition: groups.map((g) => [...g]) };
+    this.#publish();
+  }
+
+  /** Ends the partition and removes every link delay. */
+  heal(): void {
+    this.#faults.links = HEALTHY;
+    this.#publish();
+  }
+
+  /** Delays every message on the link `from` → `to` by `ms` plus up to `jitterMs`. */
+  delay(delay: LinkDelay): void {
+    checkDelay(delay, this.n);
+    this.#faults.links = { ...this.#faults.links, delays: [...this.#faults.links.delays, { ...delay }] };
+    this.#publish();
+  }
+
+  /** Switches replica `i` into a Byzantine mode (the simulator's modes), or back to honest with `null`. */
+  byzantine(i: number, mode: ByzantineMode | null): void {
+    this.#replicaName(i);
+    if (mode !== null && !BYZANTINE_MODES.includes(mode)) throw new ConfigError(`unknown Byzantine mode ${JSON.stringify(mode)}`);
+    this.#faults.byzantine[i] = mode ?? undefined;
+    this.#publish();
+  }
+
+  /** Per replica: up or not, role, view/term, commit index, state hash, restarts, Byzantine mode. */
+  async status(): Promise<ReplicaStatus[]> {
+    const children = new Map(this.#supervisor.children().map((c) => [c.name, c]));
+    return Promise.all(
+      Array.from({ length: this.n }, async (_, i): Promise<ReplicaStatus> => {
+        const name = this.#replicaName(i);
+        const child = children.get(name);
+        const ref = this.#system.lookup<{ type: 'status' }, ReplicaReport>(name);
+        const report = ref && child?.running ? await ref.ask({ type: 'status' }, { timeoutMs: 10_000 }).catch(() => undefined) : undefined;
+        return {
+          node: i,
+          up: report !== undefined,
+          role: report?.role ?? 'down',
+          view: report?.view ?? 0,
+          commitIndex: report?.commitIndex ?? this.#highest[i] ?? 0,
+          leader: report?.leader ?? null,
+          stateHash: report === undefined ? '' : hex(report.stateHash),
+          restarts: child?.restarts ?? 0,
+          byzantine: this.#faults.byzantine[i] ?? null,
+          refused: { malformed: report?.malformed ?? 0, forged: report?.forged ?? 0, nonMember: report?.nonMember ?? 0 },
+        };
+      }),
+    );
+  }
+
+  /** Evidence of misbehaviour reported by honest replicas so far. */
+  evidence(): readonly EvidenceReport[] {
+    return this.#evidence;
+  }
+
+  /** What replica `i` reported executing at `position`, if it has and it is among the last {@link EXECUTIONS_KEPT}. */
+  executed(i: number, position: number): ExecutedPosition | undefined {
+    return this.#executions[i]?.get(position);
+  }
+
+  /** Resolves once replica `i` has executed `position` (or jumped past it by state transfer). */
+  executedUpTo(i: number, position: number): Promise<void> {
+    if ((this.#highest[i] ?? 0) >= position) return Promise.resolve();
+    return new Promise((done) => {
+      const listener = (node: number, executed: ExecutedPosition): void => {
+        if (node !== i || executed.position < position) return;
+        this.#listeners.delete(listener);
+        done();
+      };
+      this.#listeners.add(listener);
+    });
+  }
+
+  /** Calls `listener` for every execution a replica reports from now on; returns the unsubscribe function. */
+  onExecuted(listener: (node: number, executed: ExecutedPosition) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Stops every actor of the cluster (replicas close their stores) and removes a temporary data directory. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    await this.#system.root.stopChild(this.id);
+    if (this.#temporary) await rm(this.dataDir, { recursive: true, force: true });
+  }
+
+  #applied(node: number, executed: ExecutedPosition): void {
+    const recent = this.#executions[node];
+    if (recent === undefined) return;
+    recent.set(executed.position, executed);
+    if (recent.size > EXECUTIONS_KEPT) recent.delete(recent.keys().next().value as number);
+    this.#highest[node] = Math.max(this.#highest[node] ?? 0, executed.position);
+    for (const listener of [...this.#listeners]) listener(node, executed);
+  }
+
+  #replicaName(i: number): string {
+    if (!Number.isSafeInteger(i) || i < 0 || i >= this.n) throw new ConfigError(`no replica ${i} in a cluster of ${this.n}`);
+    return `${this.id}/replica-${i}`;
+  }
+
+  /** Tells every running replica the faults now in force; a replica that is down learns them when it starts. */
+  #publish(): void {
+    for (let i = 0; i < this.n; i++) {
+      const mode = this.#faults.byzantine[i];
+      this.#system.lookup(this.#replicaName(i))?.tell({ type: 'faults', links: this.#faults.links, ...(mode === undefined ? {} : { byzantine: mode }) }, { urgent: true });
+    }
+  }
+}
