@@ -4,11 +4,13 @@
  */
 import { actorsBench } from './actors.js';
 import { cryptoBench } from './crypto.js';
+import { receiptsBench } from './receipts.js';
 import { toJson, toTable, type BenchResult } from './report.js';
 
 const BENCHES: Record<string, (options: { quick?: boolean }) => Promise<BenchResult>> = {
   actors: actorsBench,
   crypto: cryptoBench,
+  receipts: receiptsBench,
 };
 
 const args = process.argv.slice(2);

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 /**
  * The `knhk` command. `knhk demo` runs the demo (what `npm start` runs); `knhk sim` sweeps seeds
- * of the deterministic simulator.
+ * of the deterministic simulator; `knhk receipt verify` and `knhk log verify` check receipts and
+ * signed tree heads offline.
  */
 import { readFileSync } from 'node:fs';
 import { runDemo } from './demo.js';
+import { runLog, runReceipt } from './receipt.js';
 import { runSim, SIM_USAGE, UsageError } from './sim.js';
 
 const USAGE = `usage: knhk <command>
@@ -12,6 +14,8 @@ const USAGE = `usage: knhk <command>
 commands:
   demo       run the runtime demo (worker-thread actors, supervision, dead letters)
   sim        sweep seeds of the deterministic simulator (knhk sim --help)
+  receipt    verify a receipt offline (knhk receipt verify <receipt.json> --trust <trust.json>)
+  log        check that one signed tree head extends another (knhk log verify --help)
   version    print the version
   help       print this text`;
 
@@ -33,6 +37,10 @@ async function main(argv: readonly string[]): Promise<number> {
         process.stderr.write(`${error.message}\n${SIM_USAGE}\n`);
         return 2;
       }
+    case 'receipt':
+      return runReceipt(argv.slice(1));
+    case 'log':
+      return runLog(argv.slice(1));
     case 'version': {
       const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
       process.stdout.write(`knhk ${pkg.version}\n`);

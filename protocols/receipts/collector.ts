@@ -1,0 +1,111 @@
+/**
+ * The collector's side of receipts: it gathers the replicas' signatures over each batch's tree
+ * head until a quorum of distinct members signed the same bytes, then hands over the signed tree
+ * head (with exactly a quorum of signatures, so that a receipt carries none to spare). A member
+ * that signs a different tree head for a sequence than others did is reported as a fork.
+ */
+import { hex } from '../consensus/codec.js';
+import { SchemeRegistry } from '../crypto/index.js';
+import { encodeTreeHead } from './canonical.js';
+import type { ForkEvidence } from './fork.js';
+import type { SignedTreeHead, TreeHead, TreeHeadSignature } from './tree-head.js';
+import { trustQuorum, type Trust } from './trust.js';
+import { treeHeadSignatureProblem } from './verify.js';
+
+/** What adding one signature changed. */
+export type CollectorUpdate =
+  | { readonly kind: 'pending'; readonly signatures: number; readonly quorum: number }
+  /** The head reached a quorum with this signature: reported once per sequence. */
+  | { readonly kind: 'complete'; readonly signed: SignedTreeHead }
+  /** A different head for a sequence that already has one: both, with their signatures so far. */
+  | { readonly kind: 'fork'; readonly evidence: ForkEvidence }
+  /** The signature does not count (invalid, a non-member's, a duplicate, or the sequence is settled). */
+  | { readonly kind: 'ignored'; readonly reason: string };
+
+/** Options of a {@link TreeHeadCollector}. */
+export interface CollectorOptions {
+  /**
+   * Whether `add` verifies each signature itself (synchronously, with `registry`). Default true;
+   * pass false when the host verified it already (on the crypto pool, with `treeHeadSignatureProblem`).
+   */
+  readonly verify?: boolean;
+  readonly registry?: SchemeRegistry;
+}
+
+interface Candidate {
+  readonly head: TreeHead;
+  readonly signatures: TreeHeadSignature[];
+}
+
+function mostSigned(candidates: readonly Candidate[]): Candidate {
+  return candidates.reduce((best, c) => (c.signatures.length > best.signatures.length ? c : best));
+}
+
+/** Collects tree-head signatures per sequence until one head has a quorum. Pure state. */
+export class TreeHeadCollector {
+  readonly #trust: Trust;
+  readonly #quorum: number;
+  readonly #verify: boolean;
+  readonly #registry: SchemeRegistry | undefined;
+  /** Per pending sequence, the heads seen (by canonical bytes, hex). */
+  readonly #pending = new Map<number, Map<string, Candidate>>();
+  /** Sequences that reached a quorum, with the bytes that did. */
+  readonly #settled = new Map<number, string>();
+
+  /** A collector for the cluster `trust` describes; the quorum is {@link trustQuorum}'s. */
+  constructor(trust: Trust, options: CollectorOptions = {}) {
+    this.#trust = trust;
+    this.#quorum = trustQuorum(trust);
+    this.#verify = options.verify ?? true;
+    this.#registry = options.registry;
+  }
+
+  /** Adds `signature` over `head` by one member. */
+  add(head: TreeHead, signature: TreeHeadSignature): CollectorUpdate {
+    const bytes = encodeTreeHead(head);
+    const key = hex(bytes);
+    const settled = this.#settled.get(head.sequence);
+    if (settled === key) return { kind: 'ignored', reason: `sequence ${head.sequence} already has its quorum` };
+    if (head.cluster !== this.#trust.cluster || head.policy !== this.#trust.policy) {
+      return { kind: 'ignored', reason: `a tree head of cluster ${head.cluster} under policy ${head.policy}, not ${this.#trust.cluster} under ${this.#trust.policy}` };
+    }
+    if (this.#verify) {
+      const problem = treeHeadSignatureProblem(head, signature, this.#trust, this.#registry, bytes);
+      if (problem !== undefined) return { kind: 'ignored', reason: `${signature.node}: ${problem}` };
+    } else if (!this.#trust.members.some((m) => m.node === signature.node)) {
+      return { kind: 'ignored', reason: `${signature.node} is not a member` };
+    }
+    const heads = this.#pending.get(head.sequence) ?? new Map<string, Candidate>();
+    this.#pending.set(head.sequence, heads);
+    const candidate = heads.get(key) ?? { head, signatures: [] };
+    heads.set(key, candidate);
+    if (candidate.signatures.some((s) => s.node === signature.node)) return { kind: 'ignored', reason: `${signature.node} already signed this head` };
+    candidate.signatures.push(signature);
+    if (candidate.signatures.length === 1 && heads.size > 1) {
+      // A head nobody signed before, for a sequence that has another: report it once.
+      const other = (settled === undefined ? undefined : heads.get(settled)) ?? mostSigned([...heads.values()].filter((c) => c !== candidate));
+      return {
+        kind: 'fork',
+        evidence: {
+          kind: 'same-sequence',
+          cluster: head.cluster,
+          reason: `two different tree heads for sequence ${head.sequence}`,
+          first: { treeHead: other.head, signatures: [...other.signatures] },
+          second: { treeHead: head, signatures: [...candidate.signatures] },
+        },
+      };
+    }
+    if (settled !== undefined || candidate.signatures.length < this.#quorum) {
+      return { kind: 'pending', signatures: candidate.signatures.length, quorum: this.#quorum };
+    }
+    this.#settled.set(head.sequence, key);
+    return { kind: 'complete', signed: { treeHead: head, signatures: [...candidate.signatures] } };
+  }
+
+  /** Drops the state of every sequence below `sequence` (settled or not). */
+  forget(sequence: number): void {
+    for (const map of [this.#pending, this.#settled]) {
+      for (const s of map.keys()) if (s < sequence) map.delete(s);
+    }
+  }
+}
