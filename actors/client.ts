@@ -9,7 +9,7 @@
  * and its timestamps only grow, which is what the replicas' client table needs to execute each
  * command once (PBFT §4.1: a request with a timestamp not above the last one is answered from
  * the table). A command goes first to the replica believed to lead, and to every replica on
- * each retry, so that a new leader learns of it too.
+ * each retry, so that a new leader learns of it too; retries back off exponentially.
  */
 import { defineBehavior, t, type Sender } from '../runtime/index.js';
 import { hex, type Command } from '../protocols/consensus/index.js';
@@ -71,13 +71,16 @@ export const Client = defineBehavior({
     const timestamps = new Map<string, number>();
     const inFlight = new Map<string, InFlight>();
     let sessions = 0;
-    let leader: number | undefined;
+    // PBFT's first primary is replica 0 (view 0); the others are learnt from replies.
+    let leader: number | undefined = args.leaderOf === 'view-primary' ? 0 : undefined;
 
     const send = (flight: InFlight): void => {
       const everyone = flight.sends > 0 || leader === undefined;
       flight.sends++;
       for (let i = 0; i < n; i++) if (everyone || i === leader) replicas.tell(i, { type: 'request', command: flight.command });
-      ctx.timers.start(flight.command.client, args.retryMs, { type: 'retry', session: flight.command.client });
+      // Retries back off (up to 8×), so that an overloaded cluster is not buried under copies.
+      const wait = args.retryMs * 2 ** Math.min(3, flight.sends - 1);
+      ctx.timers.start(flight.command.client, wait, { type: 'retry', session: flight.command.client });
     };
 
     return {

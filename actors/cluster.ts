@@ -51,7 +51,7 @@ export interface ClusterOptions {
   readonly id?: string;
   /** Most commands per proposal. */
   readonly batch?: number;
-  /** The protocol's base timeout, ms (see {@link ReplicaTuning.timeoutMs}). */
+  /** The protocol's base timeout, ms (see {@link ReplicaTuning.timeoutMs}; default {@link DEFAULT_TIMEOUT_MS}). */
   readonly timeoutMs?: number;
   /** How long the client waits before sending a command to every replica again, ms (default 1000). */
   readonly retryMs?: number;
@@ -107,6 +107,14 @@ export interface EvidenceReport {
 }
 
 const clustersPerSystem = new WeakMap<ActorSystem, number>();
+
+/**
+ * Base timeouts on real threads, ms. The cores' own defaults suit the simulator's idealised
+ * hosts; here a replica's first messages wait for worker threads to load and JIT-compile their
+ * crypto, and a loaded 2-core machine stalls threads for tens of milliseconds, so a request
+ * timeout of 500 ms starts needless view changes.
+ */
+export const DEFAULT_TIMEOUT_MS: Readonly<Record<ConsensusAlgorithm, number>> = Object.freeze({ pbft: 2000, hotstuff: 1000, raft: 1000 });
 
 /** Executions remembered per replica, for {@link Cluster.executed}. */
 export const EXECUTIONS_KEPT = 4096;
@@ -236,7 +244,7 @@ export class Cluster {
       await supervisor.spawn(Verifier, { name: name('verifier'), thread: true, args: { policy, members: keys.map((k) => ({ scheme: k.scheme, publicKey: k.publicKey })), context } });
       const tuning: ReplicaTuning = {
         ...(options.batch === undefined ? {} : { batch: options.batch }),
-        ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+        timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS[options.protocol],
       };
       const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
       for (const i of config.members) {
