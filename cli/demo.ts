@@ -1,62 +1,148 @@
 /**
- * The runtime demo (`npm start`): three counters in worker threads under a `rest_for_one`
- * supervisor take a burst of traffic; one is crashed on purpose; the supervisor restarts it and
- * the one started after it; garbage bytes are sent and become a dead letter; the system stops.
- * Replicated clusters replace this demo once the consensus layers land.
+ * The main job (`npm start`, `knhk demo`): a replicated key-value cluster on worker threads —
+ * by default four PBFT replicas with hybrid ML-DSA-65 + Ed25519 signatures on every vote — takes
+ * a workload; midway one replica's thread is killed, the rest carry on, the replica is restarted
+ * from its LMDB store and catches up; at the end every replica holds the same state.
  */
-import { ActorSystem, defineBehavior, t } from '../index.js';
+import { parseArgs } from 'node:util';
+import { ActorSystem } from '../actors/system.js';
+import type { Cluster } from '../actors/cluster.js';
+import { CONSENSUS_ALGORITHMS, type ConsensusAlgorithm } from '../protocols/consensus/index.js';
+import { SIGNATURE_POLICIES, type SignaturePolicy } from '../protocols/crypto/index.js';
+import { percentile } from '../bench/stats.js';
+import { TICK_MS } from '../runtime/index.js';
 
-/** A counter that can be told to crash. */
-export const DemoCounter = defineBehavior({
-  module: import.meta.url,
-  export: 'DemoCounter',
-  messages: t.variants({ add: { n: t.int() }, get: {}, crash: {} }),
-  replies: t.int(),
-  start() {
-    let total = 0;
-    return {
-      receive(msg, from) {
-        if (msg.type === 'add') total += msg.n;
-        else if (msg.type === 'get') from.reply(total);
-        else throw new Error('crash requested by the demo');
-      },
-    };
-  },
-});
+/** Usage of `knhk demo`. */
+export const DEMO_USAGE = `usage: knhk demo [--protocol pbft|hotstuff|raft] [--n 4] [--policy classical|hybrid|quantum]
+                 [--commands 2000] [--concurrency 200] [--data-dir DIR]`;
 
-/** Runs the demo, writing its narrative to `out`. */
-export async function runDemo(out: (line: string) => void = (line) => process.stdout.write(`${line}\n`)): Promise<void> {
+/** A bad command line. */
+export class DemoUsageError extends Error {}
+
+interface DemoOptions {
+  readonly protocol: ConsensusAlgorithm;
+  readonly n: number;
+  readonly policy: SignaturePolicy;
+  readonly commands: number;
+  readonly concurrency: number;
+  readonly dataDir?: string;
+}
+
+function options(argv: readonly string[]): DemoOptions {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      protocol: { type: 'string', default: 'pbft' },
+      n: { type: 'string', default: '4' },
+      policy: { type: 'string', default: 'hybrid' },
+      commands: { type: 'string', default: '2000' },
+      concurrency: { type: 'string', default: '200' },
+      'data-dir': { type: 'string' },
+    },
+  });
+  const protocol = values.protocol as ConsensusAlgorithm;
+  if (!CONSENSUS_ALGORITHMS.includes(protocol)) throw new DemoUsageError(`unknown protocol ${values.protocol}`);
+  const policy = values.policy as SignaturePolicy;
+  if (!SIGNATURE_POLICIES.includes(policy)) throw new DemoUsageError(`unknown policy ${values.policy}`);
+  const count = (name: string, text: string, min: number): number => {
+    const value = Number(text);
+    if (!Number.isSafeInteger(value) || value < min) throw new DemoUsageError(`--${name} must be an integer >= ${min}, got ${text}`);
+    return value;
+  };
+  return {
+    protocol,
+    policy,
+    n: count('n', values.n, 1),
+    commands: count('commands', values.commands, 10),
+    concurrency: count('concurrency', values.concurrency, 1),
+    ...(values['data-dir'] === undefined ? {} : { dataDir: values['data-dir'] }),
+  };
+}
+
+/** A one-line progress bar on a terminal, nothing elsewhere. */
+function progress(done: number, total: number, note: string): void {
+  if (!process.stdout.isTTY) return;
+  const width = 30;
+  const filled = Math.round((done / total) * width);
+  process.stdout.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${note}`.padEnd(100));
+}
+
+/** Runs the demo with the command line `argv`, writing its narrative to `out`. */
+export async function runDemo(argv: readonly string[] = [], out: (line: string) => void = (line) => process.stdout.write(`${line}\n`)): Promise<void> {
+  const opts = options(argv);
   const system = await ActorSystem.start();
   try {
-    system.onDeadLetter((letter) => out(`dead letter for ${letter.to}: ${letter.reason} (${letter.error?.code ?? 'no error'})`));
-    const sup = await system.supervisor({ name: 'counters', strategy: 'rest_for_one', intensity: 3, periodMs: 10_000 });
-    const names = ['alpha', 'beta', 'gamma'];
-    for (const name of names) await sup.spawn(DemoCounter, { name, thread: true });
-    out(`started ${names.join(', ')} in worker threads under a rest_for_one supervisor`);
-
-    const t0 = performance.now();
-    const burst = 30_000;
-    for (let i = 0; i < burst; i++) system.lookup<{ type: 'add'; n: number }>(names[i % 3] as string)?.tell({ type: 'add', n: 1 });
-    const totals = await Promise.all(names.map((name) => system.lookup<{ type: 'get' }, number>(name)?.ask({ type: 'get' })));
-    out(`${burst} tells delivered in ${(performance.now() - t0).toFixed(1)} ms; totals ${totals.join(', ')}`);
-
-    const beta = system.lookup<{ type: 'crash' }>('beta');
-    if (!beta) throw new Error('beta is not running');
-    const ended = system.watch(beta);
-    beta.tell({ type: 'crash' });
-    const reason = await ended;
-    out(`beta#0 ended: ${reason.kind === 'crash' ? reason.error.message : reason.kind}`);
-    while (!sup.children().every((c) => c.running && c.incarnation === (c.name === 'alpha' ? 0 : 1))) await new Promise((r) => setTimeout(r, 10));
-    out(`restarts: ${sup.children().map((c) => `${c.name}=${c.restarts}`).join(' ')} (gamma was started after beta, so it restarted too)`);
-
-    const gamma = system.lookup('gamma');
-    if (gamma) system.injectRaw(gamma, new Uint8Array([0xc1, 0xff, 0x00]));
-    const after = await Promise.all(names.map((name) => system.lookup<{ type: 'get' }, number>(name)?.ask({ type: 'get' })));
-    out(`after the crash: totals ${after.join(', ')} (restarted actors start fresh)`);
-    const status = await system.control(system.lookup('alpha') as NonNullable<ReturnType<typeof system.lookup>>).status();
-    out(`alpha handled ${status.handler.handled} messages, longest ${status.handler.maxTicks.toFixed(1)} ticks of 125 µs`);
+    const started = performance.now();
+    const cluster = await system.spawnCluster({
+      protocol: opts.protocol,
+      n: opts.n,
+      policy: opts.policy,
+      ...(opts.dataDir === undefined ? {} : { dataDir: opts.dataDir, passphrase: process.env['KNHK_KEY_PASSPHRASE'] ?? 'knhk-demo' }),
+    });
+    out(`${cluster.id}: ${opts.n} ${opts.protocol} replicas (f = ${cluster.f}), ${opts.policy} signatures (${cluster.keys[0]?.scheme}), ` + `each replica, signer and the verifier in a worker thread; data in ${cluster.dataDir}; started in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    const victim = opts.n - 1;
+    const crashAt = Math.floor(opts.commands / 3);
+    const restartAt = Math.floor((opts.commands * 2) / 3);
+    const latencies: number[] = [];
+    let next = 0;
+    let done = 0;
+    let note = '';
+    const milestones = new Map<number, () => Promise<void>>([
+      [crashAt, async () => {
+        await cluster.crash(victim);
+        note = `replica ${victim} crashed`;
+        out(`\n${done} commands in: killed replica ${victim}'s thread; the others carry on`);
+      }],
+      [restartAt, async () => {
+        await cluster.restart(victim);
+        note = `replica ${victim} restarted`;
+        out(`\n${done} commands in: restarted replica ${victim} from its store`);
+      }],
+    ]);
+    const workStarted = performance.now();
+    await Promise.all(
+      Array.from({ length: opts.concurrency }, async () => {
+        while (next < opts.commands) {
+          const k = next++;
+          const sent = performance.now();
+          await cluster.submit({ type: 'put', key: `key-${k % 500}`, value: `value-${k}` }, { timeoutMs: 120_000 });
+          latencies.push(performance.now() - sent);
+          done++;
+          progress(done, opts.commands, note);
+          await milestones.get(done)?.();
+        }
+      }),
+    );
+    const seconds = (performance.now() - workStarted) / 1000;
+    if (process.stdout.isTTY) process.stdout.write('\n');
+    await caughtUp(cluster, out);
+    const status = await cluster.status();
+    const states = new Set(status.map((s) => s.stateHash));
+    out(`every replica executed position ${status[0]?.commitIndex}; state hashes ${states.size === 1 ? 'agree' : 'DISAGREE'} (${status[0]?.stateHash.slice(0, 16)}…)`);
+    const handler = await Promise.all(
+      status.map(async (s) => {
+        const ref = system.lookup(`${cluster.id}/replica-${s.node}`);
+        return ref ? (await system.control(ref).status()).handler.maxTicks : NaN;
+      }),
+    );
+    out('summary:');
+    out(`  commands        ${opts.commands} in ${seconds.toFixed(1)} s = ${(opts.commands / seconds).toFixed(0)} commands/s`);
+    out(`  latency         p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms`);
+    out(`  restarts        ${status.map((s) => `replica ${s.node}: ${s.restarts}`).join(', ')}`);
+    out(`  handler time    longest per replica thread: ${handler.map((ticks) => `${ticks.toFixed(1)}`).join(', ')} ticks of ${TICK_MS * 1000} µs`);
+    out(`  refused         ${status.reduce((sum, s) => sum + s.refused.forged + s.refused.malformed + s.refused.nonMember, 0)} envelopes (forged, malformed or from non-members)`);
+    if (states.size !== 1) throw new Error('replicas disagree on the state');
+    await cluster.stop();
   } finally {
     await system.stop();
     out('system stopped');
   }
+}
+
+/** Waits until the restarted replica has executed what the others have, narrating. */
+async function caughtUp(cluster: Cluster, out: (line: string) => void): Promise<void> {
+  const read = await cluster.submit({ type: 'get', key: 'key-0' });
+  const started = performance.now();
+  await Promise.all(Array.from({ length: cluster.n }, (_, i) => cluster.executedUpTo(i, read.position)));
+  out(`all ${cluster.n} replicas reached position ${read.position} (the restarted one caught up ${((performance.now() - started) / 1000).toFixed(1)} s after the last command)`);
 }

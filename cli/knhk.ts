@@ -5,14 +5,14 @@
  * signed tree heads offline.
  */
 import { readFileSync } from 'node:fs';
-import { runDemo } from './demo.js';
+import { DEMO_USAGE, DemoUsageError, runDemo } from './demo.js';
 import { runLog, runReceipt } from './receipt.js';
 import { runSim, SIM_USAGE, UsageError } from './sim.js';
 
 const USAGE = `usage: knhk <command>
 
 commands:
-  demo       run the runtime demo (worker-thread actors, supervision, dead letters)
+  demo       run a replicated cluster through a crash and a restart (knhk demo --help)
   sim        sweep seeds of the deterministic simulator (knhk sim --help)
   receipt    verify a receipt offline (knhk receipt verify <receipt.json> --trust <trust.json>)
   log        check that one signed tree head extends another (knhk log verify --help)
@@ -23,7 +23,17 @@ async function main(argv: readonly string[]): Promise<number> {
   const [command = 'help'] = argv;
   switch (command) {
     case 'demo':
-      await runDemo();
+      if (argv.includes('--help') || argv.includes('-h')) {
+        process.stdout.write(`${DEMO_USAGE}\n`);
+        return 0;
+      }
+      try {
+        await runDemo(argv.slice(1));
+      } catch (error) {
+        if (!(error instanceof DemoUsageError) && !(error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))) throw error;
+        process.stderr.write(`${error.message}\n${DEMO_USAGE}\n`);
+        return 2;
+      }
       return 0;
     case 'sim':
       if (argv.includes('--help') || argv.includes('-h')) {
@@ -37,6 +47,7 @@ async function main(argv: readonly string[]): Promise<number> {
         process.stderr.write(`${error.message}\n${SIM_USAGE}\n`);
         return 2;
       }
+    case 'chaos': return (await import('./chaos.js')).runChaosCommand(argv.slice(1));
     case 'receipt':
       return runReceipt(argv.slice(1));
     case 'log':

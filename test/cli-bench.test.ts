@@ -6,13 +6,23 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const script = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
 
-test('the demo (npm start) runs to completion and tells its story', async (t) => {
-  const { stdout } = await run(process.execPath, [script('../cli/knhk.js'), 'demo'], { timeout: 120_000 });
-  t.regex(stdout, /30000 tells delivered/);
-  t.regex(stdout, /restarts: alpha=0 beta=1 gamma=1/);
-  t.regex(stdout, /dead letter for gamma#1: invalid \(DECODE_ERROR\)/);
-  t.regex(stdout, /after the crash: totals 10000, 0, 0/);
+test('the demo (npm start) runs a hybrid PBFT cluster through a crash and a restart, and the replicas agree', async (t) => {
+  t.timeout(180_000);
+  const { stdout } = await run(process.execPath, [script('../cli/knhk.js'), 'demo'], { timeout: 170_000 });
+  t.log(stdout);
+  t.regex(stdout, /4 pbft replicas \(f = 1\), hybrid signatures \(ML-DSA-65\+Ed25519\)/);
+  t.regex(stdout, /killed replica 3's thread/);
+  t.regex(stdout, /restarted replica 3 from its store/);
+  t.regex(stdout, /state hashes agree/);
+  t.regex(stdout, /commands +2000 in/);
+  t.regex(stdout, /replica 3: 1/);
   t.regex(stdout, /system stopped\n$/);
+});
+
+test('the demo refuses a bad option with status 2 and its usage', async (t) => {
+  const error = await t.throwsAsync(run(process.execPath, [script('../cli/knhk.js'), 'demo', '--protocol', 'paxos']));
+  t.is((error as unknown as { code: number }).code, 2);
+  t.regex((error as unknown as { stderr: string }).stderr, /unknown protocol paxos/);
 });
 
 test('an unknown command exits with status 2 and the usage', async (t) => {
