@@ -225,6 +225,11 @@ export class PbftCore implements Core<PbftMessage> {
         return this.#onFetchState(m as Signed<FetchState>);
       case 'state':
         return this.#onState(m as Signed<StateTransfer>);
+      case 'status':
+        // The relay above moved the peer to this replica's view if it was behind; the state of a
+        // stable checkpoint past what it executed moves it there.
+        if (body.executed < this.#low) this.#serveState(m.from);
+        return;
     }
   }
 
@@ -479,8 +484,12 @@ export class PbftCore implements Core<PbftMessage> {
   }
 
   #onFetchState(m: Signed<FetchState>): void {
-    if (this.#stableSnapshot === undefined || this.#low < m.body.sequence || this.#low === 0 || !this.#mayServe(`state:${m.from}`)) return;
-    this.#out.send([m.from], { type: 'state', checkpoint: this.#stable, snapshot: this.#stableSnapshot });
+    if (this.#low >= m.body.sequence) this.#serveState(m.from);
+  }
+
+  #serveState(peer: NodeId): void {
+    if (this.#stableSnapshot === undefined || this.#low === 0 || !this.#mayServe(`state:${peer}`)) return;
+    this.#out.send([peer], { type: 'state', checkpoint: this.#stable, snapshot: this.#stableSnapshot });
   }
 
   #onState(m: Signed<StateTransfer>): void {
@@ -751,6 +760,10 @@ export class PbftCore implements Core<PbftMessage> {
     } else if (this.#changing) {
       // Its view change was lost with the crash: ask again.
       this.#broadcastViewChange();
+    } else {
+      // The others may have changed view or moved on while it was down; with no client traffic
+      // nothing would tell it (thesis §5.2).
+      this.#out.send(this.config.members.filter((id) => id !== this.config.nodeId), { type: 'status', view: this.#view, executed: this.#executed });
     }
   }
 

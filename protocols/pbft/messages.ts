@@ -100,6 +100,15 @@ export const stateSchema = t.object({ type: t.literal('state'), checkpoint: stab
 /** A state body. */
 export type StateTransfer = Infer<typeof stateSchema>;
 
+/**
+ * What a replica that restarted announces (Castro's thesis §5.2 status messages): its view and how
+ * far it executed. A peer in a later view answers with that view's NEW-VIEW (a relay), a peer
+ * with a later stable checkpoint with its state, so an idle cluster brings it back too.
+ */
+export const statusSchema = t.object({ type: t.literal('status'), view: t.uint(), executed: t.uint() });
+/** A status body. */
+export type Status = Infer<typeof statusSchema>;
+
 const cases = {
   'pre-prepare': prePrepareSchema,
   prepare: prepareSchema,
@@ -110,12 +119,13 @@ const cases = {
   relay: relaySchema,
   'fetch-state': fetchStateSchema,
   state: stateSchema,
+  status: statusSchema,
 } as const;
 
 const messageType = t.oneOf(...(Object.keys(cases) as (keyof typeof cases)[]));
 
 /** Every PBFT message body. */
-export type PbftMessage = PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView | Relay | FetchState | StateTransfer;
+export type PbftMessage = PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView | Relay | FetchState | StateTransfer | Status;
 
 /** Schema of {@link PbftMessage}: dispatches on `type`. */
 export const pbftMessageSchema: Schema<PbftMessage> = {
