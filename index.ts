@@ -13,4 +13,20 @@ export type { LinkDelay } from './actors/link-faults.js';
 export type { PublicKeyDescriptor } from './actors/signer.js';
 export { StorageError, type StorageErrorCode } from './actors/replica-store.js';
 export { BYZANTINE_MODES, type ByzantineMode } from './protocols/sim/byzantine.js';
+export {
+  ReceiptError,
+  verifyReceipt,
+  verifyTreeHead,
+  verifyConsistency,
+  receiptToJson,
+  receiptFromJson,
+  trustToJson,
+  trustFromJson,
+  type Receipt,
+  type ReceiptBody,
+  type ReceiptVerdict,
+  type SignedTreeHead,
+  type TreeHead,
+  type Trust,
+} from './protocols/receipts/index.js';
 export { kvPayload, kvResponse, type KvOperation, type KvResponse, type ConsensusAlgorithm } from './protocols/consensus/index.js';

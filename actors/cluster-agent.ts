@@ -1,12 +1,13 @@
 /**
  * The cluster agent: the actor in the embedding program's thread that a cluster's replicas
  * report to. It hands each replica the faults in force when it starts (a restarted replica is
- * as partitioned, delayed or Byzantine as its predecessor), and passes executions and
+ * as partitioned, delayed or Byzantine as its predecessor), and passes executions, tree-head signatures and
  * evidence to the cluster object that owns it. Its messages come from worker threads, so they
  * are validated like any other; a replica cannot make it throw.
  */
 import { defineBehavior, t, type Infer } from '../runtime/index.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
+import { BINARY_SCHEMAS, type SignedTreeHead } from '../protocols/receipts/index.js';
 import { linkFaultsSchema, type LinkFaults } from './link-faults.js';
 
 const digest = t.bytes({ maxLength: 64 });
@@ -33,6 +34,8 @@ export interface AgentSink {
   faultsFor(node: number): { readonly links: LinkFaults; readonly byzantine?: ByzantineMode };
   applied(node: number, executed: ExecutedPosition): void;
   evidence(node: number, kind: string, accused: number, detail: string): void;
+  /** One replica's signed tree head (one signature). */
+  treeHead(signed: SignedTreeHead): void;
 }
 
 /** The agent of one cluster. */
@@ -43,6 +46,8 @@ export const ClusterAgent = defineBehavior({
     hello: { node: t.uint() },
     applied: { node: t.uint(), applied: executedPositionSchema },
     evidence: { node: t.uint(), kind: t.string({ maxLength: 64 }), accused: t.uint(), detail: t.string({ maxLength: 4096 }) },
+    /** A replica's signature over its receipt log's tree head after a position. */
+    'tree-head': { signed: BINARY_SCHEMAS.signedTreeHead },
   }),
   replies: t.object({ links: linkFaultsSchema, byzantine: t.optional(t.oneOf(...BYZANTINE_MODES)) }),
   start(_ctx, sink: AgentSink) {
@@ -55,6 +60,8 @@ export const ClusterAgent = defineBehavior({
             return sink.applied(msg.node, msg.applied);
           case 'evidence':
             return sink.evidence(msg.node, msg.kind, msg.accused, msg.detail);
+          case 'tree-head':
+            return sink.treeHead(msg.signed);
         }
       },
     };

@@ -28,6 +28,23 @@ import { checkDelay, checkPartition, HEALTHY, type LinkDelay, type LinkFaults } 
 import { Replica, type ReplicaReport, type ReplicaTuning } from './replica.js';
 import { Signer, type PublicKeyDescriptor } from './signer.js';
 import { Verifier } from './verifier.js';
+import { verifyAsync } from './crypto-pool.js';
+import { verifyReceiptAsync } from './receipt-tasks.js';
+import { SchemeRegistry, type KeyId } from '../protocols/crypto/index.js';
+import { isByzantineTolerant } from '../protocols/consensus/config.js';
+import {
+  ReceiptError,
+  TRUST_VERSION,
+  TreeHeadCollector,
+  checkTrust,
+  receiptFromJson,
+  treeHeadSigningInput,
+  trustToJson,
+  type Json,
+  type Receipt,
+  type SignedTreeHead,
+  type Trust,
+} from '../protocols/receipts/index.js';
 
 /** The scheme each policy signs with. */
 export const POLICY_SCHEME: Readonly<Record<SignaturePolicy, SchemeName>> = Object.freeze({
@@ -78,6 +95,8 @@ export interface Submitted {
   /** The session and timestamp it went out under (its identity in the replicas' client table). */
   readonly client: string;
   readonly timestamp: number;
+  /** Its receipt, fetched and verified on first access (see {@link Cluster.receipt}). */
+  readonly receipt: Promise<Receipt>;
 }
 
 /** One replica as {@link Cluster.status} reports it. */
@@ -96,6 +115,9 @@ export interface ReplicaStatus {
   readonly byzantine: ByzantineMode | null;
   /** Envelopes refused before the core saw them. */
   readonly refused: { readonly malformed: number; readonly forged: number; readonly nonMember: number };
+  /** Leaves in its receipt log; whether the log has no hole (a replica that caught up by state transfer has one and signs no tree heads). */
+  readonly receiptLog: number;
+  readonly receiptLogComplete: boolean;
 }
 
 /** Misbehaviour a replica proved with signed messages. */
@@ -130,6 +152,14 @@ export class Cluster {
   readonly dataDir: string;
   /** Each replica's public key, as its signer reported it. */
   readonly keys: readonly PublicKeyDescriptor[];
+  /** What a receipt verifier needs to know of this cluster: its members and their keys (write it with `trustToJson`). */
+  readonly trust: Trust;
+  readonly #trustJson: Json<Trust>;
+  readonly #collector: TreeHeadCollector;
+  /** Tree heads with a quorum of signatures, by position (the last {@link EXECUTIONS_KEPT}). */
+  readonly #signedHeads = new Map<number, SignedTreeHead>();
+  readonly #headWaiters = new Map<number, (() => void)[]>();
+  readonly #registry = SchemeRegistry.create();
   readonly #system: ActorSystem;
   readonly #supervisor: Supervisor;
   readonly #client: ActorRef<{ type: 'submit'; payload: Uint8Array }, ClientResult>;
@@ -153,6 +183,7 @@ export class Cluster {
     temporary: boolean;
     keys: PublicKeyDescriptor[];
     faults: { links: LinkFaults; byzantine: (ByzantineMode | undefined)[] };
+    trust: Trust;
   }) {
     this.#system = init.system;
     this.#supervisor = init.supervisor;
@@ -166,6 +197,9 @@ export class Cluster {
     this.keys = init.keys;
     this.#temporary = init.temporary;
     this.#faults = init.faults;
+    this.trust = init.trust;
+    this.#trustJson = trustToJson(init.trust);
+    this.#collector = new TreeHeadCollector(init.trust, { verify: false });
     this.#executions = init.config.members.map(() => new Map());
     this.#highest = init.config.members.map(() => 0);
   }
@@ -207,6 +241,9 @@ export class Cluster {
       },
       evidence: (reporter, kind, accused, detail) => {
         if (cluster !== undefined) cluster.#evidence.push({ reporter, kind, accused, detail });
+      },
+      treeHead: (signed) => {
+        if (cluster !== undefined) void cluster.#treeHead(signed);
       },
     };
 
@@ -254,6 +291,7 @@ export class Cluster {
           args: {
             clusterId: id,
             protocol: options.protocol,
+            policy,
             n: config.n,
             nodeId: i,
             directory: join(dataDir, `replica-${i}`, 'store'),
@@ -263,7 +301,16 @@ export class Cluster {
           },
         });
       }
-      cluster = new Cluster({ system, supervisor, client: client as never, config, id, policy, dataDir, temporary, keys, faults });
+      const trust = checkTrust({
+        version: TRUST_VERSION,
+        cluster: id,
+        n: config.n,
+        // Raft tolerates crashes only: its receipts need a majority of signatures, which a trust file says with f = 0.
+        f: isByzantineTolerant(config.algorithm) ? config.f : 0,
+        policy,
+        members: keys.map((key, i) => ({ node: String(i), keys: [{ keyId: key.keyId as KeyId, scheme: key.scheme, publicKey: key.publicKey, validFrom: 0 }] })),
+      });
+      cluster = new Cluster({ system, supervisor, client: client as never, config, id, policy, dataDir, temporary, keys, faults, trust });
       return cluster;
     } catch (error) {
       await system.root.stopChild(id);
@@ -280,7 +327,38 @@ export class Cluster {
    */
   async submit(command: Uint8Array | KvOperation, options: { readonly timeoutMs?: number } = {}): Promise<Submitted> {
     const payload = command instanceof Uint8Array ? command : kvPayload(command);
-    return this.#client.ask({ type: 'submit', payload }, { timeoutMs: options.timeoutMs ?? 30_000 });
+    const result = await this.#client.ask({ type: 'submit', payload }, { timeoutMs: options.timeoutMs ?? 30_000 });
+    let receipt: Promise<Receipt> | undefined;
+    const receiptOf = (): Promise<Receipt> => (receipt ??= this.receipt(result));
+    return Object.defineProperty({ ...result }, 'receipt', { get: receiptOf, enumerable: false }) as Submitted;
+  }
+
+  /**
+   * The receipt of a committed command: its receipt body, an inclusion proof in the receipt log,
+   * and the log's tree head signed by a quorum of replicas (protocols/receipts). It is fetched from
+   * a replica and verified against {@link trust} (on the pool) before it is returned, so a
+   * Byzantine replica cannot hand out a bad one.
+   * @throws {ReceiptError} `UNAVAILABLE` when no replica can make it within `timeoutMs` (default 30 s).
+   */
+  async receipt(command: { readonly client: string; readonly timestamp: number }, options: { readonly timeoutMs?: number } = {}): Promise<Receipt> {
+    const deadline = performance.now() + (options.timeoutMs ?? 30_000);
+    const replicas = (): ActorRef[] => Array.from({ length: this.n }, (_, i) => this.#system.lookup(this.#replicaName(i))).filter((r) => r !== undefined);
+    const ask = <R>(ref: ActorRef, msg: unknown): Promise<R | undefined> =>
+      ref.ask(msg, { timeoutMs: Math.max(1, deadline - performance.now()) }).then((r) => r as R, () => undefined);
+    for (;;) {
+      for (const ref of replicas()) {
+        const located = await ask<{ position?: number }>(ref, { type: 'locate', client: command.client, timestamp: command.timestamp });
+        if (located?.position === undefined) continue;
+        const signed = await this.#signedHead(located.position, deadline);
+        if (signed === undefined) break;
+        const answer = await ask<{ json?: string }>(ref, { type: 'receipt', client: command.client, timestamp: command.timestamp, signed });
+        if (answer?.json === undefined) continue;
+        const json = JSON.parse(answer.json) as Json<Receipt>;
+        if ((await verifyReceiptAsync(this.#system, json, this.#trustJson)).ok) return receiptFromJson(json);
+      }
+      if (performance.now() >= deadline) throw new ReceiptError('UNAVAILABLE', `no replica produced a valid receipt for ${command.client}/${command.timestamp} in time`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   }
 
   /** Terminates replica `i`'s thread wherever it is (a real crash, mid-write included) and keeps it down until {@link restart}. */
@@ -341,6 +419,8 @@ export class Cluster {
           restarts: child?.restarts ?? 0,
           byzantine: this.#faults.byzantine[i] ?? null,
           refused: { malformed: report?.malformed ?? 0, forged: report?.forged ?? 0, nonMember: report?.nonMember ?? 0 },
+          receiptLog: report?.receiptLog ?? 0,
+          receiptLogComplete: report?.receiptLogComplete ?? false,
         };
       }),
     );
@@ -390,6 +470,69 @@ export class Cluster {
     if (recent.size > EXECUTIONS_KEPT) recent.delete(recent.keys().next().value as number);
     this.#highest[node] = Math.max(this.#highest[node] ?? 0, executed.position);
     for (const listener of [...this.#listeners]) listener(node, executed);
+  }
+
+  /**
+   * The receipts of every command executed at `position` (a batch), each verified against
+   * {@link trust} on the pool. Empty when the position executed no command.
+   * @throws {ReceiptError} `UNAVAILABLE` when no replica can make them within `timeoutMs` (default 30 s),
+   *   for instance because the position is older than the last {@link EXECUTIONS_KEPT} this cluster saw signed.
+   */
+  async receiptsAt(position: number, options: { readonly timeoutMs?: number } = {}): Promise<Receipt[]> {
+    const deadline = performance.now() + (options.timeoutMs ?? 30_000);
+    const signed = await this.#signedHead(position, deadline);
+    if (signed !== undefined) {
+      for (let i = 0; i < this.n; i++) {
+        const ref = this.#system.lookup(this.#replicaName(i));
+        const answer = ref && ((await ref.ask({ type: 'receipts-at', signed }, { timeoutMs: Math.max(1, deadline - performance.now()) }).catch(() => undefined)) as { json?: string } | undefined);
+        if (answer?.json === undefined) continue;
+        const receipts = JSON.parse(answer.json) as Json<Receipt>[];
+        const verdicts = await Promise.all(receipts.map((json) => verifyReceiptAsync(this.#system, json, this.#trustJson)));
+        if (verdicts.every((v) => v.ok)) return receipts.map((json) => receiptFromJson(json));
+      }
+    }
+    throw new ReceiptError('UNAVAILABLE', `no replica produced valid receipts for position ${position} in time`);
+  }
+
+  /** A replica's tree-head signature: checked on the pool, then counted towards its position's quorum. */
+  async #treeHead(signed: SignedTreeHead): Promise<void> {
+    const [signature] = signed.signatures;
+    const node = Number(signature?.node);
+    const key = this.keys[node];
+    if (signature === undefined || key === undefined || signature.keyId !== key.keyId || signature.scheme !== key.scheme) return;
+    const input = treeHeadSigningInput(signed.treeHead, this.#registry.get(key.scheme));
+    const valid = await verifyAsync(this.#system, { scheme: key.scheme, publicKey: key.publicKey, message: input.message, signature: signature.signature, ...(input.context === undefined ? {} : { context: input.context }) });
+    if (!valid) {
+      this.#evidence.push({ reporter: -1, accused: node, kind: 'invalid-tree-head-signature', detail: `position ${signed.treeHead.sequence}` });
+      return;
+    }
+    const update = this.#collector.add(signed.treeHead, signature);
+    if (update.kind === 'fork') {
+      this.#evidence.push({ reporter: -1, accused: node, kind: 'receipt-log-fork', detail: `two tree heads for position ${signed.treeHead.sequence}` });
+    } else if (update.kind === 'complete') {
+      const position = update.signed.treeHead.sequence;
+      this.#signedHeads.set(position, update.signed);
+      if (this.#signedHeads.size > EXECUTIONS_KEPT) this.#signedHeads.delete(this.#signedHeads.keys().next().value as number);
+      this.#collector.forget(position - EXECUTIONS_KEPT);
+      for (const wake of this.#headWaiters.get(position) ?? []) wake();
+      this.#headWaiters.delete(position);
+    }
+  }
+
+  /** The signed tree head of `position`, once a quorum signed it, or undefined at the deadline. */
+  async #signedHead(position: number, deadline: number): Promise<SignedTreeHead | undefined> {
+    const known = this.#signedHeads.get(position);
+    if (known !== undefined) return known;
+    await new Promise<void>((wake) => {
+      const timer = setTimeout(wake, Math.max(0, deadline - performance.now()));
+      const waiters = this.#headWaiters.get(position) ?? [];
+      waiters.push(() => {
+        clearTimeout(timer);
+        wake();
+      });
+      this.#headWaiters.set(position, waiters);
+    });
+    return this.#signedHeads.get(position);
   }
 
   #replicaName(i: number): string {

@@ -66,7 +66,14 @@ export interface ReplicaHostOptions<M extends { readonly type: string }> {
   readonly crypto: ReplicaCrypto;
   /** Delivers an encoded envelope, whose body has type `type`, to a peer (never to this replica: loopbacks stay inside). */
   readonly send: (to: NodeId, bytes: Uint8Array, type: string) => void;
+  /** Drives the core's timers. */
   readonly clock: Clock;
+  /**
+   * The time handed to the core, ms since the epoch (default `Date.now`). Not `clock.now()`: that
+   * is `performance.now()`, whose origin is each thread's own start, while a core compares its
+   * time with the proposer's (PBFT's and HotStuff's clock-skew checks) and writes it into receipts.
+   */
+  readonly wallClock?: () => number;
   /** Draws timer jitter (default Math.random). */
   readonly random?: () => number;
   /** Seeds the choices of a Byzantine mode (which peers get which variant), so a chaos run can be replayed. */
@@ -214,7 +221,7 @@ export class ReplicaHost<M extends { readonly type: string }> {
       this.#nextGroup = undefined;
       const group = this.#inbox;
       this.#inbox = [];
-      const now = this.#options.clock.now();
+      const now = (this.#options.wallClock ?? Date.now)();
       for (const each of group) this.#core.step(each, now);
       this.#steps += group.length;
       await this.#carryOut();

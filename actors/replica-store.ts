@@ -46,6 +46,9 @@ const IDENTITY_KEY = 'meta:identity';
 const OPENS_KEY = 'meta:opens';
 const RECORD_PREFIX = 'core:';
 const CHECKSUM_BYTES = 32;
+const RECEIPT_PREFIX = 'receipt:';
+/** Zero-padded, so that the keys' byte order is the positions' order. */
+const receiptKey = (position: number): string => `${RECEIPT_PREFIX}${String(position).padStart(16, '0')}`;
 
 function seal(value: unknown): Uint8Array {
   const payload = encode(value);
@@ -138,6 +141,26 @@ export class ReplicaStore {
         else this.#db.put(RECORD_PREFIX + op.key, seal(op.value));
       }
     });
+  }
+
+  /**
+   * Writes the receipt-log entries of one executed position (receipt-journal.ts) in one synced
+   * transaction. Kept apart from the core's records, which the core alone reads back.
+   */
+  async putReceipts(position: number, entries: unknown): Promise<void> {
+    await this.#db.transaction(() => this.#db.put(receiptKey(position), seal(entries)));
+  }
+
+  /** The receipt-log entries of `position`, if written. @throws {StorageError} `STORAGE_CORRUPT`. */
+  receipts(position: number): unknown {
+    return this.#read(receiptKey(position));
+  }
+
+  /** Every position's receipt-log entries, in position order. @throws {StorageError} `STORAGE_CORRUPT`. */
+  *receiptPositions(): Generator<{ readonly position: number; readonly entries: unknown }> {
+    for (const { key, value } of this.#db.getRange({ start: RECEIPT_PREFIX, end: `${RECEIPT_PREFIX}\uffff` })) {
+      yield { position: Number(key.slice(RECEIPT_PREFIX.length)), entries: this.#open(key, value) };
+    }
   }
 
   /** How many times the store has been opened, this time included (restarts + 1). */

@@ -6,7 +6,7 @@
  * to what it sends. Killing its thread at any instant loses nothing that was acknowledged: the
  * store is written before any message that depends on it leaves.
  */
-import { defineBehavior, t, type ActorRef } from '../runtime/index.js';
+import { defineBehavior, t, type ActorRef, type Infer } from '../runtime/index.js';
 import { commandDigest, commandSchema, consensusConfig, type Applied, type ConsensusAlgorithm, type ProtocolDefinition } from '../protocols/consensus/index.js';
 import { KvStateMachine } from '../protocols/consensus/kv.js';
 import { pbft } from '../protocols/pbft/index.js';
@@ -14,6 +14,9 @@ import { hotstuff } from '../protocols/hotstuff/index.js';
 import { raft } from '../protocols/raft/index.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
 import { Prng } from '../protocols/sim/prng.js';
+import { BINARY_SCHEMAS, encodeTreeHead, receiptToJson, type LogContext, type TreeHead } from '../protocols/receipts/index.js';
+import type { SchemeName, SignaturePolicy } from '../protocols/crypto/index.js';
+import { ReceiptJournal } from './receipt-journal.js';
 import { ReplicaHost } from './replica-host.js';
 import { ReplicaStore } from './replica-store.js';
 import { PeerDirectory } from './peer-directory.js';
@@ -42,6 +45,7 @@ export interface ReplicaPeers {
 export interface ReplicaArgs {
   readonly clusterId: string;
   readonly protocol: ConsensusAlgorithm;
+  readonly policy: SignaturePolicy;
   readonly n: number;
   readonly nodeId: number;
   /** The replica's LMDB environment. */
@@ -85,7 +89,7 @@ export function replicaProtocol(protocol: ConsensusAlgorithm, tuning: ReplicaTun
   }
 }
 
-const statusSchema = t.object({
+const statusFields = {
   node: t.uint(),
   role: t.string({ maxLength: 32 }),
   view: t.uint(),
@@ -98,10 +102,15 @@ const statusSchema = t.object({
   forged: t.uint(),
   nonMember: t.uint(),
   storeOpens: t.uint(),
-});
+  /** Leaves in its receipt log, and whether the log has no hole (receipt-journal.ts). */
+  receiptLog: t.uint(),
+  receiptLogComplete: t.boolean(),
+};
 
 /** What a replica reports about itself. */
-export type ReplicaReport = ReturnType<typeof statusSchema.parse>;
+export type ReplicaReport = Infer<ReturnType<typeof t.object<typeof statusFields>>>;
+
+const optional = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } => (value === undefined ? {} : ({ [key]: value } as { [P in K]: V }));
 
 /** A replica of a cluster. */
 export const Replica = defineBehavior({
@@ -115,10 +124,21 @@ export const Replica = defineBehavior({
     /** The network faults and this replica's Byzantine mode, now in force. */
     faults: { links: linkFaultsSchema, byzantine: t.optional(t.oneOf(...BYZANTINE_MODES)) },
     status: {},
+    /** Where this replica executed a command, if it did. */
+    locate: { client: t.string({ maxLength: 128 }), timestamp: t.uint() },
+    /** The receipt of a command under a signed tree head the cluster collected. */
+    receipt: { client: t.string({ maxLength: 128 }), timestamp: t.uint(), signed: BINARY_SCHEMAS.signedTreeHead },
+    /** The receipts of every command of a position under its signed tree head. */
+    'receipts-at': { signed: BINARY_SCHEMAS.signedTreeHead },
     /** The host stopped on a broken invariant or a failed store: crash, to be restarted. */
     fault: { message: t.string({ maxLength: 4096 }) },
   }),
-  replies: statusSchema,
+  replies: t.variants({
+    status: statusFields,
+    located: { position: t.optional(t.uint()) },
+    /** A receipt in its JSON form, serialized; absent when this replica cannot make it. */
+    receipt: { json: t.optional(t.string({ maxLength: 1 << 22 })) },
+  }),
   async start(ctx, args: ReplicaArgs) {
     const { names, nodeId } = args;
     const config = consensusConfig({ nodeId, n: args.n, algorithm: args.protocol });
@@ -141,6 +161,16 @@ export const Replica = defineBehavior({
     const client = new PeerDirectory(ctx, [names.client]);
     const delayed = new Set<ReturnType<typeof setTimeout>>();
     const deliver = (to: number, bytes: Uint8Array, urgent: boolean): void => peers.tell(to, { type: 'peer', bytes }, urgent);
+
+    const context: LogContext = { cluster: args.clusterId, protocol: args.protocol, policy: args.policy };
+    const journal = ReceiptJournal.open(store, context);
+    const key = (await signer.ask({ type: 'describe' }, { timeoutMs: 60_000 })) as { key: { keyId: string; scheme: SchemeName } };
+    /** Signs a tree head of the receipt log and hands it to the cluster's collector (a silent replica keeps quiet). */
+    const signHead = async (head: TreeHead): Promise<void> => {
+      if (mode === 'silent') return;
+      const { signature } = (await signer.ask({ type: 'sign-tree-head', head: encodeTreeHead(head) }, { timeoutMs: 60_000 })) as { signature: Uint8Array };
+      agent.tell({ type: 'tree-head', signed: { treeHead: head, signatures: [{ node: String(nodeId), keyId: key.key.keyId, scheme: key.key.scheme, signature }] } });
+    };
 
     const host = await ReplicaHost.start({
       definition: replicaProtocol(args.protocol, args.tuning),
@@ -178,7 +208,11 @@ export const Replica = defineBehavior({
       },
       listener: {
         reply: (reply) => client.tell(0, { type: 'reply', node: nodeId, reply }),
-        applied: (applied) => agent.tell({ type: 'applied', node: nodeId, applied: executed(applied) }),
+        applied: (applied) => {
+          agent.tell({ type: 'applied', node: nodeId, applied: executed(applied) });
+          if (applied.kind === 'snapshot') journal.skipTo(applied.position);
+          else void journal.append(applied).then((head) => head && signHead(head), (error: unknown) => ctx.self.tell({ type: 'fault', message: String(error) }, { urgent: true }));
+        },
         evidence: (evidence) => agent.tell({ type: 'evidence', node: nodeId, kind: evidence.kind, accused: evidence.node, detail: evidence.detail }),
         fault: (error) => ctx.self.tell({ type: 'fault', message: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }, { urgent: true }),
       },
@@ -192,10 +226,25 @@ export const Replica = defineBehavior({
     return {
       async receive(msg, from) {
         switch (msg.type) {
+          // Not awaited: the host verifies envelopes concurrently and steps its core with every input
+          // that arrived meanwhile as one group (one disk sync, one signing round). Holding the
+          // mailbox per message would make every group a group of one.
           case 'peer':
-            return host.receive(msg.bytes);
+            void host.receive(msg.bytes);
+            return;
           case 'request':
-            return host.request(msg.command);
+            void host.request(msg.command);
+            return;
+          case 'locate':
+            return from.reply({ type: 'located', ...(optional('position', journal.positionOf(msg.client, msg.timestamp))) });
+          case 'receipt': {
+            const receipt = journal.receipt(msg.client, msg.timestamp, msg.signed);
+            return from.reply({ type: 'receipt', ...(receipt === undefined ? {} : { json: JSON.stringify(receiptToJson(receipt)) }) });
+          }
+          case 'receipts-at': {
+            const receipts = journal.receiptsAt(msg.signed.treeHead.sequence, msg.signed);
+            return from.reply({ type: 'receipt', ...(receipts === undefined ? {} : { json: JSON.stringify(receipts.map(receiptToJson)) }) });
+          }
           case 'faults':
             links = msg.links;
             mode = msg.byzantine;
@@ -205,6 +254,7 @@ export const Replica = defineBehavior({
             const status = host.status();
             const stats = host.stats();
             from.reply({
+              type: 'status',
               node: nodeId,
               role: status.role,
               view: status.view,
@@ -214,6 +264,8 @@ export const Replica = defineBehavior({
               ...(mode === undefined ? {} : { byzantine: mode }),
               ...stats,
               storeOpens: store.opens,
+              receiptLog: journal.size,
+              receiptLogComplete: journal.complete,
             });
             return;
           }

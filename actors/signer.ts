@@ -3,11 +3,13 @@
  * in a worker thread of its own, opens the replica's encrypted key file at start — or, on the
  * replica's first start, generates the key and seals it there — and answers signing requests
  * with signatures. The key never leaves this thread; what crosses it is digests in and
- * signatures out. Signing an ML-DSA message takes milliseconds in pure JavaScript, which is why
+ * signatures out: over consensus message digests, and over receipt-log tree heads (under a
+ * context of their own, so that neither can pass for the other). Signing an ML-DSA message takes milliseconds in pure JavaScript, which is why
  * it is not done on the replica's own thread, whose handler budget is one tick.
  */
 import { defineBehavior, t } from '../runtime/index.js';
 import { SchemeRegistry, SCHEME_NAMES, SigningKey, type SchemeName } from '../protocols/crypto/index.js';
+import { treeHeadContext } from '../protocols/receipts/index.js';
 import { KeyStore } from './key-store.js';
 
 /** The public half of a replica's key, as the cluster learns it from the signer. */
@@ -60,6 +62,8 @@ export const Signer = defineBehavior({
   export: 'Signer',
   messages: t.variants({
     sign: { digest: t.bytes({ maxLength: 64 }) },
+    /** A receipt-log tree head's canonical bytes, signed under the tree-head context (protocols/receipts). */
+    'sign-tree-head': { head: t.bytes({ maxLength: 4096 }) },
     describe: {},
   }),
   replies: t.variants({
@@ -70,10 +74,17 @@ export const Signer = defineBehavior({
     const registry = SchemeRegistry.create();
     const key = await custodyKey(args, registry);
     const context = key.scheme.name === 'Ed25519' ? undefined : args.context;
+    const headContext = treeHeadContext(key.scheme);
     return {
       receive(msg, from) {
-        if (msg.type === 'sign') from.reply({ type: 'signature', signature: key.sign(msg.digest, context) });
-        else from.reply({ type: 'key', key: { keyId: key.keyId, scheme: key.scheme.name, publicKey: key.publicKey, createdAt: key.createdAt } });
+        switch (msg.type) {
+          case 'sign':
+            return from.reply({ type: 'signature', signature: key.sign(msg.digest, context) });
+          case 'sign-tree-head':
+            return from.reply({ type: 'signature', signature: key.sign(msg.head, headContext) });
+          case 'describe':
+            return from.reply({ type: 'key', key: { keyId: key.keyId, scheme: key.scheme.name, publicKey: key.publicKey, createdAt: key.createdAt } });
+        }
       },
       stop: () => key.dispose(),
     };

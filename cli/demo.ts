@@ -2,11 +2,16 @@
  * The main job (`npm start`, `knhk demo`): a replicated key-value cluster on worker threads —
  * by default four PBFT replicas with hybrid ML-DSA-65 + Ed25519 signatures on every vote — takes
  * a workload; midway one replica's thread is killed, the rest carry on, the replica is restarted
- * from its LMDB store and catches up; at the end every replica holds the same state.
+ * from its LMDB store and catches up; at the end every replica holds the same state, and every
+ * command's receipt is fetched and verified.
  */
 import { parseArgs } from 'node:util';
 import { ActorSystem } from '../actors/system.js';
-import type { Cluster } from '../actors/cluster.js';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Cluster, Submitted } from '../actors/cluster.js';
+import { receiptToJson, trustToJson, type Receipt } from '../protocols/receipts/index.js';
 import { CONSENSUS_ALGORITHMS, type ConsensusAlgorithm } from '../protocols/consensus/index.js';
 import { SIGNATURE_POLICIES, type SignaturePolicy } from '../protocols/crypto/index.js';
 import { percentile } from '../bench/stats.js';
@@ -14,7 +19,10 @@ import { TICK_MS } from '../runtime/index.js';
 
 /** Usage of `knhk demo`. */
 export const DEMO_USAGE = `usage: knhk demo [--protocol pbft|hotstuff|raft] [--n 4] [--policy classical|hybrid|quantum]
-                 [--commands 2000] [--concurrency 200] [--data-dir DIR]`;
+                 [--commands 2000] [--concurrency 200] [--data-dir DIR] [--out DIR]
+
+--out: where the demo writes its last receipt and the cluster's trust file (default: a new
+temporary directory), for \`knhk receipt verify\` to check in another process.`;
 
 /** A bad command line. */
 export class DemoUsageError extends Error {}
@@ -26,6 +34,7 @@ interface DemoOptions {
   readonly commands: number;
   readonly concurrency: number;
   readonly dataDir?: string;
+  readonly out?: string;
 }
 
 function options(argv: readonly string[]): DemoOptions {
@@ -38,6 +47,7 @@ function options(argv: readonly string[]): DemoOptions {
       commands: { type: 'string', default: '2000' },
       concurrency: { type: 'string', default: '200' },
       'data-dir': { type: 'string' },
+      out: { type: 'string' },
     },
   });
   const protocol = values.protocol as ConsensusAlgorithm;
@@ -56,6 +66,7 @@ function options(argv: readonly string[]): DemoOptions {
     commands: count('commands', values.commands, 10),
     concurrency: count('concurrency', values.concurrency, 1),
     ...(values['data-dir'] === undefined ? {} : { dataDir: values['data-dir'] }),
+    ...(values.out === undefined ? {} : { out: values.out }),
   };
 }
 
@@ -84,6 +95,7 @@ export async function runDemo(argv: readonly string[] = [], out: (line: string) 
     const crashAt = Math.floor(opts.commands / 3);
     const restartAt = Math.floor((opts.commands * 2) / 3);
     const latencies: number[] = [];
+    const committed: Submitted[] = [];
     let next = 0;
     let done = 0;
     let note = '';
@@ -105,7 +117,7 @@ export async function runDemo(argv: readonly string[] = [], out: (line: string) 
         while (next < opts.commands) {
           const k = next++;
           const sent = performance.now();
-          await cluster.submit({ type: 'put', key: `key-${k % 500}`, value: `value-${k}` }, { timeoutMs: 120_000 });
+          committed.push(await cluster.submit({ type: 'put', key: `key-${k % 500}`, value: `value-${k}` }, { timeoutMs: 120_000 }));
           latencies.push(performance.now() - sent);
           done++;
           progress(done, opts.commands, note);
@@ -125,11 +137,13 @@ export async function runDemo(argv: readonly string[] = [], out: (line: string) 
         return ref ? (await system.control(ref).status()).handler.maxTicks : NaN;
       }),
     );
+    const receipts = await verifyReceipts(committed, opts.out, cluster, out);
     out('summary:');
     out(`  commands        ${opts.commands} in ${seconds.toFixed(1)} s = ${(opts.commands / seconds).toFixed(0)} commands/s`);
     out(`  latency         p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms`);
     out(`  restarts        ${status.map((s) => `replica ${s.node}: ${s.restarts}`).join(', ')}`);
     out(`  handler time    longest per replica thread: ${handler.map((ticks) => `${ticks.toFixed(1)}`).join(', ')} ticks of ${TICK_MS * 1000} µs`);
+    out(`  receipts        ${receipts} of ${committed.length} fetched and verified (2f+1 signatures over the receipt log's tree head, inclusion proof)`);
     out(`  refused         ${status.reduce((sum, s) => sum + s.refused.forged + s.refused.malformed + s.refused.nonMember, 0)} envelopes (forged, malformed or from non-members)`);
     if (states.size !== 1) throw new Error('replicas disagree on the state');
     await cluster.stop();
@@ -137,6 +151,34 @@ export async function runDemo(argv: readonly string[] = [], out: (line: string) 
     await system.stop();
     out('system stopped');
   }
+}
+
+/** Fetches and verifies every command's receipt; writes the last one and the trust file for the CLI. */
+async function verifyReceipts(committed: readonly Submitted[], dir: string | undefined, cluster: Cluster, out: (line: string) => void): Promise<number> {
+  const started = performance.now();
+  let verified = 0;
+  let next = 0;
+  let last: Receipt | undefined;
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (next < committed.length) {
+        const receipt = await (committed[next++] as Submitted).receipt;
+        verified++;
+        last = receipt;
+        progress(verified, committed.length, 'receipts verified');
+      }
+    }),
+  );
+  if (process.stdout.isTTY) process.stdout.write('\n');
+  const folder = dir ?? (await mkdtemp(join(tmpdir(), 'knhk-demo-receipts-')));
+  await mkdir(folder, { recursive: true });
+  const receiptFile = join(folder, 'receipt.json');
+  const trustFile = join(folder, 'trust.json');
+  await writeFile(receiptFile, `${JSON.stringify(receiptToJson(last as Receipt), null, 2)}\n`);
+  await writeFile(trustFile, `${JSON.stringify(trustToJson(cluster.trust), null, 2)}\n`);
+  out(`${verified} receipts verified in ${((performance.now() - started) / 1000).toFixed(1)} s; check the last one in another process with:`);
+  out(`  knhk receipt verify ${receiptFile} --trust ${trustFile}`);
+  return verified;
 }
 
 /** Waits until the restarted replica has executed what the others have, narrating. */

@@ -4,6 +4,7 @@
  */
 import test from 'ava';
 import { startKvServer, type KvServer } from '../examples/kv-server/server.js';
+import { receiptFromJson, verifyReceipt } from '../index.js';
 
 /** How long a request may wait for the cluster before the server answers 503. */
 const REQUEST_TIMEOUT_MS = 15_000;
@@ -139,16 +140,19 @@ test.serial('wrong methods are 405 with Allow; unknown routes are 404', async (t
   }
 });
 
-test.serial('GET /receipts/:seq answers 501 until the cluster has receipts', async (t) => {
+test.serial('GET /receipts/:seq answers the verified receipts of a position', async (t) => {
   if (server === undefined) return t.fail();
-  const answer = await call('GET', '/receipts/1');
-  if ('receipt' in server.cluster) {
-    t.not(answer.status, 501);
-    t.is((await call('GET', '/receipts/zero')).status, 400);
-  } else {
-    t.is(answer.status, 501);
-    t.deepEqual(answer.body, { error: 'receipts not wired yet' });
+  const put = await call('PUT', '/kv/receipted', 'value');
+  const position = (put.body as { position: number }).position;
+  const answer = await call('GET', `/receipts/${position}`);
+  t.is(answer.status, 200);
+  const receipts = (answer.body as unknown as unknown[]).map((json) => receiptFromJson(json));
+  t.true(receipts.length >= 1);
+  for (const receipt of receipts) {
+    t.is(receipt.body.sequence, position);
+    t.true(verifyReceipt(receipt, server.cluster.trust).ok);
   }
+  t.is((await call('GET', '/receipts/zero')).status, 400);
 });
 
 test.serial('GET /status lists the cluster and its 4 replicas, all up', async (t) => {

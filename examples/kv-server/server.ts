@@ -9,7 +9,7 @@
  * GET    /kv/:key        a linearizable read        → 200 { key, value, position } | 404
  * DELETE /kv/:key                                   → 200 { key, previous, deleted, position, view }
  * GET    /status         the cluster and its replicas
- * GET    /receipts/:seq  the receipt(s) of a position (501 until the cluster has receipts)
+ * GET    /receipts/:seq  the receipts of the commands ordered at a position, each verified
  * ```
  *
  * Uses only `node:http` and the package's public API. Run it with
@@ -21,7 +21,7 @@ import type { AddressInfo } from 'node:net';
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ActorSystem, KnhkError, kvResponse, type Cluster, type ConsensusAlgorithm, type KvOperation, type SignaturePolicy, type Submitted } from '../../index.js';
+import { ActorSystem, KnhkError, ReceiptError, kvResponse, receiptToJson, type Cluster, type ConsensusAlgorithm, type KvOperation, type SignaturePolicy, type Submitted } from '../../index.js';
 
 /** Longest key, in UTF-8 bytes (the key-value state machine's limit). */
 export const MAX_KEY_BYTES = 1024;
@@ -164,14 +164,6 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
   });
 }
 
-/** Finds the receipt accessor of a cluster that has one (`cluster.receipt(position)`), without assuming its type. */
-function receiptReader(cluster: Cluster): ((position: number) => unknown) | undefined {
-  if (!('receipt' in cluster)) return undefined;
-  const receipt: unknown = cluster.receipt;
-  if (typeof receipt !== 'function') return undefined;
-  return (position) => Reflect.apply(receipt, cluster, [position]) as unknown;
-}
-
 /** The route handler for one server: a request in, one JSON answer out. */
 function router(cluster: Cluster, options: { timeoutMs: number; maxBodyBytes: number }) {
   const submit = async (op: KvOperation): Promise<{ submitted: Submitted; value: string | null }> => {
@@ -224,13 +216,14 @@ function router(cluster: Cluster, options: { timeoutMs: number; maxBodyBytes: nu
 
     if (route === 'receipts' && param !== undefined && rest.length === 0) {
       if (method !== 'GET') throw methodNotAllowed(['GET']);
-      const read = receiptReader(cluster);
-      if (read === undefined) throw new HttpError(501, { error: 'receipts not wired yet' });
       if (!/^[1-9][0-9]{0,15}$/.test(param) || !Number.isSafeInteger(Number(param))) throw new HttpError(400, { error: 'bad sequence: a positive integer' });
       const position = Number(param);
-      const receipt: unknown = await read(position);
-      if (receipt === undefined || receipt === null) return sendJson(res, 404, { error: 'no receipt', position });
-      return sendJson(res, 200, receipt);
+      const receipts = await cluster.receiptsAt(position, { timeoutMs: options.timeoutMs }).catch((error: unknown) => {
+        if (error instanceof ReceiptError && error.code === 'UNAVAILABLE') return undefined;
+        throw error;
+      });
+      if (receipts === undefined) return sendJson(res, 404, { error: 'no receipt', position });
+      return sendJson(res, 200, receipts.map(receiptToJson));
     }
 
     throw new HttpError(404, { error: 'unknown route', path: target });

@@ -17,7 +17,9 @@ export type ReceiptErrorCode =
   /** A trust description is malformed: members and n disagree, a node is listed twice, n < 3f+1. */
   | 'INVALID_TRUST'
   /** Two tree heads of one cluster cannot both be honest: a fork of the receipt log. */
-  | 'FORK';
+  | 'FORK'
+  /** No replica produced a valid receipt for a command in time. */
+  | 'UNAVAILABLE';
 
 /** A misuse of the receipt layer, or a detected fork, with a stable {@link ReceiptErrorCode}. */
 export class ReceiptError extends KnhkError {
