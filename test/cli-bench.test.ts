@@ -2,13 +2,18 @@ import test from 'ava';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const run = promisify(execFile);
 const script = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
 
 test('the demo (npm start) runs a hybrid PBFT cluster through a crash and a restart, and the replicas agree', async (t) => {
   t.timeout(180_000);
-  const { stdout } = await run(process.execPath, [script('../cli/knhk.js'), 'demo'], { timeout: 170_000 });
+  const out = await mkdtemp(join(tmpdir(), 'knhk-demo-test-'));
+  t.teardown(() => rm(out, { recursive: true, force: true }));
+  const { stdout } = await run(process.execPath, [script('../cli/knhk.js'), 'demo', '--out', out], { timeout: 170_000 });
   t.log(stdout);
   t.regex(stdout, /4 pbft replicas \(f = 1\), hybrid signatures \(ML-DSA-65\+Ed25519\)/);
   t.regex(stdout, /killed replica 3's thread/);
@@ -16,7 +21,16 @@ test('the demo (npm start) runs a hybrid PBFT cluster through a crash and a rest
   t.regex(stdout, /state hashes agree/);
   t.regex(stdout, /commands +2000 in/);
   t.regex(stdout, /replica 3: 1/);
+  t.regex(stdout, /receipts +2000 of 2000 fetched and verified/);
   t.regex(stdout, /system stopped\n$/);
+  // The receipt it wrote verifies in a fresh process that has nothing but the receipt and the trust file.
+  const verified = await run(process.execPath, [script('../cli/knhk.js'), 'receipt', 'verify', join(out, 'receipt.json'), '--trust', join(out, 'trust.json')]);
+  t.log(verified.stdout);
+  const tampered = JSON.parse(await readFile(join(out, 'receipt.json'), 'utf8')) as { body: { clientTimestamp: number } };
+  tampered.body.clientTimestamp += 1;
+  await writeFile(join(out, 'tampered.json'), JSON.stringify(tampered));
+  const refused = await t.throwsAsync(run(process.execPath, [script('../cli/knhk.js'), 'receipt', 'verify', join(out, 'tampered.json'), '--trust', join(out, 'trust.json')]));
+  t.is((refused as unknown as { code: number }).code, 1);
 });
 
 test('the demo refuses a bad option with status 2 and its usage', async (t) => {
