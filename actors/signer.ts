@@ -65,23 +65,31 @@ export const Signer = defineBehavior({
     /** A receipt-log tree head's canonical bytes, signed under the tree-head context (protocols/receipts). */
     'sign-tree-head': { head: t.bytes({ maxLength: 4096 }) },
     describe: {},
+    /** Signatures made by this incarnation (for the consensus benchmark's crypto ceiling). */
+    stats: {},
   }),
   replies: t.variants({
     signature: { signature: t.bytes({ maxLength: 16384 }) },
     key: { key: descriptorSchema },
+    stats: { signatures: t.uint() },
   }),
   async start(_ctx, args: SignerArgs) {
     const registry = SchemeRegistry.create();
     const key = await custodyKey(args, registry);
     const context = key.scheme.name === 'Ed25519' ? undefined : args.context;
     const headContext = treeHeadContext(key.scheme);
+    let signatures = 0;
     return {
       receive(msg, from) {
         switch (msg.type) {
           case 'sign':
+            signatures++;
             return from.reply({ type: 'signature', signature: key.sign(msg.digest, context) });
           case 'sign-tree-head':
+            signatures++;
             return from.reply({ type: 'signature', signature: key.sign(msg.head, headContext) });
+          case 'stats':
+            return from.reply({ type: 'stats', signatures });
           case 'describe':
             return from.reply({ type: 'key', key: { keyId: key.keyId, scheme: key.scheme.name, publicKey: key.publicKey, createdAt: key.createdAt } });
         }

@@ -3,12 +3,14 @@
  * prints a table each, or with `--json` one JSON object per benchmark and nothing else on stdout.
  */
 import { actorsBench } from './actors.js';
+import { consensusBench } from './consensus.js';
 import { cryptoBench } from './crypto.js';
 import { receiptsBench } from './receipts.js';
 import { toJson, toTable, type BenchResult } from './report.js';
 
 const BENCHES: Record<string, (options: { quick?: boolean }) => Promise<BenchResult>> = {
   actors: actorsBench,
+  consensus: consensusBench,
   crypto: cryptoBench,
   receipts: receiptsBench,
 };

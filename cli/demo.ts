@@ -134,7 +134,7 @@ export async function runDemo(argv: readonly string[] = [], out: (line: string) 
     const handler = await Promise.all(
       status.map(async (s) => {
         const ref = system.lookup(`${cluster.id}/replica-${s.node}`);
-        return ref ? (await system.control(ref).status()).handler.maxTicks : NaN;
+        return ref ? (await system.control(ref).status()).handler : undefined;
       }),
     );
     const receipts = await verifyReceipts(committed, opts.out, cluster, out);
@@ -142,7 +142,7 @@ export async function runDemo(argv: readonly string[] = [], out: (line: string) 
     out(`  commands        ${opts.commands} in ${seconds.toFixed(1)} s = ${(opts.commands / seconds).toFixed(0)} commands/s`);
     out(`  latency         p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms`);
     out(`  restarts        ${status.map((s) => `replica ${s.node}: ${s.restarts}`).join(', ')}`);
-    out(`  handler time    longest per replica thread: ${handler.map((ticks) => `${ticks.toFixed(1)}`).join(', ')} ticks of ${TICK_MS * 1000} µs`);
+    out(`  handler time    p99 per replica thread: ${handler.map((h) => h?.p99Ticks.toFixed(2) ?? '-').join(', ')} ticks of ${TICK_MS * 1000} µs (longest: ${handler.map((h) => h?.maxTicks.toFixed(0) ?? '-').join(', ')})`);
     out(`  receipts        ${receipts} of ${committed.length} fetched and verified (2f+1 signatures over the receipt log's tree head, inclusion proof)`);
     out(`  refused         ${status.reduce((sum, s) => sum + s.refused.forged + s.refused.malformed + s.refused.nonMember, 0)} envelopes (forged, malformed or from non-members)`);
     if (states.size !== 1) throw new Error('replicas disagree on the state');

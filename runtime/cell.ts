@@ -30,6 +30,8 @@ export interface HandlerStats {
   readonly handled: number;
   /** Longest synchronous processing of one message (decode, validation, handler), in ticks of 125 µs. */
   readonly maxTicks: number;
+  /** 99th percentile of the same, to a quarter tick (a time above 64 ticks counts as 64). */
+  readonly p99Ticks: number;
   /** Messages whose processing exceeded the budget of 8 ticks. */
   readonly overBudget: number;
   /** Messages waiting in the mailbox. */
@@ -89,6 +91,9 @@ class MessageSender implements Sender<unknown> {
   }
 }
 
+/** Quarter-tick buckets of the handler-time histogram: 0 … 64 ticks. */
+const HISTOGRAM_BUCKETS = 64 * 4 + 1;
+
 type State = 'starting' | 'running' | 'stopping' | 'exited';
 
 // A cell drains its mailbox for at most this long before yielding to the event loop, so that
@@ -125,6 +130,8 @@ export class Cell implements SenderId {
   #handled = 0;
   #maxTicks = 0;
   #overBudget = 0;
+  /** Handler times in quarter ticks, 0 … 64 ticks (the last bucket takes everything above). */
+  readonly #quarterTicks = new Uint32Array(HISTOGRAM_BUCKETS);
 
   constructor(node: Node, behavior: Behavior<unknown, unknown, unknown>, options: CellOptions) {
     this.node = node;
@@ -149,7 +156,7 @@ export class Cell implements SenderId {
 
   /** Handler statistics so far. */
   get stats(): HandlerStats {
-    return { handled: this.#handled, maxTicks: this.#maxTicks, overBudget: this.#overBudget, mailboxDepth: this.#mailbox.size };
+    return { handled: this.#handled, maxTicks: this.#maxTicks, p99Ticks: this.#p99(), overBudget: this.#overBudget, mailboxDepth: this.#mailbox.size };
   }
 
   /** The actor's own view of its state, if it offers one. */
@@ -312,7 +319,18 @@ export class Cell implements SenderId {
     this.#handled++;
     if (ticks > this.#maxTicks) this.#maxTicks = ticks;
     if (ticks > BUDGET_TICKS) this.#overBudget++;
+    this.#quarterTicks[Math.min(HISTOGRAM_BUCKETS - 1, Math.ceil(ticks * 4))]! += 1;
     this.node.instruments.handlerTicks.record(ticks, this.#metricAttributes);
+  }
+
+  #p99(): number {
+    const rank = Math.ceil(this.#handled * 0.99);
+    let seen = 0;
+    for (let bucket = 0; bucket < HISTOGRAM_BUCKETS; bucket++) {
+      seen += this.#quarterTicks[bucket] as number;
+      if (seen >= rank && rank > 0) return bucket / 4;
+    }
+    return 0;
   }
 
   #fail(error: unknown, sender: MessageSender | undefined): void {

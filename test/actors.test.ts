@@ -252,6 +252,7 @@ test('control plane: status, inspect and crash through comlink', async (t) => {
   t.is(status.thread, counter.thread);
   t.is(status.handler.handled, 2);
   t.true(status.handler.maxTicks >= 0);
+  t.true(status.handler.p99Ticks <= status.handler.maxTicks + 0.25, 'the p99 of handler times is at most their maximum');
   t.true(status.eventLoopDelay.max >= 0);
   t.deepEqual(await control.inspect(), { n: 6 });
   const ended = system.watch(counter);
