@@ -156,9 +156,11 @@ export class Cluster {
   readonly trust: Trust;
   readonly #trustJson: Json<Trust>;
   readonly #collector: TreeHeadCollector;
-  /** Tree heads with a quorum of signatures, by position (the last {@link EXECUTIONS_KEPT}). */
+  /** Tree heads with a quorum of signatures, by position (the last {@link EXECUTIONS_KEPT}), and their positions in ascending order. */
   readonly #signedHeads = new Map<number, SignedTreeHead>();
-  readonly #headWaiters = new Map<number, (() => void)[]>();
+  readonly #signedPositions: number[] = [];
+  /** Receipt requests waiting for a signed tree head at or after a position. */
+  readonly #headWaiters = new Set<{ readonly position: number; readonly wake: () => void }>();
   readonly #registry = SchemeRegistry.create();
   readonly #system: ActorSystem;
   readonly #supervisor: Supervisor;
@@ -484,7 +486,7 @@ export class Cluster {
     if (signed !== undefined) {
       for (let i = 0; i < this.n; i++) {
         const ref = this.#system.lookup(this.#replicaName(i));
-        const answer = ref && ((await ref.ask({ type: 'receipts-at', signed }, { timeoutMs: Math.max(1, deadline - performance.now()) }).catch(() => undefined)) as { json?: string } | undefined);
+        const answer = ref && ((await ref.ask({ type: 'receipts-at', position, signed }, { timeoutMs: Math.max(1, deadline - performance.now()) }).catch(() => undefined)) as { json?: string } | undefined);
         if (answer?.json === undefined) continue;
         const receipts = JSON.parse(answer.json) as Json<Receipt>[];
         const verdicts = await Promise.all(receipts.map((json) => verifyReceiptAsync(this.#system, json, this.#trustJson)));
@@ -512,27 +514,55 @@ export class Cluster {
     } else if (update.kind === 'complete') {
       const position = update.signed.treeHead.sequence;
       this.#signedHeads.set(position, update.signed);
-      if (this.#signedHeads.size > EXECUTIONS_KEPT) this.#signedHeads.delete(this.#signedHeads.keys().next().value as number);
+      this.#signedPositions.splice(this.#firstSignedAtOrAfter(position), 0, position);
+      if (this.#signedPositions.length > EXECUTIONS_KEPT) this.#signedHeads.delete(this.#signedPositions.shift() as number);
       this.#collector.forget(position - EXECUTIONS_KEPT);
-      for (const wake of this.#headWaiters.get(position) ?? []) wake();
-      this.#headWaiters.delete(position);
+      for (const waiter of [...this.#headWaiters]) {
+        if (waiter.position > position) continue;
+        this.#headWaiters.delete(waiter);
+        waiter.wake();
+      }
     }
   }
 
-  /** The signed tree head of `position`, once a quorum signed it, or undefined at the deadline. */
+  /** Index in {@link #signedPositions} of the first position ≥ `position` (binary search). */
+  #firstSignedAtOrAfter(position: number): number {
+    let low = 0;
+    let high = this.#signedPositions.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if ((this.#signedPositions[mid] as number) < position) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  }
+
+  /**
+   * The earliest tree head at or after `position` that a quorum signed (a receipt may be proved
+   * against any later head of the log), once there is one, or undefined at the deadline.
+   */
   async #signedHead(position: number, deadline: number): Promise<SignedTreeHead | undefined> {
-    const known = this.#signedHeads.get(position);
+    const find = (): SignedTreeHead | undefined => {
+      const at = this.#signedPositions[this.#firstSignedAtOrAfter(position)];
+      return at === undefined ? undefined : this.#signedHeads.get(at);
+    };
+    const known = find();
     if (known !== undefined) return known;
     await new Promise<void>((wake) => {
-      const timer = setTimeout(wake, Math.max(0, deadline - performance.now()));
-      const waiters = this.#headWaiters.get(position) ?? [];
-      waiters.push(() => {
-        clearTimeout(timer);
+      const waiter = {
+        position,
+        wake: () => {
+          clearTimeout(timer);
+          wake();
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#headWaiters.delete(waiter);
         wake();
-      });
-      this.#headWaiters.set(position, waiters);
+      }, Math.max(0, deadline - performance.now()));
+      this.#headWaiters.add(waiter);
     });
-    return this.#signedHeads.get(position);
+    return find();
   }
 
   #replicaName(i: number): string {
