@@ -1,14 +1,15 @@
 /**
  * A replica's receipt log (protocols/receipts): a Merkle log with one leaf per executed command,
  * its receipt bodies kept in the replica's LMDB store by position, and the tree head after each
- * executed position, which the replica signs. Rebuilt from the store when the replica restarts.
+ * executed position, which the replica may sign. Rebuilt from the store when the replica restarts.
  *
- * A replica that jumped over positions by state transfer never saw their commands, so its log
- * has a hole: it is then `complete: false` and signs no more tree heads (a head over a log with a
- * hole would be a fork of everyone else's). Its peers keep the cluster's receipts going; filling
- * the hole from a peer's leaves is future work.
+ * A replica that jumped over positions by state transfer never saw their commands: its log has a
+ * gap. Until the gap is filled with the bodies a peer holds for those positions ({@link fill}),
+ * later positions wait and no tree head is offered for signing — a head over a log with a hole
+ * would be a fork of everyone else's. Filled bodies are checked against what the replica knows:
+ * their positions and cluster, and the state hash the jump landed on.
  */
-import type { AppliedEntry } from '../protocols/consensus/index.js';
+import { decode, sameBytes, type AppliedEntry, type Digest } from '../protocols/consensus/index.js';
 import {
   MerkleLog,
   appendBatch,
@@ -26,10 +27,19 @@ import { StorageError } from './replica-store.js';
 /** Commands whose receipts a replica can find by client and timestamp (older ones: by position only). */
 const INDEXED_COMMANDS = 200_000;
 
+/** Most positions one fill request asks for. */
+export const FILL_POSITIONS = 128;
+
 /** Where a command's receipt body is. */
 interface Located {
   readonly position: number;
   readonly batchIndex: number;
+}
+
+/** The receipt bodies of one position, as stored and as sent to a replica filling a gap. */
+export interface PositionBodies {
+  readonly position: number;
+  readonly bodies: readonly ReceiptBody[];
 }
 
 const commandKey = (client: string, timestamp: number): string => `${client}\u0000${timestamp}`;
@@ -38,27 +48,36 @@ const commandKey = (client: string, timestamp: number): string => `${client}\u00
 export class ReceiptJournal {
   readonly #store: ReplicaStore;
   readonly #context: LogContext;
+  readonly #onHead: (head: TreeHead) => void;
   readonly #log = new MerkleLog();
   readonly #index = new Map<string, Located>();
-  /** The last position appended (0 before any). */
+  /** The last position written to the log and the store (0 before any). */
   #position = 0;
-  #complete = true;
+  /** The last position taken for writing (ahead of {@link #position} while writes are in flight). */
+  #accepted = 0;
+  /** Positions up to `to` are missing (state transfer jumped there, landing on `stateHash`). */
+  #gap: { to: number; stateHash: Digest } | undefined;
+  /** Executions after the gap, appended once it is filled. */
+  #queued: AppliedEntry[] = [];
+  /** Appends in progress, one after the other. */
+  #writing: Promise<void> = Promise.resolve();
 
-  private constructor(store: ReplicaStore, context: LogContext) {
+  private constructor(store: ReplicaStore, context: LogContext, onHead: (head: TreeHead) => void) {
     this.#store = store;
     this.#context = context;
+    this.#onHead = onHead;
   }
 
   /**
-   * The journal in `store`, rebuilt from its records.
-   * @throws {StorageError} `STORAGE_CORRUPT` when a record is damaged or positions are out of order.
+   * The journal in `store`, rebuilt from its records; `onHead` receives the tree head after each
+   * position appended from now on.
+   * @throws {StorageError} `STORAGE_CORRUPT` when a record is damaged or positions are not consecutive.
    */
-  static open(store: ReplicaStore, context: LogContext): ReceiptJournal {
-    const journal = new ReceiptJournal(store, context);
+  static open(store: ReplicaStore, context: LogContext, onHead: (head: TreeHead) => void): ReceiptJournal {
+    const journal = new ReceiptJournal(store, context, onHead);
     for (const { position, entries } of store.receiptPositions()) {
-      const record = entries as { readonly complete: boolean; readonly bodies: readonly ReceiptBody[] };
-      if (position <= journal.#position) throw new StorageError('STORAGE_CORRUPT', store.path, `receipt position ${position} is out of order`);
-      if (!record.complete) journal.#complete = false;
+      if (position !== journal.#position + 1) throw new StorageError('STORAGE_CORRUPT', store.path, `receipt position ${position} follows ${journal.#position}`);
+      const record = entries as { readonly bodies: readonly ReceiptBody[] };
       try {
         journal.#log.appendLeafHashes(record.bodies.map(receiptLeafHash));
       } catch (cause) {
@@ -66,13 +85,14 @@ export class ReceiptJournal {
       }
       journal.#remember(record.bodies);
       journal.#position = position;
+      journal.#accepted = position;
     }
     return journal;
   }
 
-  /** False once the log has a hole (see the module comment). */
+  /** False while the log has a gap. */
   get complete(): boolean {
-    return this.#complete;
+    return this.#gap === undefined;
   }
 
   /** Leaves in the log. */
@@ -80,24 +100,96 @@ export class ReceiptJournal {
     return this.#log.size;
   }
 
-  /**
-   * Appends an executed position's commands and makes them durable; answers the tree head to
-   * sign, or undefined when there is none to sign (a position already appended — a replay after
-   * a restart —, or a log with a hole).
-   */
-  async append(entry: AppliedEntry): Promise<TreeHead | undefined> {
-    if (entry.position <= this.#position) return undefined;
-    if (entry.position !== this.#position + 1) this.#complete = false;
-    const record = appendBatch(this.#log, entry, this.#context);
-    this.#position = entry.position;
-    this.#remember(record.bodies);
-    await this.#store.putReceipts(entry.position, { complete: this.#complete, bodies: record.bodies });
-    return this.#complete ? record.treeHead : undefined;
+  /** The positions a peer should supply, while there is a gap. */
+  missing(): { readonly from: number; readonly to: number } | undefined {
+    return this.#gap === undefined ? undefined : { from: this.#accepted + 1, to: Math.min(this.#gap.to, this.#accepted + FILL_POSITIONS) };
   }
 
-  /** A position this replica jumped to without executing what came before (state transfer). */
-  skipTo(position: number): void {
-    if (position > this.#position) this.#complete = false;
+  /** Appends an executed position's commands (after any gap is filled) and makes them durable. */
+  append(entry: AppliedEntry): Promise<void> {
+    // Positions skipped without a state transfer report: a gap all the same, ending where this entry's state began.
+    if (this.#gap === undefined && entry.position > this.#accepted + 1) this.skipTo(entry.position - 1, entry.stateHashBefore);
+    if (this.#gap !== undefined) {
+      if (entry.position > this.#gap.to) this.#queued.push(entry);
+      return this.#writing;
+    }
+    return this.#write(entry);
+  }
+
+  /** State transfer moved the replica to `position`, whose state hashes to `stateHash`, without executing what came before. */
+  skipTo(position: number, stateHash: Digest): void {
+    if (position <= this.#accepted || (this.#gap !== undefined && position <= this.#gap.to)) return;
+    this.#gap = { to: position, stateHash };
+    this.#queued = this.#queued.filter((entry) => entry.position > position);
+  }
+
+  /** The stored bodies of positions `from` … `to` that this replica holds, in order, stopping at the first it lacks. */
+  bodies(from: number, to: number): PositionBodies[] {
+    const out: PositionBodies[] = [];
+    for (let position = from; position <= Math.min(to, from + FILL_POSITIONS - 1); position++) {
+      const record = this.#store.receipts(position) as { readonly bodies: readonly ReceiptBody[] } | undefined;
+      if (record === undefined) break;
+      out.push({ position, bodies: record.bodies });
+    }
+    return out;
+  }
+
+  /**
+   * Fills (part of) the gap with bodies a peer sent, encoded as {@link bodies} returns them.
+   * @returns false, changing nothing, when they do not fit: wrong positions or cluster, malformed,
+   *   or a last position whose state hash is not the one state transfer landed on.
+   */
+  async fill(encoded: Uint8Array): Promise<boolean> {
+    const gap = this.#gap;
+    const wanted = this.missing();
+    if (gap === undefined || wanted === undefined) return false;
+    let records: PositionBodies[];
+    let leaves: Digest[][];
+    try {
+      records = decode(encoded) as PositionBodies[];
+      if (!Array.isArray(records) || records.length === 0) return false;
+      records.forEach((record, i) => {
+        if (record.position !== wanted.from + i || record.position > gap.to) throw new Error('out of place');
+        if (!record.bodies.every((body) => body.sequence === record.position && body.cluster === this.#context.cluster)) throw new Error('foreign');
+      });
+      const last = records[records.length - 1] as PositionBodies;
+      const landing = last.bodies[last.bodies.length - 1];
+      if (last.position === gap.to && landing !== undefined && !sameBytes(landing.stateHashAfter, gap.stateHash)) return false;
+      leaves = records.map((record) => record.bodies.map(receiptLeafHash));
+    } catch {
+      return false;
+    }
+    this.#accepted = (records[records.length - 1] as PositionBodies).position;
+    this.#writing = this.#writing.then(async () => {
+      for (const [i, record] of records.entries()) {
+        this.#log.appendLeafHashes(leaves[i] as Digest[]);
+        this.#remember(record.bodies);
+        this.#position = record.position;
+        await this.#store.putReceipts(record.position, { bodies: record.bodies });
+      }
+    });
+    await this.#writing;
+    if (this.#accepted >= gap.to) {
+      this.#gap = undefined;
+      const queued = this.#queued;
+      this.#queued = [];
+      for (const entry of queued) void this.#write(entry);
+      await this.#writing;
+    }
+    return true;
+  }
+
+  #write(entry: AppliedEntry): Promise<void> {
+    if (entry.position <= this.#accepted) return this.#writing;
+    this.#accepted = entry.position;
+    this.#writing = this.#writing.then(async () => {
+      const record = appendBatch(this.#log, entry, this.#context);
+      this.#position = entry.position;
+      this.#remember(record.bodies);
+      await this.#store.putReceipts(entry.position, { bodies: record.bodies });
+      this.#onHead(record.treeHead);
+    });
+    return this.#writing;
   }
 
   /** The position of the command (`client`, `timestamp`), if this replica executed it recently. */

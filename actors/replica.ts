@@ -7,7 +7,7 @@
  * store is written before any message that depends on it leaves.
  */
 import { defineBehavior, t, type ActorRef, type Infer } from '../runtime/index.js';
-import { commandDigest, commandSchema, consensusConfig, type Applied, type ConsensusAlgorithm, type ProtocolDefinition } from '../protocols/consensus/index.js';
+import { commandDigest, commandSchema, consensusConfig, encode, type Applied, type ConsensusAlgorithm, type ProtocolDefinition } from '../protocols/consensus/index.js';
 import { KvStateMachine } from '../protocols/consensus/kv.js';
 import { pbft } from '../protocols/pbft/index.js';
 import { hotstuff } from '../protocols/hotstuff/index.js';
@@ -133,6 +133,8 @@ export const Replica = defineBehavior({
     locate: { client: t.string({ maxLength: 128 }), timestamp: t.uint() },
     /** The receipt of a command under a signed tree head the cluster collected. */
     receipt: { client: t.string({ maxLength: 128 }), timestamp: t.uint(), signed: BINARY_SCHEMAS.signedTreeHead },
+    /** A replica filling its receipt log's gap asks for the bodies of these positions. */
+    'receipt-fill': { from: t.uint(), to: t.uint() },
     /** The receipts of every command of a position under a signed tree head (of that position or a later one). */
     'receipts-at': { position: t.uint(), signed: BINARY_SCHEMAS.signedTreeHead },
     /** The host stopped on a broken invariant or a failed store: crash, to be restarted. */
@@ -143,6 +145,8 @@ export const Replica = defineBehavior({
     located: { position: t.optional(t.uint()) },
     /** A receipt in its JSON form, serialized; absent when this replica cannot make it. */
     receipt: { json: t.optional(t.string({ maxLength: 1 << 22 })) },
+    /** Receipt bodies of consecutive positions, msgpack-encoded (receipt-journal.ts `bodies`). */
+    bodies: { bytes: t.bytes({ maxLength: 1 << 26 }) },
   }),
   async start(ctx, args: ReplicaArgs) {
     const { names, nodeId } = args;
@@ -168,7 +172,6 @@ export const Replica = defineBehavior({
     const deliver = (to: number, bytes: Uint8Array, urgent: boolean): void => peers.tell(to, { type: 'peer', bytes }, urgent);
 
     const context: LogContext = { cluster: args.clusterId, protocol: args.protocol, policy: args.policy };
-    const journal = ReceiptJournal.open(store, context);
     const key = (await signer.ask({ type: 'describe' }, { timeoutMs: 60_000 })) as { key: { keyId: string; scheme: SchemeName } };
     /** Signs a tree head of the receipt log and hands it to the cluster's collector (a silent replica keeps quiet). */
     const signHead = async (head: TreeHead): Promise<void> => {
@@ -186,6 +189,26 @@ export const Replica = defineBehavior({
       const sign = (): void => void signHead(head).catch(() => undefined);
       if (head.sequence % TREE_HEAD_INTERVAL === 0) sign();
       else idle = setTimeout(sign, TREE_HEAD_IDLE_MS);
+    };
+    const journal = ReceiptJournal.open(store, context, headAfter);
+    let stopped = false;
+    let filling = false;
+    /** Fills the receipt log's gap after a state transfer from the peers' stores, one peer after another. */
+    const fillGap = async (): Promise<void> => {
+      if (filling) return;
+      filling = true;
+      try {
+        for (let attempt = 0; !stopped && journal.missing() !== undefined; attempt++) {
+          const wanted = journal.missing() as { from: number; to: number };
+          const from = (nodeId + 1 + attempt) % args.n;
+          const ref = from === nodeId ? undefined : await ctx.lookup(names.replicas[from] as string);
+          const answer = ref && ((await ref.ask({ type: 'receipt-fill', ...wanted }, { timeoutMs: 10_000 }).catch(() => undefined)) as { bytes: Uint8Array } | undefined);
+          const filled = answer !== undefined && (await journal.fill(answer.bytes).catch(() => false));
+          if (!filled && attempt % args.n === args.n - 1) await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+      } finally {
+        filling = false;
+      }
     };
 
     const host = await ReplicaHost.start({
@@ -226,8 +249,9 @@ export const Replica = defineBehavior({
         reply: (reply) => client.tell(0, { type: 'reply', node: nodeId, reply }),
         applied: (applied) => {
           agent.tell({ type: 'applied', node: nodeId, applied: executed(applied) });
-          if (applied.kind === 'snapshot') journal.skipTo(applied.position);
-          else void journal.append(applied).then((head) => head && headAfter(head), (error: unknown) => ctx.self.tell({ type: 'fault', message: String(error) }, { urgent: true }));
+          if (applied.kind === 'snapshot') journal.skipTo(applied.position, applied.stateHash);
+          else void journal.append(applied).catch((error: unknown) => ctx.self.tell({ type: 'fault', message: String(error) }, { urgent: true }));
+          if (journal.missing() !== undefined) void fillGap();
         },
         evidence: (evidence) => agent.tell({ type: 'evidence', node: nodeId, kind: evidence.kind, accused: evidence.node, detail: evidence.detail }),
         fault: (error) => ctx.self.tell({ type: 'fault', message: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }, { urgent: true }),
@@ -257,6 +281,8 @@ export const Replica = defineBehavior({
             const receipt = journal.receipt(msg.client, msg.timestamp, msg.signed);
             return from.reply({ type: 'receipt', ...(receipt === undefined ? {} : { json: JSON.stringify(receiptToJson(receipt)) }) });
           }
+          case 'receipt-fill':
+            return from.reply({ type: 'bodies', bytes: encode(journal.bodies(msg.from, msg.to)) });
           case 'receipts-at': {
             const receipts = journal.receiptsAt(msg.position, msg.signed);
             return from.reply({ type: 'receipt', ...(receipts === undefined ? {} : { json: JSON.stringify(receipts.map(receiptToJson)) }) });
@@ -294,6 +320,7 @@ export const Replica = defineBehavior({
         client.signal(signal);
       },
       async stop() {
+        stopped = true;
         clearTimeout(idle);
         for (const timer of delayed) clearTimeout(timer);
         await host.stop();

@@ -1,0 +1,81 @@
+/**
+ * A replica's receipt log: durable across restarts, and a gap left by state transfer filled from
+ * a peer's bodies — only with bodies that fit.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ReceiptJournal } from '../actors/receipt-journal.js';
+import { ReplicaStore } from '../actors/replica-store.js';
+import { command, encode, hashBytes, type AppliedEntry } from '../protocols/consensus/index.js';
+import type { LogContext, TreeHead } from '../protocols/receipts/index.js';
+
+const context: LogContext = { cluster: 'c1', protocol: 'pbft', policy: 'classical' };
+const stateAt = (position: number): Uint8Array => hashBytes(Uint8Array.of(position));
+
+function entry(position: number): AppliedEntry {
+  return {
+    kind: 'entry',
+    position,
+    view: 0,
+    commands: [command('alice', position, Uint8Array.of(position)), command('bob', position, Uint8Array.of(position, 1))],
+    responses: [new Uint8Array(), new Uint8Array()],
+    stateHashBefore: stateAt(position - 1),
+    stateHash: stateAt(position),
+    timestamp: 1_700_000_000_000 + position,
+  };
+}
+
+async function store(t: ExecutionContext, node: number): Promise<ReplicaStore> {
+  const dir = await mkdtemp(join(tmpdir(), 'knhk-journal-'));
+  const opened = await ReplicaStore.open(dir, { clusterId: 'c1', nodeId: node, protocol: 'pbft', n: 4 });
+  t.teardown(async () => {
+    await opened.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  return opened;
+}
+
+test('a journal offers a tree head per position, keeps its bodies, and rebuilds the same log from its store', async (t) => {
+  const s = await store(t, 0);
+  const heads: TreeHead[] = [];
+  const journal = ReceiptJournal.open(s, context, (head) => heads.push(head));
+  await Promise.all([1, 2, 3].map((p) => journal.append(entry(p))));
+  t.deepEqual(heads.map((h) => [h.sequence, h.size]), [[1, 2], [2, 4], [3, 6]]);
+  t.is(journal.positionOf('bob', 2), 2);
+  const reopened = ReceiptJournal.open(s, context, () => t.fail('no head for positions already in the log'));
+  t.is(reopened.size, 6);
+  await reopened.append(entry(3));
+  t.true(reopened.complete);
+});
+
+test('a gap left by state transfer is filled from a peer, checked against the state it landed on', async (t) => {
+  const peer = ReceiptJournal.open(await store(t, 0), context, () => undefined);
+  for (let p = 1; p <= 6; p++) await peer.append(entry(p));
+  const heads: TreeHead[] = [];
+  const lagging = ReceiptJournal.open(await store(t, 1), context, (head) => heads.push(head));
+  await lagging.append(entry(1));
+  lagging.skipTo(5, stateAt(5));
+  await lagging.append(entry(6));
+  t.false(lagging.complete);
+  t.deepEqual(lagging.missing(), { from: 2, to: 5 });
+  t.is(heads.length, 1, 'no head is offered while the log has a hole');
+
+  // Bodies that do not fit change nothing: wrong positions, another cluster, a different landing state.
+  t.false(await lagging.fill(encode(peer.bodies(3, 5))));
+  t.false(await lagging.fill(encode(peer.bodies(2, 5).map((r) => ({ ...r, bodies: r.bodies.map((b) => ({ ...b, cluster: 'c2' })) })))));
+  const forged = peer.bodies(2, 5);
+  const last = forged[forged.length - 1];
+  if (last !== undefined) forged[forged.length - 1] = { ...last, bodies: last.bodies.map((b) => ({ ...b, stateHashAfter: stateAt(99) })) };
+  t.false(await lagging.fill(encode(forged)));
+  t.false(await lagging.fill(Uint8Array.of(0xc1)));
+  t.false(lagging.complete);
+
+  t.true(await lagging.fill(encode(peer.bodies(2, 5))));
+  t.true(lagging.complete);
+  t.is(lagging.size, peer.size);
+  t.deepEqual(heads.map((h) => h.sequence), [1, 6], 'the position held back is appended once the gap is filled');
+  t.is(heads[1]?.size, 12, 'the head after the fill covers every command of positions 1 to 6');
+  t.is(lagging.positionOf('alice', 4), 4);
+});
