@@ -16,6 +16,7 @@ import { CONSENSUS_ALGORITHMS, type ConsensusAlgorithm } from '../protocols/cons
 import { SIGNATURE_POLICIES, type SignaturePolicy } from '../protocols/crypto/index.js';
 import { percentile } from '../bench/stats.js';
 import { TICK_MS } from '../runtime/index.js';
+import { UsageError } from './sim.js';
 
 /** Usage of `knhk demo`. */
 export const DEMO_USAGE = `usage: knhk demo [--protocol pbft|hotstuff|raft] [--n 4] [--policy classical|hybrid|quantum]
@@ -23,9 +24,6 @@ export const DEMO_USAGE = `usage: knhk demo [--protocol pbft|hotstuff|raft] [--n
 
 --out: where the demo writes its last receipt and the cluster's trust file (default: a new
 temporary directory), for \`knhk receipt verify\` to check in another process.`;
-
-/** A bad command line. */
-export class DemoUsageError extends Error {}
 
 interface DemoOptions {
   readonly protocol: ConsensusAlgorithm;
@@ -51,12 +49,12 @@ function options(argv: readonly string[]): DemoOptions {
     },
   });
   const protocol = values.protocol as ConsensusAlgorithm;
-  if (!CONSENSUS_ALGORITHMS.includes(protocol)) throw new DemoUsageError(`unknown protocol ${values.protocol}`);
+  if (!CONSENSUS_ALGORITHMS.includes(protocol)) throw new UsageError(`unknown protocol ${values.protocol}`);
   const policy = values.policy as SignaturePolicy;
-  if (!SIGNATURE_POLICIES.includes(policy)) throw new DemoUsageError(`unknown policy ${values.policy}`);
+  if (!SIGNATURE_POLICIES.includes(policy)) throw new UsageError(`unknown policy ${values.policy}`);
   const count = (name: string, text: string, min: number): number => {
     const value = Number(text);
-    if (!Number.isSafeInteger(value) || value < min) throw new DemoUsageError(`--${name} must be an integer >= ${min}, got ${text}`);
+    if (!Number.isSafeInteger(value) || value < min) throw new UsageError(`--${name} must be an integer >= ${min}, got ${text}`);
     return value;
   };
   return {

@@ -5,7 +5,7 @@
  * signed tree heads offline.
  */
 import { readFileSync } from 'node:fs';
-import { DEMO_USAGE, DemoUsageError, runDemo } from './demo.js';
+import { DEMO_USAGE, runDemo } from './demo.js';
 import { runLog, runReceipt } from './receipt.js';
 import { runSim, SIM_USAGE, UsageError } from './sim.js';
 
@@ -14,39 +14,37 @@ const USAGE = `usage: knhk <command>
 commands:
   demo       run a replicated cluster through a crash and a restart (knhk demo --help)
   sim        sweep seeds of the deterministic simulator (knhk sim --help)
+  chaos      clients against a worker-thread cluster under seeded faults, history checked (knhk chaos --help)
   receipt    verify a receipt offline (knhk receipt verify <receipt.json> --trust <trust.json>)
   log        check that one signed tree head extends another (knhk log verify --help)
   version    print the version
   help       print this text`;
 
+/** Runs a subcommand: `--help` prints its usage; a bad command line prints why, then the usage, and exits 2. */
+async function subcommand(args: readonly string[], usage: string, run: (args: readonly string[]) => Promise<number> | number): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
+  try {
+    return await run(args);
+  } catch (error) {
+    if (!(error instanceof UsageError) && !(error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))) throw error;
+    process.stderr.write(`${error.message}\n${usage}\n`);
+    return 2;
+  }
+}
+
 async function main(argv: readonly string[]): Promise<number> {
   const [command = 'help'] = argv;
   switch (command) {
     case 'demo':
-      if (argv.includes('--help') || argv.includes('-h')) {
-        process.stdout.write(`${DEMO_USAGE}\n`);
+      return subcommand(argv.slice(1), DEMO_USAGE, async (args) => {
+        await runDemo(args);
         return 0;
-      }
-      try {
-        await runDemo(argv.slice(1));
-      } catch (error) {
-        if (!(error instanceof DemoUsageError) && !(error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))) throw error;
-        process.stderr.write(`${error.message}\n${DEMO_USAGE}\n`);
-        return 2;
-      }
-      return 0;
+      });
     case 'sim':
-      if (argv.includes('--help') || argv.includes('-h')) {
-        process.stdout.write(`${SIM_USAGE}\n`);
-        return 0;
-      }
-      try {
-        return runSim(argv.slice(1));
-      } catch (error) {
-        if (!(error instanceof UsageError) && !(error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))) throw error;
-        process.stderr.write(`${error.message}\n${SIM_USAGE}\n`);
-        return 2;
-      }
+      return subcommand(argv.slice(1), SIM_USAGE, runSim);
     case 'chaos': return (await import('./chaos.js')).runChaosCommand(argv.slice(1));
     case 'receipt':
       return runReceipt(argv.slice(1));
