@@ -258,7 +258,7 @@ function convergence(cluster: Cluster, status: readonly ReplicaStatus[]): string
     for (let position = s.commitIndex + 1; position <= top; position++) {
       const empty = status.some((r) => {
         const executed = cluster.executed(r.node, position);
-        return executed?.type === 'entry' && executed.commands.length === 0;
+        return executed?.type === 'entry' && executed.commands === 0;
       });
       if (!empty) return undefined;
     }

@@ -7,7 +7,7 @@
  * store is written before any message that depends on it leaves.
  */
 import { defineBehavior, t, type ActorRef, type Infer } from '../runtime/index.js';
-import { commandDigest, commandSchema, consensusConfig, encode, type Applied, type ConsensusAlgorithm, type ProtocolDefinition } from '../protocols/consensus/index.js';
+import { commandSchema, consensusConfig, encode, type Applied, type ConsensusAlgorithm, type ProtocolDefinition } from '../protocols/consensus/index.js';
 import { KvStateMachine } from '../protocols/consensus/kv.js';
 import { pbft } from '../protocols/pbft/index.js';
 import { hotstuff } from '../protocols/hotstuff/index.js';
@@ -64,7 +64,7 @@ const TREE_HEAD_IDLE_MS = 20;
 /** Message types that must not queue behind bulk traffic: elections and view changes. */
 const URGENT = new Set(['view-change', 'new-view', 'timeout', 'pre-vote', 'pre-vote-reply', 'request-vote', 'request-vote-reply']);
 
-/** What the cluster learns of an execution: enough for status, convergence checks and receipts, not the commands themselves. */
+/** What the cluster learns of an execution: enough for status and convergence checks (receipts come from the replicas' logs). */
 function executed(applied: Applied): ExecutedPosition {
   if (applied.kind === 'snapshot') return { type: 'snapshot', position: applied.position, stateHash: applied.stateHash };
   return {
@@ -74,7 +74,7 @@ function executed(applied: Applied): ExecutedPosition {
     stateHashBefore: applied.stateHashBefore,
     stateHash: applied.stateHash,
     timestamp: applied.timestamp,
-    commands: applied.commands.map((c) => ({ client: c.client, timestamp: c.timestamp, digest: commandDigest(c) })),
+    commands: applied.commands.length,
   };
 }
 
