@@ -138,6 +138,13 @@ const clustersPerSystem = new WeakMap<ActorSystem, number>();
  */
 export const DEFAULT_TIMEOUT_MS: Readonly<Record<ConsensusAlgorithm, number>> = Object.freeze({ pbft: 2000, hotstuff: 1000, raft: 1000 });
 
+/**
+ * How long a receipt request waits for one replica before trying the next: a replica catching up
+ * after a restart may have a long mailbox, and must not use up the whole deadline.
+ */
+const RECEIPT_ASK_MS = 2000;
+const askTimeout = (deadline: number): number => Math.max(1, Math.min(RECEIPT_ASK_MS, deadline - performance.now()));
+
 /** Executions remembered per replica, for {@link Cluster.executed}. */
 export const EXECUTIONS_KEPT = 4096;
 
@@ -346,7 +353,7 @@ export class Cluster {
     const deadline = performance.now() + (options.timeoutMs ?? 30_000);
     const replicas = (): ActorRef[] => Array.from({ length: this.n }, (_, i) => this.#system.lookup(this.#replicaName(i))).filter((r) => r !== undefined);
     const ask = <R>(ref: ActorRef, msg: unknown): Promise<R | undefined> =>
-      ref.ask(msg, { timeoutMs: Math.max(1, deadline - performance.now()) }).then((r) => r as R, () => undefined);
+      ref.ask(msg, { timeoutMs: askTimeout(deadline) }).then((r) => r as R, () => undefined);
     for (;;) {
       for (const ref of replicas()) {
         const located = await ask<{ position?: number }>(ref, { type: 'locate', client: command.client, timestamp: command.timestamp });
@@ -486,7 +493,7 @@ export class Cluster {
     if (signed !== undefined) {
       for (let i = 0; i < this.n; i++) {
         const ref = this.#system.lookup(this.#replicaName(i));
-        const answer = ref && ((await ref.ask({ type: 'receipts-at', position, signed }, { timeoutMs: Math.max(1, deadline - performance.now()) }).catch(() => undefined)) as { json?: string } | undefined);
+        const answer = ref && ((await ref.ask({ type: 'receipts-at', position, signed }, { timeoutMs: askTimeout(deadline) }).catch(() => undefined)) as { json?: string } | undefined);
         if (answer?.json === undefined) continue;
         const receipts = JSON.parse(answer.json) as Json<Receipt>[];
         const verdicts = await Promise.all(receipts.map((json) => verifyReceiptAsync(this.#system, json, this.#trustJson)));

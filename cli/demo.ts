@@ -179,10 +179,17 @@ async function verifyReceipts(committed: readonly Submitted[], dir: string | und
   return verified;
 }
 
+/** How long the demo waits for every replica to reach the last position before it reports a failure. */
+const CATCH_UP_LIMIT_MS = 60_000;
+
 /** Waits until the restarted replica has executed what the others have, narrating. */
 async function caughtUp(cluster: Cluster, out: (line: string) => void): Promise<void> {
   const read = await cluster.submit({ type: 'get', key: 'key-0' });
   const started = performance.now();
-  await Promise.all(Array.from({ length: cluster.n }, (_, i) => cluster.executedUpTo(i, read.position)));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`replicas had not all reached position ${read.position} after ${CATCH_UP_LIMIT_MS / 1000} s`)), CATCH_UP_LIMIT_MS);
+  });
+  await Promise.race([Promise.all(Array.from({ length: cluster.n }, (_, i) => cluster.executedUpTo(i, read.position))), limit]).finally(() => clearTimeout(timer));
   out(`all ${cluster.n} replicas reached position ${read.position} (the restarted one caught up ${((performance.now() - started) / 1000).toFixed(1)} s after the last command)`);
 }
