@@ -70,13 +70,19 @@ export class ReceiptJournal {
 
   /**
    * The journal in `store`, rebuilt from its records; `onHead` receives the tree head after each
-   * position appended from now on.
-   * @throws {StorageError} `STORAGE_CORRUPT` when a record is damaged or positions are not consecutive.
+   * position appended from now on. Positions stored after a missing one (a thread killed while
+   * its writes were in flight) are dropped: the log is what is consecutive, and the rest comes
+   * back by replay or from a peer.
+   * @throws {StorageError} `STORAGE_CORRUPT` when a record is damaged.
    */
-  static open(store: ReplicaStore, context: LogContext, onHead: (head: TreeHead) => void): ReceiptJournal {
+  static async open(store: ReplicaStore, context: LogContext, onHead: (head: TreeHead) => void): Promise<ReceiptJournal> {
     const journal = new ReceiptJournal(store, context, onHead);
+    const beyondHole: number[] = [];
     for (const { position, entries } of store.receiptPositions()) {
-      if (position !== journal.#position + 1) throw new StorageError('STORAGE_CORRUPT', store.path, `receipt position ${position} follows ${journal.#position}`);
+      if (beyondHole.length > 0 || position !== journal.#position + 1) {
+        beyondHole.push(position);
+        continue;
+      }
       const record = entries as { readonly bodies: readonly ReceiptBody[] };
       try {
         journal.#log.appendLeafHashes(record.bodies.map(receiptLeafHash));
@@ -87,6 +93,7 @@ export class ReceiptJournal {
       journal.#position = position;
       journal.#accepted = position;
     }
+    if (beyondHole.length > 0) await store.dropReceipts(beyondHole);
     return journal;
   }
 

@@ -151,6 +151,13 @@ export class ReplicaStore {
     await this.#db.transaction(() => this.#db.put(receiptKey(position), seal(entries)));
   }
 
+  /** Removes the receipt-log entries of `positions` in one synced transaction. */
+  async dropReceipts(positions: readonly number[]): Promise<void> {
+    await this.#db.transaction(() => {
+      for (const position of positions) this.#db.remove(receiptKey(position));
+    });
+  }
+
   /** The receipt-log entries of `position`, if written. @throws {StorageError} `STORAGE_CORRUPT`. */
   receipts(position: number): unknown {
     return this.#read(receiptKey(position));

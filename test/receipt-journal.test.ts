@@ -40,21 +40,21 @@ async function store(t: ExecutionContext, node: number): Promise<ReplicaStore> {
 test('a journal offers a tree head per position, keeps its bodies, and rebuilds the same log from its store', async (t) => {
   const s = await store(t, 0);
   const heads: TreeHead[] = [];
-  const journal = ReceiptJournal.open(s, context, (head) => heads.push(head));
+  const journal = await ReceiptJournal.open(s, context, (head) => heads.push(head));
   await Promise.all([1, 2, 3].map((p) => journal.append(entry(p))));
   t.deepEqual(heads.map((h) => [h.sequence, h.size]), [[1, 2], [2, 4], [3, 6]]);
   t.is(journal.positionOf('bob', 2), 2);
-  const reopened = ReceiptJournal.open(s, context, () => t.fail('no head for positions already in the log'));
+  const reopened = await ReceiptJournal.open(s, context, () => t.fail('no head for positions already in the log'));
   t.is(reopened.size, 6);
   await reopened.append(entry(3));
   t.true(reopened.complete);
 });
 
 test('a gap left by state transfer is filled from a peer, checked against the state it landed on', async (t) => {
-  const peer = ReceiptJournal.open(await store(t, 0), context, () => undefined);
+  const peer = await ReceiptJournal.open(await store(t, 0), context, () => undefined);
   for (let p = 1; p <= 6; p++) await peer.append(entry(p));
   const heads: TreeHead[] = [];
-  const lagging = ReceiptJournal.open(await store(t, 1), context, (head) => heads.push(head));
+  const lagging = await ReceiptJournal.open(await store(t, 1), context, (head) => heads.push(head));
   await lagging.append(entry(1));
   lagging.skipTo(5, stateAt(5));
   await lagging.append(entry(6));
@@ -78,4 +78,17 @@ test('a gap left by state transfer is filled from a peer, checked against the st
   t.deepEqual(heads.map((h) => h.sequence), [1, 6], 'the position held back is appended once the gap is filled');
   t.is(heads[1]?.size, 12, 'the head after the fill covers every command of positions 1 to 6');
   t.is(lagging.positionOf('alice', 4), 4);
+});
+
+test('positions stored after a missing one (writes lost with a killed thread) are dropped when the journal opens', async (t) => {
+  const s = await store(t, 2);
+  const source = await ReceiptJournal.open(await store(t, 3), context, () => undefined);
+  for (let p = 1; p <= 4; p++) await source.append(entry(p));
+  for (const record of [...source.bodies(1, 2), ...source.bodies(4, 4)]) await s.putReceipts(record.position, { bodies: record.bodies });
+  const journal = await ReceiptJournal.open(s, context, () => undefined);
+  t.is(journal.size, 4, 'positions 1 and 2, two commands each');
+  t.is(s.receipts(4), undefined, 'the stranded position is gone from the store');
+  await journal.append(entry(3));
+  await journal.append(entry(4));
+  t.is(journal.size, 8);
 });
