@@ -9,6 +9,7 @@
 import { availableParallelism } from 'node:os';
 import { ActorSystem } from '../actors/system.js';
 import { POLICY_SCHEME, type Cluster } from '../actors/cluster.js';
+import { closedLoop, type ClosedLoopResult } from '../actors/workload.js';
 import type { ConsensusAlgorithm } from '../protocols/consensus/index.js';
 import { SchemeRegistry, type SignaturePolicy } from '../protocols/crypto/index.js';
 import type { BenchResult, Metric } from './report.js';
@@ -40,22 +41,8 @@ function unitCosts(policy: SignaturePolicy): { readonly signUs: number; readonly
   return { signUs: us(() => scheme.sign(pair.secretKey, message)), verifyUs: us(() => scheme.verify(pair.publicKey, message, signature)) };
 }
 
-async function workload(cluster: Cluster, commands: number, concurrency: number, prefix: string): Promise<{ seconds: number; latencies: number[] }> {
-  const latencies: number[] = [];
-  let next = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < commands) {
-        const k = next++;
-        const sent = performance.now();
-        await cluster.submit({ type: 'put', key: `${prefix}${k % 1000}`, value: 'x' }, { timeoutMs: 300_000 });
-        latencies.push(performance.now() - sent);
-      }
-    }),
-  );
-  return { seconds: (performance.now() - started) / 1000, latencies };
-}
+const workload = (cluster: Cluster, commands: number, concurrency: number, prefix: string): Promise<ClosedLoopResult> =>
+  closedLoop(cluster, { commands, concurrency, timeoutMs: 300_000, operation: (k) => ({ type: 'put', key: `${prefix}${k % 1000}`, value: 'x' }) });
 
 async function measure(config: Config, commands: number): Promise<Measured> {
   const system = await ActorSystem.start();

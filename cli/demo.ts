@@ -11,6 +11,7 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Cluster, Submitted } from '../actors/cluster.js';
+import { closedLoop } from '../actors/workload.js';
 import { receiptToJson, trustToJson, type Receipt } from '../protocols/receipts/index.js';
 import { CONSENSUS_ALGORITHMS, type ConsensusAlgorithm } from '../protocols/consensus/index.js';
 import { SIGNATURE_POLICIES, type SignaturePolicy } from '../protocols/crypto/index.js';
@@ -92,9 +93,6 @@ export async function runDemo(argv: readonly string[] = [], out: (line: string) 
     const victim = opts.n - 1;
     const crashAt = Math.floor(opts.commands / 3);
     const restartAt = Math.floor((opts.commands * 2) / 3);
-    const latencies: number[] = [];
-    const committed: Submitted[] = [];
-    let next = 0;
     let done = 0;
     let note = '';
     const milestones = new Map<number, () => Promise<void>>([
@@ -109,21 +107,17 @@ export async function runDemo(argv: readonly string[] = [], out: (line: string) 
         out(`\n${done} commands in: restarted replica ${victim} from its store`);
       }],
     ]);
-    const workStarted = performance.now();
-    await Promise.all(
-      Array.from({ length: opts.concurrency }, async () => {
-        while (next < opts.commands) {
-          const k = next++;
-          const sent = performance.now();
-          committed.push(await cluster.submit({ type: 'put', key: `key-${k % 500}`, value: `value-${k}` }, { timeoutMs: 120_000 }));
-          latencies.push(performance.now() - sent);
-          done++;
-          progress(done, opts.commands, note);
-          await milestones.get(done)?.();
-        }
-      }),
-    );
-    const seconds = (performance.now() - workStarted) / 1000;
+    const { seconds, latencies, results: committed } = await closedLoop(cluster, {
+      commands: opts.commands,
+      concurrency: opts.concurrency,
+      timeoutMs: 120_000,
+      operation: (k) => ({ type: 'put', key: `key-${k % 500}`, value: `value-${k}` }),
+      onCommitted: async (_, count) => {
+        done = Math.max(done, count);
+        progress(done, opts.commands, note);
+        await milestones.get(count)?.();
+      },
+    });
     if (process.stdout.isTTY) process.stdout.write('\n');
     await caughtUp(cluster, out);
     const status = await cluster.status();

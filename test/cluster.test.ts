@@ -6,6 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { ActorSystem } from '../actors/system.js';
 import type { Cluster, ClusterOptions, Submitted } from '../actors/cluster.js';
+import { closedLoop } from '../actors/workload.js';
 import { kvResponse } from '../protocols/consensus/index.js';
 import { Prng } from '../protocols/sim/prng.js';
 import { testSeed } from './helpers/seed.js';
@@ -69,17 +70,8 @@ test.serial('test_consensus_throughput: a four-replica PBFT cluster with hybrid 
   t.timeout(240_000);
   const cluster = await start(t, { protocol: 'pbft', n: 4, policy: 'hybrid', batch: 1024 });
   const run = async (commands: number, concurrency: number, prefix: string): Promise<number> => {
-    let next = 0;
-    const started = performance.now();
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        while (next < commands) {
-          const k = next++;
-          await cluster.submit({ type: 'put', key: `${prefix}${k}`, value: 'x' }, { timeoutMs: 120_000 });
-        }
-      }),
-    );
-    return commands / ((performance.now() - started) / 1000);
+    const { seconds } = await closedLoop(cluster, { commands, concurrency, timeoutMs: 120_000, operation: (k) => ({ type: 'put', key: `${prefix}${k}`, value: 'x' }) });
+    return commands / seconds;
   };
   // Worker threads load and compile ML-DSA on first use; the measurement starts after that.
   await run(500, 250, 'warm');
