@@ -50,7 +50,7 @@ test('a backup prepares, commits with a quorum and executes with a certificate o
   const afterPp = r.receive(0, pp);
   t.is(sent(afterPp, 'prepare').length, 1, 'a backup prepares an accepted pre-prepare');
   t.true(afterPp.persist.some((op) => op.key.startsWith('slot/')), 'and logs it durably in the same step');
-  t.deepEqual(afterPp.messages[0]?.to, [0, 1, 2, 3]);
+  t.deepEqual(afterPp.messages.find((m) => m.body.type === 'prepare')?.to, [0, 1, 2, 3]);
   // The primary's own prepare never counts, and one replica's prepare counts once.
   t.is(sent(r.receive(0, prepare(0, 1, pp.digest)), 'commit').length, 0);
   t.is(sent(r.receive(2, prepare(0, 1, pp.digest)), 'commit').length, 0);
@@ -253,6 +253,34 @@ test('a replica that learns a stable checkpoint it does not hold keeps its proof
   t.like(asked[0]?.body, { type: 'fetch-state', sequence: 10 });
   t.is(r.core.status().commitIndex, 0);
   t.is(fetch.messages.length, 0, 'nothing more was pending after the first fetch');
+});
+
+test('a replica that missed committed sequences gets their commit certificates from a peer it tells how far it got (thesis §5.2)', (t) => {
+  const peer = new Replica(1);
+  const pp = prePrepare(0, 1, 1000, [cmd(1)]);
+  peer.receive(0, pp);
+  for (const from of [2, 3]) peer.receive(from, prepare(0, 1, pp.digest));
+  for (const from of [1, 2, 3]) peer.receive(from, commit(0, 1, pp.digest));
+  t.is(peer.core.status().commitIndex, 1);
+  const answer = sent(peer.receive(3, { type: 'status', view: 0, executed: 0 }), 'committed');
+  t.is(answer.length, 1, 'the peer sends the sequence the laggard lacks');
+  t.is(sent(peer.receive(3, { type: 'status', view: 0, executed: 0 }), 'committed').length, 0, 'and not again at once for the same question');
+  t.is(sent(peer.receive(3, { type: 'fetch-state', sequence: 2 }), 'committed').length, 0, 'nor what the asker already has');
+  const retransmitted = answer[0];
+  if (retransmitted?.type !== 'committed') return t.fail();
+
+  const laggard = new Replica(3);
+  const short = { ...retransmitted, certificate: { ...retransmitted.certificate, signatures: retransmitted.certificate.signatures.slice(1) } };
+  const refused = laggard.receive(1, short);
+  t.is(refused.applied.length, 0, 'two commits are not a quorum');
+  t.like(refused.evidence[0], { kind: 'invalid-certificate', node: 1 });
+  const other = prePrepare(0, 1, 1000, [cmd(9)]);
+  t.is(laggard.receive(1, { ...retransmitted, prePrepare: signed(0, other) }).applied.length, 0, 'commits for another digest do not commit this batch');
+  const executed = laggard.receive(1, retransmitted);
+  t.like(executed.applied[0], { kind: 'entry', position: 1 });
+  t.is(executed.replies.length, 1);
+  laggard.restart();
+  t.is(laggard.core.status().commitIndex, 1, 'the retransmitted commit is durable');
 });
 
 test('a primary that crashes after proposing never reuses the sequence number with another batch', (t) => {

@@ -21,6 +21,7 @@ import {
   proposalDigest,
   type Checkpoint,
   type Commit,
+  type Committed,
   type FetchState,
   type NewView,
   type PbftMessage,
@@ -32,7 +33,7 @@ import {
   type ViewChange,
 } from './messages.js';
 import { Slot } from './slot.js';
-import { planNewView, primaryOf, validCheckpoint, validViewChange, ViewChangeLog, type Quorums } from './view-change.js';
+import { planNewView, primaryOf, validCheckpoint, validCommitted, validViewChange, ViewChangeLog, type Quorums } from './view-change.js';
 
 /** Tuning of a PBFT replica. */
 export interface PbftOptions {
@@ -109,7 +110,7 @@ export class PbftCore implements Core<PbftMessage> {
   /** The NEW-VIEW of the last view this replica entered, to show replicas still in older views. */
   #newView: Signed<NewView> | undefined;
   /** When each peer was last relayed to or sent state, to bound what a peer can make this replica send. */
-  readonly #lastServed = new Map<string, number>();
+  readonly #lastServed = new Map<string, { at: number; what: number }>();
   #fetching = 0;
   #fetchRound = 0;
   /** The fetch timer is armed because later sequence numbers committed while the next did not. */
@@ -149,7 +150,7 @@ export class PbftCore implements Core<PbftMessage> {
   }
 
   get #quorums(): Quorums {
-    return { prepares: this.prepareQuorum(), checkpoint: this.config.quorumSize };
+    return { prepares: this.prepareQuorum(), checkpoint: this.config.quorumSize, commits: this.commitQuorum() };
   }
 
   get #primary(): NodeId {
@@ -227,9 +228,12 @@ export class PbftCore implements Core<PbftMessage> {
         return this.#onState(m as Signed<StateTransfer>);
       case 'status':
         // The relay above moved the peer to this replica's view if it was behind; the state of a
-        // stable checkpoint past what it executed moves it there.
+        // stable checkpoint past what it executed moves it there, and the commits after it
+        // bring it up to this replica.
         if (body.executed < this.#low) this.#serveState(m.from);
-        return;
+        return this.#retransmitCommitted(m.from, Math.max(body.executed, this.#low));
+      case 'committed':
+        return this.#onCommitted(m as Signed<Committed>);
     }
   }
 
@@ -485,6 +489,7 @@ export class PbftCore implements Core<PbftMessage> {
 
   #onFetchState(m: Signed<FetchState>): void {
     if (this.#low >= m.body.sequence) this.#serveState(m.from);
+    else this.#retransmitCommitted(m.from, m.body.sequence - 1);
   }
 
   #serveState(peer: NodeId): void {
@@ -509,13 +514,43 @@ export class PbftCore implements Core<PbftMessage> {
     } else this.#fetchState(this.#stable);
     for (const key of [...this.#ordered]) if (!this.#pending.has(key)) this.#ordered.delete(key);
     this.#execute();
+    // Sequences committed after the checkpoint may be all there is if the cluster went idle:
+    // say how far this replica got, and peers send the commits it lacks.
+    this.#announceStatus();
   }
 
-  /** At most one relay or state transfer per peer per half request timeout. */
-  #mayServe(key: string): boolean {
+  /** Sends `peer` the commit certificates of the sequences it lacks after `after`, up to what this replica executed. */
+  #retransmitCommitted(peer: NodeId, after: number): void {
+    if (after >= this.#executed || !this.#mayServe(`committed:${peer}`, after)) return;
+    for (let s = after + 1; s <= this.#executed; s++) {
+      const slot = this.#slots.get(s);
+      if (slot?.certificate === undefined || slot.prePrepare === undefined) continue;
+      this.#out.send([peer], { type: 'committed', prePrepare: slot.prePrepare, certificate: slot.certificate });
+    }
+  }
+
+  #onCommitted(m: Signed<Committed>): void {
+    const { prePrepare: pp, certificate } = m.body;
+    const sequence = pp.body.sequence;
+    if (sequence <= this.#executed || !this.#inWindow(sequence)) return;
+    if (!validCommitted(pp, certificate, this.config, this.#quorums)) return this.#evidence('invalid-certificate', m.from, `commit certificate for sequence ${sequence} does not hold`, [m]);
+    const slot = this.#slot(sequence);
+    if (slot.certificate !== undefined) return;
+    slot.prePrepare = pp;
+    slot.certificate = certificate;
+    for (const cmd of pp.body.batch) this.#ordered.add(commandKey(cmd));
+    this.#persistSlot(slot);
+    this.#execute();
+  }
+
+  /**
+   * At most one relay, state transfer or retransmission per peer per half request timeout, unless
+   * the peer asks for something else (`what`: where its retransmission starts).
+   */
+  #mayServe(key: string, what = 0): boolean {
     const last = this.#lastServed.get(key);
-    if (last !== undefined && this.#now - last < this.#timeoutMs / 2) return false;
-    this.#lastServed.set(key, this.#now);
+    if (last !== undefined && last.what === what && this.#now - last.at < this.#timeoutMs / 2) return false;
+    this.#lastServed.set(key, { at: this.#now, what });
     return true;
   }
 
@@ -716,7 +751,6 @@ export class PbftCore implements Core<PbftMessage> {
    * proposed, so it cannot sign two values for one (view, sequence).
    */
   #recover(durable: ReadonlyMap<string, unknown>): void {
-    if (durable.size === 0) return;
     const saved = readDurable(durable);
     if (saved.snapshot !== undefined) {
       this.#state.restore(saved.snapshot.snapshot);
@@ -763,8 +797,12 @@ export class PbftCore implements Core<PbftMessage> {
     } else {
       // The others may have changed view or moved on while it was down; with no client traffic
       // nothing would tell it (thesis §5.2).
-      this.#out.send(this.config.members.filter((id) => id !== this.config.nodeId), { type: 'status', view: this.#view, executed: this.#executed });
+      this.#announceStatus();
     }
+  }
+
+  #announceStatus(): void {
+    this.#out.send(this.config.members.filter((id) => id !== this.config.nodeId), { type: 'status', view: this.#view, executed: this.#executed });
   }
 
   #evidence(kind: Evidence['kind'], node: NodeId, detail: string, messages: readonly Signed<unknown>[]): void {

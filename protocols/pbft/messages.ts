@@ -7,7 +7,7 @@
 import { t, type Infer, type Schema } from '../../schema/schema.js';
 import { batchSchema, type Command } from '../consensus/command.js';
 import { digestOf, type Digest } from '../consensus/codec.js';
-import { signedSchema, type Signed } from '../consensus/certificate.js';
+import { quorumCertSchema, signedSchema, type QuorumCert, type Signed } from '../consensus/certificate.js';
 
 const digest = t.bytes({ length: 32 });
 const seq = t.uint();
@@ -109,6 +109,16 @@ export const statusSchema = t.object({ type: t.literal('status'), view: t.uint()
 /** A status body. */
 export type Status = Infer<typeof statusSchema>;
 
+/**
+ * A committed sequence retransmitted to a replica that missed it (Castro's thesis §5.2): the
+ * pre-prepare carrying the batch and the commit certificate for its digest. A quorum of commits
+ * proves the batch committed, so the receiver executes it without having prepared it, which is
+ * how a replica that returns to an idle cluster gets the tail after the last stable checkpoint.
+ */
+export const committedSchema = t.object({ type: t.literal('committed'), prePrepare: signedSchema(prePrepareSchema), certificate: quorumCertSchema });
+/** A committed body. */
+export type Committed = Infer<typeof committedSchema>;
+
 const cases = {
   'pre-prepare': prePrepareSchema,
   prepare: prepareSchema,
@@ -120,12 +130,13 @@ const cases = {
   'fetch-state': fetchStateSchema,
   state: stateSchema,
   status: statusSchema,
+  committed: committedSchema,
 } as const;
 
 const messageType = t.oneOf(...(Object.keys(cases) as (keyof typeof cases)[]));
 
 /** Every PBFT message body. */
-export type PbftMessage = PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView | Relay | FetchState | StateTransfer | Status;
+export type PbftMessage = PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView | Relay | FetchState | StateTransfer | Status | Committed;
 
 /** Schema of {@link PbftMessage}: dispatches on `type`. */
 export const pbftMessageSchema: Schema<PbftMessage> = {
@@ -178,9 +189,16 @@ export function nestedSignatures(body: PbftMessage): Signed<unknown>[] {
       ];
     case 'state':
       return [...body.checkpoint.proof];
+    case 'committed':
+      return [body.prePrepare, ...commitsOf(body.prePrepare.body.sequence, body.certificate)];
     default:
       return [];
   }
+}
+
+/** The signed commit messages a commit certificate for `sequence` stands for. */
+export function commitsOf(sequence: number, cert: QuorumCert): Signed<Commit>[] {
+  return cert.signatures.map((s) => ({ from: s.node, body: commit(cert.view, sequence, cert.valueHash), signature: s.signature }));
 }
 
 function newViewSignatures(nv: NewView): Signed<unknown>[] {

@@ -5,9 +5,9 @@
  */
 import { sameBytes } from '../consensus/codec.js';
 import type { ConsensusConfig, NodeId } from '../consensus/config.js';
-import { isQuorum, type Signed } from '../consensus/certificate.js';
+import { isQuorum, type QuorumCert, type Signed } from '../consensus/certificate.js';
 import type { Command } from '../consensus/command.js';
-import { proposalDigest, type PreparedCert, type StableCheckpoint, type ViewChange } from './messages.js';
+import { proposalDigest, type PreparedCert, type PrePrepare, type StableCheckpoint, type ViewChange } from './messages.js';
 
 /** The primary of a view: replicas take turns (§4.1, p = v mod |R|). */
 export function primaryOf(view: number, n: number): NodeId {
@@ -20,6 +20,8 @@ export interface Quorums {
   readonly prepares: number;
   /** Matching checkpoint messages that make a checkpoint stable. */
   readonly checkpoint: number;
+  /** Matching commits that commit a prepared request. */
+  readonly commits: number;
 }
 
 /** A checkpoint proof: a quorum of distinct members' checkpoint messages for its sequence and digest. */
@@ -38,6 +40,18 @@ export function validPreparedCert(cert: PreparedCert, config: ConsensusConfig, q
   if (pp.from !== primaryOf(view, config.n) || !sameBytes(digest, proposalDigest(pp.body.timestamp, pp.body.batch))) return false;
   const matching = cert.prepares.every((p) => p.from !== pp.from && p.body.view === view && p.body.sequence === sequence && sameBytes(p.body.digest, digest));
   return matching && isQuorum(cert.prepares.map((p) => p.from), config, quorums.prepares);
+}
+
+/**
+ * A retransmitted commit: a pre-prepare whose digest matches its batch, and a quorum of distinct
+ * members' commits for that digest at its sequence. The commits may come from a later view than the
+ * pre-prepare (a new primary re-proposes a committed batch under its own view), so only the digest
+ * binds them; the host checked every signature against the sequence the pre-prepare names.
+ */
+export function validCommitted(pp: Signed<PrePrepare>, cert: QuorumCert, config: ConsensusConfig, quorums: Quorums): boolean {
+  const { view, digest, timestamp, batch } = pp.body;
+  if (pp.from !== primaryOf(view, config.n) || !sameBytes(digest, proposalDigest(timestamp, batch))) return false;
+  return sameBytes(cert.valueHash, digest) && isQuorum(cert.signatures.map((s) => s.node), config, quorums.commits);
 }
 
 /** A view-change message: valid checkpoint, valid certificates for sequences above it and below its log window, from views before the one it asks for, one per sequence. */
