@@ -158,13 +158,18 @@ export interface ChaosReport {
   readonly schedule: readonly string[];
   /** Anything that went wrong in the runner's own actions (a restart that failed, an undecodable response). */
   readonly problems: readonly string[];
+  /**
+   * Steps of the runner that did not finish within their bound (a crash or restart, the clients'
+   * last operations), each with the phase it stalled in; the run went on without them and fails.
+   */
+  readonly stalled: readonly string[];
   /** Time the linearizability check took, s. */
   readonly check_s: number;
 }
 
-/** True when a run passed: linearizable, no lost acknowledged write, every key read, converged. */
+/** True when a run passed: linearizable, no lost acknowledged write, every key read, converged, nothing stalled. */
 export function chaosPassed(report: ChaosReport): boolean {
-  return report.linearizable === true && report.lost_acknowledged === 0 && report.final_reads_missing === 0 && report.converged;
+  return report.linearizable === true && report.lost_acknowledged === 0 && report.final_reads_missing === 0 && report.converged && report.stalled.length === 0;
 }
 
 function positiveInteger(name: string, value: number): number {
@@ -233,6 +238,9 @@ function streamSeed(seed: number, stream: number): number {
   return (Math.imul(seed ^ 0x5bd1e995, 0x9e3779b1) + Math.imul(stream, 0x85ebca6b)) >>> 0;
 }
 
+/** How long a crash, a restart or the clients' drain may take before the run calls it stalled, ms. */
+const STEP_BOUND_MS = 20_000;
+
 const short = (hash: string): string => (hash === '' ? '-' : hash.slice(0, 12));
 
 /** Positions a replica may lag behind by and still count as converged (see {@link convergence}). */
@@ -281,6 +289,7 @@ export async function runChaos(options: ChaosOptions, onProgress?: (progress: Ch
   const faultsByKind: Record<ChaosFaultKind, number> = { crash: 0, partition: 0, delay: 0, byzantine: 0 };
   const schedule: string[] = [];
   const problems: string[] = [];
+  const stalled: string[] = [];
   let phase: ChaosPhase = 'starting';
   let current = 'quiet';
   let start = 0;
@@ -316,6 +325,25 @@ export async function runChaos(options: ChaosOptions, onProgress?: (progress: Ch
           });
         });
   const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+  /**
+   * Waits for `work` at most `ms`. A step that hangs (a replica that never comes back up, a client
+   * that never returns) is noted with its phase and left behind, so a stuck run fails with a
+   * cause instead of running into its caller's timeout.
+   */
+  const within = async (what: string, ms: number, work: Promise<unknown>): Promise<void> => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        stalled.push(`${stamp()} ${phase}: ${what} did not finish within ${ms} ms`);
+        resolve();
+      }, ms);
+    });
+    try {
+      await Promise.race([work, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
 
   let endTimer: ReturnType<typeof setTimeout> | undefined;
   const onAbort = (): void => {
@@ -433,7 +461,7 @@ export async function runChaos(options: ChaosOptions, onProgress?: (progress: Ch
           switch (fault.kind) {
             case 'crash':
               markKilled(fault.node);
-              await cluster.crash(fault.node);
+              await within(`crashing replica ${fault.node}`, STEP_BOUND_MS, cluster.crash(fault.node));
               break;
             case 'partition':
               cluster.partition(fault.groups);
@@ -458,7 +486,7 @@ export async function runChaos(options: ChaosOptions, onProgress?: (progress: Ch
           switch (fault.kind) {
             case 'crash':
               schedule.push(`${stamp()} restart ${fault.node}`);
-              await cluster.restart(fault.node);
+              await within(`restarting replica ${fault.node}`, STEP_BOUND_MS, cluster.restart(fault.node));
               break;
             case 'partition':
             case 'delay':
@@ -496,13 +524,14 @@ export async function runChaos(options: ChaosOptions, onProgress?: (progress: Ch
     for (let i = 0; i < o.n; i++) {
       try {
         cluster.byzantine(i, null);
-        await cluster.restart(i); // leaves a running replica alone
+        await within(`restarting replica ${i}`, STEP_BOUND_MS, cluster.restart(i)); // leaves a running replica alone
       } catch (error) {
         problems.push(`restoring replica ${i} failed: ${error instanceof Error ? error.message : String(error)}`);
       }
     }
     current = 'quiet';
-    await Promise.all(clients);
+    // Each client has at most one operation in flight, bounded by the operation timeout.
+    await within('the clients\' last operations', o.opTimeoutMs + STEP_BOUND_MS, Promise.all(clients));
 
     enter('final-reads');
     const settleBy = performance.now() + o.settleTimeoutMs;
@@ -582,6 +611,7 @@ export async function runChaos(options: ChaosOptions, onProgress?: (progress: Ch
     replicas: finalStatus.map((s) => ({ node: s.node, up: s.up, role: s.role, view: s.view, commit_index: s.commitIndex, state_hash: s.stateHash, restarts: s.restarts })),
     schedule,
     problems,
+    stalled,
     check_s: round(checkS, 2),
   };
 }

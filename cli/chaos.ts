@@ -122,6 +122,7 @@ export function formatChaosReport(r: ChaosReport): string {
   ];
   if (r.violation !== null) lines.push('', r.linearizable === false ? 'violation:' : 'checker:', ...r.violation.split('\n').map((l) => `  ${l}`));
   if (r.lost_writes.length > 0) lines.push('', 'lost acknowledged writes:', ...r.lost_writes.map((l) => `  ${l}`));
+  if (r.stalled.length > 0) lines.push('', 'stalled:', ...r.stalled.map((p) => `  ${p}`));
   if (r.problems.length > 0) lines.push('', 'problems:', ...r.problems.map((p) => `  ${p}`));
   if (!passed) lines.push('', `schedule (replay with --seed ${r.seed}):`, ...r.schedule.map((s) => `  ${s}`));
   return lines.join('\n');

@@ -87,17 +87,23 @@ test('lostAcknowledgedWrites counts the acknowledged writes a final read proves 
 /** A short real run; asserts the acceptance criteria and logs the summary. */
 async function shortRun(t: import('ava').ExecutionContext, options: Omit<ChaosOptions, 'seed'>): Promise<ChaosReport> {
   const seed = testSeed(t);
-  const report = await runChaos({ ...options, seed });
+  let phase = '';
+  // Settling is bounded tighter than the CLI's default so that a stuck run fails inside the test's timeout.
+  const report = await runChaos({ settleTimeoutMs: 15_000, ...options, seed }, (p) => {
+    if (p.phase !== phase) t.log(`${(p.elapsedMs / 1000).toFixed(1)} s: ${(phase = p.phase)}`);
+  });
   t.log(
     `${report.protocol} n=${report.n}: ok ${report.ops_ok} failed ${report.ops_failed} indeterminate ${report.ops_indeterminate}, faults ${report.faults} ${JSON.stringify(report.faults_by_kind)}, restarts ${report.restarts}, ${report.wall_s} s`,
   );
   t.log(report.schedule.join('; '));
   if (report.violation !== null) t.log(report.violation);
   if (report.problems.length > 0) t.log(report.problems.join('\n'));
+  if (report.stalled.length > 0) t.log(report.stalled.join('\n'));
   t.is(report.linearizable, true);
   t.is(report.lost_acknowledged, 0);
   t.is(report.final_reads_missing, 0);
   t.true(report.converged, 'every replica reaches the same commit index and state hash');
+  t.deepEqual(report.stalled, [], 'no step of the runner hung');
   t.true(report.ops_ok > 0);
   t.true(report.faults > 0);
   return report;
