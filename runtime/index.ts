@@ -41,4 +41,4 @@ export {
   ReplyRejected,
   RemoteFailure,
 } from './errors.js';
-export { TICK_MS } from './telemetry.js';
+export { instrumentsOf, TICK_MS } from './telemetry.js';

@@ -15,6 +15,8 @@ import {
   type Context,
   type Counter,
   type Histogram,
+  type Meter,
+  type MeterProvider,
   type Span,
 } from '@opentelemetry/api';
 import type { EnvelopeHeader } from './envelope.js';
@@ -73,6 +75,25 @@ export function endHandleSpan(span: Span, error?: unknown): void {
     span.setStatus({ code: SpanStatusCode.ERROR });
   }
   span.end();
+}
+
+/**
+ * Instruments of one instrumentation scope, made by `create` from the global meter provider at
+ * first use, and made again whenever another provider has been registered since: metrics have no
+ * proxy provider, so an instrument made before an SDK was registered would stay a no-op, and one
+ * made under a provider since disabled would record into nothing.
+ */
+export function instrumentsOf<T>(scope: string, create: (meter: Meter) => T): () => T {
+  let provider: MeterProvider | undefined;
+  let made: T | undefined;
+  return () => {
+    const current = metrics.getMeterProvider();
+    if (made === undefined || current !== provider) {
+      provider = current;
+      made = create(current.getMeter(scope));
+    }
+    return made;
+  };
 }
 
 /** The runtime's metric instruments, created from the meter provider active when a system starts. */
