@@ -42,3 +42,4 @@ export {
   RemoteFailure,
 } from './errors.js';
 export { instrumentsOf, TICK_MS } from './telemetry.js';
+export { SystemTelemetry, type TelemetryOptions } from './telemetry-hub.js';

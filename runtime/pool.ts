@@ -16,6 +16,12 @@ export interface PoolOptions {
   readonly preload?: readonly string[];
   /** Shared memory handed once to every pool thread; tasks read it with `poolShared(name)`. */
   readonly shared?: Readonly<Record<string, SharedArrayBuffer>>;
+  /**
+   * Pool threads keep their event loop turning between tasks (Piscina's asynchronous atomics)
+   * instead of blocking on the next task, so that they can answer other messages, such as the
+   * telemetry channel's reads. Off by default: a blocked thread picks its next task up sooner.
+   */
+  readonly idleEventLoop?: boolean;
 }
 
 /** A lazily started Piscina pool running {@link Task}s. */
@@ -23,6 +29,7 @@ export class TaskPool {
   readonly threads: number;
   readonly #preload: readonly string[];
   readonly #shared: Readonly<Record<string, SharedArrayBuffer>>;
+  readonly #idleEventLoop: boolean;
   #piscina: Piscina<PoolJob, unknown> | undefined;
   #closed = false;
 
@@ -31,6 +38,7 @@ export class TaskPool {
     if (!Number.isSafeInteger(this.threads) || this.threads < 1) throw new ConfigError(`cryptoThreads must be a positive integer, got ${this.threads}`);
     this.#preload = options.preload ?? [];
     this.#shared = options.shared ?? {};
+    this.#idleEventLoop = options.idleEventLoop ?? false;
   }
 
   /** Runs a task on a pool thread. */
@@ -48,8 +56,14 @@ export class TaskPool {
       minThreads: this.threads,
       maxThreads: this.threads,
       workerData: { preload: this.#preload, shared: this.#shared },
+      atomics: this.#idleEventLoop ? 'async' : 'sync',
     });
     return this.#piscina.run(job);
+  }
+
+  /** Thread ids of the pool's threads (none before the first task). */
+  get threadIds(): number[] {
+    return this.#piscina?.threads.map((worker) => worker.threadId) ?? [];
   }
 
   /** Completed tasks so far. */

@@ -18,6 +18,7 @@ import type { RefShape } from '../schema/schema.js';
 import { Supervisor, type ChildInfo, type SpawnOptions, type SupervisorOptions } from './supervisor.js';
 import type { Task } from './task.js';
 import { installContextManager, runtimeInstruments, type RuntimeInstruments } from './telemetry.js';
+import { SystemTelemetry, type TelemetryOptions } from './telemetry-hub.js';
 import type { FromWorker, ToWorker } from './thread-protocol.js';
 
 /** Options of {@link ActorSystem.start}. */
@@ -36,6 +37,13 @@ export interface ActorSystemOptions {
   readonly root?: Omit<SupervisorOptions, 'name' | 'restart'>;
   /** Default mailbox options for actors that do not set their own. */
   readonly mailbox?: MailboxOptions;
+  /**
+   * Exports the spans and metrics of every thread of the system (Prometheus endpoint, OTLP,
+   * span processors), registering the process's OpenTelemetry providers. Without it the runtime
+   * uses whatever SDK the program registered, in the main thread only (worker threads can get one
+   * through `workerPreload`), or none, at no cost.
+   */
+  readonly telemetry?: TelemetryOptions;
 }
 
 /** Why the system stopped: `stop()` was called, or the root supervisor gave up. */
@@ -54,7 +62,8 @@ export class ActorSystem {
   readonly #node: Node;
   readonly #clock: Clock;
   readonly #pool: TaskPool;
-  readonly #monitor = new EventLoopMonitor(MAIN_THREAD);
+  readonly #telemetry: SystemTelemetry | undefined;
+  readonly #monitor: EventLoopMonitor;
   readonly #preload: readonly string[];
   readonly #defaultMailbox: MailboxOptions | undefined;
   readonly #instruments: RuntimeInstruments;
@@ -79,12 +88,16 @@ export class ActorSystem {
     const maxMessageBytes = options.maxMessageBytes ?? 8 * 1024 * 1024;
     if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes < 64) throw new ConfigError(`maxMessageBytes must be an integer >= 64, got ${maxMessageBytes}`);
     this.#clock = options.clock ?? realClock;
+    // First: instruments made below must come from the providers it registers.
+    this.#telemetry = options.telemetry === undefined ? undefined : new SystemTelemetry(options.telemetry, () => [...this.#workers.keys(), ...this.#pool.threadIds]);
+    this.#monitor = new EventLoopMonitor(MAIN_THREAD);
+    this.#preload = [...(this.#telemetry === undefined ? [] : [this.#telemetry.preload]), ...(options.workerPreload ?? [])];
     this.#pool = new TaskPool({
       ...(options.cryptoThreads === undefined ? {} : { threads: options.cryptoThreads }),
-      preload: options.workerPreload ?? [],
+      preload: this.#preload,
       shared: options.poolShared ?? {},
+      idleEventLoop: this.#telemetry !== undefined,
     });
-    this.#preload = options.workerPreload ?? [];
     this.#defaultMailbox = options.mailbox;
     this.#instruments = runtimeInstruments();
     this.terminated = new Promise((resolve) => (this.#exit = resolve));
@@ -121,7 +134,19 @@ export class ActorSystem {
   static async start<S extends ActorSystem>(this: { readonly prototype: S }, options: ActorSystemOptions = {}): Promise<S> {
     installContextManager();
     // `this` is ActorSystem or a subclass (knhk's own adds clusters); its constructor is protected.
-    return new (this as unknown as new (options: ActorSystemOptions) => S)(options);
+    const system = new (this as unknown as new (options: ActorSystemOptions) => S)(options);
+    try {
+      await system.#telemetry?.start();
+    } catch (error) {
+      await system.stop();
+      throw error;
+    }
+    return system;
+  }
+
+  /** The system's telemetry when started with `telemetry`: its Prometheus URL, a merged metrics read, a span flush. */
+  get telemetry(): SystemTelemetry | undefined {
+    return this.#telemetry;
   }
 
   /** Starts an actor under the root supervisor. */
@@ -217,6 +242,7 @@ export class ActorSystem {
     await this.#pool.close();
     this.#node.close();
     this.#monitor.close();
+    await this.#telemetry?.shutdown();
     this.#exit(exit);
   }
 
