@@ -5,8 +5,8 @@
  * signing jobs carry a handle into the pool's key table (see pool-keys.ts), never a key.
  */
 import { defineTask, poolShared, type Task } from '../runtime/index.js';
-import { SCHEME_NAMES, SchemeRegistry, type SchemeName } from '../protocols/crypto/index.js';
-import { measured } from './crypto-telemetry.js';
+import { CryptoError, SCHEME_NAMES, verifyUnderPolicy, type SchemeName, type SchemeRegistry, type SignaturePolicy, type SignatureScheme } from '../protocols/crypto/index.js';
+import { measured, measuredVerify, observedSchemes, type Verdict } from './crypto-telemetry.js';
 import { POOL_KEYS, withPoolKey, type PoolKeyHandle } from './pool-keys.js';
 
 /** One signature to check. */
@@ -16,6 +16,8 @@ export interface VerifyJob {
   readonly message: Uint8Array;
   readonly signature: Uint8Array;
   readonly context?: Uint8Array;
+  /** The cluster's signature policy: when given, the signature is judged under it, as `verifyUnderPolicy` does. */
+  readonly policy?: SignaturePolicy;
 }
 
 /** Anything that runs pool tasks: an `ActorSystem` or an actor's context. */
@@ -27,15 +29,30 @@ export interface TaskRunner {
 let registry: SchemeRegistry | undefined;
 
 function schemes(): SchemeRegistry {
-  registry ??= SchemeRegistry.create();
+  registry ??= observedSchemes();
   return registry;
+}
+
+const VERIFIED: Verdict = { verified: true };
+
+/** The verdict on `job`: under its policy when it names one (the policy's error code saying why not), else by the scheme alone. */
+function judge(scheme: SignatureScheme, job: VerifyJob): Verdict {
+  const publicKey = scheme.importPublicKey(job.publicKey);
+  if (job.policy === undefined) return scheme.verify(publicKey, job.message, job.signature, job.context) ? VERIFIED : { verified: false, failure: 'SIGNATURE_INVALID' };
+  try {
+    verifyUnderPolicy(job.policy, scheme, publicKey, job.message, job.signature, job.context);
+    return VERIFIED;
+  } catch (error) {
+    if (error instanceof CryptoError) return { verified: false, failure: error.code };
+    throw error;
+  }
 }
 
 /** One verdict; a job naming no known scheme is `false`, like any other bad input, never an error that would sink its batch. */
 function verifyOne(job: VerifyJob): boolean {
   if (!(SCHEME_NAMES as readonly string[]).includes(job.scheme)) return false;
   const scheme = schemes().get(job.scheme);
-  return measured('verify', scheme, () => scheme.verify(scheme.importPublicKey(job.publicKey), job.message, job.signature, job.context));
+  return measuredVerify(scheme, job.policy, () => judge(scheme, job));
 }
 
 /** Verifies a batch of signatures in one pool thread; answers one verdict per job, in order. */
@@ -75,9 +92,8 @@ export const signTask = defineTask({
   export: 'signTask',
   run(job: SignJob): Uint8Array {
     const scheme = schemes().get(job.key.scheme);
-    return withPoolKey(poolShared(POOL_KEYS), job.key, (secret) =>
-      measured('sign', scheme, () => scheme.sign(scheme.importSecretKey(secret), job.message, job.context)),
-    );
+    // Measured around the key's lending too, so that a released key shows as a failed signature (KEY_DISPOSED).
+    return measured('sign', scheme, () => withPoolKey(poolShared(POOL_KEYS), job.key, (secret) => scheme.sign(scheme.importSecretKey(secret), job.message, job.context)));
   },
 });
 

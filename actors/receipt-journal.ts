@@ -8,6 +8,9 @@
  * later positions wait and no tree head is offered for signing — a head over a log with a hole
  * would be a fork of everyone else's. Filled bodies are checked against what the replica knows:
  * their positions and cluster, and the state hash the jump landed on.
+ *
+ * Given its replica's node id, a journal reports its size (`receipt.log.entries`) and the receipts
+ * it assembles (`receipt.generated`, `crypto.receipt.generated`), see crypto-telemetry.ts.
  */
 import { decode, sameBytes, type AppliedEntry, type Digest } from '../protocols/consensus/index.js';
 import {
@@ -21,6 +24,7 @@ import {
   type SignedTreeHead,
   type TreeHead,
 } from '../protocols/receipts/index.js';
+import { ReceiptTelemetry } from './crypto-telemetry.js';
 import type { ReplicaStore } from './replica-store.js';
 import { StorageError } from './replica-store.js';
 
@@ -49,6 +53,7 @@ export class ReceiptJournal {
   readonly #store: ReplicaStore;
   readonly #context: LogContext;
   readonly #onHead: (head: TreeHead) => void;
+  readonly #telemetry: ReceiptTelemetry | undefined;
   readonly #log = new MerkleLog();
   readonly #index = new Map<string, Located>();
   /** The last position written to the log and the store (0 before any). */
@@ -62,21 +67,24 @@ export class ReceiptJournal {
   /** Appends in progress, one after the other. */
   #writing: Promise<void> = Promise.resolve();
 
-  private constructor(store: ReplicaStore, context: LogContext, onHead: (head: TreeHead) => void) {
+  private constructor(store: ReplicaStore, context: LogContext, onHead: (head: TreeHead) => void, telemetry: ReceiptTelemetry | undefined) {
     this.#store = store;
     this.#context = context;
     this.#onHead = onHead;
+    this.#telemetry = telemetry;
   }
 
   /**
    * The journal in `store`, rebuilt from its records; `onHead` receives the tree head after each
    * position appended from now on. Positions stored after a missing one (a thread killed while
    * its writes were in flight) are dropped: the log is what is consecutive, and the rest comes
-   * back by replay or from a peer.
+   * back by replay or from a peer. `nodeId`, the replica's, labels the journal's telemetry; without
+   * it the journal reports none, since its metrics and events require it.
    * @throws {StorageError} `STORAGE_CORRUPT` when a record is damaged.
    */
-  static async open(store: ReplicaStore, context: LogContext, onHead: (head: TreeHead) => void): Promise<ReceiptJournal> {
-    const journal = new ReceiptJournal(store, context, onHead);
+  static async open(store: ReplicaStore, context: LogContext, onHead: (head: TreeHead) => void, nodeId?: number): Promise<ReceiptJournal> {
+    const telemetry = nodeId === undefined ? undefined : new ReceiptTelemetry(context.protocol, nodeId);
+    const journal = new ReceiptJournal(store, context, onHead, telemetry);
     const beyondHole: number[] = [];
     for (const { position, entries } of store.receiptPositions()) {
       if (beyondHole.length > 0 || position !== journal.#position + 1) {
@@ -94,6 +102,7 @@ export class ReceiptJournal {
       journal.#accepted = position;
     }
     if (beyondHole.length > 0) await store.dropReceipts(beyondHole);
+    telemetry?.logSize(journal.size);
     return journal;
   }
 
@@ -173,6 +182,7 @@ export class ReceiptJournal {
         this.#remember(record.bodies);
         this.#position = record.position;
         await this.#store.putReceipts(record.position, { bodies: record.bodies });
+        this.#telemetry?.logSize(this.#log.size);
       }
     });
     await this.#writing;
@@ -194,6 +204,7 @@ export class ReceiptJournal {
       this.#position = entry.position;
       this.#remember(record.bodies);
       await this.#store.putReceipts(entry.position, { bodies: record.bodies });
+      this.#telemetry?.logSize(this.#log.size);
       this.#onHead(record.treeHead);
     });
     return this.#writing;
@@ -214,22 +225,28 @@ export class ReceiptJournal {
     const record = this.#store.receipts(at.position) as { readonly bodies: readonly ReceiptBody[] } | undefined;
     const body = record?.bodies[at.batchIndex];
     if (body === undefined) return undefined;
+    let receipt: Receipt;
     try {
-      return buildReceipt(body, this.#log, signed);
+      receipt = buildReceipt(body, this.#log, signed);
     } catch {
       return undefined;
     }
+    this.#telemetry?.generated([receipt]);
+    return receipt;
   }
 
   /** The receipts of every command executed at `position` under `signed`, or undefined when this replica cannot make them. */
   receiptsAt(position: number, signed: SignedTreeHead): Receipt[] | undefined {
     const record = this.#store.receipts(position) as { readonly bodies: readonly ReceiptBody[] } | undefined;
     if (record === undefined) return undefined;
+    let receipts: Receipt[];
     try {
-      return record.bodies.map((body) => buildReceipt(body, this.#log, signed));
+      receipts = record.bodies.map((body) => buildReceipt(body, this.#log, signed));
     } catch {
       return undefined;
     }
+    this.#telemetry?.generated(receipts);
+    return receipts;
   }
 
   #remember(bodies: readonly ReceiptBody[]): void {

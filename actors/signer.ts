@@ -5,11 +5,13 @@
  * with signatures. The key never leaves this thread; what crosses it is digests in and
  * signatures out: over consensus message digests, and over receipt-log tree heads (under a
  * context of their own, so that neither can pass for the other). Signing an ML-DSA message takes milliseconds in pure JavaScript, which is why
- * it is not done on the replica's own thread, whose handler budget is one tick.
+ * it is not done on the replica's own thread, whose handler budget is one tick. Key generation and
+ * every signature are reported as `crypto.keygen` and `crypto.sign` spans (crypto-telemetry.ts).
  */
 import { defineBehavior, t } from '../runtime/index.js';
-import { SchemeRegistry, SCHEME_NAMES, SigningKey, type SchemeName } from '../protocols/crypto/index.js';
+import { SCHEME_NAMES, SigningKey, type SchemeName, type SchemeRegistry } from '../protocols/crypto/index.js';
 import { treeHeadContext } from '../protocols/receipts/index.js';
+import { measured, observedSchemes } from './crypto-telemetry.js';
 import { KeyStore } from './key-store.js';
 
 /** The public half of a replica's key, as the cluster learns it from the signer. */
@@ -45,7 +47,8 @@ async function custodyKey(args: SignerArgs, registry: SchemeRegistry): Promise<S
   const store = new KeyStore(args.directory, registry, args.kdfLog2N === undefined ? {} : { kdf: { log2N: args.kdfLog2N, r: 8, p: 1 } });
   const ids = await store.list();
   if (ids.length === 0) {
-    const key = SigningKey.generate(registry.get(args.scheme), Date.now());
+    const scheme = registry.get(args.scheme);
+    const key = measured('keygen', scheme, () => SigningKey.generate(scheme, Date.now()));
     await store.save(key, args.passphrase);
     return key;
   }
@@ -74,7 +77,7 @@ export const Signer = defineBehavior({
     stats: { signatures: t.uint() },
   }),
   async start(_ctx, args: SignerArgs) {
-    const registry = SchemeRegistry.create();
+    const registry = observedSchemes();
     const key = await custodyKey(args, registry);
     const context = key.scheme.name === 'Ed25519' ? undefined : args.context;
     const headContext = treeHeadContext(key.scheme);
@@ -84,10 +87,10 @@ export const Signer = defineBehavior({
         switch (msg.type) {
           case 'sign':
             signatures++;
-            return from.reply({ type: 'signature', signature: key.sign(msg.digest, context) });
+            return from.reply({ type: 'signature', signature: measured('sign', key.scheme, () => key.sign(msg.digest, context)) });
           case 'sign-tree-head':
             signatures++;
-            return from.reply({ type: 'signature', signature: key.sign(msg.head, headContext) });
+            return from.reply({ type: 'signature', signature: measured('sign', key.scheme, () => key.sign(msg.head, headContext)) });
           case 'stats':
             return from.reply({ type: 'stats', signatures });
           case 'describe':

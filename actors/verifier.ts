@@ -3,7 +3,8 @@
  * under the cluster's signature policy. One serves a whole cluster, and it remembers verdicts
  * (and shares checks still running), so that a vote broadcast to every replica, or a certificate
  * relayed again, costs one verification. A member whose key the policy does not admit is refused
- * when the verifier starts, not message by message.
+ * when the verifier starts; each signature is still judged under the policy on the pool, which
+ * reports the check (`crypto.policy.check`) with the verification.
  */
 import { defineBehavior, t } from '../runtime/index.js';
 import { CryptoError, policyAdmits, SchemeRegistry, SIGNATURE_POLICIES, type SchemeName, type SignaturePolicy } from '../protocols/crypto/index.js';
@@ -74,6 +75,7 @@ export const Verifier = defineBehavior({
         publicKey: member.publicKey,
         message: check.digest,
         signature: check.signature,
+        policy: args.policy,
         ...(member.scheme === 'Ed25519' || args.context === undefined ? {} : { context: args.context }),
       };
       const pending = ctx.runTask(verifyBatchTask, [job]).then(([ok]) => {

@@ -21,7 +21,7 @@ import { concatBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 import { ED25519_SPEC } from './ed25519.js';
 import { ML_DSA_44, ML_DSA_65, type MlDsaParameters } from './ml-dsa.js';
 import type { Primitive } from './primitive.js';
-import type { SchemeSpec } from './scheme.js';
+import type { SchemeName, SchemeSpec } from './scheme.js';
 
 /** The draft's Prefix: ASCII "CompositeAlgorithmSignatures2025". */
 const PREFIX = utf8ToBytes('CompositeAlgorithmSignatures2025');
@@ -60,6 +60,23 @@ export const MLDSA65_ED25519 = composite('ML-DSA-65+Ed25519', ML_DSA_65, 'COMPSI
 /** id-MLDSA44-Ed25519-SHA512. */
 export const MLDSA44_ED25519 = composite('ML-DSA-44+Ed25519', ML_DSA_44, 'COMPSIG-MLDSA44-Ed25519-SHA512');
 
+/** One component call of a composite, as a {@link ComponentObserver} is told of it. */
+export interface ComponentCall {
+  /** `sign` or `verify`; key generation is not reported per component. */
+  readonly operation: 'sign' | 'verify';
+  /** The component's scheme: the composite's ML-DSA parameter set, or Ed25519. */
+  readonly scheme: SchemeName;
+}
+
+/**
+ * An optional hook around each component call of a composite: it must call `run` once and return
+ * what it returns (or throw what it throws). It lets a caller time the components separately
+ * (actors/crypto-telemetry.ts) while this layer stays free of clocks and telemetry.
+ */
+export type ComponentObserver = <T>(call: ComponentCall, run: () => T) => T;
+
+const unobserved: ComponentObserver = (_call, run) => run();
+
 /** M' = Prefix ‖ Label ‖ len(ctx) ‖ ctx ‖ SHA-512(M). The caller has checked len(ctx) ≤ 255. */
 export function messageRepresentative(label: Uint8Array, message: Uint8Array, context: Uint8Array): Uint8Array {
   return concatBytes(PREFIX, label, Uint8Array.of(context.length), context, sha512(message));
@@ -67,12 +84,18 @@ export function messageRepresentative(label: Uint8Array, message: Uint8Array, co
 
 /**
  * The composite as a primitive over two component primitives, which may come from different
- * backends. Lengths are checked by the scheme layer, so the splits below are exact.
+ * backends. Lengths are checked by the scheme layer, so the splits below are exact. `observe`, when
+ * given, wraps each component's sign and verify call.
  */
-export function compositePrimitive(params: CompositeParameters, mlDsa: Primitive, ed25519: Primitive): Primitive {
+export function compositePrimitive(params: CompositeParameters, mlDsa: Primitive, ed25519: Primitive, observe: ComponentObserver = unobserved): Primitive {
   const mlPk = params.mlDsa.spec.publicKeyBytes;
   const mlSk = params.mlDsa.spec.seedBytes;
   const mlSig = params.mlDsa.spec.signatureBytes;
+  const call = (operation: ComponentCall['operation'], scheme: SchemeName): ComponentCall => Object.freeze({ operation, scheme });
+  const mlSign = call('sign', params.mlDsa.spec.name);
+  const edSign = call('sign', ED25519_SPEC.name);
+  const mlVerify = call('verify', params.mlDsa.spec.name);
+  const edVerify = call('verify', ED25519_SPEC.name);
   return {
     keygen(seed) {
       const ml = mlDsa.keygen(seed.subarray(0, mlSk));
@@ -84,16 +107,16 @@ export function compositePrimitive(params: CompositeParameters, mlDsa: Primitive
     },
     sign(secretKey, message, context) {
       const m = messageRepresentative(params.label, message, context);
-      const mlSignature = mlDsa.sign(secretKey.subarray(0, mlSk), m, params.label);
-      const edSignature = ed25519.sign(secretKey.subarray(mlSk), m, EMPTY);
+      const mlSignature = observe(mlSign, () => mlDsa.sign(secretKey.subarray(0, mlSk), m, params.label));
+      const edSignature = observe(edSign, () => ed25519.sign(secretKey.subarray(mlSk), m, EMPTY));
       return concatBytes(mlSignature, edSignature);
     },
     verify(publicKey, message, signature, context) {
       const m = messageRepresentative(params.label, message, context);
       // Both halves must verify; Ed25519 goes first only because it is the cheaper one to fail.
       return (
-        ed25519.verify(publicKey.subarray(mlPk), m, signature.subarray(mlSig), EMPTY) &&
-        mlDsa.verify(publicKey.subarray(0, mlPk), m, signature.subarray(0, mlSig), params.label)
+        observe(edVerify, () => ed25519.verify(publicKey.subarray(mlPk), m, signature.subarray(mlSig), EMPTY)) &&
+        observe(mlVerify, () => mlDsa.verify(publicKey.subarray(0, mlPk), m, signature.subarray(0, mlSig), params.label))
       );
     },
   };

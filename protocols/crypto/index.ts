@@ -18,7 +18,15 @@ export { ED25519_SPEC, ed25519Precheck } from './ed25519.js';
 export { ML_DSA_44, ML_DSA_65, ML_DSA_87, type MlDsaParameters } from './ml-dsa.js';
 export { FALCON_512_SPEC } from './falcon.js';
 export { SLH_DSA_SHA2_128F_SPEC } from './slh-dsa.js';
-export { MLDSA44_ED25519, MLDSA65_ED25519, compositePrimitive, messageRepresentative, type CompositeParameters } from './composite.js';
+export {
+  MLDSA44_ED25519,
+  MLDSA65_ED25519,
+  compositePrimitive,
+  messageRepresentative,
+  type ComponentCall,
+  type ComponentObserver,
+  type CompositeParameters,
+} from './composite.js';
 export { nobleBackend } from './backends/noble.js';
 export { nodeBackend } from './backends/node.js';
 export { DEFAULT_HYBRID, SCHEME_NAMES, SchemeRegistry, type RegistryOptions } from './registry.js';

@@ -11,7 +11,7 @@
 import { equalBytes } from '@noble/curves/utils.js';
 import { nobleBackend } from './backends/noble.js';
 import { nodeBackend } from './backends/node.js';
-import { MLDSA44_ED25519, MLDSA65_ED25519, compositePrimitive, type CompositeParameters } from './composite.js';
+import { MLDSA44_ED25519, MLDSA65_ED25519, compositePrimitive, type CompositeParameters, type ComponentObserver } from './composite.js';
 import { ED25519_SPEC } from './ed25519.js';
 import { CryptoError } from './errors.js';
 import { FALCON_512_SPEC } from './falcon.js';
@@ -55,6 +55,8 @@ export interface RegistryOptions {
   readonly backends?: readonly Backend[];
   /** Use this backend instead of choosing: one name for every scheme, or per scheme. */
   readonly force?: string | Partial<Readonly<Record<SchemeName, string>>>;
+  /** Wraps each component call of the composite schemes (see `ComponentObserver`); default none. */
+  readonly observeComponents?: ComponentObserver;
 }
 
 /** Verdicts of the agreement probe, per backend and primitive: probed once per process. */
@@ -115,8 +117,8 @@ function choose(name: PrimitiveName, candidates: readonly Backend[]): { backend:
   return undefined;
 }
 
-/** Scheme `name` on the first usable of `candidates`, chosen per component for a composite. */
-function build(name: SchemeName, candidates: readonly Backend[]): SignatureScheme | undefined {
+/** Scheme `name` on the first usable of `candidates`, chosen per component for a composite, whose component calls `observe` wraps. */
+function build(name: SchemeName, candidates: readonly Backend[], observe: ComponentObserver | undefined): SignatureScheme | undefined {
   const recipe = RECIPES[name];
   if (recipe === undefined) throw new CryptoError('UNKNOWN_SCHEME', `unknown signature scheme ${String(name)}`);
   if ('primitive' in recipe) {
@@ -129,17 +131,19 @@ function build(name: SchemeName, candidates: readonly Backend[]): SignatureSchem
   if (mlDsa === undefined || ed25519 === undefined) return undefined;
   // One name when both components share a backend; otherwise "<ML-DSA's>+<Ed25519's>".
   const backend = mlDsa.backend === ed25519.backend ? mlDsa.backend.name : `${mlDsa.backend.name}+${ed25519.backend.name}`;
-  return defineScheme(composite.spec, compositePrimitive(composite, mlDsa.primitive, ed25519.primitive), backend);
+  return defineScheme(composite.spec, compositePrimitive(composite, mlDsa.primitive, ed25519.primitive, observe), backend);
 }
 
 /** The chosen schemes, one backend each. */
 export class SchemeRegistry {
   private readonly backends: readonly Backend[];
   private readonly schemes: ReadonlyMap<SchemeName, SignatureScheme>;
+  private readonly observe: ComponentObserver | undefined;
 
-  private constructor(backends: readonly Backend[], schemes: ReadonlyMap<SchemeName, SignatureScheme>) {
+  private constructor(backends: readonly Backend[], schemes: ReadonlyMap<SchemeName, SignatureScheme>, observe: ComponentObserver | undefined) {
     this.backends = backends;
     this.schemes = schemes;
+    this.observe = observe;
   }
 
   /**
@@ -151,13 +155,13 @@ export class SchemeRegistry {
     const schemes = new Map<SchemeName, SignatureScheme>();
     for (const name of SCHEME_NAMES) {
       const forced = typeof options.force === 'string' ? options.force : options.force?.[name];
-      const scheme = build(name, forced === undefined ? backends : [findBackend(backends, forced)]);
+      const scheme = build(name, forced === undefined ? backends : [findBackend(backends, forced)], options.observeComponents);
       if (scheme === undefined) {
         throw new CryptoError('BACKEND_UNAVAILABLE', `${name}: no usable backend among ${forced ?? backends.map((b) => b.name).join(', ')}`);
       }
       schemes.set(name, scheme);
     }
-    return new SchemeRegistry(backends, schemes);
+    return new SchemeRegistry(backends, schemes, options.observeComponents);
   }
 
   /** The scheme `name` on its chosen backend. */
@@ -172,7 +176,7 @@ export class SchemeRegistry {
    * or `undefined` when that backend cannot run it here. For cross-backend checks and benchmarks.
    */
   onBackend<N extends SchemeName>(name: N, backend: string): SignatureScheme<SchemeCategories[N]> | undefined {
-    return build(name, [findBackend(this.backends, backend)]) as SignatureScheme<SchemeCategories[N]> | undefined;
+    return build(name, [findBackend(this.backends, backend)], this.observe) as SignatureScheme<SchemeCategories[N]> | undefined;
   }
 
   /** The backend chosen for each scheme, e.g. `{ 'ML-DSA-65': 'node', 'Falcon-512': 'noble', … }`. */
