@@ -154,6 +154,11 @@ export class Cell implements SenderId {
     return this.#state === 'starting' || this.#state === 'running';
   }
 
+  /** Messages waiting in the mailbox now. */
+  get mailboxDepth(): number {
+    return this.#mailbox.size;
+  }
+
   /** Handler statistics so far. */
   get stats(): HandlerStats {
     return { handled: this.#handled, maxTicks: this.#maxTicks, p99Ticks: this.#p99(), overBudget: this.#overBudget, mailboxDepth: this.#mailbox.size };

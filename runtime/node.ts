@@ -4,6 +4,7 @@
  * The main thread's node and every worker's node are the same class; only their hooks differ.
  */
 import type { MessagePort } from 'node:worker_threads';
+import type { ObservableCallback } from '@opentelemetry/api';
 import { ActorRef, refLabel, type RefHost, type SenderId } from './actor-ref.js';
 import { serializeError, type Behavior } from './behavior.js';
 import { Cell, type CellOptions } from './cell.js';
@@ -62,6 +63,9 @@ export class Node implements RefHost {
   readonly #asks = new Map<number, PendingAsk>();
   #correlation = 0;
   #turnStart = -1;
+  readonly #observeMailboxes: ObservableCallback = (result) => {
+    for (const [name, cell] of this.cells) result.observe(cell.mailboxDepth, { 'actor.name': name });
+  };
 
   constructor(options: NodeOptions) {
     this.thread = options.thread;
@@ -69,6 +73,7 @@ export class Node implements RefHost {
     this.clock = options.clock;
     this.hooks = options.hooks;
     this.instruments = options.instruments;
+    this.instruments.mailboxDepth.addCallback(this.#observeMailboxes);
   }
 
   /**
@@ -311,6 +316,7 @@ export class Node implements RefHost {
 
   /** Detaches every endpoint and drops all links (the node is being shut down). */
   close(): void {
+    this.instruments.mailboxDepth.removeCallback(this.#observeMailboxes);
     for (const endpoint of [...this.#listeners.keys()]) this.detachEndpoint(endpoint);
     this.#rejectAsks(
       () => true,

@@ -17,6 +17,7 @@ import {
   type Histogram,
   type Meter,
   type MeterProvider,
+  type ObservableUpDownCounter,
   type Span,
 } from '@opentelemetry/api';
 import type { EnvelopeHeader } from './envelope.js';
@@ -101,6 +102,8 @@ export interface RuntimeInstruments {
   readonly handlerTicks: Histogram;
   readonly deadLetters: Counter;
   readonly restarts: Counter;
+  /** Observed at collection time from every mailbox, so that queuing a message costs nothing extra. */
+  readonly mailboxDepth: ObservableUpDownCounter;
 }
 
 /** Creates the runtime's instruments from the current global meter provider. */
@@ -114,6 +117,7 @@ export function runtimeInstruments(): RuntimeInstruments {
     }),
     deadLetters: meter.createCounter('actor.dead_letters', { description: 'Messages that could not be delivered.', unit: '{message}' }),
     restarts: meter.createCounter('actor.restarts', { description: 'Actor restarts performed by supervisors.', unit: '{restart}' }),
+    mailboxDepth: meter.createObservableUpDownCounter('actor.mailbox.depth', { description: 'Messages queued in an actor mailbox and not yet handled.', unit: '{message}' }),
   };
 }
 

@@ -38,7 +38,23 @@ test('the runtime reports handler time in ticks, dead letters, restarts and even
   t.true(dead?.dataPoints.some((p) => p.attributes['actor.dead_letter.reason'] === 'invalid' && (p.value as number) >= 1));
   const restarts = find(result, 'actor.restarts');
   t.true(restarts?.dataPoints.some((p) => p.attributes['actor.name'] === 'metered' && (p.value as number) === 1));
+  const depth = find(result, 'actor.mailbox.depth');
+  t.is(depth?.descriptor.unit, '{message}');
+  t.true(depth?.dataPoints.some((p) => p.attributes['actor.name'] === 'metered' && p.value === 0), 'observed per actor; empty once every message is handled');
   const lag = find(result, 'actor.event_loop.delay');
   t.is(lag?.descriptor.unit, 'ms');
   t.true(lag?.dataPoints.some((p) => p.attributes['thread.id'] === 0 && (p.value as number) >= 0));
+});
+
+test('mailbox depth counts the messages queued behind a handler that is still running', async (t) => {
+  const system = await startSystem(t);
+  const counter = await system.spawn(Counter, { name: 'queued', args: { from: 0 } });
+  // The handler awaits a timer far longer than the collection below takes, so the adds wait behind it.
+  const slow = counter.ask({ type: 'slow', ms: 2_000 });
+  for (let i = 0; i < 5; i++) counter.tell({ type: 'add', n: 1 });
+  const depth = find(await reader.collect(), 'actor.mailbox.depth')?.dataPoints.find((p) => p.attributes['actor.name'] === 'queued');
+  // The five adds, and the slow message itself if the cell has not taken it out to run yet.
+  t.true(depth?.value === 5 || depth?.value === 6, `depth ${String(depth?.value)}`);
+  t.is(await slow, 0);
+  t.is(await counter.ask({ type: 'get' }), 5);
 });
