@@ -22,9 +22,12 @@ import { UsageError } from './sim.js';
 /** Usage of `knhk demo`. */
 export const DEMO_USAGE = `usage: knhk demo [--protocol pbft|hotstuff|raft] [--n 4] [--policy classical|hybrid|quantum]
                  [--commands 2000] [--concurrency 200] [--data-dir DIR] [--out DIR]
+                 [--metrics-port PORT [--hold]]
 
 --out: where the demo writes its last receipt and the cluster's trust file (default: a new
-temporary directory), for \`knhk receipt verify\` to check in another process.`;
+temporary directory), for \`knhk receipt verify\` to check in another process.
+--metrics-port: serves the metrics of every thread for Prometheus at
+http://127.0.0.1:PORT/metrics while the demo runs; with --hold, until Ctrl-C after it ends.`;
 
 interface DemoOptions {
   readonly protocol: ConsensusAlgorithm;
@@ -34,6 +37,8 @@ interface DemoOptions {
   readonly concurrency: number;
   readonly dataDir?: string;
   readonly out?: string;
+  readonly metricsPort?: number;
+  readonly hold: boolean;
 }
 
 function options(argv: readonly string[]): DemoOptions {
@@ -47,6 +52,8 @@ function options(argv: readonly string[]): DemoOptions {
       concurrency: { type: 'string', default: '200' },
       'data-dir': { type: 'string' },
       out: { type: 'string' },
+      'metrics-port': { type: 'string' },
+      hold: { type: 'boolean', default: false },
     },
   });
   const protocol = values.protocol as ConsensusAlgorithm;
@@ -58,9 +65,14 @@ function options(argv: readonly string[]): DemoOptions {
     if (!Number.isSafeInteger(value) || value < min) throw new UsageError(`--${name} must be an integer >= ${min}, got ${text}`);
     return value;
   };
+  const metricsPort = values['metrics-port'] === undefined ? undefined : count('metrics-port', values['metrics-port'], 1);
+  if (metricsPort !== undefined && metricsPort > 65_535) throw new UsageError(`--metrics-port must be a TCP port, got ${metricsPort}`);
+  if (values.hold && metricsPort === undefined) throw new UsageError('--hold needs --metrics-port');
   return {
     protocol,
     policy,
+    hold: values.hold,
+    ...(metricsPort === undefined ? {} : { metricsPort }),
     n: count('n', values.n, 1),
     commands: count('commands', values.commands, 10),
     concurrency: count('concurrency', values.concurrency, 1),
@@ -80,7 +92,8 @@ function progress(done: number, total: number, note: string): void {
 /** Runs the demo with the command line `argv`, writing its narrative to `out`. */
 export async function runDemo(argv: readonly string[] = [], out: (line: string) => void = (line) => process.stdout.write(`${line}\n`)): Promise<void> {
   const opts = options(argv);
-  const system = await ActorSystem.start();
+  const system = await ActorSystem.start(opts.metricsPort === undefined ? {} : { telemetry: { prometheus: { port: opts.metricsPort } } });
+  if (system.telemetry?.prometheusUrl !== undefined) out(`metrics of every thread for Prometheus: ${system.telemetry.prometheusUrl}`);
   try {
     const started = performance.now();
     const cluster = await system.spawnCluster({
@@ -138,6 +151,13 @@ export async function runDemo(argv: readonly string[] = [], out: (line: string) 
     out(`  receipts        ${receipts} of ${committed.length} fetched and verified (2f+1 signatures over the receipt log's tree head, inclusion proof)`);
     out(`  refused         ${status.reduce((sum, s) => sum + s.refused.forged + s.refused.malformed + s.refused.nonMember, 0)} envelopes (forged, malformed or from non-members)`);
     if (states.size !== 1) throw new Error('replicas disagree on the state');
+    if (opts.hold) {
+      out(`serving ${system.telemetry?.prometheusUrl} until Ctrl-C`);
+      await new Promise((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+    }
     await cluster.stop();
   } finally {
     await system.stop();

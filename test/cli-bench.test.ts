@@ -1,5 +1,6 @@
 import test from 'ava';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -31,6 +32,34 @@ test('the demo (npm start) runs a hybrid PBFT cluster through a crash and a rest
   await writeFile(join(out, 'tampered.json'), JSON.stringify(tampered));
   const refused = await t.throwsAsync(run(process.execPath, [script('../cli/knhk.js'), 'receipt', 'verify', join(out, 'tampered.json'), '--trust', join(out, 'trust.json')]));
   t.is((refused as unknown as { code: number }).code, 1);
+});
+
+test('npm start -- --metrics-port serves the metrics of every thread for Prometheus, with --hold until interrupted', async (t) => {
+  t.timeout(180_000);
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  const demo = spawn(process.execPath, [script('../cli/knhk.js'), 'demo', '--commands', '300', '--metrics-port', String(port), '--hold'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => demo.kill('SIGKILL'));
+  const exited = new Promise<number | null>((resolve) => demo.once('exit', resolve));
+  let stdout = '';
+  await new Promise<void>((resolve, reject) => {
+    demo.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (stdout.includes('until Ctrl-C')) resolve();
+    });
+    void exited.then((code) => reject(new Error(`the demo exited (${String(code)}) before holding:\n${stdout}`)));
+  });
+  t.regex(stdout, new RegExp(`metrics of every thread for Prometheus: http://127\\.0\\.0\\.1:${port}/metrics`));
+  const scrape = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const value = (name: string): number => Math.max(0, ...scrape.split('\n').filter((l) => l.startsWith(`${name}{`)).map((l) => Number(l.slice(l.lastIndexOf(' ') + 1))));
+  t.true(value('consensus_throughput_total') > 0, 'commands committed by the replicas');
+  t.true(value('crypto_sign_duration_count') > 0, 'signatures made by the signers');
+  t.true(value('actor_handler_ticks_count') > 0, 'handler time of the actors');
+  demo.kill('SIGINT');
+  t.is(await exited, 0);
+  t.regex(stdout, /system stopped\n$/);
 });
 
 test('the demo refuses a bad option with status 2 and its usage', async (t) => {
