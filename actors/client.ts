@@ -10,9 +10,15 @@
  * command once (PBFT §4.1: a request with a timestamp not above the last one is answered from
  * the table). A command goes first to the replica believed to lead, and to every replica on
  * each retry, so that a new leader learns of it too; retries back off exponentially.
+ *
+ * It measures `consensus.latency`: from a command's submission to its accepted result, proof
+ * included, which is the latency a user of the cluster sees.
  */
-import { defineBehavior, t, type Sender } from '../runtime/index.js';
-import { hex, type Command } from '../protocols/consensus/index.js';
+import type { Attributes } from '@opentelemetry/api';
+import { defineBehavior, instrumentsOf, t, type Sender } from '../runtime/index.js';
+import { hex, type Command, type ConsensusAlgorithm } from '../protocols/consensus/index.js';
+import type { SignaturePolicy } from '../protocols/crypto/index.js';
+import { CONSENSUS_SCOPE } from './consensus-telemetry.js';
 import { PeerDirectory } from './peer-directory.js';
 
 /** Start arguments of a client. */
@@ -27,7 +33,15 @@ export interface ClientArgs {
   readonly sessionPrefix: string;
   /** Maps a reply's view (or term) and sender to the replica believed to lead. */
   readonly leaderOf: 'view-primary' | 'sender' | 'none';
+  /** The cluster's protocol; `consensus.latency` is recorded only when it is given, as the metric requires it. */
+  readonly algorithm?: ConsensusAlgorithm;
+  /** The cluster's signature policy, an attribute of `consensus.latency`. */
+  readonly policy?: SignaturePolicy;
 }
+
+const instruments = instrumentsOf(CONSENSUS_SCOPE, (meter) => ({
+  latency: meter.createHistogram('consensus.latency', { description: "Time from a client's submission of a command to its accepted, proved result.", unit: 'ms' }),
+}));
 
 const resultSchema = t.object({
   response: t.bytes({ maxLength: 1 << 20 }),
@@ -49,6 +63,8 @@ interface InFlight {
   /** Response (hex) → replicas that answered it. */
   readonly votes: Map<string, Set<number>>;
   sends: number;
+  /** When it was submitted (`performance.now()`). */
+  readonly submitted: number;
 }
 
 /** A cluster's client. */
@@ -73,6 +89,8 @@ export const Client = defineBehavior({
     let sessions = 0;
     // PBFT's first primary is replica 0 (view 0); the others are learnt from replies.
     let leader: number | undefined = args.leaderOf === 'view-primary' ? 0 : undefined;
+    const latencyLabels: Attributes | undefined =
+      args.algorithm === undefined ? undefined : { 'consensus.algorithm': args.algorithm, ...(args.policy === undefined ? {} : { 'crypto.policy': args.policy }) };
 
     const send = (flight: InFlight): void => {
       const everyone = flight.sends > 0 || leader === undefined;
@@ -90,7 +108,7 @@ export const Client = defineBehavior({
             const session = free.pop() ?? `${args.sessionPrefix}-${sessions++}`;
             const timestamp = (timestamps.get(session) ?? 0) + 1;
             timestamps.set(session, timestamp);
-            const flight: InFlight = { command: { client: session, timestamp, payload: msg.payload }, sender: from, votes: new Map(), sends: 0 };
+            const flight: InFlight = { command: { client: session, timestamp, payload: msg.payload }, sender: from, votes: new Map(), sends: 0, submitted: performance.now() };
             inFlight.set(session, flight);
             send(flight);
             return;
@@ -114,6 +132,7 @@ export const Client = defineBehavior({
             inFlight.delete(reply.client);
             ctx.timers.cancel(reply.client);
             free.push(reply.client);
+            if (latencyLabels !== undefined) instruments().latency.record(performance.now() - flight.submitted, latencyLabels);
             // The asker may have given up (its ask timed out); the answer is then a dead letter.
             if (flight.sender.expectsReply) {
               flight.sender.reply({ response: reply.response, position: reply.position, view: reply.view, replicas: [...voters], client: reply.client, timestamp: reply.timestamp });

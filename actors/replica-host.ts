@@ -11,7 +11,8 @@
  * round of signing serve every input of the group, so a replica's throughput is not bounded by
  * its disk's sync latency. Incoming bytes are decoded, checked against the protocol's schema
  * and verified — the envelope's signature and every signature nested in certificates — before
- * the core sees them; what fails is counted and dropped.
+ * the core sees them; what fails is counted and dropped. Consensus telemetry (spans per log
+ * position and per step, replication metrics) is fed from here: see consensus-telemetry.ts.
  */
 import { type Clock, type TimerHandle } from '../runtime/clock.js';
 import {
@@ -37,6 +38,7 @@ import {
 } from '../protocols/consensus/index.js';
 import { corrupt, remember, type ByzantineMode } from '../protocols/sim/byzantine.js';
 import { Prng } from '../protocols/sim/prng.js';
+import { ReplicaTelemetry } from './consensus-telemetry.js';
 import type { ReplicaStore } from './replica-store.js';
 
 /** How a replica signs and checks protocol messages. Both may be asynchronous (the crypto pool). */
@@ -111,12 +113,14 @@ export class ReplicaHost<M extends { readonly type: string }> {
   /** Envelopes received, for a replaying replica to send again. */
   readonly #memory: Uint8Array[] = [];
   readonly #refused = { malformed: 0, forged: 0, nonMember: 0 };
+  readonly #telemetry: ReplicaTelemetry<M>;
 
   private constructor(options: ReplicaHostOptions<M>) {
     this.#options = options;
     this.config = options.config;
     this.#envelope = signedSchema(options.definition.message);
     this.#prng = new Prng(options.seed ?? Math.floor(Math.random() * 2 ** 32));
+    this.#telemetry = new ReplicaTelemetry(options.definition, options.config);
     this.#core = options.definition.create({ config: options.config, stateMachine: options.stateMachine, durable: options.store.load() });
   }
 
@@ -188,6 +192,7 @@ export class ReplicaHost<M extends { readonly type: string }> {
     const verdicts = await Promise.all(signatures.map((s) => this.#verify(s)));
     if (verdicts.includes(false)) {
       this.#refused.forged++;
+      this.#telemetry.refusedSignature();
       return;
     }
     if (this.#byzantine === 'replay') remember(this.#memory, bytes);
@@ -196,10 +201,16 @@ export class ReplicaHost<M extends { readonly type: string }> {
 
   /** Stops: disarms every timer; inputs still queued are dropped. */
   async stop(): Promise<void> {
+    this.#disarm();
+    await this.#queue;
+    this.#telemetry.stop();
+  }
+
+  /** Takes no more inputs and disarms every timer. */
+  #disarm(): void {
     this.#stopped = true;
     for (const handle of this.#timers.values()) this.#options.clock.clearTimer(handle);
     this.#timers.clear();
-    await this.#queue;
   }
 
   async #verify(signed: Signed<unknown>): Promise<boolean> {
@@ -222,6 +233,7 @@ export class ReplicaHost<M extends { readonly type: string }> {
       const group = this.#inbox;
       this.#inbox = [];
       const now = (this.#options.wallClock ?? Date.now)();
+      this.#telemetry.stepping(group);
       for (const each of group) this.#core.step(each, now);
       this.#steps += group.length;
       await this.#carryOut();
@@ -235,9 +247,8 @@ export class ReplicaHost<M extends { readonly type: string }> {
       try {
         await work();
       } catch (error) {
-        this.#stopped = true;
-        for (const handle of this.#timers.values()) this.#options.clock.clearTimer(handle);
-        this.#timers.clear();
+        this.#disarm();
+        this.#telemetry.stop();
         this.#options.listener?.fault?.(error);
       }
     });
@@ -286,6 +297,8 @@ export class ReplicaHost<M extends { readonly type: string }> {
     if (mode !== 'silent') for (const reply of ready.replies) listener?.reply?.(reply);
     for (const read of ready.reads) listener?.read?.(read);
     // A Byzantine replica's accusations are worth nothing.
-    if (mode === null) for (const evidence of ready.evidence) listener?.evidence?.(evidence);
+    const evidence = mode === null ? ready.evidence : [];
+    for (const each of evidence) listener?.evidence?.(each);
+    this.#telemetry.carriedOut(ready, evidence, this.#core.status());
   }
 }

@@ -169,6 +169,46 @@ export interface Adversary<M> {
   conflicting(body: M, salt: number): M | undefined;
 }
 
+/**
+ * The phases a log position passes at a replica, in order (the registry's `consensus.phase`): a
+ * Raft entry is appended (§5.3); a proposal reaches the replica (PBFT's pre-prepare, a HotStuff
+ * leader's block); PBFT prepares (Castro & Liskov §4.2) where HotStuff forms its first
+ * certificate; HotStuff locks on a two-chain (pre-commit, Yin et al. §4); the position commits;
+ * HotStuff decides; the state machine executes it. Each protocol passes through the phases it has.
+ */
+export const CONSENSUS_PHASES = ['append', 'pre-prepare', 'prepare', 'pre-commit', 'commit', 'decide', 'execute'] as const;
+
+/** A phase of agreement on one log position. */
+export type ConsensusPhase = (typeof CONSENSUS_PHASES)[number];
+
+/** What one message body shows about one log position. */
+export interface PositionSighting {
+  /** The position: PBFT sequence number, HotStuff block height, Raft log index. */
+  readonly sequence: number;
+  /** The view (Raft: term) the position is ordered in, where the body says. */
+  readonly view?: number;
+  /** The phase the body's sender had reached at the position when it sent the body. */
+  readonly phase: ConsensusPhase;
+  /** The body carries the value proposed at the position: `proposed` by its sender, or `relayed` from another replica's proposal. */
+  readonly value?: 'proposed' | 'relayed';
+  /** Signatures of a certificate in the body that proves `phase`, so that whoever accepts the body has reached it too. */
+  readonly votes?: number;
+  /** The sender has reached `phase` at every earlier position as well (Raft's Log Matching Property, §5.3). */
+  readonly prefix?: boolean;
+}
+
+/** How a host reads log positions out of message bodies, to report agreement as it progresses. Pure. */
+export interface PositionReader<M> {
+  /** What `body` shows about log positions: nothing for bodies about none. */
+  sightings(body: M): readonly PositionSighting[];
+  /**
+   * True when agreement on a position belongs to one view, so that a replica leaving the view
+   * abandons what it had not committed (a PBFT round, §4.4); false when a position outlives views
+   * and terms (a HotStuff block, a Raft entry).
+   */
+  readonly viewBound: boolean;
+}
+
 /** Everything a host needs to run a protocol. */
 export interface ProtocolDefinition<M extends { readonly type: string }> {
   readonly algorithm: ConsensusAlgorithm;
@@ -179,6 +219,8 @@ export interface ProtocolDefinition<M extends { readonly type: string }> {
   /** Builds a core (fresh, or from an earlier incarnation's durable records). */
   create(options: CoreOptions): Core<M>;
   readonly adversary: Adversary<M>;
+  /** Reads log positions out of bodies for reporting; without it a host reports executions only. */
+  readonly positions?: PositionReader<M>;
 }
 
 /**

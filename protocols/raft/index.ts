@@ -2,7 +2,7 @@
  * Raft (Ongaro & Ousterhout; Ongaro's thesis) as a knhk protocol: crash-fault-tolerant
  * replication with pre-vote, snapshots, ReadIndex reads and single-server membership changes.
  */
-import type { ProtocolDefinition } from '../consensus/core.js';
+import type { PositionReader, PositionSighting, ProtocolDefinition } from '../consensus/core.js';
 import { RaftCore } from './core.js';
 import { raftMessageSchema, type RaftMessage } from './messages.js';
 import type { RaftOptions } from './options.js';
@@ -10,6 +10,31 @@ import type { RaftOptions } from './options.js';
 export { RaftCore } from './core.js';
 export { entryBytes, raftEntrySchema, raftMessageSchema, type RaftEntry, type RaftMessage, type RaftMessageOf, type SnapshotRecord } from './messages.js';
 export type { RaftOptions, ResolvedRaftOptions } from './options.js';
+
+/**
+ * What Raft bodies show about log indexes: AppendEntries carries entries its sender holds — its
+ * own proposals when they are of its current term, one leader per term (§5.2) — and a successful
+ * reply says the follower's log matches the leader's up to `matchIndex` (§5.3). An entry
+ * outlives its term until a leader overwrites it.
+ */
+export const raftPositions: PositionReader<RaftMessage> = {
+  viewBound: false,
+  sightings(body): PositionSighting[] {
+    switch (body.type) {
+      case 'append-entries':
+        return body.entries.map((entry, k) => ({
+          sequence: body.prevLogIndex + 1 + k,
+          view: entry.term,
+          phase: 'append',
+          value: entry.term === body.term ? 'proposed' : 'relayed',
+        }));
+      case 'append-entries-reply':
+        return body.success && body.matchIndex > 0 ? [{ sequence: body.matchIndex, phase: 'append', prefix: true }] : [];
+      default:
+        return [];
+    }
+  },
+};
 
 /**
  * The Raft protocol definition. Every server of a cluster must get the same `options`.
@@ -26,5 +51,6 @@ export function raft(options: RaftOptions = {}): ProtocolDefinition<RaftMessage>
       isProposal: (body) => body.type === 'append-entries' && body.entries.length > 0,
       conflicting: () => undefined,
     },
+    positions: raftPositions,
   };
 }

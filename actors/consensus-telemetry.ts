@@ -1,0 +1,305 @@
+/**
+ * Consensus telemetry of a hosted replica, as registry/consensus.yaml and the `consensus.*`
+ * metrics of registry/metrics.yaml declare it. Cores are pure and report nothing: their host shows
+ * this what passes through it — the messages the core steps on, the bodies it sends, the positions
+ * it executes, the evidence it proves, its status after each step — and the protocol's
+ * {@link PositionReader} says what a body means for which log position.
+ *
+ * Spans: one per log position (`consensus.pbft.round`, `consensus.hotstuff.block`,
+ * `consensus.raft.log_entry`) from the first proposal seen to its execution or abandonment, with a
+ * `consensus.state_transition` child when it executes; one `consensus.step` per group of inputs the
+ * host steps and carries out. With no SDK registered spans are non-recording and instruments
+ * no-ops: attribute objects are built for recording spans only, metric attributes once per replica.
+ */
+import { ROOT_CONTEXT, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
+import { hex, type AppliedEntry, type AppliedSnapshot, type ConsensusConfig, type Evidence, type Input, type NodeId, type NodeStatus, type ProtocolDefinition, type Ready } from '../protocols/consensus/index.js';
+import { CONSENSUS_PHASES, type ConsensusPhase, type PositionReader, type PositionSighting } from '../protocols/consensus/core.js';
+import { instrumentsOf } from '../runtime/index.js';
+
+/** Instrumentation scope of replication telemetry, replicas' and clients'. */
+export const CONSENSUS_SCOPE = 'knhk.consensus';
+
+const tracer = trace.getTracer(CONSENSUS_SCOPE);
+
+/** A step's span: a root, as it serves inputs from many senders. */
+const startStep = (): Span => tracer.startSpan('consensus.step', undefined, ROOT_CONTEXT);
+
+const POSITION_SPANS = { pbft: 'consensus.pbft.round', hotstuff: 'consensus.hotstuff.block', raft: 'consensus.raft.log_entry' } as const;
+
+/**
+ * Positions followed at once; past it the one followed longest is given up. Cores bound what they
+ * keep, but the host sees a message before its core judges it, and a Byzantine proposer could
+ * otherwise name new positions without end.
+ */
+const MAX_FOLLOWED = 1024;
+
+const rank = (phase: ConsensusPhase): number => CONSENSUS_PHASES.indexOf(phase);
+const COMMITTED = rank('commit');
+
+const instruments = instrumentsOf(CONSENSUS_SCOPE, (meter) => ({
+  throughput: meter.createCounter('consensus.throughput', { description: 'Commands committed and executed by a replica.', unit: '{command}' }),
+  committed: meter.createCounter('consensus.proposal.committed', { description: 'Log positions a replica saw committed.', unit: '{proposal}' }),
+  applied: meter.createCounter('consensus.proposal.applied', { description: 'Log positions a replica executed on its state machine.', unit: '{proposal}' }),
+  pending: meter.createUpDownCounter('consensus.proposal.pending', { description: 'Proposals a leader or primary has made that are not committed yet.', unit: '{proposal}' }),
+  failed: meter.createCounter('consensus.proposal.failed', { description: 'Proposals abandoned without being committed.', unit: '{proposal}' }),
+  viewChanges: meter.createCounter('consensus.view_changes', { description: 'Moves of a replica to a higher view or term.', unit: '{view_change}' }),
+  leaderChanges: meter.createCounter('consensus.leader.changes', { description: 'Times the leader a replica knows became a different replica.', unit: '{change}' }),
+  hasLeader: meter.createGauge('consensus.has_leader', { description: '1 when a replica knows the leader of its view or term, 0 otherwise.', unit: '1' }),
+  byzantine: meter.createCounter('consensus.byzantine_detected', {
+    description: 'Misbehaviour a replica proved with signed messages, or messages it refused for an invalid signature.',
+    unit: '{evidence}',
+  }),
+}));
+
+type Instruments = ReturnType<typeof instruments>;
+
+/** A log position this replica follows. */
+interface Position {
+  readonly span: Span;
+  readonly sequence: number;
+  readonly view: number;
+  phase: ConsensusPhase;
+  /** Replicas whose messages about the position in its view were seen, this one's own included. */
+  readonly heard: Set<NodeId>;
+  /** Signatures of the largest certificate seen proving a phase of it. */
+  certified: number;
+  /** It committed here (its finality is recorded). */
+  final: boolean;
+  /** This replica proposed it, so it is pending until it commits or ends. */
+  readonly proposedHere: boolean;
+}
+
+/** The consensus telemetry of one replica, fed by its host. */
+export class ReplicaTelemetry<M extends { readonly type: string }> {
+  readonly #self: NodeId;
+  readonly #quorum: number;
+  readonly #reader: PositionReader<M> | undefined;
+  readonly #spanName: string;
+  /** `consensus.algorithm` and `consensus.node_id`: every metric's attributes. */
+  readonly #labels: Attributes;
+  readonly #forgedLabels: Attributes;
+  readonly #followed = new Map<number, Position>();
+  #step: Span | undefined;
+  /** Highest position executed or transferred: what a message says about positions up to it is old news. */
+  #executed = 0;
+  #view: number | undefined;
+  #leader: NodeId | undefined;
+  /** The has-leader value last recorded, and the instruments it went to (another meter provider needs it again). */
+  #gauged: { readonly to: Instruments; readonly value: number } | undefined;
+
+  /** Telemetry of the replica `config` describes, running `definition`. */
+  constructor(definition: ProtocolDefinition<M>, config: ConsensusConfig) {
+    this.#self = config.nodeId;
+    this.#quorum = config.quorumSize;
+    this.#reader = definition.positions;
+    this.#spanName = POSITION_SPANS[config.algorithm];
+    this.#labels = { 'consensus.algorithm': config.algorithm, 'consensus.node_id': config.nodeId };
+    this.#forgedLabels = { ...this.#labels, 'consensus.evidence.kind': 'invalid-signature' };
+  }
+
+  /** A group of inputs is about to step the core: its step begins, and what its messages show is noted. */
+  stepping(inputs: readonly Input<M>[]): void {
+    this.#step ??= startStep();
+    for (const input of inputs) if (input.kind === 'message') this.#read(input.message.from, input.message.body);
+  }
+
+  /**
+   * The host carried out what the core asked after a step (or after a direct call on it): `ready`,
+   * with the `evidence` it stands by, left the core in `status`. Ends the step.
+   */
+  carriedOut(ready: Ready<M>, evidence: readonly Evidence[], status: NodeStatus): void {
+    const step = this.#step ?? startStep();
+    this.#step = undefined;
+    for (const out of ready.messages) this.#read(this.#self, out.body);
+    for (const applied of ready.applied) {
+      if (applied.kind === 'entry') this.#executedEntry(applied);
+      else this.#transferred(applied);
+    }
+    const m = instruments();
+    for (const e of evidence) m.byzantine.add(1, { ...this.#labels, 'consensus.evidence.kind': e.kind, 'consensus.evidence.node_id': e.node });
+    this.#moved(m, status, step);
+    this.#sweep(status);
+    if (step.isRecording()) step.setAttributes({ ...this.#labels, 'consensus.view': status.view });
+    step.end();
+  }
+
+  /** A message was refused because a signature in it does not verify under the sender's key. */
+  refusedSignature(): void {
+    instruments().byzantine.add(1, this.#forgedLabels);
+  }
+
+  /** The host stopped: the step under way and every position followed end where they got to. */
+  stop(): void {
+    for (const position of this.#followed.values()) this.#end(position);
+    this.#step?.end();
+    this.#step = undefined;
+  }
+
+  #read(from: NodeId, body: M): void {
+    if (this.#reader === undefined) return;
+    for (const sighting of this.#reader.sightings(body)) this.#sighted(from, sighting);
+  }
+
+  #sighted(from: NodeId, s: PositionSighting): void {
+    if (s.sequence <= this.#executed) return;
+    if (s.prefix === true) {
+      for (const position of this.#followed.values()) if (position.sequence <= s.sequence) this.#heard(position, from, s);
+      return;
+    }
+    let position = this.#followed.get(s.sequence);
+    if (position !== undefined && s.view !== undefined && s.view !== position.view) {
+      // A proposal for the position in a later view replaces the one followed: a PBFT round
+      // re-proposed after a view change (§4.4), a HotStuff fork, a Raft entry a new leader
+      // overwrites (§5.3). Messages of another view about it are not about what is followed.
+      if (s.value === undefined || s.view < position.view) return;
+      this.#giveUp(position);
+      position = undefined;
+    }
+    if (position === undefined) {
+      if (s.value === undefined || s.view === undefined) return;
+      position = this.#follow(s.sequence, s.view, s.phase, from === this.#self && s.value === 'proposed');
+    }
+    this.#heard(position, from, s);
+  }
+
+  #heard(position: Position, from: NodeId, s: PositionSighting): void {
+    position.heard.add(from);
+    if (s.votes !== undefined) position.certified = Math.max(position.certified, s.votes);
+    // A replica's own message shows how far it got; a certificate takes whoever holds it there too.
+    if (from === this.#self || s.votes !== undefined) this.#reach(position, s.phase);
+  }
+
+  #follow(sequence: number, view: number, phase: ConsensusPhase, proposedHere: boolean): Position {
+    if (this.#followed.size >= MAX_FOLLOWED) this.#giveUp(this.#followed.values().next().value as Position);
+    // A root: a position outlives the steps and messages that move it along.
+    const span = tracer.startSpan(this.#spanName, undefined, ROOT_CONTEXT);
+    const position: Position = { span, sequence, view, phase, heard: new Set(), certified: 0, final: false, proposedHere };
+    this.#followed.set(sequence, position);
+    if (proposedHere) instruments().pending.add(1, this.#labels);
+    return position;
+  }
+
+  #reach(position: Position, phase: ConsensusPhase): void {
+    if (rank(phase) > rank(position.phase)) position.phase = phase;
+    if (position.final || rank(position.phase) < COMMITTED) return;
+    position.final = true;
+    const m = instruments();
+    m.committed.add(1, this.#labels);
+    if (position.proposedHere) m.pending.add(-1, this.#labels);
+    // Finality is an event of the position's own span: the moment its round, block or entry committed here.
+    if (position.span.isRecording()) {
+      position.span.addEvent('consensus.finality', {
+        ...this.#labels,
+        'consensus.view': position.view,
+        'consensus.sequence': position.sequence,
+        'consensus.quorum_size': this.#quorum,
+        'consensus.received_votes': votesOf(position),
+      });
+    }
+  }
+
+  #executedEntry(entry: AppliedEntry): void {
+    let position = this.#followed.get(entry.position);
+    if (position !== undefined && position.view !== entry.view) {
+      this.#giveUp(position);
+      position = undefined;
+    }
+    // A position executed without its proposal seen here (replayed from the store after a
+    // restart, fetched by a replica that fell behind) is followed from its execution.
+    position ??= this.#follow(entry.position, entry.view, 'commit', false);
+    if (entry.certificate !== undefined) position.certified = Math.max(position.certified, entry.certificate.signatures.length);
+    this.#reach(position, 'execute');
+    // The core executed the position inside its step, so the host cannot time it: the span marks when the host learnt of it.
+    const transition = tracer.startSpan('consensus.state_transition', undefined, trace.setSpan(ROOT_CONTEXT, position.span));
+    if (transition.isRecording()) {
+      transition.setAttributes({
+        ...this.#labels,
+        'consensus.view': entry.view,
+        'consensus.sequence': entry.position,
+        'consensus.state_hash_before': hex(entry.stateHashBefore),
+        'consensus.state_hash_after': hex(entry.stateHash),
+      });
+    }
+    transition.end();
+    const m = instruments();
+    m.applied.add(1, this.#labels);
+    if (entry.commands.length > 0) m.throughput.add(entry.commands.length, this.#labels);
+    this.#end(position);
+    this.#executed = Math.max(this.#executed, entry.position);
+  }
+
+  /** A state transfer: the positions it covers end where they got to (they committed elsewhere). */
+  #transferred(snapshot: AppliedSnapshot): void {
+    for (const position of this.#followed.values()) if (position.sequence <= snapshot.position) this.#end(position);
+    instruments().applied.add(1, this.#labels);
+    this.#executed = Math.max(this.#executed, snapshot.position);
+  }
+
+  /** View or term, leader and has-leader after a step. */
+  #moved(m: Instruments, status: NodeStatus, step: Span): void {
+    const hasLeader = status.leader === null ? 0 : 1;
+    if (this.#gauged?.to !== m || this.#gauged.value !== hasLeader) {
+      m.hasLeader.record(hasLeader, this.#labels);
+      this.#gauged = { to: m, value: hasLeader };
+    }
+    if (status.leader !== null) {
+      if (this.#leader !== undefined && this.#leader !== status.leader) m.leaderChanges.add(1, this.#labels);
+      this.#leader = status.leader;
+    }
+    const before = this.#view;
+    this.#view = status.view;
+    if (before === undefined || status.view <= before) return;
+    m.viewChanges.add(1, this.#labels);
+    // The step's span, not a position's: the move comes from a step (a timer, a view change, a
+    // higher term heard) that need not concern any position this replica follows.
+    if (step.isRecording()) {
+      step.addEvent('consensus.view_change', {
+        ...this.#labels,
+        'consensus.view': status.view,
+        ...(status.leader === null ? {} : { 'consensus.leader_id': status.leader }),
+      });
+    }
+  }
+
+  #sweep(status: NodeStatus): void {
+    this.#executed = Math.max(this.#executed, status.commitIndex);
+    const viewBound = this.#reader?.viewBound === true;
+    for (const position of this.#followed.values()) {
+      // Passed by execution without being executed here: another value took the position (a HotStuff fork).
+      if (position.sequence <= this.#executed) this.#giveUp(position);
+      // Leaving a view abandons its rounds that had not committed (PBFT §4.4).
+      else if (viewBound && position.view < status.view && !position.final) this.#giveUp(position);
+    }
+  }
+
+  /** Stops following a position that will not execute here; a proposal of this replica's that never committed has failed. */
+  #giveUp(position: Position): void {
+    if (!position.final) {
+      if (position.proposedHere) instruments().failed.add(1, this.#labels);
+      position.span.setStatus({ code: SpanStatusCode.ERROR, message: 'abandoned' });
+    }
+    this.#end(position);
+  }
+
+  #end(position: Position): void {
+    this.#followed.delete(position.sequence);
+    if (position.proposedHere && !position.final) instruments().pending.add(-1, this.#labels);
+    const { span } = position;
+    if (span.isRecording()) {
+      span.setAttributes({
+        'consensus.node_id': this.#self,
+        'consensus.view': position.view,
+        'consensus.sequence': position.sequence,
+        'consensus.phase': position.phase,
+        'consensus.quorum_size': this.#quorum,
+        'consensus.received_votes': votesOf(position),
+      });
+    }
+    span.end();
+  }
+}
+
+/** Votes counted for a position: replicas heard from about it, or the certificate that proved its phase, whichever is more. */
+function votesOf(position: Position): number {
+  return Math.max(position.certified, position.heard.size);
+}
