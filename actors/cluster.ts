@@ -268,6 +268,8 @@ export class Cluster {
           retryMs: options.retryMs ?? 1000,
           sessionPrefix: `${id}.${randomBytes(6).toString('hex')}`,
           leaderOf: options.protocol === 'pbft' ? 'view-primary' : options.protocol === 'raft' ? 'sender' : 'none',
+          algorithm: options.protocol,
+          policy,
         },
       });
       const context = new TextEncoder().encode(`knhk/consensus/${id}`);

@@ -190,7 +190,7 @@ export const Replica = defineBehavior({
       if (head.sequence % TREE_HEAD_INTERVAL === 0) sign();
       else idle = setTimeout(sign, TREE_HEAD_IDLE_MS);
     };
-    const journal = await ReceiptJournal.open(store, context, headAfter);
+    const journal = await ReceiptJournal.open(store, context, headAfter, nodeId);
     let stopped = false;
     let filling = false;
     /** Fills the receipt log's gap after a state transfer from the peers' stores, one peer after another. */

@@ -5,7 +5,7 @@
  * comes in this module's URL (`?channel=…&spans=1`), so each system gets its own.
  */
 import { BroadcastChannel, threadId } from 'node:worker_threads';
-import { metrics, trace } from '@opentelemetry/api';
+import { metrics, SpanStatusCode, trace } from '@opentelemetry/api';
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { isWire, spanRecord, type FromThread, type SpanRecord, type ToThread } from './telemetry-wire.js';
@@ -32,7 +32,9 @@ class ForwardingProcessor implements SpanProcessor {
 
   onEnd(span: ReadableSpan): void {
     this.#batch.push(spanRecord(span));
-    if (this.#batch.length >= BATCH_SPANS) this.send();
+    // A span that ended in error goes up at once: the thread may be about to end with it (a
+    // handler that throws crashes its incarnation, and the thread is terminated).
+    if (this.#batch.length >= BATCH_SPANS || span.status.code === SpanStatusCode.ERROR) this.send();
     else if (this.#timer === undefined) {
       this.#timer = setTimeout(() => this.send(), BATCH_DELAY_MS);
       this.#timer.unref();
