@@ -11,7 +11,8 @@ import { conforms } from './model.js';
 /** A span as the check needs it (an SDK `ReadableSpan` maps onto it). */
 export interface EmittedSpan {
   readonly name: string;
-  readonly kind: SpanKindName;
+  /** Checked when known: spans sent as data from another thread may come without it. */
+  readonly kind?: SpanKindName;
   readonly attributes: Readonly<Record<string, unknown>>;
   readonly events: readonly { readonly name: string; readonly attributes?: Readonly<Record<string, unknown>> }[];
 }
@@ -78,7 +79,7 @@ export function liveCheck(registry: Registry, emitted: { readonly spans: readonl
     const declared = registry.spans.get(span.name);
     if (declared === undefined) undeclared.add(`undeclared span ${span.name}`);
     else {
-      if (declared.kind !== span.kind) undeclared.add(`span ${span.name}: kind ${span.kind}, declared ${declared.kind}`);
+      if (span.kind !== undefined && declared.kind !== span.kind) undeclared.add(`span ${span.name}: kind ${span.kind}, declared ${declared.kind}`);
       checkAttributes(`span ${span.name}`, declared.attributes, span.attributes, record(spans, span.name), undeclared);
     }
     for (const event of span.events) {

@@ -1,11 +1,11 @@
 import test from 'ava';
 import { execFile, spawn } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './helpers/telemetry.js';
 
 const run = promisify(execFile);
 const script = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
@@ -36,10 +36,7 @@ test('the demo (npm start) runs a hybrid PBFT cluster through a crash and a rest
 
 test('npm start -- --metrics-port serves the metrics of every thread for Prometheus, with --hold until interrupted', async (t) => {
   t.timeout(180_000);
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
+  const port = await freePort();
   const demo = spawn(process.execPath, [script('../cli/knhk.js'), 'demo', '--commands', '300', '--metrics-port', String(port), '--hold'], { stdio: ['ignore', 'pipe', 'inherit'] });
   t.teardown(() => demo.kill('SIGKILL'));
   const exited = new Promise<number | null>((resolve) => demo.once('exit', resolve));

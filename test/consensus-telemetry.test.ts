@@ -10,8 +10,8 @@ import test, { type ExecutionContext } from 'ava';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { metrics, SpanKind, SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
-import { DataPointType, MeterProvider, MetricReader, type MetricData } from '@opentelemetry/sdk-metrics';
+import { metrics, SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
+import { MeterProvider, MetricReader, type MetricData } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { CONSENSUS_SCOPE } from '../actors/consensus-telemetry.js';
 import { Client } from '../actors/client.js';
@@ -35,10 +35,10 @@ import { hotstuff } from '../protocols/hotstuff/index.js';
 import { pbft } from '../protocols/pbft/index.js';
 import { raft } from '../protocols/raft/index.js';
 import { Prng } from '../protocols/sim/prng.js';
-import { conforms, loadRegistry, type AttributeUse } from '../registry/check.js';
 import { defineBehavior, realClock, t as schema } from '../runtime/index.js';
 import { testSeed } from './helpers/seed.js';
 import { eventually, startSystem } from './helpers/system.js';
+import { undeclaredTelemetry } from './helpers/telemetry.js';
 
 const spans = new InMemorySpanExporter();
 trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }));
@@ -50,8 +50,6 @@ class TestReader extends MetricReader {
 const reader = new TestReader();
 metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
 
-const registry = loadRegistry();
-
 type Message = { readonly type: string };
 
 /** Timeouts short enough for a view change or an election to take a second, long enough for a loaded machine to keep its views. */
@@ -60,8 +58,6 @@ const DEFINITIONS: Record<ConsensusAlgorithm, () => ProtocolDefinition<Message>>
   hotstuff: () => hotstuff({ baseTimeoutMs: 500 }) as ProtocolDefinition<Message>,
   raft: () => raft({ electionTimeoutMs: 1000, heartbeatMs: 100 }) as ProtocolDefinition<Message>,
 };
-
-const POSITION_SPAN: Record<ConsensusAlgorithm, string> = { pbft: 'consensus.pbft.round', hotstuff: 'consensus.hotstuff.block', raft: 'consensus.raft.log_entry' };
 
 interface Cluster {
   readonly n: number;
@@ -196,54 +192,9 @@ function valueOf(data: readonly MetricData[], name: string, attributes: Attribut
   return point?.value as number | undefined;
 }
 
-/** Problems with `attributes` as a signal declaring `declared` carries them. */
-function attributeProblems(what: string, declared: readonly AttributeUse[], attributes: Attributes): string[] {
-  const problems: string[] = [];
-  for (const [key, value] of Object.entries(attributes)) {
-    const use = declared.find((a) => a.id === key);
-    if (use === undefined) problems.push(`${what}: undeclared attribute ${key}`);
-    else {
-      const reason = conforms(use, value);
-      if (reason !== undefined) problems.push(`${what}: ${key}: ${reason}`);
-    }
-  }
-  for (const use of declared) if (use.requirementLevel === 'required' && !(use.id in attributes)) problems.push(`${what}: required ${use.id} missing`);
-  return problems;
-}
-
-const INSTRUMENTS = { counter: [DataPointType.SUM, true], updowncounter: [DataPointType.SUM, false], gauge: [DataPointType.GAUGE, undefined], histogram: [DataPointType.HISTOGRAM, undefined] } as const;
-
-/** Everything the consensus scope emitted so far that the registry does not declare as emitted. */
-function registryProblems(data: readonly MetricData[]): string[] {
-  const problems: string[] = [];
-  for (const span of spans.getFinishedSpans()) {
-    if (span.instrumentationScope.name !== CONSENSUS_SCOPE) continue;
-    const declared = registry.spans.get(span.name);
-    if (declared === undefined) {
-      problems.push(`span ${span.name} is not declared`);
-      continue;
-    }
-    if (declared.kind !== 'internal' || span.kind !== SpanKind.INTERNAL) problems.push(`span ${span.name}: kind ${span.kind}`);
-    problems.push(...attributeProblems(`span ${span.name}`, declared.attributes, span.attributes));
-    for (const event of span.events) {
-      const declaredEvent = registry.events.get(event.name);
-      if (declaredEvent === undefined) problems.push(`event ${event.name} is not declared`);
-      else problems.push(...attributeProblems(`event ${event.name}`, declaredEvent.attributes, event.attributes ?? {}));
-    }
-  }
-  for (const metric of data) {
-    const declared = registry.metrics.get(metric.descriptor.name);
-    if (declared === undefined) {
-      problems.push(`metric ${metric.descriptor.name} is not declared`);
-      continue;
-    }
-    if (metric.descriptor.unit !== declared.unit) problems.push(`metric ${declared.name}: unit ${metric.descriptor.unit}, declared ${declared.unit}`);
-    const [type, monotonic] = INSTRUMENTS[declared.instrument];
-    const actualMonotonic = metric.dataPointType === DataPointType.SUM ? metric.isMonotonic : undefined;
-    if (metric.dataPointType !== type || actualMonotonic !== monotonic) problems.push(`metric ${declared.name}: not a ${declared.instrument}`);
-    for (const point of metric.dataPoints) problems.push(...attributeProblems(`metric ${declared.name}`, declared.attributes, point.attributes));
-  }
-  return problems;
+/** What the consensus scope emitted so far that the registry does not declare so. */
+function registryProblems(data: readonly MetricData[]): readonly string[] {
+  return undeclaredTelemetry(spans.getFinishedSpans().filter((span) => span.instrumentationScope.name === CONSENSUS_SCOPE), data);
 }
 
 test.serial('PBFT: a round span per sequence at each replica, finality, state transitions, replica metrics; a cut-off primary loses its proposal to a view change', async (t) => {

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { context, metrics, trace, type Attributes } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { DataPointType, MeterProvider, MetricReader, type DataPoint, type Histogram, type MetricData } from '@opentelemetry/sdk-metrics';
+import { MeterProvider, MetricReader, type DataPoint, type Histogram, type MetricData } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { signAsync, verifyBatchTask, type VerifyJob } from '../actors/crypto-pool.js';
 import { applyKeyRotation } from '../actors/crypto-telemetry.js';
@@ -26,10 +26,10 @@ import { command, encode, hashBytes, type AppliedEntry } from '../protocols/cons
 import { CryptoError, KeyManager, MLDSA44_ED25519, SchemeRegistry, SigningKey, type KeyId } from '../protocols/crypto/index.js';
 import type { LogContext, SignedTreeHead, TreeHead } from '../protocols/receipts/index.js';
 import { Prng } from '../protocols/sim/prng.js';
-import { conforms, loadRegistry, type AttributeUse } from '../registry/check.js';
 import { PoolSpans } from './fixtures/actors.js';
 import { testSeed } from './helpers/seed.js';
 import { startSystem } from './helpers/system.js';
+import { undeclaredTelemetry } from './helpers/telemetry.js';
 
 class TestReader extends MetricReader {
   protected override async onShutdown(): Promise<void> {}
@@ -44,7 +44,6 @@ const meterProvider = new MeterProvider({ readers: [reader] });
 metrics.setGlobalMeterProvider(meterProvider);
 
 const tracer = trace.getTracer('knhk.test');
-const registry = loadRegistry();
 const schemes = SchemeRegistry.create();
 const T0 = 1_700_000_000_000;
 const message = new TextEncoder().encode('commit 7 at view 2');
@@ -96,45 +95,9 @@ function point(data: readonly MetricData[], name: string, labels: Attributes): D
 
 const count = (p: DataPoint<unknown> | undefined): number | undefined => (p?.value as Histogram | undefined)?.count;
 
-/** Attribute problems of one signal: undeclared keys, values of the wrong type, required keys missing. */
-function attributeProblems(what: string, declared: readonly AttributeUse[], attributes: Attributes): string[] {
-  const problems: string[] = [];
-  for (const [key, value] of Object.entries(attributes)) {
-    const use = declared.find((a) => a.id === key);
-    const wrong = use === undefined ? `undeclared attribute ${key}` : conforms(use, value);
-    if (wrong !== undefined) problems.push(`${what}: ${wrong}`);
-  }
-  for (const use of declared) if (use.requirementLevel === 'required' && !(use.id in attributes)) problems.push(`${what}: required ${use.id} is missing`);
-  return problems;
-}
-
-/** Everything emitted that the registry does not declare exactly so (spans named by tests themselves are skipped, their events are not). */
-function conformance(spans: readonly SpanRecord[], data: readonly MetricData[] = []): string[] {
-  const problems: string[] = [];
-  for (const span of spans) {
-    const declared = registry.spans.get(span.name);
-    if (declared !== undefined) problems.push(...attributeProblems(span.name, declared.attributes, span.attributes));
-    else if (!span.name.startsWith('test.')) problems.push(`undeclared span ${span.name}`);
-    for (const event of span.events) {
-      const declaredEvent = registry.events.get(event.name);
-      if (declaredEvent === undefined) problems.push(`undeclared event ${event.name}`);
-      else problems.push(...attributeProblems(`${span.name} event ${event.name}`, declaredEvent.attributes, event.attributes));
-    }
-  }
-  for (const metric of data) {
-    const { name, unit } = metric.descriptor;
-    const declared = registry.metrics.get(name);
-    if (declared === undefined) {
-      problems.push(`undeclared metric ${name}`);
-      continue;
-    }
-    const instrument =
-      metric.dataPointType === DataPointType.SUM ? (metric.isMonotonic ? 'counter' : 'updowncounter') : metric.dataPointType === DataPointType.GAUGE ? 'gauge' : 'histogram';
-    if (unit !== declared.unit) problems.push(`${name}: unit ${unit}, declared ${declared.unit}`);
-    if (instrument !== declared.instrument) problems.push(`${name}: a ${instrument}, declared a ${declared.instrument}`);
-    for (const p of metric.dataPoints as DataPoint<unknown>[]) problems.push(...attributeProblems(name, declared.attributes, p.attributes));
-  }
-  return problems;
+/** Spans the tests open themselves (`test.*`) are theirs, not knhk's. */
+function ownSpansDropped(spans: readonly SpanRecord[]): SpanRecord[] {
+  return spans.filter((span) => !span.name.startsWith('test.'));
 }
 
 /** The breakdown spans of `parent`, by component. */
@@ -195,7 +158,7 @@ test.serial('pool threads: crypto.sign, and the verifier\'s crypto.verify with i
   ]);
   t.like(failed, { status: 2, attributes: { 'crypto.algorithm': 'ML-DSA-44+Ed25519', 'crypto.failure_reason': 'KEY_DISPOSED' } });
   t.false('crypto.duration_us' in failed.attributes, 'no duration for a signature that was not made');
-  t.deepEqual(conformance(spans), []);
+  t.deepEqual(undeclaredTelemetry(ownSpansDropped(spans)), []);
 });
 
 test.serial('the signer reports generating its key on first start, and every signature with its hybrid components', async (t) => {
@@ -238,7 +201,7 @@ test.serial('the signer reports generating its key on first start, and every sig
   t.is(count(point(data, 'crypto.sign.duration', labels)), 3);
   t.is(count(point(data, 'crypto.chatman.ticks', { ...labels, 'crypto.operation': 'sign' })), 3);
   t.is(count(point(data, 'crypto.chatman.ticks', { ...labels, 'crypto.operation': 'keygen' })), 1);
-  t.deepEqual(conformance(spans, data), []);
+  t.deepEqual(undeclaredTelemetry(ownSpansDropped(spans), data), []);
 });
 
 test.serial('verification under the policy records crypto.policy.check; a forged signature or a refused scheme is crypto.verified=false with its reason', async (t) => {
@@ -306,7 +269,7 @@ test.serial('verification under the policy records crypto.policy.check; a forged
   const labels = { 'crypto.algorithm': hybrid.name, 'crypto.backend': hybrid.backend };
   t.is(count(point(data, 'crypto.verify.duration', labels)), 4, 'every hybrid verification, valid or not');
   t.is(count(point(data, 'crypto.chatman.ticks', { ...labels, 'crypto.operation': 'verify' })), 4);
-  t.deepEqual(conformance(spans, data), []);
+  t.deepEqual(undeclaredTelemetry(ownSpansDropped(spans), data), []);
 });
 
 test.serial('a committed key rotation applied with applyKeyRotation records crypto.key.rotation on the span applying it', (t) => {
@@ -329,7 +292,7 @@ test.serial('a committed key rotation applied with applyKeyRotation records cryp
       attributes: { 'consensus.node_id': 2, 'crypto.key.previous_id': previous, 'crypto.key.id': cert.next.keyId, 'crypto.algorithm': 'ML-DSA-44', 'consensus.sequence': 40 },
     },
   ]);
-  t.deepEqual(conformance(spans), []);
+  t.deepEqual(undeclaredTelemetry(ownSpansDropped(spans)), []);
 });
 
 const logContext: LogContext = { cluster: 'telemetry', protocol: 'hotstuff', policy: 'hybrid' };
@@ -385,7 +348,7 @@ test.serial('the receipt journal reports its log size from the store and per pos
   t.true(request?.events.every((e) => e.name === 'crypto.receipt.generated'));
   const data = await cryptoMetrics();
   t.is(point(data, 'receipt.generated', labels)?.value, 3);
-  t.deepEqual(conformance(request === undefined ? [] : [request], data), []);
+  t.deepEqual(undeclaredTelemetry(ownSpansDropped(request === undefined ? [] : [request]), data), []);
 
   const reopened = await ReceiptJournal.open(store, logContext, () => undefined, nodeId);
   t.is(reopened.size, 6);

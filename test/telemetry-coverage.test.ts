@@ -5,47 +5,14 @@
  * compared with the registry both ways. Midway, the Prometheus endpoint is scraped over loopback.
  */
 import test, { type ExecutionContext } from 'ava';
-import { createServer, type AddressInfo } from 'node:net';
-import { SpanKind, trace } from '@opentelemetry/api';
-import { DataPointType, type MetricData } from '@opentelemetry/sdk-metrics';
-import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { trace } from '@opentelemetry/api';
+import type { MetricData } from '@opentelemetry/sdk-metrics';
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ActorSystem } from '../actors/system.js';
 import type { Cluster } from '../actors/cluster.js';
-import { loadRegistry } from '../registry/check.js';
+import type { LiveCheckReport } from '../registry/live-check.js';
 import { Counter } from './fixtures/actors.js';
-import { liveCheck, type EmittedMetric, type EmittedSpan, type LiveCheckReport } from '../registry/live-check.js';
-import type { Instrument, SpanKindName } from '../registry/model.js';
-
-const KINDS: Record<SpanKind, SpanKindName> = {
-  [SpanKind.INTERNAL]: 'internal',
-  [SpanKind.SERVER]: 'server',
-  [SpanKind.CLIENT]: 'client',
-  [SpanKind.PRODUCER]: 'producer',
-  [SpanKind.CONSUMER]: 'consumer',
-};
-
-function emittedSpan(span: ReadableSpan): EmittedSpan {
-  return { name: span.name, kind: KINDS[span.kind], attributes: span.attributes, events: span.events.map((e) => ({ name: e.name, attributes: e.attributes ?? {} })) };
-}
-
-function instrumentOf(metric: MetricData): Instrument {
-  switch (metric.dataPointType) {
-    case DataPointType.SUM:
-      return metric.isMonotonic ? 'counter' : 'updowncounter';
-    case DataPointType.GAUGE:
-      return 'gauge';
-    default:
-      return 'histogram';
-  }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { checkTelemetry, freePort } from './helpers/telemetry.js';
 
 async function commit(cluster: Cluster, prefix: string, count: number): Promise<void> {
   for (let k = 0; k < count; k++) await cluster.submit({ type: 'put', key: `${prefix}-${k % 7}`, value: `v${k}` }, { timeoutMs: 60_000 });
@@ -69,12 +36,10 @@ function runOnce(t: ExecutionContext): Promise<Run> {
     const port = await freePort();
     const system = await ActorSystem.start({ cryptoThreads: 2, telemetry: { spanProcessors: [new SimpleSpanProcessor(exporter)], prometheus: { port } } });
     // A thread's metrics end with it, so each cluster's are read before it stops.
-    const metrics: EmittedMetric[] = [];
+    const metrics: MetricData[] = [];
     const snapshot = async (): Promise<void> => {
       const collected = await system.telemetry?.collect();
-      for (const m of (collected?.resourceMetrics.scopeMetrics ?? []).flatMap((s) => s.metrics)) {
-        metrics.push({ name: m.descriptor.name, unit: m.descriptor.unit, instrument: instrumentOf(m), series: m.dataPoints.map((p) => p.attributes) });
-      }
+      metrics.push(...(collected?.resourceMetrics.scopeMetrics ?? []).flatMap((s) => s.metrics));
     };
     try {
       // A message sent inside a span is handled inside a child span; a handler that throws records the exception.
@@ -134,16 +99,15 @@ function runOnce(t: ExecutionContext): Promise<Run> {
 
       await system.telemetry?.flush();
       // The test's own spans (scope knhk.test) are the caller's, not the system's.
-      const spans = exporter.getFinishedSpans().filter((span) => span.instrumentationScope.name !== 'knhk.test').map(emittedSpan);
+      const spans = exporter.getFinishedSpans().filter((span) => span.instrumentationScope.name !== 'knhk.test');
       t.log(`${spans.length} spans, ${metrics.length} metrics`);
-      const registry = loadRegistry();
       const isCrypto = (file: string, name: string): boolean => file === 'crypto.yaml' || name.startsWith('crypto.') || name.startsWith('receipt.');
       return {
-        report: liveCheck(registry, { spans, metrics }, { declared: (file, name) => !isCrypto(file, name) }),
+        report: checkTelemetry(spans, metrics, { declared: (file, name) => !isCrypto(file, name) }),
         // Clusters do not rotate keys at run time yet (a key rotation is applied with
         // applyKeyRotation, which test/crypto-telemetry.test.ts covers): the one declared signal a
         // cluster run cannot emit.
-        crypto: liveCheck(registry, { spans, metrics }, { declared: (file, name) => isCrypto(file, name) && name !== UNREACHABLE_IN_A_CLUSTER }),
+        crypto: checkTelemetry(spans, metrics, { declared: (file, name) => isCrypto(file, name) && name !== UNREACHABLE_IN_A_CLUSTER }),
         scrape,
       };
     } finally {

@@ -13,14 +13,7 @@ import { ActorSystem, ConfigError } from '../runtime/index.js';
 import { mergeScopeMetrics } from '../runtime/telemetry-merge.js';
 import { Counter, Observer } from './fixtures/actors.js';
 import { PoolWork } from './fixtures/telemetry.js';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort } from './helpers/telemetry.js';
 
 function metric(result: CollectionResult, name: string) {
   return result.resourceMetrics.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name === name);
