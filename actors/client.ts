@@ -15,7 +15,7 @@
  * included, which is the latency a user of the cluster sees.
  */
 import type { Attributes } from '@opentelemetry/api';
-import { defineBehavior, instrumentsOf, t, type Sender } from '../runtime/index.js';
+import { defineBehavior, INSTRUMENTED, instrumentsOf, t, type Sender } from '../runtime/index.js';
 import { hex, type Command, type ConsensusAlgorithm } from '../protocols/consensus/index.js';
 import type { SignaturePolicy } from '../protocols/crypto/index.js';
 import { CONSENSUS_SCOPE } from './consensus-telemetry.js';
@@ -90,7 +90,7 @@ export const Client = defineBehavior({
     // PBFT's first primary is replica 0 (view 0); the others are learnt from replies.
     let leader: number | undefined = args.leaderOf === 'view-primary' ? 0 : undefined;
     const latencyLabels: Attributes | undefined =
-      args.algorithm === undefined ? undefined : { 'consensus.algorithm': args.algorithm, ...(args.policy === undefined ? {} : { 'crypto.policy': args.policy }) };
+      args.algorithm === undefined || !INSTRUMENTED ? undefined : { 'consensus.algorithm': args.algorithm, ...(args.policy === undefined ? {} : { 'crypto.policy': args.policy }) };
 
     const send = (flight: InFlight): void => {
       const everyone = flight.sends > 0 || leader === undefined;

@@ -14,7 +14,7 @@
 import { ROOT_CONTEXT, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
 import { hex, type AppliedEntry, type AppliedSnapshot, type ConsensusConfig, type Evidence, type Input, type NodeId, type NodeStatus, type ProtocolDefinition, type Ready } from '../protocols/consensus/index.js';
 import { CONSENSUS_PHASES, type ConsensusPhase, type PositionReader, type PositionSighting } from '../protocols/consensus/core.js';
-import { instrumentsOf } from '../runtime/index.js';
+import { INSTRUMENTED, instrumentsOf } from '../runtime/index.js';
 
 /** Instrumentation scope of replication telemetry, replicas' and clients'. */
 export const CONSENSUS_SCOPE = 'knhk.consensus';
@@ -67,6 +67,16 @@ interface Position {
   final: boolean;
   /** This replica proposed it, so it is pending until it commits or ends. */
   readonly proposedHere: boolean;
+}
+
+/** What a host feeds its replica's telemetry. */
+export type ReplicaInstrumentation<M extends { readonly type: string }> = Pick<ReplicaTelemetry<M>, 'stepping' | 'carriedOut' | 'refusedSignature' | 'stop'>;
+
+const UNINSTRUMENTED: ReplicaInstrumentation<never> = { stepping() {}, carriedOut() {}, refusedSignature() {}, stop() {} };
+
+/** The telemetry of a replica, or nothing at all when instrumentation is compiled out ({@link INSTRUMENTED}). */
+export function replicaTelemetry<M extends { readonly type: string }>(definition: ProtocolDefinition<M>, config: ConsensusConfig): ReplicaInstrumentation<M> {
+  return INSTRUMENTED ? new ReplicaTelemetry(definition, config) : (UNINSTRUMENTED as ReplicaInstrumentation<M>);
 }
 
 /** The consensus telemetry of one replica, fed by its host. */

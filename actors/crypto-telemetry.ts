@@ -19,7 +19,7 @@ import {
 } from '../protocols/crypto/index.js';
 import type { ConsensusAlgorithm } from '../protocols/consensus/index.js';
 import type { Receipt } from '../protocols/receipts/index.js';
-import { instrumentsOf, TICK_MS } from '../runtime/index.js';
+import { INSTRUMENTED, instrumentsOf, TICK_MS } from '../runtime/index.js';
 
 const CRYPTO_SCOPE = 'knhk.crypto';
 const RECEIPT_SCOPE = 'knhk.receipts';
@@ -75,6 +75,7 @@ const ticksOf = (us: number): number => us / 1000 / TICK_MS;
  * lets `annotate` add to a recording span.
  */
 function observe<T>(operation: CryptoOperation, scheme: SignatureScheme, run: () => T, annotate?: (span: Span, result: T) => void): T {
+  if (!INSTRUMENTED) return run();
   const span = tracer.startSpan(`crypto.${operation}`);
   const recording = span.isRecording();
   const { scheme: attributes, ticks } = labelsOf(scheme);
@@ -154,7 +155,7 @@ const observeComponent: ComponentObserver = (call, run) => {
 
 /** A scheme registry whose composites report their components inside {@link measured} and {@link measuredVerify} spans. */
 export function observedSchemes(): SchemeRegistry {
-  return SchemeRegistry.create({ observeComponents: observeComponent });
+  return SchemeRegistry.create(INSTRUMENTED ? { observeComponents: observeComponent } : {});
 }
 
 /**

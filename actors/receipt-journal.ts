@@ -24,6 +24,7 @@ import {
   type SignedTreeHead,
   type TreeHead,
 } from '../protocols/receipts/index.js';
+import { INSTRUMENTED } from '../runtime/index.js';
 import { ReceiptTelemetry } from './crypto-telemetry.js';
 import type { ReplicaStore } from './replica-store.js';
 import { StorageError } from './replica-store.js';
@@ -83,7 +84,7 @@ export class ReceiptJournal {
    * @throws {StorageError} `STORAGE_CORRUPT` when a record is damaged.
    */
   static async open(store: ReplicaStore, context: LogContext, onHead: (head: TreeHead) => void, nodeId?: number): Promise<ReceiptJournal> {
-    const telemetry = nodeId === undefined ? undefined : new ReceiptTelemetry(context.protocol, nodeId);
+    const telemetry = nodeId === undefined || !INSTRUMENTED ? undefined : new ReceiptTelemetry(context.protocol, nodeId);
     const journal = new ReceiptJournal(store, context, onHead, telemetry);
     const beyondHole: number[] = [];
     for (const { position, entries } of store.receiptPositions()) {

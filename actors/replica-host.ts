@@ -38,7 +38,7 @@ import {
 } from '../protocols/consensus/index.js';
 import { corrupt, remember, type ByzantineMode } from '../protocols/sim/byzantine.js';
 import { Prng } from '../protocols/sim/prng.js';
-import { ReplicaTelemetry } from './consensus-telemetry.js';
+import { replicaTelemetry, type ReplicaInstrumentation } from './consensus-telemetry.js';
 import type { ReplicaStore } from './replica-store.js';
 
 /** How a replica signs and checks protocol messages. Both may be asynchronous (the crypto pool). */
@@ -113,14 +113,14 @@ export class ReplicaHost<M extends { readonly type: string }> {
   /** Envelopes received, for a replaying replica to send again. */
   readonly #memory: Uint8Array[] = [];
   readonly #refused = { malformed: 0, forged: 0, nonMember: 0 };
-  readonly #telemetry: ReplicaTelemetry<M>;
+  readonly #telemetry: ReplicaInstrumentation<M>;
 
   private constructor(options: ReplicaHostOptions<M>) {
     this.#options = options;
     this.config = options.config;
     this.#envelope = signedSchema(options.definition.message);
     this.#prng = new Prng(options.seed ?? Math.floor(Math.random() * 2 ** 32));
-    this.#telemetry = new ReplicaTelemetry(options.definition, options.config);
+    this.#telemetry = replicaTelemetry(options.definition, options.config);
     this.#core = options.definition.create({ config: options.config, stateMachine: options.stateMachine, durable: options.store.load() });
   }
 

@@ -6,6 +6,7 @@ import { actorsBench } from './actors.js';
 import { consensusBench } from './consensus.js';
 import { cryptoBench } from './crypto.js';
 import { receiptsBench } from './receipts.js';
+import { telemetryBench } from './telemetry.js';
 import { toJson, toTable, type BenchResult } from './report.js';
 
 const BENCHES: Record<string, (options: { quick?: boolean }) => Promise<BenchResult>> = {
@@ -13,6 +14,7 @@ const BENCHES: Record<string, (options: { quick?: boolean }) => Promise<BenchRes
   consensus: consensusBench,
   crypto: cryptoBench,
   receipts: receiptsBench,
+  telemetry: telemetryBench,
 };
 
 const args = process.argv.slice(2);

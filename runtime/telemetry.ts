@@ -28,6 +28,14 @@ export const SCOPE = 'knhk.runtime';
 /** The runtime's tracer (the API's proxy provider lets an SDK registered later take effect). */
 export const tracer = trace.getTracer(SCOPE);
 
+/**
+ * False when the thread started with `KNHK_TELEMETRY=off` in its environment: knhk's consensus,
+ * crypto and receipt instrumentation is then not called at all, as if compiled out — the baseline
+ * the overhead benchmark (`npm run bench -- telemetry`) compares the no-SDK cost against. Read
+ * once per thread, when it loads this module.
+ */
+export const INSTRUMENTED: boolean = process.env['KNHK_TELEMETRY'] !== 'off';
+
 /** One tick of the time budget, in milliseconds (125 µs; a handler may take 8 ticks). */
 export const TICK_MS = 0.125;
 
