@@ -322,6 +322,10 @@ export class PbftCore implements Core<PbftMessage> {
       return;
     }
     if (slot.certificate !== undefined) {
+      // A proposal from a view before the one the sequence committed in is stale (a primary that
+      // had not heard of the later view); from that view on, §4.4 makes every proposal carry the
+      // committed batch.
+      if (m.body.view < slot.certificate.view) return;
       invariant(sameBytes(slot.certificate.valueHash, digest), `a pre-prepare re-proposes committed sequence ${sequence} with another batch`, 'DOUBLE_COMMIT');
     }
     slot.prePrepare = m;
@@ -539,6 +543,8 @@ export class PbftCore implements Core<PbftMessage> {
     slot.prePrepare = pp;
     slot.certificate = certificate;
     for (const cmd of pp.body.batch) this.#ordered.add(commandKey(cmd));
+    // A primary that has not yet heard of the view this committed in must not propose at it.
+    if (this.#nextSequence <= sequence) this.#nextSequence = sequence + 1;
     this.#persistSlot(slot);
     this.#execute();
   }
