@@ -19,7 +19,15 @@ async function start(t: ExecutionContext, options: Omit<ClusterOptions, 'kdfLog2
 
 /** Waits until every replica in `nodes` has executed `position`, then checks they hold the same state. */
 async function converged(t: ExecutionContext, cluster: Cluster, position: number, nodes: readonly number[]): Promise<void> {
-  await Promise.all(nodes.map((i) => cluster.executedUpTo(i, position)));
+  // Bounded, so that a replica that never catches up fails the test with the cluster's status instead of hanging it.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), 90_000)));
+  const reached = await Promise.race([Promise.all(nodes.map((i) => cluster.executedUpTo(i, position))), late]).finally(() => clearTimeout(timer));
+  if (reached === 'late') {
+    const stuck = await cluster.status();
+    t.fail(`replicas did not all reach position ${position} within 90 s: ${stuck.map((s) => `${s.node}: ${s.role} view ${s.view} commit ${s.commitIndex}`).join('; ')}`);
+    return;
+  }
   const status = (await cluster.status()).filter((s) => nodes.includes(s.node));
   t.log(status.map((s) => `${s.node}: ${s.role} view ${s.view} commit ${s.commitIndex} restarts ${s.restarts} state ${s.stateHash.slice(0, 12)}`).join('\n'));
   t.is(new Set(status.map((s) => s.commitIndex)).size, 1, 'replicas executed to the same position');

@@ -9,5 +9,7 @@ export function testSeed(t: ExecutionContext): number {
   const fromEnv = process.env.KNHK_SEED;
   const seed = fromEnv === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(fromEnv);
   t.log(`seed ${seed} (replay with KNHK_SEED=${seed})`);
+  // ava shows t.log only when a test ends; a test that hangs past its timeout must still name its seed.
+  process.stderr.write(`${t.title}: seed ${seed}\n`);
   return seed;
 }
