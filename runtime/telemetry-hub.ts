@@ -140,15 +140,7 @@ export class SystemTelemetry implements MetricProducer {
 
   /** The metrics of every thread, merged; what Prometheus and OTLP export. */
   async collect(): Promise<CollectionResult> {
-    const id = ++this.#nextRequest;
-    const replies: ScopeMetrics[][] = [];
-    const answered = new Promise<void>((done) => {
-      const expected = new Set(this.#threads());
-      this.#pending.set(id, { expected, replies, done });
-      if (expected.size === 0) done();
-    });
-    this.#post({ kind: 'collect', id });
-    const [main] = await Promise.all([this.#mainReader.collect(), this.#wait(id, answered)]);
+    const [main, replies] = await Promise.all([this.#mainReader.collect(), this.#ask('collect')]);
     return {
       resourceMetrics: { resource: this.#resource, scopeMetrics: mergeScopeMetrics([main.resourceMetrics.scopeMetrics, ...replies]) },
       errors: main.errors,
@@ -158,14 +150,7 @@ export class SystemTelemetry implements MetricProducer {
   /** Resolves once every thread has sent its finished spans and the span processors have flushed. */
   async flush(): Promise<void> {
     if (this.#tracerProvider === undefined) return;
-    const id = ++this.#nextRequest;
-    const answered = new Promise<void>((done) => {
-      const expected = new Set(this.#threads());
-      this.#pending.set(id, { expected, replies: [], done });
-      if (expected.size === 0) done();
-    });
-    this.#post({ kind: 'flush', id });
-    await this.#wait(id, answered);
+    await this.#ask('flush');
     await this.#tracerProvider.forceFlush();
   }
 
@@ -182,12 +167,25 @@ export class SystemTelemetry implements MetricProducer {
     if (this.#tracerProvider !== undefined) trace.disable();
   }
 
-  /** Waits for every thread's answer to request `id`, at most the collect timeout (a thread still starting, or busy, is left out). */
-  async #wait(id: number, answered: Promise<void>): Promise<void> {
+  /**
+   * Asks every thread to `kind` and waits for their answers (the metric snapshots, for a
+   * collection), at most the collect timeout: a thread still starting, or busy, is left out.
+   */
+  async #ask(kind: ToThread['kind']): Promise<ScopeMetrics[][]> {
+    const id = ++this.#nextRequest;
+    const replies: ScopeMetrics[][] = [];
     let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([answered, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#collectTimeoutMs)))]);
+    const answered = new Promise<void>((done) => {
+      const expected = new Set(this.#threads());
+      this.#pending.set(id, { expected, replies, done });
+      if (expected.size === 0) done();
+      timer = setTimeout(done, this.#collectTimeoutMs);
+    });
+    this.#post({ kind, id });
+    await answered;
     clearTimeout(timer);
     this.#pending.delete(id);
+    return replies;
   }
 
   #post(message: ToThread): void {

@@ -105,10 +105,12 @@ test.serial('bad telemetry options, a taken port and an SDK registered by someon
   await t.throwsAsync(ActorSystem.start({ telemetry: {} }), { instanceOf: ConfigError, message: /registered already/ });
   t.is(metrics.getMeterProvider(), theirs, 'the program keeps its own provider');
   metrics.disable();
-  // After all that, a system with telemetry starts and stops normally.
+  // After all that, a system with telemetry starts, reads its metrics, and gives the process's providers back when it stops.
   const system = await ActorSystem.start({ telemetry: {} });
+  const registered = metrics.getMeterProvider();
+  t.deepEqual((await system.telemetry?.collect())?.errors, []);
   await system.stop();
-  t.pass();
+  t.not(metrics.getMeterProvider(), registered, 'the system unregistered its meter provider');
 });
 
 test('merging sums counters and histograms of one series across threads, keeps other series apart, and keeps the latest gauge', (t) => {
