@@ -15,11 +15,34 @@ import { Counter } from './fixtures/actors.js';
 import { checkTelemetry, freePort } from './helpers/telemetry.js';
 
 async function commit(cluster: Cluster, prefix: string, count: number): Promise<void> {
-  for (let k = 0; k < count; k++) await cluster.submit({ type: 'put', key: `${prefix}-${k % 7}`, value: `v${k}` }, { timeoutMs: 60_000 });
+  for (let k = 0; k < count; k++) await cluster.submit({ type: 'put', key: `${prefix}-${k % 7}`, value: `v${k}` }, { timeoutMs: 30_000 });
 }
 
 /** The declared event no cluster emits until replicas rotate keys at run time. */
 const UNREACHABLE_IN_A_CLUSTER = 'crypto.key.rotation';
+
+/** A step of the scenario may take this long before the run fails naming it, ms (inside ava's 2-minute inactivity limit). */
+const STEP_LIMIT_MS = 45_000;
+
+/**
+ * Runs one step of the scenario, named on stderr as it starts; past {@link STEP_LIMIT_MS} the run
+ * fails with the step's name and the cluster's status instead of stalling the suite.
+ */
+async function step<T>(label: string, cluster: Cluster | undefined, work: () => Promise<T>): Promise<T> {
+  process.stderr.write(`telemetry-coverage: ${label}\n`);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const status = cluster === undefined ? Promise.resolve('') : cluster.status().then((all) => all.map((r) => `${r.node}: ${r.role} view ${r.view} commit ${r.commitIndex}`).join('; '));
+      void status.then((text) => reject(new Error(`step "${label}" did not finish within ${STEP_LIMIT_MS / 1000} s ${text}`)), reject);
+    }, STEP_LIMIT_MS);
+  });
+  try {
+    return await Promise.race([work(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 interface Run {
   readonly report: LiveCheckReport;
@@ -50,50 +73,58 @@ function runOnce(t: ExecutionContext): Promise<Run> {
         span.end();
       });
       const pbft = await system.spawnCluster({ protocol: 'pbft', n: 4, policy: 'hybrid', kdfLog2N: 10 });
-      await commit(pbft, 'p', 12);
-      const submitted = await pbft.submit({ type: 'put', key: 'receipt', value: 'r' });
+      await step('pbft: commits', pbft, () => commit(pbft, 'p', 12));
+      const submitted = await step('pbft: a command for its receipt', pbft, () => pbft.submit({ type: 'put', key: 'receipt', value: 'r' }));
       // Asked inside a span, the replica that assembles the receipt records it on its handling span.
-      await tracer.startActiveSpan('client.receipt', async (span) => {
-        await submitted.receipt;
-        span.end();
-      });
+      await step('pbft: a traced receipt', pbft, () =>
+        tracer.startActiveSpan('client.receipt', async (span) => {
+          await submitted.receipt;
+          span.end();
+        }),
+      );
       // A scrape over loopback in the middle of the run finds consensus and crypto metrics with values.
       const scrape = await (await fetch(system.telemetry?.prometheusUrl as string)).text();
       // A primary that signs two proposals for one sequence: backups hold both and prove it.
       pbft.byzantine(0, 'double-vote');
-      await commit(pbft, 'q', 6);
+      await step('pbft: a double-voting primary', pbft, () => commit(pbft, 'q', 6));
       pbft.byzantine(0, null);
       // A backup that signs with garbage: its messages fail verification and are refused.
       pbft.byzantine(2, 'forge');
-      await commit(pbft, 'x', 4);
+      await step('pbft: a forging backup', pbft, () => commit(pbft, 'x', 4));
       pbft.byzantine(2, null);
       // A primary cut off from the backups: its proposal cannot commit, the backups change view and
       // commit the command in the next one, and the old primary's proposal is abandoned.
       const primary = (await pbft.status()).find((s) => s.role === 'primary')?.node ?? 0;
       pbft.partition([[primary], [0, 1, 2, 3].filter((i) => i !== primary)]);
-      await commit(pbft, 'v', 2);
+      await step('pbft: an isolated primary', pbft, () => commit(pbft, 'v', 2));
       pbft.heal();
-      await commit(pbft, 'w', 2);
-      await pbft.crash(3);
-      await commit(pbft, 'r', 12);
-      await pbft.restart(3);
-      const last = await pbft.submit({ type: 'get', key: 'r-0' });
-      await pbft.executedUpTo(3, last.position);
+      await step('pbft: healed', pbft, () => commit(pbft, 'w', 2));
+      await step('pbft: replica 3 crashed', pbft, async () => {
+        await pbft.crash(3);
+        await commit(pbft, 'r', 12);
+      });
+      await step('pbft: replica 3 restarted and caught up', pbft, async () => {
+        await pbft.restart(3);
+        const last = await pbft.submit({ type: 'get', key: 'r-0' });
+        await pbft.executedUpTo(3, last.position);
+      });
       await snapshot();
       await pbft.stop();
 
       const hotstuff = await system.spawnCluster({ protocol: 'hotstuff', n: 4, policy: 'classical', kdfLog2N: 10 });
-      await commit(hotstuff, 'h', 12);
+      await step('hotstuff: commits', hotstuff, () => commit(hotstuff, 'h', 12));
       await snapshot();
       await hotstuff.stop();
 
       const raft = await system.spawnCluster({ protocol: 'raft', n: 3, policy: 'classical', kdfLog2N: 10 });
-      await commit(raft, 'f', 8);
-      const leader = (await raft.status()).find((s) => s.role === 'leader')?.node ?? 0;
-      await raft.crash(leader);
-      await commit(raft, 'g', 8);
-      await raft.restart(leader);
-      await commit(raft, 'k', 4);
+      await step('raft: commits', raft, () => commit(raft, 'f', 8));
+      await step('raft: the leader crashed, restarted', raft, async () => {
+        const leader = (await raft.status()).find((s) => s.role === 'leader')?.node ?? 0;
+        await raft.crash(leader);
+        await commit(raft, 'g', 8);
+        await raft.restart(leader);
+        await commit(raft, 'k', 4);
+      });
       await snapshot();
       await raft.stop();
 
