@@ -12,10 +12,12 @@
  * each retry, so that a new leader learns of it too; retries back off exponentially.
  *
  * It measures `consensus.latency`: from a command's submission to its accepted result, proof
- * included, which is the latency a user of the cluster sees.
+ * included, which is the latency a user of the cluster sees. Each command is a `consensus.command`
+ * span, the root of its trace unless it was submitted inside one: its requests (retries too) go out
+ * in it, so the replicas' work on the command continues that trace (consensus-telemetry.ts).
  */
-import type { Attributes } from '@opentelemetry/api';
-import { defineBehavior, INSTRUMENTED, instrumentsOf, t, type Sender } from '../runtime/index.js';
+import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
+import { defineBehavior, INSTRUMENTED, instrumentsOf, t, tracerOf, type Sender } from '../runtime/index.js';
 import { hex, type Command, type ConsensusAlgorithm } from '../protocols/consensus/index.js';
 import type { SignaturePolicy } from '../protocols/crypto/index.js';
 import { CONSENSUS_SCOPE } from './consensus-telemetry.js';
@@ -38,6 +40,8 @@ export interface ClientArgs {
   /** The cluster's signature policy, an attribute of `consensus.latency`. */
   readonly policy?: SignaturePolicy;
 }
+
+const tracer = tracerOf(CONSENSUS_SCOPE);
 
 const instruments = instrumentsOf(CONSENSUS_SCOPE, (meter) => ({
   latency: meter.createHistogram('consensus.latency', { description: "Time from a client's submission of a command to its accepted, proved result.", unit: 'ms' }),
@@ -65,6 +69,9 @@ interface InFlight {
   sends: number;
   /** When it was submitted (`performance.now()`). */
   readonly submitted: number;
+  /** Its `consensus.command` span, and the context its requests go out in. */
+  readonly span: Span;
+  readonly trace: Context;
 }
 
 /** A cluster's client. */
@@ -89,13 +96,17 @@ export const Client = defineBehavior({
     let sessions = 0;
     // PBFT's first primary is replica 0 (view 0); the others are learnt from replies.
     let leader: number | undefined = args.leaderOf === 'view-primary' ? 0 : undefined;
-    const latencyLabels: Attributes | undefined =
+    /** `consensus.algorithm` and `crypto.policy`, of the latency metric and of each command's span. */
+    const labels: Attributes | undefined =
       args.algorithm === undefined || !INSTRUMENTED ? undefined : { 'consensus.algorithm': args.algorithm, ...(args.policy === undefined ? {} : { 'crypto.policy': args.policy }) };
+    const commandLabels: Attributes | undefined = labels === undefined ? undefined : { ...labels, 'consensus.quorum_size': args.replyQuorum };
 
     const send = (flight: InFlight): void => {
       const everyone = flight.sends > 0 || leader === undefined;
       flight.sends++;
-      for (let i = 0; i < n; i++) if (everyone || i === leader) replicas.tell(i, { type: 'request', command: flight.command });
+      context.with(flight.trace, () => {
+        for (let i = 0; i < n; i++) if (everyone || i === leader) replicas.tell(i, { type: 'request', command: flight.command });
+      });
       // Retries back off (up to 8×), so that an overloaded cluster is not buried under copies.
       const wait = args.retryMs * 2 ** Math.min(3, flight.sends - 1);
       ctx.timers.start(flight.command.client, wait, { type: 'retry', session: flight.command.client });
@@ -108,7 +119,16 @@ export const Client = defineBehavior({
             const session = free.pop() ?? `${args.sessionPrefix}-${sessions++}`;
             const timestamp = (timestamps.get(session) ?? 0) + 1;
             timestamps.set(session, timestamp);
-            const flight: InFlight = { command: { client: session, timestamp, payload: msg.payload }, sender: from, votes: new Map(), sends: 0, submitted: performance.now() };
+            const span = tracer().startSpan('consensus.command', { kind: SpanKind.CLIENT, attributes: commandLabels }, context.active());
+            const flight: InFlight = {
+              command: { client: session, timestamp, payload: msg.payload },
+              sender: from,
+              votes: new Map(),
+              sends: 0,
+              submitted: performance.now(),
+              span,
+              trace: trace.setSpan(context.active(), span),
+            };
             inFlight.set(session, flight);
             send(flight);
             return;
@@ -132,7 +152,16 @@ export const Client = defineBehavior({
             inFlight.delete(reply.client);
             ctx.timers.cancel(reply.client);
             free.push(reply.client);
-            if (latencyLabels !== undefined) instruments().latency.record(performance.now() - flight.submitted, latencyLabels);
+            if (labels !== undefined) instruments().latency.record(performance.now() - flight.submitted, labels);
+            if (flight.span.isRecording()) {
+              flight.span.setAttributes({
+                'consensus.sequence': reply.position,
+                'consensus.view': reply.view,
+                'consensus.received_votes': voters.size,
+                'consensus.command.attempts': flight.sends,
+              });
+            }
+            flight.span.end();
             // The asker may have given up (its ask timed out); the answer is then a dead letter.
             if (flight.sender.expectsReply) {
               flight.sender.reply({ response: reply.response, position: reply.position, view: reply.view, replicas: [...voters], client: reply.client, timestamp: reply.timestamp });
@@ -142,6 +171,12 @@ export const Client = defineBehavior({
         }
       },
       signal: (signal) => replicas.signal(signal),
+      stop() {
+        for (const flight of inFlight.values()) {
+          flight.span.setStatus({ code: SpanStatusCode.ERROR, message: 'the client stopped before the command was accepted' });
+          flight.span.end();
+        }
+      },
       inspect: () => ({ inFlight: inFlight.size, sessions, leader }),
     };
   },

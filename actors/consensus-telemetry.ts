@@ -10,19 +10,66 @@
  * `consensus.state_transition` child when it executes; one `consensus.step` per group of inputs the
  * host steps and carries out. With no SDK registered spans are non-recording and instruments
  * no-ops: attribute objects are built for recording spans only, metric attributes once per replica.
+ *
+ * Traces follow commands. A position proposed here is a child of the arrival of the first of its
+ * commands (the client's `consensus.command` trace) and links to the others'; a position first
+ * seen in a peer's message is a child of that message's arrival; everything sent about a position
+ * goes out in the position's context, so the next replica continues the same trace. A step is a
+ * child of its first traced input and links to the rest, the fan-in of a group commit. A position
+ * proposed with no traced command (an empty block, a leader's no-op) starts a trace of its own, so
+ * that a trace ends where its commands' agreement ends.
  */
-import { ROOT_CONTEXT, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
-import { hex, type AppliedEntry, type AppliedSnapshot, type ConsensusConfig, type Evidence, type Input, type NodeId, type NodeStatus, type ProtocolDefinition, type Ready } from '../protocols/consensus/index.js';
+import { ROOT_CONTEXT, SpanStatusCode, trace, type Attributes, type Context, type Link, type Span, type SpanContext } from '@opentelemetry/api';
+import {
+  hex,
+  type AppliedEntry,
+  type AppliedSnapshot,
+  type Command,
+  type ConsensusConfig,
+  type Evidence,
+  type Input,
+  type NodeId,
+  type NodeStatus,
+  type ProtocolDefinition,
+  type Ready,
+} from '../protocols/consensus/index.js';
 import { CONSENSUS_PHASES, type ConsensusPhase, type PositionReader, type PositionSighting } from '../protocols/consensus/core.js';
-import { INSTRUMENTED, instrumentsOf } from '../runtime/index.js';
+import { INSTRUMENTED, instrumentsOf, tracerOf } from '../runtime/index.js';
 
 /** Instrumentation scope of replication telemetry, replicas' and clients'. */
 export const CONSENSUS_SCOPE = 'knhk.consensus';
 
-const tracer = trace.getTracer(CONSENSUS_SCOPE);
+const tracer = tracerOf(CONSENSUS_SCOPE);
 
-/** A step's span: a root, as it serves inputs from many senders. */
-const startStep = (): Span => tracer.startSpan('consensus.step', undefined, ROOT_CONTEXT);
+/** Most links a span keeps to the other traced inputs or commands it serves beside its parent's. */
+const MAX_LINKS = 16;
+
+/** Commands whose arrival is remembered until a proposal of them is seen; past it the oldest is forgotten. */
+const MAX_AWAITING = 4096;
+
+/** The distinct span contexts of `traced`, in order, the invalid and absent left out. */
+function spanContexts(traced: Iterable<Context | undefined>): SpanContext[] {
+  const seen = new Map<string, SpanContext>();
+  for (const ctx of traced) {
+    const sc = ctx === undefined ? undefined : trace.getSpanContext(ctx);
+    if (sc !== undefined && trace.isSpanContextValid(sc) && !seen.has(sc.spanId)) seen.set(sc.spanId, sc);
+  }
+  return [...seen.values()];
+}
+
+/** Starts `name` as a child of the first of `causes` and linked to the others; a root when there are none. */
+function startCaused(name: string, causes: readonly SpanContext[]): Span {
+  const [parent, ...others] = causes;
+  const links: Link[] = others.slice(0, MAX_LINKS).map((context) => ({ context }));
+  return tracer().startSpan(name, links.length === 0 ? undefined : { links }, parent === undefined ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, parent));
+}
+
+/** The context to send or reply in under `span`, or `undefined` when the span records nothing (no SDK: nothing to carry). */
+function contextOf(span: Span): Context | undefined {
+  return span.isRecording() ? trace.setSpan(ROOT_CONTEXT, span) : undefined;
+}
+
+const commandKey = (command: Command): string => `${command.client}\u0000${command.timestamp}`;
 
 const POSITION_SPANS = { pbft: 'consensus.pbft.round', hotstuff: 'consensus.hotstuff.block', raft: 'consensus.raft.log_entry' } as const;
 
@@ -70,9 +117,19 @@ interface Position {
 }
 
 /** What a host feeds its replica's telemetry. */
-export type ReplicaInstrumentation<M extends { readonly type: string }> = Pick<ReplicaTelemetry<M>, 'stepping' | 'carriedOut' | 'refusedSignature' | 'stop'>;
+export type ReplicaInstrumentation<M extends { readonly type: string }> = Pick<
+  ReplicaTelemetry<M>,
+  'stepping' | 'sending' | 'positionContext' | 'carriedOut' | 'refusedSignature' | 'stop'
+>;
 
-const UNINSTRUMENTED: ReplicaInstrumentation<never> = { stepping() {}, carriedOut() {}, refusedSignature() {}, stop() {} };
+const UNINSTRUMENTED: ReplicaInstrumentation<never> = {
+  stepping() {},
+  sending: () => undefined,
+  positionContext: () => undefined,
+  carriedOut() {},
+  refusedSignature() {},
+  stop() {},
+};
 
 /** The telemetry of a replica, or nothing at all when instrumentation is compiled out ({@link INSTRUMENTED}). */
 export function replicaTelemetry<M extends { readonly type: string }>(definition: ProtocolDefinition<M>, config: ConsensusConfig): ReplicaInstrumentation<M> {
@@ -89,6 +146,8 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
   readonly #labels: Attributes;
   readonly #forgedLabels: Attributes;
   readonly #followed = new Map<number, Position>();
+  /** Where each command not yet seen proposed arrived here (the span handling its request), by client and timestamp. */
+  readonly #awaiting = new Map<string, SpanContext>();
   #step: Span | undefined;
   /** Highest position executed or transferred: what a message says about positions up to it is old news. */
   #executed = 0;
@@ -107,10 +166,32 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
     this.#forgedLabels = { ...this.#labels, 'consensus.evidence.kind': 'invalid-signature' };
   }
 
-  /** A group of inputs is about to step the core: its step begins, and what its messages show is noted. */
-  stepping(inputs: readonly Input<M>[]): void {
-    this.#step ??= startStep();
-    for (const input of inputs) if (input.kind === 'message') this.#read(input.message.from, input.message.body);
+  /**
+   * A group of inputs is about to step the core: its step begins, and what its messages show is
+   * noted. `arrivals[i]` is the context `inputs[i]` arrived in (the span that handled the message
+   * or request carrying it), if it was traced.
+   */
+  stepping(inputs: readonly Input<M>[], arrivals: readonly (Context | undefined)[]): void {
+    this.#step ??= startCaused('consensus.step', spanContexts(arrivals));
+    inputs.forEach((input, i) => {
+      if (input.kind === 'message') this.#read(input.message.from, input.message.body, arrivals[i]);
+      else if (input.kind === 'request') this.#arrived(input.command, arrivals[i]);
+    });
+  }
+
+  /**
+   * The host is about to sign and send `body`, which the core asked for: what it shows is noted,
+   * and the answer is the context to send it in — the span of the position it is about, else the
+   * step's — or `undefined` when nothing is recorded.
+   */
+  sending(body: M): Context | undefined {
+    const position = this.#read(this.#self, body, undefined);
+    return contextOf(position?.span ?? this.#currentStep());
+  }
+
+  /** The context of what the host does for log position `sequence` (a reply to its client): its span's, else the step's. */
+  positionContext(sequence: number): Context | undefined {
+    return contextOf(this.#followed.get(sequence)?.span ?? this.#currentStep());
   }
 
   /**
@@ -118,9 +199,8 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
    * with the `evidence` it stands by, left the core in `status`. Ends the step.
    */
   carriedOut(ready: Ready<M>, evidence: readonly Evidence[], status: NodeStatus): void {
-    const step = this.#step ?? startStep();
+    const step = this.#currentStep();
     this.#step = undefined;
-    for (const out of ready.messages) this.#read(this.#self, out.body);
     for (const applied of ready.applied) {
       if (applied.kind === 'entry') this.#executedEntry(applied);
       else this.#transferred(applied);
@@ -145,31 +225,64 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
     this.#step = undefined;
   }
 
-  #read(from: NodeId, body: M): void {
-    if (this.#reader === undefined) return;
-    for (const sighting of this.#reader.sightings(body)) this.#sighted(from, sighting);
+  /** A step begun by a direct call on the core (a restart's first outputs) has no inputs: a root. */
+  #currentStep(): Span {
+    this.#step ??= startCaused('consensus.step', []);
+    return this.#step;
   }
 
-  #sighted(from: NodeId, s: PositionSighting): void {
-    if (s.sequence <= this.#executed) return;
+  /** A client's request arrived in `arrival`: a position proposed here with the command continues its trace. */
+  #arrived(command: Command, arrival: Context | undefined): void {
+    const [traced] = spanContexts([arrival]);
+    if (traced === undefined) return;
+    if (this.#awaiting.size >= MAX_AWAITING) this.#awaiting.delete(this.#awaiting.keys().next().value as string);
+    this.#awaiting.set(commandKey(command), traced);
+  }
+
+  /** Reads `body` from `from`, which arrived in `arrival`; answers the first single position it concerns that is followed. */
+  #read(from: NodeId, body: M, arrival: Context | undefined): Position | undefined {
+    if (this.#reader === undefined) return undefined;
+    let about: Position | undefined;
+    for (const sighting of this.#reader.sightings(body)) {
+      const position = this.#sighted(from, sighting, arrival);
+      about ??= position;
+    }
+    return about;
+  }
+
+  /** The causes of a position first seen in `s` from `from`: the arrival of the message showing it, or, for a proposal of this replica's, of its commands. */
+  #causes(from: NodeId, s: PositionSighting, arrival: Context | undefined): SpanContext[] {
+    if (from !== this.#self) return spanContexts([arrival]);
+    const causes: SpanContext[] = [];
+    for (const command of s.commands ?? []) {
+      const traced = this.#awaiting.get(commandKey(command));
+      if (traced !== undefined && !causes.some((c) => c.spanId === traced.spanId)) causes.push(traced);
+    }
+    return causes;
+  }
+
+  #sighted(from: NodeId, s: PositionSighting, arrival: Context | undefined): Position | undefined {
+    if (s.sequence <= this.#executed) return undefined;
     if (s.prefix === true) {
       for (const position of this.#followed.values()) if (position.sequence <= s.sequence) this.#heard(position, from, s);
-      return;
+      return undefined;
     }
     let position = this.#followed.get(s.sequence);
     if (position !== undefined && s.view !== undefined && s.view !== position.view) {
       // A proposal for the position in a later view replaces the one followed: a PBFT round
       // re-proposed after a view change (§4.4), a HotStuff fork, a Raft entry a new leader
       // overwrites (§5.3). Messages of another view about it are not about what is followed.
-      if (s.value === undefined || s.view < position.view) return;
+      if (s.value === undefined || s.view < position.view) return undefined;
       this.#giveUp(position);
       position = undefined;
     }
     if (position === undefined) {
-      if (s.value === undefined || s.view === undefined) return;
-      position = this.#follow(s.sequence, s.view, s.phase, from === this.#self && s.value === 'proposed');
+      if (s.value === undefined || s.view === undefined) return undefined;
+      position = this.#follow(s.sequence, s.view, s.phase, from === this.#self && s.value === 'proposed', this.#causes(from, s, arrival));
     }
+    for (const command of s.commands ?? []) this.#awaiting.delete(commandKey(command));
     this.#heard(position, from, s);
+    return position;
   }
 
   #heard(position: Position, from: NodeId, s: PositionSighting): void {
@@ -179,10 +292,10 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
     if (from === this.#self || s.votes !== undefined) this.#reach(position, s.phase);
   }
 
-  #follow(sequence: number, view: number, phase: ConsensusPhase, proposedHere: boolean): Position {
+  #follow(sequence: number, view: number, phase: ConsensusPhase, proposedHere: boolean, causes: readonly SpanContext[]): Position {
     if (this.#followed.size >= MAX_FOLLOWED) this.#giveUp(this.#followed.values().next().value as Position);
-    // A root: a position outlives the steps and messages that move it along.
-    const span = tracer.startSpan(this.#spanName, undefined, ROOT_CONTEXT);
+    // Not a child of the step: a position outlives the steps and messages that move it along.
+    const span = startCaused(this.#spanName, causes);
     const position: Position = { span, sequence, view, phase, heard: new Set(), certified: 0, final: false, proposedHere };
     this.#followed.set(sequence, position);
     if (proposedHere) instruments().pending.add(1, this.#labels);
@@ -216,11 +329,11 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
     }
     // A position executed without its proposal seen here (replayed from the store after a
     // restart, fetched by a replica that fell behind) is followed from its execution.
-    position ??= this.#follow(entry.position, entry.view, 'commit', false);
+    position ??= this.#follow(entry.position, entry.view, 'commit', false, []);
     if (entry.certificate !== undefined) position.certified = Math.max(position.certified, entry.certificate.signatures.length);
     this.#reach(position, 'execute');
     // The core executed the position inside its step, so the host cannot time it: the span marks when the host learnt of it.
-    const transition = tracer.startSpan('consensus.state_transition', undefined, trace.setSpan(ROOT_CONTEXT, position.span));
+    const transition = tracer().startSpan('consensus.state_transition', undefined, trace.setSpan(ROOT_CONTEXT, position.span));
     if (transition.isRecording()) {
       transition.setAttributes({
         ...this.#labels,

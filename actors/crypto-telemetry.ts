@@ -19,11 +19,11 @@ import {
 } from '../protocols/crypto/index.js';
 import type { ConsensusAlgorithm } from '../protocols/consensus/index.js';
 import type { Receipt } from '../protocols/receipts/index.js';
-import { INSTRUMENTED, instrumentsOf, TICK_MS } from '../runtime/index.js';
+import { INSTRUMENTED, instrumentsOf, TICK_MS, tracerOf } from '../runtime/index.js';
 
 const CRYPTO_SCOPE = 'knhk.crypto';
 const RECEIPT_SCOPE = 'knhk.receipts';
-const tracer = trace.getTracer(CRYPTO_SCOPE);
+const tracer = tracerOf(CRYPTO_SCOPE);
 
 /** A signature operation, as `crypto.operation` names it. */
 type CryptoOperation = 'sign' | 'verify' | 'keygen';
@@ -76,7 +76,7 @@ const ticksOf = (us: number): number => us / 1000 / TICK_MS;
  */
 function observe<T>(operation: CryptoOperation, scheme: SignatureScheme, run: () => T, annotate?: (span: Span, result: T) => void): T {
   if (!INSTRUMENTED) return run();
-  const span = tracer.startSpan(`crypto.${operation}`);
+  const span = tracer().startSpan(`crypto.${operation}`);
   const recording = span.isRecording();
   const { scheme: attributes, ticks } = labelsOf(scheme);
   const outer = operationSpan;
@@ -137,7 +137,7 @@ export function measuredVerify(scheme: SignatureScheme, policy: SignaturePolicy 
 const observeComponent: ComponentObserver = (call, run) => {
   if (operationSpan === undefined) return run();
   const parent = trace.setSpan(context.active(), operationSpan);
-  const span = tracer.startSpan('crypto.hybrid.breakdown', { attributes: { 'crypto.algorithm': call.scheme, 'crypto.operation': call.operation } }, parent);
+  const span = tracer().startSpan('crypto.hybrid.breakdown', { attributes: { 'crypto.algorithm': call.scheme, 'crypto.operation': call.operation } }, parent);
   const t0 = performance.now();
   try {
     const result = run();

@@ -14,6 +14,7 @@
  * the core sees them; what fails is counted and dropped. Consensus telemetry (spans per log
  * position and per step, replication metrics) is fed from here: see consensus-telemetry.ts.
  */
+import { context, ROOT_CONTEXT, type Context } from '@opentelemetry/api';
 import { type Clock, type TimerHandle } from '../runtime/clock.js';
 import {
   decode,
@@ -103,8 +104,9 @@ export class ReplicaHost<M extends { readonly type: string }> {
   readonly #timers = new Map<string, TimerHandle>();
   readonly #verdicts = new Map<string, boolean>();
   #queue: Promise<void> = Promise.resolve();
-  /** Inputs waiting for the next group, and the promise that group settles. */
+  /** Inputs waiting for the next group, the contexts they arrived in, and the promise that group settles. */
   #inbox: Input<M>[] = [];
+  #arrivals: (Context | undefined)[] = [];
   #nextGroup: Promise<void> | undefined;
   #stopped = false;
   #steps = 0;
@@ -170,13 +172,14 @@ export class ReplicaHost<M extends { readonly type: string }> {
     return this.#enqueue(() => this.#carryOut());
   }
 
-  /** A client's request. */
+  /** A client's request; its trace (the active context) continues in the position that orders it. */
   request(command: Command): Promise<void> {
-    return this.#input({ kind: 'request', command });
+    return this.#input({ kind: 'request', command }, context.active());
   }
 
-  /** Bytes from a peer: decoded, validated and verified before the core sees them. */
+  /** Bytes from a peer: decoded, validated and verified before the core sees them. Their trace is the active context's. */
   async receive(bytes: Uint8Array): Promise<void> {
+    const arrival = context.active();
     let envelope: Signed<M>;
     try {
       envelope = this.#envelope.parse(decode(bytes));
@@ -196,7 +199,7 @@ export class ReplicaHost<M extends { readonly type: string }> {
       return;
     }
     if (this.#byzantine === 'replay') remember(this.#memory, bytes);
-    await this.#input({ kind: 'message', message: envelope });
+    await this.#input({ kind: 'message', message: envelope }, arrival);
   }
 
   /** Stops: disarms every timer; inputs still queued are dropped. */
@@ -226,14 +229,17 @@ export class ReplicaHost<M extends { readonly type: string }> {
     return ok;
   }
 
-  #input(input: Input<M>): Promise<void> {
+  #input(input: Input<M>, arrival: Context | undefined): Promise<void> {
     this.#inbox.push(input);
+    this.#arrivals.push(arrival);
     this.#nextGroup ??= this.#enqueue(async () => {
       this.#nextGroup = undefined;
       const group = this.#inbox;
+      const arrivals = this.#arrivals;
       this.#inbox = [];
+      this.#arrivals = [];
       const now = (this.#options.wallClock ?? Date.now)();
-      this.#telemetry.stepping(group);
+      this.#telemetry.stepping(group, arrivals);
       for (const each of group) this.#core.step(each, now);
       this.#steps += group.length;
       await this.#carryOut();
@@ -242,7 +248,8 @@ export class ReplicaHost<M extends { readonly type: string }> {
   }
 
   #enqueue(work: () => Promise<void>): Promise<void> {
-    const next = this.#queue.then(async () => {
+    // Outside whichever trace enqueued it: the telemetry says which context each thing is done in.
+    const next = this.#queue.then(() => context.with(ROOT_CONTEXT, async () => {
       if (this.#stopped) return;
       try {
         await work();
@@ -251,7 +258,7 @@ export class ReplicaHost<M extends { readonly type: string }> {
         this.#telemetry.stop();
         this.#options.listener?.fault?.(error);
       }
-    });
+    }));
     this.#queue = next;
     return next;
   }
@@ -263,19 +270,23 @@ export class ReplicaHost<M extends { readonly type: string }> {
     await store.apply(ready.persist);
     const self = this.config.nodeId;
     const mode = this.#byzantine;
-    const transmissions = ready.messages.flatMap((out) =>
-      mode === null ? [{ from: self, to: out.to, body: out.body }] : corrupt(mode, self, out, this.#options.definition.adversary, this.config.members, this.#prng),
-    );
+    const transmissions = ready.messages.flatMap((out) => {
+      const trace = this.#telemetry.sending(out.body);
+      const sent = mode === null ? [{ from: self, to: out.to, body: out.body }] : corrupt(mode, self, out, this.#options.definition.adversary, this.config.members, this.#prng);
+      return sent.map((tx) => ({ ...tx, trace }));
+    });
     // Signed all at once (the signer pipelines them), sent in order. A forgery is signed with this
     // replica's own key, which is all a Byzantine replica has.
-    const signatures = await Promise.all(transmissions.map((tx) => crypto.sign(digestOf(tx.body))));
+    const signatures = await Promise.all(transmissions.map((tx) => within(tx.trace, () => crypto.sign(digestOf(tx.body)))));
     transmissions.forEach((tx, i) => {
       const envelope: Signed<M> = { from: tx.from, body: tx.body, signature: signatures[i] as Uint8Array };
       const bytes = encode(envelope);
-      for (const to of tx.to) {
-        if (to !== self) send(to, bytes, tx.body.type);
-        else if (tx.from === self) void this.#input({ kind: 'message', message: envelope });
-      }
+      within(tx.trace, () => {
+        for (const to of tx.to) {
+          if (to !== self) send(to, bytes, tx.body.type);
+          else if (tx.from === self) void this.#input({ kind: 'message', message: envelope }, tx.trace);
+        }
+      });
     });
     if (mode === 'replay' && this.#memory.length > 0 && this.#prng.chance(0.5)) {
       send(this.#prng.pick(this.config.members.filter((id) => id !== self)), this.#prng.pick(this.#memory), 'replay');
@@ -289,16 +300,21 @@ export class ReplicaHost<M extends { readonly type: string }> {
       const handle = clock.setTimer(() => {
         if (this.#timers.get(op.timer) !== handle) return;
         this.#timers.delete(op.timer);
-        void this.#input({ kind: 'timeout', timer: op.timer });
+        void this.#input({ kind: 'timeout', timer: op.timer }, undefined);
       }, op.afterMs + jitter);
       this.#timers.set(op.timer, handle);
     }
     for (const applied of ready.applied) listener?.applied?.(applied);
-    if (mode !== 'silent') for (const reply of ready.replies) listener?.reply?.(reply);
+    if (mode !== 'silent') for (const reply of ready.replies) within(this.#telemetry.positionContext(reply.position), () => listener?.reply?.(reply));
     for (const read of ready.reads) listener?.read?.(read);
     // A Byzantine replica's accusations are worth nothing.
     const evidence = mode === null ? ready.evidence : [];
     for (const each of evidence) listener?.evidence?.(each);
     this.#telemetry.carriedOut(ready, evidence, this.#core.status());
   }
+}
+
+/** Runs `work` in `ctx`, or as it is when there is no context to carry. */
+function within<T>(ctx: Context | undefined, work: () => T): T {
+  return ctx === undefined ? work() : context.with(ctx, work);
 }

@@ -12,7 +12,7 @@ import { Mailbox, type MailboxOptions } from './mailbox.js';
 import type { Node } from './node.js';
 import type { ParseContext, RefShape } from '../schema/schema.js';
 import { signalSchema } from './signal.js';
-import { context, endHandleSpan, parentContext, startHandleSpan, TICK_MS } from './telemetry.js';
+import { context, endHandleSpan, parentContext, startHandleSpan, TICK_MS, traceFields } from './telemetry.js';
 import type { Task } from './task.js';
 
 /** Options of one incarnation. */
@@ -384,7 +384,7 @@ export class Cell implements SenderId {
         return shape ? node.ref<M, R>(shape, this) : undefined;
       },
       watch: (ref) => node.hooks.watch(this.shape, ref),
-      runTask: <In, Out>(task: Task<In, Out>, input: In) => node.hooks.runTask(task.module, task.export, input) as Promise<Out>,
+      runTask: <In, Out>(task: Task<In, Out>, input: In) => node.hooks.runTask({ module: task.module, export: task.export, input, ...traceFields() }) as Promise<Out>,
       stop: () => {
         // Deferred, so that an asynchronous handler calling it has handed over its promise (and
         // the stop waits for it) before the stop begins.

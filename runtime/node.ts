@@ -16,6 +16,7 @@ import { Link, type Endpoint } from './link.js';
 import type { RefShape } from '../schema/schema.js';
 import { serializedErrorSchema } from './signal.js';
 import { traceFields, type RuntimeInstruments } from './telemetry.js';
+import type { PoolJob } from './pool-worker.js';
 
 /** What a node needs from its environment (the system in the main thread, the host in a worker). */
 export interface NodeHooks {
@@ -28,7 +29,7 @@ export interface NodeHooks {
   /** Registers `watcher` to receive `terminated` when `target` ends. */
   watch(watcher: RefShape, target: RefShape): void;
   /** Runs a pool task. */
-  runTask(module: string, exportName: string, input: unknown): Promise<unknown>;
+  runTask(job: PoolJob): Promise<unknown>;
 }
 
 /** Node construction options. */

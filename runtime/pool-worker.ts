@@ -4,9 +4,10 @@
  */
 import { workerData } from 'piscina';
 import { installPoolShared, isTask } from './task.js';
+import { context, installContextManager, parentContext, type TraceFields } from './telemetry.js';
 
-/** A task invocation as sent to the pool. */
-export interface PoolJob {
+/** A task invocation as sent to the pool, with the trace context of the span that asked for it. */
+export interface PoolJob extends TraceFields {
   readonly module: string;
   readonly export: string;
   readonly input: unknown;
@@ -15,6 +16,7 @@ export interface PoolJob {
 const data = workerData as { preload?: readonly string[]; shared?: Readonly<Record<string, SharedArrayBuffer>> } | undefined;
 installPoolShared(data?.shared ?? {});
 const preload = (data?.preload ?? []).map((url) => import(url));
+installContextManager();
 
 /** Runs one job. */
 export default async function runJob(job: PoolJob): Promise<unknown> {
@@ -22,5 +24,7 @@ export default async function runJob(job: PoolJob): Promise<unknown> {
   const mod = (await import(job.module)) as Record<string, unknown>;
   const task = mod[job.export];
   if (!isTask(task)) throw new Error(`${job.module} does not export a task named ${job.export}`);
-  return task.run(job.input);
+  // The task's spans are children of the span that asked for it, in whichever thread that ran.
+  const parent = parentContext(job);
+  return parent === undefined ? task.run(job.input) : context.with(parent, () => task.run(job.input));
 }

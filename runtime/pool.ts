@@ -7,6 +7,7 @@ import { Piscina } from 'piscina';
 import { ConfigError, SystemStopped } from './errors.js';
 import type { PoolJob } from './pool-worker.js';
 import type { Task } from './task.js';
+import { traceFields } from './telemetry.js';
 
 /** Pool options. */
 export interface PoolOptions {
@@ -43,7 +44,7 @@ export class TaskPool {
 
   /** Runs a task on a pool thread. */
   run<In, Out>(task: Task<In, Out>, input: In): Promise<Out> {
-    return this.runJob({ module: task.module, export: task.export, input }) as Promise<Out>;
+    return this.runJob({ module: task.module, export: task.export, input, ...traceFields() }) as Promise<Out>;
   }
 
   /** Runs a job already reduced to module, export and input (jobs forwarded from worker actors). */

@@ -111,7 +111,7 @@ export class ActorSystem {
         deadLetter: (letter) => this.#emitDeadLetter(letter),
         lookup: async (name) => this.#directory.get(name)?.ref,
         watch: (watcher, target) => this.#watch(watcher, target),
-        runTask: (module, exportName, input) => this.#pool.runJob({ module, export: exportName, input }),
+        runTask: (job) => this.#pool.runJob(job),
       },
     });
     this.#workerHost = {
@@ -329,7 +329,7 @@ export class ActorSystem {
         this.#watch(message.watcher, message.target);
         return;
       case 'task':
-        this.#pool.runJob({ module: message.module, export: message.export, input: message.input }).then(
+        this.#pool.runJob(message.job).then(
           (value) => this.#node.control(thread, { op: 'task-result', id: message.id, ok: true, value } satisfies ToWorker),
           (error: unknown) => this.#node.control(thread, { op: 'task-result', id: message.id, ok: false, error: serializeError(error) } satisfies ToWorker),
         );

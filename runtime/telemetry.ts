@@ -19,14 +19,45 @@ import {
   type MeterProvider,
   type ObservableUpDownCounter,
   type Span,
+  type Tracer,
+  type TracerProvider,
 } from '@opentelemetry/api';
 import type { EnvelopeHeader } from './envelope.js';
 
 /** Instrumentation scope name of the runtime. */
 export const SCOPE = 'knhk.runtime';
 
-/** The runtime's tracer (the API's proxy provider lets an SDK registered later take effect). */
-export const tracer = trace.getTracer(SCOPE);
+/**
+ * `create(provider)`, made at first use and made again whenever the global provider `current()`
+ * answers has changed since. A system registers its SDK when it starts and unregisters it when it
+ * stops; what was made under a provider since disabled would record into nothing.
+ */
+function perProvider<P, T>(current: () => P, create: (provider: P) => T): () => T {
+  let provider: P | undefined;
+  let made: T | undefined;
+  return () => {
+    const now = current();
+    if (made === undefined || now !== provider) {
+      provider = now;
+      made = create(now);
+    }
+    return made;
+  };
+}
+
+/**
+ * The tracer of one instrumentation scope under the global tracer provider in force. The API's
+ * proxy lets an SDK registered after a tracer was made take effect, but not a second one: a
+ * tracer made before `trace.disable()` keeps the first provider.
+ */
+export function tracerOf(scope: string): () => Tracer {
+  return perProvider<TracerProvider, Tracer>(
+    () => trace.getTracerProvider(),
+    (provider) => provider.getTracer(scope),
+  );
+}
+
+const tracer = tracerOf(SCOPE);
 
 /**
  * False when the thread started with `KNHK_TELEMETRY=off` in its environment: knhk's consensus,
@@ -53,15 +84,18 @@ export function installContextManager(): void {
   manager.disable();
 }
 
-/** The trace fields of an envelope header for the currently active span, if any. */
-export function traceFields(): Pick<EnvelopeHeader, 'traceId' | 'spanId' | 'traceFlags'> {
+/** The trace context a message or task carries across a thread: the sender's active span. */
+export type TraceFields = Pick<EnvelopeHeader, 'traceId' | 'spanId' | 'traceFlags'>;
+
+/** The trace fields for the currently active span, if any. */
+export function traceFields(): TraceFields {
   const sc = trace.getSpanContext(context.active());
   if (!sc || !isSpanContextValid(sc)) return {};
   return { traceId: sc.traceId, spanId: sc.spanId, traceFlags: sc.traceFlags };
 }
 
-/** The remote parent context an envelope carries, or `undefined`. */
-export function parentContext(header: EnvelopeHeader): Context | undefined {
+/** The remote parent context an envelope or a task carries, or `undefined`. */
+export function parentContext(header: TraceFields): Context | undefined {
   if (header.traceId === undefined || header.spanId === undefined) return undefined;
   const sc = { traceId: header.traceId, spanId: header.spanId, traceFlags: header.traceFlags ?? 0, isRemote: true };
   return isSpanContextValid(sc) ? trace.setSpanContext(ROOT_CONTEXT, sc) : undefined;
@@ -69,7 +103,7 @@ export function parentContext(header: EnvelopeHeader): Context | undefined {
 
 /** Starts the span of handling one traced message, as a child of the sender's span. */
 export function startHandleSpan(parent: Context, actor: string, messageType: string): { span: Span; ctx: Context } {
-  const span = tracer.startSpan(
+  const span = tracer().startSpan(
     'actor.receive',
     { kind: SpanKind.CONSUMER, attributes: { 'actor.name': actor, 'actor.message.type': messageType } },
     parent,
@@ -89,20 +123,13 @@ export function endHandleSpan(span: Span, error?: unknown): void {
 /**
  * Instruments of one instrumentation scope, made by `create` from the global meter provider at
  * first use, and made again whenever another provider has been registered since: metrics have no
- * proxy provider, so an instrument made before an SDK was registered would stay a no-op, and one
- * made under a provider since disabled would record into nothing.
+ * proxy provider, so an instrument made before an SDK was registered would stay a no-op.
  */
 export function instrumentsOf<T>(scope: string, create: (meter: Meter) => T): () => T {
-  let provider: MeterProvider | undefined;
-  let made: T | undefined;
-  return () => {
-    const current = metrics.getMeterProvider();
-    if (made === undefined || current !== provider) {
-      provider = current;
-      made = create(current.getMeter(scope));
-    }
-    return made;
-  };
+  return perProvider<MeterProvider, T>(
+    () => metrics.getMeterProvider(),
+    (provider) => create(provider.getMeter(scope)),
+  );
 }
 
 /** The runtime's metric instruments, created from the meter provider active when a system starts. */

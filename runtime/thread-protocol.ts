@@ -6,6 +6,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { ExitReason, SerializedError } from './behavior.js';
 import type { DeadLetter } from './dead-letter.js';
 import type { MailboxOptions } from './mailbox.js';
+import type { PoolJob } from './pool-worker.js';
 import type { RefShape } from '../schema/schema.js';
 
 /** What a worker thread is started with (`workerData`). */
@@ -42,7 +43,7 @@ export type FromWorker =
   | { readonly op: 'dead-letter'; readonly letter: DeadLetter }
   | { readonly op: 'lookup'; readonly id: number; readonly name: string }
   | { readonly op: 'watch'; readonly watcher: RefShape; readonly target: RefShape }
-  | { readonly op: 'task'; readonly id: number; readonly module: string; readonly export: string; readonly input: unknown };
+  | { readonly op: 'task'; readonly id: number; readonly job: PoolJob };
 
 /** True if a value received on a control port has the shape of a control message. */
 export function isControl<T extends { op: string }>(value: unknown): value is T {

@@ -44,8 +44,8 @@ async function main(boot: WorkerBoot, port: Endpoint): Promise<void> {
         return answer.op === 'lookup-result' ? answer.shape : undefined;
       },
       watch: (watcher, target) => post({ op: 'watch', watcher, target }),
-      runTask: async (module, exportName, input) => {
-        const answer = await request((id) => ({ op: 'task', id, module, export: exportName, input }));
+      runTask: async (job) => {
+        const answer = await request((id) => ({ op: 'task', id, job }));
         if (answer.op !== 'task-result') throw new SpawnError('unexpected answer to a task request');
         if (!answer.ok) throw reviveError(answer.error ?? { message: 'task failed' });
         return answer.value;

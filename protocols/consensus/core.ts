@@ -191,6 +191,8 @@ export interface PositionSighting {
   readonly phase: ConsensusPhase;
   /** The body carries the value proposed at the position: `proposed` by its sender, or `relayed` from another replica's proposal. */
   readonly value?: 'proposed' | 'relayed';
+  /** The client commands of that value, so that a host can follow each command to the position ordering it (its trace). */
+  readonly commands?: readonly Command[];
   /** Signatures of a certificate in the body that proves `phase`, so that whoever accepts the body has reached it too. */
   readonly votes?: number;
   /** The sender has reached `phase` at every earlier position as well (Raft's Log Matching Property, §5.3). */

@@ -38,7 +38,7 @@ export const hotStuffPositions: PositionReader<HotStuffMessage> = {
     if (body.type !== 'proposal') return [];
     const { height, view, justify } = body.block;
     const votes = justify.signatures.length;
-    const sightings: PositionSighting[] = [{ sequence: height, view, phase: 'pre-prepare', value: 'proposed' }];
+    const sightings: PositionSighting[] = [{ sequence: height, view, phase: 'pre-prepare', value: 'proposed', commands: body.block.commands }];
     // Height 0 is the genesis block, which no replica proposes or executes.
     if (height > 1) sightings.push({ sequence: height - 1, view: justify.view, phase: 'prepare', votes });
     if (height > 2) sightings.push({ sequence: height - 2, phase: 'pre-commit', votes });

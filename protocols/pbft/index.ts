@@ -42,17 +42,17 @@ export const pbftPositions: PositionReader<PbftMessage> = {
   sightings(body): PositionSighting[] {
     switch (body.type) {
       case 'pre-prepare':
-        return [{ sequence: body.sequence, view: body.view, phase: 'pre-prepare', value: 'proposed' }];
+        return [{ sequence: body.sequence, view: body.view, phase: 'pre-prepare', value: 'proposed', commands: body.batch }];
       case 'prepare':
         return [{ sequence: body.sequence, view: body.view, phase: 'pre-prepare' }];
       case 'commit':
         return [{ sequence: body.sequence, view: body.view, phase: 'prepare' }];
       case 'committed': {
-        const { sequence, view } = body.prePrepare.body;
-        return [{ sequence, view, phase: 'commit', value: 'relayed', votes: body.certificate.signatures.length }];
+        const { sequence, view, batch } = body.prePrepare.body;
+        return [{ sequence, view, phase: 'commit', value: 'relayed', commands: batch, votes: body.certificate.signatures.length }];
       }
       case 'new-view':
-        return body.prePrepares.map((pp) => ({ sequence: pp.body.sequence, view: pp.body.view, phase: 'pre-prepare', value: 'proposed' }));
+        return body.prePrepares.map((pp) => ({ sequence: pp.body.sequence, view: pp.body.view, phase: 'pre-prepare', value: 'proposed', commands: pp.body.batch }));
       default:
         return [];
     }
