@@ -9,7 +9,9 @@
  * and its timestamps only grow, which is what the replicas' client table needs to execute each
  * command once (PBFT §4.1: a request with a timestamp not above the last one is answered from
  * the table). A command goes first to the replica believed to lead, and to every replica on
- * each retry, so that a new leader learns of it too; retries back off exponentially.
+ * each retry, so that a new leader learns of it too; retries back off exponentially. Configuration
+ * commands (a key rotation, protocols/consensus/configuration.ts) go out under one session of
+ * their own, named with the configuration prefix, one at a time.
  *
  * It measures `consensus.latency`: from a command's submission to its accepted result, proof
  * included, which is the latency a user of the cluster sees. Each command is a `consensus.command`
@@ -18,7 +20,7 @@
  */
 import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
 import { defineBehavior, INSTRUMENTED, instrumentsOf, t, tracerOf, type Sender } from '../runtime/index.js';
-import { hex, type Command, type ConsensusAlgorithm } from '../protocols/consensus/index.js';
+import { CONFIGURATION_SESSION_PREFIX, hex, type Command, type ConsensusAlgorithm } from '../protocols/consensus/index.js';
 import type { SignaturePolicy } from '../protocols/crypto/index.js';
 import { CONSENSUS_SCOPE } from './consensus-telemetry.js';
 import { PeerDirectory } from './peer-directory.js';
@@ -80,6 +82,8 @@ export const Client = defineBehavior({
   export: 'Client',
   messages: t.variants({
     submit: { payload: t.bytes({ maxLength: 1 << 20 }) },
+    /** A configuration command; the owner sends one at a time. */
+    configure: { payload: t.bytes({ maxLength: 1 << 20 }) },
     reply: {
       node: t.uint(),
       reply: t.object({ client: t.string({ maxLength: 128 }), timestamp: t.uint(), position: t.uint(), view: t.uint(), response: t.bytes({ maxLength: 1 << 20 }) }),
@@ -89,6 +93,7 @@ export const Client = defineBehavior({
   replies: resultSchema,
   start(ctx, args: ClientArgs) {
     const n = args.replicas.length;
+    const configurationSession = `${CONFIGURATION_SESSION_PREFIX}${args.sessionPrefix}`;
     const replicas = new PeerDirectory(ctx, args.replicas);
     const free: string[] = [];
     const timestamps = new Map<string, number>();
@@ -115,8 +120,9 @@ export const Client = defineBehavior({
     return {
       receive(msg, from) {
         switch (msg.type) {
-          case 'submit': {
-            const session = free.pop() ?? `${args.sessionPrefix}-${sessions++}`;
+          case 'submit':
+          case 'configure': {
+            const session = msg.type === 'configure' ? configurationSession : (free.pop() ?? `${args.sessionPrefix}-${sessions++}`);
             const timestamp = (timestamps.get(session) ?? 0) + 1;
             timestamps.set(session, timestamp);
             const span = tracer().startSpan('consensus.command', { kind: SpanKind.CLIENT, attributes: commandLabels }, context.active());
@@ -151,7 +157,7 @@ export const Client = defineBehavior({
             else if (args.leaderOf === 'sender') leader = node;
             inFlight.delete(reply.client);
             ctx.timers.cancel(reply.client);
-            free.push(reply.client);
+            if (reply.client !== configurationSession) free.push(reply.client);
             if (labels !== undefined) instruments().latency.record(performance.now() - flight.submitted, labels);
             if (flight.span.isRecording()) {
               flight.span.setAttributes({

@@ -1,7 +1,8 @@
 /**
  * The cluster agent: the actor in the embedding program's thread that a cluster's replicas
  * report to. It hands each replica the faults in force when it starts (a restarted replica is
- * as partitioned, delayed or Byzantine as its predecessor), and passes executions, tree-head signatures and
+ * as partitioned, delayed or Byzantine as its predecessor) and a restarted verifier the key
+ * rotations committed since the cluster started, and passes executions, tree-head signatures and
  * evidence to the cluster object that owns it. Its messages come from worker threads, so they
  * are validated like any other; a replica cannot make it throw.
  */
@@ -29,10 +30,20 @@ export const executedPositionSchema = t.variants({
 /** An execution as a replica reports it. */
 export type ExecutedPosition = Infer<typeof executedPositionSchema>;
 
+/** A key rotation consensus committed: its certificate (protocols/crypto/key-rotation.ts) and the position it committed at. */
+export interface CommittedRotation {
+  readonly certificate: Uint8Array;
+  readonly sequence: number;
+}
+
+const rotationSchema = t.object({ certificate: t.bytes({ maxLength: 1 << 16 }), sequence: t.uint() });
+
 /** What the agent passes to its owner. */
 export interface AgentSink {
   /** The faults replica `node` must apply now. */
   faultsFor(node: number): { readonly links: LinkFaults; readonly byzantine?: ByzantineMode };
+  /** The key rotations committed since the cluster started, in order. */
+  rotations(): readonly CommittedRotation[];
   applied(node: number, executed: ExecutedPosition): void;
   evidence(node: number, kind: string, accused: number, detail: string): void;
   /** One replica's signed tree head (one signature). */
@@ -45,18 +56,24 @@ export const ClusterAgent = defineBehavior({
   export: 'ClusterAgent',
   messages: t.variants({
     hello: { node: t.uint() },
+    rotations: {},
     applied: { node: t.uint(), applied: executedPositionSchema },
     evidence: { node: t.uint(), kind: t.string({ maxLength: 64 }), accused: t.uint(), detail: t.string({ maxLength: 4096 }) },
     /** A replica's signature over its receipt log's tree head after a position. */
     'tree-head': { signed: BINARY_SCHEMAS.signedTreeHead },
   }),
-  replies: t.object({ links: linkFaultsSchema, byzantine: t.optional(t.oneOf(...BYZANTINE_MODES)) }),
+  replies: t.variants({
+    faults: { links: linkFaultsSchema, byzantine: t.optional(t.oneOf(...BYZANTINE_MODES)) },
+    rotations: { rotations: t.array(rotationSchema, { maxLength: 1 << 16 }) },
+  }),
   start(_ctx, sink: AgentSink) {
     return {
       receive(msg, from) {
         switch (msg.type) {
           case 'hello':
-            return from.reply(sink.faultsFor(msg.node));
+            return from.reply({ type: 'faults', ...sink.faultsFor(msg.node) });
+          case 'rotations':
+            return from.reply({ type: 'rotations', rotations: [...sink.rotations()] });
           case 'applied':
             return sink.applied(msg.node, msg.applied);
           case 'evidence':

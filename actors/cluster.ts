@@ -13,22 +13,25 @@
  * Every child is `permanent`: the supervisor restarts whatever crashes, and a restarted replica
  * recovers from its store and catches up through its protocol. `crash(i)` terminates replica i's
  * thread wherever it is and keeps it down until `restart(i)`, so that tests choose the timing.
+ * `rotateKey(i)` rotates replica i's signing key through consensus.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ConfigError, type ActorRef, type ActorSystem, type Supervisor } from '../runtime/index.js';
-import { consensusConfig, hex, kvPayload, type ConsensusAlgorithm, type ConsensusConfig, type KvOperation } from '../protocols/consensus/index.js';
-import { isSignaturePolicy, DEFAULT_HYBRID, type SchemeName, type SignaturePolicy } from '../protocols/crypto/index.js';
+import { SpanStatusCode } from '@opentelemetry/api';
+import { ConfigError, tracerOf, type ActorRef, type ActorSystem, type Supervisor } from '../runtime/index.js';
+import { configurationResponse, consensusConfig, hex, kvPayload, type ConsensusAlgorithm, type ConsensusConfig, type KvOperation } from '../protocols/consensus/index.js';
+import { CryptoError, isSignaturePolicy, DEFAULT_HYBRID, type SchemeName, type SignaturePolicy } from '../protocols/crypto/index.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
-import { ClusterAgent, type AgentSink, type ExecutedPosition } from './cluster-agent.js';
+import { ClusterAgent, type AgentSink, type CommittedRotation, type ExecutedPosition } from './cluster-agent.js';
 import { Client, type ClientResult } from './client.js';
 import { checkDelay, checkPartition, HEALTHY, type LinkDelay, type LinkFaults } from './link-faults.js';
 import { Replica, type ReplicaReport, type ReplicaTuning } from './replica.js';
 import { Signer, type PublicKeyDescriptor } from './signer.js';
 import { Verifier } from './verifier.js';
 import { verifyAsync } from './crypto-pool.js';
+import { CRYPTO_SCOPE } from './crypto-telemetry.js';
 import { verifyReceiptAsync } from './receipt-tasks.js';
 import { SchemeRegistry, type KeyId } from '../protocols/crypto/index.js';
 import { isByzantineTolerant } from '../protocols/consensus/config.js';
@@ -37,6 +40,7 @@ import {
   TRUST_VERSION,
   TreeHeadCollector,
   checkTrust,
+  keyAt,
   receiptFromJson,
   treeHeadSigningInput,
   trustToJson,
@@ -44,7 +48,32 @@ import {
   type Receipt,
   type SignedTreeHead,
   type Trust,
+  type TrustKey,
 } from '../protocols/receipts/index.js';
+
+/** A key rotation carried out by {@link Cluster.rotateKey}. */
+export interface KeyRotation {
+  /** The replica whose key rotated. */
+  readonly member: number;
+  /** The key it signed with before, and the log positions that key signs for (up to `sequence` − 1). */
+  readonly previous: PublicKeyDescriptor;
+  /** The key it signs with from `sequence` on. */
+  readonly key: PublicKeyDescriptor;
+  /** The log position at which consensus committed the rotation. */
+  readonly sequence: number;
+}
+
+const tracer = tracerOf(CRYPTO_SCOPE);
+
+/** The trust entry of each of a member's keys, from its signer's custody history. */
+const trustKeysOf = (history: readonly PublicKeyDescriptor[]): TrustKey[] =>
+  history.map((k) => ({
+    keyId: k.keyId,
+    scheme: k.scheme,
+    publicKey: k.publicKey,
+    validFrom: k.fromSequence,
+    ...(k.untilSequence === undefined ? {} : { validUntil: k.untilSequence }),
+  }));
 
 /** The scheme each policy signs with. */
 export const POLICY_SCHEME: Readonly<Record<SignaturePolicy, SchemeName>> = Object.freeze({
@@ -157,11 +186,14 @@ export class Cluster {
   readonly policy: SignaturePolicy;
   /** Where the replica directories are. */
   readonly dataDir: string;
-  /** Each replica's public key, as its signer reported it. */
-  readonly keys: readonly PublicKeyDescriptor[];
-  /** What a receipt verifier needs to know of this cluster: its members and their keys (write it with `trustToJson`). */
-  readonly trust: Trust;
-  readonly #trustJson: Json<Trust>;
+  /** Every replica's keys, oldest first, as its signer reported them (the last is the key in force). */
+  readonly #histories: PublicKeyDescriptor[][];
+  #trust: Trust;
+  #trustJson: Json<Trust>;
+  /** Rotations committed since the cluster started, for a restarted verifier (through the agent), and whether their signer adopted them. */
+  readonly #rotations: (CommittedRotation & { readonly member: number; adopted: boolean })[] = [];
+  /** Rotations are carried out one at a time. */
+  #rotating: Promise<unknown> = Promise.resolve();
   readonly #collector: TreeHeadCollector;
   /** Tree heads with a quorum of signatures, by position (the last {@link EXECUTIONS_KEPT}), and their positions in ascending order. */
   readonly #signedHeads = new Map<number, SignedTreeHead>();
@@ -171,7 +203,7 @@ export class Cluster {
   readonly #registry = SchemeRegistry.create();
   readonly #system: ActorSystem;
   readonly #supervisor: Supervisor;
-  readonly #client: ActorRef<{ type: 'submit'; payload: Uint8Array }, ClientResult>;
+  readonly #client: ActorRef<{ type: 'submit' | 'configure'; payload: Uint8Array }, ClientResult>;
   readonly #temporary: boolean;
   readonly #faults: { links: LinkFaults; byzantine: (ByzantineMode | undefined)[] };
   /** Recent executions per replica, by position (the last {@link EXECUTIONS_KEPT}). */
@@ -184,13 +216,13 @@ export class Cluster {
   private constructor(init: {
     system: ActorSystem;
     supervisor: Supervisor;
-    client: ActorRef<{ type: 'submit'; payload: Uint8Array }, ClientResult>;
+    client: ActorRef<{ type: 'submit' | 'configure'; payload: Uint8Array }, ClientResult>;
     config: ConsensusConfig;
     id: string;
     policy: SignaturePolicy;
     dataDir: string;
     temporary: boolean;
-    keys: PublicKeyDescriptor[];
+    histories: PublicKeyDescriptor[][];
     faults: { links: LinkFaults; byzantine: (ByzantineMode | undefined)[] };
     trust: Trust;
   }) {
@@ -203,14 +235,109 @@ export class Cluster {
     this.f = init.config.f;
     this.policy = init.policy;
     this.dataDir = init.dataDir;
-    this.keys = init.keys;
+    this.#histories = init.histories;
     this.#temporary = init.temporary;
     this.#faults = init.faults;
-    this.trust = init.trust;
+    this.#trust = init.trust;
     this.#trustJson = trustToJson(init.trust);
     this.#collector = new TreeHeadCollector(init.trust, { verify: false });
     this.#executions = init.config.members.map(() => new Map());
     this.#highest = init.config.members.map(() => 0);
+  }
+
+  /** Each replica's key in force, as its signer reported it. */
+  get keys(): readonly PublicKeyDescriptor[] {
+    return this.#histories.map((history) => history[history.length - 1] as PublicKeyDescriptor);
+  }
+
+  /**
+   * What a receipt verifier needs to know of this cluster: its members and every key each has
+   * signed with, with the log positions it signed for (write it with `trustToJson`). A key
+   * rotation adds to it: take it again after {@link rotateKey} to verify later receipts.
+   */
+  get trust(): Trust {
+    return this.#trust;
+  }
+
+  /**
+   * Rotates replica `i`'s signing key through consensus (DESIGN.md "Cryptography"): its signer
+   * makes a successor key and a rotation certificate signed by both keys; the certificate is
+   * ordered as a configuration command, and every replica checks it against the key in force and
+   * the signature policy; once it committed, the verifier accepts the new key, the signer adopts it
+   * (wiping the old secret), and the verifier stops accepting the old one. The trust grows by the
+   * new key, valid from the rotation's position; the old key's validity ends just before it.
+   *
+   * One rotation runs at a time; a call made meanwhile waits for the one under way. A rotation
+   * that failed after it committed (its signer down, say) is finished by the next call for the
+   * same replica.
+   * @throws {CryptoError} the code the replicas or the signer refused the rotation with (`ROTATION_INVALID`, `SCHEME_NOT_ALLOWED`, `KEY_EXPIRED`…)
+   * @throws {AskTimeout} when the rotation was not proved committed within `timeoutMs` (default 30 s).
+   */
+  rotateKey(i: number, options: { readonly timeoutMs?: number } = {}): Promise<KeyRotation> {
+    this.#replicaName(i);
+    const rotation = this.#rotating.catch(() => undefined).then(() => this.#traced(i, options.timeoutMs ?? 30_000));
+    this.#rotating = rotation;
+    return rotation;
+  }
+
+  /** A rotation as one `crypto.key.rotate` trace. */
+  #traced(member: number, timeoutMs: number): Promise<KeyRotation> {
+    return tracer().startActiveSpan('crypto.key.rotate', { attributes: { 'consensus.node_id': member } }, async (span) => {
+      try {
+        const rotation = await this.#rotate(member, timeoutMs);
+        span.setAttributes({ 'crypto.key.previous_id': rotation.previous.keyId, 'crypto.key.id': rotation.key.keyId, 'consensus.sequence': rotation.sequence });
+        return rotation;
+      } catch (error) {
+        span.recordException(error instanceof Error ? error : String(error));
+        span.setStatus({ code: SpanStatusCode.ERROR });
+        span.setAttribute('crypto.failure_reason', error instanceof CryptoError ? error.code : error instanceof Error ? error.message : String(error));
+        throw error;
+      } finally {
+        span.end();
+      }
+    });
+  }
+
+  async #rotate(member: number, timeoutMs: number): Promise<KeyRotation> {
+    const signer = (): ActorRef<{ type: string; certificate?: Uint8Array; sequence?: number }, unknown> => {
+      const ref = this.#system.lookup(`${this.id}/signer-${member}`);
+      if (ref === undefined) throw new CryptoError('NO_VALID_KEY', `the signer of replica ${member} is not running`);
+      return ref as ActorRef<{ type: string; certificate?: Uint8Array; sequence?: number }, unknown>;
+    };
+    const refusal = (answer: unknown): CryptoError | undefined => {
+      const { type, code, reason } = answer as { type: string; code?: string; reason?: string };
+      return type === 'refused' ? new CryptoError(code as never, reason ?? 'refused') : undefined;
+    };
+    // A rotation that committed but was not adopted is finished, not proposed again: its key is the one consensus installed.
+    let committed = this.#rotations.find((r) => r.member === member && !r.adopted);
+    if (committed === undefined) {
+      const proposal = await signer().ask({ type: 'propose-rotation' }, { timeoutMs });
+      const refused = refusal(proposal);
+      if (refused !== undefined) throw refused;
+      const { certificate } = proposal as { certificate: Uint8Array };
+      const result = await this.#client.ask({ type: 'configure', payload: certificate }, { timeoutMs });
+      const response = configurationResponse(result.response);
+      if (!response.ok) throw new CryptoError(response.error as never, `the replicas refused the rotation: ${response.reason}`);
+      committed = { member, certificate, sequence: result.position, adopted: false };
+      this.#rotations.push(committed);
+    }
+    const rotation = committed;
+    const { certificate, sequence } = rotation;
+    const verifier = this.#system.lookup(`${this.id}/verifier`);
+    const installed = await verifier?.ask({ type: 'rotate', certificate, sequence }, { timeoutMs });
+    if (installed === undefined) throw new CryptoError('NO_VALID_KEY', 'the verifier is not running');
+    const refusedByVerifier = refusal(installed);
+    if (refusedByVerifier !== undefined) throw refusedByVerifier;
+    const adopted = await signer().ask({ type: 'adopt-rotation', certificate, sequence }, { timeoutMs });
+    const refusedBySigner = refusal(adopted);
+    if (refusedBySigner !== undefined) throw refusedBySigner;
+    rotation.adopted = true;
+    await verifier?.ask({ type: 'retire', member }, { timeoutMs });
+    const { history } = adopted as { history: PublicKeyDescriptor[] };
+    this.#histories[member] = history;
+    this.#trust = checkTrust({ ...this.#trust, members: this.#trust.members.map((m, k) => (k === member ? { ...m, keys: trustKeysOf(history) } : m)) });
+    this.#trustJson = trustToJson(this.#trust);
+    return { member, previous: history[history.length - 2] as PublicKeyDescriptor, key: history[history.length - 1] as PublicKeyDescriptor, sequence };
   }
 
   /**
@@ -254,6 +381,7 @@ export class Cluster {
       treeHead: (signed) => {
         if (cluster !== undefined) void cluster.#treeHead(signed);
       },
+      rotations: () => (cluster === undefined ? [] : cluster.#rotations.map(({ certificate, sequence }) => ({ certificate, sequence }))),
     };
 
     // A cluster that keeps failing is given up alone: `temporary`, so the root forgets it instead of stopping the system.
@@ -273,23 +401,25 @@ export class Cluster {
         },
       });
       const context = new TextEncoder().encode(`knhk/consensus/${id}`);
-      const keys: PublicKeyDescriptor[] = [];
+      const histories: PublicKeyDescriptor[][] = [];
       for (const i of config.members) {
         const signer = await supervisor.spawn(Signer, {
           name: name(`signer-${i}`),
           thread: true,
           args: {
             directory: join(dataDir, `replica-${i}`, 'keys'),
+            member: i,
             scheme: POLICY_SCHEME[policy],
             passphrase,
             context,
             ...(options.kdfLog2N === undefined ? {} : { kdfLog2N: options.kdfLog2N }),
           },
         });
-        const described = (await signer.ask({ type: 'describe' }, { timeoutMs: 60_000 })) as { key: PublicKeyDescriptor };
-        keys.push(described.key);
+        const described = (await signer.ask({ type: 'describe' }, { timeoutMs: 60_000 })) as unknown as { history: PublicKeyDescriptor[] };
+        histories.push(described.history);
       }
-      await supervisor.spawn(Verifier, { name: name('verifier'), thread: true, args: { policy, members: keys.map((k) => ({ scheme: k.scheme, publicKey: k.publicKey })), context } });
+      const current = histories.map((history) => history[history.length - 1] as PublicKeyDescriptor);
+      await supervisor.spawn(Verifier, { name: name('verifier'), thread: true, args: { policy, members: current, context, agent: name('agent') } });
       const tuning: ReplicaTuning = {
         ...(options.batch === undefined ? {} : { batch: options.batch }),
         timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS[options.protocol],
@@ -308,6 +438,7 @@ export class Cluster {
             directory: join(dataDir, `replica-${i}`, 'store'),
             tuning,
             names: { replicas, signer: name(`signer-${i}`), verifier: name('verifier'), agent: name('agent'), client: name('client') },
+            genesis: histories.map((history) => history[0] as PublicKeyDescriptor),
             seed: (seed + i * 7919) >>> 0,
           },
         });
@@ -319,9 +450,9 @@ export class Cluster {
         // Raft tolerates crashes only: its receipts need a majority of signatures, which a trust file says with f = 0.
         f: isByzantineTolerant(config.algorithm) ? config.f : 0,
         policy,
-        members: keys.map((key, i) => ({ node: String(i), keys: [{ keyId: key.keyId as KeyId, scheme: key.scheme, publicKey: key.publicKey, validFrom: 0 }] })),
+        members: histories.map((history, i) => ({ node: String(i), keys: trustKeysOf(history) })),
       });
-      cluster = new Cluster({ system, supervisor, client: client as never, config, id, policy, dataDir, temporary, keys, faults, trust });
+      cluster = new Cluster({ system, supervisor, client: client as never, config, id, policy, dataDir, temporary, histories, faults, trust });
       return cluster;
     } catch (error) {
       await system.root.stopChild(id);
@@ -509,8 +640,9 @@ export class Cluster {
   async #treeHead(signed: SignedTreeHead): Promise<void> {
     const [signature] = signed.signatures;
     const node = Number(signature?.node);
-    const key = this.keys[node];
-    if (signature === undefined || key === undefined || signature.keyId !== key.keyId || signature.scheme !== key.scheme) return;
+    const member = this.#trust.members[node];
+    const key = signature === undefined || member === undefined ? undefined : keyAt(member, signature.keyId, signed.treeHead.sequence);
+    if (signature === undefined || key === undefined || signature.scheme !== key.scheme) return;
     const input = treeHeadSigningInput(signed.treeHead, this.#registry.get(key.scheme));
     const valid = await verifyAsync(this.#system, { scheme: key.scheme, publicKey: key.publicKey, message: input.message, signature: signature.signature, ...(input.context === undefined ? {} : { context: input.context }) });
     if (!valid) {

@@ -21,7 +21,8 @@ import type { ConsensusAlgorithm } from '../protocols/consensus/index.js';
 import type { Receipt } from '../protocols/receipts/index.js';
 import { INSTRUMENTED, instrumentsOf, TICK_MS, tracerOf } from '../runtime/index.js';
 
-const CRYPTO_SCOPE = 'knhk.crypto';
+/** Instrumentation scope of signatures, keys and their policy. */
+export const CRYPTO_SCOPE = 'knhk.crypto';
 const RECEIPT_SCOPE = 'knhk.receipts';
 const tracer = tracerOf(CRYPTO_SCOPE);
 

@@ -177,6 +177,21 @@ export class KeyStore {
     return key;
   }
 
+  /**
+   * Deletes the file of key `id` (a key retired by rotation) and makes the deletion durable. What
+   * the file system does with the freed blocks is beyond this: an encrypted key file is what
+   * remains at worst. A missing file is not an error.
+   */
+  async remove(id: KeyId): Promise<void> {
+    try {
+      await unlink(this.pathOf(id));
+    } catch (error) {
+      if (isErrno(error, 'ENOENT')) return;
+      throw error;
+    }
+    await syncDirectory(this.directory);
+  }
+
   /** The ids of the stored keys, sorted; temporary files and anything else are ignored. */
   async list(): Promise<KeyId[]> {
     let names: string[];

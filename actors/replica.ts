@@ -7,7 +7,7 @@
  * store is written before any message that depends on it leaves.
  */
 import { defineBehavior, t, type ActorRef, type Infer } from '../runtime/index.js';
-import { commandSchema, consensusConfig, encode, type Applied, type ConsensusAlgorithm, type ProtocolDefinition } from '../protocols/consensus/index.js';
+import { commandSchema, ConfiguredState, consensusConfig, encode, type Applied, type ConsensusAlgorithm, type ProtocolDefinition } from '../protocols/consensus/index.js';
 import { KvStateMachine } from '../protocols/consensus/kv.js';
 import { pbft } from '../protocols/pbft/index.js';
 import { hotstuff } from '../protocols/hotstuff/index.js';
@@ -15,7 +15,7 @@ import { raft } from '../protocols/raft/index.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
 import { Prng } from '../protocols/sim/prng.js';
 import { BINARY_SCHEMAS, encodeTreeHead, receiptToJson, type LogContext, type TreeHead } from '../protocols/receipts/index.js';
-import type { SchemeName, SignaturePolicy } from '../protocols/crypto/index.js';
+import { SchemeRegistry, type KeyDescriptor, type SchemeName, type SignaturePolicy } from '../protocols/crypto/index.js';
 import { ReceiptJournal } from './receipt-journal.js';
 import { ReplicaHost } from './replica-host.js';
 import { ReplicaStore } from './replica-store.js';
@@ -52,6 +52,8 @@ export interface ReplicaArgs {
   readonly directory: string;
   readonly tuning: ReplicaTuning;
   readonly names: ReplicaPeers;
+  /** Each member's first key (epoch 0), at its index: where the replicated configuration's key rotations start from. */
+  readonly genesis: readonly KeyDescriptor[];
   /** Seeds jitter and Byzantine choices. */
   readonly seed: number;
 }
@@ -172,12 +174,15 @@ export const Replica = defineBehavior({
     const deliver = (to: number, bytes: Uint8Array, urgent: boolean): void => peers.tell(to, { type: 'peer', bytes }, urgent);
 
     const context: LogContext = { cluster: args.clusterId, protocol: args.protocol, policy: args.policy };
-    const key = (await signer.ask({ type: 'describe' }, { timeoutMs: 60_000 })) as { key: { keyId: string; scheme: SchemeName } };
     /** Signs a tree head of the receipt log and hands it to the cluster's collector (a silent replica keeps quiet). */
     const signHead = async (head: TreeHead): Promise<void> => {
       if (mode === 'silent') return;
-      const { signature } = (await signer.ask({ type: 'sign-tree-head', head: encodeTreeHead(head) }, { timeoutMs: 60_000 })) as { signature: Uint8Array };
-      agent.tell({ type: 'tree-head', signed: { treeHead: head, signatures: [{ node: String(nodeId), keyId: key.key.keyId, scheme: key.key.scheme, signature }] } });
+      const { signature, keyId, scheme } = (await signer.ask({ type: 'sign-tree-head', head: encodeTreeHead(head) }, { timeoutMs: 60_000 })) as {
+        signature: Uint8Array;
+        keyId: string;
+        scheme: SchemeName;
+      };
+      agent.tell({ type: 'tree-head', signed: { treeHead: head, signatures: [{ node: String(nodeId), keyId, scheme, signature }] } });
     };
     // A receipt may be proved against any later tree head of the log, so under load replicas sign
     // only every TREE_HEAD_INTERVAL-th position — all the same ones, so that quorums form — and,
@@ -214,7 +219,7 @@ export const Replica = defineBehavior({
     const host = await ReplicaHost.start({
       definition: replicaProtocol(args.protocol, args.tuning),
       config,
-      stateMachine: new KvStateMachine(),
+      stateMachine: new ConfiguredState(new KvStateMachine(), args.genesis, SchemeRegistry.create(), args.policy),
       store,
       clock: ctx.clock,
       seed: args.seed + 1,

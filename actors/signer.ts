@@ -1,31 +1,55 @@
 /**
- * The signer: the one actor that holds a replica's secret key (DESIGN.md, key custody). It runs
+ * The signer: the one actor that holds a replica's secret keys (DESIGN.md, key custody). It runs
  * in a worker thread of its own, opens the replica's encrypted key file at start — or, on the
  * replica's first start, generates the key and seals it there — and answers signing requests
- * with signatures. The key never leaves this thread; what crosses it is digests in and
+ * with signatures. The keys never leave this thread; what crosses it is digests in and
  * signatures out: over consensus message digests, and over receipt-log tree heads (under a
- * context of their own, so that neither can pass for the other). Signing an ML-DSA message takes milliseconds in pure JavaScript, which is why
- * it is not done on the replica's own thread, whose handler budget is one tick. Key generation and
- * every signature are reported as `crypto.keygen` and `crypto.sign` spans (crypto-telemetry.ts).
+ * context of their own, so that neither can pass for the other). Signing an ML-DSA message takes
+ * milliseconds in pure JavaScript, which is why it is not done on the replica's own thread, whose
+ * handler budget is one tick.
+ *
+ * Keys rotate (protocols/crypto/key-manager.ts): the signer proposes a successor, signed by both
+ * keys, and seals it in the store at once; the cluster has consensus agree on it; the signer
+ * adopts it at the position where it committed, wipes the old secret and deletes its file. Until
+ * then it signs with the old key, so a rotation that never commits changes nothing, and one that
+ * commits while the signer is down is adopted from the store by the next incarnation. Key
+ * generation and every signature are reported as `crypto.keygen` and `crypto.sign` spans
+ * (crypto-telemetry.ts).
  */
 import { defineBehavior, t } from '../runtime/index.js';
-import { SCHEME_NAMES, SigningKey, type SchemeName, type SchemeRegistry } from '../protocols/crypto/index.js';
+import {
+  CryptoError,
+  DEFAULT_KEY_LIFETIME_MS,
+  decodeRotationCertificate,
+  describeKey,
+  encodeRotationCertificate,
+  KeyManager,
+  SCHEME_NAMES,
+  SigningKey,
+  type KeyDescriptor,
+  type SchemeName,
+  type SchemeRegistry,
+  type SignatureScheme,
+} from '../protocols/crypto/index.js';
 import { treeHeadContext } from '../protocols/receipts/index.js';
 import { measured, observedSchemes } from './crypto-telemetry.js';
+import { readCustody, writeCustody, type CustodyRecord } from './key-custody.js';
 import { KeyStore } from './key-store.js';
 
-/** The public half of a replica's key, as the cluster learns it from the signer. */
-export interface PublicKeyDescriptor {
-  readonly keyId: string;
-  readonly scheme: SchemeName;
-  readonly publicKey: Uint8Array;
-  readonly createdAt: number;
+/** The public half of a replica's key, as the cluster learns it from the signer, with its epoch and the log positions it signs for. */
+export interface PublicKeyDescriptor extends KeyDescriptor {
+  readonly epoch: number;
+  readonly fromSequence: number;
+  /** Last position it signed for; absent for the key in force. */
+  readonly untilSequence?: number;
 }
 
 /** Start arguments of a signer. */
 export interface SignerArgs {
   /** Where the replica's key files live (created on first use, mode 0700). */
   readonly directory: string;
+  /** The replica whose keys these are: the member a rotation certificate names. */
+  readonly member: number;
   /** The scheme of a key generated on first start (an existing key keeps its own). */
   readonly scheme: SchemeName;
   readonly passphrase: string;
@@ -40,26 +64,144 @@ const descriptorSchema = t.object({
   scheme: t.oneOf(...SCHEME_NAMES),
   publicKey: t.bytes({ maxLength: 8192 }),
   createdAt: t.uint(),
+  notBefore: t.uint(),
+  notAfter: t.uint(),
+  epoch: t.uint(),
+  fromSequence: t.uint(),
+  untilSequence: t.optional(t.uint()),
 });
 
-/** Takes the replica's key from its store, making and sealing one if the store is empty. */
-async function custodyKey(args: SignerArgs, registry: SchemeRegistry): Promise<SigningKey> {
-  const store = new KeyStore(args.directory, registry, args.kdfLog2N === undefined ? {} : { kdf: { log2N: args.kdfLog2N, r: 8, p: 1 } });
-  const ids = await store.list();
-  if (ids.length === 0) {
-    const scheme = registry.get(args.scheme);
-    const key = measured('keygen', scheme, () => SigningKey.generate(scheme, Date.now()));
-    await store.save(key, args.passphrase);
-    return key;
+const certificateBytes = t.bytes({ maxLength: 1 << 16 });
+
+const publicOf = (record: CustodyRecord): PublicKeyDescriptor => ({
+  ...record.descriptor,
+  epoch: record.epoch,
+  fromSequence: record.fromSequence,
+  ...(record.untilSequence === undefined ? {} : { untilSequence: record.untilSequence }),
+});
+
+/** The keys of one replica: its store, its custody history, and the manager of the key in force. */
+class Custody {
+  readonly #store: KeyStore;
+  readonly #args: SignerArgs;
+  readonly #registry: SchemeRegistry;
+  #history: CustodyRecord[];
+  #manager: KeyManager;
+  /** The successor key made by the last proposal, until it is sealed (the manager keeps it until adoption). */
+  #made: SigningKey | undefined;
+
+  private constructor(store: KeyStore, args: SignerArgs, registry: SchemeRegistry, history: CustodyRecord[], key: SigningKey) {
+    this.#store = store;
+    this.#args = args;
+    this.#registry = registry;
+    this.#history = history;
+    this.#manager = this.#managerOf(key, history[history.length - 1] as CustodyRecord);
   }
-  // Rotation leaves old keys beside the new one; the newest signs.
-  const keys = await Promise.all(ids.map((id) => store.load(id, args.passphrase)));
-  keys.sort((a, b) => b.createdAt - a.createdAt);
-  for (const old of keys.slice(1)) old.dispose();
-  return keys[0] as SigningKey;
+
+  /**
+   * Opens the replica's keys: the one its custody record names, or, on the very first start, a
+   * new key, sealed and recorded. A store that has keys but no record is one whose first start
+   * ended between the two writes: it holds exactly one key, the first.
+   * @throws {CryptoError} `KEYSTORE_CORRUPT` for several unrecorded keys or a damaged record, and the key store's errors.
+   */
+  static async open(args: SignerArgs, registry: SchemeRegistry): Promise<Custody> {
+    const store = new KeyStore(args.directory, registry, args.kdfLog2N === undefined ? {} : { kdf: { log2N: args.kdfLog2N, r: 8, p: 1 } });
+    const history = await readCustody(args.directory);
+    if (history !== undefined) {
+      const current = history[history.length - 1] as CustodyRecord;
+      return new Custody(store, args, registry, history, await store.load(current.descriptor.keyId, args.passphrase));
+    }
+    const ids = await store.list();
+    if (ids.length > 1) throw new CryptoError('KEYSTORE_CORRUPT', `${args.directory} holds ${ids.length} keys and no custody record naming the one in force`);
+    const key = ids.length === 1 ? await store.load(ids[0] as (typeof ids)[number], args.passphrase) : generate(registry.get(args.scheme), Date.now());
+    if (ids.length === 0) await store.save(key, args.passphrase);
+    // The window the key manager gives every key it holds: from its creation, for the key lifetime.
+    const first = [{ descriptor: describeKey(key, { notBefore: key.createdAt, notAfter: key.createdAt + DEFAULT_KEY_LIFETIME_MS }), epoch: 0, fromSequence: 0 }];
+    await writeCustody(args.directory, first);
+    return new Custody(store, args, registry, first, key);
+  }
+
+  /** The key in force and every earlier one, oldest first. */
+  history(): PublicKeyDescriptor[] {
+    return this.#history.map(publicOf);
+  }
+
+  /** The scheme of the key in force. */
+  get scheme(): SignatureScheme {
+    return this.#registry.get((this.#history[this.#history.length - 1] as CustodyRecord).descriptor.scheme);
+  }
+
+  /** Signs with the key in force; throws `KEY_EXPIRED` and the like once it is no longer valid. */
+  sign(message: Uint8Array, context: Uint8Array | undefined): { readonly keyId: string; readonly signature: Uint8Array } {
+    return this.#manager.sign(Date.now(), message, context);
+  }
+
+  /**
+   * The rotation certificate of a successor key, sealed in the store before it is answered: the
+   * one already proposed if it is still pending, else a new one.
+   */
+  async propose(): Promise<Uint8Array> {
+    const pending = this.#manager.pending;
+    if (pending !== undefined) return encodeRotationCertificate(pending);
+    const cert = this.#manager.propose(Date.now());
+    const made = this.#made as SigningKey;
+    this.#made = undefined;
+    await this.#store.save(made, this.#args.passphrase);
+    return encodeRotationCertificate(cert);
+  }
+
+  /**
+   * Adopts the rotation `certificate`, which consensus committed at position `sequence`: signs with
+   * the new key from now on, records it, wipes the old secret and deletes its file. Adopting the
+   * rotation in force again answers the same. Throws `ROTATION_INVALID` for a rotation that does
+   * not replace the key in force.
+   */
+  async adopt(certificate: Uint8Array, sequence: number): Promise<PublicKeyDescriptor> {
+    const cert = decodeRotationCertificate(certificate);
+    const current = this.#history[this.#history.length - 1] as CustodyRecord;
+    if (current.descriptor.keyId === cert.next.keyId && current.epoch === cert.epoch) return publicOf(current);
+    if (cert.member !== this.#args.member || cert.old.keyId !== current.descriptor.keyId) {
+      throw new CryptoError('ROTATION_INVALID', `the rotation replaces member ${cert.member}'s key ${cert.old.keyId}, not this signer's ${current.descriptor.keyId}`);
+    }
+    if (this.#manager.pending?.next.keyId === cert.next.keyId) this.#manager.applyRotation(cert, sequence);
+    else {
+      // Proposed by an earlier incarnation: the successor waits in the store.
+      const next = await this.#store.load(cert.next.keyId, this.#args.passphrase);
+      const record: CustodyRecord = { descriptor: cert.next, epoch: cert.epoch, fromSequence: sequence };
+      const manager = this.#managerOf(next, record);
+      this.#manager.dispose();
+      this.#manager = manager;
+    }
+    const adopted: CustodyRecord = { descriptor: cert.next, epoch: cert.epoch, fromSequence: sequence };
+    this.#history = [...this.#history.slice(0, -1), { ...current, untilSequence: sequence - 1 }, adopted];
+    await writeCustody(this.#args.directory, this.#history);
+    await this.#store.remove(current.descriptor.keyId);
+    return publicOf(adopted);
+  }
+
+  dispose(): void {
+    this.#manager.dispose();
+    this.#made?.dispose();
+  }
+
+  #managerOf(key: SigningKey, record: Pick<CustodyRecord, 'epoch' | 'fromSequence'>): KeyManager {
+    return new KeyManager({
+      member: this.#args.member,
+      schemes: this.#registry,
+      key,
+      epoch: record.epoch,
+      fromSequence: record.fromSequence,
+      generate: (scheme, createdAt) => (this.#made = generate(scheme, createdAt)),
+    });
+  }
 }
 
-/** A replica's signer. `sign` answers a signature over the digest; `describe` the public key. */
+const generate = (scheme: SignatureScheme, createdAt: number): SigningKey => measured('keygen', scheme, () => SigningKey.generate(scheme, createdAt));
+
+/**
+ * A replica's signer. `sign` answers a signature over the digest; `describe` the key in force and
+ * its predecessors; `propose-rotation` and `adopt-rotation` rotate the key (see the module comment).
+ */
 export const Signer = defineBehavior({
   module: import.meta.url,
   export: 'Signer',
@@ -68,36 +210,59 @@ export const Signer = defineBehavior({
     /** A receipt-log tree head's canonical bytes, signed under the tree-head context (protocols/receipts). */
     'sign-tree-head': { head: t.bytes({ maxLength: 4096 }) },
     describe: {},
+    'propose-rotation': {},
+    'adopt-rotation': { certificate: certificateBytes, sequence: t.uint() },
     /** Signatures made by this incarnation (for the consensus benchmark's crypto ceiling). */
     stats: {},
   }),
   replies: t.variants({
     signature: { signature: t.bytes({ maxLength: 16384 }) },
-    key: { key: descriptorSchema },
+    /** A tree-head signature, with the key that made it (the one in force when it was asked). */
+    'head-signature': { signature: t.bytes({ maxLength: 16384 }), keyId: t.string({ maxLength: 128 }), scheme: t.oneOf(...SCHEME_NAMES) },
+    key: { key: descriptorSchema, history: t.array(descriptorSchema, { maxLength: 1 << 16 }) },
+    rotation: { certificate: certificateBytes },
+    /** A rotation request refused, with the `CryptoError` code saying why; the keys are unchanged. */
+    refused: { code: t.string({ maxLength: 64 }), reason: t.string({ maxLength: 1024 }) },
     stats: { signatures: t.uint() },
   }),
   async start(_ctx, args: SignerArgs) {
-    const registry = observedSchemes();
-    const key = await custodyKey(args, registry);
-    const context = key.scheme.name === 'Ed25519' ? undefined : args.context;
-    const headContext = treeHeadContext(key.scheme);
+    const custody = await Custody.open(args, observedSchemes());
     let signatures = 0;
+    const describe = (): { type: 'key'; key: PublicKeyDescriptor; history: PublicKeyDescriptor[] } => {
+      const history = custody.history();
+      return { type: 'key', key: history[history.length - 1] as PublicKeyDescriptor, history };
+    };
+    /** Carries out a rotation step, answering a `CryptoError` as a refusal rather than crashing the signer over a bad request. */
+    const rotating = <R>(step: Promise<R>, answer: (result: R) => void, from: { reply(value: { type: 'refused'; code: string; reason: string }): void }): Promise<void> =>
+      step.then(answer, (error: unknown) => {
+        if (!(error instanceof CryptoError)) throw error;
+        from.reply({ type: 'refused', code: error.code, reason: error.message.slice(0, 1024) });
+      });
     return {
       receive(msg, from) {
+        const scheme = custody.scheme;
         switch (msg.type) {
-          case 'sign':
+          case 'sign': {
             signatures++;
-            return from.reply({ type: 'signature', signature: measured('sign', key.scheme, () => key.sign(msg.digest, context)) });
-          case 'sign-tree-head':
+            const context = scheme.name === 'Ed25519' ? undefined : args.context;
+            return from.reply({ type: 'signature', signature: measured('sign', scheme, () => custody.sign(msg.digest, context).signature) });
+          }
+          case 'sign-tree-head': {
             signatures++;
-            return from.reply({ type: 'signature', signature: measured('sign', key.scheme, () => key.sign(msg.head, headContext)) });
+            const { keyId, signature } = measured('sign', scheme, () => custody.sign(msg.head, treeHeadContext(scheme)));
+            return from.reply({ type: 'head-signature', signature, keyId, scheme: scheme.name });
+          }
           case 'stats':
             return from.reply({ type: 'stats', signatures });
           case 'describe':
-            return from.reply({ type: 'key', key: { keyId: key.keyId, scheme: key.scheme.name, publicKey: key.publicKey, createdAt: key.createdAt } });
+            return from.reply(describe());
+          case 'propose-rotation':
+            return rotating(custody.propose(), (certificate) => from.reply({ type: 'rotation', certificate }), from);
+          case 'adopt-rotation':
+            return rotating(custody.adopt(msg.certificate, msg.sequence), () => from.reply(describe()), from);
         }
       },
-      stop: () => key.dispose(),
+      stop: () => custody.dispose(),
     };
   },
 });

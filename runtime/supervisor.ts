@@ -322,7 +322,11 @@ export class Supervisor {
         await this.#start(child);
       } catch (error) {
         // A child that cannot be restarted counts as one more crash (OTP retries, then gives up).
-        await this.#childExited(child, child.incarnation, { kind: 'crash', error: { name: 'SpawnError', message: error instanceof Error ? error.message : String(error) } });
+        // The retry is queued, as OTP's supervisor sends itself `try_again_restart`: exits that
+        // arrived meanwhile are handled first, since the child may fail to start precisely
+        // because a sibling whose exit is waiting in the queue is down.
+        const reason: ExitReason = { kind: 'crash', error: { name: 'SpawnError', message: error instanceof Error ? error.message : String(error) } };
+        void this.#serial(() => this.#childExited(child, child.incarnation, reason));
         return;
       }
     }

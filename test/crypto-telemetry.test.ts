@@ -23,7 +23,7 @@ import { ReplicaStore } from '../actors/replica-store.js';
 import { Signer, type SignerArgs } from '../actors/signer.js';
 import { Verifier } from '../actors/verifier.js';
 import { command, encode, hashBytes, type AppliedEntry } from '../protocols/consensus/index.js';
-import { CryptoError, KeyManager, MLDSA44_ED25519, SchemeRegistry, SigningKey, type KeyId } from '../protocols/crypto/index.js';
+import { CryptoError, DEFAULT_KEY_LIFETIME_MS, describeKey, KeyManager, MLDSA44_ED25519, SchemeRegistry, SigningKey, type KeyId } from '../protocols/crypto/index.js';
 import type { LogContext, SignedTreeHead, TreeHead } from '../protocols/receipts/index.js';
 import { Prng } from '../protocols/sim/prng.js';
 import { PoolSpans } from './fixtures/actors.js';
@@ -131,7 +131,8 @@ test.serial('pool threads: crypto.sign, and the verifier\'s crypto.verify with i
   using key = SigningKey.generate(scheme, T0);
   const handle = table.register(key);
   const signature = await signAsync(system, handle, message);
-  const verifier = await system.spawn(Verifier, { name: 'verifier', args: { policy: 'hybrid', members: [{ scheme: scheme.name, publicKey: key.publicKey }] } });
+  const member = { ...describeKey(key, { notBefore: T0, notAfter: T0 + DEFAULT_KEY_LIFETIME_MS }), epoch: 0, fromSequence: 0 };
+  const verifier = await system.spawn(Verifier, { name: 'verifier', args: { policy: 'hybrid', members: [member] } });
   t.like(await verifier.ask({ type: 'verify', checks: [{ node: 0, digest: message, signature }] }), { verdicts: [true] });
   table.release(handle);
   await t.throwsAsync(signAsync(system, handle, message));
@@ -164,7 +165,7 @@ test.serial('pool threads: crypto.sign, and the verifier\'s crypto.verify with i
 test.serial('the signer reports generating its key on first start, and every signature with its hybrid components', async (t) => {
   takeSpans();
   const system = await startSystem(t);
-  const args: SignerArgs = { directory: await tempDir(t, 'knhk-signer-'), scheme: 'ML-DSA-65+Ed25519', passphrase: 'telemetry', kdfLog2N: 10 };
+  const args: SignerArgs = { directory: await tempDir(t, 'knhk-signer-'), member: 0, scheme: 'ML-DSA-65+Ed25519', passphrase: 'telemetry', kdfLog2N: 10 };
   const signer = await system.spawn(Signer, { name: 'signer', args });
   const traceId = await tracer.startActiveSpan('test.request', async (root) => {
     await signer.ask({ type: 'sign', digest: hashBytes(message) });

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { ConfigError, RemoteFailure, VirtualClock, type ActorRef, type ActorSystem, type Strategy } from '../runtime/index.js';
-import { Counter, stopLog, Stubborn } from './fixtures/actors.js';
+import { Counter, Dependent, stopLog, Stubborn } from './fixtures/actors.js';
 import { eventually, startSystem } from './helpers/system.js';
 
 type CounterRef = Awaited<ReturnType<ActorSystem['spawn']>> & ActorRef<{ type: 'add'; n: number } | { type: 'get' } | { type: 'boom' }, number>;
@@ -130,6 +130,20 @@ test('exceeding the restart intensity escalates to the parent and finally stops 
   for (const name of ['a', 'b', 'bystander']) t.is(system.lookup(name), undefined, `${name} was stopped`);
   await t.throwsAsync(bystander.ask({ type: 'get' }));
   await t.throwsAsync(system.spawn(Counter, { name: 'late', args: { from: 0 } }), { message: /stopped/ });
+});
+
+test('a child that cannot restart while a sibling is down is retried after the sibling\'s exit is handled, not until the intensity runs out', async (t) => {
+  const system = await startSystem(t);
+  const sup = await system.supervisor({ name: 'sup', strategy: 'one_for_one', intensity: 5, periodMs: 60_000 });
+  const needed = await sup.spawn(Counter, { name: 'needed', args: { from: 0 } });
+  const dependent = await sup.spawn(Dependent, { name: 'dependent', args: { needs: 'needed' } });
+  // Both die at once, the dependent first: its restart is attempted while the exit of what it
+  // needs still waits in the supervisor's queue.
+  await Promise.all([system.control(dependent).kill('test'), system.control(needed).kill('test')]);
+  await eventually(() => system.status().filter((c) => c.supervisor === 'sup').every((c) => c.running));
+  t.true(sup.running, 'the supervisor did not give up');
+  t.is(restarts(system, 'sup')['needed'], 1);
+  t.true((restarts(system, 'sup')['dependent'] ?? 0) >= 1);
 });
 
 test('a child supervisor that gives up is restarted by its parent, with its children', async (t) => {

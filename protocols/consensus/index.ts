@@ -19,6 +19,7 @@ export { ZERO_DIGEST, decode, decodeStored, digestOf, encode, hashBytes, hex, sa
 export { MAX_COMMAND_BYTES, batchSchema, command, commandDigest, commandSchema, type Command, type LogEntry } from './command.js';
 export { ReplicatedState, type ConsensusState, type Execution } from './state-machine.js';
 export { KvStateMachine, kvOperationSchema, kvPayload, kvResponse, type KvOperation, type KvResponse } from './kv.js';
+export { CONFIGURATION_SESSION_PREFIX, ConfiguredState, configurationResponse, isConfigurationCommand, type ConfigurationResponse } from './configuration.js';
 export {
   MAX_SIGNATURE_BYTES,
   checkQuorum,

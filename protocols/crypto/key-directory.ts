@@ -127,15 +127,16 @@ export class KeyDirectory {
   }
 
   /**
-   * Records `member`'s first key (epoch 0), valid from consensus sequence `fromSequence`: the
-   * cluster's initial configuration, or a member joining, agreed by consensus. Throws
+   * Records `member`'s first key here, valid from consensus sequence `fromSequence`: the cluster's
+   * initial configuration (epoch 0), a member joining, agreed by consensus, or the key a member
+   * holds after earlier rotations (its `epoch`), for a directory started after them. Throws
    * `INVALID_INPUT` for a malformed descriptor or a member that already has keys (its keys change
    * only by rotation).
    */
-  enroll(member: MemberId, descriptor: KeyDescriptor, fromSequence = 0): KeyRecord {
-    if (!isUint(member, 0xffff_ffff) || !isUint(fromSequence)) invalidInput('a member is a u32 and a sequence a whole number');
+  enroll(member: MemberId, descriptor: KeyDescriptor, fromSequence = 0, epoch = 0): KeyRecord {
+    if (!isUint(member, 0xffff_ffff) || !isUint(fromSequence) || !isUint(epoch)) invalidInput('a member is a u32, and a sequence and an epoch whole numbers');
     if (this.#keys.has(member)) invalidInput(`member ${member} is already enrolled; its key changes by rotation`);
-    const record = this.#record(member, 0, descriptor, fromSequence, 'INVALID_INPUT');
+    const record = this.#record(member, epoch, descriptor, fromSequence, 'INVALID_INPUT');
     this.#keys.set(member, [record]);
     return record;
   }

@@ -43,6 +43,8 @@ export interface KeyManagerOptions {
   readonly key: SigningKey;
   /** The consensus sequence from which the enrolled key is valid. Default 0. */
   readonly fromSequence?: number;
+  /** The enrolled key's epoch: 0 for a member's first key, more for one installed by rotations before this manager was made. Default 0. */
+  readonly epoch?: number;
   /** Lifetime of every key, from its creation. Default {@link DEFAULT_KEY_LIFETIME_MS}. */
   readonly lifetimeMs?: number;
   /** Rotate when less than this remains of the key's window. Default {@link DEFAULT_ROTATION_LEAD_MS}. */
@@ -90,7 +92,7 @@ export class KeyManager implements Disposable {
     this.#schemes = options.schemes;
     this.#generate = options.generate ?? SigningKey.generate;
     this.directory = new KeyDirectory(options.schemes, { maxLifetimeMs: lifetimeMs });
-    this.directory.enroll(options.member, describeKey(options.key, this.#window(options.key.createdAt)), options.fromSequence);
+    this.directory.enroll(options.member, describeKey(options.key, this.#window(options.key.createdAt)), options.fromSequence, options.epoch);
     this.#signer = options.key;
   }
 

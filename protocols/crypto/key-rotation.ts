@@ -181,7 +181,8 @@ class Reader {
 
   take(length: number): Uint8Array {
     if (length > this.#bytes.length - this.#offset) fail('ROTATION_INVALID', 'rotation certificate is truncated');
-    const out = this.#bytes.slice(this.#offset, this.#offset + length);
+    // A copy, whatever the input is: Buffer#slice (msgpack and Node's I/O hand out Buffers) would return a view into a shared pool.
+    const out = new Uint8Array(this.#bytes.subarray(this.#offset, this.#offset + length));
     this.#offset += length;
     return out;
   }

@@ -1,0 +1,112 @@
+/**
+ * Which of a replica's stored keys signs, and the public history of its keys: `custody.json`
+ * beside the key files, replaced atomically like them (key-store.ts). The history is public
+ * (schemes, public keys, validity windows, epochs and the log positions each key signed for), so
+ * it is kept in clear; it is what lets a restarted cluster describe every key a receipt of its
+ * log may be signed with, long after a rotation wiped the old secret.
+ *
+ * A key file is written before the record that names it, and a retired key's file is removed
+ * after the record that retires it, so a crash between the two leaves a file nobody names —
+ * never a record naming a missing key.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { t } from '../schema/schema.js';
+import { CryptoError, isKeyId, SCHEME_NAMES, type KeyDescriptor, type KeyId } from '../protocols/crypto/index.js';
+import { atomicWriteFile } from './key-store.js';
+
+/** One key of a replica and the log positions it signs for. */
+export interface CustodyRecord {
+  readonly descriptor: KeyDescriptor;
+  /** 0 for the replica's first key, one more per rotation. */
+  readonly epoch: number;
+  /** First log position the key signs for. */
+  readonly fromSequence: number;
+  /** Last log position it signed for, inclusive; absent for the key in force. */
+  readonly untilSequence?: number;
+}
+
+const CUSTODY_FILE = 'custody.json';
+/** Largest custody file read: thousands of rotations of the largest keys. */
+const MAX_CUSTODY_BYTES = 16 << 20;
+
+const custodySchema = t.object({
+  version: t.literal(1),
+  keys: t.array(
+    t.object({
+      keyId: t.string({ maxLength: 128 }),
+      scheme: t.oneOf(...SCHEME_NAMES),
+      publicKey: t.string({ maxLength: 16384 }),
+      createdAt: t.uint(),
+      notBefore: t.uint(),
+      notAfter: t.uint(),
+      epoch: t.uint(),
+      fromSequence: t.uint(),
+      untilSequence: t.optional(t.uint()),
+    }),
+    { maxLength: 1 << 16 },
+  ),
+});
+
+const corrupt = (path: string, reason: string, cause?: unknown): never => {
+  throw new CryptoError('KEYSTORE_CORRUPT', `${path}: ${reason}`, cause === undefined ? undefined : { cause });
+};
+
+/**
+ * The custody history of the key store in `directory`, oldest first (the last record is the key
+ * in force), or `undefined` when there is none yet.
+ * @throws {CryptoError} `KEYSTORE_CORRUPT` when the file does not parse, or its records do not chain (epochs one apart, positions contiguous).
+ */
+export async function readCustody(directory: string): Promise<CustodyRecord[] | undefined> {
+  const path = join(directory, CUSTODY_FILE);
+  let text: string;
+  try {
+    const bytes = await readFile(path);
+    if (bytes.length > MAX_CUSTODY_BYTES) corrupt(path, `larger than ${MAX_CUSTODY_BYTES} bytes`);
+    text = bytes.toString('utf8');
+  } catch (error) {
+    if (error instanceof Error && (error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  let parsed;
+  try {
+    parsed = custodySchema.parse(JSON.parse(text));
+  } catch (cause) {
+    return corrupt(path, 'not a custody record', cause);
+  }
+  const records = parsed.keys.map(
+    (k): CustodyRecord => ({
+      descriptor: { keyId: k.keyId as KeyId, scheme: k.scheme, publicKey: new Uint8Array(Buffer.from(k.publicKey, 'base64url')), createdAt: k.createdAt, notBefore: k.notBefore, notAfter: k.notAfter },
+      epoch: k.epoch,
+      fromSequence: k.fromSequence,
+      ...(k.untilSequence === undefined ? {} : { untilSequence: k.untilSequence }),
+    }),
+  );
+  records.forEach((record, i) => {
+    if (!isKeyId(record.descriptor.keyId)) corrupt(path, `record ${i} names no key id`);
+    const next = records[i + 1];
+    if (next === undefined) {
+      if (record.untilSequence !== undefined) corrupt(path, 'the key in force has an end');
+    } else if (next.epoch !== record.epoch + 1 || record.untilSequence === undefined || next.fromSequence !== record.untilSequence + 1) {
+      corrupt(path, `records ${i} and ${i + 1} do not chain`);
+    }
+  });
+  if (records.length === 0) corrupt(path, 'no key in force');
+  return records;
+}
+
+/** Replaces the custody history of the key store in `directory` atomically and durably. */
+export async function writeCustody(directory: string, records: readonly CustodyRecord[]): Promise<void> {
+  const keys = records.map(({ descriptor: d, epoch, fromSequence, untilSequence }) => ({
+    keyId: d.keyId,
+    scheme: d.scheme,
+    publicKey: Buffer.from(d.publicKey).toString('base64url'),
+    createdAt: d.createdAt,
+    notBefore: d.notBefore,
+    notAfter: d.notAfter,
+    epoch,
+    fromSequence,
+    ...(untilSequence === undefined ? {} : { untilSequence }),
+  }));
+  await atomicWriteFile(join(directory, CUSTODY_FILE), new TextEncoder().encode(`${JSON.stringify({ version: 1, keys }, null, 1)}\n`));
+}

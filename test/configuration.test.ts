@@ -1,0 +1,113 @@
+/**
+ * The replicated configuration (protocols/consensus/configuration.ts): key rotations executed as
+ * commands, checked the same way at every replica, carried by snapshots; application commands
+ * untouched.
+ */
+import test from 'ava';
+import fc from 'fast-check';
+import {
+  CONFIGURATION_SESSION_PREFIX,
+  ConfiguredState,
+  ConsensusError,
+  KvStateMachine,
+  configurationResponse,
+  kvPayload,
+  kvResponse,
+  type Command,
+} from '../protocols/consensus/index.js';
+import { encodeRotationCertificate, KeyManager, SchemeRegistry, SigningKey, type KeyDescriptor, type SignaturePolicy } from '../protocols/crypto/index.js';
+import { testSeed } from './helpers/seed.js';
+
+const schemes = SchemeRegistry.create();
+const T0 = Date.UTC(2026, 0, 1);
+
+/** A cluster of `n` members with Ed25519 keys: their managers, and the configuration over a key-value machine. */
+function cluster(n: number, policy: SignaturePolicy = 'classical'): { managers: KeyManager[]; state: ConfiguredState; genesis: KeyDescriptor[] } {
+  const managers = Array.from({ length: n }, (_, member) => new KeyManager({ member, schemes, key: SigningKey.generate(schemes.get('Ed25519'), T0 + member) }));
+  const genesis = managers.map((m) => m.directory.current(m.member).descriptor);
+  return { managers, state: new ConfiguredState(new KvStateMachine(), genesis, schemes, policy), genesis };
+}
+
+let timestamps = 0;
+const configure = (payload: Uint8Array): Command => ({ client: `${CONFIGURATION_SESSION_PREFIX}test`, timestamp: ++timestamps, payload });
+const put = (key: string): Command => ({ client: 'app', timestamp: ++timestamps, payload: kvPayload({ type: 'put', key, value: 'v' }) });
+
+test('application commands reach the state machine, and with no rotation the hash is the machine\'s own', (t) => {
+  const { state } = cluster(4);
+  const plain = new KvStateMachine();
+  for (const key of ['a', 'b']) {
+    const command = put(key);
+    t.deepEqual(kvResponse(state.apply(command)), kvResponse(plain.apply(command)));
+  }
+  t.deepEqual(state.hash(), plain.hash());
+});
+
+test('a rotation signed by the key in force and its successor is installed; it changes the hash, and the next one chains on it', (t) => {
+  const { managers, state } = cluster(4);
+  const manager = managers[2] as KeyManager;
+  const before = state.hash();
+  const cert = manager.propose(T0 + 1000);
+  t.deepEqual(configurationResponse(state.apply(configure(encodeRotationCertificate(cert)))), { ok: true, member: 2, epoch: 1, keyId: cert.next.keyId });
+  t.is(state.current(2).descriptor.keyId, cert.next.keyId);
+  t.is(state.current(2).epoch, 1);
+  t.notDeepEqual(state.hash(), before);
+  manager.applyRotation(cert, 10);
+  const second = manager.propose(T0 + 2000);
+  t.like(configurationResponse(state.apply(configure(encodeRotationCertificate(second)))), { ok: true, epoch: 2, keyId: second.next.keyId });
+  t.is(state.rotations().length, 2);
+});
+
+test('a replayed rotation, one for a member outside the configuration, garbage, and a scheme the policy refuses are refused and change nothing', (t) => {
+  const { managers, state } = cluster(4);
+  const manager = managers[0] as KeyManager;
+  const cert = encodeRotationCertificate(manager.propose(T0 + 1000));
+  t.true(configurationResponse(state.apply(configure(cert))).ok);
+  const hash = state.hash();
+  t.like(configurationResponse(state.apply(configure(cert))), { ok: false, error: 'ROTATION_INVALID' }, 'the same certificate again no longer replaces the key in force');
+  const stranger = new KeyManager({ member: 7, schemes, key: SigningKey.generate(schemes.get('Ed25519'), T0) });
+  t.like(configurationResponse(state.apply(configure(encodeRotationCertificate(stranger.propose(T0 + 1))))), { ok: false, error: 'UNKNOWN_KEY' });
+  t.like(configurationResponse(state.apply(configure(new Uint8Array([1, 2, 3])))), { ok: false, error: 'ROTATION_INVALID' });
+  const quantum = (managers[1] as KeyManager).propose(T0 + 1000, schemes.get('ML-DSA-65'));
+  t.like(configurationResponse(state.apply(configure(encodeRotationCertificate(quantum)))), { ok: false, error: 'SCHEME_NOT_ALLOWED' }, 'the classical policy admits no ML-DSA key');
+  t.deepEqual(state.hash(), hash);
+  t.is(state.rotations().length, 1);
+});
+
+test('a rotation to a hybrid key under the hybrid policy is checked with both of its components', (t) => {
+  const hybrid = schemes.get('ML-DSA-65+Ed25519');
+  const manager = new KeyManager({ member: 0, schemes, key: SigningKey.generate(hybrid, T0) });
+  const state = new ConfiguredState(new KvStateMachine(), [manager.directory.current(0).descriptor], schemes, 'hybrid');
+  const cert = manager.propose(T0 + 1000);
+  t.like(configurationResponse(state.apply(configure(encodeRotationCertificate(cert)))), { ok: true, member: 0, epoch: 1 });
+});
+
+test('flipping any bit of a rotation certificate gets it refused (property)', (t) => {
+  const seed = testSeed(t);
+  const { managers, genesis } = cluster(4);
+  const bytes = encodeRotationCertificate((managers[3] as KeyManager).propose(T0 + 1000));
+  t.notThrows(() =>
+    fc.assert(
+      fc.property(fc.nat(bytes.length * 8 - 1), (bit) => {
+      const state = new ConfiguredState(new KvStateMachine(), genesis, schemes, 'classical');
+      const flipped = bytes.slice();
+      flipped[bit >> 3] = (flipped[bit >> 3] as number) ^ (1 << (bit & 7));
+      const response = configurationResponse(state.apply(configure(flipped)));
+      return !response.ok && state.rotations().length === 0;
+      }),
+      { seed, numRuns: 300 },
+    ),
+  );
+});
+
+test('a snapshot carries the configuration: the restored state has the same hash and keys; a damaged snapshot is CORRUPT_STATE', (t) => {
+  const { managers, state, genesis } = cluster(4);
+  state.apply(put('x'));
+  const cert = (managers[1] as KeyManager).propose(T0 + 1000);
+  state.apply(configure(encodeRotationCertificate(cert)));
+  const restored = new ConfiguredState(new KvStateMachine(), genesis, schemes, 'classical');
+  restored.restore(state.snapshot());
+  t.deepEqual(restored.hash(), state.hash());
+  t.is(restored.current(1).descriptor.keyId, cert.next.keyId);
+  const error = t.throws(() => restored.restore(new Uint8Array([0xc1])), { instanceOf: ConsensusError });
+  t.is(error?.code, 'CORRUPT_STATE');
+});

@@ -1,0 +1,109 @@
+/**
+ * Key rotation in a running cluster (DESIGN.md "Cryptography"): agreed through consensus, taken
+ * up by the verifier and the signer, reflected in the trust receipts are checked against; the old
+ * key stops counting, the old secret is gone, and restarted signers and verifiers keep the new key.
+ */
+import test from 'ava';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ActorRef, ActorSystem } from '../runtime/index.js';
+import { ActorSystem as KnhkSystem } from '../actors/system.js';
+import type { Cluster } from '../actors/cluster.js';
+import { configurationResponse, hashBytes } from '../protocols/consensus/index.js';
+import { receiptToJson, verifyReceipt } from '../protocols/receipts/index.js';
+import type { ClientResult } from '../actors/client.js';
+import { eventually } from './helpers/system.js';
+
+type Ask = ActorRef<{ readonly type: string; readonly [field: string]: unknown }, unknown>;
+
+function actor(system: ActorSystem, cluster: Cluster, name: string): Ask {
+  const ref = system.lookup(`${cluster.id}/${name}`);
+  if (ref === undefined) throw new Error(`${name} is not running`);
+  return ref as Ask;
+}
+
+/** Whether the cluster's verifier accepts `signature` as replica `node`'s over `digest`. */
+async function accepts(system: ActorSystem, cluster: Cluster, node: number, digest: Uint8Array, signature: Uint8Array): Promise<boolean> {
+  const answer = (await actor(system, cluster, 'verifier').ask({ type: 'verify', checks: [{ node, digest, signature }] })) as { verdicts: boolean[] };
+  return answer.verdicts[0] === true;
+}
+
+async function signature(system: ActorSystem, cluster: Cluster, node: number, digest: Uint8Array): Promise<Uint8Array> {
+  return ((await actor(system, cluster, `signer-${node}`).ask({ type: 'sign', digest })) as { signature: Uint8Array }).signature;
+}
+
+test('a key rotated through consensus: the new key signs and counts, the old one no longer does, and its secret is gone', async (t) => {
+  const system = await KnhkSystem.start({ cryptoThreads: 2 });
+  t.teardown(() => system.stop());
+  const cluster = await system.spawnCluster({ protocol: 'pbft', n: 4, policy: 'classical', kdfLog2N: 10 });
+  for (let k = 0; k < 3; k++) await cluster.submit({ type: 'put', key: `before-${k}`, value: 'v' });
+  const digest = hashBytes(new TextEncoder().encode('signed before the rotation'));
+  const before = await signature(system, cluster, 1, digest);
+  t.true(await accepts(system, cluster, 1, digest, before));
+  const oldKey = cluster.keys[1];
+
+  const rotation = await cluster.rotateKey(1);
+  t.is(String(rotation.previous.keyId), String(oldKey?.keyId));
+  t.not(String(rotation.key.keyId), String(oldKey?.keyId ?? ""));
+  t.is(rotation.key.epoch, 1);
+  t.is(rotation.key.fromSequence, rotation.sequence);
+  t.is(cluster.keys[1]?.keyId, rotation.key.keyId);
+  t.deepEqual(
+    cluster.trust.members[1]?.keys.map((k) => [k.keyId, k.validFrom, k.validUntil]),
+    [
+      [oldKey?.keyId, 0, rotation.sequence - 1],
+      [rotation.key.keyId, rotation.sequence, undefined],
+    ],
+    'the trust names both keys, each with the positions it signs for',
+  );
+
+  t.false(await accepts(system, cluster, 1, digest, before), 'a signature by the retired key is refused');
+  t.true(await accepts(system, cluster, 1, digest, await signature(system, cluster, 1, digest)), 'the signer signs with the new key');
+  const files = await readdir(join(cluster.dataDir, 'replica-1', 'keys'));
+  t.deepEqual(files.filter((f) => f.endsWith('.key')).sort(), [`${rotation.key.keyId}.key`], 'the old key file is deleted');
+
+  const after = await cluster.submit({ type: 'put', key: 'after', value: 'v' });
+  t.true(after.position > rotation.sequence);
+  for (let i = 0; i < 4; i++) await cluster.executedUpTo(i, after.position);
+  const hashes = new Set((await cluster.status()).map((s) => s.stateHash));
+  t.is(hashes.size, 1, 'every replica holds the same state, configuration included');
+  const verdict = verifyReceipt(receiptToJson(await after.receipt), cluster.trust);
+  t.true(verdict.ok, `a receipt after the rotation verifies against the new trust: ${JSON.stringify(verdict)}`);
+
+  // A second rotation chains on the first.
+  const second = await cluster.rotateKey(1);
+  t.is(second.key.epoch, 2);
+  t.is(second.previous.keyId, rotation.key.keyId);
+});
+
+test('rotations the replicas refuse (a tampered or replayed certificate) change nothing; restarted signers and verifiers keep the rotated key', async (t) => {
+  const system = await KnhkSystem.start({ cryptoThreads: 2 });
+  t.teardown(() => system.stop());
+  const cluster = await system.spawnCluster({ protocol: 'raft', n: 3, policy: 'classical', kdfLog2N: 10 });
+  await cluster.submit({ type: 'put', key: 'k', value: 'v' });
+  const signer = actor(system, cluster, 'signer-2');
+  const { certificate } = (await signer.ask({ type: 'propose-rotation' })) as { certificate: Uint8Array };
+  const client = actor(system, cluster, 'client') as unknown as ActorRef<{ type: 'configure'; payload: Uint8Array }, ClientResult>;
+  const tampered = certificate.slice();
+  tampered[tampered.length - 1] = (tampered[tampered.length - 1] as number) ^ 1;
+  const refused = configurationResponse((await client.ask({ type: 'configure', payload: tampered })).response);
+  t.like(refused, { ok: false, error: 'ROTATION_INVALID' }, 'a tampered certificate is refused by the replicas');
+  t.is(cluster.keys[2]?.epoch, 0);
+
+  // The signer proposed already: rotateKey finishes that proposal rather than making another key.
+  const rotation = await cluster.rotateKey(2);
+  t.like(configurationResponse((await client.ask({ type: 'configure', payload: certificate })).response), { ok: false, error: 'ROTATION_INVALID' }, 'a replayed certificate is refused');
+
+  await system.control(signer).kill('test: the signer dies after the rotation');
+  await system.control(actor(system, cluster, 'verifier')).kill('test: the verifier dies after the rotation');
+  const digest = hashBytes(new TextEncoder().encode('after the restarts'));
+  let fresh: Uint8Array | undefined;
+  await eventually(async () => {
+    fresh = await signature(system, cluster, 2, digest).catch(() => undefined);
+    return fresh !== undefined && (await accepts(system, cluster, 2, digest, fresh).catch(() => false));
+  });
+  const described = (await actor(system, cluster, 'signer-2').ask({ type: 'describe' })) as { key: { keyId: string; epoch: number } };
+  t.like(described.key, { keyId: rotation.key.keyId, epoch: 1 }, 'the restarted signer holds the key in force');
+  const last = await cluster.submit({ type: 'put', key: 'k', value: 'w' });
+  t.true(last.position > rotation.sequence, 'the cluster commits after the restarts');
+});
