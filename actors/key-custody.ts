@@ -11,7 +11,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { t } from '../schema/schema.js';
+import { t, type Schema } from '../schema/schema.js';
 import { CryptoError, isKeyId, SCHEME_NAMES, type KeyDescriptor, type KeyId } from '../protocols/crypto/index.js';
 import { atomicWriteFile } from './key-store.js';
 
@@ -30,22 +30,24 @@ const CUSTODY_FILE = 'custody.json';
 /** Largest custody file read: thousands of rotations of the largest keys. */
 const MAX_CUSTODY_BYTES = 16 << 20;
 
+/** The fields of one key of a custody history, with its public key as `publicKey` encodes it (bytes in messages, base64url in the file). */
+export function custodyFields<P>(publicKey: Schema<P>) {
+  return {
+    keyId: t.string({ maxLength: 128 }),
+    scheme: t.oneOf(...SCHEME_NAMES),
+    publicKey,
+    createdAt: t.uint(),
+    notBefore: t.uint(),
+    notAfter: t.uint(),
+    epoch: t.uint(),
+    fromSequence: t.uint(),
+    untilSequence: t.optional(t.uint()),
+  };
+}
+
 const custodySchema = t.object({
   version: t.literal(1),
-  keys: t.array(
-    t.object({
-      keyId: t.string({ maxLength: 128 }),
-      scheme: t.oneOf(...SCHEME_NAMES),
-      publicKey: t.string({ maxLength: 16384 }),
-      createdAt: t.uint(),
-      notBefore: t.uint(),
-      notAfter: t.uint(),
-      epoch: t.uint(),
-      fromSequence: t.uint(),
-      untilSequence: t.optional(t.uint()),
-    }),
-    { maxLength: 1 << 16 },
-  ),
+  keys: t.array(t.object(custodyFields(t.string({ maxLength: 16384 }))), { maxLength: 1 << 16 }),
 });
 
 const corrupt = (path: string, reason: string, cause?: unknown): never => {

@@ -33,7 +33,7 @@ import {
 } from '../protocols/crypto/index.js';
 import { treeHeadContext } from '../protocols/receipts/index.js';
 import { measured, observedSchemes } from './crypto-telemetry.js';
-import { readCustody, writeCustody, type CustodyRecord } from './key-custody.js';
+import { custodyFields, readCustody, writeCustody, type CustodyRecord } from './key-custody.js';
 import { KeyStore } from './key-store.js';
 
 /** The public half of a replica's key, as the cluster learns it from the signer, with its epoch and the log positions it signs for. */
@@ -59,17 +59,7 @@ export interface SignerArgs {
   readonly context?: Uint8Array;
 }
 
-const descriptorSchema = t.object({
-  keyId: t.string({ maxLength: 128 }),
-  scheme: t.oneOf(...SCHEME_NAMES),
-  publicKey: t.bytes({ maxLength: 8192 }),
-  createdAt: t.uint(),
-  notBefore: t.uint(),
-  notAfter: t.uint(),
-  epoch: t.uint(),
-  fromSequence: t.uint(),
-  untilSequence: t.optional(t.uint()),
-});
+const descriptorSchema = t.object(custodyFields(t.bytes({ maxLength: 8192 })));
 
 const certificateBytes = t.bytes({ maxLength: 1 << 16 });
 

@@ -8,9 +8,6 @@
  * Serial: the tests share this process's SDK and count its metric points exactly.
  */
 import test, { type ExecutionContext } from 'ava';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { context, metrics, trace, type Attributes } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { MeterProvider, MetricReader, type DataPoint, type Histogram, type MetricData } from '@opentelemetry/sdk-metrics';
@@ -30,6 +27,7 @@ import { PoolSpans } from './fixtures/actors.js';
 import { testSeed } from './helpers/seed.js';
 import { startSystem } from './helpers/system.js';
 import { undeclaredTelemetry } from './helpers/telemetry.js';
+import { tempDir } from './helpers/temp.js';
 
 class TestReader extends MetricReader {
   protected override async onShutdown(): Promise<void> {}
@@ -111,12 +109,6 @@ function timed(t: ExecutionContext, span: SpanRecord | undefined): void {
   const us = span?.attributes['crypto.duration_us'] as number;
   t.true(us >= 0, `${span?.name} has a duration`);
   t.true(Math.abs((span?.attributes['crypto.chatman_ticks'] as number) - us / 125) <= 1e-9 * us, `${span?.name}: ticks of 125 µs`);
-}
-
-async function tempDir(t: ExecutionContext, prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
 }
 
 test.serial('pool threads: crypto.sign, and the verifier\'s crypto.verify with its policy check, each with one crypto.hybrid.breakdown child per component; a released key fails with KEY_DISPOSED', async (t) => {

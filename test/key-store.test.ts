@@ -6,8 +6,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
-import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { scryptAsync } from '@noble/hashes/scrypt.js';
@@ -25,6 +24,7 @@ import {
   type SignatureScheme,
 } from '../protocols/crypto/index.js';
 import { testSeed } from './helpers/seed.js';
+import { tempDir } from './helpers/temp.js';
 
 const registry = SchemeRegistry.create();
 /** 2023-11-14T22:13:20.123Z. */
@@ -36,13 +36,6 @@ const message = utf8ToBytes('commit 12 at view 4');
 const KEYSTORE_CODES: ReadonlySet<CryptoErrorCode> = new Set<CryptoErrorCode>(['KEYSTORE_WRONG_PASSPHRASE', 'KEYSTORE_CORRUPT', 'KEYSTORE_MISMATCH', 'KEYSTORE_UNSUPPORTED']);
 const SCHEMES: readonly SignatureScheme[] = [registry.get('Ed25519'), registry.get('ML-DSA-44'), registry.get('ML-DSA-65+Ed25519')];
 
-/** A fresh directory under the OS temp dir, removed when the test ends. */
-async function tempDir(t: ExecutionContext): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'knhk-key-store-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 function code(c: CryptoErrorCode): { instanceOf: typeof CryptoError; code: CryptoErrorCode } {
   return { instanceOf: CryptoError, code: c };
 }
@@ -51,7 +44,7 @@ function code(c: CryptoErrorCode): { instanceOf: typeof CryptoError; code: Crypt
 async function savedKey(t: ExecutionContext, scheme: SignatureScheme = registry.get('Ed25519')): Promise<{ path: string; key: SigningKey }> {
   const key = SigningKey.generate(scheme, CREATED_AT);
   t.teardown(() => key.dispose());
-  const path = join(await tempDir(t), 'replica.key');
+  const path = join(await tempDir(t, 'knhk-key-store-'), 'replica.key');
   await writeKeyFile(path, key, PASSPHRASE, { kdf: FAST });
   return { path, key };
 }
@@ -68,7 +61,7 @@ async function rejection(promise: Promise<SigningKey>): Promise<CryptoErrorCode 
 
 for (const scheme of SCHEMES) {
   test(`round trip: ${scheme.name} saved and loaded signs for the original public key`, async (t) => {
-    const store = new KeyStore(await tempDir(t), registry, { kdf: FAST });
+    const store = new KeyStore(await tempDir(t, 'knhk-key-store-'), registry, { kdf: FAST });
     using original = SigningKey.generate(scheme, CREATED_AT);
     await store.save(original, PASSPHRASE);
     t.deepEqual(await store.list(), [original.keyId]);
@@ -83,7 +76,7 @@ for (const scheme of SCHEMES) {
 
 test('the default scrypt parameters (N = 2^17, r = 8, p = 1) are written and read back', async (t) => {
   using key = SigningKey.generate(registry.get('Ed25519'), CREATED_AT);
-  const path = join(await tempDir(t), 'default.key');
+  const path = join(await tempDir(t, 'knhk-key-store-'), 'default.key');
   await writeKeyFile(path, key, PASSPHRASE);
   const file = await readFile(path);
   t.deepEqual([...file.subarray(10, 19)], [17, 0, 0, 0, 8, 0, 0, 0, 1]);
@@ -99,7 +92,7 @@ test('a wrong passphrase is KEYSTORE_WRONG_PASSPHRASE', async (t) => {
 
 test('a passphrase given as text is NFC-normalized: composed and decomposed forms open the same file', async (t) => {
   using key = SigningKey.generate(registry.get('Ed25519'), CREATED_AT);
-  const path = join(await tempDir(t), 'nfc.key');
+  const path = join(await tempDir(t, 'knhk-key-store-'), 'nfc.key');
   await writeKeyFile(path, key, 'pass\u00e9', { kdf: FAST });
   using loaded = await readKeyFile(path, 'passe\u0301', registry);
   t.is(loaded.keyId, key.keyId);
@@ -166,14 +159,14 @@ test('a secret that does not produce the stored public key is KEYSTORE_MISMATCH'
     const pair = scheme.keygen();
     // adopt trusts its pair, so it can make the inconsistent key a buggy writer would store.
     using forged = SigningKey.adopt(scheme, { publicKey: other.publicKey, secretKey: pair.secretKey }, CREATED_AT);
-    const path = join(await tempDir(t), 'forged.key');
+    const path = join(await tempDir(t, 'knhk-key-store-'), 'forged.key');
     await writeKeyFile(path, forged, PASSPHRASE, { kdf: FAST });
     await t.throwsAsync(readKeyFile(path, PASSPHRASE, registry), code('KEYSTORE_MISMATCH'), scheme.name);
   }
 });
 
 test('a key file under another key id name is KEYSTORE_MISMATCH; a missing one is KEYSTORE_NOT_FOUND', async (t) => {
-  const store = new KeyStore(await tempDir(t), registry, { kdf: FAST });
+  const store = new KeyStore(await tempDir(t, 'knhk-key-store-'), registry, { kdf: FAST });
   using a = SigningKey.generate(registry.get('Ed25519'), CREATED_AT);
   using b = SigningKey.generate(registry.get('Ed25519'), CREATED_AT);
   await t.throwsAsync(store.load(a.keyId, PASSPHRASE), code('KEYSTORE_NOT_FOUND'));
@@ -183,7 +176,7 @@ test('a key file under another key id name is KEYSTORE_MISMATCH; a missing one i
 });
 
 test('a store reads only files named by key ids, and only files of key-file size', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'knhk-key-store-');
   const store = new KeyStore(dir, registry, { kdf: FAST });
   await t.throwsAsync(store.load('../../etc/passwd' as KeyId, PASSPHRASE), code('INVALID_INPUT'));
   using a = SigningKey.generate(registry.get('Ed25519'), CREATED_AT);
@@ -192,7 +185,7 @@ test('a store reads only files named by key ids, and only files of key-file size
 });
 
 test('an interrupted replacement leaves the previous file intact and loadable', async (t) => {
-  const store = new KeyStore(await tempDir(t), registry, { kdf: FAST });
+  const store = new KeyStore(await tempDir(t, 'knhk-key-store-'), registry, { kdf: FAST });
   using first = SigningKey.generate(registry.get('Ed25519'), CREATED_AT);
   const path = await store.save(first, PASSPHRASE);
   const before = await readFile(path);

@@ -3,25 +3,18 @@
  * killed mid-write, damaged or foreign storage is refused, and a PBFT replica restarts from it.
  */
 import test from 'ava';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { open as openLmdb } from 'lmdb';
 import { ReplicaStore, StorageError, type ReplicaIdentity } from '../actors/replica-store.js';
+import { tempDir } from './helpers/temp.js';
 import { command, consensusConfig, KvStateMachine, kvPayload, type Ready } from '../protocols/consensus/index.js';
 import { PbftCore, prepare, prePrepare, commit, type PbftMessage } from '../protocols/pbft/index.js';
 
 const identity: ReplicaIdentity = { clusterId: 'c1', nodeId: 1, protocol: 'pbft', n: 4 };
 
-async function tempDir(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'knhk-store-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 test('records survive a reopen, deletes included, with nested bytes intact', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'knhk-store-');
   const store = await ReplicaStore.open(dir, identity);
   await store.apply([
     { key: 'view', value: { view: 3, changing: false } },
@@ -42,7 +35,7 @@ test('records survive a reopen, deletes included, with nested bytes intact', asy
 });
 
 test('a directory holding another replica or cluster is refused', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'knhk-store-');
   await (await ReplicaStore.open(dir, identity)).close();
   for (const other of [{ ...identity, nodeId: 2 }, { ...identity, clusterId: 'c2' }, { ...identity, protocol: 'raft' as const }, { ...identity, n: 7 }]) {
     const error = await t.throwsAsync(ReplicaStore.open(dir, other), { instanceOf: StorageError });
@@ -52,7 +45,7 @@ test('a directory holding another replica or cluster is refused', async (t) => {
 });
 
 test('a damaged record is reported with its key, never used', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'knhk-store-');
   const store = await ReplicaStore.open(dir, identity);
   await store.apply([{ key: 'view', value: { view: 1, changing: false } }, { key: 'slot/7', value: { x: 1 } }]);
   await store.close();
@@ -69,7 +62,7 @@ test('a damaged record is reported with its key, never used', async (t) => {
 });
 
 test('a step is atomic when its thread is killed mid-write', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'knhk-store-');
   for (let round = 0; round < 3; round++) {
     const worker = new Worker(new URL('./fixtures/store-writer.js', import.meta.url), { workerData: { dir } });
     await new Promise<void>((resolve, reject) => {
@@ -91,7 +84,7 @@ test('a step is atomic when its thread is killed mid-write', async (t) => {
 });
 
 test('a PBFT replica restarts from its store into the state it had persisted', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'knhk-store-');
   const config = consensusConfig({ nodeId: 1, n: 4, algorithm: 'pbft' });
   const boot = async (): Promise<{ store: ReplicaStore; core: PbftCore; first: Ready<PbftMessage> }> => {
     const store = await ReplicaStore.open(dir, identity);

@@ -1,0 +1,100 @@
+/**
+ * A signer's key custody across rotations and restarts (actors/signer.ts, actors/key-custody.ts):
+ * a successor sealed at proposal survives the signer, adoption retires the old key on disk, and a
+ * damaged or ambiguous custody record is a typed error, never a guess.
+ */
+import test from 'ava';
+import { readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Signer, type SignerArgs } from '../actors/signer.js';
+import { readCustody, writeCustody } from '../actors/key-custody.js';
+import { KeyStore } from '../actors/key-store.js';
+import { CryptoError, decodeRotationCertificate, KeyManager, SchemeRegistry, SigningKey, encodeRotationCertificate } from '../protocols/crypto/index.js';
+import { startSystem } from './helpers/system.js';
+import { tempDir } from './helpers/temp.js';
+
+const schemes = SchemeRegistry.create();
+
+async function signerArgs(t: Parameters<typeof tempDir>[0]): Promise<SignerArgs> {
+  return { directory: await tempDir(t, 'knhk-custody-'), member: 3, scheme: 'Ed25519', passphrase: 'custody', kdfLog2N: 10 };
+}
+
+type SignerRef = Awaited<ReturnType<typeof spawnSigner>>;
+
+function spawnSigner(system: Awaited<ReturnType<typeof startSystem>>, name: string, args: SignerArgs) {
+  return system.spawn(Signer, { name, args });
+}
+
+/** The keys a signer describes, or what it answered instead. */
+function keysOf(answer: Awaited<ReturnType<SignerRef['ask']>>) {
+  if (answer.type !== 'key') throw new Error(`expected the signer's keys, got ${JSON.stringify(answer)}`);
+  return answer;
+}
+
+async function proposal(signer: SignerRef): Promise<Uint8Array> {
+  const answer = await signer.ask({ type: 'propose-rotation' });
+  if (answer.type !== 'rotation') throw new Error(`expected a rotation, got ${JSON.stringify(answer)}`);
+  return answer.certificate;
+}
+
+test('a successor proposed by one incarnation is adopted by the next; the old key file goes, the history stays', async (t) => {
+  const system = await startSystem(t);
+  const args = await signerArgs(t);
+  const first = await spawnSigner(system, 'first', args);
+  const before = keysOf(await first.ask({ type: 'describe' }));
+  t.like(before.key, { epoch: 0, fromSequence: 0 });
+  t.is(before.key.untilSequence, undefined);
+  const certificate = await proposal(first);
+  t.deepEqual(await proposal(first), certificate, 'asked again, the pending proposal is answered');
+  await system.root.stopChild('first');
+
+  const second = await spawnSigner(system, 'second', args);
+  t.is(keysOf(await second.ask({ type: 'describe' })).key.keyId, before.key.keyId, 'until adoption the old key signs');
+  const adopted = keysOf(await second.ask({ type: 'adopt-rotation', certificate, sequence: 40 }));
+  const next = decodeRotationCertificate(certificate).next;
+  t.like(adopted.key, { keyId: next.keyId, epoch: 1, fromSequence: 40 });
+  t.like(adopted.history[0], { keyId: before.key.keyId, untilSequence: 39 });
+  t.deepEqual(await new KeyStore(args.directory, schemes).list(), [next.keyId], 'only the new key is stored');
+  t.is(keysOf(await second.ask({ type: 'adopt-rotation', certificate, sequence: 40 })).key.keyId, next.keyId, 'adopting again changes nothing');
+  await system.root.stopChild('second');
+
+  const third = await spawnSigner(system, 'third', args);
+  t.deepEqual(keysOf(await third.ask({ type: 'describe' })).history.map((k) => k.keyId), [before.key.keyId, next.keyId]);
+});
+
+test("a rotation of another member's key is refused and the signer keeps its key", async (t) => {
+  const system = await startSystem(t);
+  const args = await signerArgs(t);
+  const signer = await spawnSigner(system, 'signer', args);
+  const before = keysOf(await signer.ask({ type: 'describe' }));
+  const stranger = new KeyManager({ member: 1, schemes, key: SigningKey.generate(schemes.get('Ed25519'), Date.now()) });
+  const foreign = encodeRotationCertificate(stranger.propose(Date.now()));
+  t.like(await signer.ask({ type: 'adopt-rotation', certificate: foreign, sequence: 5 }), { type: 'refused', code: 'ROTATION_INVALID' });
+  t.like(await signer.ask({ type: 'adopt-rotation', certificate: new Uint8Array([1, 2, 3]), sequence: 5 }), { type: 'refused', code: 'ROTATION_INVALID' });
+  t.is(keysOf(await signer.ask({ type: 'describe' })).key.keyId, before.key.keyId);
+  t.like(await signer.ask({ type: 'sign', digest: new Uint8Array(32) }), { type: 'signature' });
+});
+
+test('a damaged custody record, one whose keys do not chain, and several keys with no record are KEYSTORE_CORRUPT', async (t) => {
+  const system = await startSystem(t);
+  const args = await signerArgs(t);
+  await spawnSigner(system, 'signer', args);
+  await system.root.stopChild('signer');
+  const history = (await readCustody(args.directory)) ?? [];
+  t.is(history.length, 1);
+
+  await writeCustody(args.directory, [...history, { ...(history[0] as (typeof history)[number]), epoch: 5, fromSequence: 9 }]);
+  await t.throwsAsync(readCustody(args.directory), { instanceOf: CryptoError, message: /do not chain/ });
+  await writeFile(join(args.directory, 'custody.json'), '{"version":1,"keys":[{"keyId":');
+  await t.throwsAsync(readCustody(args.directory), { instanceOf: CryptoError, message: /not a custody record/ });
+  const refused = await t.throwsAsync(spawnSigner(system, 'again', args));
+  t.regex(refused?.message ?? '', /custody/);
+
+  // Two key files and no record saying which one signs.
+  const bare = await signerArgs(t);
+  const store = new KeyStore(bare.directory, schemes, { kdf: { log2N: 10, r: 8, p: 1 } });
+  for (const offset of [0, 1]) await store.save(SigningKey.generate(schemes.get('Ed25519'), Date.now() + offset), bare.passphrase);
+  const ambiguous = await t.throwsAsync(spawnSigner(system, 'ambiguous', bare));
+  t.regex(ambiguous?.message ?? '', /2 keys and no custody record/);
+  t.is((await readdir(bare.directory)).filter((f) => f === 'custody.json').length, 0, 'nothing is written over an ambiguous store');
+});
