@@ -71,9 +71,9 @@ interface InFlight {
   sends: number;
   /** When it was submitted (`performance.now()`). */
   readonly submitted: number;
-  /** Its `consensus.command` span, and the context its requests go out in. */
-  readonly span: Span;
-  readonly trace: Context;
+  /** Its `consensus.command` span and the context its requests go out in (none with instrumentation compiled out). */
+  readonly span: Span | undefined;
+  readonly trace: Context | undefined;
 }
 
 /** A cluster's client. */
@@ -109,9 +109,11 @@ export const Client = defineBehavior({
     const send = (flight: InFlight): void => {
       const everyone = flight.sends > 0 || leader === undefined;
       flight.sends++;
-      context.with(flight.trace, () => {
+      const tell = (): void => {
         for (let i = 0; i < n; i++) if (everyone || i === leader) replicas.tell(i, { type: 'request', command: flight.command });
-      });
+      };
+      if (flight.trace === undefined) tell();
+      else context.with(flight.trace, tell);
       // Retries back off (up to 8×), so that an overloaded cluster is not buried under copies.
       const wait = args.retryMs * 2 ** Math.min(3, flight.sends - 1);
       ctx.timers.start(flight.command.client, wait, { type: 'retry', session: flight.command.client });
@@ -125,7 +127,11 @@ export const Client = defineBehavior({
             const session = msg.type === 'configure' ? configurationSession : (free.pop() ?? `${args.sessionPrefix}-${sessions++}`);
             const timestamp = (timestamps.get(session) ?? 0) + 1;
             timestamps.set(session, timestamp);
-            const span = tracer().startSpan('consensus.command', { kind: SpanKind.CLIENT, attributes: commandLabels }, context.active());
+            // One configuration command at a time: one sent again replaces the one in flight.
+            const replaced = inFlight.get(session);
+            replaced?.span?.setStatus({ code: SpanStatusCode.ERROR, message: 'replaced by another command of its session' });
+            replaced?.span?.end();
+            const span = INSTRUMENTED ? tracer().startSpan('consensus.command', { kind: SpanKind.CLIENT, attributes: commandLabels }, context.active()) : undefined;
             const flight: InFlight = {
               command: { client: session, timestamp, payload: msg.payload },
               sender: from,
@@ -133,7 +139,7 @@ export const Client = defineBehavior({
               sends: 0,
               submitted: performance.now(),
               span,
-              trace: trace.setSpan(context.active(), span),
+              trace: span === undefined ? undefined : trace.setSpan(context.active(), span),
             };
             inFlight.set(session, flight);
             send(flight);
@@ -159,7 +165,7 @@ export const Client = defineBehavior({
             ctx.timers.cancel(reply.client);
             if (reply.client !== configurationSession) free.push(reply.client);
             if (labels !== undefined) instruments().latency.record(performance.now() - flight.submitted, labels);
-            if (flight.span.isRecording()) {
+            if (flight.span?.isRecording() === true) {
               flight.span.setAttributes({
                 'consensus.sequence': reply.position,
                 'consensus.view': reply.view,
@@ -167,7 +173,7 @@ export const Client = defineBehavior({
                 'consensus.command.attempts': flight.sends,
               });
             }
-            flight.span.end();
+            flight.span?.end();
             // The asker may have given up (its ask timed out); the answer is then a dead letter.
             if (flight.sender.expectsReply) {
               flight.sender.reply({ response: reply.response, position: reply.position, view: reply.view, replicas: [...voters], client: reply.client, timestamp: reply.timestamp });
@@ -179,8 +185,8 @@ export const Client = defineBehavior({
       signal: (signal) => replicas.signal(signal),
       stop() {
         for (const flight of inFlight.values()) {
-          flight.span.setStatus({ code: SpanStatusCode.ERROR, message: 'the client stopped before the command was accepted' });
-          flight.span.end();
+          flight.span?.setStatus({ code: SpanStatusCode.ERROR, message: 'the client stopped before the command was accepted' });
+          flight.span?.end();
         }
       },
       inspect: () => ({ inFlight: inFlight.size, sessions, leader }),

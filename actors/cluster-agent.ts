@@ -2,8 +2,9 @@
  * The cluster agent: the actor in the embedding program's thread that a cluster's replicas
  * report to. It hands each replica the faults in force when it starts (a restarted replica is
  * as partitioned, delayed or Byzantine as its predecessor) and a restarted verifier the key
- * rotations committed since the cluster started, and passes executions, tree-head signatures and
- * evidence to the cluster object that owns it. Its messages come from worker threads, so they
+ * rotations committed since the cluster started, and passes executions, tree-head signatures,
+ * evidence and key rotations (installed by a replica's configuration, adopted by a signer) to the
+ * cluster object that owns it. Its messages come from worker threads, so they
  * are validated like any other; a replica cannot make it throw.
  */
 import { defineBehavior, t, type Infer } from '../runtime/index.js';
@@ -30,20 +31,26 @@ export const executedPositionSchema = t.variants({
 /** An execution as a replica reports it. */
 export type ExecutedPosition = Infer<typeof executedPositionSchema>;
 
-/** A key rotation consensus committed: its certificate (protocols/crypto/key-rotation.ts) and the position it committed at. */
-export interface CommittedRotation {
+/** A key rotation consensus committed: its certificate (protocols/crypto/key-rotation.ts), the position it committed at, and whether the member's signer has adopted it. */
+export interface KnownRotation {
   readonly certificate: Uint8Array;
   readonly sequence: number;
+  readonly adopted: boolean;
 }
 
-const rotationSchema = t.object({ certificate: t.bytes({ maxLength: 1 << 16 }), sequence: t.uint() });
+const certificate = t.bytes({ maxLength: 1 << 16 });
+const rotationSchema = t.object({ certificate, sequence: t.uint(), adopted: t.boolean() });
 
 /** What the agent passes to its owner. */
 export interface AgentSink {
   /** The faults replica `node` must apply now. */
   faultsFor(node: number): { readonly links: LinkFaults; readonly byzantine?: ByzantineMode };
   /** The key rotations committed since the cluster started, in order. */
-  rotations(): readonly CommittedRotation[];
+  rotations(): readonly KnownRotation[];
+  /** Replica `node`'s configuration installed a rotation at `sequence`. */
+  rotationInstalled(node: number, certificate: Uint8Array, sequence: number): void;
+  /** Replica `node`'s signer adopted its rotated key `keyId`. */
+  rotationAdopted(node: number, keyId: string): void;
   applied(node: number, executed: ExecutedPosition): void;
   evidence(node: number, kind: string, accused: number, detail: string): void;
   /** One replica's signed tree head (one signature). */
@@ -61,6 +68,10 @@ export const ClusterAgent = defineBehavior({
     evidence: { node: t.uint(), kind: t.string({ maxLength: 64 }), accused: t.uint(), detail: t.string({ maxLength: 4096 }) },
     /** A replica's signature over its receipt log's tree head after a position. */
     'tree-head': { signed: BINARY_SCHEMAS.signedTreeHead },
+    /** A replica's configuration installed a key rotation at log position `sequence`. */
+    rotation: { node: t.uint(), certificate, sequence: t.uint() },
+    /** A replica's signer adopted its rotated key. */
+    adopted: { node: t.uint(), keyId: t.string({ maxLength: 128 }) },
   }),
   replies: t.variants({
     faults: { links: linkFaultsSchema, byzantine: t.optional(t.oneOf(...BYZANTINE_MODES)) },
@@ -80,6 +91,10 @@ export const ClusterAgent = defineBehavior({
             return sink.evidence(msg.node, msg.kind, msg.accused, msg.detail);
           case 'tree-head':
             return sink.treeHead(msg.signed);
+          case 'rotation':
+            return sink.rotationInstalled(msg.node, msg.certificate, msg.sequence);
+          case 'adopted':
+            return sink.rotationAdopted(msg.node, msg.keyId);
         }
       },
     };

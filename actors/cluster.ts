@@ -20,11 +20,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { SpanStatusCode } from '@opentelemetry/api';
-import { ConfigError, tracerOf, type ActorRef, type ActorSystem, type Supervisor } from '../runtime/index.js';
+import { AskTimeout, ConfigError, tracerOf, type ActorRef, type ActorSystem, type Supervisor } from '../runtime/index.js';
 import { configurationResponse, consensusConfig, hex, kvPayload, type ConsensusAlgorithm, type ConsensusConfig, type KvOperation } from '../protocols/consensus/index.js';
-import { CryptoError, isSignaturePolicy, DEFAULT_HYBRID, type SchemeName, type SignaturePolicy } from '../protocols/crypto/index.js';
+import { CryptoError, decodeRotationCertificate, isSignaturePolicy, DEFAULT_HYBRID, type RotationCertificate, type SchemeName, type SignaturePolicy } from '../protocols/crypto/index.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
-import { ClusterAgent, type AgentSink, type CommittedRotation, type ExecutedPosition } from './cluster-agent.js';
+import { ClusterAgent, type AgentSink, type ExecutedPosition } from './cluster-agent.js';
 import { Client, type ClientResult } from './client.js';
 import { checkDelay, checkPartition, HEALTHY, type LinkDelay, type LinkFaults } from './link-faults.js';
 import { Replica, type ReplicaReport, type ReplicaTuning } from './replica.js';
@@ -190,8 +190,11 @@ export class Cluster {
   readonly #histories: PublicKeyDescriptor[][];
   #trust: Trust;
   #trustJson: Json<Trust>;
-  /** Rotations committed since the cluster started, for a restarted verifier (through the agent), and whether their signer adopted them. */
-  readonly #rotations: (CommittedRotation & { readonly member: number; adopted: boolean })[] = [];
+  /** Rotations replicas reported installed, by new key id and position: who reported, whether that makes them committed, whether their signer adopted them. */
+  readonly #rotations = new Map<string, { readonly cert: RotationCertificate; readonly certificate: Uint8Array; readonly sequence: number; readonly reporters: Set<number>; committed: boolean; adopted: boolean }>();
+  readonly #adoptionWaiters = new Set<{ readonly keyId: string; readonly done: () => void }>();
+  /** Matching reports that prove a rotation committed when the member's own is missing: f+1 (one for Raft, crash faults only). */
+  readonly #replyQuorum: number;
   /** Rotations are carried out one at a time. */
   #rotating: Promise<unknown> = Promise.resolve();
   readonly #collector: TreeHeadCollector;
@@ -241,6 +244,7 @@ export class Cluster {
     this.#trust = init.trust;
     this.#trustJson = trustToJson(init.trust);
     this.#collector = new TreeHeadCollector(init.trust, { verify: false });
+    this.#replyQuorum = init.config.replyQuorum;
     this.#executions = init.config.members.map(() => new Map());
     this.#highest = init.config.members.map(() => 0);
   }
@@ -261,17 +265,20 @@ export class Cluster {
 
   /**
    * Rotates replica `i`'s signing key through consensus (DESIGN.md "Cryptography"): its signer
-   * makes a successor key and a rotation certificate signed by both keys; the certificate is
-   * ordered as a configuration command, and every replica checks it against the key in force and
-   * the signature policy; once it committed, the verifier accepts the new key, the signer adopts it
-   * (wiping the old secret), and the verifier stops accepting the old one. The trust grows by the
-   * new key, valid from the rotation's position; the old key's validity ends just before it.
+   * makes a successor key and a rotation certificate signed by both keys, sealed in its store; the
+   * certificate is ordered as a configuration command, and every replica's replicated
+   * configuration checks it against the key in force and the signature policy. The replicas carry
+   * out what their configuration installed, whoever asked: each reports it to the verifier, which
+   * installs the new key on the member's report or f+1 others; replica `i` has its signer adopt
+   * the key before it signs anything for a later position (wiping the old secret), and reports the
+   * adoption, after which the old key no longer signs envelopes. The trust grows by the new key,
+   * valid from the rotation's position; the old key's validity ends just before it. A replica
+   * restarted after a rotation reports it again, so an adoption interrupted by a crash completes.
    *
-   * One rotation runs at a time; a call made meanwhile waits for the one under way. A rotation
-   * that failed after it committed (its signer down, say) is finished by the next call for the
-   * same replica.
+   * One rotation runs at a time; a call made meanwhile waits for the one under way.
    * @throws {CryptoError} the code the replicas or the signer refused the rotation with (`ROTATION_INVALID`, `SCHEME_NOT_ALLOWED`, `KEY_EXPIRED`…)
-   * @throws {AskTimeout} when the rotation was not proved committed within `timeoutMs` (default 30 s).
+   * @throws {AskTimeout} when the rotation was not proved committed and adopted within `timeoutMs`
+   *   (default 30 s): the outcome is unknown — if it commits later, the replicas still carry it out.
    */
   rotateKey(i: number, options: { readonly timeoutMs?: number } = {}): Promise<KeyRotation> {
     this.#replicaName(i);
@@ -299,45 +306,81 @@ export class Cluster {
   }
 
   async #rotate(member: number, timeoutMs: number): Promise<KeyRotation> {
-    const signer = (): ActorRef<{ type: string; certificate?: Uint8Array; sequence?: number }, unknown> => {
-      const ref = this.#system.lookup(`${this.id}/signer-${member}`);
-      if (ref === undefined) throw new CryptoError('NO_VALID_KEY', `the signer of replica ${member} is not running`);
-      return ref as ActorRef<{ type: string; certificate?: Uint8Array; sequence?: number }, unknown>;
-    };
-    const refusal = (answer: unknown): CryptoError | undefined => {
-      const { type, code, reason } = answer as { type: string; code?: string; reason?: string };
-      return type === 'refused' ? new CryptoError(code as never, reason ?? 'refused') : undefined;
-    };
-    // A rotation that committed but was not adopted is finished, not proposed again: its key is the one consensus installed.
-    let committed = this.#rotations.find((r) => r.member === member && !r.adopted);
-    if (committed === undefined) {
-      const proposal = await signer().ask({ type: 'propose-rotation' }, { timeoutMs });
-      const refused = refusal(proposal);
-      if (refused !== undefined) throw refused;
-      const { certificate } = proposal as { certificate: Uint8Array };
-      const result = await this.#client.ask({ type: 'configure', payload: certificate }, { timeoutMs });
-      const response = configurationResponse(result.response);
-      if (!response.ok) throw new CryptoError(response.error as never, `the replicas refused the rotation: ${response.reason}`);
-      committed = { member, certificate, sequence: result.position, adopted: false };
-      this.#rotations.push(committed);
+    const signer = this.#system.lookup<{ type: 'propose-rotation' }, { type: string; certificate?: Uint8Array; code?: string; reason?: string }>(`${this.id}/signer-${member}`);
+    if (signer === undefined) throw new CryptoError('NO_VALID_KEY', `the signer of replica ${member} is not running`);
+    const proposal = await signer.ask({ type: 'propose-rotation' }, { timeoutMs });
+    if (proposal.type !== 'rotation' || proposal.certificate === undefined) throw new CryptoError((proposal.code ?? 'ROTATION_INVALID') as never, proposal.reason ?? 'the signer made no proposal');
+    const cert = decodeRotationCertificate(proposal.certificate);
+    const deadline = performance.now() + timeoutMs;
+    // Waiting starts before the command is sent: the replicas may report the adoption first.
+    const adopted = this.#adoption(cert.next.keyId, timeoutMs);
+    adopted.catch(() => undefined);
+    const result = await this.#client.ask({ type: 'configure', payload: proposal.certificate }, { timeoutMs });
+    const response = configurationResponse(result.response);
+    if (!response.ok) throw new CryptoError(response.error as never, `the replicas refused the rotation: ${response.reason}`);
+    // A reply for another rotation (a client table answering a reused session) is not this one's proof.
+    if (response.member !== member || response.keyId !== cert.next.keyId) {
+      throw new CryptoError('ROTATION_INVALID', `the replicas answered for member ${response.member}'s key ${response.keyId}, not this rotation`);
     }
-    const rotation = committed;
-    const { certificate, sequence } = rotation;
-    const verifier = this.#system.lookup(`${this.id}/verifier`);
-    const installed = await verifier?.ask({ type: 'rotate', certificate, sequence }, { timeoutMs });
-    if (installed === undefined) throw new CryptoError('NO_VALID_KEY', 'the verifier is not running');
-    const refusedByVerifier = refusal(installed);
-    if (refusedByVerifier !== undefined) throw refusedByVerifier;
-    const adopted = await signer().ask({ type: 'adopt-rotation', certificate, sequence }, { timeoutMs });
-    const refusedBySigner = refusal(adopted);
-    if (refusedBySigner !== undefined) throw refusedBySigner;
-    rotation.adopted = true;
-    await verifier?.ask({ type: 'retire', member }, { timeoutMs });
-    const { history } = adopted as { history: PublicKeyDescriptor[] };
-    this.#histories[member] = history;
-    this.#trust = checkTrust({ ...this.#trust, members: this.#trust.members.map((m, k) => (k === member ? { ...m, keys: trustKeysOf(history) } : m)) });
-    this.#trustJson = trustToJson(this.#trust);
-    return { member, previous: history[history.length - 2] as PublicKeyDescriptor, key: history[history.length - 1] as PublicKeyDescriptor, sequence };
+    await Promise.race([adopted, new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - performance.now())).unref())]);
+    const history = this.#histories[member] as PublicKeyDescriptor[];
+    const key = history[history.length - 1] as PublicKeyDescriptor;
+    if (key.keyId !== cert.next.keyId) throw new AskTimeout(`the signer of replica ${member} (adopting key ${cert.next.keyId})`, timeoutMs);
+    return { member, previous: history[history.length - 2] as PublicKeyDescriptor, key, sequence: key.fromSequence };
+  }
+
+  /** Resolves once the member's signer has adopted key `keyId` (it may have already). */
+  #adoption(keyId: string, timeoutMs: number): Promise<void> {
+    if (this.#histories.some((history) => history[history.length - 1]?.keyId === keyId)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#adoptionWaiters.delete(waiter);
+        reject(new AskTimeout(`the adoption of key ${keyId}`, timeoutMs));
+      }, timeoutMs);
+      const waiter = { keyId, done: () => (clearTimeout(timer), resolve()) };
+      this.#adoptionWaiters.add(waiter);
+    });
+  }
+
+  /**
+   * A replica reported that its configuration installed a rotation at `sequence`. It counts as
+   * committed on the report of the member itself (whose own configuration installed it) or of
+   * enough replicas that one is correct.
+   */
+  #rotationInstalled(node: number, certificate: Uint8Array, sequence: number): void {
+    let cert: RotationCertificate;
+    try {
+      cert = decodeRotationCertificate(certificate);
+    } catch {
+      return;
+    }
+    const id = `${cert.next.keyId}@${sequence}`;
+    const known = this.#rotations.get(id) ?? { cert, certificate: certificate.slice(), sequence, reporters: new Set<number>(), committed: false, adopted: false };
+    known.reporters.add(node);
+    known.committed ||= node === cert.member || known.reporters.size >= this.#replyQuorum;
+    this.#rotations.set(id, known);
+  }
+
+  /** Replica `node`'s signer adopted key `keyId`: the trust grows by it, from the position its rotation committed at. */
+  #rotationAdopted(node: number, keyId: string): void {
+    const known = [...this.#rotations.values()].find((r) => r.committed && r.cert.member === node && r.cert.next.keyId === keyId);
+    const history = this.#histories[node];
+    if (known === undefined || history === undefined || known.adopted) return;
+    const current = history[history.length - 1] as PublicKeyDescriptor;
+    // Adopted before this cluster object read the signer's keys (a restart), or now.
+    if (current.keyId !== keyId) {
+      if (current.keyId !== known.cert.old.keyId) return;
+      const next: PublicKeyDescriptor = { ...known.cert.next, epoch: known.cert.epoch, fromSequence: known.sequence };
+      this.#histories[node] = [...history.slice(0, -1), { ...current, untilSequence: known.sequence - 1 }, next];
+      this.#trust = checkTrust({ ...this.#trust, members: this.#trust.members.map((m, k) => (k === node ? { ...m, keys: trustKeysOf(this.#histories[node] as PublicKeyDescriptor[]) } : m)) });
+      this.#trustJson = trustToJson(this.#trust);
+    }
+    known.adopted = true;
+    for (const waiter of [...this.#adoptionWaiters]) {
+      if (waiter.keyId !== keyId) continue;
+      this.#adoptionWaiters.delete(waiter);
+      waiter.done();
+    }
   }
 
   /**
@@ -367,6 +410,12 @@ export class Cluster {
     const replicas = config.members.map((i) => name(`replica-${i}`));
     const faults: { links: LinkFaults; byzantine: (ByzantineMode | undefined)[] } = { links: HEALTHY, byzantine: [] };
     let cluster: Cluster | undefined;
+    /** Rotation reports that arrive before the cluster object exists (replicas report what their stores hold as they start). */
+    const early: ((c: Cluster) => void)[] = [];
+    const whenReady = (report: (c: Cluster) => void): void => {
+      if (cluster === undefined) early.push(report);
+      else report(cluster);
+    };
     const sink: AgentSink = {
       faultsFor: (node) => {
         const mode = faults.byzantine[node];
@@ -381,7 +430,10 @@ export class Cluster {
       treeHead: (signed) => {
         if (cluster !== undefined) void cluster.#treeHead(signed);
       },
-      rotations: () => (cluster === undefined ? [] : cluster.#rotations.map(({ certificate, sequence }) => ({ certificate, sequence }))),
+      rotations: () =>
+        cluster === undefined ? [] : [...cluster.#rotations.values()].filter((r) => r.committed).map(({ certificate, sequence, adopted }) => ({ certificate, sequence, adopted })),
+      rotationInstalled: (node, certificate, sequence) => whenReady((c) => c.#rotationInstalled(node, certificate, sequence)),
+      rotationAdopted: (node, keyId) => whenReady((c) => c.#rotationAdopted(node, keyId)),
     };
 
     // A cluster that keeps failing is given up alone: `temporary`, so the root forgets it instead of stopping the system.
@@ -419,7 +471,7 @@ export class Cluster {
         histories.push(described.history);
       }
       const current = histories.map((history) => history[history.length - 1] as PublicKeyDescriptor);
-      await supervisor.spawn(Verifier, { name: name('verifier'), thread: true, args: { policy, members: current, context, agent: name('agent') } });
+      await supervisor.spawn(Verifier, { name: name('verifier'), thread: true, args: { policy, members: current, context, agent: name('agent'), reportQuorum: config.replyQuorum } });
       const tuning: ReplicaTuning = {
         ...(options.batch === undefined ? {} : { batch: options.batch }),
         timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS[options.protocol],
@@ -452,8 +504,10 @@ export class Cluster {
         policy,
         members: histories.map((history, i) => ({ node: String(i), keys: trustKeysOf(history) })),
       });
-      cluster = new Cluster({ system, supervisor, client: client as never, config, id, policy, dataDir, temporary, histories, faults, trust });
-      return cluster;
+      const made = new Cluster({ system, supervisor, client: client as never, config, id, policy, dataDir, temporary, histories, faults, trust });
+      cluster = made;
+      for (const report of early.splice(0)) report(made);
+      return made;
     } catch (error) {
       await system.root.stopChild(id);
       if (temporary) await rm(dataDir, { recursive: true, force: true });

@@ -15,9 +15,11 @@
  * commands (the client's `consensus.command` trace) and links to the others'; a position first
  * seen in a peer's message is a child of that message's arrival; everything sent about a position
  * goes out in the position's context, so the next replica continues the same trace. A step is a
- * child of its first traced input and links to the rest, the fan-in of a group commit. A position
- * proposed with no traced command (an empty block, a leader's no-op) starts a trace of its own, so
- * that a trace ends where its commands' agreement ends.
+ * root linked to the traced inputs it serves, the fan-in of a group commit, and what it sends about
+ * no position in particular (votes, acknowledgements, checkpoints, view changes) goes out in its
+ * trace, not in a command's. A position proposed with no traced command (an empty block, a
+ * leader's no-op) starts a trace of its own. So a command's trace holds the agreement on its
+ * position and nothing of its neighbours'.
  */
 import { ROOT_CONTEXT, SpanStatusCode, trace, type Attributes, type Context, type Link, type Span, type SpanContext } from '@opentelemetry/api';
 import {
@@ -41,7 +43,7 @@ export const CONSENSUS_SCOPE = 'knhk.consensus';
 
 const tracer = tracerOf(CONSENSUS_SCOPE);
 
-/** Most links a span keeps to the other traced inputs or commands it serves beside its parent's. */
+/** Most links a span keeps to the traced inputs or commands it serves beside its parent. */
 const MAX_LINKS = 16;
 
 /** Commands whose arrival is remembered until a proposal of them is seen; past it the oldest is forgotten. */
@@ -62,6 +64,12 @@ function startCaused(name: string, causes: readonly SpanContext[]): Span {
   const [parent, ...others] = causes;
   const links: Link[] = others.slice(0, MAX_LINKS).map((context) => ({ context }));
   return tracer().startSpan(name, links.length === 0 ? undefined : { links }, parent === undefined ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, parent));
+}
+
+/** Starts a step: a root linked to the traced inputs it serves. */
+function startStep(inputs: readonly SpanContext[]): Span {
+  const links: Link[] = inputs.slice(0, MAX_LINKS).map((context) => ({ context }));
+  return tracer().startSpan('consensus.step', links.length === 0 ? undefined : { links }, ROOT_CONTEXT);
 }
 
 /** The context to send or reply in under `span`, or `undefined` when the span records nothing (no SDK: nothing to carry). */
@@ -172,7 +180,7 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
    * or request carrying it), if it was traced.
    */
   stepping(inputs: readonly Input<M>[], arrivals: readonly (Context | undefined)[]): void {
-    this.#step ??= startCaused('consensus.step', spanContexts(arrivals));
+    this.#step ??= startStep(spanContexts(arrivals));
     inputs.forEach((input, i) => {
       if (input.kind === 'message') this.#read(input.message.from, input.message.body, arrivals[i]);
       else if (input.kind === 'request') this.#arrived(input.command, arrivals[i]);
@@ -225,9 +233,9 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
     this.#step = undefined;
   }
 
-  /** A step begun by a direct call on the core (a restart's first outputs) has no inputs: a root. */
+  /** The step under way; one begun by a direct call on the core (a restart's first outputs) has no inputs. */
   #currentStep(): Span {
-    this.#step ??= startCaused('consensus.step', []);
+    this.#step ??= startStep([]);
     return this.#step;
   }
 

@@ -46,8 +46,11 @@ import type { ReplicaStore } from './replica-store.js';
 export interface ReplicaCrypto {
   /** This replica's signature over a message body's digest. */
   sign(digest: Digest): Promise<Uint8Array> | Uint8Array;
-  /** Whether `signature` is `node`'s over `digest`. */
-  verify(node: NodeId, digest: Digest, signature: Uint8Array): Promise<boolean> | boolean;
+  /**
+   * Whether `signature` is `node`'s over `digest`: on a message's envelope, or (`nested`) on a vote
+   * inside a certificate, which may have been signed with a key the member has since rotated away from.
+   */
+  verify(node: NodeId, digest: Digest, signature: Uint8Array, nested: boolean): Promise<boolean> | boolean;
 }
 
 /** What the host reports to its owner. All optional. */
@@ -192,7 +195,7 @@ export class ReplicaHost<M extends { readonly type: string }> {
       this.#refused.nonMember++;
       return;
     }
-    const verdicts = await Promise.all(signatures.map((s) => this.#verify(s)));
+    const verdicts = await Promise.all(signatures.map((s, i) => this.#verify(s, i > 0)));
     if (verdicts.includes(false)) {
       this.#refused.forged++;
       this.#telemetry.refusedSignature();
@@ -216,14 +219,14 @@ export class ReplicaHost<M extends { readonly type: string }> {
     this.#timers.clear();
   }
 
-  async #verify(signed: Signed<unknown>): Promise<boolean> {
+  async #verify(signed: Signed<unknown>, nested: boolean): Promise<boolean> {
     const digest = digestOf(signed.body);
-    // Keyed by signer, digest and signature: a replica re-using its own valid signature under
-    // another member's name must miss the cache.
-    const key = `${signed.from}:${hex(digest)}:${hex(signed.signature)}`;
+    // Keyed by signer, digest, signature and kind: a replica re-using its own valid signature under
+    // another member's name must miss the cache, and so must an old vote presented as an envelope.
+    const key = `${signed.from}:${nested ? 'n' : 'e'}:${hex(digest)}:${hex(signed.signature)}`;
     const cached = this.#verdicts.get(key);
     if (cached !== undefined) return cached;
-    const ok = await this.#options.crypto.verify(signed.from, digest, signed.signature);
+    const ok = await this.#options.crypto.verify(signed.from, digest, signed.signature, nested);
     if (this.#verdicts.size >= VERDICT_CACHE) this.#verdicts.delete(this.#verdicts.keys().next().value as string);
     this.#verdicts.set(key, ok);
     return ok;

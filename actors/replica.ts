@@ -15,7 +15,7 @@ import { raft } from '../protocols/raft/index.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
 import { Prng } from '../protocols/sim/prng.js';
 import { BINARY_SCHEMAS, encodeTreeHead, receiptToJson, type LogContext, type TreeHead } from '../protocols/receipts/index.js';
-import { SchemeRegistry, type KeyDescriptor, type SchemeName, type SignaturePolicy } from '../protocols/crypto/index.js';
+import { CryptoError, decodeRotationCertificate, SchemeRegistry, type KeyDescriptor, type SchemeName, type SignaturePolicy } from '../protocols/crypto/index.js';
 import { ReceiptJournal } from './receipt-journal.js';
 import { ReplicaHost } from './replica-host.js';
 import { ReplicaStore } from './replica-store.js';
@@ -178,10 +178,12 @@ export const Replica = defineBehavior({
     const signHead = async (head: TreeHead): Promise<void> => {
       if (mode === 'silent') return;
       const { signature, keyId, scheme } = (await signer.ask({ type: 'sign-tree-head', head: encodeTreeHead(head) }, { timeoutMs: 60_000 })) as {
-        signature: Uint8Array;
+        signature?: Uint8Array;
         keyId: string;
         scheme: SchemeName;
       };
+      // A signer that refused leaves this head unsigned here; the other replicas' signatures carry it.
+      if (signature === undefined) return;
       agent.tell({ type: 'tree-head', signed: { treeHead: head, signatures: [{ node: String(nodeId), keyId, scheme, signature }] } });
     };
     // A receipt may be proved against any later tree head of the log, so under load replicas sign
@@ -216,10 +218,39 @@ export const Replica = defineBehavior({
       }
     };
 
+    const configuration = new ConfiguredState(new KvStateMachine(), args.genesis, SchemeRegistry.create(), args.policy);
+    /** Rotations of the configuration already carried out by this incarnation. */
+    let carriedOut = 0;
+    /**
+     * Carries out the key rotations the replicated configuration installed since last time (all of
+     * them when the replica starts): reported to the verifier and the cluster, and for this
+     * replica's own key, adopted by its signer before anything for a later position is signed (the
+     * signer handles this replica's requests in order), then reported adopted.
+     */
+    const carryOutRotations = (): void => {
+      const installed = configuration.installed();
+      for (const { certificate, sequence } of installed.slice(carriedOut)) {
+        verifier.tell({ type: 'installed', reporter: nodeId, certificate, sequence });
+        agent.tell({ type: 'rotation', node: nodeId, certificate, sequence });
+        if (decodeRotationCertificate(certificate).member !== nodeId) continue;
+        void signer.ask({ type: 'adopt-rotation', certificate, sequence }, { timeoutMs: 60_000 }).then(
+          (answer) => {
+            const adopted = answer as { type: string; key?: { keyId: string }; reason?: string };
+            if (adopted.type !== 'key' || adopted.key === undefined) throw new Error(`the signer could not adopt the key installed at ${sequence}: ${adopted.reason ?? adopted.type}`);
+            verifier.tell({ type: 'adopted', member: nodeId, keyId: adopted.key.keyId });
+            agent.tell({ type: 'adopted', node: nodeId, keyId: adopted.key.keyId });
+          },
+          // Signing with a key the configuration replaced would be refused: start again, and adopt then.
+          (error: unknown) => ctx.self.tell({ type: 'fault', message: String(error) }, { urgent: true }),
+        );
+      }
+      carriedOut = installed.length;
+    };
+
     const host = await ReplicaHost.start({
       definition: replicaProtocol(args.protocol, args.tuning),
       config,
-      stateMachine: new ConfiguredState(new KvStateMachine(), args.genesis, SchemeRegistry.create(), args.policy),
+      stateMachine: configuration,
       store,
       clock: ctx.clock,
       seed: args.seed + 1,
@@ -228,11 +259,13 @@ export const Replica = defineBehavior({
           const reply = (await signer.ask({ type: 'sign', digest }, { timeoutMs: 60_000 }).catch(async (error: unknown) => {
             signer = await required(names.signer);
             throw error;
-          })) as { signature: Uint8Array };
+          })) as { type: string; signature?: Uint8Array; code?: string; reason?: string };
+          // A refusal (an expired or revoked key) stops the host, as a failed signature must.
+          if (reply.signature === undefined) throw new CryptoError((reply.code ?? 'NO_VALID_KEY') as never, reply.reason ?? 'the signer refused');
           return reply.signature;
         },
-        async verify(node, digest, signature) {
-          const reply = (await verifier.ask({ type: 'verify', checks: [{ node, digest, signature }] }, { timeoutMs: 60_000 }).catch(async (error: unknown) => {
+        async verify(node, digest, signature, nested) {
+          const reply = (await verifier.ask({ type: 'verify', checks: [{ node, digest, signature, nested }] }, { timeoutMs: 60_000 }).catch(async (error: unknown) => {
             verifier = await required(names.verifier);
             throw error;
           })) as { verdicts: boolean[] };
@@ -254,6 +287,7 @@ export const Replica = defineBehavior({
         reply: (reply) => client.tell(0, { type: 'reply', node: nodeId, reply }),
         applied: (applied) => {
           agent.tell({ type: 'applied', node: nodeId, applied: executed(applied) });
+          carryOutRotations();
           if (applied.kind === 'snapshot') journal.skipTo(applied.position, applied.stateHash);
           else void journal.append(applied).catch((error: unknown) => ctx.self.tell({ type: 'fault', message: String(error) }, { urgent: true }));
           if (journal.missing() !== undefined) void fillGap();
@@ -267,6 +301,7 @@ export const Replica = defineBehavior({
     links = known.links;
     mode = known.byzantine;
     host.byzantine(mode ?? null);
+    carryOutRotations();
 
     return {
       async receive(msg, from) {

@@ -77,7 +77,7 @@ class Custody {
   readonly #registry: SchemeRegistry;
   #history: CustodyRecord[];
   #manager: KeyManager;
-  /** The successor key made by the last proposal, until it is sealed (the manager keeps it until adoption). */
+  /** The successor key the manager just made, for `propose` to seal (the manager keeps it until adoption). */
   #made: SigningKey | undefined;
 
   private constructor(store: KeyStore, args: SignerArgs, registry: SchemeRegistry, history: CustodyRecord[], key: SigningKey) {
@@ -136,7 +136,13 @@ class Custody {
     const cert = this.#manager.propose(Date.now());
     const made = this.#made as SigningKey;
     this.#made = undefined;
-    await this.#store.save(made, this.#args.passphrase);
+    try {
+      await this.#store.save(made, this.#args.passphrase);
+    } catch (error) {
+      // A successor that is not sealed must not be certified: it would not survive a restart.
+      this.#manager.withdraw();
+      throw error;
+    }
     return encodeRotationCertificate(cert);
   }
 
@@ -171,7 +177,6 @@ class Custody {
 
   dispose(): void {
     this.#manager.dispose();
-    this.#made?.dispose();
   }
 
   #managerOf(key: SigningKey, record: Pick<CustodyRecord, 'epoch' | 'fromSequence'>): KeyManager {
@@ -222,26 +227,39 @@ export const Signer = defineBehavior({
       const history = custody.history();
       return { type: 'key', key: history[history.length - 1] as PublicKeyDescriptor, history };
     };
-    /** Carries out a rotation step, answering a `CryptoError` as a refusal rather than crashing the signer over a bad request. */
-    const rotating = <R>(step: Promise<R>, answer: (result: R) => void, from: { reply(value: { type: 'refused'; code: string; reason: string }): void }): Promise<void> =>
-      step.then(answer, (error: unknown) => {
-        if (!(error instanceof CryptoError)) throw error;
-        from.reply({ type: 'refused', code: error.code, reason: error.message.slice(0, 1024) });
-      });
+    type Refusable = { reply(value: { type: 'refused'; code: string; reason: string }): void };
+    const refuse = (from: Refusable, error: unknown): void => {
+      if (!(error instanceof CryptoError)) throw error;
+      from.reply({ type: 'refused', code: error.code, reason: error.message.slice(0, 1024) });
+    };
+    /** Does `work`, answering a `CryptoError` (a key expired or revoked) as a refusal rather than crashing the signer. */
+    const refusing = (from: Refusable, work: () => void): void => {
+      try {
+        work();
+      } catch (error) {
+        refuse(from, error);
+      }
+    };
+    /** Carries out a rotation step, answering a `CryptoError` as a refusal. */
+    const rotating = <R>(step: Promise<R>, answer: (result: R) => void, from: Refusable): Promise<void> =>
+      step.then(answer, (error: unknown) => refuse(from, error));
     return {
       receive(msg, from) {
         const scheme = custody.scheme;
         switch (msg.type) {
-          case 'sign': {
-            signatures++;
-            const context = scheme.name === 'Ed25519' ? undefined : args.context;
-            return from.reply({ type: 'signature', signature: measured('sign', scheme, () => custody.sign(msg.digest, context).signature) });
-          }
-          case 'sign-tree-head': {
-            signatures++;
-            const { keyId, signature } = measured('sign', scheme, () => custody.sign(msg.head, treeHeadContext(scheme)));
-            return from.reply({ type: 'head-signature', signature, keyId, scheme: scheme.name });
-          }
+          case 'sign':
+            return refusing(from, () => {
+              const context = scheme.name === 'Ed25519' ? undefined : args.context;
+              const { signature } = measured('sign', scheme, () => custody.sign(msg.digest, context));
+              signatures++;
+              from.reply({ type: 'signature', signature });
+            });
+          case 'sign-tree-head':
+            return refusing(from, () => {
+              const { keyId, signature } = measured('sign', scheme, () => custody.sign(msg.head, treeHeadContext(scheme)));
+              signatures++;
+              from.reply({ type: 'head-signature', signature, keyId, scheme: scheme.name });
+            });
           case 'stats':
             return from.reply({ type: 'stats', signatures });
           case 'describe':

@@ -7,10 +7,14 @@
  * reports the check (`crypto.policy.check`) with the verification.
  *
  * Being the one judge of the cluster's signatures, it is also where a committed key rotation takes
- * effect for verification: it installs the member's new key (`crypto.key.rotation`) and keeps
- * accepting the old one until the member's signer has adopted the new key and the old is retired,
- * so that what the member signed in between is not refused. A restarted verifier learns the
- * rotations committed since the cluster started from the cluster's agent.
+ * effect for verification. Replicas report each rotation their replicated configuration installed
+ * (protocols/consensus/configuration.ts); the verifier installs it (`crypto.key.rotation`) on the
+ * report of the member itself, whose signer holds both keys, or of enough replicas that one is
+ * correct. It keeps accepting the old key until the member reports that its signer adopted the
+ * new one. From then on the old key counts only inside certificates — votes signed before the
+ * rotation, relayed in checkpoints, view changes and state transfer — never on a message's own
+ * envelope, which is signed when it is sent. A restarted verifier learns the rotations from the
+ * cluster's agent.
  */
 import { defineBehavior, t } from '../runtime/index.js';
 import {
@@ -21,11 +25,12 @@ import {
   SchemeRegistry,
   SIGNATURE_POLICIES,
   type KeyDescriptor,
+  type RotationCertificate,
   type SchemeName,
   type SignaturePolicy,
 } from '../protocols/crypto/index.js';
 import { hashBytes, hex } from '../protocols/consensus/index.js';
-import type { CommittedRotation } from './cluster-agent.js';
+import type { KnownRotation } from './cluster-agent.js';
 import { applyKeyRotation } from './crypto-telemetry.js';
 import { verifyBatchTask, type VerifyJob } from './crypto-pool.js';
 
@@ -44,19 +49,27 @@ export interface VerifierArgs {
   readonly context?: Uint8Array;
   /** The cluster agent's name, asked for the rotations committed since `members` was taken; none: no rotation before this start. */
   readonly agent?: string;
+  /** Distinct replicas whose report of a rotation installs it (f+1: one of them is correct); the member's own report suffices. Default 1. */
+  readonly reportQuorum?: number;
 }
 
 /** Verdicts kept; beyond this the oldest is forgotten. */
 const VERDICTS = 65_536;
+/** Rotations reported and not installed yet that are remembered; a Byzantine replica could report endless made-up ones. */
+const MAX_REPORTED = 1024;
 
 const checkSchema = t.object({
   node: t.uint(),
   digest: t.bytes({ maxLength: 64 }),
   signature: t.bytes({ maxLength: 16384 }),
+  /** A vote inside a certificate, signed when it was cast, rather than the envelope of a message being sent. */
+  nested: t.optional(t.boolean()),
 });
 
-/** What a check is: `node`'s signature over `digest`. */
-export type SignatureCheck = { readonly node: number; readonly digest: Uint8Array; readonly signature: Uint8Array };
+/** What a check is: `node`'s signature over `digest`, on an envelope or (`nested`) on a vote inside a certificate. */
+export type SignatureCheck = { readonly node: number; readonly digest: Uint8Array; readonly signature: Uint8Array; readonly nested?: boolean };
+
+const rotationFields = { certificate: t.bytes({ maxLength: 1 << 16 }), sequence: t.uint() };
 
 /** A key signatures are checked with. */
 interface Accepted {
@@ -72,20 +85,15 @@ export const Verifier = defineBehavior({
   export: 'Verifier',
   messages: t.variants({
     verify: { checks: t.array(checkSchema, { maxLength: 1024 }) },
-    /** A key rotation consensus committed at `sequence`: the new key is accepted from now on, the old one until `retire`. */
-    rotate: { certificate: t.bytes({ maxLength: 1 << 16 }), sequence: t.uint() },
-    /** Member `member` signs with its new key only: its old one is no longer accepted. */
-    retire: { member: t.uint() },
+    /** Replica `reporter`'s configuration installed this rotation at log position `sequence`. */
+    installed: { reporter: t.uint(), ...rotationFields },
+    /** Member `member`'s signer adopted its key `keyId`: its earlier key no longer signs envelopes. */
+    adopted: { member: t.uint(), keyId: t.string({ maxLength: 128 }) },
     stats: {},
   }),
   replies: t.variants({
     verdicts: { verdicts: t.array(t.boolean(), { maxLength: 1024 }) },
-    stats: { checks: t.uint(), verified: t.uint(), rejected: t.uint() },
-    /** The rotation is in force (again, if it was already). */
-    rotated: { member: t.uint(), keyId: t.string({ maxLength: 128 }) },
-    /** The rotation was refused, with the `CryptoError` code saying why; nothing changed. */
-    refused: { code: t.string({ maxLength: 64 }), reason: t.string({ maxLength: 1024 }) },
-    retired: {},
+    stats: { checks: t.uint(), verified: t.uint(), rejected: t.uint(), rotationsRefused: t.uint() },
   }),
   async start(ctx, args: VerifierArgs) {
     if (!(SIGNATURE_POLICIES as readonly string[]).includes(args.policy)) throw new CryptoError('UNKNOWN_POLICY', `unknown signature policy ${String(args.policy)}`);
@@ -97,21 +105,48 @@ export const Verifier = defineBehavior({
       }
       directory.enroll(i, member, member.fromSequence, member.epoch);
     });
-    /** The keys each member's signatures are checked with: the one in force first, then one being retired. */
-    const accepted: Accepted[][] = args.members.map((member) => [acceptedOf(member)]);
+    const reportQuorum = args.reportQuorum ?? 1;
+    /** Per member: the key that signs envelopes, and one still being adopted (its predecessor), first the key in force. */
+    const signing: Accepted[][] = args.members.map((member) => [acceptedOf(member)]);
+    /** Per member: keys it no longer signs with, whose votes still stand inside certificates. */
+    const retired: Accepted[][] = args.members.map(() => []);
+    /** Replicas that reported each rotation not installed yet, by new key id and position. */
+    const reports = new Map<string, Set<number>>();
+    const verdicts = new Map<string, Promise<boolean>>();
+    const counts = { checks: 0, verified: 0, rejected: 0, rotationsRefused: 0 };
+
+    /** Installs a committed rotation; `record` says whether to report it (not when replaying what an earlier incarnation installed). */
+    const install = (cert: RotationCertificate, sequence: number, record: boolean): void => {
+      if (record) applyKeyRotation(directory, cert, sequence);
+      else directory.applyRotation(cert, sequence);
+      signing[cert.member] = [acceptedOf(cert.next), acceptedOf(cert.old)];
+    };
+    /** The member's signer signs with `keyId` now: its earlier keys count only inside certificates. */
+    const adopted = (member: number, keyId: string): void => {
+      const keys = signing[member];
+      if (keys === undefined || directory.current(member).descriptor.keyId !== keyId || keys.length === 1) return;
+      signing[member] = keys.slice(0, 1);
+      retired[member]?.push(...keys.slice(1));
+      // A verdict reached with the retired key on an envelope must not outlive its retirement.
+      verdicts.clear();
+    };
+
     if (args.agent !== undefined) {
       const agent = await ctx.lookup(args.agent);
       if (agent === undefined) throw new Error(`${args.agent} is not running`);
-      const known = (await agent.ask({ type: 'rotations' }, { timeoutMs: 30_000 })) as { rotations: CommittedRotation[] };
-      for (const { certificate, sequence } of known.rotations) {
-        const cert = decodeRotationCertificate(certificate);
-        if (directory.current(cert.member).descriptor.keyId === cert.next.keyId) continue;
-        directory.applyRotation(cert, sequence);
-        accepted[cert.member] = [acceptedOf(cert.next)];
+      const known = (await agent.ask({ type: 'rotations' }, { timeoutMs: 30_000 })) as { rotations: KnownRotation[] };
+      for (const { certificate, sequence, adopted: done } of known.rotations) {
+        try {
+          const cert = decodeRotationCertificate(certificate);
+          if (cert.epoch <= directory.current(cert.member).epoch) continue;
+          install(cert, sequence, false);
+          if (done) adopted(cert.member, cert.next.keyId);
+        } catch (error) {
+          if (!(error instanceof CryptoError)) throw error;
+          counts.rotationsRefused++;
+        }
       }
     }
-    const verdicts = new Map<string, Promise<boolean>>();
-    const counts = { checks: 0, verified: 0, rejected: 0 };
 
     const jobFor = (key: Accepted, check: SignatureCheck): VerifyJob => ({
       scheme: key.scheme,
@@ -122,7 +157,7 @@ export const Verifier = defineBehavior({
       ...(key.scheme === 'Ed25519' || args.context === undefined ? {} : { context: args.context }),
     });
 
-    /** Whether any accepted key of the member verifies the signature (the key in force first: the others are tried only on a failure). */
+    /** Whether any key the check may be made with verifies it (the key in force first: the others are tried only on a failure). */
     const verifies = async (keys: readonly Accepted[], check: SignatureCheck): Promise<boolean> => {
       for (const key of keys) {
         const [ok] = await ctx.runTask(verifyBatchTask, [jobFor(key, check)]);
@@ -133,11 +168,13 @@ export const Verifier = defineBehavior({
 
     const verdict = (check: SignatureCheck): Promise<boolean> => {
       counts.checks++;
-      const keys = accepted[check.node];
-      if (keys === undefined) return Promise.resolve(false);
-      // Keyed by signer, digest and (a hash of) the signature: another member's valid signature
-      // presented under this member's name must miss.
-      const key = `${check.node}:${hex(check.digest)}:${hex(hashBytes(check.signature))}`;
+      const current = signing[check.node];
+      if (current === undefined) return Promise.resolve(false);
+      const keys = check.nested === true ? [...current, ...(retired[check.node] ?? [])] : current;
+      // Keyed by signer, digest, (a hash of) the signature and the kind of check: another member's
+      // valid signature presented under this member's name must miss, and so must an old vote
+      // presented as an envelope.
+      const key = `${check.node}:${check.nested === true ? 'n' : 'e'}:${hex(check.digest)}:${hex(hashBytes(check.signature))}`;
       const known = verdicts.get(key);
       if (known !== undefined) return known;
       const pending = verifies(keys, check).then((ok) => {
@@ -155,29 +192,32 @@ export const Verifier = defineBehavior({
         switch (msg.type) {
           case 'stats':
             return from.reply({ type: 'stats', ...counts });
-          case 'rotate': {
+          case 'installed': {
             try {
               const cert = decodeRotationCertificate(msg.certificate);
-              if (directory.current(cert.member).descriptor.keyId !== cert.next.keyId) {
-                if (!policyAdmits(args.policy, registry.get(cert.next.scheme))) {
-                  throw new CryptoError('SCHEME_NOT_ALLOWED', `the ${args.policy} policy does not admit a ${cert.next.scheme} key`);
-                }
-                applyKeyRotation(directory, cert, msg.sequence);
-                accepted[cert.member] = [acceptedOf(cert.next), acceptedOf(cert.old)];
+              // A replica restarting reports every rotation its configuration holds; those in force or superseded here are old news.
+              if (cert.epoch <= directory.current(cert.member).epoch) return;
+              const id = `${cert.next.keyId}@${msg.sequence}`;
+              const reporters = reports.get(id) ?? new Set<number>();
+              reporters.add(msg.reporter);
+              if (reports.size >= MAX_REPORTED) reports.delete(reports.keys().next().value as string);
+              reports.set(id, reporters);
+              if (msg.reporter !== cert.member && reporters.size < reportQuorum) return;
+              reports.delete(id);
+              if (!policyAdmits(args.policy, registry.get(cert.next.scheme))) {
+                throw new CryptoError('SCHEME_NOT_ALLOWED', `the ${args.policy} policy does not admit a ${cert.next.scheme} key`);
               }
-              return from.reply({ type: 'rotated', member: cert.member, keyId: cert.next.keyId });
+              install(cert, msg.sequence, true);
             } catch (error) {
+              // What the replicated configuration installed, the directory accepts by the same
+              // rules; a refusal here means a report no correct replica made.
               if (!(error instanceof CryptoError)) throw error;
-              return from.reply({ type: 'refused', code: error.code, reason: error.message.slice(0, 1024) });
+              counts.rotationsRefused++;
             }
+            return;
           }
-          case 'retire': {
-            const keys = accepted[msg.member];
-            if (keys !== undefined) accepted[msg.member] = keys.slice(0, 1);
-            // A verdict reached with the retired key must not outlive it.
-            verdicts.clear();
-            return from.reply({ type: 'retired' });
-          }
+          case 'adopted':
+            return adopted(msg.member, msg.keyId);
           case 'verify':
             // Answered when the pool is done, without holding the mailbox: checks run concurrently.
             void Promise.all(msg.checks.map(verdict)).then(

@@ -15,7 +15,7 @@ import {
   kvResponse,
   type Command,
 } from '../protocols/consensus/index.js';
-import { encodeRotationCertificate, KeyManager, SchemeRegistry, SigningKey, type KeyDescriptor, type SignaturePolicy } from '../protocols/crypto/index.js';
+import { describeKey, encodeRotationCertificate, KeyManager, SchemeRegistry, signRotation, SigningKey, type KeyDescriptor, type SignaturePolicy } from '../protocols/crypto/index.js';
 import { testSeed } from './helpers/seed.js';
 
 const schemes = SchemeRegistry.create();
@@ -29,6 +29,9 @@ function cluster(n: number, policy: SignaturePolicy = 'classical'): { managers: 
 }
 
 let timestamps = 0;
+let position = 0;
+/** Executes `command` at the next log position. */
+const run = (state: ConfiguredState, command: Command): Uint8Array => state.apply(command, ++position);
 const configure = (payload: Uint8Array): Command => ({ client: `${CONFIGURATION_SESSION_PREFIX}test`, timestamp: ++timestamps, payload });
 const put = (key: string): Command => ({ client: 'app', timestamp: ++timestamps, payload: kvPayload({ type: 'put', key, value: 'v' }) });
 
@@ -37,7 +40,7 @@ test('application commands reach the state machine, and with no rotation the has
   const plain = new KvStateMachine();
   for (const key of ['a', 'b']) {
     const command = put(key);
-    t.deepEqual(kvResponse(state.apply(command)), kvResponse(plain.apply(command)));
+    t.deepEqual(kvResponse(run(state, command)), kvResponse(plain.apply(command)));
   }
   t.deepEqual(state.hash(), plain.hash());
 });
@@ -47,30 +50,44 @@ test('a rotation signed by the key in force and its successor is installed; it c
   const manager = managers[2] as KeyManager;
   const before = state.hash();
   const cert = manager.propose(T0 + 1000);
-  t.deepEqual(configurationResponse(state.apply(configure(encodeRotationCertificate(cert)))), { ok: true, member: 2, epoch: 1, keyId: cert.next.keyId });
+  t.deepEqual(configurationResponse(run(state, configure(encodeRotationCertificate(cert)))), { ok: true, member: 2, epoch: 1, keyId: cert.next.keyId });
   t.is(state.current(2).descriptor.keyId, cert.next.keyId);
   t.is(state.current(2).epoch, 1);
   t.notDeepEqual(state.hash(), before);
   manager.applyRotation(cert, 10);
   const second = manager.propose(T0 + 2000);
-  t.like(configurationResponse(state.apply(configure(encodeRotationCertificate(second)))), { ok: true, epoch: 2, keyId: second.next.keyId });
-  t.is(state.rotations().length, 2);
+  t.like(configurationResponse(run(state, configure(encodeRotationCertificate(second)))), { ok: true, epoch: 2, keyId: second.next.keyId });
+  t.is(state.installed().length, 2);
 });
 
 test('a replayed rotation, one for a member outside the configuration, garbage, and a scheme the policy refuses are refused and change nothing', (t) => {
   const { managers, state } = cluster(4);
   const manager = managers[0] as KeyManager;
   const cert = encodeRotationCertificate(manager.propose(T0 + 1000));
-  t.true(configurationResponse(state.apply(configure(cert))).ok);
+  t.true(configurationResponse(run(state, configure(cert))).ok);
   const hash = state.hash();
-  t.like(configurationResponse(state.apply(configure(cert))), { ok: false, error: 'ROTATION_INVALID' }, 'the same certificate again no longer replaces the key in force');
+  t.like(configurationResponse(run(state, configure(cert))), { ok: false, error: 'ROTATION_INVALID' }, 'the same certificate again no longer replaces the key in force');
   const stranger = new KeyManager({ member: 7, schemes, key: SigningKey.generate(schemes.get('Ed25519'), T0) });
-  t.like(configurationResponse(state.apply(configure(encodeRotationCertificate(stranger.propose(T0 + 1))))), { ok: false, error: 'UNKNOWN_KEY' });
-  t.like(configurationResponse(state.apply(configure(new Uint8Array([1, 2, 3])))), { ok: false, error: 'ROTATION_INVALID' });
+  t.like(configurationResponse(run(state, configure(encodeRotationCertificate(stranger.propose(T0 + 1))))), { ok: false, error: 'NO_VALID_KEY' });
+  t.like(configurationResponse(run(state, configure(new Uint8Array([1, 2, 3])))), { ok: false, error: 'ROTATION_INVALID' });
   const quantum = (managers[1] as KeyManager).propose(T0 + 1000, schemes.get('ML-DSA-65'));
-  t.like(configurationResponse(state.apply(configure(encodeRotationCertificate(quantum)))), { ok: false, error: 'SCHEME_NOT_ALLOWED' }, 'the classical policy admits no ML-DSA key');
+  t.like(configurationResponse(run(state, configure(encodeRotationCertificate(quantum)))), { ok: false, error: 'SCHEME_NOT_ALLOWED' }, 'the classical policy admits no ML-DSA key');
   t.deepEqual(state.hash(), hash);
-  t.is(state.rotations().length, 1);
+  t.is(state.installed().length, 1);
+});
+
+test('a rotation back to a key the member had before is refused; installed rotations carry the position that installed them', (t) => {
+  // Two keys made in the same millisecond, so that each may follow the other (a successor is never older).
+  const ed25519 = schemes.get('Ed25519');
+  const a = SigningKey.generate(ed25519, T0);
+  const b = SigningKey.generate(ed25519, T0);
+  const days = (d: number) => ({ notBefore: T0, notAfter: T0 + d * 24 * 3600 * 1000 });
+  const state = new ConfiguredState(new KvStateMachine(), [describeKey(a, days(30))], schemes, 'classical');
+  const forward = signRotation(schemes, 0, 1, { key: a, window: days(30) }, { key: b, window: days(31) });
+  t.true(configurationResponse(run(state, configure(encodeRotationCertificate(forward)))).ok);
+  t.is(state.installed()[0]?.sequence, position);
+  const back = signRotation(schemes, 0, 2, { key: b, window: days(31) }, { key: a, window: days(32) });
+  t.like(configurationResponse(run(state, configure(encodeRotationCertificate(back)))), { ok: false, error: 'ROTATION_INVALID' }, 'a key enters the configuration once');
 });
 
 test('a rotation to a hybrid key under the hybrid policy is checked with both of its components', (t) => {
@@ -78,7 +95,7 @@ test('a rotation to a hybrid key under the hybrid policy is checked with both of
   const manager = new KeyManager({ member: 0, schemes, key: SigningKey.generate(hybrid, T0) });
   const state = new ConfiguredState(new KvStateMachine(), [manager.directory.current(0).descriptor], schemes, 'hybrid');
   const cert = manager.propose(T0 + 1000);
-  t.like(configurationResponse(state.apply(configure(encodeRotationCertificate(cert)))), { ok: true, member: 0, epoch: 1 });
+  t.like(configurationResponse(run(state, configure(encodeRotationCertificate(cert)))), { ok: true, member: 0, epoch: 1 });
 });
 
 test('flipping any bit of a rotation certificate gets it refused (property)', (t) => {
@@ -91,8 +108,8 @@ test('flipping any bit of a rotation certificate gets it refused (property)', (t
       const state = new ConfiguredState(new KvStateMachine(), genesis, schemes, 'classical');
       const flipped = bytes.slice();
       flipped[bit >> 3] = (flipped[bit >> 3] as number) ^ (1 << (bit & 7));
-      const response = configurationResponse(state.apply(configure(flipped)));
-      return !response.ok && state.rotations().length === 0;
+      const response = configurationResponse(run(state, configure(flipped)));
+      return !response.ok && state.installed().length === 0;
       }),
       { seed, numRuns: 300 },
     ),
@@ -101,9 +118,9 @@ test('flipping any bit of a rotation certificate gets it refused (property)', (t
 
 test('a snapshot carries the configuration: the restored state has the same hash and keys; a damaged snapshot is CORRUPT_STATE', (t) => {
   const { managers, state, genesis } = cluster(4);
-  state.apply(put('x'));
+  run(state, put('x'));
   const cert = (managers[1] as KeyManager).propose(T0 + 1000);
-  state.apply(configure(encodeRotationCertificate(cert)));
+  run(state, configure(encodeRotationCertificate(cert)));
   const restored = new ConfiguredState(new KvStateMachine(), genesis, schemes, 'classical');
   restored.restore(state.snapshot());
   t.deepEqual(restored.hash(), state.hash());

@@ -74,22 +74,22 @@ test('the key-value machine applies puts, gets and deletes and rejects malformed
 test('the client table executes each (client, timestamp) once and answers retries from its cache', (t) => {
   const state = new ReplicatedState(new KvStateMachine());
   const put = command('alice', 1, kvPayload({ type: 'put', key: 'x', value: '1' }));
-  const first = state.execute(put);
+  const first = state.execute(put, 1);
   t.true(first.fresh);
   const hash = hex(state.hash());
-  const retry = state.execute(put);
+  const retry = state.execute(put, 1);
   t.false(retry.fresh);
   t.deepEqual(retry.response, first.response);
   t.is(hex(state.hash()), hash, 'a retry is not applied again');
   t.deepEqual(state.cached(put), first.response);
   const older = command('alice', 0, kvPayload({ type: 'put', key: 'x', value: 'stale' }));
-  t.false(state.execute(older).fresh, 'a request older than the last one is not applied');
+  t.false(state.execute(older, 1).fresh, 'a request older than the last one is not applied');
   t.true(state.executed(older));
   t.is(state.cached(older), undefined);
   const copy = new ReplicatedState(new KvStateMachine());
   copy.restore(state.snapshot());
   t.is(hex(copy.hash()), hash);
-  t.false(copy.execute(put).fresh, 'a replica restored from a snapshot de-duplicates like its peers');
+  t.false(copy.execute(put, 1).fresh, 'a replica restored from a snapshot de-duplicates like its peers');
   t.is(t.throws(() => copy.restore(new Uint8Array([1, 2, 3])), { instanceOf: ConsensusError })?.code, 'CORRUPT_STATE');
 });
 
@@ -107,15 +107,15 @@ test('a state hash depends only on the commands applied, and a snapshot restores
         const commands = ops.map((op, i) => command(`c${i % 3}`, i + 1, kvPayload(op)));
         const a = new ReplicatedState(new KvStateMachine());
         const b = new ReplicatedState(new KvStateMachine());
-        const responsesA = commands.map((c) => hex(a.execute(c).response));
-        const responsesB = commands.map((c) => hex(b.execute(c).response));
+        const responsesA = commands.map((c) => hex(a.execute(c, 1).response));
+        const responsesB = commands.map((c) => hex(b.execute(c, 1).response));
         if (hex(a.hash()) !== hex(b.hash()) || responsesA.join() !== responsesB.join()) return false;
         // A replica that restores a snapshot taken part-way and applies the rest ends in the same state.
         const c = new ReplicatedState(new KvStateMachine());
         const head = new ReplicatedState(new KvStateMachine());
-        for (const cmd of commands.slice(0, cut)) head.execute(cmd);
+        for (const cmd of commands.slice(0, cut)) head.execute(cmd, 1);
         c.restore(head.snapshot());
-        for (const cmd of commands.slice(cut)) c.execute(cmd);
+        for (const cmd of commands.slice(cut)) c.execute(cmd, 1);
         return hex(c.hash()) === hex(a.hash()) && hex(c.snapshot()) === hex(a.snapshot());
       }),
       { seed, numRuns: 200 },

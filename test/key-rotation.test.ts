@@ -10,6 +10,7 @@ import type { ActorRef, ActorSystem } from '../runtime/index.js';
 import { ActorSystem as KnhkSystem } from '../actors/system.js';
 import type { Cluster } from '../actors/cluster.js';
 import { configurationResponse, hashBytes } from '../protocols/consensus/index.js';
+import { decodeRotationCertificate } from '../protocols/crypto/index.js';
 import { receiptToJson, verifyReceipt } from '../protocols/receipts/index.js';
 import type { ClientResult } from '../actors/client.js';
 import { eventually } from './helpers/system.js';
@@ -22,9 +23,9 @@ function actor(system: ActorSystem, cluster: Cluster, name: string): Ask {
   return ref as Ask;
 }
 
-/** Whether the cluster's verifier accepts `signature` as replica `node`'s over `digest`. */
-async function accepts(system: ActorSystem, cluster: Cluster, node: number, digest: Uint8Array, signature: Uint8Array): Promise<boolean> {
-  const answer = (await actor(system, cluster, 'verifier').ask({ type: 'verify', checks: [{ node, digest, signature }] })) as { verdicts: boolean[] };
+/** Whether the cluster's verifier accepts `signature` as replica `node`'s over `digest`, on an envelope or (`nested`) a vote inside a certificate. */
+async function accepts(system: ActorSystem, cluster: Cluster, node: number, digest: Uint8Array, signature: Uint8Array, nested = false): Promise<boolean> {
+  const answer = (await actor(system, cluster, 'verifier').ask({ type: 'verify', checks: [{ node, digest, signature, nested }] })) as { verdicts: boolean[] };
   return answer.verdicts[0] === true;
 }
 
@@ -57,7 +58,8 @@ test('a key rotated through consensus: the new key signs and counts, the old one
     'the trust names both keys, each with the positions it signs for',
   );
 
-  t.false(await accepts(system, cluster, 1, digest, before), 'a signature by the retired key is refused');
+  t.false(await accepts(system, cluster, 1, digest, before), 'the retired key no longer signs envelopes');
+  t.true(await accepts(system, cluster, 1, digest, before, true), 'a vote it cast before the rotation still counts inside a certificate');
   t.true(await accepts(system, cluster, 1, digest, await signature(system, cluster, 1, digest)), 'the signer signs with the new key');
   const files = await readdir(join(cluster.dataDir, 'replica-1', 'keys'));
   t.deepEqual(files.filter((f) => f.endsWith('.key')).sort(), [`${rotation.key.keyId}.key`], 'the old key file is deleted');
@@ -76,13 +78,14 @@ test('a key rotated through consensus: the new key signs and counts, the old one
   t.is(second.previous.keyId, rotation.key.keyId);
 });
 
-test('rotations the replicas refuse (a tampered or replayed certificate) change nothing; restarted signers and verifiers keep the rotated key', async (t) => {
+test('a rotation is carried out by the replicas that installed it, whoever ordered it; tampered and replayed certificates change nothing; restarted signers and verifiers keep the rotated key', async (t) => {
   const system = await KnhkSystem.start({ cryptoThreads: 2 });
   t.teardown(() => system.stop());
   const cluster = await system.spawnCluster({ protocol: 'raft', n: 3, policy: 'classical', kdfLog2N: 10 });
   await cluster.submit({ type: 'put', key: 'k', value: 'v' });
   const signer = actor(system, cluster, 'signer-2');
   const { certificate } = (await signer.ask({ type: 'propose-rotation' })) as { certificate: Uint8Array };
+  const next = decodeRotationCertificate(certificate).next;
   const client = actor(system, cluster, 'client') as unknown as ActorRef<{ type: 'configure'; payload: Uint8Array }, ClientResult>;
   const tampered = certificate.slice();
   tampered[tampered.length - 1] = (tampered[tampered.length - 1] as number) ^ 1;
@@ -90,8 +93,11 @@ test('rotations the replicas refuse (a tampered or replayed certificate) change 
   t.like(refused, { ok: false, error: 'ROTATION_INVALID' }, 'a tampered certificate is refused by the replicas');
   t.is(cluster.keys[2]?.epoch, 0);
 
-  // The signer proposed already: rotateKey finishes that proposal rather than making another key.
-  const rotation = await cluster.rotateKey(2);
+  // Ordered without rotateKey (as if its caller had given up): the replicas carry it out all the same.
+  const installed = await client.ask({ type: 'configure', payload: certificate });
+  t.like(configurationResponse(installed.response), { ok: true, member: 2, epoch: 1, keyId: next.keyId });
+  await eventually(() => cluster.keys[2]?.keyId === next.keyId);
+  t.is(cluster.keys[2]?.fromSequence, installed.position);
   t.like(configurationResponse((await client.ask({ type: 'configure', payload: certificate })).response), { ok: false, error: 'ROTATION_INVALID' }, 'a replayed certificate is refused');
 
   await system.control(signer).kill('test: the signer dies after the rotation');
@@ -103,7 +109,7 @@ test('rotations the replicas refuse (a tampered or replayed certificate) change 
     return fresh !== undefined && (await accepts(system, cluster, 2, digest, fresh).catch(() => false));
   });
   const described = (await actor(system, cluster, 'signer-2').ask({ type: 'describe' })) as { key: { keyId: string; epoch: number } };
-  t.like(described.key, { keyId: rotation.key.keyId, epoch: 1 }, 'the restarted signer holds the key in force');
+  t.like(described.key, { keyId: next.keyId, epoch: 1 }, 'the restarted signer holds the key in force');
   const last = await cluster.submit({ type: 'put', key: 'k', value: 'w' });
-  t.true(last.position > rotation.sequence, 'the cluster commits after the restarts');
+  t.true(last.position > installed.position, 'the cluster commits after the restarts');
 });

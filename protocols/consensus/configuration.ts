@@ -3,7 +3,8 @@
  * rotation is agreed through consensus (DESIGN.md "Cryptography"): its certificate is submitted
  * as a command of a configuration session, ordered like any other command, and executed by every
  * correct replica here — checked against the member's key in force and the cluster's signature
- * policy, and recorded when it passes. Since every correct replica executes the same commands in
+ * policy by the same `KeyDirectory` rules the verifier applies, and recorded with the log position
+ * that installed it (the new key signs from there on). Since every correct replica executes the same commands in
  * the same order, they all accept or refuse the same rotations, at the same log position, and a
  * snapshot carries the configuration to a replica that catches up by state transfer.
  *
@@ -15,12 +16,12 @@ import { t } from '../../schema/schema.js';
 import {
   CryptoError,
   decodeRotationCertificate,
+  KeyDirectory,
   policyAdmits,
-  verifyRotationCertificate,
   type KeyDescriptor,
   type KeyId,
+  type KeyRecord,
   type RotationCertificate,
-  type RotationPredecessor,
   type SchemeResolver,
   type SignaturePolicy,
 } from '../crypto/index.js';
@@ -60,8 +61,14 @@ export function configurationResponse(bytes: Uint8Array): ConfigurationResponse 
 
 const snapshotSchema = t.object({
   state: t.bytes(),
-  rotations: t.array(t.bytes({ maxLength: 1 << 16 }), { maxLength: 1 << 20 }),
+  rotations: t.array(t.object({ certificate: t.bytes({ maxLength: 1 << 16 }), sequence: t.uint() }), { maxLength: 1 << 20 }),
 });
+
+/** A rotation the configuration recorded: its certificate and the log position that installed it. */
+export interface InstalledRotation {
+  readonly certificate: Uint8Array;
+  readonly sequence: number;
+}
 
 /** A state machine and, beside it, the members' keys as rotations changed them. */
 export class ConfiguredState implements ConsensusState {
@@ -69,10 +76,10 @@ export class ConfiguredState implements ConsensusState {
   readonly #genesis: readonly KeyDescriptor[];
   readonly #schemes: SchemeResolver;
   readonly #policy: SignaturePolicy;
-  /** The certificates recorded, in the order they executed. */
-  readonly #rotations: Uint8Array[] = [];
-  /** The last recorded rotation of each member that rotated. */
-  readonly #latest = new Map<number, RotationCertificate>();
+  #directory: KeyDirectory;
+  readonly #installed: InstalledRotation[] = [];
+  /** Digest of the rotations so far, chained one by one, so that hashing the state does not re-read them all. */
+  #digest: Digest | undefined;
 
   /**
    * Configuration over `machine`: member `i` starts with key `genesis[i]` (epoch 0), and every
@@ -83,68 +90,73 @@ export class ConfiguredState implements ConsensusState {
     this.#genesis = genesis;
     this.#schemes = schemes;
     this.#policy = policy;
+    this.#directory = this.#enrolled();
   }
 
-  /** Member `member`'s key in force, with its epoch. */
-  current(member: number): RotationPredecessor {
-    const latest = this.#latest.get(member);
-    if (latest !== undefined) return { member, epoch: latest.epoch, descriptor: latest.next };
-    const descriptor = this.#genesis[member];
-    if (descriptor === undefined) throw new CryptoError('UNKNOWN_KEY', `member ${member} is not in the configuration`);
-    return { member, epoch: 0, descriptor };
+  /** Member `member`'s key in force. @throws {CryptoError} `UNKNOWN_KEY` for a member outside the configuration. */
+  current(member: number): KeyRecord {
+    return this.#directory.current(member);
   }
 
-  /** The rotation certificates recorded so far, in order. */
-  rotations(): readonly Uint8Array[] {
-    return this.#rotations;
+  /** The rotations recorded so far, in the order they executed. */
+  installed(): readonly InstalledRotation[] {
+    return this.#installed;
   }
 
-  apply(command: Command): Uint8Array {
-    if (!isConfigurationCommand(command)) return this.#machine.apply(command);
+  apply(command: Command, position: number): Uint8Array {
+    if (!isConfigurationCommand(command)) return this.#machine.apply(command, position);
     let cert: RotationCertificate;
     try {
       cert = decodeRotationCertificate(command.payload);
-      const predecessor = this.current(cert.member);
-      verifyRotationCertificate(cert, this.#schemes, predecessor);
       if (!policyAdmits(this.#policy, this.#schemes.get(cert.next.scheme))) {
         throw new CryptoError('SCHEME_NOT_ALLOWED', `the ${this.#policy} policy does not admit a ${cert.next.scheme} key`);
       }
+      // The directory's rules, the verifier's too: the certificate replaces the key in force, a
+      // key enters once, its window is bounded, and the new key signs from this position on.
+      this.#directory.applyRotation(cert, position);
     } catch (error) {
       // Anything a certificate makes the checks throw is a refusal, the same at every replica: a
       // crash here would let one bad command stop every replica of the cluster.
       const code = error instanceof CryptoError ? error.code : 'ROTATION_INVALID';
       return encode({ type: 'refused', error: code, reason: (error instanceof Error ? error.message : String(error)).slice(0, 1024) });
     }
-    this.#record(command.payload, cert);
+    this.#record({ certificate: command.payload.slice(), sequence: position });
     return encode({ type: 'installed', member: cert.member, epoch: cert.epoch, keyId: cert.next.keyId });
   }
 
   hash(): Digest {
     const state = this.#machine.hash();
-    return this.#rotations.length === 0 ? state : hashBytes(encode(['knhk/configured-state/v1', state, this.#rotations]));
+    return this.#digest === undefined ? state : hashBytes(encode(['knhk/configured-state/v1', state, this.#digest]));
   }
 
   snapshot(): Uint8Array {
-    return encode({ state: this.#machine.snapshot(), rotations: this.#rotations });
+    return encode({ state: this.#machine.snapshot(), rotations: this.#installed });
   }
 
   restore(snapshot: Uint8Array): void {
     const { state, rotations } = decodeStored(snapshot, snapshotSchema, 'configured state snapshot');
-    let certs: RotationCertificate[];
+    const directory = this.#enrolled();
     try {
-      certs = rotations.map((bytes) => decodeRotationCertificate(bytes));
+      for (const { certificate, sequence } of rotations) directory.applyRotation(decodeRotationCertificate(certificate), sequence);
     } catch (cause) {
-      throw new ConsensusError('CORRUPT_STATE', 'configured state snapshot holds a malformed rotation certificate', { cause });
+      throw new ConsensusError('CORRUPT_STATE', 'configured state snapshot holds a rotation its configuration refuses', { cause });
     }
     this.#machine.restore(state);
-    this.#rotations.length = 0;
-    this.#latest.clear();
-    certs.forEach((cert, i) => this.#record(rotations[i] as Uint8Array, cert));
+    this.#directory = directory;
+    this.#installed.length = 0;
+    this.#digest = undefined;
+    for (const rotation of rotations) this.#record(rotation);
   }
 
-  #record(bytes: Uint8Array, cert: RotationCertificate): void {
-    this.#rotations.push(bytes.slice());
-    this.#latest.set(cert.member, cert);
+  #record(rotation: InstalledRotation): void {
+    this.#installed.push(rotation);
+    this.#digest = hashBytes(encode([this.#digest ?? null, rotation.certificate, rotation.sequence]));
+  }
+
+  /** A directory holding the genesis keys only. */
+  #enrolled(): KeyDirectory {
+    const directory = new KeyDirectory(this.#schemes);
+    this.#genesis.forEach((descriptor, member) => directory.enroll(member, descriptor));
+    return directory;
   }
 }
-

@@ -11,8 +11,11 @@ import type { Command } from './command.js';
  * randomness, no I/O), and `hash` only on the state.
  */
 export interface ConsensusState {
-  /** Applies one command and returns its response. */
-  apply(command: Command): Uint8Array;
+  /**
+   * Applies one command, executed at log position `position` (the same at every replica), and
+   * returns its response.
+   */
+  apply(command: Command, position: number): Uint8Array;
   /** A 32-byte digest of the whole state. Equal states hash equal on every replica. */
   hash(): Digest;
   /** The whole state as bytes, for checkpoints, snapshots and state transfer. */
@@ -47,13 +50,13 @@ export class ReplicatedState {
     this.#machine = machine;
   }
 
-  /** Executes a committed command at most once per (client, timestamp). */
-  execute(cmd: Command): Execution {
+  /** Executes a committed command, ordered at log position `position`, at most once per (client, timestamp). */
+  execute(cmd: Command, position: number): Execution {
     const last = this.#clients.get(cmd.client);
     if (last !== undefined && cmd.timestamp <= last.timestamp) {
       return { response: cmd.timestamp === last.timestamp ? last.response : new Uint8Array(0), fresh: false };
     }
-    const response = this.#machine.apply(cmd);
+    const response = this.#machine.apply(cmd, position);
     this.#clients.set(cmd.client, { timestamp: cmd.timestamp, response });
     return { response, fresh: true };
   }

@@ -143,6 +143,12 @@ export class KeyManager implements Disposable {
     }
   }
 
+  /** Drops the pending rotation, wiping its key: its proposal failed before it could be agreed (its key could not be stored, say). */
+  withdraw(): void {
+    this.#pending?.key.dispose();
+    this.#pending = undefined;
+  }
+
   /**
    * Installs a committed rotation of any member (see {@link KeyDirectory.applyRotation}, which
    * also explains `atTime`; same errors, nothing changes on a throw). For this replica's own rotation it switches signing to

@@ -159,7 +159,7 @@ export class Executor {
     const stateHashBefore = this.#state.hash();
     const responses: Uint8Array[] = [];
     for (const cmd of block.commands) {
-      const { response, fresh } = this.#state.execute(cmd);
+      const { response, fresh } = this.#state.execute(cmd, block.height);
       responses.push(response);
       this.#pending.delete(commandKey(cmd));
       // A repeat or an outdated command changes nothing and is not its client's answer: its

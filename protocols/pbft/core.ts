@@ -383,7 +383,7 @@ export class PbftCore implements Core<PbftMessage> {
       if (slot?.certificate === undefined || slot.prePrepare === undefined) break;
       const pp = slot.prePrepare.body;
       const stateHashBefore = this.#state.hash();
-      const responses = pp.batch.map((cmd) => this.#state.execute(cmd).response);
+      const responses = pp.batch.map((cmd) => this.#state.execute(cmd, slot.sequence).response);
       this.#executed = slot.sequence;
       this.#out.applied({
         kind: 'entry',

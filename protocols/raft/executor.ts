@@ -54,7 +54,7 @@ export class Executor {
     const responses: Uint8Array[] = [];
     if (entry.type === 'command') {
       const command = entry.command;
-      const execution = this.#state.execute(command);
+      const execution = this.#state.execute(command, index);
       this.#hash = this.#state.hash();
       if (execution.fresh) this.#answered.set(command.client, { timestamp: command.timestamp, position: index, view: entry.term });
       commands.push(command);
