@@ -55,7 +55,8 @@ export interface ReplicaCrypto {
 
 /** What the host reports to its owner. All optional. */
 export interface ReplicaListener {
-  applied?(applied: Applied): void;
+  /** An execution, with the context of its position's span (`undefined` when nothing is recorded), to carry on its trace. */
+  applied?(applied: Applied, trace: Context | undefined): void;
   reply?(reply: Reply): void;
   read?(read: ReadState): void;
   evidence?(evidence: Evidence): void;
@@ -307,7 +308,7 @@ export class ReplicaHost<M extends { readonly type: string }> {
       }, op.afterMs + jitter);
       this.#timers.set(op.timer, handle);
     }
-    for (const applied of ready.applied) listener?.applied?.(applied);
+    for (const applied of ready.applied) listener?.applied?.(applied, this.#telemetry.positionContext(applied.position));
     if (mode !== 'silent') for (const reply of ready.replies) within(this.#telemetry.positionContext(reply.position), () => listener?.reply?.(reply));
     for (const read of ready.reads) listener?.read?.(read);
     // A Byzantine replica's accusations are worth nothing.

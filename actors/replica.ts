@@ -6,6 +6,7 @@
  * to what it sends. Killing its thread at any instant loses nothing that was acknowledged: the
  * store is written before any message that depends on it leaves.
  */
+import { context as traceContext, type Context } from '@opentelemetry/api';
 import { defineBehavior, t, type ActorRef, type Infer } from '../runtime/index.js';
 import { commandSchema, ConfiguredState, consensusConfig, encode, type Applied, type ConsensusAlgorithm, type ProtocolDefinition } from '../protocols/consensus/index.js';
 import { KvStateMachine } from '../protocols/consensus/kv.js';
@@ -227,10 +228,13 @@ export const Replica = defineBehavior({
      * replica's own key, adopted by its signer before anything for a later position is signed (the
      * signer handles this replica's requests in order), then reported adopted.
      */
-    const carryOutRotations = (): void => {
+    const carryOutRotations = (trace?: Context): void => {
       const installed = configuration.installed();
       for (const { certificate, sequence } of installed.slice(carriedOut)) {
-        verifier.tell({ type: 'installed', reporter: nodeId, certificate, sequence });
+        // In the trace of the position that installed it: the rotation's, where the verifier records it.
+        const report = (): void => verifier.tell({ type: 'installed', reporter: nodeId, certificate, sequence });
+        if (trace === undefined) report();
+        else traceContext.with(trace, report);
         agent.tell({ type: 'rotation', node: nodeId, certificate, sequence });
         if (decodeRotationCertificate(certificate).member !== nodeId) continue;
         void signer.ask({ type: 'adopt-rotation', certificate, sequence }, { timeoutMs: 60_000 }).then(
@@ -285,9 +289,9 @@ export const Replica = defineBehavior({
       },
       listener: {
         reply: (reply) => client.tell(0, { type: 'reply', node: nodeId, reply }),
-        applied: (applied) => {
+        applied: (applied, trace) => {
           agent.tell({ type: 'applied', node: nodeId, applied: executed(applied) });
-          carryOutRotations();
+          carryOutRotations(trace);
           if (applied.kind === 'snapshot') journal.skipTo(applied.position, applied.stateHash);
           else void journal.append(applied).catch((error: unknown) => ctx.self.tell({ type: 'fault', message: String(error) }, { urgent: true }));
           if (journal.missing() !== undefined) void fillGap();

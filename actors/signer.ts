@@ -9,12 +9,13 @@
  * handler budget is one tick.
  *
  * Keys rotate (protocols/crypto/key-manager.ts): the signer proposes a successor, signed by both
- * keys, and seals it in the store at once; the cluster has consensus agree on it; the signer
- * adopts it at the position where it committed, wipes the old secret and deletes its file. Until
- * then it signs with the old key, so a rotation that never commits changes nothing, and one that
- * commits while the signer is down is adopted from the store by the next incarnation. Key
- * generation and every signature are reported as `crypto.keygen` and `crypto.sign` spans
- * (crypto-telemetry.ts).
+ * keys, and seals it in the store at once; the cluster has consensus agree on it; when its
+ * replica executes the rotation, the replica has the signer adopt it for the positions from there
+ * on, and the signer wipes the old secret and deletes its file. Until then it signs with the old
+ * key, so a rotation that never commits changes nothing, and one that commits while the signer is
+ * down is adopted from the store when the replica, restarted, carries out its configuration
+ * again. Key generation and every signature are reported as `crypto.keygen` and `crypto.sign`
+ * spans (crypto-telemetry.ts).
  */
 import { defineBehavior, t } from '../runtime/index.js';
 import {
