@@ -313,33 +313,37 @@ export class Cluster {
     const cert = decodeRotationCertificate(proposal.certificate);
     const deadline = performance.now() + timeoutMs;
     // Waiting starts before the command is sent: the replicas may report the adoption first.
-    const adopted = this.#adoption(cert.next.keyId, timeoutMs);
-    adopted.catch(() => undefined);
-    const result = await this.#client.ask({ type: 'configure', payload: proposal.certificate }, { timeoutMs });
-    const response = configurationResponse(result.response);
-    if (!response.ok) throw new CryptoError(response.error as never, `the replicas refused the rotation: ${response.reason}`);
-    // A reply for another rotation (a client table answering a reused session) is not this one's proof.
-    if (response.member !== member || response.keyId !== cert.next.keyId) {
-      throw new CryptoError('ROTATION_INVALID', `the replicas answered for member ${response.member}'s key ${response.keyId}, not this rotation`);
+    const adoption = this.#adoption(cert.next.keyId);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const result = await this.#client.ask({ type: 'configure', payload: proposal.certificate }, { timeoutMs });
+      const response = configurationResponse(result.response);
+      if (!response.ok) throw new CryptoError(response.error as never, `the replicas refused the rotation: ${response.reason}`);
+      // A reply for another rotation (a client table answering a reused session) is not this one's proof.
+      if (response.member !== member || response.keyId !== cert.next.keyId) {
+        throw new CryptoError('ROTATION_INVALID', `the replicas answered for member ${response.member}'s key ${response.keyId}, not this rotation`);
+      }
+      await Promise.race([adoption.done, new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - performance.now()))))]);
+    } finally {
+      clearTimeout(timer);
+      adoption.cancel();
     }
-    await Promise.race([adopted, new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - performance.now())).unref())]);
     const history = this.#histories[member] as PublicKeyDescriptor[];
     const key = history[history.length - 1] as PublicKeyDescriptor;
     if (key.keyId !== cert.next.keyId) throw new AskTimeout(`the signer of replica ${member} (adopting key ${cert.next.keyId})`, timeoutMs);
     return { member, previous: history[history.length - 2] as PublicKeyDescriptor, key, sequence: key.fromSequence };
   }
 
-  /** Resolves once the member's signer has adopted key `keyId` (it may have already). */
-  #adoption(keyId: string, timeoutMs: number): Promise<void> {
-    if (this.#histories.some((history) => history[history.length - 1]?.keyId === keyId)) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#adoptionWaiters.delete(waiter);
-        reject(new AskTimeout(`the adoption of key ${keyId}`, timeoutMs));
-      }, timeoutMs);
-      const waiter = { keyId, done: () => (clearTimeout(timer), resolve()) };
-      this.#adoptionWaiters.add(waiter);
+  /** `done` resolves once a member's signer has adopted key `keyId` (at once if it has); `cancel` stops waiting. */
+  #adoption(keyId: string): { readonly done: Promise<void>; cancel(): void } {
+    let waiter: { readonly keyId: string; readonly done: () => void } | undefined;
+    const done = new Promise<void>((resolve) => {
+      waiter = { keyId, done: resolve };
     });
+    const entry = waiter as { readonly keyId: string; readonly done: () => void };
+    if (this.#histories.some((history) => history[history.length - 1]?.keyId === keyId)) entry.done();
+    else this.#adoptionWaiters.add(entry);
+    return { done, cancel: () => this.#adoptionWaiters.delete(entry) };
   }
 
   /**
