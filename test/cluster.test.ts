@@ -11,10 +11,11 @@ import { kvResponse } from '../protocols/consensus/index.js';
 import { Prng } from '../protocols/sim/prng.js';
 import { testSeed } from './helpers/seed.js';
 
-async function start(t: ExecutionContext, options: Omit<ClusterOptions, 'kdfLog2N'>): Promise<Cluster> {
+/** A cluster whose replicas draw their random choices (timer jitter, which peers get which Byzantine variant) from `seed`, named in the test's output. */
+async function start(t: ExecutionContext, options: Omit<ClusterOptions, 'kdfLog2N' | 'seed'>, seed = testSeed(t)): Promise<Cluster> {
   const system = await ActorSystem.start({ cryptoThreads: 2 });
   t.teardown(() => system.stop());
-  return system.spawnCluster({ kdfLog2N: 10, ...options });
+  return system.spawnCluster({ kdfLog2N: 10, seed, ...options });
 }
 
 /** Waits until every replica in `nodes` has executed `position`, then checks they hold the same state. */
@@ -36,8 +37,9 @@ async function converged(t: ExecutionContext, cluster: Cluster, position: number
 
 test.serial('test_node_crash_recovery: repeated crashes and restarts of random replicas under load lose no acknowledged command, and replicas converge', async (t) => {
   t.timeout(240_000);
-  const rng = new Prng(testSeed(t));
-  const cluster = await start(t, { protocol: 'pbft', n: 4, policy: 'classical' });
+  const seed = testSeed(t);
+  const rng = new Prng(seed);
+  const cluster = await start(t, { protocol: 'pbft', n: 4, policy: 'classical' }, seed);
   const acknowledged = new Map<string, string>();
   let stop = false;
   let written = 0;
