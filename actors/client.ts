@@ -19,7 +19,7 @@
  * in it, so the replicas' work on the command continues that trace (consensus-telemetry.ts).
  */
 import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
-import { defineBehavior, INSTRUMENTED, instrumentsOf, t, tracerOf, type Sender } from '../runtime/index.js';
+import { defineBehavior, INSTRUMENTED, instrumentsOf, t, tracerOf, within, type Sender } from '../runtime/index.js';
 import { CONFIGURATION_SESSION_PREFIX, hex, type Command, type ConsensusAlgorithm } from '../protocols/consensus/index.js';
 import type { SignaturePolicy } from '../protocols/crypto/index.js';
 import { CONSENSUS_SCOPE } from './consensus-telemetry.js';
@@ -109,11 +109,9 @@ export const Client = defineBehavior({
     const send = (flight: InFlight): void => {
       const everyone = flight.sends > 0 || leader === undefined;
       flight.sends++;
-      const tell = (): void => {
+      within(flight.trace, () => {
         for (let i = 0; i < n; i++) if (everyone || i === leader) replicas.tell(i, { type: 'request', command: flight.command });
-      };
-      if (flight.trace === undefined) tell();
-      else context.with(flight.trace, tell);
+      });
       // Retries back off (up to 8×), so that an overloaded cluster is not buried under copies.
       const wait = args.retryMs * 2 ** Math.min(3, flight.sends - 1);
       ctx.timers.start(flight.command.client, wait, { type: 'retry', session: flight.command.client });

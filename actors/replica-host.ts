@@ -40,6 +40,7 @@ import {
 import { corrupt, remember, type ByzantineMode } from '../protocols/sim/byzantine.js';
 import { Prng } from '../protocols/sim/prng.js';
 import { replicaTelemetry, type ReplicaInstrumentation } from './consensus-telemetry.js';
+import { within } from '../runtime/index.js';
 import type { ReplicaStore } from './replica-store.js';
 
 /** How a replica signs and checks protocol messages. Both may be asynchronous (the crypto pool). */
@@ -318,7 +319,3 @@ export class ReplicaHost<M extends { readonly type: string }> {
   }
 }
 
-/** Runs `work` in `ctx`, or as it is when there is no context to carry. */
-function within<T>(ctx: Context | undefined, work: () => T): T {
-  return ctx === undefined ? work() : context.with(ctx, work);
-}

@@ -6,8 +6,8 @@
  * to what it sends. Killing its thread at any instant loses nothing that was acknowledged: the
  * store is written before any message that depends on it leaves.
  */
-import { context as traceContext, type Context } from '@opentelemetry/api';
-import { defineBehavior, t, type ActorRef, type Infer } from '../runtime/index.js';
+import type { Context } from '@opentelemetry/api';
+import { defineBehavior, t, within, type ActorRef, type Infer } from '../runtime/index.js';
 import { commandSchema, ConfiguredState, consensusConfig, encode, type Applied, type ConsensusAlgorithm, type ProtocolDefinition } from '../protocols/consensus/index.js';
 import { KvStateMachine } from '../protocols/consensus/kv.js';
 import { pbft } from '../protocols/pbft/index.js';
@@ -230,11 +230,10 @@ export const Replica = defineBehavior({
      */
     const carryOutRotations = (trace?: Context): void => {
       const installed = configuration.installed();
+      if (installed.length === carriedOut) return;
       for (const { certificate, sequence } of installed.slice(carriedOut)) {
         // In the trace of the position that installed it: the rotation's, where the verifier records it.
-        const report = (): void => verifier.tell({ type: 'installed', reporter: nodeId, certificate, sequence });
-        if (trace === undefined) report();
-        else traceContext.with(trace, report);
+        within(trace, () => verifier.tell({ type: 'installed', reporter: nodeId, certificate, sequence }));
         agent.tell({ type: 'rotation', node: nodeId, certificate, sequence });
         if (decodeRotationCertificate(certificate).member !== nodeId) continue;
         void signer.ask({ type: 'adopt-rotation', certificate, sequence }, { timeoutMs: 60_000 }).then(

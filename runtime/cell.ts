@@ -12,7 +12,7 @@ import { Mailbox, type MailboxOptions } from './mailbox.js';
 import type { Node } from './node.js';
 import type { ParseContext, RefShape } from '../schema/schema.js';
 import { signalSchema } from './signal.js';
-import { context, endHandleSpan, parentContext, startHandleSpan, TICK_MS, traceFields } from './telemetry.js';
+import { endHandleSpan, parentContext, startHandleSpan, TICK_MS, traceFields, within } from './telemetry.js';
 import type { Task } from './task.js';
 
 /** Options of one incarnation. */
@@ -294,7 +294,7 @@ export class Cell implements SenderId {
     let result: unknown;
     try {
       const call = (): unknown => (sender ? handlers.receive(msg, sender) : handlers.signal?.(msg as Signal));
-      result = traced ? context.with(traced.ctx, call) : call();
+      result = within(traced?.ctx, call);
     } catch (error) {
       if (traced) endHandleSpan(traced.span, error);
       this.#fail(error, sender);

@@ -41,5 +41,5 @@ export {
   ReplyRejected,
   RemoteFailure,
 } from './errors.js';
-export { INSTRUMENTED, instrumentsOf, TICK_MS, tracerOf } from './telemetry.js';
+export { INSTRUMENTED, instrumentsOf, TICK_MS, tracerOf, within } from './telemetry.js';
 export { SystemTelemetry, type TelemetryOptions } from './telemetry-hub.js';

@@ -4,7 +4,7 @@
  */
 import { workerData } from 'piscina';
 import { installPoolShared, isTask } from './task.js';
-import { context, installContextManager, parentContext, type TraceFields } from './telemetry.js';
+import { installContextManager, parentContext, within, type TraceFields } from './telemetry.js';
 
 /** A task invocation as sent to the pool, with the trace context of the span that asked for it. */
 export interface PoolJob extends TraceFields {
@@ -26,5 +26,5 @@ export default async function runJob(job: PoolJob): Promise<unknown> {
   if (!isTask(task)) throw new Error(`${job.module} does not export a task named ${job.export}`);
   // The task's spans are children of the span that asked for it, in whichever thread that ran.
   const parent = parentContext(job);
-  return parent === undefined ? task.run(job.input) : context.with(parent, () => task.run(job.input));
+  return within(parent, () => task.run(job.input));
 }

@@ -94,6 +94,11 @@ export function traceFields(): TraceFields {
   return { traceId: sc.traceId, spanId: sc.spanId, traceFlags: sc.traceFlags };
 }
 
+/** Runs `work` in context `ctx`, or as it is when there is none to carry (nothing traced: no context switch at all). */
+export function within<T>(ctx: Context | undefined, work: () => T): T {
+  return ctx === undefined ? work() : context.with(ctx, work);
+}
+
 /** The remote parent context an envelope or a task carries, or `undefined`. */
 export function parentContext(header: TraceFields): Context | undefined {
   if (header.traceId === undefined || header.spanId === undefined) return undefined;
