@@ -57,7 +57,7 @@ export interface ActorContext<Msg, Reply = unknown> {
   readonly timers: ActorTimers<Msg>;
   /** Resolves the current incarnation of a named actor, or `undefined` if none runs. */
   lookup<M = unknown, R = unknown>(name: string): Promise<ActorRef<M, R> | undefined>;
-  /** Delivers a `terminated` signal when `ref`'s incarnation ends (at once if it already has). */
+  /** Delivers a `terminated` signal when `ref`'s incarnation ends (at once if it already has); watching it again while it runs changes nothing (one signal). */
   watch(ref: ActorRef): void;
   /** Runs a CPU-heavy task on the system's worker pool. */
   runTask<In, Out>(task: Task<In, Out>, input: In): Promise<Out>;

@@ -73,7 +73,12 @@ export class ActorSystem {
   /** Pairs of worker threads given a direct channel, as `:low:high:`. */
   readonly #introduced = new Set<string>();
   /** What to do when an incarnation (`name#incarnation`) ends: resolve a `watch`, signal a watcher. */
-  readonly #watchers = new Map<string, ((reason: ExitReason | { readonly kind: 'noproc' }) => void)[]>();
+  /**
+   * Per watched incarnation, who is told when it ends, by watcher: an actor watching an incarnation
+   * again replaces its own entry, so a peer directory that re-watches on every lookup adds nothing.
+   */
+  readonly #watchers = new Map<string, Map<string | number, (reason: ExitReason | { readonly kind: 'noproc' }) => void>>();
+  #waiters = 0;
   readonly #deadLetterListeners = new Set<DeadLetterListener>();
   readonly #workerHost: WorkerHost;
   readonly #root: Supervisor;
@@ -174,7 +179,7 @@ export class ActorSystem {
 
   /** Resolves when `ref`'s incarnation ends (at once if it already has), with the reason. */
   watch(ref: RefShape): Promise<ExitReason | { readonly kind: 'noproc' }> {
-    return new Promise((resolve) => this.#onEnd(ref, resolve));
+    return new Promise((resolve) => this.#onEnd(ref, ++this.#waiters, resolve));
   }
 
   /** The control plane of an actor incarnation (status, inspect, crash, exit). */
@@ -277,7 +282,7 @@ export class ActorSystem {
 
   #terminated(ref: RefShape, reason: ExitReason): void {
     const key = refLabel(ref);
-    for (const notify of this.#watchers.get(key) ?? []) notify(reason);
+    for (const notify of this.#watchers.get(key)?.values() ?? []) notify(reason);
     this.#watchers.delete(key);
   }
 
@@ -287,18 +292,20 @@ export class ActorSystem {
     return current?.ref.incarnation === ref.incarnation ? current : undefined;
   }
 
-  /** Calls `notify` when `ref`'s incarnation ends, or at once (`noproc`) if it is not running. */
-  #onEnd(ref: RefShape, notify: (reason: ExitReason | { readonly kind: 'noproc' }) => void): void {
+  /** Calls `notify` when `ref`'s incarnation ends, or at once (`noproc`) if it is not running; `by` names the watch (one per watcher). */
+  #onEnd(ref: RefShape, by: string | number, notify: (reason: ExitReason | { readonly kind: 'noproc' }) => void): void {
     if (!this.#running(ref)) {
       notify({ kind: 'noproc' });
       return;
     }
     const key = refLabel(ref);
-    this.#watchers.set(key, [...(this.#watchers.get(key) ?? []), notify]);
+    const watchers = this.#watchers.get(key) ?? new Map<string | number, (reason: ExitReason | { readonly kind: 'noproc' }) => void>();
+    watchers.set(by, notify);
+    this.#watchers.set(key, watchers);
   }
 
   #watch(watcher: RefShape, target: RefShape): void {
-    this.#onEnd(target, (reason) => this.#node.signal(watcher, { type: 'terminated', ref: target, reason }));
+    this.#onEnd(target, refLabel(watcher), (reason) => this.#node.signal(watcher, { type: 'terminated', ref: target, reason }));
   }
 
   #onWorkerControl(thread: number, message: FromWorker): void {

@@ -220,6 +220,18 @@ test('watch delivers a terminated signal to a watching actor in another thread',
   t.deepEqual(await observer.ask({ type: 'signals' }), ['terminated c#0 crash', 'terminated c#0 noproc'], 'watching a dead incarnation signals at once');
 });
 
+test('watching a running incarnation again changes nothing: one terminated signal per watcher', async (t) => {
+  const system = await startSystem(t, { root: { intensity: 5 } });
+  const observer = await system.spawn(Observer, { name: 'observer', thread: true });
+  const counter = await system.spawn(Counter, { name: 'c', thread: true, args: { from: 0 } });
+  for (let k = 0; k < 3; k++) await observer.ask({ type: 'watch', target: counter });
+  counter.tell({ type: 'boom' });
+  await eventually(async () => ((await observer.ask({ type: 'signals' })) as string[]).length > 0);
+  // A signal of a second watch would arrive with the first one's: ask again once more after it.
+  await observer.ask({ type: 'signals' });
+  t.deepEqual(await observer.ask({ type: 'signals' }), ['terminated c#0 crash']);
+});
+
 test('an actor whose tell cannot be delivered receives an undeliverable signal', async (t) => {
   const system = await startSystem(t);
   const observer = await system.spawn(Observer, { name: 'observer', thread: true });
