@@ -708,9 +708,12 @@ export class Cluster {
       return;
     }
     const update = this.#collector.add(signed.treeHead, signature);
-    if (update.kind === 'fork') {
-      this.#evidence.push({ reporter: -1, accused: node, kind: 'receipt-log-fork', detail: `two tree heads for position ${signed.treeHead.sequence}` });
-    } else if (update.kind === 'complete') {
+    if (update.kind === 'fork' || update.kind === 'complete') {
+      for (const accused of update.accused) {
+        this.#evidence.push({ reporter: -1, accused: Number(accused), kind: 'receipt-log-fork', detail: `signed a tree head for position ${signed.treeHead.sequence} other than the one a quorum signed` });
+      }
+    }
+    if (update.kind === 'complete') {
       const position = update.signed.treeHead.sequence;
       this.#signedHeads.set(position, update.signed);
       this.#signedPositions.splice(this.#firstSignedAtOrAfter(position), 0, position);

@@ -178,6 +178,12 @@ export const Replica = defineBehavior({
     /** Signs a tree head of the receipt log and hands it to the cluster's collector (a silent replica keeps quiet). */
     const signHead = async (head: TreeHead): Promise<void> => {
       if (mode === 'silent') return;
+      await signAndReport(head);
+      // A double-voting replica signs two values for everything, its receipt log included: a
+      // second root for the same position, which the collector must expose as a fork.
+      if (mode === 'double-vote') await signAndReport({ ...head, root: Uint8Array.from(head.root, (byte, i) => (i === 0 ? byte ^ 1 : byte)) });
+    };
+    const signAndReport = async (head: TreeHead): Promise<void> => {
       const { signature, keyId, scheme } = (await signer.ask({ type: 'sign-tree-head', head: encodeTreeHead(head) }, { timeoutMs: 60_000 })) as {
         signature?: Uint8Array;
         keyId: string;

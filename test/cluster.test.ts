@@ -5,11 +5,13 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { ActorSystem } from '../actors/system.js';
-import type { Cluster, ClusterOptions, Submitted } from '../actors/cluster.js';
+import type { Cluster, ClusterOptions, EvidenceReport, Submitted } from '../actors/cluster.js';
 import { closedLoop } from '../actors/workload.js';
 import { kvResponse } from '../protocols/consensus/index.js';
 import { Prng } from '../protocols/sim/prng.js';
 import { testSeed } from './helpers/seed.js';
+import { eventually } from './helpers/system.js';
+import { verifyReceipt } from '../protocols/receipts/index.js';
 
 /** A cluster whose replicas draw their random choices (timer jitter, which peers get which Byzantine variant) from `seed`, named in the test's output. */
 async function start(t: ExecutionContext, options: Omit<ClusterOptions, 'kdfLog2N' | 'seed'>, seed = testSeed(t)): Promise<Cluster> {
@@ -107,6 +109,20 @@ test.serial('test_byzantine_leader_equivocation on real threads: with an equivoc
   t.log(`views of the honest replicas: ${status.filter((s) => s.node !== 0).map((s) => s.view).join(', ')}`);
   t.is(status[0]?.byzantine, 'equivocate');
   await converged(t, cluster, (last as Submitted).position, [1, 2, 3]);
+});
+
+test.serial('a replica that signs two receipt-log tree heads for one position is reported as a fork, and only it; receipts still verify', async (t) => {
+  t.timeout(180_000);
+  const cluster = await start(t, { protocol: 'pbft', n: 4, policy: 'classical', timeoutMs: 1000 });
+  cluster.byzantine(3, 'double-vote');
+  let last: Submitted | undefined;
+  for (let k = 0; k < 5; k++) last = await cluster.submit({ type: 'put', key: `k${k}`, value: `v${k}` }, { timeoutMs: 60_000 });
+  const receipt = await (last as Submitted).receipt;
+  t.true(verifyReceipt(receipt, cluster.trust).ok, 'the quorum of honest tree-head signatures carries the receipt');
+  const forks = (): readonly EvidenceReport[] => cluster.evidence().filter((e) => e.kind === 'receipt-log-fork');
+  await eventually(() => forks().length > 0, 60_000);
+  t.log(forks().map((e) => e.detail).join('\n'));
+  t.deepEqual([...new Set(forks().map((e) => e.accused))], [3], 'the fork is pinned on the replica that signed the other head');
 });
 
 test.serial('test_network_delay_injection on real threads: delayed links slow commits down but every command commits', async (t) => {

@@ -597,8 +597,14 @@ test('forks: two tree heads that cannot both be honest are reported with transfe
   t.like(fork, { kind: 'fork', evidence: { kind: 'same-sequence' } });
   t.like(collector.add(f.record.treeHead, f.signatures[2] as TreeHeadSignature), { kind: 'pending', signatures: 2 });
   t.like(collector.add(h.record.treeHead, h.signatures[2] as TreeHeadSignature), { kind: 'pending', signatures: 2 });
-  t.like(collector.add(h.record.treeHead, h.signatures[3] as TreeHeadSignature), { kind: 'complete' });
+  t.like(fork, { accused: [] }, 'before a quorum, two heads do not say which one lies');
+  const completed = collector.add(h.record.treeHead, h.signatures[3] as TreeHeadSignature);
+  t.like(completed, { kind: 'complete' });
+  t.deepEqual(completed.kind === 'complete' ? completed.accused : undefined, [f.signatures[1]?.node, f.signatures[2]?.node], 'the quorum accuses who signed the other head');
   t.like(collector.add(h.record.treeHead, h.signatures[1] as TreeHeadSignature), { kind: 'ignored' });
+  const late = collector.add(f.record.treeHead, f.signatures[3] as TreeHeadSignature);
+  t.like(late, { kind: 'fork' });
+  t.deepEqual(late.kind === 'fork' ? late.accused : undefined, [f.signatures[3]?.node], 'after the quorum, a different head accuses its signer at once');
   t.like(collector.add(f.record.treeHead, { ...(f.signatures[3] as TreeHeadSignature), node: 'r7' }), { kind: 'ignored', reason: 'r7: not a member' });
   t.like(collector.add({ ...f.record.treeHead, cluster: 'other' }, f.signatures[3] as TreeHeadSignature), { kind: 'ignored' });
   t.like(collector.add(h.record.treeHead, h.signatures[0] as TreeHeadSignature), { kind: 'ignored', reason: 'sequence 2 already has its quorum' });

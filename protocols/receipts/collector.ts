@@ -15,10 +15,17 @@ import { treeHeadSignatureProblem } from './verify.js';
 /** What adding one signature changed. */
 export type CollectorUpdate =
   | { readonly kind: 'pending'; readonly signatures: number; readonly quorum: number }
-  /** The head reached a quorum with this signature: reported once per sequence. */
-  | { readonly kind: 'complete'; readonly signed: SignedTreeHead }
-  /** A different head for a sequence that already has one: both, with their signatures so far. */
-  | { readonly kind: 'fork'; readonly evidence: ForkEvidence }
+  /**
+   * The head reached a quorum with this signature: reported once per sequence. `accused`: the
+   * members that signed another head for the sequence (a fork reported before the quorum formed).
+   */
+  | { readonly kind: 'complete'; readonly signed: SignedTreeHead; readonly accused: readonly string[] }
+  /**
+   * A different head for a sequence that already has one: both, with their signatures so far.
+   * Two heads alone do not say which is the lie; once a quorum signed one, whoever signed the
+   * other is `accused` (here when the quorum came first, else in the `complete` update).
+   */
+  | { readonly kind: 'fork'; readonly evidence: ForkEvidence; readonly accused: readonly string[] }
   /** The signature does not count (invalid, a non-member's, a duplicate, or the sequence is settled). */
   | { readonly kind: 'ignored'; readonly reason: string };
 
@@ -81,11 +88,13 @@ export class TreeHeadCollector {
     heads.set(key, candidate);
     if (candidate.signatures.some((s) => s.node === signature.node)) return { kind: 'ignored', reason: `${signature.node} already signed this head` };
     candidate.signatures.push(signature);
-    if (candidate.signatures.length === 1 && heads.size > 1) {
-      // A head nobody signed before, for a sequence that has another: report it once.
+    // Once a quorum signed one head, a signature on any other is its signer's lie. Before that, a
+    // head nobody signed before, for a sequence that has another, is reported once.
+    if (settled !== undefined || (candidate.signatures.length === 1 && heads.size > 1)) {
       const other = (settled === undefined ? undefined : heads.get(settled)) ?? mostSigned([...heads.values()].filter((c) => c !== candidate));
       return {
         kind: 'fork',
+        accused: settled === undefined ? [] : [signature.node],
         evidence: {
           kind: 'same-sequence',
           cluster: head.cluster,
@@ -95,11 +104,12 @@ export class TreeHeadCollector {
         },
       };
     }
-    if (settled !== undefined || candidate.signatures.length < this.#quorum) {
+    if (candidate.signatures.length < this.#quorum) {
       return { kind: 'pending', signatures: candidate.signatures.length, quorum: this.#quorum };
     }
     this.#settled.set(head.sequence, key);
-    return { kind: 'complete', signed: { treeHead: head, signatures: [...candidate.signatures] } };
+    const accused = [...heads.values()].filter((c) => c !== candidate).flatMap((c) => c.signatures.map((s) => s.node));
+    return { kind: 'complete', signed: { treeHead: head, signatures: [...candidate.signatures] }, accused: [...new Set(accused)] };
   }
 
   /** Drops the state of every sequence below `sequence` (settled or not). */
