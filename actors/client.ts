@@ -149,6 +149,7 @@ export const Client = defineBehavior({
             return;
           }
           case 'reply': {
+            replicas.heard(from.ref);
             const { reply, node } = msg;
             const flight = inFlight.get(reply.client);
             if (flight === undefined || flight.command.timestamp !== reply.timestamp || node >= n) return;

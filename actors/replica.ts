@@ -319,6 +319,7 @@ export const Replica = defineBehavior({
           // that arrived meanwhile as one group (one disk sync, one signing round). Holding the
           // mailbox per message would make every group a group of one.
           case 'peer':
+            peers.heard(from.ref);
             void host.receive(msg.bytes);
             return;
           case 'request':

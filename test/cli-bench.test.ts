@@ -10,7 +10,7 @@ import { freePort } from './helpers/telemetry.js';
 const run = promisify(execFile);
 const script = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
 
-test('the demo (npm start) runs a hybrid PBFT cluster through a crash and a restart, and the replicas agree', async (t) => {
+test.serial('the demo (npm start) runs a hybrid PBFT cluster through a crash and a restart, and the replicas agree', async (t) => {
   t.timeout(180_000);
   const out = await mkdtemp(join(tmpdir(), 'knhk-demo-test-'));
   t.teardown(() => rm(out, { recursive: true, force: true }));
@@ -34,7 +34,7 @@ test('the demo (npm start) runs a hybrid PBFT cluster through a crash and a rest
   t.is((refused as unknown as { code: number }).code, 1);
 });
 
-test('npm start -- --metrics-port serves the metrics of every thread for Prometheus, with --hold until interrupted', async (t) => {
+test.serial('npm start -- --metrics-port serves the metrics of every thread for Prometheus, with --hold until interrupted', async (t) => {
   t.timeout(180_000);
   const port = await freePort();
   const demo = spawn(process.execPath, [script('../cli/knhk.js'), 'demo', '--commands', '300', '--metrics-port', String(port), '--hold'], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -92,7 +92,13 @@ test('proposals from a non-primary, with a forged digest, or outside the waterma
   t.like(fromBackup.evidence[0], { kind: 'invalid-proposal', node: 2 });
   const forged = { ...prePrepare(0, 1, 0, [cmd(1)]), batch: [cmd(9)] };
   t.like(r.receive(0, forged).evidence[0], { kind: 'invalid-proposal', node: 0 });
-  t.is(sent(r.receive(0, prePrepare(0, 5, 0, [cmd(5)])), 'prepare').length, 0, 'sequence 5 is above h + L = 4');
+  const past = r.receive(0, prePrepare(0, 5, 0, [cmd(5)]));
+  t.is(sent(past, 'prepare').length, 0, 'sequence 5 is above h + L = 4');
+  // A proposal past the window means this replica fell behind: it asks its peers to bring it up to date, once per half timeout.
+  t.like(sent(past, 'status'), [{ type: 'status', view: 0, executed: 0 }]);
+  t.deepEqual(past.messages.find((m) => m.body.type === 'status')?.to, [0, 2, 3]);
+  t.is(sent(r.receive(0, prePrepare(0, 6, 0, [cmd(6)])), 'status').length, 0, 'not again at once');
+  t.is(sent(r.receive(2, prepare(0, 6, prePrepare(0, 6, 0, [cmd(6)]).digest), 10_000), 'status').length, 1, 'a vote past the window counts too, a timeout later');
   t.is(sent(r.receive(0, prePrepare(0, 4, 0, [cmd(4)])), 'prepare').length, 1);
 });
 

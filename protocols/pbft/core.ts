@@ -283,6 +283,16 @@ export class PbftCore implements Core<PbftMessage> {
     return sequence > this.#low && sequence <= this.#low + this.#window;
   }
 
+  /**
+   * A message past the log window says the others moved on while this replica was away. Such a
+   * message cannot be logged, and a replica restarted into a cluster that went idle meanwhile
+   * hears nothing else: it says how far it got (thesis §5.2), at most once per half request
+   * timeout, and peers answer with state and commits.
+   */
+  #behindIfPast(sequence: number): void {
+    if (sequence > this.#low + this.#window && this.#mayServe('status')) this.#announceStatus();
+  }
+
   #slot(sequence: number): Slot {
     let slot = this.#slots.get(sequence);
     if (slot === undefined) {
@@ -298,6 +308,7 @@ export class PbftCore implements Core<PbftMessage> {
       return this.#evidence('invalid-proposal', m.from, `pre-prepare for ${view}:${sequence} from a non-primary or with a digest that does not match its batch`, [m]);
     }
     if (this.#changing && view === this.#view && m.from === this.config.nodeId) return this.#collectNewViewPrePrepare(m);
+    this.#behindIfPast(sequence);
     if (!this.#inWindow(sequence) || view < this.#view) return;
     // Only the next view's proposals are kept for later, one per sequence: what a Byzantine
     // future primary can make this replica hold is bounded by the log window.
@@ -339,6 +350,7 @@ export class PbftCore implements Core<PbftMessage> {
     const { view, sequence } = m.body;
     // Votes for this view or the next only: a vote for a far view cannot complete before this
     // replica gets there, and keeping it would let a Byzantine replica fill memory.
+    this.#behindIfPast(sequence);
     if (view < this.#view || view > this.#view + 1 || !this.#inWindow(sequence)) return;
     if (m.body.type === 'prepare' && m.from === primaryOf(view, this.config.n)) return;
     const slot = this.#slot(sequence);
