@@ -82,3 +82,24 @@ test('the registry prefers node:crypto where it agrees with noble, reports its c
   t.is(forcedOne['Ed25519'], 'noble');
   t.is(forcedOne['ML-DSA-65'], report['ML-DSA-65']);
 });
+
+test('the node backend keeps imported keys, but signs with the bytes it is given: a buffer rewritten in place, or a view at another offset, signs with its new key', (t) => {
+  for (const { name, noble, node } of pairs) {
+    const message = Uint8Array.of(1, 2, 3);
+    const one = node.keygen(new Uint8Array(node.seedBytes).fill(1));
+    const two = node.keygen(new Uint8Array(node.seedBytes).fill(2));
+    const buffer = new Uint8Array(one.secretKey.length * 2);
+    const held = buffer.subarray(0, one.secretKey.length) as typeof one.secretKey;
+    held.set(one.secretKey);
+    t.true(noble.verify(one.publicKey, message, node.sign(held, message)), `${name}: first key`);
+    t.true(noble.verify(one.publicKey, message, node.sign(held, message)), `${name}: first key, kept`);
+    held.set(two.secretKey);
+    const rewritten = node.sign(held, message);
+    t.true(noble.verify(two.publicKey, message, rewritten), `${name}: the bytes now in the buffer sign`);
+    t.false(node.verify(one.publicKey, message, rewritten), `${name}: not the key imported before`);
+    const beside = buffer.subarray(one.secretKey.length) as typeof one.secretKey;
+    beside.set(one.secretKey);
+    t.true(node.verify(one.publicKey, message, node.sign(beside, message)), `${name}: a second key in the same buffer`);
+    t.true(node.verify(two.publicKey, message, node.sign(held, message)), `${name}: the first view still signs with its own bytes`);
+  }
+});

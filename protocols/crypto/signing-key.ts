@@ -30,8 +30,9 @@ function isThenable(value: unknown): boolean {
  *   program can reach to wipe.
  * - Intermediate values are wiped. Signing runs library code: noble holds Ed25519 scalars as
  *   bigints (immutable, never wipeable) and ML-DSA's expanded key in temporaries; node:crypto
- *   builds a PKCS #8 buffer and a `KeyObject` per signature, and OpenSSL keeps its own copy until
- *   the garbage collector frees that object, at a time JavaScript does not control.
+ *   imports the key into a `KeyObject` once and keeps it while the key's buffer lives, and
+ *   OpenSSL keeps its own copy until the garbage collector frees that object (after `dispose`
+ *   drops the buffer), at a time JavaScript does not control.
  * - Copies made by others are wiped: a buffer the caller kept after `adopt`, whatever the consumer
  *   of `exposeSecretKey` copied, a structured clone posted to a worker.
  * - The bytes stay out of swap, core dumps, heap snapshots or an attached inspector while live.

@@ -5,7 +5,7 @@
  * version string: a Node that lacks ML-DSA throws, and one that ignores `context` is caught by
  * a signature that must fail under a different context but does not.
  */
-import { createPrivateKey, createPublicKey, sign, verify, type KeyObject, type SignKeyObjectInput } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject, type SignKeyObjectInput } from 'node:crypto';
 import { ED25519_SPEC, ed25519Precheck } from '../ed25519.js';
 import { ML_DSA_44, ML_DSA_65, ML_DSA_87 } from '../ml-dsa.js';
 import type { Backend, Primitive, PrimitiveName } from '../primitive.js';
@@ -39,6 +39,45 @@ function publicKeyObject(name: NativeName, publicKey: Uint8Array): KeyObject {
   return createPublicKey({ key: Buffer.from(spki(OIDS[name], publicKey)), format: 'der', type: 'spki' });
 }
 
+/**
+ * Importing a key costs OpenSSL several times what one signature or verification does, so the
+ * objects are kept. A secret key's object lives as long as the buffer holding its bytes (a
+ * `SigningKey` drops that buffer when disposed), so a key stays in OpenSSL's memory no longer
+ * than it would with an object per signature: until the garbage collector frees it. The object
+ * is found by a digest of the bytes, so a buffer whose bytes changed never signs with the old key.
+ */
+const privateKeyObjects = new WeakMap<ArrayBufferLike, Map<string, KeyObject>>();
+/** At most this many keys are remembered per buffer (a pooled buffer can hold many keys' bytes over time). */
+const KEYS_PER_BUFFER = 8;
+
+function cachedPrivateKeyObject(name: NativeName, seed: Uint8Array): KeyObject {
+  const digest = createHash('sha256').update(name).update(seed).digest('base64');
+  let objects = privateKeyObjects.get(seed.buffer);
+  let key = objects?.get(digest);
+  if (key === undefined) {
+    key = privateKeyObject(name, seed);
+    if (objects === undefined || objects.size >= KEYS_PER_BUFFER) privateKeyObjects.set(seed.buffer, (objects = new Map()));
+    objects.set(digest, key);
+  }
+  return key;
+}
+
+/** Public keys verified most recently, by algorithm and exact bytes; a cluster has few members, each with one or two keys. */
+const publicKeyObjects = new Map<string, KeyObject>();
+const PUBLIC_KEYS_KEPT = 256;
+
+function cachedPublicKeyObject(name: NativeName, publicKey: Uint8Array): KeyObject {
+  const id = `${name}:${Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('latin1')}`;
+  let key = publicKeyObjects.get(id);
+  if (key === undefined) {
+    key = publicKeyObject(name, publicKey);
+    if (publicKeyObjects.size >= PUBLIC_KEYS_KEPT) publicKeyObjects.delete(publicKeyObjects.keys().next().value as string);
+  } else publicKeyObjects.delete(id);
+  // Re-inserted on every use, so that the first key in the map is the least recently used.
+  publicKeyObjects.set(id, key);
+  return key;
+}
+
 /** The raw public key: the BIT STRING that ends the exported SubjectPublicKeyInfo. */
 function rawPublicKey(key: KeyObject, length: number): Uint8Array {
   const der = key.export({ format: 'der', type: 'spki' });
@@ -57,13 +96,13 @@ function own(bytes: Buffer): Uint8Array {
 
 const ed25519Primitive: Primitive = {
   keygen: keygenFromSeed('ed25519', ED25519_SPEC.publicKeyBytes),
-  sign: (secretKey, message) => own(sign(null, message, privateKeyObject('ed25519', secretKey))),
+  sign: (secretKey, message) => own(sign(null, message, cachedPrivateKeyObject('ed25519', secretKey))),
   verify(publicKey, message, signature) {
     // OpenSSL checks S < L and the cofactorless equation itself, but accepts small-order and
     // non-canonical keys (under which R = identity, S = 0 verifies for many messages); the
     // precheck adds those parts of knhk's rule, so that this backend and noble agree.
     if (!ed25519Precheck(publicKey, signature)) return false;
-    return verify(null, message, publicKeyObject('ed25519', publicKey), signature);
+    return verify(null, message, cachedPublicKeyObject('ed25519', publicKey), signature);
   },
 };
 
@@ -79,9 +118,9 @@ function withContext(key: KeyObject, context: Uint8Array): SignKeyObjectInput {
 function mlDsaPrimitive(name: NativeName, publicKeyBytes: number): Primitive {
   return {
     keygen: keygenFromSeed(name, publicKeyBytes),
-    sign: (seed, message, context) => own(sign(null, message, withContext(privateKeyObject(name, seed), context))),
+    sign: (seed, message, context) => own(sign(null, message, withContext(cachedPrivateKeyObject(name, seed), context))),
     verify: (publicKey, message, signature, context) =>
-      verify(null, message, withContext(publicKeyObject(name, publicKey), context), signature),
+      verify(null, message, withContext(cachedPublicKeyObject(name, publicKey), context), signature),
   };
 }
 
