@@ -22,7 +22,17 @@ import { randomBytes } from 'node:crypto';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { AskTimeout, ConfigError, tracerOf, type ActorRef, type ActorSystem, type Supervisor } from '../runtime/index.js';
 import { configurationResponse, consensusConfig, hex, kvPayload, type ConsensusAlgorithm, type ConsensusConfig, type KvOperation } from '../protocols/consensus/index.js';
-import { CryptoError, decodeRotationCertificate, isSignaturePolicy, DEFAULT_HYBRID, type RotationCertificate, type SchemeName, type SignaturePolicy } from '../protocols/crypto/index.js';
+import {
+  CryptoError,
+  decodeRotationCertificate,
+  isSignaturePolicy,
+  DEFAULT_HYBRID,
+  DEFAULT_KEY_LIFETIME_MS,
+  DEFAULT_ROTATION_LEAD_MS,
+  type RotationCertificate,
+  type SchemeName,
+  type SignaturePolicy,
+} from '../protocols/crypto/index.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
 import { ClusterAgent, type AgentSink, type ExecutedPosition } from './cluster-agent.js';
 import { Client, type ClientResult } from './client.js';
@@ -64,6 +74,7 @@ export interface KeyRotation {
 }
 
 const tracer = tracerOf(CRYPTO_SCOPE);
+const HOUR_MS = 3_600_000;
 
 /** The trust entry of each of a member's keys, from its signer's custody history. */
 const trustKeysOf = (history: readonly PublicKeyDescriptor[]): TrustKey[] =>
@@ -110,6 +121,15 @@ export interface ClusterOptions {
   readonly kdfLog2N?: number;
   /** Seeds jitter and Byzantine choices of the replicas. */
   readonly seed?: number;
+  /** Lifetime of each signing key from its creation, ms (default and most: {@link DEFAULT_KEY_LIFETIME_MS}, 90 days). */
+  readonly keyLifetimeMs?: number;
+  /**
+   * The cluster rotates a replica's key through consensus once less than this remains of its
+   * lifetime, ms (default {@link DEFAULT_ROTATION_LEAD_MS}, 7 days; less than `keyLifetimeMs`).
+   */
+  readonly rotationLeadMs?: number;
+  /** How often the cluster asks the signers whether a rotation is due, ms (default a quarter of the lead, at most an hour). */
+  readonly rotationCheckMs?: number;
 }
 
 /** A committed command's result. */
@@ -197,6 +217,9 @@ export class Cluster {
   readonly #replyQuorum: number;
   /** Rotations are carried out one at a time. */
   #rotating: Promise<unknown> = Promise.resolve();
+  /** Replicas whose automatic rotation is under way. */
+  readonly #dueRotations = new Set<number>();
+  #rotationChecks: ReturnType<typeof setInterval> | undefined;
   readonly #collector: TreeHeadCollector;
   /** Tree heads with a quorum of signatures, by position (the last {@link EXECUTIONS_KEPT}), and their positions in ascending order. */
   readonly #signedHeads = new Map<number, SignedTreeHead>();
@@ -285,6 +308,25 @@ export class Cluster {
     const rotation = this.#rotating.catch(() => undefined).then(() => this.#traced(i, options.timeoutMs ?? 30_000));
     this.#rotating = rotation;
     return rotation;
+  }
+
+  /**
+   * Rotates, through consensus, the key of every replica whose signer says it is due (its expiry
+   * is within the rotation lead): a long-running cluster keeps valid keys without anyone calling
+   * {@link rotateKey}. A rotation that fails (a replica down, no quorum) is tried again at the
+   * next check, and is recorded by its `crypto.key.rotate` span.
+   */
+  #rotateDueKeys(): void {
+    for (let i = 0; i < this.n; i++) {
+      const signer = this.#system.lookup<{ type: 'rotation-due' }, { type: string; due?: boolean }>(`${this.id}/signer-${i}`);
+      if (signer === undefined || this.#dueRotations.has(i)) continue;
+      this.#dueRotations.add(i);
+      void signer
+        .ask({ type: 'rotation-due' }, { timeoutMs: 10_000 })
+        .then((answer) => (answer.due === true && !this.#stopped ? this.rotateKey(i) : undefined))
+        .catch(() => undefined)
+        .finally(() => this.#dueRotations.delete(i));
+    }
   }
 
   /** A rotation as one `crypto.key.rotate` trace. */
@@ -407,6 +449,17 @@ export class Cluster {
     const temporary = options.dataDir === undefined;
     const passphrase = options.passphrase ?? process.env['KNHK_KEY_PASSPHRASE'] ?? (temporary ? randomBytes(32).toString('base64url') : undefined);
     if (passphrase === undefined) throw new ConfigError('a cluster with a dataDir needs a passphrase for its key files (option passphrase or KNHK_KEY_PASSPHRASE)');
+    const keyLifetimeMs = options.keyLifetimeMs ?? DEFAULT_KEY_LIFETIME_MS;
+    const rotationLeadMs = options.rotationLeadMs ?? Math.min(DEFAULT_ROTATION_LEAD_MS, Math.floor(keyLifetimeMs / 2));
+    const rotationCheckMs = options.rotationCheckMs ?? Math.min(HOUR_MS, Math.max(1, Math.floor(rotationLeadMs / 4)));
+    // Replicas check rotated keys against the default lifetime: a longer one would be refused.
+    if (!(Number.isSafeInteger(keyLifetimeMs) && keyLifetimeMs > 0 && keyLifetimeMs <= DEFAULT_KEY_LIFETIME_MS)) {
+      throw new ConfigError(`keyLifetimeMs must be a whole number of ms in (0, ${DEFAULT_KEY_LIFETIME_MS}], got ${keyLifetimeMs}`);
+    }
+    if (!(Number.isSafeInteger(rotationLeadMs) && rotationLeadMs > 0 && rotationLeadMs < keyLifetimeMs)) {
+      throw new ConfigError(`rotationLeadMs must be a whole number of ms in (0, keyLifetimeMs), got ${rotationLeadMs}`);
+    }
+    if (!(Number.isSafeInteger(rotationCheckMs) && rotationCheckMs > 0)) throw new ConfigError(`rotationCheckMs must be a positive integer, got ${rotationCheckMs}`);
     const dataDir = temporary ? await mkdtemp(join(tmpdir(), `knhk-${id}-`)) : resolve(options.dataDir as string);
     if (temporary) void system.terminated.then(() => rm(dataDir, { recursive: true, force: true }));
 
@@ -468,6 +521,8 @@ export class Cluster {
             scheme: POLICY_SCHEME[policy],
             passphrase,
             context,
+            keyLifetimeMs,
+            rotationLeadMs,
             ...(options.kdfLog2N === undefined ? {} : { kdfLog2N: options.kdfLog2N }),
           },
         });
@@ -511,6 +566,8 @@ export class Cluster {
       const made = new Cluster({ system, supervisor, client: client as never, config, id, policy, dataDir, temporary, histories, faults, trust });
       cluster = made;
       for (const report of early.splice(0)) report(made);
+      made.#rotationChecks = setInterval(() => made.#rotateDueKeys(), rotationCheckMs);
+      void system.terminated.then(() => clearInterval(made.#rotationChecks));
       return made;
     } catch (error) {
       await system.root.stopChild(id);
@@ -659,6 +716,7 @@ export class Cluster {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    clearInterval(this.#rotationChecks);
     await this.#system.root.stopChild(this.id);
     if (this.#temporary) await rm(this.dataDir, { recursive: true, force: true });
   }

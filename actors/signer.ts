@@ -58,6 +58,10 @@ export interface SignerArgs {
   readonly kdfLog2N?: number;
   /** Domain-separation context for schemes that take one (not Ed25519, which has none). */
   readonly context?: Uint8Array;
+  /** Lifetime of each key from its creation (default {@link DEFAULT_KEY_LIFETIME_MS}). */
+  readonly keyLifetimeMs?: number;
+  /** A rotation is due once less than this remains of the key in force (default the key manager's, 7 days). */
+  readonly rotationLeadMs?: number;
 }
 
 const descriptorSchema = t.object(custodyFields(t.bytes({ maxLength: 8192 })));
@@ -107,7 +111,7 @@ class Custody {
     const key = ids.length === 1 ? await store.load(ids[0] as (typeof ids)[number], args.passphrase) : generate(registry.get(args.scheme), Date.now());
     if (ids.length === 0) await store.save(key, args.passphrase);
     // The window the key manager gives every key it holds: from its creation, for the key lifetime.
-    const first = [{ descriptor: describeKey(key, { notBefore: key.createdAt, notAfter: key.createdAt + DEFAULT_KEY_LIFETIME_MS }), epoch: 0, fromSequence: 0 }];
+    const first = [{ descriptor: describeKey(key, { notBefore: key.createdAt, notAfter: key.createdAt + (args.keyLifetimeMs ?? DEFAULT_KEY_LIFETIME_MS) }), epoch: 0, fromSequence: 0 }];
     await writeCustody(args.directory, first);
     return new Custody(store, args, registry, first, key);
   }
@@ -120,6 +124,11 @@ class Custody {
   /** The scheme of the key in force. */
   get scheme(): SignatureScheme {
     return this.#registry.get((this.#history[this.#history.length - 1] as CustodyRecord).descriptor.scheme);
+  }
+
+  /** Whether the key in force is due for rotation now (see `KeyManager.due`), or a rotation is pending. */
+  get due(): boolean {
+    return this.#manager.due(Date.now());
   }
 
   /** Signs with the key in force; throws `KEY_EXPIRED` and the like once it is no longer valid. */
@@ -187,6 +196,8 @@ class Custody {
       key,
       epoch: record.epoch,
       fromSequence: record.fromSequence,
+      ...(this.#args.keyLifetimeMs === undefined ? {} : { lifetimeMs: this.#args.keyLifetimeMs }),
+      ...(this.#args.rotationLeadMs === undefined ? {} : { rotationLeadMs: this.#args.rotationLeadMs }),
       generate: (scheme, createdAt) => (this.#made = generate(scheme, createdAt)),
     });
   }
@@ -207,6 +218,8 @@ export const Signer = defineBehavior({
     'sign-tree-head': { head: t.bytes({ maxLength: 4096 }) },
     describe: {},
     'propose-rotation': {},
+    /** Whether the key in force is due for rotation (its expiry is within the lead time), or a proposal awaits consensus. */
+    'rotation-due': {},
     'adopt-rotation': { certificate: certificateBytes, sequence: t.uint() },
     /** Signatures made by this incarnation (for the consensus benchmark's crypto ceiling). */
     stats: {},
@@ -217,6 +230,7 @@ export const Signer = defineBehavior({
     'head-signature': { signature: t.bytes({ maxLength: 16384 }), keyId: t.string({ maxLength: 128 }), scheme: t.oneOf(...SCHEME_NAMES) },
     key: { key: descriptorSchema, history: t.array(descriptorSchema, { maxLength: 1 << 16 }) },
     rotation: { certificate: certificateBytes },
+    due: { due: t.boolean() },
     /** A rotation request refused, with the `CryptoError` code saying why; the keys are unchanged. */
     refused: { code: t.string({ maxLength: 64 }), reason: t.string({ maxLength: 1024 }) },
     stats: { signatures: t.uint() },
@@ -265,6 +279,8 @@ export const Signer = defineBehavior({
             return from.reply({ type: 'stats', signatures });
           case 'describe':
             return from.reply(describe());
+          case 'rotation-due':
+            return refusing(from, () => from.reply({ type: 'due', due: custody.due }));
           case 'propose-rotation':
             return rotating(custody.propose(), (certificate) => from.reply({ type: 'rotation', certificate }), from);
           case 'adopt-rotation':

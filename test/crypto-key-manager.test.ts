@@ -85,7 +85,9 @@ test('test_key_rotation_automated', (t) => {
     const sequence = day * PER_DAY + 1;
     const before = manager.directory.current(0);
     const wasPending = manager.pending;
+    const due = manager.due(time);
     const cert = manager.tick(time);
+    t.is(due, cert !== undefined, `day ${day}: due exactly when tick has a certificate`);
     if (cert !== undefined && wasPending === undefined) {
       // Proposed once due (within the lead time), never earlier, never after expiry.
       const { notAfter } = before.descriptor;

@@ -113,3 +113,32 @@ test('a rotation is carried out by the replicas that installed it, whoever order
   const last = await cluster.submit({ type: 'put', key: 'k', value: 'w' });
   t.true(last.position > installed.position, 'the cluster commits after the restarts');
 });
+
+test('keys rotate by themselves ahead of expiry: every replica gets a successor through consensus, and the cluster goes on committing with verifiable receipts', async (t) => {
+  t.timeout(180_000);
+  const system = await KnhkSystem.start({ cryptoThreads: 2 });
+  t.teardown(() => system.stop());
+  // Keys live 10 minutes and are due 9 m 50 s before their end: each is due 10 s after it is made.
+  const cluster = await system.spawnCluster({ protocol: 'pbft', n: 4, policy: 'classical', kdfLog2N: 10, keyLifetimeMs: 600_000, rotationLeadMs: 590_000, rotationCheckMs: 200 });
+  const first = cluster.keys.map((k) => k.keyId);
+  t.true(cluster.keys.every((k) => k.epoch === 0 && k.notAfter - k.notBefore === 600_000), 'keys get the cluster\'s lifetime');
+  await cluster.submit({ type: 'put', key: 'before', value: '0' });
+  // Nothing calls rotateKey: the cluster asks the signers and rotates the keys that are due.
+  await eventually(() => cluster.keys.every((k, i) => k.keyId !== first[i]), 150_000);
+  for (const [i, key] of cluster.keys.entries()) {
+    t.true(key.epoch >= 1 && key.fromSequence > 0, `replica ${i} rotated`);
+    t.true(key.notAfter - key.notBefore <= 600_000, 'a successor gets the same lifetime');
+  }
+  const after = await cluster.submit({ type: 'put', key: 'after', value: '1' });
+  const verdict = verifyReceipt(await after.receipt, cluster.trust);
+  t.true(verdict.ok, JSON.stringify(verdict));
+  t.true(cluster.trust.members.every((m) => m.keys.length >= 2), 'the trust names each replica\'s old and new keys');
+});
+
+test('automatic rotation settings that cannot work are refused', async (t) => {
+  const system = await KnhkSystem.start({ cryptoThreads: 1 });
+  t.teardown(() => system.stop());
+  for (const bad of [{ keyLifetimeMs: 0 }, { keyLifetimeMs: 91 * 24 * 3_600_000 }, { keyLifetimeMs: 1000, rotationLeadMs: 1000 }, { rotationCheckMs: -1 }]) {
+    await t.throwsAsync(system.spawnCluster({ protocol: 'raft', n: 3, policy: 'classical', ...bad }), { name: 'ConfigError' }, JSON.stringify(bad));
+  }
+});

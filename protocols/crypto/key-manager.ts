@@ -115,10 +115,17 @@ export class KeyManager implements Disposable {
    * no usable key.
    */
   tick(now: number): RotationCertificate | undefined {
-    if (this.#pending !== undefined) return this.#pending.certificate;
-    const { record } = this.#current();
-    if (now < record.descriptor.notAfter - this.rotationLeadMs) return undefined;
-    return this.propose(now);
+    if (!this.due(now)) return undefined;
+    return this.#pending?.certificate ?? this.propose(now);
+  }
+
+  /**
+   * Whether a rotation is due at `now` ({@link KeyManager.tick} would return a certificate): one is
+   * pending, or less than the lead time remains of the current key's window. Throws as `tick`
+   * when there is no usable key.
+   */
+  due(now: number): boolean {
+    return this.#pending !== undefined || now >= this.#current().record.descriptor.notAfter - this.rotationLeadMs;
   }
 
   /**
