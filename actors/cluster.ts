@@ -516,6 +516,7 @@ export class Cluster {
           name: name(`signer-${i}`),
           thread: true,
           args: {
+            cluster: id,
             directory: join(dataDir, `replica-${i}`, 'keys'),
             member: i,
             scheme: POLICY_SCHEME[policy],
@@ -530,7 +531,7 @@ export class Cluster {
         histories.push(described.history);
       }
       const current = histories.map((history) => history[history.length - 1] as PublicKeyDescriptor);
-      await supervisor.spawn(Verifier, { name: name('verifier'), thread: true, args: { policy, members: current, context, agent: name('agent'), reportQuorum: config.replyQuorum } });
+      await supervisor.spawn(Verifier, { name: name('verifier'), thread: true, args: { cluster: id, policy, members: current, context, agent: name('agent'), reportQuorum: config.replyQuorum } });
       const tuning: ReplicaTuning = {
         ...(options.batch === undefined ? {} : { batch: options.batch }),
         timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS[options.protocol],

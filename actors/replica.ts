@@ -225,7 +225,7 @@ export const Replica = defineBehavior({
       }
     };
 
-    const configuration = new ConfiguredState(new KvStateMachine(), args.genesis, SchemeRegistry.create(), args.policy);
+    const configuration = new ConfiguredState(new KvStateMachine(), { cluster: args.clusterId, genesis: args.genesis, schemes: SchemeRegistry.create(), policy: args.policy });
     /** Rotations of the configuration already carried out by this incarnation. */
     let carriedOut = 0;
     /**

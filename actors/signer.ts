@@ -47,6 +47,8 @@ export interface PublicKeyDescriptor extends KeyDescriptor {
 
 /** Start arguments of a signer. */
 export interface SignerArgs {
+  /** The cluster's id: the rotation certificates of this replica's keys name it. */
+  readonly cluster: string;
   /** Where the replica's key files live (created on first use, mode 0700). */
   readonly directory: string;
   /** The replica whose keys these are: the member a rotation certificate names. */
@@ -191,6 +193,7 @@ class Custody {
 
   #managerOf(key: SigningKey, record: Pick<CustodyRecord, 'epoch' | 'fromSequence'>): KeyManager {
     return new KeyManager({
+      cluster: this.#args.cluster,
       member: this.#args.member,
       schemes: this.#registry,
       key,

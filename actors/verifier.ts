@@ -42,6 +42,8 @@ export interface MemberKey extends KeyDescriptor {
 
 /** Start arguments of a verifier. */
 export interface VerifierArgs {
+  /** The cluster's id: rotation certificates name it. */
+  readonly cluster: string;
   readonly policy: SignaturePolicy;
   /** Member i's key at index i. */
   readonly members: readonly MemberKey[];
@@ -98,7 +100,7 @@ export const Verifier = defineBehavior({
   async start(ctx, args: VerifierArgs) {
     if (!(SIGNATURE_POLICIES as readonly string[]).includes(args.policy)) throw new CryptoError('UNKNOWN_POLICY', `unknown signature policy ${String(args.policy)}`);
     const registry = SchemeRegistry.create();
-    const directory = new KeyDirectory(registry);
+    const directory = new KeyDirectory(registry, { cluster: args.cluster });
     args.members.forEach((member, i) => {
       if (!policyAdmits(args.policy, registry.get(member.scheme))) {
         throw new CryptoError('SCHEME_NOT_ALLOWED', `member ${i}'s ${member.scheme} key is not admitted by the ${args.policy} policy`);

@@ -23,9 +23,9 @@ const T0 = Date.UTC(2026, 0, 1);
 
 /** A cluster of `n` members with Ed25519 keys: their managers, and the configuration over a key-value machine. */
 function cluster(n: number, policy: SignaturePolicy = 'classical'): { managers: KeyManager[]; state: ConfiguredState; genesis: KeyDescriptor[] } {
-  const managers = Array.from({ length: n }, (_, member) => new KeyManager({ member, schemes, key: SigningKey.generate(schemes.get('Ed25519'), T0 + member) }));
+  const managers = Array.from({ length: n }, (_, member) => new KeyManager({ cluster: 'test', member, schemes, key: SigningKey.generate(schemes.get('Ed25519'), T0 + member) }));
   const genesis = managers.map((m) => m.directory.current(m.member).descriptor);
-  return { managers, state: new ConfiguredState(new KvStateMachine(), genesis, schemes, policy), genesis };
+  return { managers, state: new ConfiguredState(new KvStateMachine(), { cluster: 'test', genesis, schemes, policy }), genesis };
 }
 
 let timestamps = 0;
@@ -67,7 +67,7 @@ test('a replayed rotation, one for a member outside the configuration, garbage, 
   t.true(configurationResponse(run(state, configure(cert))).ok);
   const hash = state.hash();
   t.like(configurationResponse(run(state, configure(cert))), { ok: false, error: 'ROTATION_INVALID' }, 'the same certificate again no longer replaces the key in force');
-  const stranger = new KeyManager({ member: 7, schemes, key: SigningKey.generate(schemes.get('Ed25519'), T0) });
+  const stranger = new KeyManager({ cluster: 'test', member: 7, schemes, key: SigningKey.generate(schemes.get('Ed25519'), T0) });
   t.like(configurationResponse(run(state, configure(encodeRotationCertificate(stranger.propose(T0 + 1))))), { ok: false, error: 'NO_VALID_KEY' });
   t.like(configurationResponse(run(state, configure(new Uint8Array([1, 2, 3])))), { ok: false, error: 'ROTATION_INVALID' });
   const quantum = (managers[1] as KeyManager).propose(T0 + 1000, schemes.get('ML-DSA-65'));
@@ -82,18 +82,18 @@ test('a rotation back to a key the member had before is refused; installed rotat
   const a = SigningKey.generate(ed25519, T0);
   const b = SigningKey.generate(ed25519, T0);
   const days = (d: number) => ({ notBefore: T0, notAfter: T0 + d * 24 * 3600 * 1000 });
-  const state = new ConfiguredState(new KvStateMachine(), [describeKey(a, days(30))], schemes, 'classical');
-  const forward = signRotation(schemes, 0, 1, { key: a, window: days(30) }, { key: b, window: days(31) });
+  const state = new ConfiguredState(new KvStateMachine(), { cluster: 'test', genesis: [describeKey(a, days(30))], schemes: schemes, policy: 'classical' });
+  const forward = signRotation(schemes, { cluster: 'test', member: 0, epoch: 1 }, { key: a, window: days(30) }, { key: b, window: days(31) });
   t.true(configurationResponse(run(state, configure(encodeRotationCertificate(forward)))).ok);
   t.is(state.installed()[0]?.sequence, position);
-  const back = signRotation(schemes, 0, 2, { key: b, window: days(31) }, { key: a, window: days(32) });
+  const back = signRotation(schemes, { cluster: 'test', member: 0, epoch: 2 }, { key: b, window: days(31) }, { key: a, window: days(32) });
   t.like(configurationResponse(run(state, configure(encodeRotationCertificate(back)))), { ok: false, error: 'ROTATION_INVALID' }, 'a key enters the configuration once');
 });
 
 test('a rotation to a hybrid key under the hybrid policy is checked with both of its components', (t) => {
   const hybrid = schemes.get('ML-DSA-65+Ed25519');
-  const manager = new KeyManager({ member: 0, schemes, key: SigningKey.generate(hybrid, T0) });
-  const state = new ConfiguredState(new KvStateMachine(), [manager.directory.current(0).descriptor], schemes, 'hybrid');
+  const manager = new KeyManager({ cluster: 'test', member: 0, schemes, key: SigningKey.generate(hybrid, T0) });
+  const state = new ConfiguredState(new KvStateMachine(), { cluster: 'test', genesis: [manager.directory.current(0).descriptor], schemes: schemes, policy: 'hybrid' });
   const cert = manager.propose(T0 + 1000);
   t.like(configurationResponse(run(state, configure(encodeRotationCertificate(cert)))), { ok: true, member: 0, epoch: 1 });
 });
@@ -105,7 +105,7 @@ test('flipping any bit of a rotation certificate gets it refused (property)', (t
   t.notThrows(() =>
     fc.assert(
       fc.property(fc.nat(bytes.length * 8 - 1), (bit) => {
-      const state = new ConfiguredState(new KvStateMachine(), genesis, schemes, 'classical');
+      const state = new ConfiguredState(new KvStateMachine(), { cluster: 'test', genesis: genesis, schemes: schemes, policy: 'classical' });
       const flipped = bytes.slice();
       flipped[bit >> 3] = (flipped[bit >> 3] as number) ^ (1 << (bit & 7));
       const response = configurationResponse(run(state, configure(flipped)));
@@ -121,7 +121,7 @@ test('a snapshot carries the configuration: the restored state has the same hash
   run(state, put('x'));
   const cert = (managers[1] as KeyManager).propose(T0 + 1000);
   run(state, configure(encodeRotationCertificate(cert)));
-  const restored = new ConfiguredState(new KvStateMachine(), genesis, schemes, 'classical');
+  const restored = new ConfiguredState(new KvStateMachine(), { cluster: 'test', genesis: genesis, schemes: schemes, policy: 'classical' });
   restored.restore(state.snapshot());
   t.deepEqual(restored.hash(), state.hash());
   t.is(restored.current(1).descriptor.keyId, cert.next.keyId);

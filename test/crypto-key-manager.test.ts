@@ -55,7 +55,7 @@ function recordingGenerator(): { generate: KeyGenerator; keys: SigningKey[] } {
 }
 
 /** Signs `body` with both keys, as a proposer would, whatever the body says. */
-function certify(body: Pick<RotationCertificate, 'member' | 'epoch' | 'old' | 'next'>, oldKey: SigningKey, newKey: SigningKey): RotationCertificate {
+function certify(body: Pick<RotationCertificate, 'cluster' | 'member' | 'epoch' | 'old' | 'next'>, oldKey: SigningKey, newKey: SigningKey): RotationCertificate {
   const statement = encodeRotationStatement(body);
   return { ...body, oldSignature: oldKey.sign(statement), newSignature: newKey.sign(statement) };
 }
@@ -72,9 +72,9 @@ test('test_key_rotation_automated', (t) => {
   const genesisPair = scheme.keygen();
   const genesisSecret = genesisPair.secretKey;
   const { generate, keys } = recordingGenerator();
-  const manager = new KeyManager({ member: 0, schemes: registry, key: SigningKey.adopt(scheme, genesisPair, now()), generate });
+  const manager = new KeyManager({ cluster: 'test', member: 0, schemes: registry, key: SigningKey.adopt(scheme, genesisPair, now()), generate });
   // An independent verifier (a receipt checker) that learns keys only from enrolment and certificates.
-  const verifier = new KeyDirectory(registry);
+  const verifier = new KeyDirectory(registry, { cluster: 'test' });
   verifier.enroll(0, manager.directory.current(0).descriptor);
 
   const signed: { day: number; sequence: number; time: number; message: Uint8Array; signed: SignedMessage }[] = [];
@@ -154,12 +154,12 @@ test('test_key_rotation_automated', (t) => {
 test('rotation statement: the documented layout, byte for byte', (t) => {
   const oldKey = SigningKey.adopt(ed25519, ed25519.keygen(new Uint8Array(32).fill(1)), T0);
   const newKey = SigningKey.adopt(ed25519, ed25519.keygen(new Uint8Array(32).fill(2)), T0 + 83 * DAY);
-  const body = { member: 3, epoch: 7, old: describeKey(oldKey, window(T0)), next: describeKey(newKey, window(T0 + 83 * DAY)) };
+  const body = { cluster: 'ledger-eu', member: 3, epoch: 7, old: describeKey(oldKey, window(T0)), next: describeKey(newKey, window(T0 + 83 * DAY)) };
   const u32 = (n: number): Uint8Array => hexToBytes(n.toString(16).padStart(8, '0'));
   const u64 = (n: number): Uint8Array => hexToBytes(n.toString(16).padStart(16, '0'));
   const key = (d: KeyDescriptor): Uint8Array =>
     concatBytes(Uint8Array.of(7), utf8ToBytes('Ed25519'), u32(32), d.publicKey, hexToBytes(d.keyId), u64(d.createdAt), u64(d.notBefore), u64(d.notAfter));
-  const expected = concatBytes(utf8ToBytes('knhk/key-rotation/v1'), u32(3), u64(7), key(body.old), key(body.next));
+  const expected = concatBytes(utf8ToBytes('knhk/key-rotation/v2'), Uint8Array.of(9), utf8ToBytes('ledger-eu'), u32(3), u64(7), key(body.old), key(body.next));
   t.deepEqual(encodeRotationStatement(body), expected);
 
   const cert = certify(body, oldKey, newKey);
@@ -177,7 +177,7 @@ test('prop_rotation_certificate_any_flipped_byte_rejected', (t) => {
   const certs = [ed25519, hybrid44].map((nextScheme) => {
     using oldKey = SigningKey.generate(ed25519, T0);
     using newKey = SigningKey.generate(nextScheme, T0 + 85 * DAY);
-    return encodeRotationCertificate(certify({ member: 1, epoch: 1, old: describeKey(oldKey, window(T0)), next: describeKey(newKey, window(T0 + 85 * DAY)) }, oldKey, newKey));
+    return encodeRotationCertificate(certify({ cluster: 'test', member: 1, epoch: 1, old: describeKey(oldKey, window(T0)), next: describeKey(newKey, window(T0 + 85 * DAY)) }, oldKey, newKey));
   });
   for (const wire of certs) t.notThrows(() => verifyRotationCertificate(decodeRotationCertificate(wire), registry));
   t.notThrows(() =>
@@ -202,7 +202,7 @@ test('forged and inconsistent rotation certificates are rejected with ROTATION_I
   using intruder = SigningKey.generate(ed25519, T0 + 84 * DAY);
   const old = describeKey(oldKey, window(T0));
   const next = describeKey(newKey, window(T0 + 84 * DAY));
-  const body = { member: 2, epoch: 1, old, next };
+  const body = { cluster: 'test', member: 2, epoch: 1, old, next };
   const genuine = certify(body, oldKey, newKey);
   t.notThrows(() => verifyRotationCertificate(genuine, registry));
 
@@ -227,13 +227,18 @@ test('forged and inconsistent rotation certificates are rejected with ROTATION_I
   }
 
   // Against the verifier's directory: it must replace the member's current key, at the next epoch.
-  const directory = new KeyDirectory(registry);
+  const directory = new KeyDirectory(registry, { cluster: 'test' });
   directory.enroll(2, old, 5);
   t.throws(() => directory.applyRotation(certify({ ...body, epoch: 2 }, oldKey, newKey), 10), rejects('ROTATION_INVALID'), 'skipped epoch');
   directory.enroll(4, old, 5);
   t.throws(() => directory.applyRotation(certify({ ...body, member: 4, old: { ...old, notAfter: old.notAfter + 1 } }, oldKey, newKey), 10), rejects('ROTATION_INVALID'), 'old window differs from the enrolled one');
   t.throws(() => directory.applyRotation(genuine, 5), rejects('ROTATION_INVALID'), 'committed no later than the old key began');
   t.throws(() => directory.applyRotation({ ...genuine, member: 4 }, 10), rejects('ROTATION_INVALID'), 'another member (the member is signed)');
+  t.throws(() => directory.applyRotation({ ...genuine, cluster: 'elsewhere' }, 10), rejects('ROTATION_INVALID'), 'another cluster (the cluster is signed)');
+  const replayedFromAnother = certify({ ...body, cluster: 'elsewhere' }, oldKey, newKey);
+  t.notThrows(() => verifyRotationCertificate(replayedFromAnother, registry), 'a genuine certificate of another cluster, where the replica has the same key…');
+  const refusal = t.throws(() => directory.applyRotation(replayedFromAnother, 10), rejects('ROTATION_INVALID'));
+  t.regex(refusal?.message ?? '', /cluster "elsewhere", not "test"/, '…does not count in this one');
   t.is(directory.history(2).length, 1, 'rejections change nothing');
   t.notThrows(() => directory.applyRotation(genuine, 10));
   t.throws(() => directory.applyRotation(genuine, 11), rejects('ROTATION_INVALID'), 'replayed');
@@ -241,8 +246,8 @@ test('forged and inconsistent rotation certificates are rejected with ROTATION_I
 
 test('revocation: a revoked key signs nothing, verifies nothing from its point on, vouches for no successor', (t) => {
   const { generate, keys } = recordingGenerator();
-  const manager = new KeyManager({ member: 0, schemes: registry, key: SigningKey.generate(ed25519, T0), generate });
-  const directory = new KeyDirectory(registry);
+  const manager = new KeyManager({ cluster: 'test', member: 0, schemes: registry, key: SigningKey.generate(ed25519, T0), generate });
+  const directory = new KeyDirectory(registry, { cluster: 'test' });
   directory.enroll(0, manager.directory.current(0).descriptor);
   const message = utf8ToBytes('vote');
 
@@ -280,7 +285,7 @@ test('lookup by time and by sequence agrees across replicas, for several members
   // Staggered enrolments, short lifetimes: many rotations in few steps.
   const lifetimeMs = 20 * DAY;
   const rotationLeadMs = 3 * DAY;
-  const managers = schemes.map((scheme, member) => new KeyManager({ member, schemes: registry, key: SigningKey.generate(scheme, T0 + member * 5 * DAY), lifetimeMs, rotationLeadMs }));
+  const managers = schemes.map((scheme, member) => new KeyManager({ cluster: 'test', member, schemes: registry, key: SigningKey.generate(scheme, T0 + member * 5 * DAY), lifetimeMs, rotationLeadMs }));
   for (const m of managers) for (const other of managers) if (m !== other) m.directory.enroll(other.member, other.directory.current(other.member).descriptor);
 
   /** Per member, (first sequence, key id) of each key, in the order consensus installed them. */
@@ -325,7 +330,7 @@ test('lookup by time and by sequence agrees across replicas, for several members
 });
 
 test('an expired key refuses to sign; a rotation not yet committed does not save it', (t) => {
-  using manager = new KeyManager({ member: 0, schemes: registry, key: SigningKey.generate(mlDsa44, T0), lifetimeMs: 10 * DAY, rotationLeadMs: 2 * DAY });
+  using manager = new KeyManager({ cluster: 'test', member: 0, schemes: registry, key: SigningKey.generate(mlDsa44, T0), lifetimeMs: 10 * DAY, rotationLeadMs: 2 * DAY });
   const message = utf8ToBytes('vote');
   t.throws(() => manager.sign(T0 - 1, message), rejects('KEY_NOT_YET_VALID'));
   t.notThrows(() => manager.sign(T0 + 10 * DAY - 1, message));
@@ -339,18 +344,18 @@ test('an expired key refuses to sign; a rotation not yet committed does not save
   manager.applyRotation(cert, 1);
   t.is(manager.sign(T0 + 10 * DAY, message).keyId, cert.next.keyId);
 
-  t.throws(() => new KeyManager({ member: 1, schemes: registry, key: SigningKey.generate(ed25519, T0), lifetimeMs: DAY, rotationLeadMs: DAY }), rejects('INVALID_INPUT'));
+  t.throws(() => new KeyManager({ cluster: 'test', member: 1, schemes: registry, key: SigningKey.generate(ed25519, T0), lifetimeMs: DAY, rotationLeadMs: DAY }), rejects('INVALID_INPUT'));
 });
 
 test('a key cannot come back into the directory, so revoking it catches every use', (t) => {
   const ed = registry.get('Ed25519');
   const k0 = SigningKey.generate(ed, T0);
   const k1 = SigningKey.generate(ed, T0);
-  const directory = new KeyDirectory(registry);
+  const directory = new KeyDirectory(registry, { cluster: 'test' });
   directory.enroll(7, describeKey(k0, window(T0)), 0);
-  directory.applyRotation(signRotation(registry, 7, 1, { key: k0, window: window(T0) }, { key: k1, window: window(T0 + 80 * DAY) }), 10);
+  directory.applyRotation(signRotation(registry, { cluster: 'test', member: 7, epoch: 1 }, { key: k0, window: window(T0) }, { key: k1, window: window(T0 + 80 * DAY) }), 10);
   // k0 again, with the same creation time and so the same key id: refused.
-  const back = signRotation(registry, 7, 2, { key: k1, window: window(T0 + 80 * DAY) }, { key: k0, window: window(T0 + 160 * DAY) });
+  const back = signRotation(registry, { cluster: 'test', member: 7, epoch: 2 }, { key: k1, window: window(T0 + 80 * DAY) }, { key: k0, window: window(T0 + 160 * DAY) });
   t.throws(() => directory.applyRotation(back, 20), rejects('ROTATION_INVALID'));
   t.is(directory.current(7).descriptor.keyId, k1.keyId, 'the refused certificate changed nothing');
   k0.dispose();
@@ -361,11 +366,11 @@ test('a rotation cannot install a key valid for longer than the cluster key life
   const ed = registry.get('Ed25519');
   using k0 = SigningKey.generate(ed, T0);
   using k1 = SigningKey.generate(ed, T0 + DAY);
-  const directory = new KeyDirectory(registry, { maxLifetimeMs: 90 * DAY });
+  const directory = new KeyDirectory(registry, { cluster: 'test', maxLifetimeMs: 90 * DAY });
   directory.enroll(1, describeKey(k0, window(T0, 90 * DAY)), 0);
-  const forever = signRotation(registry, 1, 1, { key: k0, window: window(T0, 90 * DAY) }, { key: k1, window: window(T0 + 80 * DAY, 2 ** 40) });
+  const forever = signRotation(registry, { cluster: 'test', member: 1, epoch: 1 }, { key: k0, window: window(T0, 90 * DAY) }, { key: k1, window: window(T0 + 80 * DAY, 2 ** 40) });
   t.throws(() => directory.applyRotation(forever, 10), rejects('ROTATION_INVALID'));
-  const fair = signRotation(registry, 1, 1, { key: k0, window: window(T0, 90 * DAY) }, { key: k1, window: window(T0 + 80 * DAY, 90 * DAY) });
+  const fair = signRotation(registry, { cluster: 'test', member: 1, epoch: 1 }, { key: k0, window: window(T0, 90 * DAY) }, { key: k1, window: window(T0 + 80 * DAY, 90 * DAY) });
   t.throws(() => directory.applyRotation(fair, 10, T0 + 90 * DAY), rejects('ROTATION_INVALID'), 'committed after the old key expired: it can vouch for nothing');
   t.is(directory.applyRotation(fair, 10, T0 + 85 * DAY).descriptor.keyId, k1.keyId);
 });

@@ -124,7 +124,7 @@ test.serial('pool threads: crypto.sign, and the verifier\'s crypto.verify with i
   const handle = table.register(key);
   const signature = await signAsync(system, handle, message);
   const member = { ...describeKey(key, { notBefore: T0, notAfter: T0 + DEFAULT_KEY_LIFETIME_MS }), epoch: 0, fromSequence: 0 };
-  const verifier = await system.spawn(Verifier, { name: 'verifier', args: { policy: 'hybrid', members: [member] } });
+  const verifier = await system.spawn(Verifier, { name: 'verifier', args: { cluster: 'test', policy: 'hybrid', members: [member] } });
   t.like(await verifier.ask({ type: 'verify', checks: [{ node: 0, digest: message, signature }] }), { verdicts: [true] });
   table.release(handle);
   await t.throwsAsync(signAsync(system, handle, message));
@@ -157,7 +157,7 @@ test.serial('pool threads: crypto.sign, and the verifier\'s crypto.verify with i
 test.serial('the signer reports generating its key on first start, and every signature with its hybrid components', async (t) => {
   takeSpans();
   const system = await startSystem(t);
-  const args: SignerArgs = { directory: await tempDir(t, 'knhk-signer-'), member: 0, scheme: 'ML-DSA-65+Ed25519', passphrase: 'telemetry', kdfLog2N: 10 };
+  const args: SignerArgs = { cluster: 'test', directory: await tempDir(t, 'knhk-signer-'), member: 0, scheme: 'ML-DSA-65+Ed25519', passphrase: 'telemetry', kdfLog2N: 10 };
   const signer = await system.spawn(Signer, { name: 'signer', args });
   const traceId = await tracer.startActiveSpan('test.request', async (root) => {
     await signer.ask({ type: 'sign', digest: hashBytes(message) });
@@ -268,7 +268,7 @@ test.serial('verification under the policy records crypto.policy.check; a forged
 test.serial('a committed key rotation applied with applyKeyRotation records crypto.key.rotation on the span applying it', (t) => {
   takeSpans();
   const scheme = schemes.get('Ed25519');
-  using manager = new KeyManager({ member: 2, schemes, key: SigningKey.generate(scheme, T0) });
+  using manager = new KeyManager({ cluster: 'test', member: 2, schemes, key: SigningKey.generate(scheme, T0) });
   const previous = manager.keyId;
   const cert = manager.propose(T0 + 1000, schemes.get('ML-DSA-44'));
   tracer.startActiveSpan('test.apply', (span) => {

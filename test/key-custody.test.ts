@@ -16,7 +16,7 @@ import { tempDir } from './helpers/temp.js';
 const schemes = SchemeRegistry.create();
 
 async function signerArgs(t: Parameters<typeof tempDir>[0]): Promise<SignerArgs> {
-  return { directory: await tempDir(t, 'knhk-custody-'), member: 3, scheme: 'Ed25519', passphrase: 'custody', kdfLog2N: 10 };
+  return { cluster: 'test', directory: await tempDir(t, 'knhk-custody-'), member: 3, scheme: 'Ed25519', passphrase: 'custody', kdfLog2N: 10 };
 }
 
 type SignerRef = Awaited<ReturnType<typeof spawnSigner>>;
@@ -67,7 +67,7 @@ test("a rotation of another member's key is refused and the signer keeps its key
   const args = await signerArgs(t);
   const signer = await spawnSigner(system, 'signer', args);
   const before = keysOf(await signer.ask({ type: 'describe' }));
-  const stranger = new KeyManager({ member: 1, schemes, key: SigningKey.generate(schemes.get('Ed25519'), Date.now()) });
+  const stranger = new KeyManager({ cluster: 'test', member: 1, schemes, key: SigningKey.generate(schemes.get('Ed25519'), Date.now()) });
   const foreign = encodeRotationCertificate(stranger.propose(Date.now()));
   t.like(await signer.ask({ type: 'adopt-rotation', certificate: foreign, sequence: 5 }), { type: 'refused', code: 'ROTATION_INVALID' });
   t.like(await signer.ask({ type: 'adopt-rotation', certificate: new Uint8Array([1, 2, 3]), sequence: 5 }), { type: 'refused', code: 'ROTATION_INVALID' });

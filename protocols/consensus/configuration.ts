@@ -76,20 +76,23 @@ export class ConfiguredState implements ConsensusState {
   readonly #genesis: readonly KeyDescriptor[];
   readonly #schemes: SchemeResolver;
   readonly #policy: SignaturePolicy;
+  readonly #cluster: string;
   #directory: KeyDirectory;
   readonly #installed: InstalledRotation[] = [];
   /** Digest of the rotations so far, chained one by one, so that hashing the state does not re-read them all. */
   #digest: Digest | undefined;
 
   /**
-   * Configuration over `machine`: member `i` starts with key `genesis[i]` (epoch 0), and every
-   * key a rotation installs must be of a scheme `policy` admits.
+   * Configuration of cluster `cluster` over `machine`: member `i` starts with key `genesis[i]`
+   * (epoch 0), a rotation must name the cluster, and every key one installs must be of a scheme
+   * `policy` admits.
    */
-  constructor(machine: ConsensusState, genesis: readonly KeyDescriptor[], schemes: SchemeResolver, policy: SignaturePolicy) {
+  constructor(machine: ConsensusState, options: { readonly cluster: string; readonly genesis: readonly KeyDescriptor[]; readonly schemes: SchemeResolver; readonly policy: SignaturePolicy }) {
     this.#machine = machine;
-    this.#genesis = genesis;
-    this.#schemes = schemes;
-    this.#policy = policy;
+    this.#cluster = options.cluster;
+    this.#genesis = options.genesis;
+    this.#schemes = options.schemes;
+    this.#policy = options.policy;
     this.#directory = this.#enrolled();
   }
 
@@ -155,7 +158,7 @@ export class ConfiguredState implements ConsensusState {
 
   /** A directory holding the genesis keys only. */
   #enrolled(): KeyDirectory {
-    const directory = new KeyDirectory(this.#schemes);
+    const directory = new KeyDirectory(this.#schemes, { cluster: this.#cluster });
     this.#genesis.forEach((descriptor, member) => directory.enroll(member, descriptor));
     return directory;
   }

@@ -71,6 +71,7 @@ export {
   type MemberId,
   type RotationCertificate,
   type RotationPredecessor,
+  type RotationSubject,
   type SchemeResolver,
   type ValidityWindow,
 } from './key-rotation.js';

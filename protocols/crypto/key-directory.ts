@@ -94,17 +94,22 @@ function invalidity(record: KeyRecord, at: KeyQuery): CryptoError | undefined {
 
 /** Every member's keys, past and present, as verifiers know them. Pure state: no clock, no I/O. */
 export class KeyDirectory {
+  /** The cluster whose members' keys these are: rotation certificates for another are refused. */
+  readonly cluster: string;
   readonly #schemes: SchemeResolver;
   readonly #maxLifetimeMs: number;
   /** Per member, its keys in epoch order: index = epoch. */
   readonly #keys = new Map<MemberId, KeyRecord[]>();
 
-  /** A directory resolving key schemes through `schemes` (the process's {@link SchemeRegistry}). */
   /**
-   * `maxLifetimeMs` (default {@link DEFAULT_KEY_LIFETIME_MS}) bounds the window a rotation may give
-   * a new key: without it, a member holding both secrets could install a key valid for ever.
+   * A directory of `options.cluster`'s members, resolving key schemes through `schemes` (the
+   * process's {@link SchemeRegistry}). `maxLifetimeMs` (default {@link DEFAULT_KEY_LIFETIME_MS})
+   * bounds the window a rotation may give a new key: without it, a member holding both secrets
+   * could install a key valid for ever. Throws `INVALID_INPUT` for an empty cluster id.
    */
-  constructor(schemes: SchemeResolver, options: { readonly maxLifetimeMs?: number } = {}) {
+  constructor(schemes: SchemeResolver, options: { readonly cluster: string; readonly maxLifetimeMs?: number }) {
+    if (typeof options.cluster !== 'string' || options.cluster.length === 0) invalidInput('a key directory belongs to a cluster: its id is a non-empty string');
+    this.cluster = options.cluster;
     this.#schemes = schemes;
     this.#maxLifetimeMs = options.maxLifetimeMs ?? DEFAULT_KEY_LIFETIME_MS;
     if (!isUint(this.#maxLifetimeMs) || this.#maxLifetimeMs === 0) throw new CryptoError('INVALID_INPUT', `a key lifetime is a positive whole number of ms, got ${this.#maxLifetimeMs}`);
@@ -153,6 +158,7 @@ export class KeyDirectory {
     const keys = this.#keys.get(cert.member) ?? this.#noKey(cert.member, 'it has no key to rotate');
     const current = this.current(cert.member);
     if (current.revoked !== undefined) throw new CryptoError('ROTATION_INVALID', `member ${cert.member}'s key ${current.descriptor.keyId} is revoked`);
+    if (cert.cluster !== this.cluster) throw new CryptoError('ROTATION_INVALID', `the certificate rotates a key of cluster ${JSON.stringify(cert.cluster)}, not ${JSON.stringify(this.cluster)}`);
     verifyRotationCertificate(cert, this.#schemes, current);
     if (atTime !== undefined && !(isUint(atTime) && atTime >= cert.old.notBefore && atTime < cert.old.notAfter)) {
       throw new CryptoError('ROTATION_INVALID', `the old key ${cert.old.keyId} is not valid at the commit time ${atTime}`);

@@ -35,6 +35,8 @@ export type KeyGenerator = (scheme: SignatureScheme, createdAt: number) => Signi
 
 /** Options of {@link KeyManager}. */
 export interface KeyManagerOptions {
+  /** The cluster this replica belongs to: its rotation certificates name it. */
+  readonly cluster: string;
   /** This replica. */
   readonly member: MemberId;
   /** Resolves schemes named by keys: the process's `SchemeRegistry`. */
@@ -91,7 +93,7 @@ export class KeyManager implements Disposable {
     this.rotationLeadMs = rotationLeadMs;
     this.#schemes = options.schemes;
     this.#generate = options.generate ?? SigningKey.generate;
-    this.directory = new KeyDirectory(options.schemes, { maxLifetimeMs: lifetimeMs });
+    this.directory = new KeyDirectory(options.schemes, { cluster: options.cluster, maxLifetimeMs: lifetimeMs });
     this.directory.enroll(options.member, describeKey(options.key, this.#window(options.key.createdAt)), options.fromSequence, options.epoch);
     this.#signer = options.key;
   }
@@ -141,7 +143,8 @@ export class KeyManager implements Disposable {
     this.directory.check(this.member, record.descriptor.keyId, { time: now });
     const next = this.#generate(scheme ?? signer.scheme, now);
     try {
-      const certificate = signRotation(this.#schemes, this.member, record.epoch + 1, { key: signer, window: record.descriptor }, { key: next, window: this.#window(now) });
+      const subject = { cluster: this.directory.cluster, member: this.member, epoch: record.epoch + 1 };
+      const certificate = signRotation(this.#schemes, subject, { key: signer, window: record.descriptor }, { key: next, window: this.#window(now) });
       this.#pending = { certificate, key: next };
       return certificate;
     } catch (error) {

@@ -5,7 +5,8 @@
  * The statement both keys sign, fixed so that any implementation reproduces it byte for byte
  * (integers unsigned big-endian; `‖` is concatenation):
  *
- *     statement = "knhk/key-rotation/v1"          20 ASCII bytes, domain separation
+ *     statement = "knhk/key-rotation/v2"          20 ASCII bytes, domain separation
+ *               ‖ u8(len(cluster)) ‖ cluster      the cluster's id in UTF-8, 1 to 255 bytes
  *               ‖ u32(member)                     the replica whose key rotates
  *               ‖ u64(epoch)                      the new key's epoch; the old key's is epoch − 1
  *               ‖ key(old) ‖ key(new)
@@ -21,9 +22,11 @@
  * Every variable-length field has a length prefix, so the encoding parses one way only and
  * {@link decodeRotationCertificate} accepts nothing but what {@link encodeRotationCertificate}
  * produces. The context is empty because Ed25519 has none; the prefix does the domain separation,
- * so a rotation statement cannot be mistaken for any other message a replica signs. The old key's
- * signature authorises its successor; the new key's proves that the proposer holds the new secret
- * key, so no replica can announce a public key that is not its own.
+ * so a rotation statement cannot be mistaken for any other message a replica signs. The cluster id
+ * binds a certificate to one cluster: an operator who gives a replica the same key in two clusters
+ * cannot have a rotation agreed in one replayed into the other (v1 statements named no cluster).
+ * The old key's signature authorises its successor; the new key's proves that the proposer holds
+ * the new secret key, so no replica can announce a public key that is not its own.
  */
 import { equalBytes } from '@noble/curves/utils.js';
 import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
@@ -59,8 +62,10 @@ export interface KeyDescriptor extends ValidityWindow {
   readonly createdAt: number;
 }
 
-/** A key rotation of `member` from `old` to `next`, signed by both keys over the statement above. */
+/** A key rotation of `member` of `cluster` from `old` to `next`, signed by both keys over the statement above. */
 export interface RotationCertificate {
+  /** The cluster the member belongs to: a certificate counts in that cluster only. */
+  readonly cluster: string;
   /** The replica whose key rotates. */
   readonly member: MemberId;
   /** The new key's epoch (the old key's plus one; the enrolled key has epoch 0). */
@@ -88,7 +93,7 @@ export interface RotationPredecessor {
   readonly descriptor: KeyDescriptor;
 }
 
-const DOMAIN = utf8ToBytes('knhk/key-rotation/v1');
+const DOMAIN = utf8ToBytes('knhk/key-rotation/v2');
 const KEY_ID_BYTES = 32;
 const MAX_U32 = 0xffff_ffff;
 
@@ -153,13 +158,15 @@ export function describeKey(key: SigningKey, window: ValidityWindow): KeyDescrip
 
 /**
  * The statement a rotation certificate's two keys sign (the encoding in this module's header).
- * Throws `ROTATION_INVALID` when a field cannot be encoded (member beyond u32, epoch not a safe
- * integer, scheme name or public key not bytes).
+ * Throws `ROTATION_INVALID` when a field cannot be encoded (a cluster id that is not 1 to 255
+ * bytes of UTF-8, member beyond u32, epoch not a safe integer, scheme name or public key not bytes).
  */
-export function encodeRotationStatement(cert: Pick<RotationCertificate, 'member' | 'epoch' | 'old' | 'next'>): Uint8Array {
+export function encodeRotationStatement(cert: Pick<RotationCertificate, 'cluster' | 'member' | 'epoch' | 'old' | 'next'>): Uint8Array {
+  const cluster = typeof cert.cluster === 'string' ? utf8ToBytes(cert.cluster) : new Uint8Array(0);
+  if (cluster.length === 0 || cluster.length > 255) fail('ROTATION_INVALID', 'the cluster id is 1 to 255 bytes of UTF-8');
   if (!isUint(cert.member, MAX_U32) || !isUint(cert.epoch)) fail('ROTATION_INVALID', 'member is a u32 and epoch a whole number in [0, 2^53 − 1]');
   try {
-    return concatBytes(DOMAIN, uint(cert.member, 4), uint(cert.epoch, 8), encodeKey(cert.old), encodeKey(cert.next));
+    return concatBytes(DOMAIN, uint(cluster.length, 1), cluster, uint(cert.member, 4), uint(cert.epoch, 8), encodeKey(cert.old), encodeKey(cert.next));
   } catch (cause) {
     throw new CryptoError('ROTATION_INVALID', 'rotation statement fields cannot be encoded', { cause });
   }
@@ -201,6 +208,15 @@ class Reader {
   }
 }
 
+/** Strict UTF-8: a cluster id that is not is a malformed certificate, not a string with replacement characters. */
+function utf8(bytes: Uint8Array): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    return fail('ROTATION_INVALID', 'the cluster id is not UTF-8');
+  }
+}
+
 function readKey(reader: Reader): KeyDescriptor {
   const name = new TextDecoder().decode(reader.take(reader.uint(1)));
   const scheme = SCHEME_NAMES.find((known) => known === name) ?? fail('ROTATION_INVALID', `unknown signature scheme ${JSON.stringify(name)}`);
@@ -216,7 +232,8 @@ function readKey(reader: Reader): KeyDescriptor {
  */
 export function decodeRotationCertificate(bytes: Uint8Array): RotationCertificate {
   const reader = new Reader(bytes);
-  if (!equalBytes(reader.take(DOMAIN.length), DOMAIN)) fail('ROTATION_INVALID', 'not a knhk key rotation certificate');
+  if (!equalBytes(reader.take(DOMAIN.length), DOMAIN)) fail('ROTATION_INVALID', 'not a knhk key rotation certificate (v2)');
+  const cluster = utf8(reader.take(reader.uint(1)));
   const member = reader.uint(4);
   const epoch = reader.uint(8);
   const old = readKey(reader);
@@ -224,23 +241,29 @@ export function decodeRotationCertificate(bytes: Uint8Array): RotationCertificat
   const oldSignature = reader.take(reader.uint(4));
   const newSignature = reader.take(reader.uint(4));
   if (!reader.done) fail('ROTATION_INVALID', 'trailing bytes after the rotation certificate');
-  return { member, epoch, old, next, oldSignature, newSignature };
+  return { cluster, member, epoch, old, next, oldSignature, newSignature };
+}
+
+/** Whose key a rotation replaces, and which epoch it installs. */
+export interface RotationSubject {
+  readonly cluster: string;
+  readonly member: MemberId;
+  readonly epoch: number;
 }
 
 /**
- * Makes the certificate rotating `member`'s key `old` (valid over `oldWindow`) to `next` (valid
- * over `nextWindow`) at `epoch`, signed by both. Throws `ROTATION_INVALID` when the result would
- * not pass {@link verifyRotationCertificate}, so a manager never proposes what others reject;
- * `KEY_DISPOSED` when either key has been wiped.
+ * Makes the certificate rotating `subject.member`'s key `old` (valid over `old.window`) to `next`
+ * (valid over `next.window`) at `subject.epoch`, in `subject.cluster`, signed by both. Throws
+ * `ROTATION_INVALID` when the result would not pass {@link verifyRotationCertificate}, so a
+ * manager never proposes what others reject; `KEY_DISPOSED` when either key has been wiped.
  */
 export function signRotation(
   schemes: SchemeResolver,
-  member: MemberId,
-  epoch: number,
+  subject: RotationSubject,
   old: { readonly key: SigningKey; readonly window: ValidityWindow },
   next: { readonly key: SigningKey; readonly window: ValidityWindow },
 ): RotationCertificate {
-  const body = { member, epoch, old: describeKey(old.key, old.window), next: describeKey(next.key, next.window) };
+  const body = { cluster: subject.cluster, member: subject.member, epoch: subject.epoch, old: describeKey(old.key, old.window), next: describeKey(next.key, next.window) };
   const statement = encodeRotationStatement(body);
   const cert = { ...body, oldSignature: old.key.sign(statement), newSignature: next.key.sign(statement) };
   verifyRotationCertificate(cert, schemes);
