@@ -29,6 +29,7 @@ import {
   DEFAULT_HYBRID,
   DEFAULT_KEY_LIFETIME_MS,
   DEFAULT_ROTATION_LEAD_MS,
+  type BackendChoice,
   type RotationCertificate,
   type SchemeName,
   type SignaturePolicy,
@@ -130,6 +131,12 @@ export interface ClusterOptions {
   readonly rotationLeadMs?: number;
   /** How often the cluster asks the signers whether a rotation is due, ms (default a quarter of the lead, at most an hour). */
   readonly rotationCheckMs?: number;
+  /**
+   * Forces the signature backend (`'noble'` or `'node'`, for every scheme or per scheme) in every
+   * thread of the cluster and in the pool tasks it runs; default: the fastest correct one per
+   * scheme. A backend that cannot run the policy's schemes is refused at spawn (`CryptoError`).
+   */
+  readonly cryptoBackend?: BackendChoice;
 }
 
 /** A committed command's result. */
@@ -226,7 +233,8 @@ export class Cluster {
   readonly #signedPositions: number[] = [];
   /** Receipt requests waiting for a signed tree head at or after a position. */
   readonly #headWaiters = new Set<{ readonly position: number; readonly wake: () => void }>();
-  readonly #registry = SchemeRegistry.create();
+  readonly #registry: SchemeRegistry;
+  readonly #backend: BackendChoice | undefined;
   readonly #system: ActorSystem;
   readonly #supervisor: Supervisor;
   readonly #client: ActorRef<{ type: 'submit' | 'configure'; payload: Uint8Array }, ClientResult>;
@@ -251,8 +259,11 @@ export class Cluster {
     histories: PublicKeyDescriptor[][];
     faults: { links: LinkFaults; byzantine: (ByzantineMode | undefined)[] };
     trust: Trust;
+    backend: BackendChoice | undefined;
   }) {
     this.#system = init.system;
+    this.#backend = init.backend;
+    this.#registry = SchemeRegistry.create(init.backend === undefined ? {} : { force: init.backend });
     this.#supervisor = init.supervisor;
     this.#client = init.client;
     this.id = init.id;
@@ -460,6 +471,9 @@ export class Cluster {
       throw new ConfigError(`rotationLeadMs must be a whole number of ms in (0, keyLifetimeMs), got ${rotationLeadMs}`);
     }
     if (!(Number.isSafeInteger(rotationCheckMs) && rotationCheckMs > 0)) throw new ConfigError(`rotationCheckMs must be a positive integer, got ${rotationCheckMs}`);
+    const backend = options.cryptoBackend;
+    // Refused here, in the caller's thread, rather than as a failing start of every actor.
+    if (backend !== undefined) SchemeRegistry.create({ force: backend });
     const dataDir = temporary ? await mkdtemp(join(tmpdir(), `knhk-${id}-`)) : resolve(options.dataDir as string);
     if (temporary) void system.terminated.then(() => rm(dataDir, { recursive: true, force: true }));
 
@@ -524,6 +538,7 @@ export class Cluster {
             context,
             keyLifetimeMs,
             rotationLeadMs,
+            ...(backend === undefined ? {} : { cryptoBackend: backend }),
             ...(options.kdfLog2N === undefined ? {} : { kdfLog2N: options.kdfLog2N }),
           },
         });
@@ -531,7 +546,7 @@ export class Cluster {
         histories.push(described.history);
       }
       const current = histories.map((history) => history[history.length - 1] as PublicKeyDescriptor);
-      await supervisor.spawn(Verifier, { name: name('verifier'), thread: true, args: { cluster: id, policy, members: current, context, agent: name('agent'), reportQuorum: config.replyQuorum } });
+      await supervisor.spawn(Verifier, { name: name('verifier'), thread: true, args: { cluster: id, policy, members: current, context, agent: name('agent'), reportQuorum: config.replyQuorum, ...(backend === undefined ? {} : { cryptoBackend: backend }) } });
       const tuning: ReplicaTuning = {
         ...(options.batch === undefined ? {} : { batch: options.batch }),
         timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS[options.protocol],
@@ -552,6 +567,7 @@ export class Cluster {
             names: { replicas, signer: name(`signer-${i}`), verifier: name('verifier'), agent: name('agent'), client: name('client') },
             genesis: histories.map((history) => history[0] as PublicKeyDescriptor),
             seed: (seed + i * 7919) >>> 0,
+            ...(backend === undefined ? {} : { cryptoBackend: backend }),
           },
         });
       }
@@ -564,7 +580,7 @@ export class Cluster {
         policy,
         members: histories.map((history, i) => ({ node: String(i), keys: trustKeysOf(history) })),
       });
-      const made = new Cluster({ system, supervisor, client: client as never, config, id, policy, dataDir, temporary, histories, faults, trust });
+      const made = new Cluster({ system, supervisor, client: client as never, config, id, policy, dataDir, temporary, histories, faults, trust, backend });
       cluster = made;
       for (const report of early.splice(0)) report(made);
       made.#rotationChecks = setInterval(() => made.#rotateDueKeys(), rotationCheckMs);
@@ -612,7 +628,7 @@ export class Cluster {
         const answer = await ask<{ json?: string }>(ref, { type: 'receipt', client: command.client, timestamp: command.timestamp, signed });
         if (answer?.json === undefined) continue;
         const json = JSON.parse(answer.json) as Json<Receipt>;
-        if ((await verifyReceiptAsync(this.#system, json, this.#trustJson)).ok) return receiptFromJson(json);
+        if ((await verifyReceiptAsync(this.#system, json, this.#trustJson, this.#backend)).ok) return receiptFromJson(json);
       }
       if (performance.now() >= deadline) throw new ReceiptError('UNAVAILABLE', `no replica produced a valid receipt for ${command.client}/${command.timestamp} in time`);
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -746,7 +762,7 @@ export class Cluster {
         const answer = ref && ((await ref.ask({ type: 'receipts-at', position, signed }, { timeoutMs: askTimeout(deadline) }).catch(() => undefined)) as { json?: string } | undefined);
         if (answer?.json === undefined) continue;
         const receipts = JSON.parse(answer.json) as Json<Receipt>[];
-        const verdicts = await Promise.all(receipts.map((json) => verifyReceiptAsync(this.#system, json, this.#trustJson)));
+        const verdicts = await Promise.all(receipts.map((json) => verifyReceiptAsync(this.#system, json, this.#trustJson, this.#backend)));
         if (verdicts.every((v) => v.ok)) return receipts.map((json) => receiptFromJson(json));
       }
     }
@@ -761,7 +777,14 @@ export class Cluster {
     const key = signature === undefined || member === undefined ? undefined : keyAt(member, signature.keyId, signed.treeHead.sequence);
     if (signature === undefined || key === undefined || signature.scheme !== key.scheme) return;
     const input = treeHeadSigningInput(signed.treeHead, this.#registry.get(key.scheme));
-    const valid = await verifyAsync(this.#system, { scheme: key.scheme, publicKey: key.publicKey, message: input.message, signature: signature.signature, ...(input.context === undefined ? {} : { context: input.context }) });
+    const valid = await verifyAsync(this.#system, {
+      scheme: key.scheme,
+      publicKey: key.publicKey,
+      message: input.message,
+      signature: signature.signature,
+      ...(input.context === undefined ? {} : { context: input.context }),
+      ...(this.#backend === undefined ? {} : { backend: this.#backend }),
+    });
     if (!valid) {
       this.#evidence.push({ reporter: -1, accused: node, kind: 'invalid-tree-head-signature', detail: `position ${signed.treeHead.sequence}` });
       return;

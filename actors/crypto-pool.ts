@@ -5,7 +5,7 @@
  * signing jobs carry a handle into the pool's key table (see pool-keys.ts), never a key.
  */
 import { defineTask, poolShared, type Task } from '../runtime/index.js';
-import { CryptoError, SCHEME_NAMES, verifyUnderPolicy, type SchemeName, type SchemeRegistry, type SignaturePolicy, type SignatureScheme } from '../protocols/crypto/index.js';
+import { CryptoError, SCHEME_NAMES, verifyUnderPolicy, type BackendChoice, type SchemeName, type SignaturePolicy, type SignatureScheme } from '../protocols/crypto/index.js';
 import { measured, measuredVerify, observedSchemes, type Verdict } from './crypto-telemetry.js';
 import { POOL_KEYS, withPoolKey, type PoolKeyHandle } from './pool-keys.js';
 
@@ -18,19 +18,16 @@ export interface VerifyJob {
   readonly context?: Uint8Array;
   /** The cluster's signature policy: when given, the signature is judged under it, as `verifyUnderPolicy` does. */
   readonly policy?: SignaturePolicy;
+  /**
+   * The backend to verify with instead of the pool thread's choice (see `SchemeRegistry.create`'s
+   * `force`); one that cannot be forced rejects the task with `CryptoError`, it is no verdict.
+   */
+  readonly backend?: BackendChoice;
 }
 
 /** Anything that runs pool tasks: an `ActorSystem` or an actor's context. */
 export interface TaskRunner {
   runTask<In, Out>(task: Task<In, Out>, input: In): Promise<Out>;
-}
-
-// One registry per pool thread, made on the thread's first job (its backend probe runs once).
-let registry: SchemeRegistry | undefined;
-
-function schemes(): SchemeRegistry {
-  registry ??= observedSchemes();
-  return registry;
 }
 
 const VERIFIED: Verdict = { verified: true };
@@ -51,7 +48,7 @@ function judge(scheme: SignatureScheme, job: VerifyJob): Verdict {
 /** One verdict; a job naming no known scheme is `false`, like any other bad input, never an error that would sink its batch. */
 function verifyOne(job: VerifyJob): boolean {
   if (!(SCHEME_NAMES as readonly string[]).includes(job.scheme)) return false;
-  const scheme = schemes().get(job.scheme);
+  const scheme = observedSchemes(job.backend).get(job.scheme);
   return measuredVerify(scheme, job.policy, () => judge(scheme, job));
 }
 
@@ -84,6 +81,8 @@ export interface SignJob {
   readonly key: PoolKeyHandle;
   readonly message: Uint8Array;
   readonly context?: Uint8Array;
+  /** The backend to sign with instead of the pool thread's choice. */
+  readonly backend?: BackendChoice;
 }
 
 /** Signs on a pool thread with the key the handle names in the shared key table. */
@@ -91,13 +90,13 @@ export const signTask = defineTask({
   module: import.meta.url,
   export: 'signTask',
   run(job: SignJob): Uint8Array {
-    const scheme = schemes().get(job.key.scheme);
+    const scheme = observedSchemes(job.backend).get(job.key.scheme);
     // Measured around the key's lending too, so that a released key shows as a failed signature (KEY_DISPOSED).
     return measured('sign', scheme, () => withPoolKey(poolShared(POOL_KEYS), job.key, (secret) => scheme.sign(scheme.importSecretKey(secret), job.message, job.context)));
   },
 });
 
-/** Signs `message` on the pool with a key registered in the system's `PoolKeyTable`. */
-export function signAsync(runner: TaskRunner, key: PoolKeyHandle, message: Uint8Array, context?: Uint8Array): Promise<Uint8Array> {
-  return runner.runTask(signTask, { key, message, ...(context === undefined ? {} : { context }) });
+/** Signs `message` on the pool with a key registered in the system's `PoolKeyTable` (on `backend` when given). */
+export function signAsync(runner: TaskRunner, key: PoolKeyHandle, message: Uint8Array, context?: Uint8Array, backend?: BackendChoice): Promise<Uint8Array> {
+  return runner.runTask(signTask, { key, message, ...(context === undefined ? {} : { context }), ...(backend === undefined ? {} : { backend }) });
 }

@@ -9,6 +9,7 @@ import { context, SpanStatusCode, trace, type Attributes, type Span } from '@ope
 import {
   CryptoError,
   SchemeRegistry,
+  type BackendChoice,
   type ComponentObserver,
   type CryptoErrorCode,
   type KeyDirectory,
@@ -154,9 +155,22 @@ const observeComponent: ComponentObserver = (call, run) => {
   }
 };
 
-/** A scheme registry whose composites report their components inside {@link measured} and {@link measuredVerify} spans. */
-export function observedSchemes(): SchemeRegistry {
-  return SchemeRegistry.create(INSTRUMENTED ? { observeComponents: observeComponent } : {});
+/** This thread's registries, one per backend choice (each probes its backends once). */
+const registries = new Map<string, SchemeRegistry>();
+
+/**
+ * This thread's scheme registry for `backend` (default: the registry's own choice), whose
+ * composites report their components inside {@link measured} and {@link measuredVerify} spans.
+ * Throws `CryptoError` `UNKNOWN_BACKEND` / `BACKEND_UNAVAILABLE` for a backend that cannot be forced.
+ */
+export function observedSchemes(backend?: BackendChoice): SchemeRegistry {
+  const key = JSON.stringify(backend ?? null);
+  let registry = registries.get(key);
+  if (registry === undefined) {
+    registry = SchemeRegistry.create({ ...(backend === undefined ? {} : { force: backend }), ...(INSTRUMENTED ? { observeComponents: observeComponent } : {}) });
+    registries.set(key, registry);
+  }
+  return registry;
 }
 
 /**

@@ -5,12 +5,10 @@
  * there, so the task trusts nothing about its input.
  */
 import { defineTask } from '../runtime/index.js';
-import { SchemeRegistry } from '../protocols/crypto/index.js';
+import type { BackendChoice } from '../protocols/crypto/index.js';
 import { receiptFromJson, trustFromJson, verifyReceipt, type Json, type Receipt, type ReceiptCheck, type Trust } from '../protocols/receipts/index.js';
 import type { TaskRunner } from './crypto-pool.js';
-
-// One registry per pool thread (its backend probe runs once).
-let registry: SchemeRegistry | undefined;
+import { observedSchemes } from './crypto-telemetry.js';
 
 /** What the task answers: the verdict, and the first failed check's name and reason. */
 export interface ReceiptTaskVerdict {
@@ -23,8 +21,8 @@ export interface ReceiptTaskVerdict {
 export const verifyReceiptTask = defineTask({
   module: import.meta.url,
   export: 'verifyReceiptTask',
-  run(input: { readonly receipt: Json<Receipt>; readonly trust: Json<Trust> }): ReceiptTaskVerdict {
-    registry ??= SchemeRegistry.create();
+  run(input: { readonly receipt: Json<Receipt>; readonly trust: Json<Trust>; readonly backend?: BackendChoice }): ReceiptTaskVerdict {
+    const registry = observedSchemes(input.backend);
     let receipt: Receipt;
     try {
       receipt = receiptFromJson(input.receipt);
@@ -36,7 +34,7 @@ export const verifyReceiptTask = defineTask({
   },
 });
 
-/** Verifies `receipt` against `trust` on the pool of `runner`. */
-export function verifyReceiptAsync(runner: TaskRunner, receipt: Json<Receipt>, trust: Json<Trust>): Promise<ReceiptTaskVerdict> {
-  return runner.runTask(verifyReceiptTask, { receipt, trust });
+/** Verifies `receipt` against `trust` on the pool of `runner` (on `backend` when given). */
+export function verifyReceiptAsync(runner: TaskRunner, receipt: Json<Receipt>, trust: Json<Trust>, backend?: BackendChoice): Promise<ReceiptTaskVerdict> {
+  return runner.runTask(verifyReceiptTask, { receipt, trust, ...(backend === undefined ? {} : { backend }) });
 }

@@ -16,11 +16,12 @@ import { raft } from '../protocols/raft/index.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
 import { Prng } from '../protocols/sim/prng.js';
 import { BINARY_SCHEMAS, encodeTreeHead, receiptToJson, type LogContext, type TreeHead } from '../protocols/receipts/index.js';
-import { CryptoError, decodeRotationCertificate, SchemeRegistry, type KeyDescriptor, type SchemeName, type SignaturePolicy } from '../protocols/crypto/index.js';
+import { CryptoError, decodeRotationCertificate, type BackendChoice, type KeyDescriptor, type SchemeName, type SignaturePolicy } from '../protocols/crypto/index.js';
 import { ReceiptJournal } from './receipt-journal.js';
 import { ReplicaHost } from './replica-host.js';
 import { ReplicaStore } from './replica-store.js';
 import { PeerDirectory } from './peer-directory.js';
+import { observedSchemes } from './crypto-telemetry.js';
 import { HEALTHY, linkDelay, linkFaultsSchema, type LinkFaults } from './link-faults.js';
 import type { ExecutedPosition } from './cluster-agent.js';
 
@@ -57,6 +58,8 @@ export interface ReplicaArgs {
   readonly genesis: readonly KeyDescriptor[];
   /** Seeds jitter and Byzantine choices. */
   readonly seed: number;
+  /** The signature backend forced in the cluster (default: the registry's choice). */
+  readonly cryptoBackend?: BackendChoice;
 }
 
 /** Under load, replicas sign the receipt log's tree head at every this many positions (see `headAfter`). */
@@ -225,7 +228,7 @@ export const Replica = defineBehavior({
       }
     };
 
-    const configuration = new ConfiguredState(new KvStateMachine(), { cluster: args.clusterId, genesis: args.genesis, schemes: SchemeRegistry.create(), policy: args.policy });
+    const configuration = new ConfiguredState(new KvStateMachine(), { cluster: args.clusterId, genesis: args.genesis, schemes: observedSchemes(args.cryptoBackend), policy: args.policy });
     /** Rotations of the configuration already carried out by this incarnation. */
     let carriedOut = 0;
     /**

@@ -27,6 +27,7 @@ import {
   KeyManager,
   SCHEME_NAMES,
   SigningKey,
+  type BackendChoice,
   type KeyDescriptor,
   type SchemeName,
   type SchemeRegistry,
@@ -64,6 +65,8 @@ export interface SignerArgs {
   readonly keyLifetimeMs?: number;
   /** A rotation is due once less than this remains of the key in force (default the key manager's, 7 days). */
   readonly rotationLeadMs?: number;
+  /** The signature backend to sign with (default: the registry's choice). */
+  readonly cryptoBackend?: BackendChoice;
 }
 
 const descriptorSchema = t.object(custodyFields(t.bytes({ maxLength: 8192 })));
@@ -239,7 +242,7 @@ export const Signer = defineBehavior({
     stats: { signatures: t.uint() },
   }),
   async start(_ctx, args: SignerArgs) {
-    const custody = await Custody.open(args, observedSchemes());
+    const custody = await Custody.open(args, observedSchemes(args.cryptoBackend));
     let signatures = 0;
     const describe = (): { type: 'key'; key: PublicKeyDescriptor; history: PublicKeyDescriptor[] } => {
       const history = custody.history();

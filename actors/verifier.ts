@@ -26,6 +26,7 @@ import {
   SIGNATURE_POLICIES,
   type KeyDescriptor,
   type RotationCertificate,
+  type BackendChoice,
   type SchemeName,
   type SignaturePolicy,
 } from '../protocols/crypto/index.js';
@@ -53,6 +54,8 @@ export interface VerifierArgs {
   readonly agent?: string;
   /** Distinct replicas whose report of a rotation installs it (f+1: one of them is correct); the member's own report suffices. Default 1. */
   readonly reportQuorum?: number;
+  /** The signature backend the pool verifies with (default: the pool thread's choice). */
+  readonly cryptoBackend?: BackendChoice;
 }
 
 /** Verdicts kept; beyond this the oldest is forgotten. */
@@ -99,7 +102,7 @@ export const Verifier = defineBehavior({
   }),
   async start(ctx, args: VerifierArgs) {
     if (!(SIGNATURE_POLICIES as readonly string[]).includes(args.policy)) throw new CryptoError('UNKNOWN_POLICY', `unknown signature policy ${String(args.policy)}`);
-    const registry = SchemeRegistry.create();
+    const registry = SchemeRegistry.create(args.cryptoBackend === undefined ? {} : { force: args.cryptoBackend });
     const directory = new KeyDirectory(registry, { cluster: args.cluster });
     args.members.forEach((member, i) => {
       if (!policyAdmits(args.policy, registry.get(member.scheme))) {
@@ -156,6 +159,7 @@ export const Verifier = defineBehavior({
       message: check.digest,
       signature: check.signature,
       policy: args.policy,
+      ...(args.cryptoBackend === undefined ? {} : { backend: args.cryptoBackend }),
       ...(key.scheme === 'Ed25519' || args.context === undefined ? {} : { context: args.context }),
     });
 

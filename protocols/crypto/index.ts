@@ -29,7 +29,7 @@ export {
 } from './composite.js';
 export { nobleBackend } from './backends/noble.js';
 export { nodeBackend } from './backends/node.js';
-export { DEFAULT_HYBRID, SCHEME_NAMES, SchemeRegistry, type RegistryOptions } from './registry.js';
+export { DEFAULT_HYBRID, SCHEME_NAMES, SchemeRegistry, type BackendChoice, type RegistryOptions } from './registry.js';
 export {
   POLICY_CATEGORY,
   SIGNATURE_POLICIES,

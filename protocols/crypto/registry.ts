@@ -49,12 +49,15 @@ const SPECS: Readonly<Record<PrimitiveName, SchemeSpec>> = {
   'slh-dsa-sha2-128f': SLH_DSA_SHA2_128F_SPEC,
 };
 
+/** A backend forced instead of the registry's choice: one backend's name for every scheme, or a name per scheme. */
+export type BackendChoice = string | Partial<Readonly<Record<SchemeName, string>>>;
+
 /** Options of {@link SchemeRegistry.create}. */
 export interface RegistryOptions {
   /** Backends in order of preference, fastest first. Default: node:crypto, then noble. */
   readonly backends?: readonly Backend[];
   /** Use this backend instead of choosing: one name for every scheme, or per scheme. */
-  readonly force?: string | Partial<Readonly<Record<SchemeName, string>>>;
+  readonly force?: BackendChoice;
   /** Wraps each component call of the composite schemes (see `ComponentObserver`); default none. */
   readonly observeComponents?: ComponentObserver;
 }
