@@ -546,7 +546,7 @@ export class Cluster {
         histories.push(described.history);
       }
       const current = histories.map((history) => history[history.length - 1] as PublicKeyDescriptor);
-      await supervisor.spawn(Verifier, { name: name('verifier'), thread: true, args: { cluster: id, policy, members: current, context, agent: name('agent'), reportQuorum: config.replyQuorum, ...(backend === undefined ? {} : { cryptoBackend: backend }) } });
+      await supervisor.spawn(Verifier, { name: name('verifier'), thread: true, args: { cluster: id, policy, members: current, context, agent: name('agent'), reportQuorum: config.replyQuorum, replicas, ...(backend === undefined ? {} : { cryptoBackend: backend }) } });
       const tuning: ReplicaTuning = {
         ...(options.batch === undefined ? {} : { batch: options.batch }),
         timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS[options.protocol],

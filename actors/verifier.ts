@@ -54,6 +54,11 @@ export interface VerifierArgs {
   readonly agent?: string;
   /** Distinct replicas whose report of a rotation installs it (f+1: one of them is correct); the member's own report suffices. Default 1. */
   readonly reportQuorum?: number;
+  /**
+   * The replicas' actor names, member i's at index i. A report counts only when that replica sent
+   * it: one replica cannot report in another's name, to make up a quorum or an adoption.
+   */
+  readonly replicas: readonly string[];
   /** The signature backend the pool verifies with (default: the pool thread's choice). */
   readonly cryptoBackend?: BackendChoice;
 }
@@ -98,7 +103,7 @@ export const Verifier = defineBehavior({
   }),
   replies: t.variants({
     verdicts: { verdicts: t.array(t.boolean(), { maxLength: 1024 }) },
-    stats: { checks: t.uint(), verified: t.uint(), rejected: t.uint(), rotationsRefused: t.uint() },
+    stats: { checks: t.uint(), verified: t.uint(), rejected: t.uint(), rotationsRefused: t.uint(), reportsRefused: t.uint() },
   }),
   async start(ctx, args: VerifierArgs) {
     if (!(SIGNATURE_POLICIES as readonly string[]).includes(args.policy)) throw new CryptoError('UNKNOWN_POLICY', `unknown signature policy ${String(args.policy)}`);
@@ -118,7 +123,13 @@ export const Verifier = defineBehavior({
     /** Replicas that reported each rotation not installed yet, by new key id and position. */
     const reports = new Map<string, Set<number>>();
     const verdicts = new Map<string, Promise<boolean>>();
-    const counts = { checks: 0, verified: 0, rejected: 0, rotationsRefused: 0 };
+    const counts = { checks: 0, verified: 0, rejected: 0, rotationsRefused: 0, reportsRefused: 0 };
+    /** Whether the message came from the actor of replica `member`. */
+    const sentBy = (from: { readonly ref: { readonly name: string } | undefined }, member: number): boolean => {
+      if (from.ref !== undefined && from.ref.name === args.replicas[member]) return true;
+      counts.reportsRefused++;
+      return false;
+    };
 
     /** Installs a committed rotation; `record` says whether to report it (not when replaying what an earlier incarnation installed). */
     const install = (cert: RotationCertificate, sequence: number, record: boolean): void => {
@@ -199,6 +210,7 @@ export const Verifier = defineBehavior({
           case 'stats':
             return from.reply({ type: 'stats', ...counts });
           case 'installed': {
+            if (!sentBy(from, msg.reporter)) return;
             try {
               const cert = decodeRotationCertificate(msg.certificate);
               // A replica restarting reports every rotation its configuration holds; those in force or superseded here are old news.
@@ -223,6 +235,7 @@ export const Verifier = defineBehavior({
             return;
           }
           case 'adopted':
+            if (!sentBy(from, msg.member)) return;
             return adopted(msg.member, msg.keyId);
           case 'verify':
             // Answered when the pool is done, without holding the mailbox: checks run concurrently.

@@ -92,6 +92,12 @@ test('a rotation is carried out by the replicas that installed it, whoever order
   const refused = configurationResponse((await client.ask({ type: 'configure', payload: tampered })).response);
   t.like(refused, { ok: false, error: 'ROTATION_INVALID' }, 'a tampered certificate is refused by the replicas');
   t.is(cluster.keys[2]?.epoch, 0);
+  // Reports in replica 2's name from anyone but replica 2 count for nothing: the verifier would
+  // otherwise take this uncommitted rotation on the word of whoever sent it.
+  const verifier = actor(system, cluster, 'verifier');
+  verifier.tell({ type: 'installed', reporter: 2, certificate, sequence: 9 });
+  verifier.tell({ type: 'adopted', member: 2, keyId: next.keyId });
+  t.like(await verifier.ask({ type: 'stats' }), { reportsRefused: 2, rotationsRefused: 0 });
 
   // Ordered without rotateKey (as if its caller had given up): the replicas carry it out all the same.
   const installed = await client.ask({ type: 'configure', payload: certificate });

@@ -146,6 +146,25 @@ test('a child that cannot restart while a sibling is down is retried after the s
   t.true((restarts(system, 'sup')['dependent'] ?? 0) >= 1);
 });
 
+test('one_for_one: a restarted supervisor whose child cannot start yet still starts the children after it', async (t) => {
+  const system = await startSystem(t);
+  await system.spawn(Counter, { name: 'needed', args: { from: 0 } });
+  // A long back-off keeps the failed child's retry waiting while the test looks at its siblings.
+  const sup = await system.supervisor({ name: 'sup', strategy: 'one_for_one', backoff: { initialMs: 600_000, maxMs: 600_000 } });
+  await sup.spawn(Dependent, { name: 'dependent', args: { needs: 'needed' } });
+  await sup.spawn(Counter, { name: 'after', args: { from: 7 } });
+  await system.root.terminateChild('needed');
+  await system.root.terminateChild('sup');
+  t.is(system.lookup('after'), undefined);
+  // Restarted, the supervisor starts its children again: the dependent fails (what it needs is
+  // down) and waits for its retry; under one_for_one that must not hold back its independent siblings.
+  await system.root.restartChild('sup');
+  await eventually(() => system.lookup('after') !== undefined);
+  t.is(await value(system, 'after'), 7);
+  t.is(system.lookup('dependent'), undefined, 'the dependent waits for its retry');
+  t.true(sup.running);
+});
+
 test('a child supervisor that gives up is restarted by its parent, with its children', async (t) => {
   const system = await startSystem(t, { root: { intensity: 5, periodMs: 60_000 } });
   const sup = await system.supervisor({ name: 'sup', intensity: 0 });
