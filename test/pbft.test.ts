@@ -289,6 +289,31 @@ test('a replica that missed committed sequences gets their commit certificates f
   t.is(laggard.core.status().commitIndex, 1, 'the retransmitted commit is durable');
 });
 
+test('a replica whose logged sequence does not execute within a timeout says how far it got, and the commit certificate it missed brings it up (thesis §5.2)', (t) => {
+  // Replica 2 holds a proposal and one prepare for sequence 1; the commits that completed it elsewhere never reached it.
+  const laggard = new Replica(2);
+  const pp = prePrepare(0, 1, 1000, [cmd(1)]);
+  const armed = laggard.receive(0, pp, 1000);
+  t.true(armed.timers.some((op) => op.kind === 'set' && op.timer === 'stall'), 'logging a sequence arms the stall timer');
+  laggard.receive(3, prepare(0, 1, pp.digest), 1000);
+  laggard.core.step({ kind: 'timeout', timer: 'stall' }, 2000);
+  const stalled = laggard.drain();
+  t.like(sent(stalled, 'status'), [{ type: 'status', view: 0, executed: 0 }]);
+  t.true(stalled.timers.some((op) => op.kind === 'set' && op.timer === 'stall'), 'and keeps watching while it waits');
+
+  const peer = new Replica(1);
+  peer.receive(0, pp);
+  for (const from of [2, 3]) peer.receive(from, prepare(0, 1, pp.digest));
+  for (const from of [0, 1, 3]) peer.receive(from, commit(0, 1, pp.digest));
+  const answer = sent(peer.receive(2, { type: 'status', view: 0, executed: 0 }), 'committed')[0];
+  if (answer?.type !== 'committed') return t.fail('the peer sends the certificate');
+  t.like(laggard.receive(1, answer, 2100).applied[0], { kind: 'entry', position: 1 });
+  laggard.core.step({ kind: 'timeout', timer: 'stall' }, 3000);
+  const idle = laggard.drain();
+  t.is(sent(idle, 'status').length, 0, 'nothing waits any more: no status, no timer');
+  t.false(idle.timers.some((op) => op.kind === 'set' && op.timer === 'stall'));
+});
+
 test('a primary that crashes after proposing never reuses the sequence number with another batch', (t) => {
   const r = new Replica(0);
   r.core.step({ kind: 'request', command: cmd(1) }, 0);

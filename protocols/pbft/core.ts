@@ -60,6 +60,8 @@ const RESEND_TIMER = 'view-change-resend';
 const MAX_BACKOFF_DOUBLINGS = 4;
 
 const FETCH_TIMER = 'fetch-state';
+/** Armed while a logged sequence waits to execute; see `#watchStall`. */
+const STALL_TIMER = 'stall';
 
 const commandKey = (cmd: Command): string => `${cmd.client}\u0000${cmd.timestamp}`;
 
@@ -115,6 +117,9 @@ export class PbftCore implements Core<PbftMessage> {
   #fetchRound = 0;
   /** The fetch timer is armed because later sequence numbers committed while the next did not. */
   #gapArmed = false;
+  #stallArmed = false;
+  /** What this replica had executed when the stall timer was armed. */
+  #executedAtStallArm = 0;
 
   constructor(options: CoreOptions, tuning: PbftOptions = {}) {
     this.config = options.config;
@@ -192,6 +197,7 @@ export class PbftCore implements Core<PbftMessage> {
   }
 
   #onTimeout(timer: string): void {
+    if (timer === STALL_TIMER) return this.#onStall();
     if (timer === FETCH_TIMER) {
       // No state came (or a gap stayed open): ask other replicas.
       this.#fetching = 0;
@@ -344,6 +350,7 @@ export class PbftCore implements Core<PbftMessage> {
     this.#persistSlot(slot);
     if (m.from !== this.config.nodeId) this.#out.send(this.config.members, prepare(m.body.view, sequence, digest));
     this.#checkPrepared(slot);
+    this.#watchStall();
   }
 
   #onVote(m: Signed<Prepare | Commit>): void {
@@ -357,6 +364,7 @@ export class PbftCore implements Core<PbftMessage> {
     const earlier = slot.vote(m);
     if (earlier !== undefined) return this.#evidence('double-vote', m.from, `two ${m.body.type}s for view ${view}, sequence ${sequence}`, [earlier, m]);
     if (view === this.#view && !this.#changing) this.#checkPrepared(slot);
+    this.#watchStall();
   }
 
   /** prepared(m, v, n, i): the pre-prepare and enough matching prepares from distinct backups (§4.2). */
@@ -427,7 +435,34 @@ export class PbftCore implements Core<PbftMessage> {
       this.#out.setTimer(FETCH_TIMER, this.#timeoutMs);
     }
     this.#rearmViewTimer();
+    this.#watchStall();
     this.#proposeIfPrimary();
+  }
+
+  /**
+   * A sequence this replica logged (a proposal, or votes for it) that does not execute within a
+   * request timeout may have committed at the others through messages this replica never got.
+   * With an equivocating primary, for one, a quorum can commit one variant while this replica
+   * holds the other, and once clients stop sending, nothing else would tell it. Castro's thesis
+   * (§5.2) has replicas send status periodically for this: here a replica does so only while it
+   * waits, and its peers answer with what committed.
+   */
+  #watchStall(): void {
+    if (this.#stallArmed || !this.#loggedBeyondExecuted()) return;
+    this.#stallArmed = true;
+    this.#executedAtStallArm = this.#executed;
+    this.#out.setTimer(STALL_TIMER, this.#timeoutMs);
+  }
+
+  #onStall(): void {
+    this.#stallArmed = false;
+    if (this.#executed === this.#executedAtStallArm && this.#loggedBeyondExecuted() && this.#mayServe('status')) this.#announceStatus();
+    this.#watchStall();
+  }
+
+  #loggedBeyondExecuted(): boolean {
+    for (const sequence of this.#slots.keys()) if (sequence > this.#executed) return true;
+    return false;
   }
 
   // ── Checkpoints and garbage collection (§4.3) ──────────────────────────────────────────
