@@ -43,6 +43,8 @@ const rotationSchema = t.object({ certificate, sequence: t.uint(), adopted: t.bo
 
 /** What the agent passes to its owner. */
 export interface AgentSink {
+  /** The replicas' actor names, replica i's at index i: a report naming replica i counts only when that replica sent it. */
+  readonly replicas: readonly string[];
   /** The faults replica `node` must apply now. */
   faultsFor(node: number): { readonly links: LinkFaults; readonly byzantine?: ByzantineMode };
   /** The key rotations committed since the cluster started, in order. */
@@ -80,6 +82,8 @@ export const ClusterAgent = defineBehavior({
   start(_ctx, sink: AgentSink) {
     return {
       receive(msg, from) {
+        // One replica must not report in another's name: its executions, evidence or rotations.
+        if ('node' in msg && msg.type !== 'hello' && from.ref?.name !== sink.replicas[msg.node]) return;
         switch (msg.type) {
           case 'hello':
             return from.reply({ type: 'faults', ...sink.faultsFor(msg.node) });

@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { SpanStatusCode } from '@opentelemetry/api';
-import { AskTimeout, ConfigError, tracerOf, type ActorRef, type ActorSystem, type Supervisor } from '../runtime/index.js';
+import { AskTimeout, ConfigError, MAX_DELAY_MS, tracerOf, type ActorRef, type ActorSystem, type Supervisor } from '../runtime/index.js';
 import { configurationResponse, consensusConfig, hex, kvPayload, type ConsensusAlgorithm, type ConsensusConfig, type KvOperation } from '../protocols/consensus/index.js';
 import {
   CryptoError,
@@ -132,9 +132,10 @@ export interface ClusterOptions {
   /** How often the cluster asks the signers whether a rotation is due, ms (default a quarter of the lead, at most an hour). */
   readonly rotationCheckMs?: number;
   /**
-   * Forces the signature backend (`'noble'` or `'node'`, for every scheme or per scheme) in every
-   * thread of the cluster and in the pool tasks it runs; default: the fastest correct one per
-   * scheme. A backend that cannot run the policy's schemes is refused at spawn (`CryptoError`).
+   * Forces the signature backend in every thread of the cluster and in the pool tasks it runs, as
+   * `SchemeRegistry.create`'s `force` does: one backend for every scheme (only `'noble'` runs them
+   * all), or one per scheme (`{ Ed25519: 'node' }`); default: the fastest correct one per scheme.
+   * A choice the registry cannot honour is refused at spawn (`CryptoError`).
    */
   readonly cryptoBackend?: BackendChoice;
 }
@@ -329,15 +330,21 @@ export class Cluster {
    */
   #rotateDueKeys(): void {
     for (let i = 0; i < this.n; i++) {
-      const signer = this.#system.lookup<{ type: 'rotation-due' }, { type: string; due?: boolean }>(`${this.id}/signer-${i}`);
-      if (signer === undefined || this.#dueRotations.has(i)) continue;
+      if (this.#dueRotations.has(i)) continue;
       this.#dueRotations.add(i);
-      void signer
-        .ask({ type: 'rotation-due' }, { timeoutMs: 10_000 })
-        .then((answer) => (answer.due === true && !this.#stopped ? this.rotateKey(i) : undefined))
-        .catch(() => undefined)
-        .finally(() => this.#dueRotations.delete(i));
+      // Asked in turn with the other rotations, not before: one queued ahead (a `rotateKey` call)
+      // may leave the key new, and a stale answer would rotate it twice.
+      const rotation = this.#rotating.catch(() => undefined).then(() => this.#rotateIfDue(i));
+      this.#rotating = rotation;
+      void rotation.catch(() => undefined).finally(() => this.#dueRotations.delete(i));
     }
+  }
+
+  async #rotateIfDue(member: number): Promise<KeyRotation | undefined> {
+    const signer = this.#system.lookup<{ type: 'rotation-due' }, { type: string; due?: boolean }>(`${this.id}/signer-${member}`);
+    if (signer === undefined || this.#stopped) return undefined;
+    const answer = await signer.ask({ type: 'rotation-due' }, { timeoutMs: 10_000 });
+    return answer.due === true ? this.#traced(member, 30_000) : undefined;
   }
 
   /** A rotation as one `crypto.key.rotate` trace. */
@@ -470,7 +477,10 @@ export class Cluster {
     if (!(Number.isSafeInteger(rotationLeadMs) && rotationLeadMs > 0 && rotationLeadMs < keyLifetimeMs)) {
       throw new ConfigError(`rotationLeadMs must be a whole number of ms in (0, keyLifetimeMs), got ${rotationLeadMs}`);
     }
-    if (!(Number.isSafeInteger(rotationCheckMs) && rotationCheckMs > 0)) throw new ConfigError(`rotationCheckMs must be a positive integer, got ${rotationCheckMs}`);
+    // Within the lead, so that a due key is seen before it expires; within a timer's range (Node runs longer intervals every millisecond).
+    if (!(Number.isSafeInteger(rotationCheckMs) && rotationCheckMs > 0 && rotationCheckMs < rotationLeadMs && rotationCheckMs <= MAX_DELAY_MS)) {
+      throw new ConfigError(`rotationCheckMs must be a whole number of ms in (0, min(rotationLeadMs, ${MAX_DELAY_MS})), got ${rotationCheckMs}`);
+    }
     const backend = options.cryptoBackend;
     // Refused here, in the caller's thread, rather than as a failing start of every actor.
     if (backend !== undefined) SchemeRegistry.create({ force: backend });
@@ -488,6 +498,7 @@ export class Cluster {
       else report(cluster);
     };
     const sink: AgentSink = {
+      replicas,
       faultsFor: (node) => {
         const mode = faults.byzantine[node];
         return { links: faults.links, ...(mode === undefined ? {} : { byzantine: mode }) };

@@ -15,6 +15,8 @@ export class PeerDirectory {
   readonly #refs = new Map<number, Promise<ActorRef | undefined>>();
   /** The newest incarnation of each peer that this directory knows of. */
   readonly #newest = new Map<number, ActorRef>();
+  /** The last incarnation of each peer known to have ended: its late messages must not bring it back. */
+  readonly #ended = new Map<number, number>();
 
   /** Peers of the actor with context `ctx`; peer i is the actor named `names[i]`. */
   constructor(ctx: Pick<ActorContext<unknown>, 'lookup' | 'watch'>, names: readonly string[]) {
@@ -40,15 +42,18 @@ export class PeerDirectory {
   signal(signal: Signal): void {
     const ref = signal.type === 'terminated' ? signal.ref : signal.to;
     const i = this.#names.indexOf(ref.name);
+    if (i < 0) return;
+    // Only a termination ends an incarnation: an undeliverable message (a full mailbox, say) may not.
+    if (signal.type === 'terminated') this.#ended.set(i, Math.max(ref.incarnation, this.#ended.get(i) ?? -1));
     // The end of an incarnation older than the one in use says nothing about the peer.
-    if (i >= 0 && ref.incarnation >= (this.#newest.get(i)?.incarnation ?? -1)) {
+    if (ref.incarnation >= (this.#newest.get(i)?.incarnation ?? -1)) {
       this.#refs.delete(i);
       this.#newest.delete(i);
     }
   }
 
   #isNewer(i: number, ref: ActorRef): boolean {
-    if (ref.incarnation <= (this.#newest.get(i)?.incarnation ?? -1)) return false;
+    if (ref.incarnation <= Math.max(this.#newest.get(i)?.incarnation ?? -1, this.#ended.get(i) ?? -1)) return false;
     this.#newest.set(i, ref);
     return true;
   }

@@ -194,7 +194,7 @@ class Custody {
     this.#manager.dispose();
   }
 
-  #managerOf(key: SigningKey, record: Pick<CustodyRecord, 'epoch' | 'fromSequence'>): KeyManager {
+  #managerOf(key: SigningKey, record: Pick<CustodyRecord, 'descriptor' | 'epoch' | 'fromSequence'>): KeyManager {
     return new KeyManager({
       cluster: this.#args.cluster,
       member: this.#args.member,
@@ -202,6 +202,7 @@ class Custody {
       key,
       epoch: record.epoch,
       fromSequence: record.fromSequence,
+      window: { notBefore: record.descriptor.notBefore, notAfter: record.descriptor.notAfter },
       ...(this.#args.keyLifetimeMs === undefined ? {} : { lifetimeMs: this.#args.keyLifetimeMs }),
       ...(this.#args.rotationLeadMs === undefined ? {} : { rotationLeadMs: this.#args.rotationLeadMs }),
       generate: (scheme, createdAt) => (this.#made = generate(scheme, createdAt)),

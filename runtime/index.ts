@@ -40,6 +40,7 @@ export {
   SystemStopped,
   ReplyRejected,
   RemoteFailure,
+  MAX_DELAY_MS,
 } from './errors.js';
 export { INSTRUMENTED, instrumentsOf, TICK_MS, tracerOf, within } from './telemetry.js';
 export { SystemTelemetry, type TelemetryOptions } from './telemetry-hub.js';

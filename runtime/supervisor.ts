@@ -327,8 +327,9 @@ export class Supervisor {
         // because a sibling whose exit is waiting in the queue is down.
         const reason: ExitReason = { kind: 'crash', error: { name: 'SpawnError', message: error instanceof Error ? error.message : String(error) } };
         void this.#serial(() => this.#childExited(child, child.incarnation, reason));
-        // Under one_for_one the siblings after it do not depend on it: they start now. Under the
-        // other strategies they do, and the retry restarts them with it.
+        // one_for_one declares its children independent (a child that needs an earlier sibling
+        // belongs under rest_for_one, as in OTP): the siblings after it start now. Under the
+        // other strategies they depend on it, and the retry restarts them with it.
         if (this.strategy !== 'one_for_one') return;
       }
     }

@@ -98,3 +98,24 @@ test('a damaged custody record, one whose keys do not chain, and several keys wi
   t.regex(ambiguous?.message ?? '', /2 keys and no custody record/);
   t.is((await readdir(bare.directory)).filter((f) => f === 'custody.json').length, 0, 'nothing is written over an ambiguous store');
 });
+
+test('a signer restarted with another key lifetime still certifies its key as the cluster knows it, and says when a rotation is due', async (t) => {
+  const system = await startSystem(t);
+  const args = { ...(await signerArgs(t)), keyLifetimeMs: 600_000, rotationLeadMs: 60_000 };
+  const first = await spawnSigner(system, 'first', args);
+  const known = keysOf(await first.ask({ type: 'describe' })).key;
+  t.is(known.notAfter - known.notBefore, 600_000);
+  t.like(await first.ask({ type: 'rotation-due' }), { type: 'due', due: false }, 'a fresh key is not due');
+  await system.root.stopChild('first');
+
+  // The cluster now gives keys 90 days, due a minute before their end: the key in force keeps its window.
+  const second = await spawnSigner(system, 'second', { ...args, keyLifetimeMs: 90 * 86_400_000, rotationLeadMs: 86_400_000 * 89 + 86_340_000 });
+  t.like(await second.ask({ type: 'rotation-due' }), { type: 'due', due: true }, 'judged by its own window, it is due');
+  const cert = decodeRotationCertificate(await proposal(second));
+  t.deepEqual(
+    [cert.old.keyId, cert.old.notBefore, cert.old.notAfter],
+    [known.keyId, known.notBefore, known.notAfter],
+    'the certificate replaces the key with the window the replicas hold',
+  );
+  t.is(cert.next.notAfter - cert.next.notBefore, 90 * 86_400_000, 'the successor gets the new lifetime');
+});

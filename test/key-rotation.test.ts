@@ -98,6 +98,11 @@ test('a rotation is carried out by the replicas that installed it, whoever order
   verifier.tell({ type: 'installed', reporter: 2, certificate, sequence: 9 });
   verifier.tell({ type: 'adopted', member: 2, keyId: next.keyId });
   t.like(await verifier.ask({ type: 'stats' }), { reportsRefused: 2, rotationsRefused: 0 });
+  const agent = actor(system, cluster, 'agent');
+  agent.tell({ type: 'rotation', node: 2, certificate, sequence: 9 });
+  agent.tell({ type: 'adopted', node: 2, keyId: next.keyId });
+  t.like(await agent.ask({ type: 'rotations' }), { rotations: [] }, 'nor does the cluster agent take them');
+  t.is(cluster.keys[2]?.epoch, 0);
 
   // Ordered without rotateKey (as if its caller had given up): the replicas carry it out all the same.
   const installed = await client.ask({ type: 'configure', payload: certificate });
@@ -144,7 +149,15 @@ test('keys rotate by themselves ahead of expiry: every replica gets a successor 
 test('automatic rotation settings that cannot work are refused', async (t) => {
   const system = await KnhkSystem.start({ cryptoThreads: 1 });
   t.teardown(() => system.stop());
-  for (const bad of [{ keyLifetimeMs: 0 }, { keyLifetimeMs: 91 * 24 * 3_600_000 }, { keyLifetimeMs: 1000, rotationLeadMs: 1000 }, { rotationCheckMs: -1 }]) {
+  const day = 24 * 3_600_000;
+  for (const bad of [
+    { keyLifetimeMs: 0 },
+    { keyLifetimeMs: 91 * day },
+    { keyLifetimeMs: 1000, rotationLeadMs: 1000 },
+    { rotationCheckMs: -1 },
+    { rotationLeadMs: 60_000, rotationCheckMs: 60_000 },
+    { rotationCheckMs: 30 * day },
+  ]) {
     await t.throwsAsync(system.spawnCluster({ protocol: 'raft', n: 3, policy: 'classical', ...bad }), { name: 'ConfigError' }, JSON.stringify(bad));
   }
 });

@@ -100,6 +100,9 @@ test('proposals from a non-primary, with a forged digest, or outside the waterma
   t.is(sent(r.receive(0, prePrepare(0, 6, 0, [cmd(6)])), 'status').length, 0, 'not again at once');
   t.is(sent(r.receive(2, prepare(0, 6, prePrepare(0, 6, 0, [cmd(6)]).digest), 10_000), 'status').length, 1, 'a vote past the window counts too, a timeout later');
   t.is(sent(r.receive(0, prePrepare(0, 4, 0, [cmd(4)])), 'prepare').length, 1);
+  // A plain proposal cannot claim an earlier view (only NEW-VIEW re-proposes), nor a later one.
+  t.like(r.receive(4 % N, prePrepare(4, 3, 0, [cmd(3)], 2)).evidence[0], { kind: 'invalid-proposal', node: 0 });
+  t.like(r.receive(0, prePrepare(0, 3, 0, [cmd(3)], 1)).evidence[0], { kind: 'invalid-proposal', node: 0 });
 });
 
 test('a replica refuses to execute two batches at one sequence, across a restart too', (t) => {
@@ -209,8 +212,8 @@ test('the new primary re-proposes the prepared batch at the same sequence, and b
   for (const vc of vcs) loopback = [...loopback, ...primary.receive(vc.from, vc.body).messages.filter((m) => m.to.length === 1 && m.to[0] === 1).map((m) => m.body)];
   t.is(loopback.length, 1, 'the new primary signs O by loopback');
   const reproposed = loopback[0];
-  t.like(reproposed, { type: 'pre-prepare', view: 1, sequence: 1 });
-  t.deepEqual((reproposed as { digest: Uint8Array }).digest, pp.digest, 'the prepared batch keeps its sequence number');
+  t.like(reproposed, { type: 'pre-prepare', view: 1, proposedIn: 0, sequence: 1 });
+  t.deepEqual((reproposed as { digest: Uint8Array }).digest, pp.digest, 'the prepared batch keeps its sequence number, and its digest: it names the view it was first proposed in');
   const nv = sent(primary.receive(1, reproposed as PbftMessage), 'new-view')[0];
   t.truthy(nv);
   const backup = replicas[1] as Replica;
@@ -218,6 +221,10 @@ test('the new primary re-proposes the prepared batch at the same sequence, and b
   t.is(backup.core.status().view, 1);
   t.is(backup.core.status().role, 'backup');
   t.is(sent(entered, 'prepare').length, 1, 'the backup prepares the re-proposal in the new view');
+  // Committed in view 1 here, in view 0 elsewhere: executed, it records view 0 either way, so the replicas' receipt logs agree.
+  for (const from of [1, 2, 3]) backup.receive(from, prepare(1, 1, pp.digest));
+  const executed = [1, 2, 3].flatMap((from) => backup.receive(from, commit(1, 1, pp.digest)).applied);
+  t.like(executed[0], { kind: 'entry', position: 1, view: 0 });
   // A NEW-VIEW whose O does not follow from its view changes is refused as evidence.
   const liar = new Replica(3);
   for (const vc of vcs) liar.receive(vc.from, vc.body);
@@ -299,7 +306,9 @@ test('a replica whose logged sequence does not execute within a timeout says how
   laggard.core.step({ kind: 'timeout', timer: 'stall' }, 2000);
   const stalled = laggard.drain();
   t.like(sent(stalled, 'status'), [{ type: 'status', view: 0, executed: 0 }]);
-  t.true(stalled.timers.some((op) => op.kind === 'set' && op.timer === 'stall'), 'and keeps watching while it waits');
+  const rearmed = stalled.timers.find((op) => op.kind === 'set' && op.timer === 'stall');
+  const first = armed.timers.find((op) => op.kind === 'set' && op.timer === 'stall');
+  t.true(rearmed?.kind === 'set' && first?.kind === 'set' && rearmed.afterMs === 2 * first.afterMs, 'and keeps watching, twice as patient after an unanswered status');
 
   const peer = new Replica(1);
   peer.receive(0, pp);
@@ -312,6 +321,11 @@ test('a replica whose logged sequence does not execute within a timeout says how
   const idle = laggard.drain();
   t.is(sent(idle, 'status').length, 0, 'nothing waits any more: no status, no timer');
   t.false(idle.timers.some((op) => op.kind === 'set' && op.timer === 'stall'));
+
+  // Votes alone are not a wait: any member can send them, and a Byzantine one would otherwise keep every replica announcing.
+  const voted = new Replica(3);
+  const stray = voted.receive(1, prepare(0, 4, pp.digest), 1000);
+  t.false(stray.timers.some((op) => op.kind === 'set' && op.timer === 'stall'));
 });
 
 test('a primary that crashes after proposing never reuses the sequence number with another batch', (t) => {

@@ -55,6 +55,28 @@ test('a message from a newer incarnation redirects sends to it before the news o
   t.deepEqual(inbox.at(-1), '2:d', 'the end of the incarnation in use makes the next send look the name up again');
 });
 
+test('a late message from an incarnation already known to have ended does not bring it back', async (t) => {
+  const inbox: string[] = [];
+  const dead = incarnation('replica-2', 5, inbox);
+  const restarted = incarnation('replica-2', 6, inbox);
+  let registered: ActorRef | undefined;
+  const { ctx } = context(() => registered);
+  const peers = new PeerDirectory(ctx, ['replica-2']);
+  peers.heard(dead);
+  // Signals take the urgent lane: the end can overtake the dead incarnation's last messages.
+  peers.signal({ type: 'terminated', ref: dead, reason: { kind: 'noproc' } } as Signal);
+  peers.heard(dead);
+  registered = restarted;
+  peers.tell(0, 'x');
+  await settle();
+  t.deepEqual(inbox, ['6:x'], 'the next send looks the name up and reaches the live incarnation');
+  // An undeliverable message does not mean the incarnation ended: it stays usable.
+  peers.signal({ type: 'undeliverable', to: restarted, code: 'MAILBOX_FULL', message: 'full' } as Signal);
+  peers.tell(0, 'y');
+  await settle();
+  t.deepEqual(inbox, ['6:x', '6:y']);
+});
+
 test('sends keep their order when a newer incarnation is heard of while a lookup is pending', async (t) => {
   const inbox: string[] = [];
   let open!: () => void;

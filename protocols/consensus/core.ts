@@ -63,7 +63,11 @@ export interface PersistOp {
 export interface AppliedEntry {
   readonly kind: 'entry';
   readonly position: number;
-  /** View or term the position was ordered in. */
+  /**
+   * The view or term the position was ordered in, the same at every replica: the HotStuff block's
+   * view, the Raft entry's term, the view a PBFT batch was first proposed in (a batch re-proposed
+   * after a view change keeps it; the view it committed in can differ between replicas).
+   */
   readonly view: number;
   readonly commands: readonly Command[];
   /** One response per command (a retried command gets its first response). */

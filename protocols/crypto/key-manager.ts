@@ -47,6 +47,13 @@ export interface KeyManagerOptions {
   readonly fromSequence?: number;
   /** The enrolled key's epoch: 0 for a member's first key, more for one installed by rotations before this manager was made. Default 0. */
   readonly epoch?: number;
+  /**
+   * The enrolled key's validity window as the cluster knows it (from its custody record, say).
+   * Default [createdAt, createdAt + lifetime). A key's window is fixed when it is certified: a
+   * manager made later with another lifetime must not describe it differently, or the rotation
+   * certificates it signs would not match the key the replicas hold.
+   */
+  readonly window?: ValidityWindow;
   /** Lifetime of every key, from its creation. Default {@link DEFAULT_KEY_LIFETIME_MS}. */
   readonly lifetimeMs?: number;
   /** Rotate when less than this remains of the key's window. Default {@link DEFAULT_ROTATION_LEAD_MS}. */
@@ -94,7 +101,7 @@ export class KeyManager implements Disposable {
     this.#schemes = options.schemes;
     this.#generate = options.generate ?? SigningKey.generate;
     this.directory = new KeyDirectory(options.schemes, { cluster: options.cluster, maxLifetimeMs: lifetimeMs });
-    this.directory.enroll(options.member, describeKey(options.key, this.#window(options.key.createdAt)), options.fromSequence, options.epoch);
+    this.directory.enroll(options.member, describeKey(options.key, options.window ?? this.#window(options.key.createdAt)), options.fromSequence, options.epoch);
     this.#signer = options.key;
   }
 

@@ -18,7 +18,7 @@ export const pbftAdversary: Adversary<PbftMessage> = {
     switch (body.type) {
       case 'pre-prepare': {
         const batch = body.batch.length > 1 ? body.batch.slice(1) : [command(`byzantine-${salt}`, 1, new Uint8Array(0))];
-        return prePrepare(body.view, body.sequence, body.timestamp, batch);
+        return prePrepare(body.view, body.sequence, body.timestamp, batch, body.proposedIn);
       }
       case 'prepare':
       case 'commit':

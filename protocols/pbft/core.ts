@@ -60,7 +60,7 @@ const RESEND_TIMER = 'view-change-resend';
 const MAX_BACKOFF_DOUBLINGS = 4;
 
 const FETCH_TIMER = 'fetch-state';
-/** Armed while a logged sequence waits to execute; see `#watchStall`. */
+/** Armed while an accepted proposal waits to execute; see `#watchStall`. */
 const STALL_TIMER = 'stall';
 
 const commandKey = (cmd: Command): string => `${cmd.client}\u0000${cmd.timestamp}`;
@@ -120,6 +120,8 @@ export class PbftCore implements Core<PbftMessage> {
   #stallArmed = false;
   /** What this replica had executed when the stall timer was armed. */
   #executedAtStallArm = 0;
+  /** Status announcements in a row that brought no progress: each doubles the wait before the next. */
+  #unansweredStatus = 0;
 
   constructor(options: CoreOptions, tuning: PbftOptions = {}) {
     this.config = options.config;
@@ -309,11 +311,13 @@ export class PbftCore implements Core<PbftMessage> {
   }
 
   #onPrePrepare(m: Signed<PrePrepare>): void {
-    const { view, sequence, digest, timestamp, batch } = m.body;
-    if (m.from !== primaryOf(view, this.config.n) || !sameBytes(digest, proposalDigest(timestamp, batch))) {
-      return this.#evidence('invalid-proposal', m.from, `pre-prepare for ${view}:${sequence} from a non-primary or with a digest that does not match its batch`, [m]);
+    const { view, proposedIn, sequence, digest, timestamp } = m.body;
+    if (m.from !== primaryOf(view, this.config.n) || proposedIn > view || !sameBytes(digest, proposalDigest(m.body))) {
+      return this.#evidence('invalid-proposal', m.from, `pre-prepare for ${view}:${sequence} from a non-primary, from a later view, or with a digest that does not match its batch`, [m]);
     }
     if (this.#changing && view === this.#view && m.from === this.config.nodeId) return this.#collectNewViewPrePrepare(m);
+    // Only NEW-VIEW re-proposes a batch of an earlier view (§4.4); a plain proposal is new.
+    if (proposedIn !== view) return this.#evidence('invalid-proposal', m.from, `pre-prepare for ${view}:${sequence} claims an earlier view outside a NEW-VIEW`, [m]);
     this.#behindIfPast(sequence);
     if (!this.#inWindow(sequence) || view < this.#view) return;
     // Only the next view's proposals are kept for later, one per sequence: what a Byzantine
@@ -408,7 +412,8 @@ export class PbftCore implements Core<PbftMessage> {
       this.#out.applied({
         kind: 'entry',
         position: slot.sequence,
-        view: pp.view,
+        // Not the view it committed in, which can differ between replicas around a view change.
+        view: pp.proposedIn,
         commands: pp.batch,
         responses,
         stateHashBefore,
@@ -440,28 +445,35 @@ export class PbftCore implements Core<PbftMessage> {
   }
 
   /**
-   * A sequence this replica logged (a proposal, or votes for it) that does not execute within a
-   * request timeout may have committed at the others through messages this replica never got.
-   * With an equivocating primary, for one, a quorum can commit one variant while this replica
-   * holds the other, and once clients stop sending, nothing else would tell it. Castro's thesis
-   * (§5.2) has replicas send status periodically for this: here a replica does so only while it
-   * waits, and its peers answer with what committed.
+   * A proposal this replica accepted that does not execute within a request timeout may have
+   * committed at the others through messages this replica never got. With an equivocating
+   * primary, for one, a quorum can commit one variant while this replica holds the other, and
+   * once clients stop sending, nothing else would tell it. Castro's thesis (§5.2) has replicas
+   * send status periodically for this: here a replica does so only while it waits, and its peers
+   * answer with what committed. Votes alone do not count as waiting (any member can send those),
+   * and a wait that status does not end (no quorum anywhere) is re-announced ever more rarely.
    */
   #watchStall(): void {
-    if (this.#stallArmed || !this.#loggedBeyondExecuted()) return;
+    if (this.#executed > this.#executedAtStallArm) this.#unansweredStatus = 0;
+    if (this.#stallArmed || !this.#waitingToExecute()) return;
     this.#stallArmed = true;
     this.#executedAtStallArm = this.#executed;
-    this.#out.setTimer(STALL_TIMER, this.#timeoutMs);
+    this.#out.setTimer(STALL_TIMER, this.#timeoutMs * 2 ** Math.min(this.#unansweredStatus, MAX_BACKOFF_DOUBLINGS));
   }
 
   #onStall(): void {
     this.#stallArmed = false;
-    if (this.#executed === this.#executedAtStallArm && this.#loggedBeyondExecuted() && this.#mayServe('status')) this.#announceStatus();
+    if (this.#executed === this.#executedAtStallArm && this.#waitingToExecute() && this.#mayServe('status')) {
+      this.#announceStatus();
+      this.#unansweredStatus++;
+    }
     this.#watchStall();
   }
 
-  #loggedBeyondExecuted(): boolean {
-    for (const sequence of this.#slots.keys()) if (sequence > this.#executed) return true;
+  #waitingToExecute(): boolean {
+    for (const slot of this.#slots.values()) {
+      if (slot.sequence > this.#executed && (slot.prePrepare !== undefined || slot.certificate !== undefined)) return true;
+    }
     return false;
   }
 
@@ -723,7 +735,7 @@ export class PbftCore implements Core<PbftMessage> {
     if (viewChanges.length < this.config.quorumSize) return;
     const plan = planNewView(viewChanges.map((vc) => vc.body));
     this.#newViewPlan = { viewChanges, size: plan.proposals.length, signed: [] };
-    for (const p of plan.proposals) this.#out.send([this.config.nodeId], prePrepare(this.#view, p.sequence, p.timestamp, p.batch));
+    for (const p of plan.proposals) this.#out.send([this.config.nodeId], prePrepare(this.#view, p.sequence, p.timestamp, p.batch, p.proposedIn));
     if (plan.proposals.length === 0) this.#sendNewView();
   }
 
@@ -756,14 +768,14 @@ export class PbftCore implements Core<PbftMessage> {
       plan.proposals.length === prePrepares.length &&
       plan.proposals.every((p, i) => {
         const pp = prePrepares[i] as Signed<PrePrepare>;
-        const digest = proposalDigest(p.timestamp, p.batch);
+        const digest = proposalDigest(p);
         return (
           pp.from === m.from &&
           pp.body.view === view &&
           pp.body.sequence === p.sequence &&
           pp.body.timestamp === p.timestamp &&
           sameBytes(pp.body.digest, digest) &&
-          sameBytes(proposalDigest(pp.body.timestamp, pp.body.batch), digest)
+          sameBytes(proposalDigest(pp.body), digest)
         );
       });
     if (!matches) return this.#evidence('invalid-certificate', m.from, `new-view for view ${view} does not follow from its view changes`, [m]);

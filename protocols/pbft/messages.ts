@@ -12,10 +12,17 @@ import { quorumCertSchema, signedSchema, type QuorumCert, type Signed } from '..
 const digest = t.bytes({ length: 32 });
 const seq = t.uint();
 
-/** ⟨PRE-PREPARE, v, n, d⟩ with the batch piggybacked and the timestamp the primary proposes (§4.2). */
+/**
+ * ⟨PRE-PREPARE, v, n, d⟩ with the batch piggybacked and the timestamp the primary proposes (§4.2),
+ * and `proposedIn`, the view in which the batch was first proposed: a new primary re-proposing a
+ * prepared batch (§4.4) keeps it. The digest binds it, so every replica executes a sequence with
+ * the same one, whichever view it committed in — a receipt names it, and replicas' receipt logs
+ * must agree byte for byte.
+ */
 export const prePrepareSchema = t.object({
   type: t.literal('pre-prepare'),
   view: t.uint(),
+  proposedIn: t.uint(),
   sequence: seq,
   digest,
   timestamp: t.uint(),
@@ -147,14 +154,14 @@ export const pbftMessageSchema: Schema<PbftMessage> = {
   },
 };
 
-/** The digest a pre-prepare binds: the batch and the proposed timestamp. */
-export function proposalDigest(timestamp: number, batch: readonly Command[]): Digest {
-  return digestOf({ timestamp, batch });
+/** The digest a pre-prepare binds: the batch, the proposed timestamp and the view it was first proposed in. */
+export function proposalDigest(proposal: Pick<PrePrepare, 'proposedIn' | 'timestamp' | 'batch'>): Digest {
+  return digestOf({ proposedIn: proposal.proposedIn, timestamp: proposal.timestamp, batch: proposal.batch });
 }
 
-/** Builds a pre-prepare. */
-export function prePrepare(view: number, sequence: number, timestamp: number, batch: readonly Command[]): PrePrepare {
-  return { type: 'pre-prepare', view, sequence, digest: proposalDigest(timestamp, batch), timestamp, batch };
+/** Builds a pre-prepare; `proposedIn` is `view` for a new proposal, the original view for a re-proposal. */
+export function prePrepare(view: number, sequence: number, timestamp: number, batch: readonly Command[], proposedIn = view): PrePrepare {
+  return { type: 'pre-prepare', view, proposedIn, sequence, digest: proposalDigest({ proposedIn, timestamp, batch }), timestamp, batch };
 }
 
 /** Builds a prepare. */

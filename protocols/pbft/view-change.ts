@@ -37,7 +37,7 @@ export function validCheckpoint(cp: StableCheckpoint, config: ConsensusConfig, q
 export function validPreparedCert(cert: PreparedCert, config: ConsensusConfig, quorums: Quorums): boolean {
   const pp = cert.prePrepare;
   const { view, sequence, digest } = pp.body;
-  if (pp.from !== primaryOf(view, config.n) || !sameBytes(digest, proposalDigest(pp.body.timestamp, pp.body.batch))) return false;
+  if (pp.from !== primaryOf(view, config.n) || pp.body.proposedIn > view || !sameBytes(digest, proposalDigest(pp.body))) return false;
   const matching = cert.prepares.every((p) => p.from !== pp.from && p.body.view === view && p.body.sequence === sequence && sameBytes(p.body.digest, digest));
   return matching && isQuorum(cert.prepares.map((p) => p.from), config, quorums.prepares);
 }
@@ -49,8 +49,8 @@ export function validPreparedCert(cert: PreparedCert, config: ConsensusConfig, q
  * binds them; the host checked every signature against the sequence the pre-prepare names.
  */
 export function validCommitted(pp: Signed<PrePrepare>, cert: QuorumCert, config: ConsensusConfig, quorums: Quorums): boolean {
-  const { view, digest, timestamp, batch } = pp.body;
-  if (pp.from !== primaryOf(view, config.n) || !sameBytes(digest, proposalDigest(timestamp, batch))) return false;
+  const { view, digest } = pp.body;
+  if (pp.from !== primaryOf(view, config.n) || pp.body.proposedIn > view || !sameBytes(digest, proposalDigest(pp.body))) return false;
   return sameBytes(cert.valueHash, digest) && isQuorum(cert.signatures.map((s) => s.node), config, quorums.commits);
 }
 
@@ -71,7 +71,7 @@ export function validViewChange(vc: Signed<ViewChange>, config: ConsensusConfig,
 /** What a new view starts from: the latest stable checkpoint among the view changes, and one proposal per sequence after it. */
 export interface NewViewPlan {
   readonly checkpoint: StableCheckpoint;
-  readonly proposals: readonly { readonly sequence: number; readonly timestamp: number; readonly batch: readonly Command[] }[];
+  readonly proposals: readonly { readonly sequence: number; readonly proposedIn: number; readonly timestamp: number; readonly batch: readonly Command[] }[];
 }
 
 /**
@@ -92,10 +92,11 @@ export function planNewView(viewChanges: readonly ViewChange[]): NewViewPlan {
     }
   }
   const maxS = Math.max(checkpoint.sequence, ...best.keys());
+  const newView = (viewChanges[0] as ViewChange).view;
   const proposals = [];
   for (let sequence = checkpoint.sequence + 1; sequence <= maxS; sequence++) {
-    const cert = best.get(sequence);
-    proposals.push(cert === undefined ? { sequence, timestamp: 0, batch: [] } : { sequence, timestamp: cert.prePrepare.body.timestamp, batch: cert.prePrepare.body.batch });
+    const cert = best.get(sequence)?.prePrepare.body;
+    proposals.push(cert === undefined ? { sequence, proposedIn: newView, timestamp: 0, batch: [] } : { sequence, proposedIn: cert.proposedIn, timestamp: cert.timestamp, batch: cert.batch });
   }
   return { checkpoint, proposals };
 }

@@ -32,6 +32,9 @@ export class SafetyViolation extends ConsensusError {
 interface Decided {
   readonly commands: readonly Command[];
   readonly digest: string;
+  /** What receipts record of the position besides its commands: replicas must agree on it too. */
+  readonly view: number;
+  readonly timestamp: number;
   readonly stateHash: Digest;
   readonly node: NodeId;
 }
@@ -88,9 +91,12 @@ export class SafetyChecker {
     const digest = hex(digestOf(step.commands));
     const earlier = this.#decided.get(step.position);
     if (earlier === undefined) {
-      this.#decided.set(step.position, { commands: step.commands, digest, stateHash: step.stateHash, node });
+      this.#decided.set(step.position, { commands: step.commands, digest, view: step.view, timestamp: step.timestamp, stateHash: step.stateHash, node });
     } else if (earlier.digest !== digest) {
       this.#violate(`nodes ${earlier.node} and ${node} executed different commands at position ${step.position} (${earlier.digest.slice(0, 16)} ≠ ${digest.slice(0, 16)})`);
+    } else if (earlier.view !== step.view || earlier.timestamp !== step.timestamp) {
+      // A receipt names the position's view and agreed time: replicas that disagree sign receipt logs that fork.
+      this.#violate(`nodes ${earlier.node} and ${node} executed position ${step.position} in view ${earlier.view} at ${earlier.timestamp} and in view ${step.view} at ${step.timestamp}`);
     }
     this.#checkHash(node, step.position, step.stateHash);
     this.#executed.set(node, step.position);
