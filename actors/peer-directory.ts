@@ -43,8 +43,10 @@ export class PeerDirectory {
     const ref = signal.type === 'terminated' ? signal.ref : signal.to;
     const i = this.#names.indexOf(ref.name);
     if (i < 0) return;
-    // Only a termination ends an incarnation: an undeliverable message (a full mailbox, say) may not.
-    if (signal.type === 'terminated') this.#ended.set(i, Math.max(ref.incarnation, this.#ended.get(i) ?? -1));
+    // Only an exit ends an incarnation for good. Neither an undeliverable message (a full mailbox,
+    // say) nor `noproc` does: a watch placed while the incarnation is still starting (it may talk
+    // before its start returns and the system registers it) answers `noproc` too.
+    if (signal.type === 'terminated' && signal.reason.kind !== 'noproc') this.#ended.set(i, Math.max(ref.incarnation, this.#ended.get(i) ?? -1));
     // The end of an incarnation older than the one in use says nothing about the peer.
     if (ref.incarnation >= (this.#newest.get(i)?.incarnation ?? -1)) {
       this.#refs.delete(i);

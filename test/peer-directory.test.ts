@@ -64,7 +64,7 @@ test('a late message from an incarnation already known to have ended does not br
   const peers = new PeerDirectory(ctx, ['replica-2']);
   peers.heard(dead);
   // Signals take the urgent lane: the end can overtake the dead incarnation's last messages.
-  peers.signal({ type: 'terminated', ref: dead, reason: { kind: 'noproc' } } as Signal);
+  peers.signal({ type: 'terminated', ref: dead, reason: { kind: 'crash', error: { name: 'Error', message: 'killed' } } } as Signal);
   peers.heard(dead);
   registered = restarted;
   peers.tell(0, 'x');
@@ -75,6 +75,12 @@ test('a late message from an incarnation already known to have ended does not br
   peers.tell(0, 'y');
   await settle();
   t.deepEqual(inbox, ['6:x', '6:y']);
+  // Nor does noproc: a watch placed while the incarnation was still starting gets it. Its next words count.
+  peers.signal({ type: 'terminated', ref: restarted, reason: { kind: 'noproc' } } as Signal);
+  peers.heard(restarted);
+  peers.tell(0, 'z');
+  await settle();
+  t.deepEqual(inbox, ['6:x', '6:y', '6:z']);
 });
 
 test('sends keep their order when a newer incarnation is heard of while a lookup is pending', async (t) => {

@@ -27,7 +27,7 @@ export interface ReceiptBody {
   readonly protocol: ConsensusAlgorithm;
   /** The consensus position of the command's batch (PBFT sequence, HotStuff height, Raft index). */
   readonly sequence: number;
-  /** The view (PBFT, HotStuff) or term (Raft) the batch was ordered in. */
+  /** The view (HotStuff), term (Raft) or PBFT view the batch was first proposed in: the same at every replica (see `AppliedEntry.view`). */
   readonly view: number;
   /** The command's index within its batch. */
   readonly batchIndex: number;

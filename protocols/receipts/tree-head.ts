@@ -23,7 +23,7 @@ export interface TreeHead {
   readonly root: Digest;
   /** The batch's consensus position (PBFT sequence number, HotStuff height, Raft index). */
   readonly sequence: number;
-  /** The view (PBFT, HotStuff) or term (Raft) the batch was ordered in. */
+  /** The view (HotStuff), term (Raft) or PBFT view the batch was first proposed in: the same at every replica (see `AppliedEntry.view`). */
   readonly view: number;
   /** The time the protocol agreed for the batch, ms since the epoch (not a local clock). */
   readonly timestamp: number;
