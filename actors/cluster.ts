@@ -42,7 +42,7 @@ import { Replica, type ReplicaReport, type ReplicaTuning } from './replica.js';
 import { Signer, type PublicKeyDescriptor } from './signer.js';
 import { Verifier } from './verifier.js';
 import { verifyAsync } from './crypto-pool.js';
-import { CRYPTO_SCOPE } from './crypto-telemetry.js';
+import { CRYPTO_SCOPE, observedSchemes } from './crypto-telemetry.js';
 import { verifyReceiptAsync } from './receipt-tasks.js';
 import { SchemeRegistry, type KeyId } from '../protocols/crypto/index.js';
 import { isByzantineTolerant } from '../protocols/consensus/config.js';
@@ -126,10 +126,11 @@ export interface ClusterOptions {
   readonly keyLifetimeMs?: number;
   /**
    * The cluster rotates a replica's key through consensus once less than this remains of its
-   * lifetime, ms (default {@link DEFAULT_ROTATION_LEAD_MS}, 7 days; less than `keyLifetimeMs`).
+   * lifetime, ms (default {@link DEFAULT_ROTATION_LEAD_MS}, 7 days, or half the lifetime if that is
+   * less; it must be less than `keyLifetimeMs`).
    */
   readonly rotationLeadMs?: number;
-  /** How often the cluster asks the signers whether a rotation is due, ms (default a quarter of the lead, at most an hour). */
+  /** How often the cluster asks the signers whether a rotation is due, ms (default a quarter of the lead, at most an hour; less than the lead). */
   readonly rotationCheckMs?: number;
   /**
    * Forces the signature backend in every thread of the cluster and in the pool tasks it runs, as
@@ -264,7 +265,7 @@ export class Cluster {
   }) {
     this.#system = init.system;
     this.#backend = init.backend;
-    this.#registry = SchemeRegistry.create(init.backend === undefined ? {} : { force: init.backend });
+    this.#registry = observedSchemes(init.backend);
     this.#supervisor = init.supervisor;
     this.#client = init.client;
     this.id = init.id;
@@ -483,7 +484,7 @@ export class Cluster {
     }
     const backend = options.cryptoBackend;
     // Refused here, in the caller's thread, rather than as a failing start of every actor.
-    if (backend !== undefined) SchemeRegistry.create({ force: backend });
+    observedSchemes(backend);
     const dataDir = temporary ? await mkdtemp(join(tmpdir(), `knhk-${id}-`)) : resolve(options.dataDir as string);
     if (temporary) void system.terminated.then(() => rm(dataDir, { recursive: true, force: true }));
 

@@ -22,7 +22,6 @@ import {
   decodeRotationCertificate,
   KeyDirectory,
   policyAdmits,
-  SchemeRegistry,
   SIGNATURE_POLICIES,
   type KeyDescriptor,
   type RotationCertificate,
@@ -32,7 +31,7 @@ import {
 } from '../protocols/crypto/index.js';
 import { hashBytes, hex } from '../protocols/consensus/index.js';
 import type { KnownRotation } from './cluster-agent.js';
-import { applyKeyRotation } from './crypto-telemetry.js';
+import { applyKeyRotation, observedSchemes } from './crypto-telemetry.js';
 import { verifyBatchTask, type VerifyJob } from './crypto-pool.js';
 
 /** A member's key in force when the verifier starts: its public facts, its epoch, and the first log position it signs for. */
@@ -107,7 +106,7 @@ export const Verifier = defineBehavior({
   }),
   async start(ctx, args: VerifierArgs) {
     if (!(SIGNATURE_POLICIES as readonly string[]).includes(args.policy)) throw new CryptoError('UNKNOWN_POLICY', `unknown signature policy ${String(args.policy)}`);
-    const registry = SchemeRegistry.create(args.cryptoBackend === undefined ? {} : { force: args.cryptoBackend });
+    const registry = observedSchemes(args.cryptoBackend);
     const directory = new KeyDirectory(registry, { cluster: args.cluster });
     args.members.forEach((member, i) => {
       if (!policyAdmits(args.policy, registry.get(member.scheme))) {
