@@ -322,6 +322,20 @@ test('a replica whose logged sequence does not execute within a timeout says how
   t.is(sent(idle, 'status').length, 0, 'nothing waits any more: no status, no timer');
   t.false(idle.timers.some((op) => op.kind === 'set' && op.timer === 'stall'));
 
+  // A replica that executed something while the timer ran is not stalled: it keeps watching, says nothing, and starts patient again.
+  const busy = new Replica(2);
+  const one = prePrepare(0, 1, 1000, [cmd(1)]);
+  const two = prePrepare(0, 2, 1000, [cmd(2)]);
+  const watching = busy.receive(0, one, 1000).timers.find((op) => op.kind === 'set' && op.timer === 'stall');
+  busy.receive(0, two, 1000);
+  for (const from of [1, 3]) busy.receive(from, prepare(0, 1, one.digest), 1000);
+  t.like([0, 1, 3].flatMap((from) => busy.receive(from, commit(0, 1, one.digest), 1500).applied)[0], { kind: 'entry', position: 1 });
+  busy.core.step({ kind: 'timeout', timer: 'stall' }, 2000);
+  const progressed = busy.drain();
+  t.is(sent(progressed, 'status').length, 0, 'progress since the timer was armed: no status');
+  const again = progressed.timers.find((op) => op.kind === 'set' && op.timer === 'stall');
+  t.true(again?.kind === 'set' && watching?.kind === 'set' && again.afterMs === watching.afterMs, 'sequence 2 still waits: the timer is armed again, not doubled');
+
   // Votes alone are not a wait: any member can send them, and a Byzantine one would otherwise keep every replica announcing.
   const voted = new Replica(3);
   const stray = voted.receive(1, prepare(0, 4, pp.digest), 1000);
