@@ -178,6 +178,11 @@ export interface ReplicaStatus {
   readonly receiptLogComplete: boolean;
 }
 
+/** One replica's status in a line: node, role, view, executed position, restarts. */
+export function statusLine(s: ReplicaStatus): string {
+  return `${s.node}: ${s.role} view ${s.view} commit ${s.commitIndex} restarts ${s.restarts}`;
+}
+
 /** Misbehaviour a replica proved with signed messages. */
 export interface EvidenceReport {
   readonly reporter: number;

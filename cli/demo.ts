@@ -10,7 +10,7 @@ import { ActorSystem } from '../actors/system.js';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Cluster, ReplicaStatus, Submitted } from '../actors/cluster.js';
+import { statusLine, type Cluster, type Submitted } from '../actors/cluster.js';
 import { closedLoop } from '../actors/workload.js';
 import { receiptToJson, trustToJson, type Receipt } from '../protocols/receipts/index.js';
 import { CONSENSUS_ALGORITHMS, type ConsensusAlgorithm } from '../protocols/consensus/index.js';
@@ -203,10 +203,8 @@ async function caughtUp(cluster: Cluster, out: (line: string) => void): Promise<
   let timer: ReturnType<typeof setTimeout> | undefined;
   const limit = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      const behind = (status: readonly ReplicaStatus[]): string =>
-        status.map((s) => `replica ${s.node}: ${s.role}, view ${s.view}, executed ${s.commitIndex}, restarts ${s.restarts}`).join('; ');
       void cluster.status().then(
-        (status) => reject(new Error(`replicas had not all reached position ${read.position} after ${CATCH_UP_LIMIT_MS / 1000} s (${behind(status)})`)),
+        (status) => reject(new Error(`replicas had not all reached position ${read.position} after ${CATCH_UP_LIMIT_MS / 1000} s (${status.map(statusLine).join('; ')})`)),
         reject,
       );
     }, CATCH_UP_LIMIT_MS);

@@ -5,7 +5,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { ActorSystem } from '../actors/system.js';
-import type { Cluster, ClusterOptions, EvidenceReport, Submitted } from '../actors/cluster.js';
+import { statusLine, type Cluster, type ClusterOptions, type EvidenceReport, type Submitted } from '../actors/cluster.js';
 import { closedLoop } from '../actors/workload.js';
 import { kvResponse } from '../protocols/consensus/index.js';
 import { Prng } from '../protocols/sim/prng.js';
@@ -28,11 +28,11 @@ async function converged(t: ExecutionContext, cluster: Cluster, position: number
   const reached = await Promise.race([Promise.all(nodes.map((i) => cluster.executedUpTo(i, position))), late]).finally(() => clearTimeout(timer));
   if (reached === 'late') {
     const stuck = await cluster.status();
-    t.fail(`replicas did not all reach position ${position} within 90 s: ${stuck.map((s) => `${s.node}: ${s.role} view ${s.view} commit ${s.commitIndex}`).join('; ')}`);
+    t.fail(`replicas did not all reach position ${position} within 90 s: ${stuck.map(statusLine).join('; ')}`);
     return;
   }
   const status = (await cluster.status()).filter((s) => nodes.includes(s.node));
-  t.log(status.map((s) => `${s.node}: ${s.role} view ${s.view} commit ${s.commitIndex} restarts ${s.restarts} state ${s.stateHash.slice(0, 12)}`).join('\n'));
+  t.log(status.map((s) => `${statusLine(s)} state ${s.stateHash.slice(0, 12)}`).join('\n'));
   t.is(new Set(status.map((s) => s.commitIndex)).size, 1, 'replicas executed to the same position');
   t.is(new Set(status.map((s) => s.stateHash)).size, 1, 'replicas hold the same state');
 }

@@ -368,7 +368,6 @@ export class PbftCore implements Core<PbftMessage> {
     const earlier = slot.vote(m);
     if (earlier !== undefined) return this.#evidence('double-vote', m.from, `two ${m.body.type}s for view ${view}, sequence ${sequence}`, [earlier, m]);
     if (view === this.#view && !this.#changing) this.#checkPrepared(slot);
-    this.#watchStall();
   }
 
   /** prepared(m, v, n, i): the pre-prepare and enough matching prepares from distinct backups (§4.2). */
