@@ -112,17 +112,17 @@ export function encodeValue(value: unknown, limit: number): Uint8Array {
   return new Uint8Array(encodeValueView(value, limit));
 }
 
-// Byte fields decode as views into what is decoded, and a view keeps its whole buffer alive: so a
-// payload is decoded from a copy, lest one retained signature pin a 256 KB batch. Payloads up to
-// vote size share 32 KB slabs (allocating a buffer per message costs more than decoding it); a
-// retained field then pins at most one slab.
-const SLAB_BYTES = 32 * 1024;
+// A received frame's payload is copied out of its batch at once (see `readBatch`): the batch's
+// buffer then goes back to the thread that sent it, and a byte field, which decodes as a view into
+// its payload, never pins a whole batch. Payloads up to vote size share 32 KB slabs (allocating a
+// buffer per message costs more than decoding it); a retained field pins at most one slab.
+const SLAB_BYTES = 64 * 1024;
 const SLAB_MAX_PAYLOAD = 4 * 1024;
 let slab = new Uint8Array(SLAB_BYTES);
 let slabUsed = 0;
 
 function ownCopy(bytes: Uint8Array): Uint8Array {
-  if (bytes.length > SLAB_MAX_PAYLOAD) return new Uint8Array(bytes);
+  if (bytes.length > SLAB_MAX_PAYLOAD) return bytes.slice();
   if (slabUsed + bytes.length > SLAB_BYTES) {
     slab = new Uint8Array(SLAB_BYTES);
     slabUsed = 0;
@@ -133,11 +133,22 @@ function ownCopy(bytes: Uint8Array): Uint8Array {
   return copy;
 }
 
-/** Decodes one msgpack value that must span `bytes` exactly and be plain data. */
+/**
+ * Encodes a value for a frame that stays in this thread: like {@link encodeValue}, but a small
+ * payload shares a slab with others instead of costing an allocation of its own.
+ */
+export function encodeLocalPayload(value: unknown, limit: number): Uint8Array {
+  return ownCopy(encodeValueView(value, limit));
+}
+
+/**
+ * Decodes one msgpack value that must span `bytes` exactly and be plain data. Byte fields of the
+ * value are views into `bytes`, which the caller must therefore own.
+ */
 export function decodeValue(bytes: Uint8Array): unknown {
   let value: unknown;
   try {
-    value = packr.unpack(ownCopy(bytes));
+    value = packr.unpack(bytes);
   } catch (cause) {
     throw new DecodeError(`malformed msgpack payload (${bytes.length} bytes)`, { cause });
   }
@@ -198,18 +209,40 @@ function writeHex(target: Uint8Array, at: number, hex: string): void {
   for (let i = 0; i < hex.length / 2; i++) target[at + i] = parseInt(hex.substr(i * 2, 2), 16);
 }
 
+// The largest frame header: fixed fields, two names, correlation and trace.
+const MAX_HEADER_BYTES = 4 + 1 + 9 + MAX_NAME_BYTES + 5 + MAX_NAME_BYTES + 4 + 25;
+
 /**
- * Accumulates frames into one buffer; `take()` returns exactly the bytes written, in a fresh
- * `ArrayBuffer` that can be transferred without cloning a pool.
+ * A batch at least this large leaves in the writer's own buffer; a smaller one is copied into a
+ * spare or a buffer of its own size.
+ */
+export const RECYCLE_BYTES = 16 * 1024;
+
+// Spare buffers a writer keeps; more than a few in hand means the receiver returns them faster
+// than this side fills them, and the rest may as well be collected.
+const MAX_SPARES = 8;
+
+/**
+ * Accumulates frames into one buffer. `take()` returns exactly the bytes written, in a buffer of
+ * their own that can be transferred without cloning a pool: a small batch as a copy, a large one
+ * as the writer's own buffer, which is then replaced by a spare (see {@link BatchWriter.recycle})
+ * or a new one. Allocating a large buffer for every batch costs more than filling it, so buffers
+ * travel back and forth between two threads instead.
  */
 export class BatchWriter {
   #buf: Uint8Array;
   #view: DataView;
   #len = 0;
   #count = 0;
+  readonly #capacity: number;
+  readonly #spares: ArrayBuffer[] = [];
+  /** Batches that left in a buffer handed back by the receiver rather than a new one. */
+  reused = 0;
 
-  constructor(initial = 16 * 1024) {
-    this.#buf = new Uint8Array(initial);
+  /** `capacity`: the size of a new buffer (a frame larger than it grows the buffer). */
+  constructor(capacity = 16 * 1024) {
+    this.#capacity = capacity;
+    this.#buf = new Uint8Array(capacity);
     this.#view = new DataView(this.#buf.buffer);
   }
 
@@ -261,12 +294,54 @@ export class BatchWriter {
     this.#count++;
   }
 
-  /** Returns the batch written so far and starts a new one. */
+  /**
+   * Returns the batch written so far and starts a new one. The result owns its whole buffer,
+   * which may be larger than the batch.
+   */
   take(): Uint8Array {
-    const out = this.#buf.slice(0, this.#len);
+    const len = this.#len;
     this.#len = 0;
     this.#count = 0;
+    if (len < RECYCLE_BYTES) {
+      const spare = this.#spareFor(len);
+      if (!spare) return this.#buf.slice(0, len);
+      this.reused++;
+      const out = new Uint8Array(spare, 0, len);
+      out.set(this.#buf.subarray(0, len));
+      return out;
+    }
+    const out = this.#buf.subarray(0, len);
+    const spare = this.#spareFor(this.#capacity);
+    if (spare) this.reused++;
+    this.#buf = spare ? new Uint8Array(spare) : new Uint8Array(this.#capacity);
+    this.#view = new DataView(this.#buf.buffer);
     return out;
+  }
+
+  /**
+   * Takes back the buffer of a batch this writer produced, once its receiver is done with it. A
+   * few are kept; the smallest that fits serves the next batch.
+   */
+  recycle(buffer: ArrayBuffer): void {
+    if (this.#spares.length < MAX_SPARES) this.#spares.push(buffer);
+  }
+
+  #spareFor(len: number): ArrayBuffer | undefined {
+    let best = -1;
+    for (let i = 0; i < this.#spares.length; i++) {
+      const size = (this.#spares[i] as ArrayBuffer).byteLength;
+      if (size >= len && (best < 0 || size < (this.#spares[best] as ArrayBuffer).byteLength)) best = i;
+    }
+    if (best < 0) return undefined;
+    const spare = this.#spares[best] as ArrayBuffer;
+    this.#spares[best] = this.#spares[this.#spares.length - 1] as ArrayBuffer;
+    this.#spares.pop();
+    return spare;
+  }
+
+  /** True if a frame of `payloadBytes` would no longer fit in the current buffer. */
+  full(payloadBytes: number): boolean {
+    return this.#len + MAX_HEADER_BYTES + payloadBytes > this.#buf.length;
   }
 
   #reserve(need: number): void {
@@ -330,7 +405,8 @@ function decodeHeader(bytes: Uint8Array, view: DataView, start: number, end: num
 /**
  * Splits a batch into frames (payload size limits are the receiver's to check). Never throws: a
  * frame with a bad header, or a truncated tail, comes out as a {@link BadFrame}; frames after a
- * bad header whose length field was sound are still delivered.
+ * bad header whose length field was sound are still delivered. Payloads, and a bad frame's bytes,
+ * are copies: nothing returned refers to `batch`, whose buffer may be reused once this returns.
  */
 export function readBatch(batch: Uint8Array): (Frame | BadFrame)[] {
   const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
@@ -343,12 +419,12 @@ export function readBatch(batch: Uint8Array): (Frame | BadFrame)[] {
   let at = 0;
   while (at < batch.length) {
     if (batch.length - at < 4) {
-      out.push({ error: new DecodeError(`truncated frame: ${batch.length - at} trailing bytes`), bytes: batch.subarray(at) });
+      out.push({ error: new DecodeError(`truncated frame: ${batch.length - at} trailing bytes`), bytes: batch.slice(at) });
       break;
     }
     const end = at + 4 + view.getUint32(at);
     if (end > batch.length) {
-      out.push({ error: new DecodeError(`frame length ${end - at - 4} exceeds the ${batch.length - at - 4} bytes left in the batch`), bytes: batch.subarray(at) });
+      out.push({ error: new DecodeError(`frame length ${end - at - 4} exceeds the ${batch.length - at - 4} bytes left in the batch`), bytes: batch.slice(at) });
       break;
     }
     try {
@@ -362,9 +438,9 @@ export function readBatch(batch: Uint8Array): (Frame | BadFrame)[] {
         previousStart = at + 4;
         previousLength = payloadAt - previousStart;
       }
-      out.push({ header, payload: batch.subarray(payloadAt, end) });
+      out.push({ header, payload: ownCopy(batch.subarray(payloadAt, end)) });
     } catch (error) {
-      out.push({ error: error instanceof DecodeError ? error : new DecodeError('bad frame header', { cause: error }), bytes: batch.subarray(at, end) });
+      out.push({ error: error instanceof DecodeError ? error : new DecodeError('bad frame header', { cause: error }), bytes: batch.slice(at, end) });
     }
     at = end;
   }

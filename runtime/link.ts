@@ -1,10 +1,18 @@
 /**
  * A link carries frames from this thread to one other thread. Frames sent in the same turn of the
- * event loop are coalesced into one `postMessage` (urgent frames first), and the batch is posted
- * at its exact size with its buffer transferred, never cloned.
+ * event loop are coalesced into one `postMessage` (urgent frames first), and the batch's buffer is
+ * transferred, never cloned.
+ *
+ * Large batch buffers make round trips: the receiving thread copies the frames out and hands the
+ * buffer back through its own link to the sender, riding along with its next post, and the
+ * sender's writer fills it again. What a link posts is therefore either a batch (`Uint8Array`) or
+ * a {@link Post} array carrying returned buffers as well.
  */
 import type { MessagePort } from 'node:worker_threads';
 import { BatchWriter, type EnvelopeHeader } from './envelope.js';
+
+/** A post with buffers handed back: a batch or none, then the returned buffers. */
+export type Post = readonly [Uint8Array | null, ...ArrayBuffer[]];
 
 /** The subset of `MessagePort` / `Worker` / `parentPort` a link uses. */
 export interface Endpoint {
@@ -13,21 +21,36 @@ export interface Endpoint {
   off(event: 'message', listener: (value: unknown) => void): unknown;
 }
 
-// Past this many bytes a batch leaves at once rather than at the end of the turn, which bounds
-// both memory and the latency the first frame of a long burst pays.
-const FLUSH_BYTES = 256 * 1024;
+// A batch leaves at once when its buffer is full rather than at the end of the turn, which bounds
+// both memory and the latency the first frame of a long burst pays. Buffers stay below the size
+// from which the C allocator maps memory afresh for each one (128 KB by default in glibc): freshly
+// mapped pages, faulted in by one thread and unmapped by another, cost more than the copying.
+const BATCH_BYTES = 64 * 1024;
+
+// Returned buffers ride along with batches; only when they amount to this much memory with no
+// batch to carry them do they make a post of their own. At most MAX_RETURNS wait; beyond that a
+// buffer is left to the collector.
+const RETURN_ALONE_BYTES = 2 * BATCH_BYTES;
+const MAX_RETURNS = 8;
 
 /** Outbound half of a connection to another thread. */
 export class Link {
   readonly thread: number;
   #endpoint: Endpoint | undefined;
   readonly #urgent = new BatchWriter(1024);
-  readonly #bulk = new BatchWriter();
+  readonly #bulk = new BatchWriter(BATCH_BYTES);
+  #returns: ArrayBuffer[] = [];
+  #returnedBytes = 0;
   #scheduled = false;
   /** Batches posted so far (each one `postMessage`). */
   posts = 0;
   /** Frames posted so far. */
   frames = 0;
+
+  /** Batches posted in a buffer the other thread handed back (see the module comment). */
+  get reused(): number {
+    return this.#urgent.reused + this.#bulk.reused;
+  }
 
   /** A link without an endpoint buffers until {@link Link.attach}. */
   constructor(thread: number, endpoint?: Endpoint) {
@@ -48,12 +71,32 @@ export class Link {
 
   /** Queues one frame for the end of the current turn. */
   push(header: EnvelopeHeader, payload: Uint8Array): void {
-    (header.urgent ? this.#urgent : this.#bulk).push(header, payload);
-    if (this.#urgent.byteLength + this.#bulk.byteLength >= FLUSH_BYTES) this.flush();
-    else if (!this.#scheduled) {
-      this.#scheduled = true;
-      queueMicrotask(() => this.flush());
-    }
+    const writer = header.urgent ? this.#urgent : this.#bulk;
+    if (writer.count > 0 && writer.full(payload.length)) this.flush();
+    writer.push(header, payload);
+    this.#schedule();
+  }
+
+  /**
+   * Hands a batch buffer that arrived from the other thread back to it, once its frames have been
+   * copied out. It leaves with the next batch, or alone once a few wait.
+   */
+  giveBack(buffer: ArrayBuffer): void {
+    if (this.#returns.length >= MAX_RETURNS) return;
+    this.#returns.push(buffer);
+    this.#returnedBytes += buffer.byteLength;
+    if (this.#returnedBytes >= RETURN_ALONE_BYTES) this.#schedule();
+  }
+
+  /** Takes a buffer the other thread handed back, for the next large batch. */
+  recycle(buffer: ArrayBuffer): void {
+    this.#bulk.recycle(buffer);
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(() => this.flush());
   }
 
   /** Posts a control object after any frames queued before it. */
@@ -68,11 +111,19 @@ export class Link {
     const endpoint = this.#endpoint;
     if (!endpoint) return;
     const count = this.#urgent.count + this.#bulk.count;
-    if (count === 0) return;
-    const batch = this.takePending();
-    this.posts++;
+    const returns = this.#returns;
+    if (count === 0 && this.#returnedBytes < RETURN_ALONE_BYTES) return;
+    const batch = count === 0 ? null : this.takePending();
+    if (batch) this.posts++;
     this.frames += count;
-    endpoint.postMessage(batch, [batch.buffer as ArrayBuffer]);
+    if (returns.length === 0 && batch) {
+      endpoint.postMessage(batch, [batch.buffer as ArrayBuffer]);
+      return;
+    }
+    this.#returns = [];
+    this.#returnedBytes = 0;
+    const post: Post = [batch, ...returns];
+    endpoint.postMessage(post, batch ? [batch.buffer as ArrayBuffer, ...returns] : returns);
   }
 
   /** Removes and returns every frame not yet posted, as one batch (urgent frames first). */

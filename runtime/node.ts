@@ -10,9 +10,9 @@ import { serializeError, type Behavior } from './behavior.js';
 import { Cell, type CellOptions } from './cell.js';
 import type { Clock } from './clock.js';
 import type { DeadLetter, DeadLetterReason } from './dead-letter.js';
-import { decodeValue, encodeValue, encodeValueView, EnvelopeKind, isBadFrame, readBatch, type EnvelopeHeader, type Frame } from './envelope.js';
+import { decodeValue, encodeLocalPayload, encodeValueView, EnvelopeKind, isBadFrame, readBatch, type EnvelopeHeader, type Frame } from './envelope.js';
 import { ActorNotRunning, AskTimeout, checkDelay, DecodeError, KnhkError, reviveError, SchemaError } from './errors.js';
-import { Link, type Endpoint } from './link.js';
+import { Link, type Endpoint, type Post } from './link.js';
 import type { RefShape } from '../schema/schema.js';
 import { serializedErrorSchema } from './signal.js';
 import { traceFields, type RuntimeInstruments } from './telemetry.js';
@@ -136,7 +136,7 @@ export class Node implements RefHost {
   send(kind: EnvelopeKind, sender: SenderId | undefined, to: RefShape, value: unknown, urgent: boolean, correlation?: number): void {
     const local = to.thread === this.thread;
     // A remote frame is copied into its batch at once, so msgpackr's pooled view suffices.
-    const payload = local ? encodeValue(value, this.maxMessageBytes) : encodeValueView(value, this.maxMessageBytes);
+    const payload = local ? encodeLocalPayload(value, this.maxMessageBytes) : encodeValueView(value, this.maxMessageBytes);
     const header: EnvelopeHeader = {
       kind,
       urgent: urgent || kind === EnvelopeKind.Signal,
@@ -237,7 +237,7 @@ export class Node implements RefHost {
       ...(header.from === undefined ? {} : { from: refLabel({ name: header.from, incarnation: header.fromIncarnation ?? 0 }) }),
       reason,
       ...(error === undefined ? {} : { error: serializeError(error) }),
-      ...(message === undefined ? { bytes: frame.payload } : { message }),
+      ...(message === undefined ? { bytes: frame.payload.slice() } : { message }),
     });
   }
 
@@ -267,14 +267,25 @@ export class Node implements RefHost {
    */
   attach(thread: number, endpoint: Endpoint, onControl?: (value: unknown) => void): void {
     const listener = (value: unknown): void => {
-      if (value instanceof Uint8Array) this.receiveBatch(value);
-      else onControl?.(value);
+      if (value instanceof Uint8Array) this.#receivePosted(thread, value);
+      else if (Array.isArray(value)) {
+        for (const item of value as unknown as Post) {
+          if (item instanceof Uint8Array) this.#receivePosted(thread, item);
+          else if (item instanceof ArrayBuffer) this.#links.get(thread)?.recycle(item);
+        }
+      } else onControl?.(value);
     };
     endpoint.on('message', listener);
     this.#listeners.set(endpoint, listener);
     const link = this.#links.get(thread);
     if (!link) this.#links.set(thread, new Link(thread, endpoint));
     else if (!link.connected) link.attach(endpoint);
+  }
+
+  /** Delivers a batch posted by `thread`, then hands its buffer back for reuse. */
+  #receivePosted(thread: number, batch: Uint8Array): void {
+    this.receiveBatch(batch);
+    this.#links.get(thread)?.giveBack(batch.buffer as ArrayBuffer);
   }
 
   /** Stops listening on an endpoint attached with {@link Node.attach}. */

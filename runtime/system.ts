@@ -210,10 +210,10 @@ export class ActorSystem {
     return this.#root.tree().flatMap((sup) => sup.children().map((c) => ({ ...c, supervisor: sup.name })));
   }
 
-  /** Posts/frames counters of the main thread's link to a thread (how well sends were coalesced). */
-  linkStats(thread: number): { readonly posts: number; readonly frames: number } | undefined {
+  /** Counters of the main thread's link to a thread: posts and frames (how well sends were coalesced), and batches sent in a buffer the thread handed back. */
+  linkStats(thread: number): { readonly posts: number; readonly frames: number; readonly reused: number } | undefined {
     const link = this.#node.linkTo(thread);
-    return link ? { posts: link.posts, frames: link.frames } : undefined;
+    return link ? { posts: link.posts, frames: link.frames, reused: link.reused } : undefined;
   }
 
   /**

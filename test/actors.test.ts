@@ -182,6 +182,22 @@ test('sends to one thread within one turn are coalesced into one postMessage', a
   t.is(after.posts - before.posts, 1, '500 tells and an ask in one turn travel as a single batch');
 });
 
+test('large batch buffers return to the thread that sent them and carry later batches', async (t) => {
+  const system = await startSystem(t);
+  const counter = await system.spawn(Counter, { name: 'c', thread: true, args: { from: 0 } });
+  await counter.ask({ type: 'get' });
+  const before = system.linkStats(counter.thread);
+  // Each round fills several batch buffers; the worker hands them back with its reply.
+  for (let round = 0; round < 4; round++) {
+    for (let i = 0; i < 20_000; i++) counter.tell({ type: 'add', n: 1 });
+    t.is(await counter.ask({ type: 'get' }), (round + 1) * 20_000);
+  }
+  const after = system.linkStats(counter.thread);
+  if (!before || !after) return t.fail('no link to the worker');
+  t.true(after.posts - before.posts > 4, 'the bursts filled several buffers each');
+  t.true(after.reused - before.reused > 0, 'later bursts were written into buffers the worker gave back');
+});
+
 test('timers fire on the virtual clock, repeat, cancel, and die with their incarnation', async (t) => {
   const clock = new VirtualClock();
   const system = await startSystem(t, { clock });

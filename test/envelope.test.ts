@@ -1,6 +1,6 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { BatchWriter, decodeValue, encodeValue, EnvelopeKind, isBadFrame, readBatch, type EnvelopeHeader } from '../runtime/envelope.js';
+import { BatchWriter, decodeValue, encodeValue, EnvelopeKind, isBadFrame, readBatch, RECYCLE_BYTES, type EnvelopeHeader } from '../runtime/envelope.js';
 import { DecodeError, MessageTooLarge } from '../runtime/index.js';
 import { testSeed } from './helpers/seed.js';
 
@@ -22,6 +22,54 @@ test('a batch round-trips its frames in order and is exactly as long as what was
     t.deepEqual(f.payload, payloads[i]);
   });
   t.is(writer.count, 0);
+});
+
+test('frames read from a batch own their bytes: the batch may be overwritten (reused) at once', (t) => {
+  const writer = new BatchWriter(64);
+  writer.push(header('a'), encodeValue({ sig: new Uint8Array([1, 2, 3]) }, 1024));
+  writer.push(header('b'), new Uint8Array([0xc1]));
+  writer.push(header('c'), encodeValue('tail', 1024));
+  const batch = writer.take();
+  const items = readBatch(batch.subarray(0, batch.length - 2));
+  batch.fill(0xff);
+  const [a, bad, truncated] = items;
+  if (!a || isBadFrame(a)) return t.fail('first frame unreadable');
+  t.deepEqual(decodeValue(a.payload), { sig: new Uint8Array([1, 2, 3]) });
+  if (!bad || isBadFrame(bad)) return t.fail('second frame header unreadable');
+  t.deepEqual(bad.payload, new Uint8Array([0xc1]));
+  if (!truncated || !isBadFrame(truncated)) return t.fail('the cut frame should be bad');
+  t.false(truncated.bytes.every((b) => b === 0xff), 'a bad frame keeps the bytes it arrived with');
+});
+
+test('a large batch leaves in the writer\'s own buffer, and buffers handed back serve later batches', (t) => {
+  const capacity = 4 * RECYCLE_BYTES;
+  const writer = new BatchWriter(capacity);
+  const big = new Uint8Array(RECYCLE_BYTES);
+  writer.push(header('a'), big);
+  const written = writer.byteLength;
+  const first = writer.take();
+  t.is(first.length, written);
+  t.is(first.buffer.byteLength, capacity, 'no copy: the batch is a view of the writer\'s whole buffer');
+  writer.recycle(first.buffer as ArrayBuffer);
+  writer.push(header('a'), big);
+  const second = writer.take();
+  t.not(second.buffer, first.buffer);
+  t.is(writer.reused, 1, 'the writer took the handed-back buffer to write the next batch in');
+  writer.push(header('a'), big);
+  t.is(writer.take().buffer, first.buffer);
+
+  const small = encodeValue({ n: 1 }, 1024);
+  writer.push(header('a'), small);
+  const smallSize = writer.byteLength;
+  t.is(writer.take().buffer.byteLength, smallSize, 'with no spare, a small batch is an exact-size copy');
+  writer.recycle(second.buffer as ArrayBuffer);
+  writer.push(header('a'), small);
+  const copied = writer.take();
+  t.is(copied.buffer, second.buffer, 'a small batch is copied into a spare');
+  const frame = readBatch(copied)[0];
+  if (!frame || isBadFrame(frame)) return t.fail('unreadable');
+  t.deepEqual(decodeValue(frame.payload), { n: 1 });
+  t.is(writer.reused, 2);
 });
 
 test('encodeValue refuses a value over the limit with MessageTooLarge', (t) => {
