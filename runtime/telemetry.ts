@@ -77,7 +77,7 @@ let contextManagerInstalled = false;
  * the active span survives `await` inside handlers.
  */
 export function installContextManager(): void {
-  if (contextManagerInstalled || process.env.NOCM) return;
+  if (contextManagerInstalled) return;
   contextManagerInstalled = true;
   const manager = new AsyncLocalStorageContextManager();
   if (context.setGlobalContextManager(manager.enable())) return;
