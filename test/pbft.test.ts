@@ -71,6 +71,26 @@ test('a backup prepares, commits with a quorum and executes with a certificate o
   t.is(r.core.status().commitIndex, 1);
 });
 
+test('a slot\'s batch is written once: its prepared and committed records leave the pre-prepare out', (t) => {
+  const r = new Replica(1);
+  const pp = prePrepare(0, 1, 1000, [cmd(1), cmd(2)]);
+  const written: { key: string; value: unknown }[] = [];
+  const log = (ready: Ready<PbftMessage>): void => void written.push(...ready.persist.map((op) => ({ key: op.key, value: op.value })));
+  log(r.receive(0, pp));
+  for (const from of [2, 3]) log(r.receive(from, prepare(0, 1, pp.digest)));
+  for (const from of [1, 2, 3]) log(r.receive(from, commit(0, 1, pp.digest)));
+  t.is(r.core.status().commitIndex, 1);
+  const slotRecords = written.filter((w) => w.key.startsWith('slot/'));
+  t.deepEqual(
+    slotRecords.map((w) => w.key),
+    ['slot/0000000000000001', 'slot/0000000000000001/prepared', 'slot/0000000000000001/committed'],
+  );
+  t.is(slotRecords.filter((w) => JSON.stringify(Object.keys(w.value as object)).includes('prePrepare')).length, 1, 'only the pre-prepare record holds the batch');
+  // And what was written reads back: the restarted replica holds the same certificates.
+  r.restart();
+  t.is(r.core.status().commitIndex, 1);
+});
+
 test('two pre-prepares for one view and sequence are reported as equivocation; two prepares as a double vote', (t) => {
   const r = new Replica(2);
   const a = prePrepare(0, 1, 0, [cmd(1)]);
@@ -149,7 +169,17 @@ test('corrupted durable state is a typed error, never silently used', (t) => {
     ['a stable checkpoint whose snapshot does not match its digest', new Map([['stable', { checkpoint: { sequence: 10, stateDigest: new Uint8Array(32), proof: [] }, snapshot: new Uint8Array([1]) }]])],
   ];
   const pp = prePrepare(0, 1, 0, [cmd(1)]);
-  cases.push(['a committed slot without its pre-prepare', new Map([['slot/0000000000000001', { committed: { view: 0, valueHash: pp.digest, signatures: [] } }]])]);
+  const other = prePrepare(0, 1, 0, [cmd(2)]);
+  cases.push(['a committed slot without its pre-prepare', new Map([['slot/0000000000000001/committed', { certificate: { view: 0, valueHash: pp.digest, signatures: [] } }]])]);
+  cases.push([
+    'a prepared certificate for another batch than the slot\'s',
+    new Map<string, unknown>([
+      ['slot/0000000000000001', { prePrepare: signed(0, pp) }],
+      ['slot/0000000000000001/prepared', { prepares: [signed(2, prepare(0, 1, other.digest))] }],
+    ]),
+  ]);
+  cases.push(['a slot key naming no record', new Map([['slot/0000000000000001/voted', { prePrepare: signed(0, pp) }]])]);
+  cases.push(['a slot record in the layout before records were split', new Map([['slot/0000000000000001', { prePrepare: signed(0, pp), committed: { view: 0, valueHash: pp.digest, signatures: [] } }]])]);
   for (const [what, durable] of cases) {
     const error = t.throws(() => boot(durable), { instanceOf: ConsensusError }, what);
     t.is(error?.code, 'CORRUPT_STATE', what);

@@ -12,7 +12,7 @@ import { Outputs, type Core, type CoreOptions, type Evidence, type Input, type N
 import { ConsensusError, invariant } from '../consensus/errors.js';
 import { ReplicatedState } from '../consensus/state-machine.js';
 import { Checkpoints, genesisCheckpoint } from './checkpoints.js';
-import { DURABLE_KEYS, readDurable, slotKey } from './durable.js';
+import { DURABLE_KEYS, preparedRecord, readDurable, SLOT_FACTS, slotKey } from './durable.js';
 import {
   checkpoint,
   commit,
@@ -351,7 +351,7 @@ export class PbftCore implements Core<PbftMessage> {
     }
     slot.prePrepare = m;
     for (const cmd of m.body.batch) this.#ordered.add(commandKey(cmd));
-    this.#persistSlot(slot);
+    this.#persistPrePrepare(slot);
     if (m.from !== this.config.nodeId) this.#out.send(this.config.members, prepare(m.body.view, sequence, digest));
     this.#checkPrepared(slot);
     this.#watchStall();
@@ -379,7 +379,7 @@ export class PbftCore implements Core<PbftMessage> {
       if (prepares.length < this.prepareQuorum()) return;
       slot.preparedCert = { prePrepare: pp, prepares: prepares.sort((a, b) => a.from - b.from) };
       slot.commitSent = true;
-      this.#persistSlot(slot);
+      this.#out.persist(slotKey(slot.sequence, 'prepared'), preparedRecord(slot.preparedCert, slot.prePrepare));
       this.#out.send(this.config.members, commit(this.#view, slot.sequence, pp.body.digest));
     }
     this.#checkCommitted(slot);
@@ -395,7 +395,7 @@ export class PbftCore implements Core<PbftMessage> {
       valueHash: slot.digest as Uint8Array,
       signatures: commits.sort((a, b) => a.from - b.from).map((c) => ({ node: c.from, signature: c.signature })),
     };
-    this.#persistSlot(slot);
+    this.#persistCommitted(slot);
     this.#execute();
   }
 
@@ -508,7 +508,7 @@ export class PbftCore implements Core<PbftMessage> {
     for (const s of [...this.#slots.keys()]) {
       if (s <= cp.sequence) {
         this.#slots.delete(s);
-        this.#out.erase(slotKey(s));
+        for (const fact of SLOT_FACTS) this.#out.erase(slotKey(s, fact));
       }
     }
     for (const [key, pp] of this.#early) if (pp.body.sequence <= cp.sequence) this.#early.delete(key);
@@ -603,7 +603,8 @@ export class PbftCore implements Core<PbftMessage> {
     for (const cmd of pp.body.batch) this.#ordered.add(commandKey(cmd));
     // A primary that has not yet heard of the view this committed in must not propose at it.
     if (this.#nextSequence <= sequence) this.#nextSequence = sequence + 1;
-    this.#persistSlot(slot);
+    this.#persistPrePrepare(slot);
+    this.#persistCommitted(slot);
     this.#execute();
   }
 
@@ -800,12 +801,19 @@ export class PbftCore implements Core<PbftMessage> {
 
   // ── Durability ─────────────────────────────────────────────────────────────────────────
 
-  #persistSlot(slot: Slot): void {
-    const record: Record<string, unknown> = {};
-    if (slot.prePrepare !== undefined) record.prePrepare = slot.prePrepare;
-    if (slot.preparedCert !== undefined) record.preparedCert = slot.preparedCert;
-    if (slot.certificate !== undefined) record.committed = slot.certificate;
-    this.#out.persist(slotKey(slot.sequence), record);
+  /**
+   * Records the slot's accepted pre-prepare. A prepared certificate recorded as the slot's own
+   * (without its pre-prepare) is rewritten whole when that pre-prepare is replaced.
+   */
+  #persistPrePrepare(slot: Slot): void {
+    this.#out.persist(slotKey(slot.sequence), { prePrepare: slot.prePrepare });
+    if (slot.preparedCert !== undefined && slot.preparedCert.prePrepare !== slot.prePrepare) {
+      this.#out.persist(slotKey(slot.sequence, 'prepared'), preparedRecord(slot.preparedCert, slot.prePrepare));
+    }
+  }
+
+  #persistCommitted(slot: Slot): void {
+    this.#out.persist(slotKey(slot.sequence, 'committed'), { certificate: slot.certificate });
   }
 
   /**

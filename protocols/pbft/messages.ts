@@ -46,10 +46,13 @@ export const checkpointSchema = t.object({ type: t.literal('checkpoint'), sequen
 /** A checkpoint body. */
 export type Checkpoint = Infer<typeof checkpointSchema>;
 
+/** The prepares of a prepared certificate. */
+export const certificatePreparesSchema = t.array(signedSchema(prepareSchema), { maxLength: 1024 });
+
 /** A prepared certificate: a pre-prepare and quorum−1 matching prepares from other backups (§4.4). */
 export const preparedCertSchema = t.object({
   prePrepare: signedSchema(prePrepareSchema),
-  prepares: t.array(signedSchema(prepareSchema), { maxLength: 1024 }),
+  prepares: certificatePreparesSchema,
 });
 /** A prepared certificate. */
 export type PreparedCert = Infer<typeof preparedCertSchema>;
