@@ -320,10 +320,17 @@ export class BatchWriter {
 
   /**
    * Takes back the buffer of a batch this writer produced, once its receiver is done with it. A
-   * few are kept; the smallest that fits serves the next batch.
+   * few are kept, the largest when more come back than that (a full hand of small ones must not
+   * turn away the buffers large batches need); the smallest that fits serves the next batch.
    */
   recycle(buffer: ArrayBuffer): void {
-    if (this.#spares.length < MAX_SPARES) this.#spares.push(buffer);
+    if (this.#spares.length < MAX_SPARES) {
+      this.#spares.push(buffer);
+      return;
+    }
+    let smallest = 0;
+    for (let i = 1; i < this.#spares.length; i++) if ((this.#spares[i] as ArrayBuffer).byteLength < (this.#spares[smallest] as ArrayBuffer).byteLength) smallest = i;
+    if ((this.#spares[smallest] as ArrayBuffer).byteLength < buffer.byteLength) this.#spares[smallest] = buffer;
   }
 
   #spareFor(len: number): ArrayBuffer | undefined {

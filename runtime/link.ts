@@ -79,7 +79,7 @@ export class Link {
 
   /**
    * Hands a batch buffer that arrived from the other thread back to it, once its frames have been
-   * copied out. It leaves with the next batch, or alone once a few wait.
+   * copied out. It leaves with the next batch, or alone once enough memory waits.
    */
   giveBack(buffer: ArrayBuffer): void {
     if (this.#returns.length >= MAX_RETURNS) return;
@@ -88,7 +88,7 @@ export class Link {
     if (this.#returnedBytes >= RETURN_ALONE_BYTES) this.#schedule();
   }
 
-  /** Takes a buffer the other thread handed back, for the next large batch. */
+  /** Takes a buffer the other thread handed back, to write a later batch in. */
   recycle(buffer: ArrayBuffer): void {
     this.#bulk.recycle(buffer);
   }

@@ -70,6 +70,15 @@ test('a large batch leaves in the writer\'s own buffer, and buffers handed back 
   if (!frame || isBadFrame(frame)) return t.fail('unreadable');
   t.deepEqual(decodeValue(frame.payload), { n: 1 });
   t.is(writer.reused, 2);
+
+  // A writer with a full hand of small spares still keeps a large buffer coming back.
+  for (let i = 0; i < 16; i++) writer.recycle(new ArrayBuffer(64));
+  const large = new ArrayBuffer(capacity);
+  writer.recycle(large);
+  writer.push(header('a'), big);
+  writer.take();
+  writer.push(header('a'), big);
+  t.is(writer.take().buffer, large, 'the large buffer displaced a small one and carried a large batch');
 });
 
 test('encodeValue refuses a value over the limit with MessageTooLarge', (t) => {
