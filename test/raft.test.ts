@@ -7,7 +7,7 @@ import { SchemaError } from '../schema/errors.js';
 import { consensusConfig, hex, KvStateMachine, ConsensusError, type NodeId } from '../protocols/consensus/index.js';
 import { RaftCore, raft, raftMessageSchema, type RaftEntry, type RaftMessage } from '../protocols/raft/index.js';
 import { Progress } from '../protocols/raft/progress.js';
-import { CountingRaft, durableWith, Harness, put, sent, type CoreFactory } from './helpers/raft.js';
+import { CountingRaft, durableWith, Harness, put, sent, type CoreFactory, type Envelope } from './helpers/raft.js';
 
 test('a three-server cluster elects one leader, replicates and applies a command everywhere', (t) => {
   const h = new Harness(3);
@@ -197,8 +197,13 @@ test('InstallSnapshot brings a far-behind follower up to date (§7)', (t) => {
   t.false([...h.durable[0]!.keys()].includes('raft/log/1'), 'compacted entries are erased from the durable map');
   t.true(h.durable[0]!.has('raft/snapshot'));
   h.cut.delete(2);
-  h.fire(0, 'heartbeat');
-  const delivered = h.deliverAll();
+  // The snapshot may have left while the follower was cut off: it goes again after the snapshot
+  // timeout (six heartbeats by default).
+  const delivered: ReturnType<typeof h.deliverAll> = [];
+  for (let beat = 0; beat < 8 && !delivered.some((m) => m.to === 2 && m.body.type === 'install-snapshot'); beat++) {
+    h.fire(0, 'heartbeat');
+    delivered.push(...h.deliverAll());
+  }
   t.true(delivered.some((m) => m.to === 2 && m.body.type === 'install-snapshot'));
   const installed = h.applied[2]!.find((a) => a.kind === 'snapshot');
   t.truthy(installed, 'the follower reports the snapshot it jumped to');
@@ -536,7 +541,7 @@ test('AppendEntries receiver rule 5: a follower commits up to min(leaderCommit, 
 });
 
 test('a lost AppendEntries under pipelining costs one resend, not one per request that followed it', (t) => {
-  const h = new Harness(3);
+  const h = new Harness(3, { maxInflightAppends: 64 });
   h.elect(0);
   h.beat(0);
   for (let i = 0; i < 20; i++) h.request(put(`p${i}`), [0]);
@@ -551,8 +556,31 @@ test('a lost AppendEntries under pipelining costs one resend, not one per reques
   t.is(toNode2.length, 20, '…but only the first rejection rewinds and resends; the others are older than that rewind');
 });
 
+test('flow control: at most maxInflightAppends requests in flight per follower; entries proposed meanwhile leave together; a heartbeat frees the window', (t) => {
+  const h = new Harness(3, { maxInflightAppends: 2 });
+  h.elect(0);
+  h.beat(0);
+  const toNode1 = (): Envelope[] => h.inflight.filter((m) => m.to === 1 && m.body.type === 'append-entries');
+  for (let i = 0; i < 10; i++) h.request(put(`w${i}`), [0]);
+  t.is(toNode1().length, 2, 'two requests in flight, the other eight commands wait');
+  h.deliverOne((m) => m.to === 1 && m.body.type === 'append-entries');
+  h.deliverOne((m) => m.from === 1 && m.body.type === 'append-entries-reply');
+  const next = toNode1();
+  t.is(next.length, 2, 'an acknowledgement frees one place…');
+  const last = next.at(-1)?.body;
+  t.is(last?.type === 'append-entries' ? last.entries.length : 0, 8, '…and what waited leaves in one request');
+  // Both requests in flight are lost: the window stays full until a heartbeat frees it.
+  h.inflight.splice(0, h.inflight.length, ...h.inflight.filter((m) => !(m.to === 1 && m.body.type === 'append-entries')));
+  h.request(put('stuck'), [0]);
+  t.is(toNode1().length, 0, 'nothing goes while the window is full');
+  h.beat(0);
+  h.beat(0);
+  t.is(h.cores[1]!.lastLogIndex, h.cores[0]!.lastLogIndex, 'after a heartbeat the follower catches up');
+  t.is(h.cores[0]!.knownCommitIndex, h.cores[0]!.lastLogIndex);
+});
+
 test('a snapshot in flight is not re-sent on heartbeats or proposals, only after the snapshot timeout', (t) => {
-  const h = new Harness(3, { snapshotInterval: 5 });
+  const h = new Harness(3, { snapshotInterval: 5, maxInflightAppends: 64 });
   h.elect(0);
   h.cut.add(2);
   h.submitEach('s', 0, 12, [0]);
@@ -631,7 +659,7 @@ test('incoming entries, configurations and snapshots that no correct leader send
 });
 
 test('budgets: a full uncommitted log drops proposals, pending reads are capped, AppendEntries respects its byte budget', (t) => {
-  const h = new Harness(3, { maxUncommittedBytes: 1000, maxPendingReads: 2, maxBytesPerMessage: 500 });
+  const h = new Harness(3, { maxUncommittedBytes: 1000, maxPendingReads: 2, maxBytesPerMessage: 500, maxInflightAppends: 64 });
   h.elect(0);
   h.beat(0);
   h.cut.add(1);

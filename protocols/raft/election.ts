@@ -103,7 +103,7 @@ function becomeLeader(s: RaftServer): void {
   s.role = 'leader';
   s.leader = s.self;
   s.votes.clear();
-  const lead = new LeaderState(s.log.lastIndex + 1);
+  const lead = new LeaderState(s.log.lastIndex + 1, s.options.maxInflightAppends);
   for (let i = s.commitIndex + 1; i <= s.log.lastIndex; i++) {
     const entry = s.log.entry(i);
     lead.uncommittedBytes += entryBytes(entry);

@@ -47,8 +47,12 @@ export class LeaderState {
   /** A server catching up before it is added, if any. */
   catchUp: CatchUp | undefined;
 
-  constructor(termStart: number) {
+  readonly #window: number;
+
+  /** A leader whose term opened at `termStart`, pipelining at most `window` requests per follower. */
+  constructor(termStart: number, window: number) {
     this.termStart = termStart;
+    this.#window = window;
   }
 
   /** The current heartbeat round. */
@@ -60,7 +64,7 @@ export class LeaderState {
   progress(id: NodeId): Progress {
     let p = this.#progress.get(id);
     if (p === undefined) {
-      p = new Progress(this.termStart);
+      p = new Progress(this.termStart, this.#window);
       this.#progress.set(id, p);
     }
     return p;

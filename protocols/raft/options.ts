@@ -33,6 +33,12 @@ export interface RaftOptions {
   /** Most entries per AppendEntries (default 64). */
   readonly maxEntriesPerMessage?: number;
   /**
+   * Most AppendEntries with entries a leader has unacknowledged per follower (default 2; etcd's
+   * MaxInflightMsgs). Entries proposed meanwhile wait and leave together, so under load fewer,
+   * fuller requests are signed and verified.
+   */
+  readonly maxInflightAppends?: number;
+  /**
    * Most entry bytes (see `entryBytes`) per AppendEntries; one entry is sent even when it alone is
    * larger (default 1 MiB).
    */
@@ -66,6 +72,7 @@ export interface ResolvedRaftOptions {
   readonly snapshotTrailingEntries: number;
   readonly snapshotTimeoutMs: number;
   readonly maxEntriesPerMessage: number;
+  readonly maxInflightAppends: number;
   readonly maxBytesPerMessage: number;
   readonly maxUncommittedBytes: number;
   readonly maxPendingReads: number;
@@ -112,6 +119,7 @@ export function resolveRaftOptions(options: RaftOptions, config: ConsensusConfig
     snapshotTrailingEntries,
     snapshotTimeoutMs,
     maxEntriesPerMessage,
+    maxInflightAppends: positive('maxInflightAppends', options.maxInflightAppends ?? 2, true),
     maxBytesPerMessage: positive('maxBytesPerMessage', options.maxBytesPerMessage ?? 1 << 20, true),
     maxUncommittedBytes: positive('maxUncommittedBytes', options.maxUncommittedBytes ?? 32 << 20, true),
     maxPendingReads: positive('maxPendingReads', options.maxPendingReads ?? 10_000, true),

@@ -7,7 +7,10 @@
  *   the next goes when it is answered or at the next heartbeat. A lost message under pipelining
  *   therefore costs one resend, not one per request that followed it.
  * - `replicate`: the follower is known to match up to `match`; requests are pipelined and
- *   `next` advances as they are sent.
+ *   `next` advances as they are sent, at most `window` unacknowledged at a time (etcd's
+ *   `Inflights`). Every request is signed and verified here, so while the window is full new
+ *   entries wait and leave together in the next request: under load the window is what batches
+ *   them. A heartbeat interval frees the window, in case a request or its reply was lost.
  * - `snapshot`: a snapshot is on its way. Nothing else is sent (heartbeats aside) until it is
  *   acknowledged or a timeout passes, so a slow transfer is not restarted by every heartbeat.
  */
@@ -26,13 +29,20 @@ export class Progress {
   #state: ReplicationState = 'probe';
   /** Probe: a request is in flight. */
   #probing = false;
+  /** Replicate: the last index of each request in flight, oldest first. */
+  #inflight: number[] = [];
+  readonly #window: number;
   /** Snapshot: the index of the snapshot sent and the heartbeats since. */
   #snapshotIndex = 0;
   #snapshotTicks = 0;
 
-  /** Starts probing at `next` (§5.3: a new leader sets nextIndex to its last index + 1). */
-  constructor(next: number) {
+  /**
+   * Starts probing at `next` (§5.3: a new leader sets nextIndex to its last index + 1), with at
+   * most `window` requests in flight once replicating.
+   */
+  constructor(next: number, window = Infinity) {
     this.next = next;
+    this.#window = window;
   }
 
   /** The replication state. */
@@ -42,13 +52,17 @@ export class Progress {
 
   /** True when nothing but a heartbeat may be sent now. */
   get paused(): boolean {
-    return this.#state === 'snapshot' || (this.#state === 'probe' && this.#probing);
+    return this.#state === 'snapshot' || (this.#state === 'probe' && this.#probing) || (this.#state === 'replicate' && this.#inflight.length >= this.#window);
   }
 
   /** A request with entries up to `last` went out (`last` = next − 1 for an empty one). */
   sentEntries(last: number): void {
-    if (this.#state === 'replicate') this.next = last + 1;
-    else this.#probing = true;
+    if (this.#state !== 'replicate') {
+      this.#probing = true;
+      return;
+    }
+    if (last >= this.next) this.#inflight.push(last);
+    this.next = last + 1;
   }
 
   /** A snapshot at `index` went out. */
@@ -67,8 +81,10 @@ export class Progress {
     if (this.#state === 'snapshot' && this.match < this.#snapshotIndex) return;
     if (this.#state !== 'replicate') {
       this.#state = 'replicate';
+      this.#inflight = [];
       this.next = this.match + 1;
     }
+    while (this.#inflight.length > 0 && (this.#inflight[0] as number) <= this.match) this.#inflight.shift();
     this.next = Math.max(this.next, this.match + 1);
   }
 
@@ -83,18 +99,21 @@ export class Progress {
     if (this.#state === 'probe' && rejected !== this.next - 1) return false;
     this.#state = 'probe';
     this.#probing = false;
+    this.#inflight = [];
     this.next = Math.max(this.match + 1, Math.min(resumeAt, rejected));
     return true;
   }
 
   /**
-   * A heartbeat interval passed: a probe may be sent again (its request or reply may be lost), and
-   * a snapshot unacknowledged for `snapshotTicks` intervals is given up: probing again from the
-   * match index finds the entries compacted and sends a snapshot again. (A lost snapshot and a
-   * slow one look alike to the core; etcd has the transport report failures instead.)
+   * A heartbeat interval passed: a probe may be sent again and the window of pipelined requests
+   * is free again (a request or its reply may be lost; a gap it left is found by the follower's
+   * rejection), and a snapshot unacknowledged for `snapshotTicks` intervals is given up: probing
+   * again from the match index finds the entries compacted and sends a snapshot again. (A lost
+   * snapshot and a slow one look alike to the core; etcd has the transport report failures instead.)
    */
   tick(snapshotTicks: number): void {
     this.#probing = false;
+    this.#inflight = [];
     if (this.#state === 'snapshot' && ++this.#snapshotTicks >= snapshotTicks) {
       this.#state = 'probe';
       this.next = this.match + 1;
