@@ -349,14 +349,15 @@ export class Cell implements SenderId {
     const timers = this.#timers;
     const header: EnvelopeHeader = { kind: EnvelopeKind.Tell, urgent: true, to: this.name, toIncarnation: this.incarnation, fromThread: node.thread };
     // The message is encoded when the timer is set, so an unencodable one fails the caller, not
-    // the timer callback; frames are never mutated, so a repeating timer reuses its payload.
+    // the timer callback. Each firing delivers a copy: byte fields decode as views into their
+    // payload, and a handler may write to them.
     const fire = (key: string, ms: number, payload: Uint8Array, repeat: boolean): void => {
       timers.set(
         key,
         node.clock.setTimer(() => {
           if (repeat) fire(key, ms, payload, true);
           else timers.delete(key);
-          this.deliver({ header, payload });
+          this.deliver({ header, payload: payload.slice() });
         }, ms),
       );
     };

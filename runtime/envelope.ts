@@ -122,7 +122,8 @@ let slab = new Uint8Array(SLAB_BYTES);
 let slabUsed = 0;
 
 function ownCopy(bytes: Uint8Array): Uint8Array {
-  if (bytes.length > SLAB_MAX_PAYLOAD) return bytes.slice();
+  // Not `bytes.slice()`: on a Buffer (msgpackr's output is one) that is a view, not a copy.
+  if (bytes.length > SLAB_MAX_PAYLOAD) return new Uint8Array(bytes);
   if (slabUsed + bytes.length > SLAB_BYTES) {
     slab = new Uint8Array(SLAB_BYTES);
     slabUsed = 0;
@@ -426,12 +427,12 @@ export function readBatch(batch: Uint8Array): (Frame | BadFrame)[] {
   let at = 0;
   while (at < batch.length) {
     if (batch.length - at < 4) {
-      out.push({ error: new DecodeError(`truncated frame: ${batch.length - at} trailing bytes`), bytes: batch.slice(at) });
+      out.push({ error: new DecodeError(`truncated frame: ${batch.length - at} trailing bytes`), bytes: new Uint8Array(batch.subarray(at)) });
       break;
     }
     const end = at + 4 + view.getUint32(at);
     if (end > batch.length) {
-      out.push({ error: new DecodeError(`frame length ${end - at - 4} exceeds the ${batch.length - at - 4} bytes left in the batch`), bytes: batch.slice(at) });
+      out.push({ error: new DecodeError(`frame length ${end - at - 4} exceeds the ${batch.length - at - 4} bytes left in the batch`), bytes: new Uint8Array(batch.subarray(at)) });
       break;
     }
     try {
@@ -447,7 +448,7 @@ export function readBatch(batch: Uint8Array): (Frame | BadFrame)[] {
       }
       out.push({ header, payload: ownCopy(batch.subarray(payloadAt, end)) });
     } catch (error) {
-      out.push({ error: error instanceof DecodeError ? error : new DecodeError('bad frame header', { cause: error }), bytes: batch.slice(at, end) });
+      out.push({ error: error instanceof DecodeError ? error : new DecodeError('bad frame header', { cause: error }), bytes: new Uint8Array(batch.subarray(at, end)) });
     }
     at = end;
   }

@@ -237,7 +237,7 @@ export class Node implements RefHost {
       ...(header.from === undefined ? {} : { from: refLabel({ name: header.from, incarnation: header.fromIncarnation ?? 0 }) }),
       reason,
       ...(error === undefined ? {} : { error: serializeError(error) }),
-      ...(message === undefined ? { bytes: frame.payload.slice() } : { message }),
+      ...(message === undefined ? { bytes: new Uint8Array(frame.payload) } : { message }),
     });
   }
 

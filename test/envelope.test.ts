@@ -1,6 +1,6 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { BatchWriter, decodeValue, encodeValue, EnvelopeKind, isBadFrame, readBatch, RECYCLE_BYTES, type EnvelopeHeader } from '../runtime/envelope.js';
+import { BatchWriter, decodeValue, encodeLocalPayload, encodeValue, encodeValueView, EnvelopeKind, isBadFrame, readBatch, RECYCLE_BYTES, type EnvelopeHeader } from '../runtime/envelope.js';
 import { DecodeError, MessageTooLarge } from '../runtime/index.js';
 import { testSeed } from './helpers/seed.js';
 
@@ -79,6 +79,15 @@ test('a large batch leaves in the writer\'s own buffer, and buffers handed back 
   writer.take();
   writer.push(header('a'), big);
   t.is(writer.take().buffer, large, 'the large buffer displaced a small one and carried a large batch');
+});
+
+test('a same-thread payload owns its bytes, small or large, whatever is encoded after it', (t) => {
+  for (const size of [10, 4 * 1024, 64 * 1024]) {
+    const body = new Uint8Array(size).map((_, i) => i % 251);
+    const payload = encodeLocalPayload({ body }, 1 << 20);
+    encodeValueView({ body: new Uint8Array(size).fill(0xee) }, 1 << 20);
+    t.deepEqual(decodeValue(payload), { body }, `${size} bytes`);
+  }
 });
 
 test('encodeValue refuses a value over the limit with MessageTooLarge', (t) => {
