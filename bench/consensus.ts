@@ -48,7 +48,9 @@ async function measure(config: Config, commands: number): Promise<Measured> {
   const system = await ActorSystem.start();
   try {
     const cluster = await system.spawnCluster({ ...config, kdfLog2N: 10 });
-    await workload(cluster, Math.min(500, commands), 250, 'warm');
+    // A warm-up of half the measured run at the measured concurrency: the replicas' code is
+    // optimized, the stores hold a few checkpoints, and what follows is the steady state.
+    await workload(cluster, Math.ceil(commands / 2), Math.min(2000, config.batch * 4), 'warm');
     const ask = async <R>(name: string, msg: unknown): Promise<R> => (await system.lookup(`${cluster.id}/${name}`)?.ask(msg, { timeoutMs: 30_000 })) as R;
     const signaturesBefore = await Promise.all(Array.from({ length: config.n }, (_, i) => ask<{ signatures: number }>(`signer-${i}`, { type: 'stats' })));
     const verifiedBefore = await ask<{ verified: number; rejected: number }>('verifier', { type: 'stats' });
