@@ -9,6 +9,7 @@
 import { availableParallelism } from 'node:os';
 import { ActorSystem } from '../actors/system.js';
 import { POLICY_SCHEME, type Cluster } from '../actors/cluster.js';
+import { TREE_HEAD_INTERVAL } from '../actors/replica.js';
 import { closedLoop, type ClosedLoopResult } from '../actors/workload.js';
 import type { ConsensusAlgorithm } from '../protocols/consensus/index.js';
 import { SchemeRegistry, type SignaturePolicy } from '../protocols/crypto/index.js';
@@ -61,8 +62,9 @@ async function measure(config: Config, commands: number): Promise<Measured> {
     const status = await cluster.status();
     const positions = Math.max(...status.map((s) => s.commitIndex)) - positionsBefore;
     const signatures = signaturesAfter.reduce((sum, s, i) => sum + s.signatures - (signaturesBefore[i]?.signatures ?? 0), 0);
-    // Verifications: the verifier's (each distinct signature once) and the cluster's of every tree head signature.
-    const verifications = verifiedAfter.verified + verifiedAfter.rejected - verifiedBefore.verified - verifiedBefore.rejected + positions * config.n;
+    // Verifications: the verifier's (each distinct signature once) and the cluster's of the tree
+    // head signatures, which replicas make every TREE_HEAD_INTERVAL-th position (and when idle).
+    const verifications = verifiedAfter.verified + verifiedAfter.rejected - verifiedBefore.verified - verifiedBefore.rejected + Math.ceil(positions / TREE_HEAD_INTERVAL) * config.n;
     const costs = unitCosts(config.policy);
     const cryptoSeconds = (signatures * costs.signUs + verifications * costs.verifyUs) / 1e6;
     const threads = await Promise.all(

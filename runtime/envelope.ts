@@ -114,7 +114,7 @@ export function encodeValue(value: unknown, limit: number): Uint8Array {
 
 // A received frame's payload is copied out of its batch at once (see `readBatch`): the batch's
 // buffer then goes back to the thread that sent it, and a byte field, which decodes as a view into
-// its payload, never pins a whole batch. Payloads up to vote size share 32 KB slabs (allocating a
+// its payload, never pins a whole batch. Payloads up to vote size share 64 KB slabs (allocating a
 // buffer per message costs more than decoding it); a retained field pins at most one slab.
 const SLAB_BYTES = 64 * 1024;
 const SLAB_MAX_PAYLOAD = 4 * 1024;
