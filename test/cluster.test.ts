@@ -85,10 +85,13 @@ test.serial('test_consensus_throughput: a four-replica PBFT cluster with hybrid 
     const { seconds } = await closedLoop(cluster, { commands, concurrency, timeoutMs: 120_000, operation: (k) => ({ type: 'put', key: `${prefix}${k}`, value: 'x' }) });
     return commands / seconds;
   };
-  // Worker threads load and compile ML-DSA on first use; the measurement starts after that.
-  await run(500, 250, 'warm');
-  const rate = await run(6000, 1500, 'k');
-  t.log(`${rate.toFixed(0)} commands/s sustained (6000 commands, 1500 in flight, hybrid ML-DSA-65+Ed25519 on every vote)`);
+  // Worker threads load and compile ML-DSA on first use, and V8 optimizes the replicas' paths only
+  // after thousands of messages: "sustained" is measured after a warm-up at the same load. Two
+  // batches' worth of clients keep every position the primary proposes full (a position's
+  // signatures cost the same whatever it carries).
+  await run(4096, 2048, 'warm');
+  const rate = await run(8192, 2048, 'k');
+  t.log(`${rate.toFixed(0)} commands/s sustained (8192 commands, 2048 in flight, hybrid ML-DSA-65+Ed25519 on every vote)`);
   t.true(rate > 1000, `${rate.toFixed(0)} commands/s`);
 });
 
