@@ -3,7 +3,7 @@
  * event loop are coalesced into one `postMessage` (urgent frames first), and the batch's buffer is
  * transferred, never cloned.
  *
- * Large batch buffers make round trips: the receiving thread copies the frames out and hands the
+ * Batch buffers make round trips: the receiving thread copies the frames out and hands the
  * buffer back through its own link to the sender, riding along with its next post, and the
  * sender's writer fills it again. What a link posts is therefore either a batch (`Uint8Array`) or
  * a {@link Post} array carrying returned buffers as well.

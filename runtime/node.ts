@@ -237,6 +237,8 @@ export class Node implements RefHost {
       ...(header.from === undefined ? {} : { from: refLabel({ name: header.from, incarnation: header.fromIncarnation ?? 0 }) }),
       reason,
       ...(error === undefined ? {} : { error: serializeError(error) }),
+      // A payload may be a view into a shared slab: a copy of its own keeps a dead letter that
+      // crosses threads from cloning the whole slab.
       ...(message === undefined ? { bytes: new Uint8Array(frame.payload) } : { message }),
     });
   }
