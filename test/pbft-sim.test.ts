@@ -68,6 +68,8 @@ test('test_pbft_view_change_on_leader_failure', (t) => {
   sim.crash(0);
   const after = submitAll(sim, 10);
   t.true(sim.runUntilCommitted({ maxMs: 30_000 }));
+  // Clients are answered by f+1 replicas; the third may still be executing the last position.
+  t.true(sim.runUntil(() => [2, 3].every((i) => sim.status(i).commitIndex === sim.status(1).commitIndex), { maxMs: 5_000 }));
   for (const i of [1, 2, 3]) {
     const status = sim.status(i);
     t.true(status.view >= 1, `replica ${i} moved past view 0`);
