@@ -5,7 +5,12 @@
  * - Atomic: each `apply` is one LMDB write transaction, committed and synced to disk before it
  *   resolves, so the host sends a step's messages only after that step's records are durable,
  *   and a replica killed mid-write restarts with each step's records entirely there or entirely
- *   absent (LMDB's copy-on-write B-tree never exposes a half-committed transaction).
+ *   absent. LMDB alone does not give the second half: lmdb-js runs a transaction's callback on
+ *   the JavaScript thread while its native writer waits, and when that thread is terminated
+ *   between two puts the writer commits the puts made so far (lmdb-js never rolls an
+ *   asynchronous transaction back, kriszyp/lmdb-js#115). So a step of several records first
+ *   writes all of them as one redo record, then the records, then removes the redo record; a
+ *   torn step leaves the redo record behind, and the next `open` finishes the step from it.
  * - Checked: each record is stored as SHA-256(payload) ‖ payload and verified when loaded; the
  *   environment carries the identity of its replica (cluster, node, protocol, size), and opening
  *   it for another replica is refused. Storage that is corrupted or belongs to someone else is a
@@ -44,6 +49,8 @@ export interface ReplicaIdentity {
 
 const IDENTITY_KEY = 'meta:identity';
 const OPENS_KEY = 'meta:opens';
+/** The step being written, present on disk only when that step was torn (see the file comment). */
+const REDO_KEY = 'meta:redo';
 const RECORD_PREFIX = 'core:';
 const CHECKSUM_BYTES = 32;
 const RECEIPT_PREFIX = 'receipt:';
@@ -56,6 +63,15 @@ function seal(value: unknown): Uint8Array {
   out.set(hashBytes(payload), 0);
   out.set(payload, CHECKSUM_BYTES);
   return out;
+}
+
+/** One record of a step, as stored: its key and its sealed bytes, or no bytes for a removal. */
+type StoredOp = readonly [key: string, sealed?: Uint8Array];
+
+const storedOp = (op: PersistOp): StoredOp => (op.value === undefined ? [RECORD_PREFIX + op.key] : [RECORD_PREFIX + op.key, seal(op.value)]);
+
+function isStoredOps(value: unknown): value is StoredOp[] {
+  return Array.isArray(value) && value.every((op) => Array.isArray(op) && typeof op[0] === 'string' && (op.length === 1 || (op.length === 2 && op[1] instanceof Uint8Array)));
 }
 
 /** The durable records of one replica. */
@@ -93,12 +109,32 @@ export class ReplicaStore {
       await store.#db.transaction(() => {
         if (stored === undefined) store.#db.put(IDENTITY_KEY, seal(wanted));
         store.#db.put(OPENS_KEY, seal(opens + 1));
+        store.#finishTornStep();
       });
     } catch (error) {
       await env.close();
       throw error;
     }
     return store;
+  }
+
+  /**
+   * Inside a write transaction: redoes the step a killed thread left half-written, if any. Its
+   * redo record goes last, so a thread killed here too leaves it for the next open.
+   */
+  #finishTornStep(): void {
+    const redo = this.#read(REDO_KEY);
+    if (redo === undefined) return;
+    if (!isStoredOps(redo)) throw new StorageError('STORAGE_CORRUPT', this.path, `record ${JSON.stringify(REDO_KEY)} is not a list of records`);
+    this.#write(redo);
+    this.#db.remove(REDO_KEY);
+  }
+
+  #write(ops: readonly StoredOp[]): void {
+    for (const [key, sealed] of ops) {
+      if (sealed === undefined) this.#db.remove(key);
+      else this.#db.put(key, sealed);
+    }
   }
 
   #read(key: string): unknown {
@@ -135,11 +171,15 @@ export class ReplicaStore {
   /** Writes one step's persist ops in one transaction; resolves once it is committed to disk. */
   async apply(ops: readonly PersistOp[]): Promise<void> {
     if (ops.length === 0) return;
+    const stored = ops.map(storedOp);
     await this.#db.transaction(() => {
-      for (const op of ops) {
-        if (op.value === undefined) this.#db.remove(RECORD_PREFIX + op.key);
-        else this.#db.put(RECORD_PREFIX + op.key, seal(op.value));
-      }
+      // A single put or remove cannot tear, so it needs no redo record.
+      if (stored.length === 1) return this.#write(stored);
+      this.#db.put(REDO_KEY, seal(stored));
+      this.#write(stored);
+      // Its pages, dirty in this transaction, go back to LMDB's free list before the commit
+      // writes dirty pages out: the redo record costs a copy in memory, not a write to disk.
+      this.#db.remove(REDO_KEY);
     });
   }
 
