@@ -4,7 +4,7 @@
  * what certificates vouch for. Field order is part of the encoding: messages are built with their
  * fields in schema order, and a decoded message re-encodes to the bytes that were signed.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { Packr } from 'msgpackr';
 import type { Schema } from '../../schema/schema.js';
 import { ConsensusError } from './errors.js';
@@ -38,7 +38,7 @@ export function decodeStored<T>(bytes: Uint8Array, schema: Schema<T>, what: stri
 
 /** SHA-256 of raw bytes (node:crypto's: replicas and the simulator hash every message). */
 export function hashBytes(bytes: Uint8Array): Digest {
-  return createHash('sha256').update(bytes).digest();
+  return hash('sha256', bytes, 'buffer');
 }
 
 /** SHA-256 of a value's encoding. */

@@ -36,16 +36,23 @@ export function kvResponse(bytes: Uint8Array): KvResponse {
 
 const snapshotSchema = t.array(t.array(t.string({ maxLength: 1 << 16 }), { maxLength: 2 }), { maxLength: Number.MAX_SAFE_INTEGER });
 
-// The state hash is a two-level Merkle tree: each key falls in one of BUCKETS buckets, by the
-// first byte of SHA-256(key); a bucket's digest is SHA-256 over its entries in key order, and the
+// The state hash is a two-level Merkle tree: each key falls in one of BUCKETS buckets, by an
+// FNV-1a hash of the key; a bucket's digest is SHA-256 over its entries in key order, and the
 // state's is SHA-256 over the bucket digests. A write re-hashes its own bucket only, so the hash
 // every executed position records (receipts carry it; Raft executes one command per position)
 // costs O(keys / BUCKETS) rather than a pass over the whole map. Collision resistance is
-// SHA-256's at both levels. Keys chosen to share a bucket slow hashing back to one pass over
-// them, never change its result.
+// SHA-256's at both levels; the bucket function only spreads keys, so it need not be a
+// cryptographic hash (a SHA-256 per write cost more than the write). Keys chosen to share a
+// bucket slow hashing back to one pass over them, never change its result.
 const BUCKETS = 256;
-const STATE_HASH_DOMAIN = new TextEncoder().encode('knhk/kv-state/v2');
-const utf8 = new TextEncoder();
+const STATE_HASH_DOMAIN = new TextEncoder().encode('knhk/kv-state/v3');
+
+/** The bucket of `key`: 32-bit FNV-1a over its UTF-16 code units, folded to a byte. */
+function bucketOf(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return (h ^ (h >>> 8) ^ (h >>> 16) ^ (h >>> 24)) & (BUCKETS - 1);
+}
 
 const byKey = ([a]: readonly [string, string], [b]: readonly [string, string]): number => (a < b ? -1 : a > b ? 1 : 0);
 
@@ -130,7 +137,7 @@ export class KvStateMachine implements ConsensusState {
 
   /** The bucket of `key`, marked as changed. */
   #touch(key: string): Set<string> {
-    const bucket = (hashBytes(utf8.encode(key))[0] as number) % BUCKETS;
+    const bucket = bucketOf(key);
     this.#digests[bucket] = undefined;
     this.#hash = undefined;
     return this.#buckets[bucket] as Set<string>;
