@@ -34,10 +34,11 @@ import {
   type NodeStatus,
   type ProtocolDefinition,
   type ReadState,
+  type Ready,
   type Reply,
   type Signed,
 } from '../protocols/consensus/index.js';
-import { corrupt, remember, type ByzantineMode } from '../protocols/sim/byzantine.js';
+import { corrupt, remember, type ByzantineMode, type Transmission } from '../protocols/sim/byzantine.js';
 import { Prng } from '../protocols/sim/prng.js';
 import { replicaTelemetry, type ReplicaInstrumentation } from './consensus-telemetry.js';
 import { within } from '../runtime/index.js';
@@ -87,7 +88,17 @@ export interface ReplicaHostOptions<M extends { readonly type: string }> {
   /** Seeds the choices of a Byzantine mode (which peers get which variant), so a chaos run can be replayed. */
   readonly seed?: number;
   readonly listener?: ReplicaListener;
+  /**
+   * Runs one synchronous stretch of the host's own work (stepping the core with a group of
+   * inputs, carrying out its outputs) and accounts for its time; an actor passes its
+   * `ActorContext.measure`, so that the work its messages cause counts against its tick budget
+   * as much as its handlers. Default: just runs it.
+   */
+  readonly measure?: <T>(work: () => T) => T;
 }
+
+/** A message on its way out, with the trace its sending continues. */
+type Traced<M> = Transmission<M> & { readonly trace: Context | undefined };
 
 /** Counters of what a host refused before its core saw it. */
 export interface ReplicaHostStats {
@@ -243,11 +254,13 @@ export class ReplicaHost<M extends { readonly type: string }> {
       const arrivals = this.#arrivals;
       this.#inbox = [];
       this.#arrivals = [];
-      const now = (this.#options.wallClock ?? Date.now)();
-      this.#telemetry.stepping(group, arrivals);
-      for (const each of group) this.#core.step(each, now);
-      this.#steps += group.length;
-      await this.#carryOut();
+      await this.#measure(() => {
+        const now = (this.#options.wallClock ?? Date.now)();
+        this.#telemetry.stepping(group, arrivals);
+        for (const each of group) this.#core.step(each, now);
+        this.#steps += group.length;
+        return this.#carryOut();
+      });
     });
     return this.#nextGroup;
   }
@@ -268,21 +281,45 @@ export class ReplicaHost<M extends { readonly type: string }> {
     return next;
   }
 
-  /** The contract's order: persist, then sign and send, then timers and the rest. */
+  #measure<T>(work: () => T): T {
+    return this.#options.measure === undefined ? work() : this.#options.measure(work);
+  }
+
+  /**
+   * The contract's order: persist, then sign and send, then timers and the rest. Each stretch
+   * between two awaits is measured on its own.
+   */
   async #carryOut(): Promise<void> {
-    const ready = this.#core.ready();
-    const { store, crypto, send, clock, listener } = this.#options;
-    await store.apply(ready.persist);
-    const self = this.config.nodeId;
+    const [ready, persisted] = this.#measure(() => {
+      const ready = this.#core.ready();
+      return [ready, this.#options.store.apply(ready.persist)] as const;
+    });
+    await persisted;
+    // One mode for the whole step, even if the chaos runner changes it while the step signs.
     const mode = this.#byzantine;
-    const transmissions = ready.messages.flatMap((out) => {
+    const [transmissions, signing] = this.#measure(() => this.#sign(ready.messages, mode));
+    const signatures = await signing;
+    this.#measure(() => this.#finish(ready, mode, transmissions, signatures));
+  }
+
+  /**
+   * Starts signing the outgoing messages, all at once (the signer pipelines them). A Byzantine
+   * replica's forgeries are signed with its own key, which is all it has.
+   */
+  #sign(messages: Ready<M>['messages'], mode: ByzantineMode | null): readonly [Traced<M>[], Promise<Uint8Array[]>] {
+    const self = this.config.nodeId;
+    const transmissions = messages.flatMap((out) => {
       const trace = this.#telemetry.sending(out.body);
       const sent = mode === null ? [{ from: self, to: out.to, body: out.body }] : corrupt(mode, self, out, this.#options.definition.adversary, this.config.members, this.#prng);
       return sent.map((tx) => ({ ...tx, trace }));
     });
-    // Signed all at once (the signer pipelines them), sent in order. A forgery is signed with this
-    // replica's own key, which is all a Byzantine replica has.
-    const signatures = await Promise.all(transmissions.map((tx) => within(tx.trace, () => crypto.sign(digestOf(tx.body)))));
+    return [transmissions, Promise.all(transmissions.map((tx) => within(tx.trace, () => this.#options.crypto.sign(digestOf(tx.body)))))];
+  }
+
+  /** Sends the signed messages in order, then sets timers and reports what the step produced. */
+  #finish(ready: Ready<M>, mode: ByzantineMode | null, transmissions: readonly Traced<M>[], signatures: readonly Uint8Array[]): void {
+    const { send, clock, listener } = this.#options;
+    const self = this.config.nodeId;
     transmissions.forEach((tx, i) => {
       const envelope: Signed<M> = { from: tx.from, body: tx.body, signature: signatures[i] as Uint8Array };
       const bytes = encode(envelope);

@@ -266,6 +266,7 @@ export const Replica = defineBehavior({
       store,
       clock: ctx.clock,
       seed: args.seed + 1,
+      measure: ctx.measure,
       crypto: {
         async sign(digest) {
           const reply = (await signer.ask({ type: 'sign', digest }, { timeoutMs: 60_000 }).catch(async (error: unknown) => {

@@ -106,8 +106,11 @@ export async function consensusBench(options: { quick?: boolean }): Promise<Benc
   for (const config of configs) {
     const result = await measure(config, quick ? 1500 : 4000);
     const name = `${config.protocol}_n${config.n}_${config.policy}`;
-    process.stderr.write(`${name} batch ${config.batch}: ${result.cmdsPerS.toFixed(0)} commands/s, p50 ${result.p50.toFixed(0)} ms, p99 ${result.p99.toFixed(0)} ms, ceiling ${result.ceiling.toFixed(0)}\n`);
+    process.stderr.write(
+      `${name} batch ${config.batch}: ${result.cmdsPerS.toFixed(0)} commands/s, p50 ${result.p50.toFixed(0)} ms, p99 ${result.p99.toFixed(0)} ms, ceiling ${result.ceiling.toFixed(0)}, handler p99 ${result.handlerP99} ticks\n`,
+    );
     metrics[`${name}_b${config.batch}_cmds_per_s`] = { value: result.cmdsPerS, unit: 'commands/s' };
+    metrics[`${name}_b${config.batch}_handler_p99_ticks`] = { value: result.handlerP99, unit: 'ticks' };
     worstHandler = Math.max(worstHandler, result.handlerP99);
     worstLoop = Math.max(worstLoop, result.loopDelayP99);
     const previous = best.get(name);

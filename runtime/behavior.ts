@@ -63,6 +63,13 @@ export interface ActorContext<Msg, Reply = unknown> {
   runTask<In, Out>(task: Task<In, Out>, input: In): Promise<Out>;
   /** Stops this actor normally (a transient child is then not restarted). */
   stop(): void;
+  /**
+   * Runs `work` at once and counts its synchronous time in this actor's handler-time histogram,
+   * as one more piece of handling. For work an actor does on behalf of its messages outside its
+   * handlers (a promise continuation that processes what several messages brought, say), which
+   * the tick budget covers as much as a handler. Calls nested in a measured piece are part of it.
+   */
+  measure<T>(work: () => T): T;
 }
 
 /** The handlers of a running actor, returned by {@link BehaviorDefinition.start}. */

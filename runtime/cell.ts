@@ -28,11 +28,14 @@ export interface CellOptions {
 export interface HandlerStats {
   /** Messages and signals handled. */
   readonly handled: number;
-  /** Longest synchronous processing of one message (decode, validation, handler), in ticks of 125 µs. */
+  /**
+   * Longest synchronous processing of one message (decode, validation, handler) or one piece of
+   * work the actor measured (`ActorContext.measure`), in ticks of 125 µs.
+   */
   readonly maxTicks: number;
   /** 99th percentile of the same, to a quarter tick (a time above 64 ticks counts as 64). */
   readonly p99Ticks: number;
-  /** Messages whose processing exceeded the budget of 8 ticks. */
+  /** Messages and measured pieces whose processing exceeded the budget of 8 ticks. */
   readonly overBudget: number;
   /** Messages waiting in the mailbox. */
   readonly mailboxDepth: number;
@@ -129,6 +132,10 @@ export class Cell implements SenderId {
   #sliceStart = 0;
   #handled = 0;
   #maxTicks = 0;
+  /** Pieces of work in the histogram: messages handled and `measure`d pieces. */
+  #pieces = 0;
+  /** Inside a `measure`d piece of work (nested ones are part of it). */
+  #measuring = false;
   #overBudget = 0;
   /** Handler times in quarter ticks, 0 … 64 ticks (the last bucket takes everything above). */
   readonly #quarterTicks = new Uint32Array(HISTOGRAM_BUCKETS);
@@ -320,8 +327,14 @@ export class Cell implements SenderId {
   }
 
   #account(ms: number): void {
-    const ticks = ms / TICK_MS;
     this.#handled++;
+    this.#record(ms);
+  }
+
+  /** One piece of synchronous work, a handler or a measured piece, into the handler-time statistics. */
+  #record(ms: number): void {
+    const ticks = ms / TICK_MS;
+    this.#pieces++;
     if (ticks > this.#maxTicks) this.#maxTicks = ticks;
     if (ticks > BUDGET_TICKS) this.#overBudget++;
     this.#quarterTicks[Math.min(HISTOGRAM_BUCKETS - 1, Math.ceil(ticks * 4))]! += 1;
@@ -329,7 +342,7 @@ export class Cell implements SenderId {
   }
 
   #p99(): number {
-    const rank = Math.ceil(this.#handled * 0.99);
+    const rank = Math.ceil(this.#pieces * 0.99);
     let seen = 0;
     for (let bucket = 0; bucket < HISTOGRAM_BUCKETS; bucket++) {
       seen += this.#quarterTicks[bucket] as number;
@@ -390,6 +403,17 @@ export class Cell implements SenderId {
         // Deferred, so that an asynchronous handler calling it has handed over its promise (and
         // the stop waits for it) before the stop begins.
         queueMicrotask(() => void this.stop('normal'));
+      },
+      measure: (work) => {
+        if (this.#measuring) return work();
+        this.#measuring = true;
+        const start = performance.now();
+        try {
+          return work();
+        } finally {
+          this.#measuring = false;
+          this.#record(performance.now() - start);
+        }
       },
     };
   }

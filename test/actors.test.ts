@@ -290,6 +290,17 @@ test('control plane: status, inspect and crash through comlink', async (t) => {
   t.regex(reason.kind === 'crash' ? reason.error.message : '', /injected/);
 });
 
+test('work an actor measures outside its handlers counts in its handler times', async (t) => {
+  const system = await startSystem(t);
+  const counter = await system.spawn(Counter, { name: 'c', thread: true, args: { from: 0 } });
+  t.is(await counter.ask({ type: 'later', ms: 3 }), 0);
+  const { handler } = await system.control(counter).status();
+  t.is(handler.handled, 1, 'a measured piece is not a message');
+  t.true(handler.maxTicks >= 24, `3 ms of measured work is at least 24 ticks (max ${handler.maxTicks})`);
+  t.true(handler.overBudget >= 1);
+  t.true(handler.p99Ticks >= 24, 'the measured piece is in the histogram');
+});
+
 test('spawn fails with SpawnError for a missing export, invalid arguments or a taken name', async (t) => {
   const system = await startSystem(t);
   await t.throwsAsync(system.spawn(Misnamed, { name: 'm', thread: true, args: { from: 0 } }), { instanceOf: SpawnError, message: /NoSuchExport/ });
