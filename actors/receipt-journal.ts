@@ -68,24 +68,36 @@ export class ReceiptJournal {
   /** Appends in progress, one after the other. */
   #writing: Promise<void> = Promise.resolve();
 
-  private constructor(store: ReplicaStore, context: LogContext, onHead: (head: TreeHead) => void, telemetry: ReceiptTelemetry | undefined) {
+  readonly #measure: <T>(work: () => T) => T;
+
+  private constructor(store: ReplicaStore, context: LogContext, onHead: (head: TreeHead) => void, telemetry: ReceiptTelemetry | undefined, measure: (<T>(work: () => T) => T) | undefined) {
     this.#store = store;
     this.#context = context;
     this.#onHead = onHead;
     this.#telemetry = telemetry;
+    this.#measure = measure ?? ((work) => work());
   }
 
   /**
    * The journal in `store`, rebuilt from its records; `onHead` receives the tree head after each
    * position appended from now on. Positions stored after a missing one (a thread killed while
    * its writes were in flight) are dropped: the log is what is consecutive, and the rest comes
-   * back by replay or from a peer. `nodeId`, the replica's, labels the journal's telemetry; without
-   * it the journal reports none, since its metrics and events require it.
+   * back by replay or from a peer.
+   * @param options.nodeId The replica's, which labels the journal's telemetry; without it the
+   *   journal reports none, since its metrics and events require it.
+   * @param options.measure Runs each synchronous stretch of appending (an actor's
+   *   `ActorContext.measure`, so that it counts against the replica's tick budget).
    * @throws {StorageError} `STORAGE_CORRUPT` when a record is damaged.
    */
-  static async open(store: ReplicaStore, context: LogContext, onHead: (head: TreeHead) => void, nodeId?: number): Promise<ReceiptJournal> {
+  static async open(
+    store: ReplicaStore,
+    context: LogContext,
+    onHead: (head: TreeHead) => void,
+    options: { readonly nodeId?: number; readonly measure?: <T>(work: () => T) => T } = {},
+  ): Promise<ReceiptJournal> {
+    const { nodeId } = options;
     const telemetry = nodeId === undefined || !INSTRUMENTED ? undefined : new ReceiptTelemetry(context.protocol, nodeId);
-    const journal = new ReceiptJournal(store, context, onHead, telemetry);
+    const journal = new ReceiptJournal(store, context, onHead, telemetry, options.measure);
     const beyondHole: number[] = [];
     for (const { position, entries } of store.receiptPositions()) {
       if (beyondHole.length > 0 || position !== journal.#position + 1) {
@@ -179,10 +191,12 @@ export class ReceiptJournal {
     this.#accepted = (records[records.length - 1] as PositionBodies).position;
     this.#writing = this.#writing.then(async () => {
       for (const [i, record] of records.entries()) {
-        this.#log.appendLeafHashes(leaves[i] as Digest[]);
-        this.#remember(record.bodies);
-        this.#position = record.position;
-        await this.#store.putReceipts(record.position, { bodies: record.bodies });
+        await this.#measure(() => {
+          this.#log.appendLeafHashes(leaves[i] as Digest[]);
+          this.#remember(record.bodies);
+          this.#position = record.position;
+          return this.#store.putReceipts(record.position, { bodies: record.bodies });
+        });
         this.#telemetry?.logSize(this.#log.size);
       }
     });
@@ -201,12 +215,17 @@ export class ReceiptJournal {
     if (entry.position <= this.#accepted) return this.#writing;
     this.#accepted = entry.position;
     this.#writing = this.#writing.then(async () => {
-      const record = appendBatch(this.#log, entry, this.#context);
-      this.#position = entry.position;
-      this.#remember(record.bodies);
-      await this.#store.putReceipts(entry.position, { bodies: record.bodies });
-      this.#telemetry?.logSize(this.#log.size);
-      this.#onHead(record.treeHead);
+      const [record, written] = this.#measure(() => {
+        const record = appendBatch(this.#log, entry, this.#context);
+        this.#position = entry.position;
+        this.#remember(record.bodies);
+        return [record, this.#store.putReceipts(entry.position, { bodies: record.bodies })] as const;
+      });
+      await written;
+      this.#measure(() => {
+        this.#telemetry?.logSize(this.#log.size);
+        this.#onHead(record.treeHead);
+      });
     });
     return this.#writing;
   }

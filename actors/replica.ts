@@ -62,8 +62,11 @@ export interface ReplicaArgs {
   readonly cryptoBackend?: BackendChoice;
 }
 
-/** Under load, replicas sign the receipt log's tree head at every this many positions (see `headAfter`). */
-export const TREE_HEAD_INTERVAL = 8;
+/**
+ * Under load, replicas sign the receipt log's tree head at each position that carries the log
+ * past a multiple of this many leaves (see `headAfter`).
+ */
+export const TREE_HEAD_LEAVES = 512;
 /** ...and at the last position executed once execution has paused this long, ms. */
 const TREE_HEAD_IDLE_MS = 20;
 
@@ -197,17 +200,22 @@ export const Replica = defineBehavior({
       agent.tell({ type: 'tree-head', signed: { treeHead: head, signatures: [{ node: String(nodeId), keyId, scheme, signature }] } });
     };
     // A receipt may be proved against any later tree head of the log, so under load replicas sign
-    // only every TREE_HEAD_INTERVAL-th position — all the same ones, so that quorums form — and,
-    // when execution pauses, the last one. An ML-DSA signature per position would cost a third of
-    // a replica's signing.
+    // only the heads of positions that carry the log past a multiple of TREE_HEAD_LEAVES leaves —
+    // the same positions at every replica, so that quorums form — and, when execution pauses, the
+    // last one. Counted in leaves, not positions: Raft executes one command per position, and a
+    // head every few positions made tree heads most of a Raft replica's ML-DSA signatures.
     let idle: ReturnType<typeof setTimeout> | undefined;
+    let leaves = 0;
     const headAfter = (head: TreeHead): void => {
       clearTimeout(idle);
       const sign = (): void => void signHead(head).catch(() => undefined);
-      if (head.sequence % TREE_HEAD_INTERVAL === 0) sign();
+      const crossed = Math.floor(head.size / TREE_HEAD_LEAVES) > Math.floor(leaves / TREE_HEAD_LEAVES);
+      leaves = head.size;
+      if (crossed) sign();
       else idle = setTimeout(sign, TREE_HEAD_IDLE_MS);
     };
-    const journal = await ReceiptJournal.open(store, context, headAfter, nodeId);
+    const journal = await ReceiptJournal.open(store, context, headAfter, { nodeId, measure: ctx.measure });
+    leaves = journal.size;
     let stopped = false;
     let filling = false;
     /** Fills the receipt log's gap after a state transfer from the peers' stores, one peer after another. */

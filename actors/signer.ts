@@ -240,11 +240,13 @@ export const Signer = defineBehavior({
     due: { due: t.boolean() },
     /** A rotation request refused, with the `CryptoError` code saying why; the keys are unchanged. */
     refused: { code: t.string({ maxLength: 64 }), reason: t.string({ maxLength: 1024 }) },
-    stats: { signatures: t.uint() },
+    stats: { signatures: t.uint(), treeHeads: t.uint() },
   }),
   async start(_ctx, args: SignerArgs) {
     const custody = await Custody.open(args, observedSchemes(args.cryptoBackend));
     let signatures = 0;
+    /** Of which tree heads (each verified once, by the cluster's collector). */
+    let treeHeads = 0;
     const describe = (): { type: 'key'; key: PublicKeyDescriptor; history: PublicKeyDescriptor[] } => {
       const history = custody.history();
       return { type: 'key', key: history[history.length - 1] as PublicKeyDescriptor, history };
@@ -280,10 +282,11 @@ export const Signer = defineBehavior({
             return refusing(from, () => {
               const { keyId, signature } = measured('sign', scheme, () => custody.sign(msg.head, treeHeadContext(scheme)));
               signatures++;
+              treeHeads++;
               from.reply({ type: 'head-signature', signature, keyId, scheme: scheme.name });
             });
           case 'stats':
-            return from.reply({ type: 'stats', signatures });
+            return from.reply({ type: 'stats', signatures, treeHeads });
           case 'describe':
             return from.reply(describe());
           case 'rotation-due':

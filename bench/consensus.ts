@@ -9,7 +9,6 @@
 import { availableParallelism } from 'node:os';
 import { ActorSystem } from '../actors/system.js';
 import { POLICY_SCHEME, type Cluster } from '../actors/cluster.js';
-import { TREE_HEAD_INTERVAL } from '../actors/replica.js';
 import { closedLoop, type ClosedLoopResult } from '../actors/workload.js';
 import type { ConsensusAlgorithm } from '../protocols/consensus/index.js';
 import { SchemeRegistry, type SignaturePolicy } from '../protocols/crypto/index.js';
@@ -21,6 +20,12 @@ interface Config {
   readonly n: number;
   readonly policy: SignaturePolicy;
   readonly batch: number;
+}
+
+/** A signer's counters: signatures made, of which tree heads. */
+interface SignerStats {
+  readonly signatures: number;
+  readonly treeHeads: number;
 }
 
 interface Measured {
@@ -53,18 +58,17 @@ async function measure(config: Config, commands: number): Promise<Measured> {
     // optimized, the stores hold a few checkpoints, and what follows is the steady state.
     await workload(cluster, Math.ceil(commands / 2), Math.min(2000, config.batch * 4), 'warm');
     const ask = async <R>(name: string, msg: unknown): Promise<R> => (await system.lookup(`${cluster.id}/${name}`)?.ask(msg, { timeoutMs: 30_000 })) as R;
-    const signaturesBefore = await Promise.all(Array.from({ length: config.n }, (_, i) => ask<{ signatures: number }>(`signer-${i}`, { type: 'stats' })));
+    const signaturesBefore = await Promise.all(Array.from({ length: config.n }, (_, i) => ask<SignerStats>(`signer-${i}`, { type: 'stats' })));
     const verifiedBefore = await ask<{ verified: number; rejected: number }>('verifier', { type: 'stats' });
-    const positionsBefore = Math.max(...(await cluster.status()).map((s) => s.commitIndex));
     const { seconds, latencies } = await workload(cluster, commands, Math.min(2000, config.batch * 4), 'k');
-    const signaturesAfter = await Promise.all(Array.from({ length: config.n }, (_, i) => ask<{ signatures: number }>(`signer-${i}`, { type: 'stats' })));
+    const signaturesAfter = await Promise.all(Array.from({ length: config.n }, (_, i) => ask<SignerStats>(`signer-${i}`, { type: 'stats' })));
     const verifiedAfter = await ask<{ verified: number; rejected: number }>('verifier', { type: 'stats' });
     const status = await cluster.status();
-    const positions = Math.max(...status.map((s) => s.commitIndex)) - positionsBefore;
-    const signatures = signaturesAfter.reduce((sum, s, i) => sum + s.signatures - (signaturesBefore[i]?.signatures ?? 0), 0);
-    // Verifications: the verifier's (each distinct signature once) and the cluster's of the tree
-    // head signatures, which replicas make every TREE_HEAD_INTERVAL-th position (and when idle).
-    const verifications = verifiedAfter.verified + verifiedAfter.rejected - verifiedBefore.verified - verifiedBefore.rejected + Math.ceil(positions / TREE_HEAD_INTERVAL) * config.n;
+    const made = (field: keyof SignerStats): number => signaturesAfter.reduce((sum, s, i) => sum + s[field] - (signaturesBefore[i]?.[field] ?? 0), 0);
+    const signatures = made('signatures');
+    // Verifications: the verifier's (each distinct signature once) and the cluster's, of every
+    // tree-head signature the replicas made.
+    const verifications = verifiedAfter.verified + verifiedAfter.rejected - verifiedBefore.verified - verifiedBefore.rejected + made('treeHeads');
     const costs = unitCosts(config.policy);
     const cryptoSeconds = (signatures * costs.signUs + verifications * costs.verifyUs) / 1e6;
     const threads = await Promise.all(

@@ -318,7 +318,7 @@ test.serial('the receipt journal reports its log size from the store and per pos
   const entries = async (from: MetricReader = reader): Promise<unknown> => point(await cryptoMetrics(from), 'receipt.log.entries', labels)?.value;
   const store = await replicaStore(t, nodeId);
   const heads: TreeHead[] = [];
-  const journal = await ReceiptJournal.open(store, logContext, (head) => heads.push(head), nodeId);
+  const journal = await ReceiptJournal.open(store, logContext, (head) => heads.push(head), { nodeId });
   t.is(await entries(), 0, 'an empty log, reported on open');
   for (let position = 1; position <= 3; position++) await journal.append(entry(position));
   t.is(await entries(), 6);
@@ -343,12 +343,12 @@ test.serial('the receipt journal reports its log size from the store and per pos
   t.is(point(data, 'receipt.generated', labels)?.value, 3);
   t.deepEqual(undeclaredTelemetry(ownSpansDropped(request === undefined ? [] : [request]), data), []);
 
-  const reopened = await ReceiptJournal.open(store, logContext, () => undefined, nodeId);
+  const reopened = await ReceiptJournal.open(store, logContext, () => undefined, { nodeId });
   t.is(reopened.size, 6);
   t.is(await entries(), 6, 'opened again in this process: the log size, not counted twice');
 
   // A replica that jumped to position 3 by state transfer counts what it fills in from a peer.
-  const lagging = await ReceiptJournal.open(await replicaStore(t, 2), logContext, () => undefined, 2);
+  const lagging = await ReceiptJournal.open(await replicaStore(t, 2), logContext, () => undefined, { nodeId: 2 });
   lagging.skipTo(3, stateAt(3));
   t.true(await lagging.fill(encode(journal.bodies(1, 3))));
   t.is(point(await cryptoMetrics(), 'receipt.log.entries', { ...labels, 'consensus.node_id': 2 })?.value, 6);
@@ -363,7 +363,7 @@ test.serial('the receipt journal reports its log size from the store and per pos
     metrics.setGlobalMeterProvider(meterProvider);
     await restarted.shutdown();
   });
-  await ReceiptJournal.open(store, logContext, () => undefined, nodeId);
+  await ReceiptJournal.open(store, logContext, () => undefined, { nodeId });
   t.is(await entries(restartedReader), 6);
   await reopened.append(entry(4));
   t.is(await entries(restartedReader), 8);
