@@ -24,7 +24,7 @@ import {
   type SignedTreeHead,
   type TreeHead,
 } from '../protocols/receipts/index.js';
-import { INSTRUMENTED } from '../runtime/index.js';
+import { INSTRUMENTED, type Measure } from '../runtime/index.js';
 import { ReceiptTelemetry } from './crypto-telemetry.js';
 import type { ReplicaStore } from './replica-store.js';
 import { StorageError } from './replica-store.js';
@@ -68,9 +68,9 @@ export class ReceiptJournal {
   /** Appends in progress, one after the other. */
   #writing: Promise<void> = Promise.resolve();
 
-  readonly #measure: <T>(work: () => T) => T;
+  readonly #measure: Measure;
 
-  private constructor(store: ReplicaStore, context: LogContext, onHead: (head: TreeHead) => void, telemetry: ReceiptTelemetry | undefined, measure: (<T>(work: () => T) => T) | undefined) {
+  private constructor(store: ReplicaStore, context: LogContext, onHead: (head: TreeHead) => void, telemetry: ReceiptTelemetry | undefined, measure: Measure | undefined) {
     this.#store = store;
     this.#context = context;
     this.#onHead = onHead;
@@ -93,7 +93,7 @@ export class ReceiptJournal {
     store: ReplicaStore,
     context: LogContext,
     onHead: (head: TreeHead) => void,
-    options: { readonly nodeId?: number; readonly measure?: <T>(work: () => T) => T } = {},
+    options: { readonly nodeId?: number; readonly measure?: Measure } = {},
   ): Promise<ReceiptJournal> {
     const { nodeId } = options;
     const telemetry = nodeId === undefined || !INSTRUMENTED ? undefined : new ReceiptTelemetry(context.protocol, nodeId);

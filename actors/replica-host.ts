@@ -41,7 +41,7 @@ import {
 import { corrupt, remember, type ByzantineMode, type Transmission } from '../protocols/sim/byzantine.js';
 import { Prng } from '../protocols/sim/prng.js';
 import { replicaTelemetry, type ReplicaInstrumentation } from './consensus-telemetry.js';
-import { within } from '../runtime/index.js';
+import { within, type Measure } from '../runtime/index.js';
 import type { ReplicaStore } from './replica-store.js';
 
 /** How a replica signs and checks protocol messages. Both may be asynchronous (the crypto pool). */
@@ -94,7 +94,7 @@ export interface ReplicaHostOptions<M extends { readonly type: string }> {
    * `ActorContext.measure`, so that the work its messages cause counts against its tick budget
    * as much as its handlers. Default: just runs it.
    */
-  readonly measure?: <T>(work: () => T) => T;
+  readonly measure?: Measure;
 }
 
 /** A message on its way out, with the trace its sending continues. */

@@ -63,10 +63,10 @@ export interface ReplicaArgs {
 }
 
 /**
- * Under load, replicas sign the receipt log's tree head at each position that carries the log
- * past a multiple of this many leaves (see `headAfter`).
+ * Under load, replicas sign the receipt log's tree head at each position whose agreed timestamp
+ * enters a new window of this many ms (see `headAfter`).
  */
-export const TREE_HEAD_LEAVES = 512;
+export const TREE_HEAD_PERIOD_MS = 1000;
 /** ...and at the last position executed once execution has paused this long, ms. */
 const TREE_HEAD_IDLE_MS = 20;
 
@@ -200,22 +200,22 @@ export const Replica = defineBehavior({
       agent.tell({ type: 'tree-head', signed: { treeHead: head, signatures: [{ node: String(nodeId), keyId, scheme, signature }] } });
     };
     // A receipt may be proved against any later tree head of the log, so under load replicas sign
-    // only the heads of positions that carry the log past a multiple of TREE_HEAD_LEAVES leaves —
-    // the same positions at every replica, so that quorums form — and, when execution pauses, the
-    // last one. Counted in leaves, not positions: Raft executes one command per position, and a
-    // head every few positions made tree heads most of a Raft replica's ML-DSA signatures.
+    // only the head of the first position in each TREE_HEAD_PERIOD_MS window of agreed time (the
+    // protocol's timestamp, so the same positions at every replica and quorums form) and, when
+    // execution pauses, the last one. Counted in time, not positions: a head costs a signature
+    // per replica and its verifications whatever it covers, and Raft executes one command per
+    // position, where a head every eighth position was most of its replicas' ML-DSA signing.
     let idle: ReturnType<typeof setTimeout> | undefined;
-    let leaves = 0;
+    let window = -1;
     const headAfter = (head: TreeHead): void => {
       clearTimeout(idle);
       const sign = (): void => void signHead(head).catch(() => undefined);
-      const crossed = Math.floor(head.size / TREE_HEAD_LEAVES) > Math.floor(leaves / TREE_HEAD_LEAVES);
-      leaves = head.size;
-      if (crossed) sign();
+      const entered = Math.floor(head.timestamp / TREE_HEAD_PERIOD_MS);
+      if (entered > window) sign();
       else idle = setTimeout(sign, TREE_HEAD_IDLE_MS);
+      window = Math.max(window, entered);
     };
     const journal = await ReceiptJournal.open(store, context, headAfter, { nodeId, measure: ctx.measure });
-    leaves = journal.size;
     let stopped = false;
     let filling = false;
     /** Fills the receipt log's gap after a state transfer from the peers' stores, one peer after another. */

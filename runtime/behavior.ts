@@ -67,10 +67,14 @@ export interface ActorContext<Msg, Reply = unknown> {
    * Runs `work` at once and counts its synchronous time in this actor's handler-time histogram,
    * as one more piece of handling. For work an actor does on behalf of its messages outside its
    * handlers (a promise continuation that processes what several messages brought, say), which
-   * the tick budget covers as much as a handler. Calls nested in a measured piece are part of it.
+   * the tick budget covers as much as a handler. Called inside a handler or another measured
+   * piece, it adds nothing: that time is already counted.
    */
-  measure<T>(work: () => T): T;
+  readonly measure: Measure;
 }
+
+/** Runs a piece of synchronous work and accounts for its time (see `ActorContext.measure`). */
+export type Measure = <T>(work: () => T) => T;
 
 /** The handlers of a running actor, returned by {@link BehaviorDefinition.start}. */
 export interface ActorHandlers<Msg, Reply = unknown> {

@@ -134,7 +134,7 @@ export class Cell implements SenderId {
   #maxTicks = 0;
   /** Pieces of work in the histogram: messages handled and `measure`d pieces. */
   #pieces = 0;
-  /** Inside a `measure`d piece of work (nested ones are part of it). */
+  /** Inside a handler or a `measure`d piece of work (work measured inside either is part of it). */
   #measuring = false;
   #overBudget = 0;
   /** Handler times in quarter ticks, 0 … 64 ticks (the last bucket takes everything above). */
@@ -299,6 +299,8 @@ export class Cell implements SenderId {
     const parent = parentContext(header);
     const traced = parent ? startHandleSpan(parent, this.name, typeof (msg as { type?: unknown }).type === 'string' ? (msg as { type: string }).type : 'message') : undefined;
     let result: unknown;
+    // The handler's time is accounted as the message's: work it measures is part of it.
+    this.#measuring = true;
     try {
       const call = (): unknown => (sender ? handlers.receive(msg, sender) : handlers.signal?.(msg as Signal));
       result = within(traced?.ctx, call);
@@ -306,6 +308,8 @@ export class Cell implements SenderId {
       if (traced) endHandleSpan(traced.span, error);
       this.#fail(error, sender);
       return;
+    } finally {
+      this.#measuring = false;
     }
     if (!isThenable(result)) {
       if (traced) endHandleSpan(traced.span);

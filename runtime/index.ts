@@ -12,6 +12,7 @@ export {
   type Behavior,
   type BehaviorDefinition,
   type ActorContext,
+  type Measure,
   type ActorHandlers,
   type ActorTimers,
   type Sender,
