@@ -15,7 +15,7 @@ import { hotstuff } from '../protocols/hotstuff/index.js';
 import { raft } from '../protocols/raft/index.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
 import { Prng } from '../protocols/sim/prng.js';
-import { BINARY_SCHEMAS, encodeTreeHead, receiptToJson, type LogContext, type TreeHead } from '../protocols/receipts/index.js';
+import { BINARY_SCHEMAS, encodeTreeHead, receiptToJson, TreeHeadSchedule, type LogContext, type TreeHead } from '../protocols/receipts/index.js';
 import { CryptoError, decodeRotationCertificate, type BackendChoice, type KeyDescriptor, type SchemeName, type SignaturePolicy } from '../protocols/crypto/index.js';
 import { ReceiptJournal } from './receipt-journal.js';
 import { ReplicaHost } from './replica-host.js';
@@ -62,10 +62,7 @@ export interface ReplicaArgs {
   readonly cryptoBackend?: BackendChoice;
 }
 
-/**
- * Under load, replicas sign the receipt log's tree head at each position whose agreed timestamp
- * enters a new window of this many ms (see `headAfter`).
- */
+/** Under load, replicas sign one tree head per this many ms of agreed time (`TreeHeadSchedule`). */
 export const TREE_HEAD_PERIOD_MS = 1000;
 /** ...and at the last position executed once execution has paused this long, ms. */
 const TREE_HEAD_IDLE_MS = 20;
@@ -199,21 +196,15 @@ export const Replica = defineBehavior({
       if (signature === undefined) return;
       agent.tell({ type: 'tree-head', signed: { treeHead: head, signatures: [{ node: String(nodeId), keyId, scheme, signature }] } });
     };
-    // A receipt may be proved against any later tree head of the log, so under load replicas sign
-    // only the head of the first position in each TREE_HEAD_PERIOD_MS window of agreed time (the
-    // protocol's timestamp, so the same positions at every replica and quorums form) and, when
-    // execution pauses, the last one. Counted in time, not positions: a head costs a signature
-    // per replica and its verifications whatever it covers, and Raft executes one command per
-    // position, where a head every eighth position was most of its replicas' ML-DSA signing.
+    // Under load, the heads the schedule picks (the same positions at every replica); when
+    // execution pauses, the last one, so that the receipts of a burst do not wait for the next.
     let idle: ReturnType<typeof setTimeout> | undefined;
-    let window = -1;
+    const schedule = new TreeHeadSchedule(TREE_HEAD_PERIOD_MS);
     const headAfter = (head: TreeHead): void => {
       clearTimeout(idle);
       const sign = (): void => void signHead(head).catch(() => undefined);
-      const entered = Math.floor(head.timestamp / TREE_HEAD_PERIOD_MS);
-      if (entered > window) sign();
+      if (schedule.due(head)) sign();
       else idle = setTimeout(sign, TREE_HEAD_IDLE_MS);
-      window = Math.max(window, entered);
     };
     const journal = await ReceiptJournal.open(store, context, headAfter, { nodeId, measure: ctx.measure });
     let stopped = false;

@@ -41,6 +41,7 @@ export {
 } from './verify.js';
 export { ForkError, assertNoFork, compareTreeHeads, type ForkEvidence, type ForkKind, type TreeHeadComparison } from './fork.js';
 export { TreeHeadCollector, type CollectorOptions, type CollectorUpdate } from './collector.js';
+export { TreeHeadSchedule } from './signing-schedule.js';
 export {
   consistencyProofFromJson,
   consistencyProofToJson,

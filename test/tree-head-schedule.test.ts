@@ -1,0 +1,57 @@
+/**
+ * The schedule of tree heads a replica signs under load (protocols/receipts/signing-schedule.ts):
+ * one per window of agreed time, the same positions at every replica.
+ */
+import test from 'ava';
+import fc from 'fast-check';
+import { TreeHeadSchedule } from '../protocols/receipts/index.js';
+import { testSeed } from './helpers/seed.js';
+
+/** The positions (indices into `timestamps`) whose heads a fresh schedule signs. */
+function signed(periodMs: number, timestamps: readonly number[]): number[] {
+  const schedule = new TreeHeadSchedule(periodMs);
+  return timestamps.flatMap((timestamp, position) => (schedule.due({ timestamp }) ? [position] : []));
+}
+
+test('the first head of each window is signed, and no other', (t) => {
+  t.deepEqual(signed(1000, [5_000, 5_400, 5_999, 6_000, 6_001, 9_500, 9_600, 10_000]), [0, 3, 5, 7]);
+});
+
+test('a timestamp behind one already seen starts no window', (t) => {
+  // A new PBFT primary's clock a little behind the old one's: 6 100 re-enters window 6 after 7 000.
+  t.deepEqual(signed(1000, [6_500, 7_000, 6_100, 7_200, 8_000]), [0, 1, 4]);
+});
+
+test('a run of one command per position signs one head per window, not one per few positions', (t) => {
+  // Raft at 2 000 commands/s for 3 s: 6 000 positions, 3 or 4 windows.
+  const timestamps = Array.from({ length: 6000 }, (_, i) => 1_000_000 + i / 2);
+  t.deepEqual(signed(1000, timestamps), [0, 2000, 4000]);
+});
+
+test('property: replicas that execute the same log sign the same positions: the first of each new window, at most one per window', (t) => {
+  const seed = testSeed(t);
+  t.notThrows(() =>
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 5000 }), fc.array(fc.integer({ min: 0, max: 50_000 }), { maxLength: 300 }), (periodMs, timestamps) => {
+        const first = signed(periodMs, timestamps);
+        const second = signed(periodMs, timestamps);
+        const windowOf = (position: number): number => Math.floor((timestamps[position] as number) / periodMs);
+        const windows = first.map(windowOf);
+        // A head left unsigned is in a window some earlier head already reached.
+        const skippedOnlyInSeenWindows = timestamps.every((_, p) => first.includes(p) || Array.from({ length: p }, (_, q) => windowOf(q)).some((w) => w >= windowOf(p)));
+        return (
+          JSON.stringify(first) === JSON.stringify(second) &&
+          skippedOnlyInSeenWindows &&
+          new Set(windows).size === windows.length &&
+          windows.every((w, i) => i === 0 || w > (windows[i - 1] as number)) &&
+          (timestamps.length === 0 || first[0] === 0)
+        );
+      }),
+      { seed, numRuns: 300 },
+    ),
+  );
+});
+
+test('a period that is not a positive whole number of ms is refused', (t) => {
+  for (const bad of [0, -1, 0.5, Number.NaN, Number.POSITIVE_INFINITY]) t.throws(() => new TreeHeadSchedule(bad), { instanceOf: RangeError });
+});
