@@ -28,6 +28,10 @@ interface Cluster {
   /** Resolves once replica `i` has executed position `height` (the client needs only f+1 replies, so a replica may lag). */
   executed(i: number, height: number): Promise<void>;
   crypto: ReplicaCrypto[];
+  /** Replies and executions reported outside a measured stretch of a host's work (should be none). */
+  readonly unmeasured: string[];
+  /** Measured stretches, per replica. */
+  readonly stretches: number[];
 }
 
 async function cluster(t: ExecutionContext, scheme: SchemeName): Promise<Cluster> {
@@ -46,7 +50,22 @@ async function cluster(t: ExecutionContext, scheme: SchemeName): Promise<Cluster
   const waiting = new Map<string, { votes: Map<string, Set<number>>; resolve: (r: Uint8Array) => void }>();
   const heights = new Map<number, number>();
   const heightWaiters: { i: number; height: number; resolve: () => void }[] = [];
+  // The hosts share this thread, so one flag says whether some host's measured stretch is running.
+  let measuring = false;
+  const unmeasured: string[] = [];
+  const stretches = Array.from({ length: N }, () => 0);
+  const measureFor = (i: number) => <T>(work: () => T): T => {
+    if (measuring) return work();
+    stretches[i] = (stretches[i] ?? 0) + 1;
+    measuring = true;
+    try {
+      return work();
+    } finally {
+      measuring = false;
+    }
+  };
   const onApplied = (i: number, position: number): void => {
+    if (!measuring) unmeasured.push(`replica ${i} executed ${position}`);
     heights.set(i, position);
     for (const w of [...heightWaiters]) {
       if (w.i === i && position >= w.height) {
@@ -56,6 +75,7 @@ async function cluster(t: ExecutionContext, scheme: SchemeName): Promise<Cluster
     }
   };
   const onReply = (from: number, reply: Reply): void => {
+    if (!measuring) unmeasured.push(`replica ${from} replied to ${reply.client}/${reply.timestamp}`);
     const w = waiting.get(`${reply.client}/${reply.timestamp}`);
     if (w === undefined) return;
     const key = hex(reply.response);
@@ -72,6 +92,8 @@ async function cluster(t: ExecutionContext, scheme: SchemeName): Promise<Cluster
     stores: [],
     cut: new Set(),
     crypto,
+    unmeasured,
+    stretches,
     async start(i) {
       const store = await ReplicaStore.open(join(dir, `replica-${i}`), { clusterId: 'test', nodeId: i, protocol: 'pbft', n: N });
       c.stores[i] = store;
@@ -82,6 +104,7 @@ async function cluster(t: ExecutionContext, scheme: SchemeName): Promise<Cluster
         store,
         crypto: crypto[i] as ReplicaCrypto,
         clock: realClock,
+        measure: measureFor(i),
         send: (to, bytes) => {
           if (c.cut.has(i) || c.cut.has(to)) return;
           setImmediate(() => void c.hosts[to]?.receive(bytes));
@@ -145,6 +168,9 @@ test('four PBFT replicas with Ed25519 signatures and LMDB stores commit, refuse 
   const heights = c.hosts.map((h) => h?.status().commitIndex);
   t.log(`executed: ${heights.join(', ')}`);
   t.true(heights.filter((h) => h === heights[1]).length >= 3, 'a quorum executed the same height');
+  // Every execution and reply happened inside a stretch the host measured (its actor's tick budget).
+  t.deepEqual(c.unmeasured, []);
+  t.true(c.stretches.every((count) => count > 25), `each host measured its work (${c.stretches.join(', ')} stretches)`);
 });
 
 test('hybrid ML-DSA-65+Ed25519 signatures on every vote', async (t) => {
