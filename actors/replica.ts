@@ -63,7 +63,7 @@ export interface ReplicaArgs {
 }
 
 /** Under load, replicas sign one tree head per this many ms of agreed time (`TreeHeadSchedule`). */
-export const TREE_HEAD_PERIOD_MS = 1000;
+const TREE_HEAD_PERIOD_MS = 1000;
 /** ...and at the last position executed once execution has paused this long, ms. */
 const TREE_HEAD_IDLE_MS = 20;
 
