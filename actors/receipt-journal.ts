@@ -7,7 +7,9 @@
  * gap. Until the gap is filled with the bodies a peer holds for those positions ({@link fill}),
  * later positions wait and no tree head is offered for signing — a head over a log with a hole
  * would be a fork of everyone else's. Filled bodies are checked against what the replica knows:
- * their positions and cluster, and the state hash the jump landed on.
+ * their positions, that they are bodies this log would have built (its cluster, protocol and
+ * policy; one view, timestamp and pair of state hashes per position), and the state hash the
+ * jump landed on. Bodies are stored compactly (receipt-record.ts).
  *
  * Given its replica's node id, a journal reports its size (`receipt.log.entries`) and the receipts
  * it assembles (`receipt.generated`, `crypto.receipt.generated`), see crypto-telemetry.ts.
@@ -26,6 +28,7 @@ import {
 } from '../protocols/receipts/index.js';
 import { INSTRUMENTED, type Measure } from '../runtime/index.js';
 import { ReceiptTelemetry } from './crypto-telemetry.js';
+import { fromRecord, isPositionOfLog, toRecord } from './receipt-record.js';
 import type { ReplicaStore } from './replica-store.js';
 import { StorageError } from './replica-store.js';
 
@@ -104,13 +107,9 @@ export class ReceiptJournal {
         beyondHole.push(position);
         continue;
       }
-      const record = entries as { readonly bodies: readonly ReceiptBody[] };
-      try {
-        journal.#log.appendLeafHashes(record.bodies.map(receiptLeafHash));
-      } catch (cause) {
-        throw new StorageError('STORAGE_CORRUPT', store.path, `receipt bodies of position ${position} are malformed`, { cause });
-      }
-      journal.#remember(record.bodies);
+      const bodies = journal.#expand(position, entries);
+      journal.#log.appendLeafHashes(bodies.map(receiptLeafHash));
+      journal.#remember(bodies);
       journal.#position = position;
       journal.#accepted = position;
     }
@@ -156,11 +155,28 @@ export class ReceiptJournal {
   bodies(from: number, to: number): PositionBodies[] {
     const out: PositionBodies[] = [];
     for (let position = from; position <= Math.min(to, from + FILL_POSITIONS - 1); position++) {
-      const record = this.#store.receipts(position) as { readonly bodies: readonly ReceiptBody[] } | undefined;
-      if (record === undefined) break;
-      out.push({ position, bodies: record.bodies });
+      const bodies = this.#stored(position);
+      if (bodies === undefined) break;
+      out.push({ position, bodies });
     }
     return out;
+  }
+
+  /**
+   * The bodies stored for `position`, if any.
+   * @throws {StorageError} `STORAGE_CORRUPT` when its record is damaged.
+   */
+  #stored(position: number): ReceiptBody[] | undefined {
+    const record = this.#store.receipts(position);
+    return record === undefined ? undefined : this.#expand(position, record);
+  }
+
+  #expand(position: number, record: unknown): ReceiptBody[] {
+    try {
+      return fromRecord(record, position, this.#context);
+    } catch (cause) {
+      throw new StorageError('STORAGE_CORRUPT', this.#store.path, `receipt record of position ${position} is malformed`, { cause });
+    }
   }
 
   /**
@@ -179,7 +195,8 @@ export class ReceiptJournal {
       if (!Array.isArray(records) || records.length === 0) return false;
       records.forEach((record, i) => {
         if (record.position !== wanted.from + i || record.position > gap.to) throw new Error('out of place');
-        if (!record.bodies.every((body) => body.sequence === record.position && body.cluster === this.#context.cluster)) throw new Error('foreign');
+        // Only bodies built as this log builds them can be stored compactly and read back the same.
+        if (!Array.isArray(record.bodies) || !isPositionOfLog(record.bodies, record.position, this.#context)) throw new Error('foreign');
       });
       const last = records[records.length - 1] as PositionBodies;
       const landing = last.bodies[last.bodies.length - 1];
@@ -195,7 +212,7 @@ export class ReceiptJournal {
           this.#log.appendLeafHashes(leaves[i] as Digest[]);
           this.#remember(record.bodies);
           this.#position = record.position;
-          return this.#store.putReceipts(record.position, { bodies: record.bodies });
+          return this.#store.putReceipts(record.position, toRecord(record.bodies));
         });
         this.#telemetry?.logSize(this.#log.size);
       }
@@ -219,7 +236,7 @@ export class ReceiptJournal {
         const record = appendBatch(this.#log, entry, this.#context);
         this.#position = entry.position;
         this.#remember(record.bodies);
-        return [record, this.#store.putReceipts(entry.position, { bodies: record.bodies })] as const;
+        return [record, this.#store.putReceipts(entry.position, toRecord(record.bodies))] as const;
       });
       await written;
       this.#measure(() => {
@@ -242,8 +259,7 @@ export class ReceiptJournal {
   receipt(client: string, timestamp: number, signed: SignedTreeHead): Receipt | undefined {
     const at = this.#index.get(commandKey(client, timestamp));
     if (at === undefined) return undefined;
-    const record = this.#store.receipts(at.position) as { readonly bodies: readonly ReceiptBody[] } | undefined;
-    const body = record?.bodies[at.batchIndex];
+    const body = this.#stored(at.position)?.[at.batchIndex];
     if (body === undefined) return undefined;
     let receipt: Receipt;
     try {
@@ -257,11 +273,11 @@ export class ReceiptJournal {
 
   /** The receipts of every command executed at `position` under `signed`, or undefined when this replica cannot make them. */
   receiptsAt(position: number, signed: SignedTreeHead): Receipt[] | undefined {
-    const record = this.#store.receipts(position) as { readonly bodies: readonly ReceiptBody[] } | undefined;
-    if (record === undefined) return undefined;
+    const bodies = this.#stored(position);
+    if (bodies === undefined) return undefined;
     let receipts: Receipt[];
     try {
-      receipts = record.bodies.map((body) => buildReceipt(body, this.#log, signed));
+      receipts = bodies.map((body) => buildReceipt(body, this.#log, signed));
     } catch {
       return undefined;
     }

@@ -7,9 +7,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ReceiptJournal } from '../actors/receipt-journal.js';
-import { ReplicaStore } from '../actors/replica-store.js';
+import { fromRecord, toRecord } from '../actors/receipt-record.js';
+import { ReplicaStore, StorageError } from '../actors/replica-store.js';
 import { command, encode, hashBytes, type AppliedEntry } from '../protocols/consensus/index.js';
-import type { LogContext, TreeHead } from '../protocols/receipts/index.js';
+import { appendBatch, encodeReceiptBody, MerkleLog, type LogContext, type TreeHead } from '../protocols/receipts/index.js';
 
 const context: LogContext = { cluster: 'c1', protocol: 'pbft', policy: 'classical' };
 const stateAt = (position: number): Uint8Array => hashBytes(Uint8Array.of(position));
@@ -69,6 +70,10 @@ test('a gap left by state transfer is filled from a peer, checked against the st
   const last = forged[forged.length - 1];
   if (last !== undefined) forged[forged.length - 1] = { ...last, bodies: last.bodies.map((b) => ({ ...b, stateHashAfter: stateAt(99) })) };
   t.false(await lagging.fill(encode(forged)));
+  // Bodies of one position that disagree on what they share are not a position this log built.
+  const mixed = peer.bodies(2, 5).map((r, i) => (i === 1 ? { ...r, bodies: r.bodies.map((b, j) => (j === 1 ? { ...b, view: 7 } : b)) } : r));
+  t.false(await lagging.fill(encode(mixed)));
+  t.false(await lagging.fill(encode(peer.bodies(2, 5).map((r) => ({ ...r, bodies: r.bodies.map((b) => ({ ...b, protocol: 'raft' })) })))));
   t.false(await lagging.fill(Uint8Array.of(0xc1)));
   t.false(lagging.complete);
 
@@ -84,11 +89,49 @@ test('positions stored after a missing one (writes lost with a killed thread) ar
   const s = await store(t, 2);
   const source = await ReceiptJournal.open(await store(t, 3), context, () => undefined);
   for (let p = 1; p <= 4; p++) await source.append(entry(p));
-  for (const record of [...source.bodies(1, 2), ...source.bodies(4, 4)]) await s.putReceipts(record.position, { bodies: record.bodies });
+  for (const record of [...source.bodies(1, 2), ...source.bodies(4, 4)]) await s.putReceipts(record.position, toRecord(record.bodies));
   const journal = await ReceiptJournal.open(s, context, () => undefined);
   t.is(journal.size, 4, 'positions 1 and 2, two commands each');
   t.is(s.receipts(4), undefined, 'the stranded position is gone from the store');
   await journal.append(entry(3));
   await journal.append(entry(4));
   t.is(journal.size, 8);
+});
+
+test('a position\'s bodies are stored once per shared fact and read back byte for byte', async (t) => {
+  const bodies = appendBatch(new MerkleLog(), { ...entry(3), commands: Array.from({ length: 100 }, (_, i) => command(`cluster-0-${i}`, 7, Uint8Array.of(i))) }, context).bodies;
+  const record = toRecord(bodies);
+  const back = fromRecord(record, 3, context);
+  t.deepEqual(back.map((b) => [...encodeReceiptBody(b)]), bodies.map((b) => [...encodeReceiptBody(b)]), 'the same canonical bodies, so the same leaves');
+  const perCommand = encode(record).length / bodies.length;
+  t.true(perCommand < 60, `about 50 bytes a command (${perCommand.toFixed(1)}), not the ${(encode({ bodies }).length / bodies.length).toFixed(0)} of whole bodies`);
+  t.deepEqual(fromRecord(toRecord([]), 4, context), [], 'a position without commands');
+});
+
+test('the log rebuilt from compact records has the same root, and a damaged or foreign-format record is refused', async (t) => {
+  const original = await ReceiptJournal.open(await store(t, 5), context, () => undefined);
+  const heads: TreeHead[] = [];
+  const collect = (head: TreeHead): void => void heads.push(head);
+  const whole = await ReceiptJournal.open(await store(t, 6), context, collect);
+  const s = await store(t, 7);
+  const first = await ReceiptJournal.open(s, context, () => undefined);
+  for (let p = 1; p <= 3; p++) {
+    await whole.append(entry(p));
+    await first.append(entry(p));
+    await original.append(entry(p));
+  }
+  await whole.append(entry(4));
+  const rebuilt: TreeHead[] = [];
+  const reopened = await ReceiptJournal.open(s, context, (head) => rebuilt.push(head));
+  await reopened.append(entry(4));
+  t.deepEqual([...(rebuilt[0]?.root ?? [])], [...(heads[3]?.root ?? [0])], 'the head after position 4 is the one a journal that never restarted made');
+
+  const bodies = original.bodies(3, 3)[0]?.bodies ?? [];
+  // Whole bodies (the format before compact records), then lists of different lengths.
+  for (const damaged of [{ bodies }, { ...toRecord(bodies), timestamps: [1] }]) {
+    await s.putReceipts(4, damaged);
+    const error = await t.throwsAsync(ReceiptJournal.open(s, context, () => undefined), { instanceOf: StorageError });
+    t.is(error?.code, 'STORAGE_CORRUPT');
+    t.regex(error?.message ?? '', /position 4/);
+  }
 });
