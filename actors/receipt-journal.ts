@@ -191,12 +191,14 @@ export class ReceiptJournal {
     let records: PositionBodies[];
     let leaves: Digest[][];
     try {
-      records = decode(encoded) as PositionBodies[];
-      if (!Array.isArray(records) || records.length === 0) return false;
-      records.forEach((record, i) => {
+      const sent = decode(encoded) as PositionBodies[];
+      if (!Array.isArray(sent) || sent.length === 0) return false;
+      records = sent.map((record, i) => {
         if (record.position !== wanted.from + i || record.position > gap.to) throw new Error('out of place');
-        // Only bodies built as this log builds them can be stored compactly and read back the same.
+        // Only bodies built as this log builds them can be stored compactly and read back the same;
+        // what is kept is what the store gives back (its schema refuses fields of the wrong type).
         if (!Array.isArray(record.bodies) || !isPositionOfLog(record.bodies, record.position, this.#context)) throw new Error('foreign');
+        return { position: record.position, bodies: fromRecord(toRecord(record.bodies), record.position, this.#context) };
       });
       const last = records[records.length - 1] as PositionBodies;
       const landing = last.bodies[last.bodies.length - 1];

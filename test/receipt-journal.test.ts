@@ -74,6 +74,9 @@ test('a gap left by state transfer is filled from a peer, checked against the st
   const mixed = peer.bodies(2, 5).map((r, i) => (i === 1 ? { ...r, bodies: r.bodies.map((b, j) => (j === 1 ? { ...b, view: 7 } : b)) } : r));
   t.false(await lagging.fill(encode(mixed)));
   t.false(await lagging.fill(encode(peer.bodies(2, 5).map((r) => ({ ...r, bodies: r.bodies.map((b) => ({ ...b, protocol: 'raft' })) })))));
+  // Fields of the wrong shape would be stored as a record no later open could read.
+  t.false(await lagging.fill(encode(peer.bodies(2, 5).map((r) => ({ ...r, bodies: r.bodies.map((b) => ({ ...b, commandHash: new Uint8Array(31) })) })))));
+  t.false(await lagging.fill(encode(peer.bodies(2, 5).map((r) => ({ ...r, bodies: r.bodies.map((b) => ({ ...b, clientTimestamp: -1 })) })))));
   t.false(await lagging.fill(Uint8Array.of(0xc1)));
   t.false(lagging.complete);
 
