@@ -9,17 +9,17 @@ import { t } from '../schema/schema.js';
 import { MAX_CLIENT_LENGTH, RECEIPT_VERSION, sameHash, type LogContext, type ReceiptBody } from '../protocols/receipts/index.js';
 
 const MAX_COMMANDS = 1 << 20;
-const hash = t.bytes({ length: 32 });
+const digest = t.bytes({ length: 32 });
 
 const recordSchema = t.object({
   view: t.uint(),
   timestamp: t.uint(),
   firstLeaf: t.uint(),
-  stateHashBefore: hash,
-  stateHashAfter: hash,
+  stateHashBefore: digest,
+  stateHashAfter: digest,
   clients: t.array(t.string({ maxLength: MAX_CLIENT_LENGTH }), { maxLength: MAX_COMMANDS }),
   timestamps: t.array(t.uint(), { maxLength: MAX_COMMANDS }),
-  commandHashes: t.array(hash, { maxLength: MAX_COMMANDS }),
+  commandHashes: t.array(digest, { maxLength: MAX_COMMANDS }),
 });
 
 /** The stored form of one position's receipt bodies. */

@@ -132,6 +132,7 @@ export class ReplicaHost<M extends { readonly type: string }> {
   readonly #memory: Uint8Array[] = [];
   readonly #refused = { malformed: 0, forged: 0, nonMember: 0 };
   readonly #telemetry: ReplicaInstrumentation<M>;
+  readonly #measure: Measure;
 
   private constructor(options: ReplicaHostOptions<M>) {
     this.#options = options;
@@ -139,6 +140,7 @@ export class ReplicaHost<M extends { readonly type: string }> {
     this.#envelope = signedSchema(options.definition.message);
     this.#prng = new Prng(options.seed ?? Math.floor(Math.random() * 2 ** 32));
     this.#telemetry = replicaTelemetry(options.definition, options.config);
+    this.#measure = options.measure ?? ((work) => work());
     this.#core = options.definition.create({ config: options.config, stateMachine: options.stateMachine, durable: options.store.load() });
   }
 
@@ -279,10 +281,6 @@ export class ReplicaHost<M extends { readonly type: string }> {
     }));
     this.#queue = next;
     return next;
-  }
-
-  #measure<T>(work: () => T): T {
-    return this.#options.measure === undefined ? work() : this.#options.measure(work);
   }
 
   /**
