@@ -236,6 +236,20 @@ export const Replica = defineBehavior({
      * replica's own key, adopted by its signer before anything for a later position is signed (the
      * signer handles this replica's requests in order), then reported adopted.
      */
+    /**
+     * Tells the verifier, then the cluster, that this replica's signer signs with `keyId` now. The
+     * cluster hears it only once the verifier has retired the old key (or could not be reached
+     * twice), so whoever learns of the adoption from the cluster finds the old key refused.
+     */
+    const retireOldKey = async (keyId: string): Promise<void> => {
+      const report = { type: 'adopted', member: nodeId, keyId } as const;
+      await verifier.ask(report, { timeoutMs: 10_000 }).catch(async () => {
+        // A restarted verifier learns adoptions from the cluster agent, which has not heard of this one yet.
+        verifier = await required(names.verifier);
+        await verifier.ask(report, { timeoutMs: 10_000 });
+      }).catch(() => undefined);
+      agent.tell({ type: 'adopted', node: nodeId, keyId });
+    };
     const carryOutRotations = (trace?: Context): void => {
       const installed = configuration.installed();
       if (installed.length === carriedOut) return;
@@ -244,16 +258,15 @@ export const Replica = defineBehavior({
         within(trace, () => verifier.tell({ type: 'installed', reporter: nodeId, certificate, sequence }));
         agent.tell({ type: 'rotation', node: nodeId, certificate, sequence });
         if (decodeRotationCertificate(certificate).member !== nodeId) continue;
-        void signer.ask({ type: 'adopt-rotation', certificate, sequence }, { timeoutMs: 60_000 }).then(
-          (answer) => {
+        void signer
+          .ask({ type: 'adopt-rotation', certificate, sequence }, { timeoutMs: 60_000 })
+          .then((answer) => {
             const adopted = answer as { type: string; key?: { keyId: string }; reason?: string };
             if (adopted.type !== 'key' || adopted.key === undefined) throw new Error(`the signer could not adopt the key installed at ${sequence}: ${adopted.reason ?? adopted.type}`);
-            verifier.tell({ type: 'adopted', member: nodeId, keyId: adopted.key.keyId });
-            agent.tell({ type: 'adopted', node: nodeId, keyId: adopted.key.keyId });
-          },
+            return retireOldKey(adopted.key.keyId);
+          })
           // Signing with a key the configuration replaced would be refused: start again, and adopt then.
-          (error: unknown) => ctx.self.tell({ type: 'fault', message: String(error) }, { urgent: true }),
-        );
+          .catch((error: unknown) => ctx.self.tell({ type: 'fault', message: String(error) }, { urgent: true }));
       }
       carriedOut = installed.length;
     };

@@ -103,6 +103,8 @@ export const Verifier = defineBehavior({
   replies: t.variants({
     verdicts: { verdicts: t.array(t.boolean(), { maxLength: 1024 }) },
     stats: { checks: t.uint(), verified: t.uint(), rejected: t.uint(), rotationsRefused: t.uint(), reportsRefused: t.uint() },
+    /** The adoption is applied: from now on every check sees the earlier key retired. */
+    adopted: {},
   }),
   async start(ctx, args: VerifierArgs) {
     if (!(SIGNATURE_POLICIES as readonly string[]).includes(args.policy)) throw new CryptoError('UNKNOWN_POLICY', `unknown signature policy ${String(args.policy)}`);
@@ -235,7 +237,8 @@ export const Verifier = defineBehavior({
           }
           case 'adopted':
             if (!sentBy(from, msg.member)) return;
-            return adopted(msg.member, msg.keyId);
+            adopted(msg.member, msg.keyId);
+            return from.reply({ type: 'adopted' });
           case 'verify':
             // Answered when the pool is done, without holding the mailbox: checks run concurrently.
             void Promise.all(msg.checks.map(verdict)).then(
