@@ -219,16 +219,23 @@ const MAX_HEADER_BYTES = 4 + 1 + 9 + MAX_NAME_BYTES + 5 + MAX_NAME_BYTES + 4 + 2
  */
 export const RECYCLE_BYTES = 16 * 1024;
 
+/**
+ * A batch smaller than this is an exact-size copy of its own, which `postMessage` clones and the
+ * receiver keeps: for a message or two, copying costs less than transferring a buffer, wrapping it
+ * again in the other thread and sending it back, which an ask round trip pays on each hop.
+ */
+export const CLONE_BYTES = 1024;
+
 // Spare buffers a writer keeps; more than a few in hand means the receiver returns them faster
 // than this side fills them, and the rest may as well be collected.
 const MAX_SPARES = 8;
 
 /**
  * Accumulates frames into one buffer. `take()` returns exactly the bytes written, in a buffer of
- * their own that can be transferred without cloning a pool: a small batch as a copy, a large one
- * as the writer's own buffer, which is then replaced by a spare (see {@link BatchWriter.recycle})
- * or a new one. Allocating a large buffer for every batch costs more than filling it, so buffers
- * travel back and forth between two threads instead.
+ * their own, so that posting them never clones a pool: a small batch as a copy (in a spare when
+ * it is not to be cloned), a large one as the writer's own buffer, which is then replaced by a
+ * spare (see {@link BatchWriter.recycle}) or a new one. Allocating a buffer for every batch costs
+ * more than filling it, so buffers travel back and forth between two threads instead.
  */
 export class BatchWriter {
   #buf: Uint8Array;
@@ -304,7 +311,7 @@ export class BatchWriter {
     this.#len = 0;
     this.#count = 0;
     if (len < RECYCLE_BYTES) {
-      const spare = this.#spareFor(len);
+      const spare = len < CLONE_BYTES ? undefined : this.#spareFor(len);
       if (!spare) return this.#buf.slice(0, len);
       this.reused++;
       const out = new Uint8Array(spare, 0, len);

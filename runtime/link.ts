@@ -1,15 +1,15 @@
 /**
  * A link carries frames from this thread to one other thread. Frames sent in the same turn of the
- * event loop are coalesced into one `postMessage` (urgent frames first), and the batch's buffer is
- * transferred, never cloned.
+ * event loop are coalesced into one `postMessage` (urgent frames first).
  *
- * Batch buffers make round trips: the receiving thread copies the frames out and hands the
- * buffer back through its own link to the sender, riding along with its next post, and the
- * sender's writer fills it again. What a link posts is therefore either a batch (`Uint8Array`) or
- * a {@link Post} array carrying returned buffers as well.
+ * Batch buffers are transferred and make round trips: the receiving thread copies the frames out
+ * and hands the buffer back through its own link to the sender, riding along with its next post,
+ * and the sender's writer fills it again. A batch under {@link CLONE_BYTES} is the exception: it is
+ * cloned and stays where it arrived. What a link posts is therefore either a batch (`Uint8Array`)
+ * or a {@link Post} array carrying returned buffers as well.
  */
 import type { MessagePort } from 'node:worker_threads';
-import { BatchWriter, type EnvelopeHeader } from './envelope.js';
+import { BatchWriter, CLONE_BYTES, type EnvelopeHeader } from './envelope.js';
 
 /** A post with buffers handed back: a batch or none, then the returned buffers. */
 export type Post = readonly [Uint8Array | null, ...ArrayBuffer[]];
@@ -116,14 +116,15 @@ export class Link {
     const batch = count === 0 ? null : this.takePending();
     if (batch) this.posts++;
     this.frames += count;
+    const transfer = batch && batch.byteLength >= CLONE_BYTES ? [batch.buffer as ArrayBuffer] : [];
     if (returns.length === 0 && batch) {
-      endpoint.postMessage(batch, [batch.buffer as ArrayBuffer]);
+      endpoint.postMessage(batch, transfer);
       return;
     }
     this.#returns = [];
     this.#returnedBytes = 0;
     const post: Post = [batch, ...returns];
-    endpoint.postMessage(post, batch ? [batch.buffer as ArrayBuffer, ...returns] : returns);
+    endpoint.postMessage(post, [...transfer, ...returns]);
   }
 
   /** Removes and returns every frame not yet posted, as one batch (urgent frames first). */

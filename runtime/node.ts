@@ -10,7 +10,7 @@ import { serializeError, type Behavior } from './behavior.js';
 import { Cell, type CellOptions } from './cell.js';
 import type { Clock } from './clock.js';
 import type { DeadLetter, DeadLetterReason } from './dead-letter.js';
-import { decodeValue, encodeLocalPayload, encodeValueView, EnvelopeKind, isBadFrame, readBatch, type EnvelopeHeader, type Frame } from './envelope.js';
+import { decodeValue, encodeLocalPayload, encodeValueView, EnvelopeKind, CLONE_BYTES, isBadFrame, readBatch, type EnvelopeHeader, type Frame } from './envelope.js';
 import { ActorNotRunning, AskTimeout, checkDelay, DecodeError, KnhkError, reviveError, SchemaError } from './errors.js';
 import { Link, type Endpoint, type Post } from './link.js';
 import type { RefShape } from '../schema/schema.js';
@@ -284,10 +284,10 @@ export class Node implements RefHost {
     else if (!link.connected) link.attach(endpoint);
   }
 
-  /** Delivers a batch posted by `thread`, then hands its buffer back for reuse. */
+  /** Delivers a batch posted by `thread`, then hands its buffer back for reuse unless it was cloned. */
   #receivePosted(thread: number, batch: Uint8Array): void {
     this.receiveBatch(batch);
-    this.#links.get(thread)?.giveBack(batch.buffer as ArrayBuffer);
+    if (batch.buffer.byteLength >= CLONE_BYTES) this.#links.get(thread)?.giveBack(batch.buffer as ArrayBuffer);
   }
 
   /** Stops listening on an endpoint attached with {@link Node.attach}. */

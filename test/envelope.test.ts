@@ -1,6 +1,6 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { BatchWriter, decodeValue, encodeLocalPayload, encodeValue, encodeValueView, EnvelopeKind, isBadFrame, readBatch, RECYCLE_BYTES, type EnvelopeHeader } from '../runtime/envelope.js';
+import { BatchWriter, CLONE_BYTES, decodeValue, encodeLocalPayload, encodeValue, encodeValueView, EnvelopeKind, isBadFrame, readBatch, RECYCLE_BYTES, type EnvelopeHeader } from '../runtime/envelope.js';
 import { DecodeError, MessageTooLarge } from '../runtime/index.js';
 import { testSeed } from './helpers/seed.js';
 
@@ -64,11 +64,14 @@ test('a large batch leaves in the writer\'s own buffer, and buffers handed back 
   t.is(writer.take().buffer.byteLength, smallSize, 'with no spare, a small batch is an exact-size copy');
   writer.recycle(second.buffer as ArrayBuffer);
   writer.push(header('a'), small);
+  t.is(writer.take().buffer.byteLength, smallSize, 'a batch under CLONE_BYTES is cloned when posted: it takes no spare');
+  const medium = encodeValue({ body: new Uint8Array(CLONE_BYTES) }, 4 * CLONE_BYTES);
+  writer.push(header('a'), medium);
   const copied = writer.take();
-  t.is(copied.buffer, second.buffer, 'a small batch is copied into a spare');
+  t.is(copied.buffer, second.buffer, 'a batch between CLONE_BYTES and RECYCLE_BYTES is copied into a spare');
   const frame = readBatch(copied)[0];
   if (!frame || isBadFrame(frame)) return t.fail('unreadable');
-  t.deepEqual(decodeValue(frame.payload), { n: 1 });
+  t.deepEqual(decodeValue(frame.payload), { body: new Uint8Array(CLONE_BYTES) });
   t.is(writer.reused, 2);
 
   // A writer with a full hand of small spares still keeps a large buffer coming back.
