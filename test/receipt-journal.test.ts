@@ -51,6 +51,31 @@ test('a journal offers a tree head per position, keeps its bodies, and rebuilds 
   t.true(reopened.complete);
 });
 
+test('a large batch is hashed over several turns of the event loop, each measured, and logged as if at once', async (t) => {
+  const s = await store(t, 0);
+  const heads: TreeHead[] = [];
+  let pieces = 0;
+  const journal = await ReceiptJournal.open(s, context, (head) => heads.push(head), {
+    measure: (work) => {
+      pieces++;
+      return work();
+    },
+  });
+  // 20 000 leaves take tens of milliseconds to hash on any machine; a stretch lasts half a millisecond.
+  const large: AppliedEntry = { ...entry(1), commands: Array.from({ length: 20_000 }, (_, i) => command(`client-${i % 50}`, i + 1, Uint8Array.of(i & 0xff))) };
+  let piecesAtTurn = -1;
+  const appended = journal.append(large);
+  setImmediate(() => {
+    piecesAtTurn = pieces;
+  });
+  await appended;
+  // Besides the hashing: one piece appends to the log and the store, one reports the tree head.
+  t.true(piecesAtTurn >= 1 && piecesAtTurn < pieces - 2, `the event loop turned while leaves were being hashed (after piece ${piecesAtTurn} of ${pieces})`);
+  const expected = appendBatch(new MerkleLog(), large, context).treeHead;
+  t.deepEqual(heads, [expected]);
+  t.deepEqual((await ReceiptJournal.open(s, context, () => undefined)).size, 20_000);
+});
+
 test('a gap left by state transfer is filled from a peer, checked against the state it landed on', async (t) => {
   const peer = await ReceiptJournal.open(await store(t, 0), context, () => undefined);
   for (let p = 1; p <= 6; p++) await peer.append(entry(p));

@@ -11,6 +11,7 @@ import type { SignaturePolicy } from '../crypto/index.js';
 import { encodeReceiptBody } from './canonical.js';
 import { leafHash } from './merkle.js';
 import type { MerkleLog } from './merkle-log.js';
+import { ReceiptError } from './errors.js';
 import { RECEIPT_VERSION, commandHash, type ReceiptBody } from './receipt.js';
 import { TREE_HEAD_VERSION, type TreeHead } from './tree-head.js';
 
@@ -39,10 +40,18 @@ export interface BatchRecord {
  * machine's before and after the whole batch: it hashes per position, not per command.
  */
 export function receiptBodies(batch: ExecutedBatch, context: LogContext, firstLeaf: number): ReceiptBody[] {
-  // Copies: the host's digests may be views into shared message buffers.
-  const stateHashBefore = new Uint8Array(batch.stateHashBefore);
-  const stateHashAfter = new Uint8Array(batch.stateHash);
-  return batch.commands.map((command, batchIndex) => ({
+  const hashes = stateHashesOf(batch);
+  return batch.commands.map((_, batchIndex) => receiptBody(batch, context, firstLeaf, batchIndex, hashes));
+}
+
+/** The batch's state hashes, copied: the host's digests may be views into shared message buffers. */
+function stateHashesOf(batch: ExecutedBatch): readonly [Digest, Digest] {
+  return [new Uint8Array(batch.stateHashBefore), new Uint8Array(batch.stateHash)];
+}
+
+function receiptBody(batch: ExecutedBatch, context: LogContext, firstLeaf: number, batchIndex: number, [stateHashBefore, stateHashAfter]: readonly [Digest, Digest]): ReceiptBody {
+  const command = batch.commands[batchIndex] as ExecutedBatch['commands'][number];
+  return {
     version: RECEIPT_VERSION,
     cluster: context.cluster,
     protocol: context.protocol,
@@ -57,7 +66,74 @@ export function receiptBodies(batch: ExecutedBatch, context: LogContext, firstLe
     timestamp: batch.timestamp,
     policy: context.policy,
     leafIndex: firstLeaf + batchIndex,
-  }));
+  };
+}
+
+/**
+ * A batch appended to a log in steps: {@link advance} builds and hashes the leaves of a few
+ * commands at a time, {@link finish} appends them all and makes the tree head. A replica spreads a
+ * large batch over several turns of its event loop this way (DESIGN.md "Time budgets"), with the
+ * same result, byte for byte, as {@link appendBatch}. The log is left alone until `finish`, so a
+ * command that cannot be encoded leaves it as it was, and receipts can be built from it meanwhile;
+ * nothing else may append to it in between.
+ */
+export class BatchAppend {
+  readonly #log: MerkleLog;
+  readonly #batch: ExecutedBatch;
+  readonly #context: LogContext;
+  readonly #firstLeaf: number;
+  readonly #hashes: readonly [Digest, Digest];
+  readonly #bodies: ReceiptBody[] = [];
+  readonly #leafHashes: Digest[] = [];
+
+  constructor(log: MerkleLog, batch: ExecutedBatch, context: LogContext) {
+    this.#log = log;
+    this.#batch = batch;
+    this.#context = context;
+    this.#firstLeaf = log.size;
+    this.#hashes = stateHashesOf(batch);
+  }
+
+  /** True once every command's leaf is built. */
+  get done(): boolean {
+    return this.#bodies.length === this.#batch.commands.length;
+  }
+
+  /**
+   * Builds and hashes the leaves of up to `count` more commands.
+   * @throws {ReceiptError} `NOT_ENCODABLE` for a command whose client id is not well-formed text.
+   */
+  advance(count: number): void {
+    const end = Math.min(this.#batch.commands.length, this.#bodies.length + count);
+    for (let i = this.#bodies.length; i < end; i++) {
+      const body = receiptBody(this.#batch, this.#context, this.#firstLeaf, i, this.#hashes);
+      this.#leafHashes.push(leafHash(encodeReceiptBody(body)));
+      this.#bodies.push(body);
+    }
+  }
+
+  /**
+   * Appends the batch's leaves to the log and returns them with the tree head to sign.
+   * @throws {ReceiptError} `INCONSISTENT` before every leaf is built, or when the log grew since
+   *   the batch began (its leaf indexes would be wrong).
+   */
+  finish(): BatchRecord {
+    if (!this.done) throw new ReceiptError('INCONSISTENT', `batch ${this.#batch.position} has ${this.#batch.commands.length - this.#bodies.length} leaves left to build`);
+    if (this.#log.size !== this.#firstLeaf) throw new ReceiptError('INCONSISTENT', `the log grew from ${this.#firstLeaf} to ${this.#log.size} leaves while batch ${this.#batch.position} was appended`);
+    this.#log.appendLeafHashes(this.#leafHashes);
+    const batch = this.#batch;
+    const treeHead: TreeHead = {
+      version: TREE_HEAD_VERSION,
+      cluster: this.#context.cluster,
+      size: this.#log.size,
+      root: this.#log.root(),
+      sequence: batch.position,
+      view: batch.view,
+      timestamp: batch.timestamp,
+      policy: this.#context.policy,
+    };
+    return { bodies: this.#bodies, leafHashes: this.#leafHashes, treeHead };
+  }
 }
 
 /**
@@ -66,18 +142,7 @@ export function receiptBodies(batch: ExecutedBatch, context: LogContext, firstLe
  * @throws {ReceiptError} `NOT_ENCODABLE` for a command whose client id is not well-formed text.
  */
 export function appendBatch(log: MerkleLog, batch: ExecutedBatch, context: LogContext): BatchRecord {
-  const bodies = receiptBodies(batch, context, log.size);
-  const leafHashes = bodies.map((body) => leafHash(encodeReceiptBody(body)));
-  log.appendLeafHashes(leafHashes);
-  const treeHead: TreeHead = {
-    version: TREE_HEAD_VERSION,
-    cluster: context.cluster,
-    size: log.size,
-    root: log.root(),
-    sequence: batch.position,
-    view: batch.view,
-    timestamp: batch.timestamp,
-    policy: context.policy,
-  };
-  return { bodies, leafHashes, treeHead };
+  const append = new BatchAppend(log, batch, context);
+  append.advance(batch.commands.length);
+  return append.finish();
 }
