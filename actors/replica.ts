@@ -7,7 +7,7 @@
  * store is written before any message that depends on it leaves.
  */
 import type { Context } from '@opentelemetry/api';
-import { defineBehavior, t, within, type ActorRef, type Infer } from '../runtime/index.js';
+import { defineBehavior, realClock, t, within, type ActorRef, type Infer } from '../runtime/index.js';
 import { commandSchema, ConfiguredState, consensusConfig, encode, type Applied, type ConsensusAlgorithm, type ProtocolDefinition } from '../protocols/consensus/index.js';
 import { KvStateMachine } from '../protocols/consensus/kv.js';
 import { pbft } from '../protocols/pbft/index.js';
@@ -17,6 +17,7 @@ import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.
 import { Prng } from '../protocols/sim/prng.js';
 import { BINARY_SCHEMAS, encodeTreeHead, receiptToJson, TreeHeadSchedule, type LogContext, type TreeHead } from '../protocols/receipts/index.js';
 import { CryptoError, decodeRotationCertificate, type BackendChoice, type KeyDescriptor, type SchemeName, type SignaturePolicy } from '../protocols/crypto/index.js';
+import { TreeHeadPacer } from './tree-head-pacer.js';
 import { ReceiptJournal } from './receipt-journal.js';
 import { ReplicaHost } from './replica-host.js';
 import { ReplicaStore } from './replica-store.js';
@@ -64,7 +65,7 @@ export interface ReplicaArgs {
 
 /** Under load, replicas sign one tree head per this many ms of agreed time (`TreeHeadSchedule`). */
 const TREE_HEAD_PERIOD_MS = 1000;
-/** ...and at the last position executed once execution has paused this long, ms. */
+/** ...and the last position executed once execution has paused at least this long, ms. */
 const TREE_HEAD_IDLE_MS = 20;
 
 /** Message types that must not queue behind bulk traffic: elections and view changes. */
@@ -196,17 +197,8 @@ export const Replica = defineBehavior({
       if (signature === undefined) return;
       agent.tell({ type: 'tree-head', signed: { treeHead: head, signatures: [{ node: String(nodeId), keyId, scheme, signature }] } });
     };
-    // Under load, the heads the schedule picks (the same positions at every replica); when
-    // execution pauses, the last one, so that the receipts of a burst do not wait for the next.
-    let idle: ReturnType<typeof setTimeout> | undefined;
-    const schedule = new TreeHeadSchedule(TREE_HEAD_PERIOD_MS);
-    const headAfter = (head: TreeHead): void => {
-      clearTimeout(idle);
-      const sign = (): void => void signHead(head).catch(() => undefined);
-      if (schedule.due(head)) sign();
-      else idle = setTimeout(sign, TREE_HEAD_IDLE_MS);
-    };
-    const journal = await ReceiptJournal.open(store, context, headAfter, { nodeId, measure: ctx.measure });
+    const pacer = new TreeHeadPacer(new TreeHeadSchedule(TREE_HEAD_PERIOD_MS, TREE_HEAD_IDLE_MS), realClock, (head) => void signHead(head).catch(() => undefined));
+    const journal = await ReceiptJournal.open(store, context, (head) => pacer.executed(head), { nodeId, measure: ctx.measure });
     let stopped = false;
     let filling = false;
     /** Fills the receipt log's gap after a state transfer from the peers' stores, one peer after another. */
@@ -387,7 +379,7 @@ export const Replica = defineBehavior({
       },
       async stop() {
         stopped = true;
-        clearTimeout(idle);
+        pacer.stop();
         for (const timer of delayed) clearTimeout(timer);
         await host.stop();
         await store.close();

@@ -55,3 +55,22 @@ test('property: replicas that execute the same log sign the same positions: the 
 test('a period that is not a positive whole number of ms is refused', (t) => {
   for (const bad of [0, -1, 0.5, Number.NaN, Number.POSITIVE_INFINITY]) t.throws(() => new TreeHeadSchedule(bad), { instanceOf: RangeError });
 });
+
+test('an idle wait outside 0 … the period is refused', (t) => {
+  for (const bad of [-1, 1001, Number.NaN]) t.throws(() => new TreeHeadSchedule(1000, bad), { instanceOf: RangeError });
+  t.notThrows(() => new TreeHeadSchedule(1000, 1000));
+});
+
+test('a pause is longer than the pace heads have been coming at: a lone head waits the idle minimum, heads under load wait out their gaps', (t) => {
+  const schedule = new TreeHeadSchedule(1000, 20);
+  t.is(schedule.pauseAfter(Number.POSITIVE_INFINITY), 20, 'the first head a replica executes');
+  t.is(schedule.pauseAfter(5000), 20, 'a head after a quiet spell');
+  t.is(schedule.pauseAfter(5), 20, 'a burst of quick heads: never less than the idle minimum');
+  // Large batches under load, 300 ms apart: the wait grows past the gap, so none is signed as idle.
+  const waits = Array.from({ length: 12 }, () => schedule.pauseAfter(300));
+  t.true(waits.every((wait) => wait <= 1000), 'never more than the period');
+  t.true((waits[waits.length - 1] as number) > 300 * 1.5, `the wait settles above the gap (${waits.join(', ')})`);
+  t.true(schedule.pauseAfter(10) > 300, 'one quick pair amid slow heads barely shortens it');
+  t.is(schedule.pauseAfter(1000), 20, 'a gap of a whole period starts afresh');
+  t.is(schedule.pauseAfter(900), 1000, 'a slow pace waits at most the period');
+});

@@ -6,21 +6,54 @@
  * command per position) and keeps receipts fresh to within a window. The windows are taken from
  * the protocol's timestamp (`TreeHead.timestamp`), which every replica executes identically, so
  * correct replicas sign the same positions and a quorum forms for each; a replica's own clock
- * would scatter the signatures over neighbouring positions. What happens when execution pauses
- * (the last head is signed too) is the host's, since it needs a timer.
+ * would scatter the signatures over neighbouring positions.
+ *
+ * When execution pauses, the last head is signed too, so that the receipts of a burst do not wait
+ * for the next window. The host keeps the timer; the schedule says how long a pause is: longer
+ * than the pace at which heads have been coming. Under load, large batches can come hundreds of
+ * milliseconds apart, and a fixed short wait would sign nearly every one of them.
  */
 import type { TreeHead } from './tree-head.js';
+
+/** The weight of the latest gap in the pace, so that one quick pair of heads amid slower ones barely shortens the wait. */
+const PACE_WEIGHT = 0.25;
 
 /** Decides, head after head in log order, which heads to sign. */
 export class TreeHeadSchedule {
   readonly periodMs: number;
+  readonly idleMs: number;
   /** The window of the latest head seen; -1 before any, so a replica's first head is signed. */
   #window = -1;
+  /** The pace heads have been coming at (a moving average of the gaps between them), ms; undefined after a pause of a whole period. */
+  #paceMs: number | undefined;
 
-  /** @param periodMs The window of agreed time per signed head: a positive whole number of ms. */
-  constructor(periodMs: number) {
+  /**
+   * @param periodMs The window of agreed time per signed head: a positive whole number of ms.
+   * @param idleMs The shortest pause after which the last head is signed, ms (0 ≤ idleMs ≤ periodMs).
+   */
+  constructor(periodMs: number, idleMs = 0) {
     if (!(Number.isSafeInteger(periodMs) && periodMs > 0)) throw new RangeError(`a tree-head period is a positive whole number of ms, got ${periodMs}`);
+    if (!(idleMs >= 0 && idleMs <= periodMs)) throw new RangeError(`a tree-head idle wait is between 0 and the period (${periodMs} ms), got ${idleMs}`);
     this.periodMs = periodMs;
+    this.idleMs = idleMs;
+  }
+
+  /**
+   * How long after this head a host waits for the next before it signs this one (execution has
+   * paused), given `gapMs`, the time since the previous head by the host's clock: twice the pace
+   * heads have been coming at, between `idleMs` and the period. A head after a whole period or
+   * more begins a burst and waits `idleMs` only, so a lone command gets its receipt promptly. So
+   * does the first head after a pause the host observed (pass an infinite gap): otherwise a client
+   * that waits for each receipt before its next command would stretch the pace, and the pause,
+   * with every command.
+   */
+  pauseAfter(gapMs: number): number {
+    if (!(gapMs < this.periodMs)) {
+      this.#paceMs = undefined;
+      return this.idleMs;
+    }
+    this.#paceMs = this.#paceMs === undefined ? gapMs : PACE_WEIGHT * gapMs + (1 - PACE_WEIGHT) * this.#paceMs;
+    return Math.min(this.periodMs, Math.max(this.idleMs, 2 * this.#paceMs));
   }
 
   /**
