@@ -86,6 +86,8 @@ export class ReceiptJournal {
   #queued: AppliedEntry[] = [];
   /** Appends in progress, one after the other. */
   #writing: Promise<void> = Promise.resolve();
+  /** Set by {@link close}: nothing more is appended. */
+  #closed = false;
 
   readonly #measure: Measure;
 
@@ -203,7 +205,7 @@ export class ReceiptJournal {
   async fill(encoded: Uint8Array): Promise<boolean> {
     const gap = this.#gap;
     const wanted = this.missing();
-    if (gap === undefined || wanted === undefined) return false;
+    if (gap === undefined || wanted === undefined || this.#closed) return false;
     let records: PositionBodies[];
     let leaves: Digest[][];
     try {
@@ -246,14 +248,26 @@ export class ReceiptJournal {
     return true;
   }
 
+  /**
+   * Stops appending and waits for the write under way: a batch still being hashed is dropped at
+   * its next stretch, as a crash would drop it (replay or a peer brings it back).
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#writing.catch(() => undefined);
+  }
+
   #write(entry: AppliedEntry): Promise<void> {
-    if (entry.position <= this.#accepted) return this.#writing;
+    if (this.#closed || entry.position <= this.#accepted) return this.#writing;
     this.#accepted = entry.position;
     this.#writing = this.#writing.then(async () => {
       // A large batch is hashed over several turns, so that its replica goes on answering
       // meanwhile (DESIGN.md "Time budgets"); the log takes its leaves all at once at the end.
       const append = new BatchAppend(this.#log, entry, this.#context);
-      while (!this.#measure(() => hashForAWhile(append))) await nextTurn();
+      while (!this.#measure(() => hashForAWhile(append))) {
+        await nextTurn();
+        if (this.#closed) return;
+      }
       const [record, written] = this.#measure(() => {
         const record = append.finish();
         this.#position = entry.position;

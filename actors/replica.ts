@@ -223,12 +223,6 @@ export const Replica = defineBehavior({
     /** Rotations of the configuration already carried out by this incarnation. */
     let carriedOut = 0;
     /**
-     * Carries out the key rotations the replicated configuration installed since last time (all of
-     * them when the replica starts): reported to the verifier and the cluster, and for this
-     * replica's own key, adopted by its signer before anything for a later position is signed (the
-     * signer handles this replica's requests in order), then reported adopted.
-     */
-    /**
      * Tells the verifier, then the cluster, that this replica's signer signs with `keyId` now. The
      * cluster hears it only once the verifier has retired the old key (or could not be reached
      * twice), so whoever learns of the adoption from the cluster finds the old key refused.
@@ -242,6 +236,12 @@ export const Replica = defineBehavior({
       }).catch(() => undefined);
       agent.tell({ type: 'adopted', node: nodeId, keyId });
     };
+    /**
+     * Carries out the key rotations the replicated configuration installed since last time (all of
+     * them when the replica starts): reported to the verifier and the cluster, and for this
+     * replica's own key, adopted by its signer before anything for a later position is signed (the
+     * signer handles this replica's requests in order), then reported adopted.
+     */
     const carryOutRotations = (trace?: Context): void => {
       const installed = configuration.installed();
       if (installed.length === carriedOut) return;
@@ -379,9 +379,11 @@ export const Replica = defineBehavior({
       },
       async stop() {
         stopped = true;
-        pacer.stop();
         for (const timer of delayed) clearTimeout(timer);
         await host.stop();
+        // The journal may still report a head, and the pacer then set a timer: the pacer stops last.
+        await journal.close();
+        pacer.stop();
         await store.close();
       },
       inspect: () => ({ ...host.status(), ...host.stats() }),

@@ -76,6 +76,20 @@ test('a large batch is hashed over several turns of the event loop, each measure
   t.deepEqual((await ReceiptJournal.open(s, context, () => undefined)).size, 20_000);
 });
 
+test('closing a journal drops the batch it is hashing, as a crash would, and appends nothing after', async (t) => {
+  const s = await store(t, 0);
+  const heads: TreeHead[] = [];
+  const journal = await ReceiptJournal.open(s, context, (head) => heads.push(head));
+  await journal.append(entry(1));
+  const large: AppliedEntry = { ...entry(2), commands: Array.from({ length: 20_000 }, (_, i) => command(`client-${i % 50}`, i + 1, Uint8Array.of(i & 0xff))) };
+  const appended = journal.append(large);
+  await journal.close();
+  await appended;
+  await journal.append(entry(3));
+  t.deepEqual(heads.map((h) => h.sequence), [1]);
+  t.is((await ReceiptJournal.open(s, context, () => undefined)).size, 2, 'the store holds position 1 only');
+});
+
 test('a gap left by state transfer is filled from a peer, checked against the state it landed on', async (t) => {
   const peer = await ReceiptJournal.open(await store(t, 0), context, () => undefined);
   for (let p = 1; p <= 6; p++) await peer.append(entry(p));

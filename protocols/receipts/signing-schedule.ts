@@ -20,7 +20,9 @@ const PACE_WEIGHT = 0.25;
 
 /** Decides, head after head in log order, which heads to sign. */
 export class TreeHeadSchedule {
+  /** The window of agreed time per signed head, ms. */
   readonly periodMs: number;
+  /** The shortest pause after which the last head is signed, ms. */
   readonly idleMs: number;
   /** The window of the latest head seen; -1 before any, so a replica's first head is signed. */
   #window = -1;
