@@ -9,7 +9,8 @@
  * would be a fork of everyone else's. Filled bodies are checked against what the replica knows:
  * their positions, that they are bodies this log would have built (its cluster, protocol and
  * policy; one view, timestamp and pair of state hashes per position), and the state hash the
- * jump landed on. Bodies are stored compactly (receipt-record.ts).
+ * jump landed on; what lies between, only agreement among peers vouches for (receipt-fill.ts).
+ * Bodies are stored compactly (receipt-record.ts).
  *
  * Given its replica's node id, a journal reports its size (`receipt.log.entries`) and the receipts
  * it assembles (`receipt.generated`, `crypto.receipt.generated`), see crypto-telemetry.ts.

@@ -19,6 +19,7 @@ import { BINARY_SCHEMAS, encodeTreeHead, receiptToJson, TreeHeadSchedule, type L
 import { CryptoError, decodeRotationCertificate, type BackendChoice, type KeyDescriptor, type SchemeName, type SignaturePolicy } from '../protocols/crypto/index.js';
 import { TreeHeadPacer } from './tree-head-pacer.js';
 import { ReceiptJournal } from './receipt-journal.js';
+import { agreedBodies } from './receipt-fill.js';
 import { ReplicaHost } from './replica-host.js';
 import { ReplicaStore } from './replica-store.js';
 import { PeerDirectory } from './peer-directory.js';
@@ -201,18 +202,27 @@ export const Replica = defineBehavior({
     const journal = await ReceiptJournal.open(store, context, (head) => pacer.executed(head), { nodeId, measure: ctx.measure });
     let stopped = false;
     let filling = false;
-    /** Fills the receipt log's gap after a state transfer from the peers' stores, one peer after another. */
+    /**
+     * Fills the receipt log's gap after a state transfer from the peers' stores: the peers are
+     * asked in turn, and positions are filled once enough of them agree (receipt-fill.ts).
+     */
     const fillGap = async (): Promise<void> => {
       if (filling) return;
       filling = true;
       try {
-        for (let attempt = 0; !stopped && journal.missing() !== undefined; attempt++) {
+        while (!stopped && journal.missing() !== undefined) {
           const wanted = journal.missing() as { from: number; to: number };
-          const from = (nodeId + 1 + attempt) % args.n;
-          const ref = from === nodeId ? undefined : await ctx.lookup(names.replicas[from] as string);
-          const answer = ref && ((await ref.ask({ type: 'receipt-fill', ...wanted }, { timeoutMs: 10_000 }).catch(() => undefined)) as { bytes: Uint8Array } | undefined);
-          const filled = answer !== undefined && (await journal.fill(answer.bytes).catch(() => false));
-          if (!filled && attempt % args.n === args.n - 1) await new Promise((resolve) => setTimeout(resolve, 200));
+          const answers: Uint8Array[] = [];
+          let filled = false;
+          for (let k = 1; k < args.n && !filled && !stopped; k++) {
+            const ref = await ctx.lookup(names.replicas[(nodeId + k) % args.n] as string);
+            const answer = ref && ((await ref.ask({ type: 'receipt-fill', ...wanted }, { timeoutMs: 10_000 }).catch(() => undefined)) as { bytes: Uint8Array } | undefined);
+            if (answer === undefined) continue;
+            answers.push(answer.bytes);
+            const agreed = agreedBodies(answers, config.replyQuorum);
+            if (agreed.length > 0) filled = await journal.fill(encode(agreed)).catch(() => false);
+          }
+          if (!filled) await new Promise((resolve) => setTimeout(resolve, 200));
         }
       } finally {
         filling = false;
