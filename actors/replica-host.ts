@@ -311,7 +311,20 @@ export class ReplicaHost<M extends { readonly type: string }> {
       const sent = mode === null ? [{ from: self, to: out.to, body: out.body }] : corrupt(mode, self, out, this.#options.definition.adversary, this.config.members, this.#prng);
       return sent.map((tx) => ({ ...tx, trace }));
     });
-    return [transmissions, Promise.all(transmissions.map((tx) => within(tx.trace, () => this.#options.crypto.sign(digestOf(tx.body)))))];
+    // A signature covers the body, not its recipients: bodies alike (Raft's appends to followers in
+    // step, for one) are signed once.
+    const signatures = new Map<string, Promise<Uint8Array>>();
+    const signatureOf = (tx: Traced<M>): Promise<Uint8Array> => {
+      const digest = digestOf(tx.body);
+      const key = hex(digest);
+      let signature = signatures.get(key);
+      if (signature === undefined) {
+        signature = Promise.resolve(within(tx.trace, () => this.#options.crypto.sign(digest)));
+        signatures.set(key, signature);
+      }
+      return signature;
+    };
+    return [transmissions, Promise.all(transmissions.map(signatureOf))];
   }
 
   /** Sends the signed messages in order, then sets timers and reports what the step produced. */

@@ -2,7 +2,7 @@
  * When a replica signs the tree head after a position it executed: the heads its
  * `TreeHeadSchedule` picks at once (the same positions at every replica), and otherwise the last
  * head once execution has paused, so that the receipts of a burst do not wait for the next window.
- * A pause is longer than the pace heads have been coming at (`TreeHeadSchedule.pauseAfter`).
+ * A pause is longer than the gaps between heads have lately been (`TreeHeadSchedule.pauseAfter`).
  */
 import type { Clock, TimerHandle } from '../runtime/index.js';
 import type { TreeHead, TreeHeadSchedule } from '../protocols/receipts/index.js';
@@ -36,7 +36,7 @@ export class TreeHeadPacer {
       this.#idle = undefined;
       // Execution paused: the next head begins a burst, however long the wait was. Counted from
       // the previous head instead, a client that waits for each receipt before sending its next
-      // command would stretch the pace, and the wait, with every command.
+      // command would stretch the gaps, and the wait, with every command.
       this.#lastHeadAt = Number.NEGATIVE_INFINITY;
       this.#sign(head);
     }, pause);

@@ -9,16 +9,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ReplicaHost, type ReplicaCrypto } from '../actors/replica-host.js';
 import { ReplicaStore } from '../actors/replica-store.js';
-import { command, consensusConfig, encode, hex, KvStateMachine, kvPayload, type Reply } from '../protocols/consensus/index.js';
+import { command, consensusConfig, encode, hex, KvStateMachine, kvPayload, type ConsensusAlgorithm, type ProtocolDefinition, type Reply } from '../protocols/consensus/index.js';
 import { SchemeRegistry, type SchemeName } from '../protocols/crypto/index.js';
-import { pbft, type PbftMessage } from '../protocols/pbft/index.js';
+import { pbft } from '../protocols/pbft/index.js';
+import { raft } from '../protocols/raft/index.js';
 import { realClock } from '../runtime/clock.js';
 
 const N = 4;
 const CONTEXT = new TextEncoder().encode('knhk/test-consensus');
 
+type Body = { readonly type: string };
+
 interface Cluster {
-  readonly hosts: (ReplicaHost<PbftMessage> | undefined)[];
+  readonly hosts: (ReplicaHost<Body> | undefined)[];
   readonly stores: (ReplicaStore | undefined)[];
   readonly cut: Set<number>;
   start(i: number): Promise<void>;
@@ -32,16 +35,24 @@ interface Cluster {
   readonly unmeasured: string[];
   /** Measured stretches, per replica. */
   readonly stretches: number[];
+  /** Signatures made and envelopes sent to peers, per replica. */
+  readonly signed: number[];
+  readonly sent: number[];
 }
 
-async function cluster(t: ExecutionContext, scheme: SchemeName): Promise<Cluster> {
+async function cluster(t: ExecutionContext, scheme: SchemeName, protocol: Extract<ConsensusAlgorithm, 'pbft' | 'raft'> = 'pbft'): Promise<Cluster> {
   const dir = await mkdtemp(join(tmpdir(), 'knhk-host-'));
   const registry = SchemeRegistry.create();
   const signatures = registry.get(scheme);
   const keys = Array.from({ length: N }, () => signatures.keygen());
   const contextFor = scheme === 'Ed25519' ? undefined : CONTEXT;
-  const crypto: ReplicaCrypto[] = keys.map((own) => ({
-    sign: (digest) => signatures.sign(own.secretKey, digest, contextFor),
+  const signed = Array.from({ length: N }, () => 0);
+  const sent = Array.from({ length: N }, () => 0);
+  const crypto: ReplicaCrypto[] = keys.map((own, i) => ({
+    sign: (digest) => {
+      signed[i] = (signed[i] ?? 0) + 1;
+      return signatures.sign(own.secretKey, digest, contextFor);
+    },
     verify: (node, digest, signature) => {
       const pair = keys[node];
       return pair !== undefined && signatures.verify(pair.publicKey, digest, signature, contextFor);
@@ -82,7 +93,7 @@ async function cluster(t: ExecutionContext, scheme: SchemeName): Promise<Cluster
     const voters = w.votes.get(key) ?? new Set<number>();
     voters.add(from);
     w.votes.set(key, voters);
-    if (voters.size >= 2) {
+    if (voters.size >= consensusConfig({ nodeId: 0, n: N, algorithm: protocol }).replyQuorum) {
       waiting.delete(`${reply.client}/${reply.timestamp}`);
       w.resolve(reply.response);
     }
@@ -94,18 +105,21 @@ async function cluster(t: ExecutionContext, scheme: SchemeName): Promise<Cluster
     crypto,
     unmeasured,
     stretches,
+    signed,
+    sent,
     async start(i) {
-      const store = await ReplicaStore.open(join(dir, `replica-${i}`), { clusterId: 'test', nodeId: i, protocol: 'pbft', n: N });
+      const store = await ReplicaStore.open(join(dir, `replica-${i}`), { clusterId: 'test', nodeId: i, protocol, n: N });
       c.stores[i] = store;
       c.hosts[i] = await ReplicaHost.start({
-        definition: pbft({ requestTimeoutMs: 300 }),
-        config: consensusConfig({ nodeId: i, n: N, algorithm: 'pbft' }),
+        definition: (protocol === 'pbft' ? pbft({ requestTimeoutMs: 300 }) : raft({ electionTimeoutMs: 300, heartbeatMs: 60 })) as ProtocolDefinition<Body>,
+        config: consensusConfig({ nodeId: i, n: N, algorithm: protocol }),
         stateMachine: new KvStateMachine(),
         store,
         crypto: crypto[i] as ReplicaCrypto,
         clock: realClock,
         measure: measureFor(i),
         send: (to, bytes) => {
+          sent[i] = (sent[i] ?? 0) + 1;
           if (c.cut.has(i) || c.cut.has(to)) return;
           setImmediate(() => void c.hosts[to]?.receive(bytes));
         },
@@ -182,4 +196,16 @@ test('hybrid ML-DSA-65+Ed25519 signatures on every vote', async (t) => {
   await c.executed(2, 3);
   t.is(c.hosts[2]?.status().commitIndex, 3);
   t.like(c.hosts[2]?.stats(), { forged: 0, malformed: 0 });
+});
+
+test('a body sent alike to several peers is signed once: a Raft leader signs one append for the followers in step', async (t) => {
+  t.timeout(120_000);
+  const c = await cluster(t, 'Ed25519', 'raft');
+  for (let k = 1; k <= 20; k++) await c.submit('carol', k, `c${k % 3}`);
+  const leader = c.hosts.findIndex((host) => host?.status().role === 'leader');
+  t.true(leader >= 0, 'a leader was elected');
+  t.log(`leader ${leader}: ${c.signed[leader]} signatures for ${c.sent[leader]} envelopes sent`);
+  // Every Raft message goes to one peer; without sharing, a leader signs each envelope it sends.
+  t.true((c.signed[leader] as number) < (c.sent[leader] as number) / 2, 'appends alike were signed once for all three followers');
+  t.like(c.hosts[leader === 0 ? 1 : 0]?.stats(), { forged: 0, malformed: 0 }, 'and the followers accept the shared signature');
 });

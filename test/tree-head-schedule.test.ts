@@ -61,7 +61,7 @@ test('an idle wait outside 0 … the period is refused', (t) => {
   t.notThrows(() => new TreeHeadSchedule(1000, 1000));
 });
 
-test('a pause is longer than the pace heads have been coming at: a lone head waits the idle minimum, heads under load wait out their gaps', (t) => {
+test('a pause is longer than the recent gaps between heads: a lone head waits the idle minimum, heads under load wait out their gaps', (t) => {
   const schedule = new TreeHeadSchedule(1000, 20);
   t.is(schedule.pauseAfter(Number.POSITIVE_INFINITY), 20, 'the first head a replica executes');
   t.is(schedule.pauseAfter(5000), 20, 'a head after a quiet spell');
@@ -72,5 +72,28 @@ test('a pause is longer than the pace heads have been coming at: a lone head wai
   t.true((waits[waits.length - 1] as number) > 300 * 1.5, `the wait settles above the gap (${waits.join(', ')})`);
   t.true(schedule.pauseAfter(10) > 300, 'one quick pair amid slow heads barely shortens it');
   t.is(schedule.pauseAfter(1000), 20, 'a gap of a whole period starts afresh');
-  t.is(schedule.pauseAfter(900), 1000, 'a slow pace waits at most the period');
+  t.is(schedule.pauseAfter(900), 1000, 'slow heads wait at most the period');
+});
+
+test('heads in bursts (Raft executes an append one position at a time) wait out the gaps between bursts, not those within one', (t) => {
+  const schedule = new TreeHeadSchedule(1000, 20);
+  const lastWaits: number[] = [];
+  for (let burst = 0; burst < 6; burst++) {
+    schedule.pauseAfter(burst === 0 ? Number.POSITIVE_INFINITY : 150);
+    let wait = 0;
+    for (let head = 1; head < 30; head++) wait = schedule.pauseAfter(1);
+    lastWaits.push(wait);
+  }
+  t.is(lastWaits[0], 20, 'the first burst waits the idle minimum');
+  t.true(lastWaits.slice(1).every((wait) => wait > 150), `later bursts' last heads wait out the gap to the next burst (${lastWaits.join(', ')})`);
+});
+
+test('a steady stream of heads a few ms apart, now and then one 25 ms late, is not taken for paused', (t) => {
+  const schedule = new TreeHeadSchedule(1000, 20);
+  schedule.pauseAfter(Number.POSITIVE_INFINITY);
+  const gaps = Array.from({ length: 400 }, (_, i) => (i % 50 === 49 ? 25 : 1 + (i % 13)));
+  const waits = gaps.map((gap) => schedule.pauseAfter(gap));
+  // Each head's wait is compared with the gap to the next one: a wait shorter than it signs a pause.
+  const pauses = waits.filter((wait, i) => i + 1 < gaps.length && wait < (gaps[i + 1] as number));
+  t.true(pauses.length <= 1, `${pauses.length} heads signed as a pause`);
 });

@@ -10,13 +10,10 @@
  *
  * When execution pauses, the last head is signed too, so that the receipts of a burst do not wait
  * for the next window. The host keeps the timer; the schedule says how long a pause is: longer
- * than the pace at which heads have been coming. Under load, large batches can come hundreds of
+ * than the gaps between heads have lately been. Under load, large batches can come hundreds of
  * milliseconds apart, and a fixed short wait would sign nearly every one of them.
  */
 import type { TreeHead } from './tree-head.js';
-
-/** The weight of the latest gap in the pace, so that one quick pair of heads amid slower ones barely shortens the wait. */
-const PACE_WEIGHT = 0.25;
 
 /** Decides, head after head in log order, which heads to sign. */
 export class TreeHeadSchedule {
@@ -26,8 +23,8 @@ export class TreeHeadSchedule {
   readonly idleMs: number;
   /** The window of the latest head seen; -1 before any, so a replica's first head is signed. */
   #window = -1;
-  /** The pace heads have been coming at (a moving average of the gaps between them), ms; undefined after a pause of a whole period. */
-  #paceMs: number | undefined;
+  /** The longest recent gap between heads, halved for every period since, ms; undefined after a pause of a whole period. */
+  #spanMs: number | undefined;
 
   /**
    * @param periodMs The window of agreed time per signed head: a positive whole number of ms.
@@ -42,20 +39,22 @@ export class TreeHeadSchedule {
 
   /**
    * How long after this head a host waits for the next before it signs this one (execution has
-   * paused), given `gapMs`, the time since the previous head by the host's clock: twice the pace
-   * heads have been coming at, between `idleMs` and the period. A head after a whole period or
-   * more begins a burst and waits `idleMs` only, so a lone command gets its receipt promptly. So
-   * does the first head after a pause the host observed (pass an infinite gap): otherwise a client
-   * that waits for each receipt before its next command would stretch the pace, and the pause,
-   * with every command.
+   * paused), given `gapMs`, the time since the previous head by the host's clock: twice the
+   * longest recent gap between heads, between `idleMs` and the period. Gaps are forgotten by half
+   * for every period that passes, so a stream of heads, even in bursts (Raft executes an append's
+   * entries one position at a time), is paced by its slowest gaps, not by its quickest. A head
+   * after a whole period or more begins a burst and waits `idleMs` only, so a lone command gets
+   * its receipt promptly. So does the first head after a pause the host observed (pass an
+   * infinite gap): otherwise a client that waits for each receipt before its next command would
+   * stretch the gaps, and the wait, with every command.
    */
   pauseAfter(gapMs: number): number {
     if (!(gapMs < this.periodMs)) {
-      this.#paceMs = undefined;
+      this.#spanMs = undefined;
       return this.idleMs;
     }
-    this.#paceMs = this.#paceMs === undefined ? gapMs : PACE_WEIGHT * gapMs + (1 - PACE_WEIGHT) * this.#paceMs;
-    return Math.min(this.periodMs, Math.max(this.idleMs, 2 * this.#paceMs));
+    this.#spanMs = Math.max(gapMs, (this.#spanMs ?? 0) * 2 ** (-gapMs / this.periodMs));
+    return Math.min(this.periodMs, Math.max(this.idleMs, 2 * this.#spanMs));
   }
 
   /**
