@@ -19,7 +19,8 @@ import { ReceiptJournal } from '../actors/receipt-journal.js';
 import { ReplicaStore } from '../actors/replica-store.js';
 import { Signer, type SignerArgs } from '../actors/signer.js';
 import { Verifier } from '../actors/verifier.js';
-import { command, encode, hashBytes, type AppliedEntry } from '../protocols/consensus/index.js';
+import { encode, hashBytes, type AppliedEntry } from '../protocols/consensus/index.js';
+import { executed, stateAt } from './helpers/executed.js';
 import { CryptoError, DEFAULT_KEY_LIFETIME_MS, describeKey, KeyManager, MLDSA44_ED25519, SchemeRegistry, SigningKey, type KeyId } from '../protocols/crypto/index.js';
 import type { LogContext, SignedTreeHead, TreeHead } from '../protocols/receipts/index.js';
 import { Prng } from '../protocols/sim/prng.js';
@@ -290,20 +291,7 @@ test.serial('a committed key rotation applied with applyKeyRotation records cryp
 
 const logContext: LogContext = { cluster: 'telemetry', protocol: 'hotstuff', policy: 'hybrid' };
 
-const stateAt = (position: number): Uint8Array => hashBytes(Uint8Array.of(position));
-
-function entry(position: number): AppliedEntry {
-  return {
-    kind: 'entry',
-    position,
-    view: 4,
-    commands: [command('alice', position, Uint8Array.of(position)), command('bob', position, Uint8Array.of(position, 1))],
-    responses: [new Uint8Array(), new Uint8Array()],
-    stateHashBefore: stateAt(position - 1),
-    stateHash: stateAt(position),
-    timestamp: T0 + position,
-  };
-}
+const entry = (position: number): AppliedEntry => executed(position, 4);
 
 async function replicaStore(t: ExecutionContext, nodeId: number): Promise<ReplicaStore> {
   const store = await ReplicaStore.open(await tempDir(t, 'knhk-receipts-'), { clusterId: logContext.cluster, nodeId, protocol: logContext.protocol, n: 4 });

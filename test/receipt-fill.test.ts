@@ -9,24 +9,11 @@ import { join } from 'node:path';
 import { agreedBodies } from '../actors/receipt-fill.js';
 import { ReceiptJournal, type PositionBodies } from '../actors/receipt-journal.js';
 import { ReplicaStore } from '../actors/replica-store.js';
-import { command, encode, hashBytes, type AppliedEntry } from '../protocols/consensus/index.js';
+import { encode, hashBytes } from '../protocols/consensus/index.js';
+import { executed, stateAt } from './helpers/executed.js';
 import type { LogContext, TreeHead } from '../protocols/receipts/index.js';
 
 const context: LogContext = { cluster: 'c1', protocol: 'pbft', policy: 'classical' };
-const stateAt = (position: number): Uint8Array => hashBytes(Uint8Array.of(position));
-
-function entry(position: number): AppliedEntry {
-  return {
-    kind: 'entry',
-    position,
-    view: 0,
-    commands: [command('alice', position, Uint8Array.of(position)), command('bob', position, Uint8Array.of(position, 1))],
-    responses: [new Uint8Array(), new Uint8Array()],
-    stateHashBefore: stateAt(position - 1),
-    stateHash: stateAt(position),
-    timestamp: 1_700_000_000_000 + position,
-  };
-}
 
 async function journal(t: ExecutionContext, node: number, onHead: (head: TreeHead) => void = () => undefined): Promise<ReceiptJournal> {
   const dir = await mkdtemp(join(tmpdir(), 'knhk-fill-'));
@@ -45,7 +32,7 @@ function forged(honest: readonly PositionBodies[]): PositionBodies[] {
 
 test('a position counts once enough answers agree on it byte for byte; answers that disagree, or do not decode, count for nothing', async (t) => {
   const peer = await journal(t, 0);
-  for (let p = 1; p <= 5; p++) await peer.append(entry(p));
+  for (let p = 1; p <= 5; p++) await peer.append(executed(p));
   const honest = peer.bodies(2, 5);
   const lie = forged(honest);
   t.deepEqual(agreedBodies([encode(honest)], 1), honest, 'one answer is enough where peers only crash');
@@ -58,12 +45,12 @@ test('a position counts once enough answers agree on it byte for byte; answers t
 
 test('a replica filled from a forging peer and two correct ones logs what the correct ones hold', async (t) => {
   const peer = await journal(t, 0);
-  for (let p = 1; p <= 6; p++) await peer.append(entry(p));
+  for (let p = 1; p <= 6; p++) await peer.append(executed(p));
   const heads: TreeHead[] = [];
   const lagging = await journal(t, 1, (head) => heads.push(head));
-  await lagging.append(entry(1));
+  await lagging.append(executed(1));
   lagging.skipTo(5, stateAt(5));
-  await lagging.append(entry(6));
+  await lagging.append(executed(6));
   const wanted = lagging.missing();
   if (wanted === undefined) return t.fail('no gap');
   const honest = encode(peer.bodies(wanted.from, wanted.to));
@@ -71,9 +58,9 @@ test('a replica filled from a forging peer and two correct ones logs what the co
   t.true(await lagging.fill(lie), 'the journal alone cannot tell the forgery: it lands on the right state');
   // A second replica with the same gap, filled the way replicas now fill: by agreement.
   const careful = await journal(t, 2, () => undefined);
-  await careful.append(entry(1));
+  await careful.append(executed(1));
   careful.skipTo(5, stateAt(5));
-  await careful.append(entry(6));
+  await careful.append(executed(6));
   const answers = [lie];
   t.deepEqual(agreedBodies(answers, 2), [], 'the forger alone fills nothing');
   answers.push(honest);

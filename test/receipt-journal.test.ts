@@ -9,24 +9,12 @@ import { join } from 'node:path';
 import { ReceiptJournal } from '../actors/receipt-journal.js';
 import { fromRecord, toRecord } from '../actors/receipt-record.js';
 import { ReplicaStore, StorageError } from '../actors/replica-store.js';
-import { command, encode, hashBytes, type AppliedEntry } from '../protocols/consensus/index.js';
+import { command, encode, type AppliedEntry } from '../protocols/consensus/index.js';
+import { executed, stateAt } from './helpers/executed.js';
 import { appendBatch, encodeReceiptBody, MerkleLog, type LogContext, type TreeHead } from '../protocols/receipts/index.js';
 
 const context: LogContext = { cluster: 'c1', protocol: 'pbft', policy: 'classical' };
-const stateAt = (position: number): Uint8Array => hashBytes(Uint8Array.of(position));
-
-function entry(position: number): AppliedEntry {
-  return {
-    kind: 'entry',
-    position,
-    view: 0,
-    commands: [command('alice', position, Uint8Array.of(position)), command('bob', position, Uint8Array.of(position, 1))],
-    responses: [new Uint8Array(), new Uint8Array()],
-    stateHashBefore: stateAt(position - 1),
-    stateHash: stateAt(position),
-    timestamp: 1_700_000_000_000 + position,
-  };
-}
+const entry = executed;
 
 async function store(t: ExecutionContext, node: number): Promise<ReplicaStore> {
   const dir = await mkdtemp(join(tmpdir(), 'knhk-journal-'));
