@@ -5,12 +5,18 @@
  * - Atomic: each `apply` is one LMDB write transaction, committed and synced to disk before it
  *   resolves, so the host sends a step's messages only after that step's records are durable,
  *   and a replica killed mid-write restarts with each step's records entirely there or entirely
- *   absent. LMDB alone does not give the second half: lmdb-js runs a transaction's callback on
- *   the JavaScript thread while its native writer waits, and when that thread is terminated
- *   between two puts the writer commits the puts made so far (lmdb-js never rolls an
- *   asynchronous transaction back, kriszyp/lmdb-js#115). So a step of several records first
- *   writes all of them as one redo record, then the records, then removes the redo record; a
- *   torn step leaves the redo record behind, and the next `open` finishes the step from it.
+ *   absent. The writes of one step are issued in one event turn, which lmdb-js commits as one
+ *   transaction on its native writer. LMDB alone does not give the second half: a thread
+ *   terminated between two of them leaves the writer the ones issued so far, and lmdb-js commits
+ *   what it has (it never rolls a transaction back, kriszyp/lmdb-js#115). So a step of several
+ *   records first writes all of them as one redo record, then the records, then removes the redo
+ *   record; a torn step leaves the redo record behind, and the next `open` finishes the step.
+ * - No callback inside a write transaction: lmdb-js runs `transaction(callback)` on the
+ *   JavaScript thread while its native writer, which serves every environment of the process,
+ *   waits for it. A thread killed before its callback ran could leave that writer, and every
+ *   replica of the process, waiting for ever (lmdb-js#336 reports that hang for `process.exit`
+ *   inside a callback; one CI chaos run stalled on a crash that never completed, not reproduced
+ *   since). Plain puts and removes are carried out by the writer alone.
  * - Checked: each record is stored as SHA-256(payload) ‖ payload and verified when loaded; the
  *   environment carries the identity of its replica (cluster, node, protocol, size), and opening
  *   it for another replica is refused. Storage that is corrupted or belongs to someone else is a
@@ -103,14 +109,11 @@ export class ReplicaStore {
         throw new StorageError('STORAGE_MISMATCH', dir, `holds the state of ${JSON.stringify(stored)}, not of ${JSON.stringify(wanted)}`);
       }
       // lmdb-js commits on a native thread shared by the process, in order. A replica thread
-      // killed mid-write may still have a transaction queued there; this write commits after
-      // it, so what `load` reads next includes everything the old incarnation will ever write.
+      // killed mid-write may still have writes queued there; this write commits after them, so
+      // what is read from here on includes everything the old incarnation will ever write.
       const opens = Number(store.#read(OPENS_KEY) ?? 0);
-      await store.#db.transaction(() => {
-        if (stored === undefined) store.#db.put(IDENTITY_KEY, seal(wanted));
-        store.#db.put(OPENS_KEY, seal(opens + 1));
-        store.#finishTornStep();
-      });
+      await Promise.all([...(stored === undefined ? [store.#db.put(IDENTITY_KEY, seal(wanted))] : []), store.#db.put(OPENS_KEY, seal(opens + 1))]);
+      await store.#finishTornStep();
     } catch (error) {
       await env.close();
       throw error;
@@ -119,22 +122,19 @@ export class ReplicaStore {
   }
 
   /**
-   * Inside a write transaction: redoes the step a killed thread left half-written, if any. Its
-   * redo record goes last, so a thread killed here too leaves it for the next open.
+   * Redoes the step a killed thread left half-written, if any. Its redo record goes last, so a
+   * thread killed here too leaves it for the next open.
    */
-  #finishTornStep(): void {
+  async #finishTornStep(): Promise<void> {
     const redo = this.#read(REDO_KEY);
     if (redo === undefined) return;
     if (!isStoredOps(redo)) throw new StorageError('STORAGE_CORRUPT', this.path, `record ${JSON.stringify(REDO_KEY)} is not a list of records`);
-    this.#write(redo);
-    this.#db.remove(REDO_KEY);
+    await Promise.all([...this.#write(redo), this.#db.remove(REDO_KEY)]);
   }
 
-  #write(ops: readonly StoredOp[]): void {
-    for (const [key, sealed] of ops) {
-      if (sealed === undefined) this.#db.remove(key);
-      else this.#db.put(key, sealed);
-    }
+  /** Queues `ops` for the writer, in order; issued in one turn, they commit in one transaction. */
+  #write(ops: readonly StoredOp[]): Promise<boolean>[] {
+    return ops.map(([key, sealed]) => (sealed === undefined ? this.#db.remove(key) : this.#db.put(key, sealed)));
   }
 
   #read(key: string): unknown {
@@ -172,15 +172,14 @@ export class ReplicaStore {
   async apply(ops: readonly PersistOp[]): Promise<void> {
     if (ops.length === 0) return;
     const stored = ops.map(storedOp);
-    await this.#db.transaction(() => {
-      // A single put or remove cannot tear, so it needs no redo record.
-      if (stored.length === 1) return this.#write(stored);
-      this.#db.put(REDO_KEY, seal(stored));
-      this.#write(stored);
-      // Its pages, dirty in this transaction, go back to LMDB's free list before the commit
-      // writes dirty pages out: the redo record costs a copy in memory, not a write to disk.
-      this.#db.remove(REDO_KEY);
-    });
+    // A single put or remove cannot tear, so it needs no redo record.
+    if (stored.length === 1) {
+      await Promise.all(this.#write(stored));
+      return;
+    }
+    // The redo record's pages, dirty in this transaction, go back to LMDB's free list before the
+    // commit writes dirty pages out: it costs a copy in memory, not a write to disk.
+    await Promise.all([this.#db.put(REDO_KEY, seal(stored)), ...this.#write(stored), this.#db.remove(REDO_KEY)]);
   }
 
   /**
@@ -188,14 +187,12 @@ export class ReplicaStore {
    * transaction. Kept apart from the core's records, which the core alone reads back.
    */
   async putReceipts(position: number, entries: unknown): Promise<void> {
-    await this.#db.transaction(() => this.#db.put(receiptKey(position), seal(entries)));
+    await this.#db.put(receiptKey(position), seal(entries));
   }
 
   /** Removes the receipt-log entries of `positions` in one synced transaction. */
   async dropReceipts(positions: readonly number[]): Promise<void> {
-    await this.#db.transaction(() => {
-      for (const position of positions) this.#db.remove(receiptKey(position));
-    });
+    await Promise.all(this.#write(positions.map((position): StoredOp => [receiptKey(position)])));
   }
 
   /** The receipt-log entries of `position`, if written. @throws {StorageError} `STORAGE_CORRUPT`. */
