@@ -16,6 +16,7 @@ export class TreeHeadPacer {
   /** When the previous head came, by the clock; -∞ before any and after a pause. */
   #lastHeadAt = Number.NEGATIVE_INFINITY;
 
+  /** `sign` is called with each head to sign, at once or when its pause has passed by `clock`. */
   constructor(schedule: TreeHeadSchedule, clock: Clock, sign: (head: TreeHead) => void) {
     this.#schedule = schedule;
     this.#clock = clock;

@@ -44,11 +44,11 @@ export interface PbftOptions {
   /** Most requests per pre-prepare (default 32). */
   readonly batchSize?: number;
   /**
-   * Most sequence numbers a primary has proposed but not executed (default 2). The primary batches
-   * what arrives while the window is full (Castro & Liskov, TOCS 2002, request batching); a deeper window splits
-   * the same requests into more, smaller batches, each costing every replica two signatures. With
-   * signatures the dominant cost, 2 gave 25–45% more throughput than 4 at n = 4 (classical and
-   * hybrid, batches of 64 and 512) and no less with native ML-DSA.
+   * Most sequence numbers a primary has proposed but not executed (default 2). The primary
+   * batches what arrives while the window is full (Castro & Liskov, TOCS 2002, request batching);
+   * a deeper window splits the same requests into more, smaller batches, each costing every
+   * replica two signatures. With signatures the dominant cost, 2 gave 25–45% more throughput than
+   * 4 at n = 4 (classical and hybrid, batches of 64 and 512) and no less with native ML-DSA.
    */
   readonly pipeline?: number;
   /** How long a replica waits for a request to execute before starting a view change (default 500 ms); doubled per consecutive failed view change, up to 16×. */
