@@ -14,7 +14,6 @@ import { executed, stateAt } from './helpers/executed.js';
 import { appendBatch, encodeReceiptBody, MerkleLog, type LogContext, type TreeHead } from '../protocols/receipts/index.js';
 
 const context: LogContext = { cluster: 'c1', protocol: 'pbft', policy: 'classical' };
-const entry = executed;
 
 async function store(t: ExecutionContext, node: number): Promise<ReplicaStore> {
   const dir = await mkdtemp(join(tmpdir(), 'knhk-journal-'));
@@ -30,12 +29,12 @@ test('a journal offers a tree head per position, keeps its bodies, and rebuilds 
   const s = await store(t, 0);
   const heads: TreeHead[] = [];
   const journal = await ReceiptJournal.open(s, context, (head) => heads.push(head));
-  await Promise.all([1, 2, 3].map((p) => journal.append(entry(p))));
+  await Promise.all([1, 2, 3].map((p) => journal.append(executed(p))));
   t.deepEqual(heads.map((h) => [h.sequence, h.size]), [[1, 2], [2, 4], [3, 6]]);
   t.is(journal.positionOf('bob', 2), 2);
   const reopened = await ReceiptJournal.open(s, context, () => t.fail('no head for positions already in the log'));
   t.is(reopened.size, 6);
-  await reopened.append(entry(3));
+  await reopened.append(executed(3));
   t.true(reopened.complete);
 });
 
@@ -50,7 +49,7 @@ test('a large batch is hashed over several turns of the event loop, each measure
     },
   });
   // 20 000 leaves take tens of milliseconds to hash on any machine; a stretch lasts half a millisecond.
-  const large: AppliedEntry = { ...entry(1), commands: Array.from({ length: 20_000 }, (_, i) => command(`client-${i % 50}`, i + 1, Uint8Array.of(i & 0xff))) };
+  const large: AppliedEntry = { ...executed(1), commands: Array.from({ length: 20_000 }, (_, i) => command(`client-${i % 50}`, i + 1, Uint8Array.of(i & 0xff))) };
   let piecesAtTurn = -1;
   const appended = journal.append(large);
   setImmediate(() => {
@@ -68,24 +67,24 @@ test('closing a journal drops the batch it is hashing, as a crash would, and app
   const s = await store(t, 0);
   const heads: TreeHead[] = [];
   const journal = await ReceiptJournal.open(s, context, (head) => heads.push(head));
-  await journal.append(entry(1));
-  const large: AppliedEntry = { ...entry(2), commands: Array.from({ length: 20_000 }, (_, i) => command(`client-${i % 50}`, i + 1, Uint8Array.of(i & 0xff))) };
+  await journal.append(executed(1));
+  const large: AppliedEntry = { ...executed(2), commands: Array.from({ length: 20_000 }, (_, i) => command(`client-${i % 50}`, i + 1, Uint8Array.of(i & 0xff))) };
   const appended = journal.append(large);
   await journal.close();
   await appended;
-  await journal.append(entry(3));
+  await journal.append(executed(3));
   t.deepEqual(heads.map((h) => h.sequence), [1]);
   t.is((await ReceiptJournal.open(s, context, () => undefined)).size, 2, 'the store holds position 1 only');
 });
 
 test('a gap left by state transfer is filled from a peer, checked against the state it landed on', async (t) => {
   const peer = await ReceiptJournal.open(await store(t, 0), context, () => undefined);
-  for (let p = 1; p <= 6; p++) await peer.append(entry(p));
+  for (let p = 1; p <= 6; p++) await peer.append(executed(p));
   const heads: TreeHead[] = [];
   const lagging = await ReceiptJournal.open(await store(t, 1), context, (head) => heads.push(head));
-  await lagging.append(entry(1));
+  await lagging.append(executed(1));
   lagging.skipTo(5, stateAt(5));
-  await lagging.append(entry(6));
+  await lagging.append(executed(6));
   t.false(lagging.complete);
   t.deepEqual(lagging.missing(), { from: 2, to: 5 });
   t.is(heads.length, 1, 'no head is offered while the log has a hole');
@@ -118,18 +117,18 @@ test('a gap left by state transfer is filled from a peer, checked against the st
 test('positions stored after a missing one (writes lost with a killed thread) are dropped when the journal opens', async (t) => {
   const s = await store(t, 2);
   const source = await ReceiptJournal.open(await store(t, 3), context, () => undefined);
-  for (let p = 1; p <= 4; p++) await source.append(entry(p));
+  for (let p = 1; p <= 4; p++) await source.append(executed(p));
   for (const record of [...source.bodies(1, 2), ...source.bodies(4, 4)]) await s.putReceipts(record.position, toRecord(record.bodies));
   const journal = await ReceiptJournal.open(s, context, () => undefined);
   t.is(journal.size, 4, 'positions 1 and 2, two commands each');
   t.is(s.receipts(4), undefined, 'the stranded position is gone from the store');
-  await journal.append(entry(3));
-  await journal.append(entry(4));
+  await journal.append(executed(3));
+  await journal.append(executed(4));
   t.is(journal.size, 8);
 });
 
 test('a position\'s bodies are stored once per shared fact and read back byte for byte', async (t) => {
-  const bodies = appendBatch(new MerkleLog(), { ...entry(3), commands: Array.from({ length: 100 }, (_, i) => command(`cluster-0-${i}`, 7, Uint8Array.of(i))) }, context).bodies;
+  const bodies = appendBatch(new MerkleLog(), { ...executed(3), commands: Array.from({ length: 100 }, (_, i) => command(`cluster-0-${i}`, 7, Uint8Array.of(i))) }, context).bodies;
   const record = toRecord(bodies);
   const back = fromRecord(record, 3, context);
   t.deepEqual(back.map((b) => [...encodeReceiptBody(b)]), bodies.map((b) => [...encodeReceiptBody(b)]), 'the same canonical bodies, so the same leaves');
@@ -146,14 +145,14 @@ test('the log rebuilt from compact records has the same root, and a damaged or f
   const s = await store(t, 7);
   const first = await ReceiptJournal.open(s, context, () => undefined);
   for (let p = 1; p <= 3; p++) {
-    await whole.append(entry(p));
-    await first.append(entry(p));
-    await original.append(entry(p));
+    await whole.append(executed(p));
+    await first.append(executed(p));
+    await original.append(executed(p));
   }
-  await whole.append(entry(4));
+  await whole.append(executed(4));
   const rebuilt: TreeHead[] = [];
   const reopened = await ReceiptJournal.open(s, context, (head) => rebuilt.push(head));
-  await reopened.append(entry(4));
+  await reopened.append(executed(4));
   t.deepEqual([...(rebuilt[0]?.root ?? [])], [...(heads[3]?.root ?? [0])], 'the head after position 4 is the one a journal that never restarted made');
 
   const bodies = original.bodies(3, 3)[0]?.bodies ?? [];
