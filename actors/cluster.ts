@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { SpanStatusCode } from '@opentelemetry/api';
-import { AskTimeout, ConfigError, MAX_DELAY_MS, tracerOf, type ActorRef, type ActorSystem, type Supervisor } from '../runtime/index.js';
+import { AskTimeout, ConfigError, KnhkError, MAX_DELAY_MS, tracerOf, type ActorRef, type ActorSystem, type Supervisor } from '../runtime/index.js';
 import { configurationResponse, consensusConfig, hex, kvPayload, type ConsensusAlgorithm, type ConsensusConfig, type KvOperation } from '../protocols/consensus/index.js';
 import {
   CryptoError,
@@ -210,6 +210,26 @@ const askTimeout = (deadline: number): number => Math.max(1, Math.min(RECEIPT_AS
 
 /** Executions remembered per replica, for {@link Cluster.executed}. */
 export const EXECUTIONS_KEPT = 4096;
+
+/** How long {@link Cluster.executedUpTo} waits by default. */
+const CATCH_UP_TIMEOUT_MS = 60_000;
+
+/** A replica did not execute a position within the time {@link Cluster.executedUpTo} was given. */
+export class CatchUpTimeout extends KnhkError {
+  declare readonly code: 'CATCH_UP_TIMEOUT';
+  /** The replica. */
+  readonly node: number;
+  /** The position it was to execute. */
+  readonly position: number;
+  /** The highest position it had reported executing when the time ran out (0 if none). */
+  readonly reached: number;
+  constructor(node: number, position: number, reached: number, timeoutMs: number) {
+    super('CATCH_UP_TIMEOUT', `replica ${node} did not execute position ${position} within ${timeoutMs} ms (it reached ${reached})`);
+    this.node = node;
+    this.position = position;
+    this.reached = reached;
+  }
+}
 
 /** A running cluster. Obtain one with `system.spawnCluster(options)`. */
 export class Cluster {
@@ -727,14 +747,26 @@ export class Cluster {
     return this.#executions[i]?.get(position);
   }
 
-  /** Resolves once replica `i` has executed `position` (or jumped past it by state transfer). */
-  executedUpTo(i: number, position: number): Promise<void> {
+  /**
+   * Resolves once replica `i` has executed `position` (or jumped past it by state transfer).
+   * @throws {CatchUpTimeout} when it has not within `timeoutMs` (default 60 s).
+   */
+  executedUpTo(i: number, position: number, options: { readonly timeoutMs?: number } = {}): Promise<void> {
     if ((this.#highest[i] ?? 0) >= position) return Promise.resolve();
-    return new Promise((done) => {
+    const timeoutMs = options.timeoutMs ?? CATCH_UP_TIMEOUT_MS;
+    return new Promise((done, fail) => {
       const listener = (node: number, executed: ExecutedPosition): void => {
         if (node !== i || executed.position < position) return;
-        this.#listeners.delete(listener);
+        settle();
         done();
+      };
+      const timer = setTimeout(() => {
+        settle();
+        fail(new CatchUpTimeout(i, position, this.#highest[i] ?? 0, timeoutMs));
+      }, timeoutMs).unref();
+      const settle = (): void => {
+        clearTimeout(timer);
+        this.#listeners.delete(listener);
       };
       this.#listeners.add(listener);
     });

@@ -200,15 +200,11 @@ const CATCH_UP_LIMIT_MS = 60_000;
 async function caughtUp(cluster: Cluster, out: (line: string) => void): Promise<void> {
   const read = await cluster.submit({ type: 'get', key: 'key-0' });
   const started = performance.now();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      void cluster.status().then(
-        (status) => reject(new Error(`replicas had not all reached position ${read.position} after ${CATCH_UP_LIMIT_MS / 1000} s (${status.map(statusLine).join('; ')})`)),
-        reject,
-      );
-    }, CATCH_UP_LIMIT_MS);
-  });
-  await Promise.race([Promise.all(Array.from({ length: cluster.n }, (_, i) => cluster.executedUpTo(i, read.position))), limit]).finally(() => clearTimeout(timer));
+  try {
+    await Promise.all(Array.from({ length: cluster.n }, (_, i) => cluster.executedUpTo(i, read.position, { timeoutMs: CATCH_UP_LIMIT_MS })));
+  } catch (error) {
+    const status = await cluster.status();
+    throw new Error(`${error instanceof Error ? error.message : String(error)} (${status.map(statusLine).join('; ')})`, { cause: error });
+  }
   out(`all ${cluster.n} replicas reached position ${read.position} (the restarted one caught up ${((performance.now() - started) / 1000).toFixed(1)} s after the last command)`);
 }

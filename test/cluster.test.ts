@@ -5,7 +5,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { ActorSystem } from '../actors/system.js';
-import { statusLine, type Cluster, type ClusterOptions, type EvidenceReport, type Submitted } from '../actors/cluster.js';
+import { CatchUpTimeout, statusLine, type Cluster, type ClusterOptions, type EvidenceReport, type Submitted } from '../actors/cluster.js';
 import { closedLoop } from '../actors/workload.js';
 import { decode, kvResponse } from '../protocols/consensus/index.js';
 import { Prng } from '../protocols/sim/prng.js';
@@ -22,13 +22,13 @@ async function start(t: ExecutionContext, options: Omit<ClusterOptions, 'kdfLog2
 
 /** Waits until every replica in `nodes` has executed `position`, then checks they hold the same state. */
 async function converged(t: ExecutionContext, cluster: Cluster, position: number, nodes: readonly number[]): Promise<void> {
-  // Bounded, so that a replica that never catches up fails the test with the cluster's status instead of hanging it.
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), 90_000)));
-  const reached = await Promise.race([Promise.all(nodes.map((i) => cluster.executedUpTo(i, position))), late]).finally(() => clearTimeout(timer));
-  if (reached === 'late') {
+  const late = await Promise.all(nodes.map((i) => cluster.executedUpTo(i, position, { timeoutMs: 90_000 }))).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  if (late !== undefined) {
     const stuck = await cluster.status();
-    t.fail(`replicas did not all reach position ${position} within 90 s: ${stuck.map(statusLine).join('; ')}`);
+    t.fail(`${String(late)}; ${stuck.map(statusLine).join('; ')}`);
     return;
   }
   const status = (await cluster.status()).filter((s) => nodes.includes(s.node));
@@ -182,6 +182,9 @@ test.serial('a replica that caught up by state transfer fills the hole in its re
   // checkpoint beyond anything replica 3 could replay.
   let last = 0;
   for (let k = 0; k < 60; k++) last = (await cluster.submit({ type: 'put', key: `k${k % 7}`, value: String(k) })).position;
+  const down = await t.throwsAsync(cluster.executedUpTo(3, last, { timeoutMs: 100 }), { instanceOf: CatchUpTimeout });
+  t.like(down, { code: 'CATCH_UP_TIMEOUT', node: 3, position: last }, 'a replica that is down does not catch up, and the wait says so');
+  t.true((down?.reached ?? last) < last);
   await cluster.restart(3);
   await cluster.executedUpTo(3, last);
   t.true(transferred, 'replica 3 caught up by state transfer');

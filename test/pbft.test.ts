@@ -326,6 +326,41 @@ test('a replica that missed committed sequences gets their commit certificates f
   t.is(laggard.core.status().commitIndex, 1, 'the retransmitted commit is durable');
 });
 
+test('a replica restarted into an idle cluster reaches the last sequence even when the commits after the checkpoint reach it before the state does', (t) => {
+  // Found in CI: the verifier can hand a replica a peer's messages out of order. Commits past the
+  // log window are dropped before the state arrives; the status sent after the state asks again.
+  const tuning = { checkpointInterval: 2, logWindow: 4 };
+  const peer = new Replica(1, tuning);
+  for (let s = 1; s <= 5; s++) {
+    const pp = prePrepare(0, s, 1000, [cmd(s)]);
+    peer.receive(0, pp);
+    for (const from of [2, 3]) peer.receive(from, prepare(0, s, pp.digest));
+    const done = [1, 2, 3].map((from) => peer.receive(from, commit(0, s, pp.digest)));
+    const own = done.flatMap((r) => sent(r, 'checkpoint'))[0];
+    if (own !== undefined) for (const from of [0, 1, 2]) peer.receive(from, own);
+  }
+  t.like(peer.core.status(), { commitIndex: 5 });
+
+  const laggard = new Replica(3, tuning);
+  const answer = peer.receive(3, { type: 'status', view: 0, executed: 0 });
+  const [state] = sent(answer, 'state');
+  const [late] = sent(answer, 'committed');
+  if (state?.type !== 'state' || late?.type !== 'committed') return t.fail('the peer sends its stable state and the commit after it');
+  t.is(state.checkpoint.sequence, 4);
+  t.is(laggard.receive(1, late).applied.length, 0, 'sequence 5 is past the window of a replica that has not executed anything');
+  const restored = laggard.receive(1, state);
+  t.like(restored.applied, [{ kind: 'snapshot', position: 4 }]);
+  const [asked] = sent(restored, 'status');
+  if (asked?.type !== 'status') return t.fail('the restored replica says how far it got');
+  const again = sent(peer.receive(3, asked), 'committed');
+  t.is(again.length, 1, 'a question from further along is answered, however soon after the first');
+  const [retransmitted] = again;
+  if (retransmitted?.type !== 'committed') return t.fail();
+  t.like(laggard.receive(1, retransmitted).applied, [{ kind: 'entry', position: 5 }]);
+  t.is(laggard.core.status().commitIndex, 5);
+  t.is(sent(peer.receive(3, asked), 'committed').length, 0, 'the same question again at once is not');
+});
+
 test('a replica whose logged sequence does not execute within a timeout says how far it got, and the commit certificate it missed brings it up (thesis §5.2)', (t) => {
   // Replica 2 holds a proposal and one prepare for sequence 1; the commits that completed it elsewhere never reached it.
   const laggard = new Replica(2);

@@ -243,9 +243,11 @@ export class PbftCore implements Core<PbftMessage> {
       case 'status':
         // The relay above moved the peer to this replica's view if it was behind; the state of a
         // stable checkpoint past what it executed moves it there, and the commits after it
-        // bring it up to this replica.
+        // bring it up to this replica. Those commits can reach the asker before the state does
+        // (its verifier may finish them first), and are then past its window: the status it
+        // sends from the checkpoint is a new question, answered even right after the first.
         if (body.executed < this.#low) this.#serveState(m.from);
-        return this.#retransmitCommitted(m.from, Math.max(body.executed, this.#low));
+        return this.#retransmitCommitted(m.from, Math.max(body.executed, this.#low), body.executed);
       case 'committed':
         return this.#onCommitted(m as Signed<Committed>);
     }
@@ -587,9 +589,12 @@ export class PbftCore implements Core<PbftMessage> {
     this.#announceStatus();
   }
 
-  /** Sends `peer` the commit certificates of the sequences it lacks after `after`, up to what this replica executed. */
-  #retransmitCommitted(peer: NodeId, after: number): void {
-    if (after >= this.#executed || !this.#mayServe(`committed:${peer}`, after)) return;
+  /**
+   * Sends `peer` the commit certificates of the sequences it lacks after `after`, up to what this
+   * replica executed; `asked` is how far the peer said it got, which tells its questions apart.
+   */
+  #retransmitCommitted(peer: NodeId, after: number, asked = after): void {
+    if (after >= this.#executed || !this.#mayServe(`committed:${peer}`, asked)) return;
     for (let s = after + 1; s <= this.#executed; s++) {
       const slot = this.#slots.get(s);
       if (slot?.certificate === undefined || slot.prePrepare === undefined) continue;
