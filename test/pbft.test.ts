@@ -347,6 +347,7 @@ test('a replica restarted into an idle cluster reaches the last sequence even wh
   const [late] = sent(answer, 'committed');
   if (state?.type !== 'state' || late?.type !== 'committed') return t.fail('the peer sends its stable state and the commit after it');
   t.is(state.checkpoint.sequence, 4);
+  t.is(peer.receive(3, { type: 'status', view: 0, executed: 1 }).messages.length, 0, 'any other status from below the checkpoint asks the same: not answered again at once');
   t.is(laggard.receive(1, late).applied.length, 0, 'sequence 5 is past the window of a replica that has not executed anything');
   const restored = laggard.receive(1, state);
   t.like(restored.applied, [{ kind: 'snapshot', position: 4 }]);

@@ -107,7 +107,8 @@ export class HotStuffCore implements Core<HotStuffMessage> {
    * Builds a replica, fresh or from `options.durable`: restores the last snapshot, re-executes the
    * committed blocks above it, and resumes in the view, with the vote, lock and high QC it had —
    * and, holding an uncommitted batch, with its view timer running, so the batch commits even if
-   * no client asks again.
+   * no client asks again. A restarted replica says where it is, so that peers of a cluster that
+   * went idle meanwhile bring it up.
    * @throws {ConsensusError} `CORRUPT_STATE` when the durable records contradict each other;
    * `INVALID_CONFIG` for a bad option.
    */
@@ -137,6 +138,7 @@ export class HotStuffCore implements Core<HotStuffMessage> {
     });
     // The host drains ready() right after building a core: the timer leaves with the restored state.
     this.#views.syncTimer(this.#wantsProgress());
+    if (options.durable.size > 0) this.#views.announce();
   }
 
   /** The view this replica is in. */

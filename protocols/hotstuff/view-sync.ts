@@ -150,6 +150,15 @@ export class ViewSync {
   }
 
   /**
+   * Tells the others this replica's view and high QC. A replica restarted into a cluster that
+   * went idle while it was down has no timer running and would hear nothing; peers ahead of it
+   * answer as to any laggard ({@link lagging}).
+   */
+  announce(): void {
+    this.#out.send(this.#config.members.filter((id) => id !== this.#config.nodeId), this.#newView(this.#view));
+  }
+
+  /**
    * Gives up on `view`: broadcasts the high QC (the paper's NEW-VIEW), a signed timeout, and the
    * vote cast in `view` if any. Broadcasting the vote lets any replica form the QC a crashed or
    * silent next leader sat on (LibraBFT's timeout votes); without it, round-robin leaders with one

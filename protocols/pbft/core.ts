@@ -246,8 +246,13 @@ export class PbftCore implements Core<PbftMessage> {
         // bring it up to this replica. Those commits can reach the asker before the state does
         // (its verifier may finish them first), and are then past its window: the status it
         // sends from the checkpoint is a new question, answered even right after the first.
-        if (body.executed < this.#low) this.#serveState(m.from);
-        return this.#retransmitCommitted(m.from, Math.max(body.executed, this.#low), body.executed);
+        // Below the checkpoint every status asks the same, or a peer could make this replica
+        // resend the whole window for each number it names.
+        if (body.executed < this.#low) {
+          this.#serveState(m.from);
+          return this.#retransmitCommitted(m.from, this.#low, -1);
+        }
+        return this.#retransmitCommitted(m.from, body.executed);
       case 'committed':
         return this.#onCommitted(m as Signed<Committed>);
     }
