@@ -464,10 +464,41 @@ test('a restarted replica holding an uncommitted batch arms its view timer', (t)
   const restarted = core(1, durable).ready();
   t.deepEqual(
     restarted.timers.map((x) => [x.kind, x.timer]),
-    [['set', 'view']],
-    'with no client retrying, the timer is what gets the batch committed',
+    [['set', 'view'], ['set', 'announce']],
+    'with no client retrying, the view timer is what gets the batch committed',
   );
   t.deepEqual(core(2).ready().timers, [], 'a replica with nothing to do stays idle');
+});
+
+test('a restarted replica tells the others its view and high QC, again ever more rarely until it enters a newer view', (t) => {
+  const durable = new Map<string, unknown>();
+  const before = core(1, durable);
+  for (const b of chainOf(3)) persistInto(durable, deliver(before, proposal(b)));
+  const announcements = (ready: Ready<HotStuffMessage>): (readonly [readonly number[], number])[] =>
+    sent(ready, 'new-view').map((m) => [m.to, m.body.type === 'new-view' ? m.body.highQC.view : -1] as const);
+  const waits = (ready: Ready<HotStuffMessage>): number[] => ready.timers.flatMap((op) => (op.kind === 'set' && op.timer === 'announce' ? [op.afterMs] : []));
+
+  const alone = core(1, durable);
+  const first = alone.ready();
+  t.deepEqual(announcements(first), [[[0, 2, 3], 2]], 'to every other member, with its high QC');
+  const seen = [waits(first)];
+  for (let k = 1; k <= 4; k++) {
+    alone.step({ kind: 'timeout', timer: 'announce' }, 100 * k);
+    const again = alone.ready();
+    seen.push(waits(again));
+    t.is(announcements(again).length, k < 4 ? 1 : 0, `announcement ${k + 1}`);
+  }
+  t.deepEqual(seen, [[100], [200], [400], [], []], 'four in all, each wait twice the last, from the base timeout');
+
+  const answered = core(1, durable);
+  answered.ready();
+  const moved = deliver(answered, signed(2, { type: 'new-view', view: 8, highQC: GENESIS_QC, tc: tcFor(8) }));
+  t.is(answered.view, 9);
+  t.true(moved.timers.some((op) => op.kind === 'cancel' && op.timer === 'announce'), 'a newer view ends the announcements');
+  answered.step({ kind: 'timeout', timer: 'announce' }, 100);
+  t.deepEqual(announcements(answered.ready()), []);
+
+  t.deepEqual(announcements(core(2).ready()), [], 'a replica starting afresh has nothing to announce');
 });
 
 test('a replica answers a lagging peer each time it shows up, at most once per base timeout', (t) => {
@@ -677,6 +708,21 @@ test('a snapshot is installed once f+1 peers offer the same one, and written bef
   const ops = installed.persist.map((p) => (p.value === undefined ? 'erase' : p.key));
   const firstErase = ops.indexOf('erase');
   t.true(firstErase > ops.indexOf('snapshot') && firstErase > ops.indexOf('committed'), ops.join(' '));
+});
+
+test('a replica fetching history keeps asking through two of the periods a peer waits between snapshots', (t) => {
+  // Peers send a snapshot at most once per 20 fetch retries (see the block-request test above). A
+  // laggard that gave up sooner would lose for good a snapshot lost on the way, in an idle cluster.
+  const c = core(3, new Map(), { fetchRetryMs: 50 });
+  deliver(c, proposal(at(chainOf(70), 69)));
+  let rounds = 0;
+  while (rounds <= 2 * MAX_FETCH_ROUNDS) {
+    c.step({ kind: 'timeout', timer: 'fetch' }, 50 * (rounds + 1));
+    if (sent(c.ready(), 'block-request').length === 0) break;
+    rounds++;
+  }
+  t.is(rounds, MAX_FETCH_ROUNDS);
+  t.true(rounds > 2 * 20, `${rounds} rounds`);
 });
 
 test('a stale or repeated command in a block does not replace its client\'s recorded reply', (t) => {

@@ -28,7 +28,7 @@ import { leaderOf } from './pacemaker.js';
 import { nextLock, safeNode } from './safety.js';
 import { CatchUp, FETCH_TIMER, type CatchUpStats } from './sync.js';
 import { AHEAD_VIEWS, Tally } from './tally.js';
-import { VIEW_TIMER, ViewSync } from './view-sync.js';
+import { ANNOUNCE_TIMER, VIEW_TIMER, ViewSync } from './view-sync.js';
 
 /** Tuning of a HotStuff replica. Defaults suit a simulated LAN (1–5 ms links). */
 export interface HotStuffOptions {
@@ -196,6 +196,7 @@ export class HotStuffCore implements Core<HotStuffMessage> {
       case 'timeout':
         if (input.timer === VIEW_TIMER) this.#views.onTimer(this.#wantsProgress());
         else if (input.timer === FETCH_TIMER) this.#catchUp.onFetchTimer();
+        else if (input.timer === ANNOUNCE_TIMER) this.#views.onAnnounceTimer();
         break;
       case 'message':
         this.#onMessage(input.message);

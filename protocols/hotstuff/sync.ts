@@ -30,8 +30,16 @@ import { leaderOf } from './pacemaker.js';
 /** Most blocks kept waiting for a parent, from all senders together. */
 export const MAX_ORPHANS = 4096;
 
-/** Rounds of asking every peer for a block before giving up on it (it was pruned everywhere). */
-export const MAX_FETCH_ROUNDS = 20;
+/** Fetch-retry periods between two snapshots sent to one peer. */
+const SNAPSHOT_PERIODS = 20;
+
+/**
+ * Rounds of asking every peer for a block before giving up on it (it was pruned everywhere). A
+ * replica behind everyone's pruned history gets snapshots instead, each peer sending one per
+ * {@link SNAPSHOT_PERIODS}: it asks for three of those periods, so that the snapshots it needs
+ * are sent again if the first ones are lost (in an idle cluster nothing would ask later).
+ */
+export const MAX_FETCH_ROUNDS = 3 * SNAPSHOT_PERIODS;
 
 /** Views an orphan waits for its parent before it is dropped (it is fetched again if still needed). */
 export const ORPHAN_VIEWS = 64;
@@ -50,8 +58,6 @@ export const FETCH_TIMER = 'fetch';
 const FETCH_COUNT = 16;
 /** Block responses one peer may get at once; then one per half fetch-retry period. */
 const RESPONSE_BURST = 8;
-/** Fetch-retry periods between two snapshots sent to one peer. */
-const SNAPSHOT_PERIODS = 20;
 
 /** A block named by a message, not yet held. Height 0 means unknown (the block was named by a QC). */
 interface Wanted {

@@ -21,6 +21,12 @@ import { AHEAD_VIEWS, Tally } from './tally.js';
 /** The view timer's name. */
 export const VIEW_TIMER = 'view';
 
+/** The timer that repeats a restarted replica's announcement (see `announce`). */
+export const ANNOUNCE_TIMER = 'announce';
+
+/** Announcements a restarted replica makes at most, each after twice the wait of the last. */
+const ANNOUNCEMENTS = 4;
+
 /** What view synchronisation asks of the replica it runs in. */
 export interface ViewSyncHooks {
   /** The replica's high QC (Algorithm 4's qc_high), which every new-view carries. */
@@ -46,6 +52,9 @@ export class ViewSync {
   #timedOut = 0;
   /** This replica's last vote, re-broadcast when its view times out. */
   #lastVote: VoteBody | undefined;
+  readonly #baseMs: number;
+  /** Announcements still to make: none once the replica moved to a newer view, or made them all. */
+  #announcements = 0;
 
   /** Starts in `view` (1 on a first start) with the last TC an earlier incarnation persisted. */
   constructor(
@@ -58,6 +67,7 @@ export class ViewSync {
     this.#config = config;
     this.#out = out;
     this.#hooks = hooks;
+    this.#baseMs = timing.baseTimeoutMs;
     this.#pacemaker = new Pacemaker(timing.baseTimeoutMs, timing.maxTimeoutMs);
     this.#answers = new PeerBudget(1, timing.baseTimeoutMs);
     this.#timeouts = new Tally(config.quorumSize, AHEAD_VIEWS);
@@ -132,6 +142,10 @@ export class ViewSync {
   enter(view: number, via: 'qc' | 'tc'): void {
     if (view <= this.#view) return;
     if (via === 'qc') this.#pacemaker.progressed();
+    if (this.#announcements > 0) {
+      this.#announcements = 0;
+      this.#out.cancelTimer(ANNOUNCE_TIMER);
+    }
     this.#view = view;
     this.#out.persist(DURABLE.view, view);
     this.#timeouts.advance(view, view);
@@ -152,10 +166,25 @@ export class ViewSync {
   /**
    * Tells the others this replica's view and high QC. A replica restarted into a cluster that
    * went idle while it was down has no timer running and would hear nothing; peers ahead of it
-   * answer as to any laggard ({@link lagging}).
+   * answer as to any laggard ({@link lagging}). A replica that is not behind hears nothing back
+   * either, so it cannot wait for an answer: it says it again a few times, ever more rarely, until
+   * it enters a newer view — one lost message must not leave it behind for good.
    */
   announce(): void {
+    this.#announcements = ANNOUNCEMENTS;
+    this.#announceAgain();
+  }
+
+  /** The announcement timer fired. */
+  onAnnounceTimer(): void {
+    if (this.#announcements > 0) this.#announceAgain();
+  }
+
+  #announceAgain(): void {
+    const made = ANNOUNCEMENTS - this.#announcements;
+    this.#announcements--;
     this.#out.send(this.#config.members.filter((id) => id !== this.#config.nodeId), this.#newView(this.#view));
+    if (this.#announcements > 0) this.#out.setTimer(ANNOUNCE_TIMER, this.#baseMs * 2 ** made);
   }
 
   /**
