@@ -501,6 +501,32 @@ test('a restarted replica tells the others its view and high QC, again ever more
   t.deepEqual(announcements(core(2).ready()), [], 'a replica starting afresh has nothing to announce');
 });
 
+test('a leader whose batch was committed on a fork keeps its view timer until the chain itself commits it', (t) => {
+  // b1 (a command) ← b2 ← b3 in views 1–3: a QC on b3 commits b1. The chain then goes on from b2
+  // (view 5, entered on a TC), so no QC on it commits b1: a replica that never saw b3's QC still
+  // waits for b1. The leader of view 6 proposes to fix that; if its proposal is lost, its own
+  // timeout must join that replica's, or the replica would time out alone for ever.
+  const [b1, b2, b3] = chainOf(3);
+  if (b1 === undefined || b2 === undefined || b3 === undefined) return t.fail();
+  const b5 = child(b2, 5, [], qcFor(b2));
+  const run = (id: number): { c: HotStuffCore; last: Ready<HotStuffMessage> } => {
+    const c = core(id);
+    for (const b of [b1, b2, b3]) deliver(c, proposal(b));
+    deliver(c, signed(0, { type: 'new-view', view: 4, highQC: qcFor(b3) }));
+    t.is(c.committedBlock.height, 1, 'b1 committed by the QC on b3');
+    deliver(c, proposal(b5, tcFor(4)));
+    const last = deliver(c, signed(0, { type: 'new-view', view: 6, highQC: qcFor(b5) }));
+    t.is(c.view, 6);
+    return { c, last };
+  };
+  t.is(leaderOf(6, N), 2);
+  const leader = run(2).last;
+  t.is(sent(leader, 'proposal').length, 1, 'the leader proposes on b5 although it has nothing to commit');
+  t.true(leader.timers.some((op) => op.kind === 'set' && op.timer === 'view'), 'and keeps its view timer running');
+  const follower = run(1).last;
+  t.false(follower.timers.some((op) => op.kind === 'set' && op.timer === 'view'), 'a follower with nothing to commit stays idle');
+});
+
 test('a replica answers a lagging peer each time it shows up, at most once per base timeout', (t) => {
   const c = core(0);
   const blocks = chainOf(10);

@@ -393,9 +393,20 @@ export class HotStuffCore implements Core<HotStuffMessage> {
     this.#catchUp.forget(view);
   }
 
-  /** True while this replica has something to make progress on: a request, or an uncommitted batch. */
+  /**
+   * True while this replica has something to make progress on: a request, an uncommitted batch,
+   * or — as the leader — a batch that its proposal, carrying the high QC, would still leave
+   * uncommitted by the chain's own QCs. The last follows the idle leader's rule (`#maybePropose`):
+   * a replica can commit on a QC carried by a fork that others never saw, and leaders propose
+   * until the chain commits the batch for everyone. If such a proposal is lost, the leader's
+   * timeout and a left-behind replica's make the f + 1 that bring the others into the view
+   * change; without it the left-behind replica would time out alone, for ever.
+   */
   #wantsProgress(): boolean {
-    return this.#executor.wantsProgress(this.#tree.get(this.#high.valueHash));
+    const high = this.#tree.get(this.#high.valueHash);
+    if (this.#executor.wantsProgress(high)) return true;
+    if (high === undefined || leaderOf(this.#views.view, this.config.n) !== this.config.nodeId) return false;
+    return high.lastFilled > Math.max(high.certifiedCommit, this.#tree.committedBy(high)?.block.height ?? 0);
   }
 
   /**
