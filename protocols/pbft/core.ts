@@ -596,7 +596,8 @@ export class PbftCore implements Core<PbftMessage> {
 
   /**
    * Sends `peer` the commit certificates of the sequences it lacks after `after`, up to what this
-   * replica executed; `asked` is how far the peer said it got, which tells its questions apart.
+   * replica executed. `asked` names the peer's question, for the rate limit: how far it said it
+   * got, or -1 for anywhere below the stable checkpoint.
    */
   #retransmitCommitted(peer: NodeId, after: number, asked = after): void {
     if (after >= this.#executed || !this.#mayServe(`committed:${peer}`, asked)) return;
