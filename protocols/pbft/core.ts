@@ -718,6 +718,14 @@ export class PbftCore implements Core<PbftMessage> {
     const view = m.body.view;
     if (view < this.#view || (view === this.#view && !this.#changing) || view === 0) return;
     if (!validViewChange(m, this.config, this.#quorums, this.#window)) return this.#evidence('invalid-certificate', m.from, `invalid view-change for view ${view}`, [m]);
+    // A replica cut off while the others went on asks alone to leave their view, and once the
+    // cluster is idle it hears nothing else. Its checkpoint shows it is behind a stable one: the
+    // state and the commits after it bring it up, though it stays in its view change until the
+    // others change view too (§4.5.2).
+    if (m.body.checkpoint.sequence < this.#low) {
+      this.#serveState(m.from);
+      this.#retransmitCommitted(m.from, this.#low, -1);
+    }
     this.#viewChanges.add(m);
     const forView = this.#viewChanges.forView(this.#view);
     if (forView.length >= this.config.quorumSize) this.#armNewViewTimer(forView);
