@@ -506,8 +506,8 @@ test('a leader whose batch was committed on a fork keeps its view timer until th
   // (view 5, entered on a TC), so no QC on it commits b1: a replica that never saw b3's QC still
   // waits for b1. The leader of view 6 proposes to fix that; if its proposal is lost, its own
   // timeout must join that replica's, or the replica would time out alone for ever.
-  const [b1, b2, b3] = chainOf(3);
-  if (b1 === undefined || b2 === undefined || b3 === undefined) return t.fail();
+  const blocks = chainOf(3);
+  const [b1, b2, b3] = [at(blocks, 0), at(blocks, 1), at(blocks, 2)];
   const b5 = child(b2, 5, [], qcFor(b2));
   const run = (id: number): { c: HotStuffCore; last: Ready<HotStuffMessage> } => {
     const c = core(id);

@@ -246,12 +246,7 @@ export class PbftCore implements Core<PbftMessage> {
         // bring it up to this replica. Those commits can reach the asker before the state does
         // (its verifier may finish them first), and are then past its window: the status it
         // sends from the checkpoint is a new question, answered even right after the first.
-        // Below the checkpoint every status asks the same, or a peer could make this replica
-        // resend the whole window for each number it names.
-        if (body.executed < this.#low) {
-          this.#serveState(m.from);
-          return this.#retransmitCommitted(m.from, this.#low, -1);
-        }
+        if (body.executed < this.#low) return this.#bringUp(m.from);
         return this.#retransmitCommitted(m.from, body.executed);
       case 'committed':
         return this.#onCommitted(m as Signed<Committed>);
@@ -567,6 +562,16 @@ export class PbftCore implements Core<PbftMessage> {
     else this.#retransmitCommitted(m.from, m.body.sequence - 1);
   }
 
+  /**
+   * Brings a peer that is behind the stable checkpoint up: its state, then the commits after it.
+   * Every such request is the same question to the rate limit, or a peer could make this replica
+   * resend the whole window for each number it names.
+   */
+  #bringUp(peer: NodeId): void {
+    this.#serveState(peer);
+    this.#retransmitCommitted(peer, this.#low, -1);
+  }
+
   #serveState(peer: NodeId): void {
     if (this.#stableSnapshot === undefined || this.#low === 0 || !this.#mayServe(`state:${peer}`)) return;
     this.#out.send([peer], { type: 'state', checkpoint: this.#stable, snapshot: this.#stableSnapshot });
@@ -722,10 +727,7 @@ export class PbftCore implements Core<PbftMessage> {
     // cluster is idle it hears nothing else. Its checkpoint shows it is behind a stable one: the
     // state and the commits after it bring it up, though it stays in its view change until the
     // others change view too (§4.5.2).
-    if (m.body.checkpoint.sequence < this.#low) {
-      this.#serveState(m.from);
-      this.#retransmitCommitted(m.from, this.#low, -1);
-    }
+    if (m.body.checkpoint.sequence < this.#low) this.#bringUp(m.from);
     this.#viewChanges.add(m);
     const forView = this.#viewChanges.forView(this.#view);
     if (forView.length >= this.config.quorumSize) this.#armNewViewTimer(forView);
