@@ -227,6 +227,23 @@ test('a vote goes to the next view\'s leader', (t) => {
   t.deepEqual(second, [{ to: [leaderOf(3, N)], view: 2, block: blockHash(b2) }]);
 });
 
+test('a vote goes to everyone while the next leader\'s last view ended in a TC, to it alone again once one ended in a QC', (t) => {
+  const c = core(1);
+  deliver(c, signed(2, { type: 'new-view', view: 3, highQC: GENESIS_QC, tc: tcFor(3) }));
+  t.is(c.view, 4, 'view 3, led by 3, ended in a TC');
+  const b6 = child(GENESIS, 6);
+  t.deepEqual(votesIn(deliver(c, proposal(b6, tcFor(5)))).map((v) => [v.view, v.to]), [[6, [0, 1, 2, 3]]], 'the QC on view 6 completes whatever three-chain there is: every replica gets the votes');
+  const b7 = child(b6, 7);
+  t.deepEqual(votesIn(deliver(c, proposal(b7))).map((v) => [v.view, v.to]), [[7, [leaderOf(8, N)]]]);
+  const b8 = child(b7, 8);
+  deliver(c, proposal(b8));
+  t.is(c.view, 8, 'view 7, led by 3, ended in a QC');
+  const b9 = child(b8, 9);
+  const b10 = child(b9, 10);
+  deliver(c, proposal(b9));
+  t.deepEqual(votesIn(deliver(c, proposal(b10))).map((v) => [v.view, v.to]), [[10, [3]]], 'and 3 gets the votes for view 10 alone again');
+});
+
 test('a QC with a repeated signer or too few signers is rejected', (t) => {
   const b1 = child(GENESIS, 1);
   for (const signers of [[0, 0, 1], [0, 1], [0, 1, 9]]) {

@@ -306,8 +306,7 @@ export class HotStuffCore implements Core<HotStuffMessage> {
     this.#out.persist(DURABLE.voted, this.#lastVoted);
     const vote = voteBody(block.view, node.hash);
     this.#views.voted(vote);
-    // Votes go to the next leader, who builds the QC its proposal carries (Algorithm 3).
-    this.#out.send([leaderOf(block.view + 1, this.config.n)], vote);
+    this.#out.send(this.#views.voteRecipients(block.view), vote);
   }
 
   #onVote(signed: Signed<VoteBody>): void {

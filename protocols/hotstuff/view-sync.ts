@@ -15,7 +15,7 @@ import { PeerBudget } from './budget.js';
 import { bySigner, timeoutBody, type TimeoutBody, type TimeoutCert, type VoteBody } from './certificates.js';
 import { DURABLE } from './durable.js';
 import { newViewBody, type HotStuffMessage, type MessageOf } from './messages.js';
-import { Pacemaker } from './pacemaker.js';
+import { leaderOf, Pacemaker } from './pacemaker.js';
 import { AHEAD_VIEWS, Tally } from './tally.js';
 
 /** The view timer's name. */
@@ -55,6 +55,8 @@ export class ViewSync {
   readonly #baseMs: number;
   /** Announcements still to make: none once the replica moved to a newer view, or made them all. */
   #announcements = 0;
+  /** Leaders whose last view this replica saw end in a TC, until one of their views ends in a QC. */
+  readonly #failedLeaders = new Set<NodeId>();
 
   /** Starts in `view` (1 on a first start) with the last TC an earlier incarnation persisted. */
   constructor(
@@ -135,13 +137,29 @@ export class ViewSync {
     this.#lastTC = tc;
     this.#out.persist(DURABLE.tc, tc);
     this.#pacemaker.failed(tc.view);
+    this.#failedLeaders.add(leaderOf(tc.view, this.#config.n));
     this.enter(tc.view + 1, 'tc');
+  }
+
+  /**
+   * Who gets this replica's vote in `view`: the next leader, who builds the QC its proposal
+   * carries (Algorithm 3) — or everyone, when that leader's last view ended in a TC. With a
+   * crashed replica among round-robin leaders, the QC on the block before its view is the one
+   * that completes a three-chain; sent to it alone, that QC would wait for its view to time out
+   * (and the votes to be re-broadcast) before anything committed.
+   */
+  voteRecipients(view: number): readonly NodeId[] {
+    const next = leaderOf(view + 1, this.#config.n);
+    return this.#failedLeaders.has(next) ? this.#config.members : [next];
   }
 
   /** Enters `view` if it is newer, on a QC (progress: back to the base timeout) or a TC. */
   enter(view: number, via: 'qc' | 'tc'): void {
     if (view <= this.#view) return;
-    if (via === 'qc') this.#pacemaker.progressed();
+    if (via === 'qc') {
+      this.#pacemaker.progressed();
+      this.#failedLeaders.delete(leaderOf(view - 1, this.#config.n));
+    }
     if (this.#announcements > 0) {
       this.#announcements = 0;
       this.#out.cancelTimer(ANNOUNCE_TIMER);
