@@ -45,6 +45,11 @@ export interface ConsensusConfig {
   readonly members: readonly NodeId[];
 }
 
+/** The members other than this replica. */
+export function peersOf(config: ConsensusConfig): NodeId[] {
+  return config.members.filter((id) => id !== config.nodeId);
+}
+
 /** True for the protocols that tolerate Byzantine replicas. */
 export function isByzantineTolerant(algorithm: ConsensusAlgorithm): boolean {
   return algorithm !== 'raft';

@@ -9,6 +9,7 @@ export {
   consensusConfig,
   isByzantineTolerant,
   maxFaults,
+  peersOf,
   quorumSize,
   type ConsensusAlgorithm,
   type ConsensusConfig,

@@ -16,7 +16,7 @@
  */
 import type { QuorumCert } from '../consensus/certificate.js';
 import { hashBytes, hex, sameBytes, type Digest } from '../consensus/codec.js';
-import type { ConsensusConfig, NodeId } from '../consensus/config.js';
+import { peersOf, type ConsensusConfig, type NodeId } from '../consensus/config.js';
 import type { Outputs } from '../consensus/core.js';
 import { blockHash, type Block } from './block.js';
 import { validChild, type BlockTree, type TreeNode } from './block-tree.js';
@@ -212,7 +212,7 @@ export class CatchUp {
         this.#missing.delete(key);
         this.#qcs.delete(key);
       } else {
-        this.#out.send(this.#peers(), { type: 'block-request', hash: w.hash, height: w.height, count: FETCH_COUNT });
+        this.#out.send(peersOf(this.#config), { type: 'block-request', hash: w.hash, height: w.height, count: FETCH_COUNT });
       }
     }
     if (this.#missing.size > 0) this.#armFetch();
@@ -364,7 +364,7 @@ export class CatchUp {
   /** Asks `from` (or every peer) for `hash` and its ancestors, unless it is held or already asked for. */
   #fetch(hash: Digest, height: number, from: NodeId | undefined): void {
     if (this.#tree.get(hash) !== undefined || !this.#want(hash, height)) return;
-    const to = from !== undefined && from !== this.#config.nodeId ? [from] : this.#peers();
+    const to = from !== undefined && from !== this.#config.nodeId ? [from] : peersOf(this.#config);
     this.#out.send(to, { type: 'block-request', hash, height, count: FETCH_COUNT });
     this.#armFetch();
   }
@@ -382,9 +382,5 @@ export class CatchUp {
     if (this.#fetchArmed) return;
     this.#fetchArmed = true;
     this.#out.setTimer(FETCH_TIMER, this.#fetchRetryMs);
-  }
-
-  #peers(): NodeId[] {
-    return this.#config.members.filter((id) => id !== this.#config.nodeId);
   }
 }

@@ -9,7 +9,7 @@
  * lock alone (safety.ts), which never look at a TC (see README, "Timeout certificates").
  */
 import type { QuorumCert, Signed } from '../consensus/certificate.js';
-import type { ConsensusConfig, NodeId } from '../consensus/config.js';
+import { peersOf, type ConsensusConfig, type NodeId } from '../consensus/config.js';
 import type { Outputs } from '../consensus/core.js';
 import { PeerBudget } from './budget.js';
 import { bySigner, timeoutBody, type TimeoutBody, type TimeoutCert, type VoteBody } from './certificates.js';
@@ -190,18 +190,18 @@ export class ViewSync {
    */
   announce(): void {
     this.#announcements = ANNOUNCEMENTS;
-    this.#announceAgain();
+    this.#sendAnnouncement();
   }
 
   /** The announcement timer fired. */
   onAnnounceTimer(): void {
-    if (this.#announcements > 0) this.#announceAgain();
+    if (this.#announcements > 0) this.#sendAnnouncement();
   }
 
-  #announceAgain(): void {
+  #sendAnnouncement(): void {
     const made = ANNOUNCEMENTS - this.#announcements;
     this.#announcements--;
-    this.#out.send(this.#config.members.filter((id) => id !== this.#config.nodeId), this.#newView(this.#view));
+    this.#out.send(peersOf(this.#config), this.#newView(this.#view));
     if (this.#announcements > 0) this.#out.setTimer(ANNOUNCE_TIMER, this.#baseMs * 2 ** made);
   }
 

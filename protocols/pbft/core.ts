@@ -6,7 +6,7 @@
  */
 import { hashBytes, sameBytes } from '../consensus/codec.js';
 import type { Command } from '../consensus/command.js';
-import type { ConsensusConfig, NodeId } from '../consensus/config.js';
+import { peersOf, type ConsensusConfig, type NodeId } from '../consensus/config.js';
 import type { Signed } from '../consensus/certificate.js';
 import { Outputs, type Core, type CoreOptions, type Evidence, type Input, type NodeStatus, type Ready } from '../consensus/core.js';
 import { ConsensusError, invariant } from '../consensus/errors.js';
@@ -551,7 +551,7 @@ export class PbftCore implements Core<PbftMessage> {
   #fetchAhead(): void {
     const wanted = this.#executed + 1;
     this.#fetching = wanted;
-    const peers = this.config.members.filter((id) => id !== this.config.nodeId);
+    const peers = peersOf(this.config);
     const start = this.#fetchRound++ % Math.max(1, peers.length);
     this.#out.send([...peers.slice(start), ...peers.slice(0, start)].slice(0, this.config.f + 1), { type: 'fetch-state', sequence: wanted });
     this.#out.setTimer(FETCH_TIMER, this.#timeoutMs);
@@ -901,7 +901,7 @@ export class PbftCore implements Core<PbftMessage> {
   }
 
   #announceStatus(): void {
-    this.#out.send(this.config.members.filter((id) => id !== this.config.nodeId), { type: 'status', view: this.#view, executed: this.#executed });
+    this.#out.send(peersOf(this.config), { type: 'status', view: this.#view, executed: this.#executed });
   }
 
   #evidence(kind: Evidence['kind'], node: NodeId, detail: string, messages: readonly Signed<unknown>[]): void {
