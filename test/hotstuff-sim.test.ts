@@ -107,6 +107,34 @@ test('progress after a partition heals', (t) => {
   prefixesAgree(t, sim, [0, 1, 2, 3]);
 });
 
+test('a crashed replica stops being chosen as leader, so no view waits for it, and is chosen again once it votes', (t) => {
+  const seed = testSeed(t);
+  const baseTimeoutMs = 150;
+  const sim = cluster(seed, 4, { baseTimeoutMs });
+  sim.crash(3);
+  const sequential = (count: number): number[] =>
+    Array.from({ length: count }, () => {
+      const s = sim.submit();
+      t.true(sim.runUntil(() => s.done, { maxMs: 10_000 }));
+      return s.latencyMs ?? Infinity;
+    });
+  sequential(1);
+  const timeouts = sim.stats().byType.timeout?.messages ?? 0;
+  const latencies = sequential(20);
+  // Round robin would give replica 3 one view in four, each waiting out a view timeout.
+  t.true(Math.max(...latencies) < baseTimeoutMs, `latencies ${latencies.map((ms) => ms.toFixed(1)).join(', ')} ms`);
+  t.is(sim.stats().byType.timeout?.messages ?? 0, timeouts, 'no view timed out');
+  sim.restart(3);
+  let led = false;
+  for (let k = 0; k < 100 && !led; k++) {
+    const s = sim.submit();
+    led = sim.runUntil(() => sim.status(3).role === 'leader' || s.done, { maxMs: 10_000 }) && sim.status(3).role === 'leader';
+    t.true(sim.runUntil(() => s.done, { maxMs: 10_000 }));
+  }
+  t.true(led, 'replica 3 leads a view again');
+  prefixesAgree(t, sim, [0, 1, 2, 3]);
+});
+
 test('a replica that restarts rebuilds from its durable state and catches up past pruned history', (t) => {
   const seed = testSeed(t);
   const sim = cluster(seed, 4, { snapshotInterval: 8 });

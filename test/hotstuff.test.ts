@@ -80,7 +80,7 @@ function tcFor(view: number, signers: readonly number[] = [0, 1, 2]): TimeoutCer
 }
 
 function child(parent: Block, view: number, commands: readonly Command[] = [], justify: QuorumCert = parent === GENESIS ? GENESIS_QC : qcFor(parent)): Block {
-  return makeBlock({ parent: blockHash(parent), height: parent.height + 1, view, proposer: leaderOf(view, N), timestamp: view, commands, justify });
+  return makeBlock({ parent: blockHash(parent), height: parent.height + 1, view, proposer: leaderOf(view, N, parent), timestamp: view, commands, justify });
 }
 
 function proposal(block: Block, tc?: TimeoutCert): Signed<HotStuffMessage> {
@@ -217,14 +217,26 @@ test('locking: a locked replica refuses a fork with an older justify and follows
   t.deepEqual(votesIn(followed).map((v) => v.view), [5], 'a newer justify overrides the lock');
 });
 
-test('a vote goes to the next view\'s leader', (t) => {
-  const c = core(0);
+test('a vote goes to the next view\'s leader as a QC on its block would name it, and only that leader\'s proposal is voted for', (t) => {
+  const c = core(1);
   const b1 = child(GENESIS, 1);
+  t.deepEqual(votesIn(deliver(c, proposal(b1))), [{ to: [2], view: 1, block: blockHash(b1) }], 'the genesis QC names no signers: round robin');
   const b2 = child(b1, 2);
-  const first = votesIn(deliver(c, proposal(b1)));
-  t.deepEqual(first, [{ to: [leaderOf(2, N)], view: 1, block: blockHash(b1) }]);
-  const second = votesIn(deliver(c, proposal(b2)));
-  t.deepEqual(second, [{ to: [leaderOf(3, N)], view: 2, block: blockHash(b2) }]);
+  t.deepEqual(votesIn(deliver(c, proposal(b2))), [{ to: [0], view: 2, block: blockHash(b2) }], '3 signed no QC in b2: view 3 goes to the next signer, 0');
+  const fromRoundRobin = makeBlock({ ...child(b2, 3), proposer: 3 });
+  t.deepEqual(votesIn(deliver(c, proposal(fromRoundRobin))), [], 'the round-robin leader does not lead a view entered on a QC that leaves it out');
+  const b3 = child(b2, 3, [], qcFor(b2, [1, 2, 3]));
+  t.is(b3.proposer, 0);
+  t.deepEqual(votesIn(deliver(c, proposal(b3))), [{ to: [1], view: 3, block: blockHash(b3) }], 'b3\'s QC leaves 0 out: view 4 goes to 1');
+});
+
+test('the leader of a view entered on a QC is the first signer of its certified block\'s justify from round-robin order on', (t) => {
+  const certified = (view: number, signers: readonly number[]): Block => child(GENESIS, view, [], qcFor(GENESIS, signers));
+  t.is(leaderOf(5, N), 1, 'round robin without a QC');
+  t.is(leaderOf(7, N, certified(6, [0, 1, 2])), 0, 'view 7 would be 3\'s, which signed nothing: the next signer');
+  t.is(leaderOf(7, N, certified(6, [1, 2, 3])), 3, 'a signer keeps its turn');
+  t.is(leaderOf(6, N, certified(6, [0, 1, 3])), 2, 'a block of another view names nobody: round robin');
+  t.is(leaderOf(1, N, GENESIS), 1, 'the genesis QC has no signers: round robin');
 });
 
 test('a vote goes to everyone while the next leader\'s last view ended in a TC, to it alone again once one ended in a QC', (t) => {
@@ -234,12 +246,12 @@ test('a vote goes to everyone while the next leader\'s last view ended in a TC, 
   const b6 = child(GENESIS, 6);
   t.deepEqual(votesIn(deliver(c, proposal(b6, tcFor(5)))).map((v) => [v.view, v.to]), [[6, [0, 1, 2, 3]]], 'the QC on view 6 completes whatever three-chain there is: every replica gets the votes');
   const b7 = child(b6, 7);
-  t.deepEqual(votesIn(deliver(c, proposal(b7))).map((v) => [v.view, v.to]), [[7, [leaderOf(8, N)]]]);
+  t.deepEqual(votesIn(deliver(c, proposal(b7))).map((v) => [v.view, v.to]), [[7, [0]]]);
   const b8 = child(b7, 8);
   deliver(c, proposal(b8));
   t.is(c.view, 8, 'view 7, led by 3, ended in a QC');
   const b9 = child(b8, 9);
-  const b10 = child(b9, 10);
+  const b10 = child(b9, 10, [], qcFor(b9, [1, 2, 3]));
   deliver(c, proposal(b9));
   t.deepEqual(votesIn(deliver(c, proposal(b10))).map((v) => [v.view, v.to]), [[10, [3]]], 'and 3 gets the votes for view 10 alone again');
 });

@@ -218,6 +218,12 @@ export interface PositionReader<M> {
 /** Everything a host needs to run a protocol. */
 export interface ProtocolDefinition<M extends { readonly type: string }> {
   readonly algorithm: ConsensusAlgorithm;
+  /**
+   * True when at most one correct replica leads each view or term — Raft's election safety
+   * (§5.2), PBFT's primary v mod n — which the simulator then checks. HotStuff's safety never
+   * rests on who leads, and a view can have two proposers (hotstuff/pacemaker.ts).
+   */
+  readonly uniqueLeader: boolean;
   /** Schema of message bodies. */
   readonly message: Schema<M>;
   /** The signed messages nested in a body (certificate votes rebuilt as signed bodies), for the host to verify. */

@@ -41,7 +41,7 @@ export function linkError(block: Block, parent: TreeNode): string | undefined {
  * proposed by its view's leader, and its justify is a well-formed QC.
  */
 export function validChild(block: Block, parent: TreeNode, config: ConsensusConfig): boolean {
-  return linkError(block, parent) === undefined && block.proposer === leaderOf(block.view, config.n) && isValidQC(block.justify, config);
+  return linkError(block, parent) === undefined && block.proposer === leaderOf(block.view, config.n, parent.block) && isValidQC(block.justify, config);
 }
 
 /** Blocks by hash, from a root up. */

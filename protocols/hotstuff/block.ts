@@ -2,8 +2,10 @@
  * Blocks of chained HotStuff (Yin et al., PODC'19, §4.2 and Algorithm 3): a batch of client
  * commands, the hash of its parent, and the quorum certificate ("justify") that certifies that
  * parent. A block's hash is the digest of its header, where the batch appears as its digest and
- * the justify as its view: the certificate's value is the parent hash, already in the header, and
- * its signatures are evidence about the block, not part of what is voted for.
+ * the justify as its view and its signers: the certificate's value is the parent hash, already in
+ * the header, and its signatures are evidence about the block, not part of what is voted for —
+ * but who signed is, because it chooses the next leader (pacemaker.ts), and every replica must
+ * see the same signers behind one block hash.
  */
 import { t, type Infer } from '../../schema/schema.js';
 import { quorumCertSchema, type QuorumCert } from '../consensus/certificate.js';
@@ -59,6 +61,7 @@ export function blockHash(block: Block): Digest {
     timestamp: block.timestamp,
     payload: digestOf(block.commands),
     justifyView: block.justify.view,
+    justifySigners: block.justify.signatures.map((s) => s.node),
   });
 }
 

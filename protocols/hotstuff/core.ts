@@ -95,8 +95,12 @@ export class HotStuffCore implements Core<HotStuffMessage> {
   readonly #views: ViewSync;
   readonly #catchUp: CatchUp;
   readonly #votes: Tally<VoteBody>;
-  /** The first proposal seen for each recent view: a second one is an equivocation. */
-  readonly #firstProposals = new Map<number, { signed: Signed<Proposal>; hash: Digest; reported: boolean }>();
+  /**
+   * The first proposal seen from each proposer in each recent view: a second one is an
+   * equivocation. Per proposer, because a view can have two leaders (pacemaker.ts): the one its
+   * QC names and, for replicas that entered it on a TC, the round-robin one.
+   */
+  readonly #firstProposals = new Map<number, Map<NodeId, { signed: Signed<Proposal>; hash: Digest; reported: boolean }>>();
   #lastVoted: number;
   #proposed: number;
   #locked: QuorumCert;
@@ -125,7 +129,11 @@ export class HotStuffCore implements Core<HotStuffMessage> {
     this.#high = durable.high ?? GENESIS_QC;
     this.#votes = new Tally(this.config.quorumSize, AHEAD_VIEWS);
     this.#votes.advance(durable.view - 1, durable.view);
-    this.#views = new ViewSync(this.config, this.#out, this.#options, durable, { highQC: () => this.#high, entered: (view) => this.#entered(view) });
+    this.#views = new ViewSync(this.config, this.#out, this.#options, durable, {
+      highQC: () => this.#high,
+      leaderOf: (view) => this.#leaderOf(view),
+      entered: (view) => this.#entered(view),
+    });
     for (const key of restoreBlocks(this.#tree, durable.blocks, this.config)) this.#out.erase(blockKey(key));
     if (durable.committed !== undefined && durable.committed.height > root.height) {
       const top = this.#tree.get(durable.committed.hash);
@@ -182,7 +190,7 @@ export class HotStuffCore implements Core<HotStuffMessage> {
       ...this.#catchUp.stats(),
       votes: this.#votes.size,
       timeouts: this.#views.timeouts,
-      proposals: this.#firstProposals.size,
+      proposals: [...this.#firstProposals.values()].reduce((sum, byProposer) => sum + byProposer.size, 0),
       pending: this.#executor.pending,
     };
   }
@@ -212,7 +220,7 @@ export class HotStuffCore implements Core<HotStuffMessage> {
 
   status(): NodeStatus {
     const view = this.#views.view;
-    const leader = leaderOf(view, this.config.n);
+    const leader = this.#leaderOf(view);
     return { role: leader === this.config.nodeId ? 'leader' : 'replica', view, commitIndex: this.#executor.committed.block.height, leader };
   }
 
@@ -249,7 +257,11 @@ export class HotStuffCore implements Core<HotStuffMessage> {
   #onProposal(signed: Signed<Proposal>): void {
     const { block, tc } = signed.body;
     const from = signed.from;
-    if (block.proposer !== from || leaderOf(block.view, this.config.n) !== from) return;
+    const parent = this.#tree.get(block.parent);
+    // After a QC, who leads depends on the parent (pacemaker.ts): a proposal whose parent is
+    // missing is checked when the parent arrives (validChild).
+    const leads = block.justify.view === block.view - 1 ? parent === undefined || leaderOf(block.view, this.config.n, parent.block) === from : leaderOf(block.view, this.config.n) === from;
+    if (block.proposer !== from || !leads) return;
     // Nothing older than the previous view: it can no longer be voted for, and if a QC names its
     // block the block is fetched then. Without this floor a leader could grow every replica's
     // tree and disk with forks of its old views.
@@ -273,19 +285,21 @@ export class HotStuffCore implements Core<HotStuffMessage> {
     if (known !== undefined) return this.#tryVote(known);
     // With its parent missing, the block waits; its justify is news all the same (a laggard
     // learns the QC, enters its view and fetches the parent it names).
-    if (this.#tree.get(block.parent) === undefined) this.#processQC(block.justify, from);
+    if (parent === undefined) this.#processQC(block.justify, from);
     this.#catchUp.insert({ block, hash }, from, true);
   }
 
   /**
-   * Keeps one proposal per view (its leader's first): true for it and its repeats. Another one is
-   * an equivocation, reported once with both signed proposals, and dropped.
+   * Keeps one proposal per view and proposer (its first): true for it and its repeats. Another one
+   * is an equivocation, reported once with both signed proposals, and dropped.
    */
   #firstProposal(signed: Signed<Proposal>, hash: Digest): boolean {
     const view = signed.body.block.view;
-    const first = this.#firstProposals.get(view);
+    const byProposer = this.#firstProposals.get(view) ?? new Map<NodeId, { signed: Signed<Proposal>; hash: Digest; reported: boolean }>();
+    this.#firstProposals.set(view, byProposer);
+    const first = byProposer.get(signed.from);
     if (first === undefined) {
-      this.#firstProposals.set(view, { signed, hash, reported: false });
+      byProposer.set(signed.from, { signed, hash, reported: false });
       return true;
     }
     if (sameBytes(first.hash, hash)) return true;
@@ -306,7 +320,7 @@ export class HotStuffCore implements Core<HotStuffMessage> {
     this.#out.persist(DURABLE.voted, this.#lastVoted);
     const vote = voteBody(block.view, node.hash);
     this.#views.voted(vote);
-    this.#out.send(this.#views.voteRecipients(block.view), vote);
+    this.#out.send(this.#views.voteRecipients(block), vote);
   }
 
   #onVote(signed: Signed<VoteBody>): void {
@@ -354,12 +368,12 @@ export class HotStuffCore implements Core<HotStuffMessage> {
     }
     const decided = this.#tree.committedBy(node);
     if (decided !== undefined && this.#executor.commit(decided, qc)) this.#catchUp.forget(this.#views.view);
-    this.#views.enter(qc.view + 1, 'qc');
+    this.#views.enter(qc.view + 1, 'qc', node.block.proposer);
   }
 
   #maybePropose(): void {
     const view = this.#views.view;
-    if (leaderOf(view, this.config.n) !== this.config.nodeId || this.#proposed >= view) return;
+    if (this.#leaderOf(view) !== this.config.nodeId || this.#proposed >= view) return;
     const lastTC = this.#views.lastTC;
     const tc = this.#high.view === view - 1 ? undefined : lastTC?.view === view - 1 ? lastTC : null;
     if (tc === null) return;
@@ -385,6 +399,15 @@ export class HotStuffCore implements Core<HotStuffMessage> {
     this.#out.send(this.config.members, proposalBody(block, tc));
   }
 
+  /**
+   * The leader this replica expects in `view`: the one named by the block of view − 1 its high QC
+   * certifies, when it has both (pacemaker.ts); round robin otherwise — as after a TC.
+   */
+  #leaderOf(view: number): NodeId {
+    const certified = this.#high.view === view - 1 ? this.#tree.get(this.#high.valueHash)?.block : undefined;
+    return leaderOf(view, this.config.n, certified);
+  }
+
   /** The replica entered `view`: votes, first proposals and catch-up state below it go. */
   #entered(view: number): void {
     this.#votes.advance(view - 1, view);
@@ -404,7 +427,7 @@ export class HotStuffCore implements Core<HotStuffMessage> {
   #wantsProgress(): boolean {
     const high = this.#tree.get(this.#high.valueHash);
     if (this.#executor.wantsProgress(high)) return true;
-    if (high === undefined || leaderOf(this.#views.view, this.config.n) !== this.config.nodeId) return false;
+    if (high === undefined || this.#leaderOf(this.#views.view) !== this.config.nodeId) return false;
     return high.lastFilled > Math.max(high.certifiedCommit, this.#tree.committedBy(high)?.block.height ?? 0);
   }
 

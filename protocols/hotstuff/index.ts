@@ -50,6 +50,7 @@ export const hotStuffPositions: PositionReader<HotStuffMessage> = {
 export function hotstuff(options: HotStuffOptions = {}): ProtocolDefinition<HotStuffMessage> {
   return {
     algorithm: 'hotstuff',
+    uniqueLeader: false,
     message: hotStuffMessageSchema,
     nested: nestedSignatures,
     create: (core) => new HotStuffCore(core, options),

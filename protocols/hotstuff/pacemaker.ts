@@ -6,10 +6,33 @@
  * (the exponential back-off the paper's §5 and LibraBFT's round-state describe).
  */
 import type { NodeId } from '../consensus/config.js';
+import type { Block } from './block.js';
 
-/** The leader of `view`: round robin, so a faulty leader holds at most one view in n (§5, "LeaderElection"). */
-export function leaderOf(view: number, n: number): NodeId {
-  return view % n;
+/**
+ * The leader of `view`. Round robin (§5, "LeaderElection") unless the view follows a QC: with
+ * `certified`, the block of view − 1 that the QC certifies, the first member in round-robin order
+ * from `view` that signed `certified`'s own justify — a replica that voted a view or two ago
+ * (Carousel, Cohen et al., "Be Aware of Your Leaders", FC'22). A crashed replica signs nothing, so
+ * once the chain has moved on without it, it is no longer chosen and its views no longer have to
+ * time out; a replica comes back into the rotation as soon as a QC counts its vote, or on a TC.
+ * Every replica that votes for `certified` computes the same leader (a block's hash covers its
+ * justify's signers), so that is where its vote goes. The signers were picked by the leader that
+ * formed that QC; a quorum leaves out at most n − quorum members, so a faulty leader can move the
+ * next leadership at most that many places along the rotation.
+ */
+export function leaderOf(view: number, n: number, certified?: Block): NodeId {
+  const signers = certified !== undefined && certified.view === view - 1 ? certified.justify.signatures : [];
+  if (signers.length === 0) return view % n;
+  let best: NodeId | undefined;
+  let bestDistance = n;
+  for (const { node } of signers) {
+    const distance = (((node - view) % n) + n) % n;
+    if (distance < bestDistance) {
+      best = node;
+      bestDistance = distance;
+    }
+  }
+  return best as NodeId;
 }
 
 /** Largest back-off exponent: 2^16 times the base is long past any timeout worth waiting for. */

@@ -310,8 +310,7 @@ export class CatchUp {
   /**
    * Keeps `item` until its parent arrives, if it may be kept: above the committed block's child,
    * no higher than {@link ORPHAN_HEIGHTS} above the greatest height known to exist, self-consistent
-   * (its justify certifies its parent, is well formed, and its proposer leads its view — so a copy
-   * with a forged justify cannot stand in for the real block, whose hash covers neither), and
+   * (its justify certifies its parent and is well formed, and its proposer may lead its view), and
    * within its sender's share of {@link MAX_ORPHANS}.
    * @returns true when the orphan is kept (or already was).
    */
@@ -321,7 +320,7 @@ export class CatchUp {
     // A QC names this hash, so a quorum saw the block: its height is real.
     if (this.#qcs.has(key)) this.#tallest = Math.max(this.#tallest, block.height);
     if (block.height - 1 <= this.#executor.committed.block.height || block.height > this.#tallest + ORPHAN_HEIGHTS) return false;
-    if (!sameBytes(block.justify.valueHash, block.parent) || block.proposer !== leaderOf(block.view, this.#config.n) || !isValidQC(block.justify, this.#config)) return false;
+    if (!sameBytes(block.justify.valueHash, block.parent) || !this.#mayLead(block) || !isValidQC(block.justify, this.#config)) return false;
     const parent = hex(block.parent);
     const siblings = this.#orphans.get(parent) ?? new Map<string, Orphan>();
     if (siblings.has(key)) return true;
@@ -332,6 +331,14 @@ export class CatchUp {
     this.#orphansFrom.set(from, sent + 1);
     this.#orphanCount++;
     return true;
+  }
+
+  /**
+   * Whether `block`'s proposer may lead its view, as far as the block alone tells: after a QC the
+   * leader depends on the parent's justify (pacemaker.ts), checked when the parent arrives.
+   */
+  #mayLead(block: Block): boolean {
+    return block.justify.view === block.view - 1 || block.proposer === leaderOf(block.view, this.#config.n);
   }
 
   #uncount(orphan: Orphan): void {

@@ -15,6 +15,7 @@ import { PeerBudget } from './budget.js';
 import { bySigner, timeoutBody, type TimeoutBody, type TimeoutCert, type VoteBody } from './certificates.js';
 import { DURABLE } from './durable.js';
 import { newViewBody, type HotStuffMessage, type MessageOf } from './messages.js';
+import type { Block } from './block.js';
 import { leaderOf, Pacemaker } from './pacemaker.js';
 import { AHEAD_VIEWS, Tally } from './tally.js';
 
@@ -31,6 +32,8 @@ const ANNOUNCEMENTS = 4;
 export interface ViewSyncHooks {
   /** The replica's high QC (Algorithm 4's qc_high), which every new-view carries. */
   highQC(): QuorumCert;
+  /** The leader the replica expects in `view` (pacemaker.ts). */
+  leaderOf(view: number): NodeId;
   /** The replica entered `view`: per-view state below it can go. */
   entered(view: number): void;
 }
@@ -137,28 +140,31 @@ export class ViewSync {
     this.#lastTC = tc;
     this.#out.persist(DURABLE.tc, tc);
     this.#pacemaker.failed(tc.view);
-    this.#failedLeaders.add(leaderOf(tc.view, this.#config.n));
+    this.#failedLeaders.add(this.#hooks.leaderOf(tc.view));
     this.enter(tc.view + 1, 'tc');
   }
 
   /**
-   * Who gets this replica's vote in `view`: the next leader, who builds the QC its proposal
-   * carries (Algorithm 3) — or everyone, when that leader's last view ended in a TC. With a
-   * crashed replica among round-robin leaders, the QC on the block before its view is the one
-   * that completes a three-chain; sent to it alone, that QC would wait for its view to time out
-   * (and the votes to be re-broadcast) before anything committed.
+   * Who gets this replica's vote for `block`: the leader of the next view, as a QC on `block`
+   * would name it (pacemaker.ts), who builds the QC its proposal carries (Algorithm 3) — or
+   * everyone, when that leader's last view ended in a TC. Until the chain has moved on without a
+   * crashed replica, it can still be named; the QC that would complete a three-chain, sent to it
+   * alone, would then wait for its view to time out (and the votes to be re-broadcast).
    */
-  voteRecipients(view: number): readonly NodeId[] {
-    const next = leaderOf(view + 1, this.#config.n);
+  voteRecipients(block: Block): readonly NodeId[] {
+    const next = leaderOf(block.view + 1, this.#config.n, block);
     return this.#failedLeaders.has(next) ? this.#config.members : [next];
   }
 
-  /** Enters `view` if it is newer, on a QC (progress: back to the base timeout) or a TC. */
-  enter(view: number, via: 'qc' | 'tc'): void {
+  /**
+   * Enters `view` if it is newer, on a QC (progress: back to the base timeout; `leader`, when
+   * known, proposed the block it certifies) or a TC.
+   */
+  enter(view: number, via: 'qc' | 'tc', leader?: NodeId): void {
     if (view <= this.#view) return;
     if (via === 'qc') {
       this.#pacemaker.progressed();
-      this.#failedLeaders.delete(leaderOf(view - 1, this.#config.n));
+      if (leader !== undefined) this.#failedLeaders.delete(leader);
     }
     if (this.#announcements > 0) {
       this.#announcements = 0;

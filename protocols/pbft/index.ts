@@ -63,6 +63,7 @@ export const pbftPositions: PositionReader<PbftMessage> = {
 export function pbft(options: PbftOptions = {}): ProtocolDefinition<PbftMessage> {
   return {
     algorithm: 'pbft',
+    uniqueLeader: true,
     message: pbftMessageSchema,
     nested: nestedSignatures,
     create: (core) => new PbftCore(core, options),

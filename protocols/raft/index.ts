@@ -45,6 +45,7 @@ export const raftPositions: PositionReader<RaftMessage> = {
 export function raft(options: RaftOptions = {}): ProtocolDefinition<RaftMessage> {
   return {
     algorithm: 'raft',
+    uniqueLeader: true,
     message: raftMessageSchema,
     nested: () => [],
     create: (core) => new RaftCore(core, options),

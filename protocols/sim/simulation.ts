@@ -618,7 +618,7 @@ export class Simulation<M extends Message = Message> {
       replica.evidence.push(...ready.evidence);
       this.#evidence += ready.evidence.length;
       const status = core.status();
-      if (status.role === 'leader' || status.role === 'primary') this.#checker.leader(replica.id, status.view);
+      if (this.protocol.uniqueLeader && (status.role === 'leader' || status.role === 'primary')) this.#checker.leader(replica.id, status.view);
     }
   }
 
