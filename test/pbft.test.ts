@@ -326,6 +326,42 @@ test('a replica that missed committed sequences gets their commit certificates f
   t.is(laggard.core.status().commitIndex, 1, 'the retransmitted commit is durable');
 });
 
+test('a starting replica says how far it got, again ever more rarely until it executes something or its view changes', (t) => {
+  const statuses = (ready: Ready<PbftMessage>): (readonly [readonly number[], number])[] =>
+    ready.messages.flatMap((m) => (m.body.type === 'status' ? [[m.to, m.body.executed] as const] : []));
+  const waits = (ready: Ready<PbftMessage>): number[] => ready.timers.flatMap((op) => (op.kind === 'set' && op.timer === 'announce' ? [op.afterMs] : []));
+  const fire = (r: Replica, now: number): Ready<PbftMessage> => {
+    r.core.step({ kind: 'timeout', timer: 'announce' }, now);
+    return r.drain();
+  };
+
+  const r = new Replica(1, { requestTimeoutMs: 100 });
+  const pp = prePrepare(0, 1, 1000, [cmd(1)]);
+  r.receive(0, pp);
+  for (const from of [2, 3]) r.receive(from, prepare(0, 1, pp.digest));
+  for (const from of [0, 2, 3]) r.receive(from, commit(0, 1, pp.digest));
+  const first = r.restart();
+  t.deepEqual(statuses(first), [[[0, 2, 3], 1]], 'to every other member, with what it executed');
+  const seen = [waits(first)];
+  for (let k = 1; k <= 4; k++) {
+    const again = fire(r, 100 * k);
+    seen.push(waits(again));
+    t.is(statuses(again).length, k < 4 ? 1 : 0, `status ${k + 1}`);
+  }
+  t.deepEqual(seen, [[100], [200], [400], [], []], 'four in all, each wait twice the last, from the request timeout');
+
+  r.restart();
+  const next = prePrepare(0, 2, 1000, [cmd(2)]);
+  r.receive(0, next);
+  for (const from of [2, 3]) r.receive(from, prepare(0, 2, next.digest));
+  for (const from of [0, 2, 3]) r.receive(from, commit(0, 2, next.digest));
+  t.is(r.core.status().commitIndex, 2);
+  t.deepEqual(statuses(fire(r, 100)), [], 'executing something ends the announcements');
+
+  const fresh = new Replica(2);
+  t.deepEqual(statuses(fresh.drain()), [[[0, 1, 3], 0]], 'a replica starting afresh announces too: its disk may have been wiped');
+});
+
 test('a replica restarted into an idle cluster reaches the last sequence even when the commits after the checkpoint reach it before the state does', (t) => {
   // Found in CI: the verifier can hand a replica a peer's messages out of order. Commits past the
   // log window are dropped before the state arrives; the status sent after the state asks again.

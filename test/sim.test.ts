@@ -120,6 +120,28 @@ test('a replica restarted into a cluster that went idle while it was down catche
   }
 });
 
+test('a replica restarted while cut off from an idle cluster catches up once the link heals, with no new command', (t) => {
+  const seed = testSeed(t);
+  for (const protocol of CONSENSUS_ALGORITHMS) {
+    const sim = new Simulation({ protocol, n: N, seed });
+    sim.submit();
+    t.true(sim.runUntilCommitted({ maxMs: 10_000 }), `${protocol}: commits with every replica up`);
+    sim.crash(3);
+    for (let k = 0; k < 30; k++) sim.at(50 * k, () => sim.submit());
+    sim.run({ ms: 50 * 30 });
+    t.true(sim.runUntilCommitted({ maxMs: 60_000 }), `${protocol}: three replicas commit without 3`);
+    sim.run({ ms: 10_000 });
+    // What the replica says on starting is lost: it must say it again.
+    sim.partition([[3], [0, 1, 2]]);
+    sim.restart(3);
+    sim.run({ ms: 300 });
+    sim.heal();
+    const caughtUp = (): boolean => [0, 1, 2].every((i) => sim.committed(3).length >= sim.committed(i).length);
+    t.true(sim.runUntil(caughtUp, { maxMs: 60_000 }), `${protocol}: replica 3 committed ${sim.committed(3).length} commands of ${sim.committed(0).length}`);
+    agreeOnPrefixes(t, sim, [0, 1, 2, 3], protocol);
+  }
+});
+
 test('test_network_delay_injection', (t) => {
   const seed = testSeed(t);
   const median = (subs: readonly Submission[]): number => [...subs.map((s) => s.latencyMs as number)].sort((a, b) => a - b)[Math.floor(subs.length / 2)] as number;

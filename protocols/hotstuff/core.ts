@@ -13,6 +13,7 @@
  * it signs nothing (every vote reaches a QC through the host's loopback), reads no clock, and
  * persists its votes, lock and blocks before the messages they justify leave.
  */
+import { ANNOUNCE_TIMER } from '../consensus/announcements.js';
 import type { QuorumCert, Signed } from '../consensus/certificate.js';
 import { hex, sameBytes, type Digest } from '../consensus/codec.js';
 import type { ConsensusConfig, NodeId } from '../consensus/config.js';
@@ -28,7 +29,7 @@ import { leaderOf } from './pacemaker.js';
 import { nextLock, safeNode } from './safety.js';
 import { CatchUp, FETCH_TIMER, type CatchUpStats } from './sync.js';
 import { AHEAD_VIEWS, Tally } from './tally.js';
-import { ANNOUNCE_TIMER, VIEW_TIMER, ViewSync } from './view-sync.js';
+import { VIEW_TIMER, ViewSync } from './view-sync.js';
 
 /** Tuning of a HotStuff replica. Defaults suit a simulated LAN (1–5 ms links). */
 export interface HotStuffOptions {

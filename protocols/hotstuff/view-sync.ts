@@ -9,6 +9,7 @@
  * lock alone (safety.ts), which never look at a TC (see README, "Timeout certificates").
  */
 import type { QuorumCert, Signed } from '../consensus/certificate.js';
+import { Announcements } from '../consensus/announcements.js';
 import { peersOf, type ConsensusConfig, type NodeId } from '../consensus/config.js';
 import type { Outputs } from '../consensus/core.js';
 import { PeerBudget } from './budget.js';
@@ -22,11 +23,6 @@ import { AHEAD_VIEWS, Tally } from './tally.js';
 /** The view timer's name. */
 export const VIEW_TIMER = 'view';
 
-/** The timer that repeats a restarted replica's announcement (see `announce`). */
-export const ANNOUNCE_TIMER = 'announce';
-
-/** Announcements a restarted replica makes at most, each after twice the wait of the last. */
-const ANNOUNCEMENTS = 4;
 
 /** What view synchronisation asks of the replica it runs in. */
 export interface ViewSyncHooks {
@@ -55,9 +51,8 @@ export class ViewSync {
   #timedOut = 0;
   /** This replica's last vote, re-broadcast when its view times out. */
   #lastVote: VoteBody | undefined;
-  readonly #baseMs: number;
-  /** Announcements still to make: none once the replica moved to a newer view, or made them all. */
-  #announcements = 0;
+  /** A restarted replica's announcement of its view and high QC, until it enters a newer view. */
+  readonly #announcements: Announcements;
   /** Leaders whose last view this replica saw end in a TC, until one of their views ends in a QC. */
   readonly #failedLeaders = new Set<NodeId>();
 
@@ -72,10 +67,10 @@ export class ViewSync {
     this.#config = config;
     this.#out = out;
     this.#hooks = hooks;
-    this.#baseMs = timing.baseTimeoutMs;
     this.#pacemaker = new Pacemaker(timing.baseTimeoutMs, timing.maxTimeoutMs);
     this.#answers = new PeerBudget(1, timing.baseTimeoutMs);
     this.#timeouts = new Tally(config.quorumSize, AHEAD_VIEWS);
+    this.#announcements = new Announcements(out, timing.baseTimeoutMs, () => this.#out.send(peersOf(config), this.#newView(this.#view)));
     this.#view = resume.view;
     this.#lastTC = resume.tc;
     this.#timeouts.advance(resume.view, resume.view);
@@ -166,10 +161,7 @@ export class ViewSync {
       this.#pacemaker.progressed();
       if (leader !== undefined) this.#failedLeaders.delete(leader);
     }
-    if (this.#announcements > 0) {
-      this.#announcements = 0;
-      this.#out.cancelTimer(ANNOUNCE_TIMER);
-    }
+    this.#announcements.stop();
     this.#view = view;
     this.#out.persist(DURABLE.view, view);
     this.#timeouts.advance(view, view);
@@ -188,27 +180,16 @@ export class ViewSync {
   }
 
   /**
-   * Tells the others this replica's view and high QC. A replica restarted into a cluster that
-   * went idle while it was down has no timer running and would hear nothing; peers ahead of it
-   * answer as to any laggard ({@link lagging}). A replica that is not behind hears nothing back
-   * either, so it cannot wait for an answer: it says it again a few times, ever more rarely, until
-   * it enters a newer view — one lost message must not leave it behind for good.
+   * Tells the others this replica's view and high QC, repeatedly, until it enters a newer view
+   * (consensus/announcements.ts). Peers ahead of it answer as to any laggard ({@link lagging}).
    */
   announce(): void {
-    this.#announcements = ANNOUNCEMENTS;
-    this.#sendAnnouncement();
+    this.#announcements.start();
   }
 
   /** The announcement timer fired. */
   onAnnounceTimer(): void {
-    if (this.#announcements > 0) this.#sendAnnouncement();
-  }
-
-  #sendAnnouncement(): void {
-    const made = ANNOUNCEMENTS - this.#announcements;
-    this.#announcements--;
-    this.#out.send(peersOf(this.#config), this.#newView(this.#view));
-    if (this.#announcements > 0) this.#out.setTimer(ANNOUNCE_TIMER, this.#baseMs * 2 ** made);
+    this.#announcements.onTimer();
   }
 
   /**

@@ -4,6 +4,7 @@
  * and watermarks, view changes carrying prepared certificates, and state transfer. Every message
  * is signed (the paper's signature variant), so certificates are transferable proofs.
  */
+import { ANNOUNCE_TIMER, Announcements } from '../consensus/announcements.js';
 import { hashBytes, sameBytes } from '../consensus/codec.js';
 import type { Command } from '../consensus/command.js';
 import { peersOf, type ConsensusConfig, type NodeId } from '../consensus/config.js';
@@ -128,6 +129,10 @@ export class PbftCore implements Core<PbftMessage> {
   #executedAtStallArm = 0;
   /** Status announcements in a row that brought no progress: each doubles the wait before the next. */
   #unansweredStatus = 0;
+  /** The status a starting replica repeats until it executes something or its view changes. */
+  readonly #announcements: Announcements;
+  /** Where this replica was when it started announcing. */
+  #announcedFrom = { view: 0, executed: 0 };
 
   constructor(options: CoreOptions, tuning: PbftOptions = {}) {
     this.config = options.config;
@@ -143,6 +148,7 @@ export class PbftCore implements Core<PbftMessage> {
       if (!Number.isSafeInteger(v) || v < 1) throw new ConsensusError('INVALID_CONFIG', `pbft ${name} must be a positive integer, got ${v}`);
     }
     if (this.#window % this.#k !== 0) throw new ConsensusError('INVALID_CONFIG', `pbft logWindow (${this.#window}) must be a multiple of checkpointInterval (${this.#k})`);
+    this.#announcements = new Announcements(this.#out, this.#timeoutMs, () => this.#announceStatus());
     this.#state = new ReplicatedState(options.stateMachine);
     this.#stableSnapshot = this.#state.snapshot();
     this.#stable = genesisCheckpoint(hashBytes(this.#stableSnapshot));
@@ -206,6 +212,7 @@ export class PbftCore implements Core<PbftMessage> {
 
   #onTimeout(timer: string): void {
     if (timer === STALL_TIMER) return this.#onStall();
+    if (timer === ANNOUNCE_TIMER) return this.#onAnnounceTimer();
     if (timer === FETCH_TIMER) {
       // No state came (or a gap stayed open): ask other replicas.
       this.#fetching = 0;
@@ -895,9 +902,16 @@ export class PbftCore implements Core<PbftMessage> {
       this.#broadcastViewChange();
     } else {
       // The others may have changed view or moved on while it was down; with no client traffic
-      // nothing would tell it (thesis §5.2).
-      this.#announceStatus();
+      // nothing would tell it (consensus/announcements.ts).
+      this.#announcedFrom = { view: this.#view, executed: this.#executed };
+      this.#announcements.start();
     }
+  }
+
+  /** Executing something, or a view change, shows the others heard: the announcements end. */
+  #onAnnounceTimer(): void {
+    if (this.#executed > this.#announcedFrom.executed || this.#view !== this.#announcedFrom.view) this.#announcements.stop();
+    else this.#announcements.onTimer();
   }
 
   #announceStatus(): void {
