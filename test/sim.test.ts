@@ -82,6 +82,30 @@ test('test_network_partition_recovery', (t) => {
   }
 });
 
+/**
+ * Crashes replica 3 and has the other three commit `count` commands sent one at a time, so that
+ * every one takes a position of its own: past PBFT's log window, past what a peer keeps to replay.
+ */
+function commitWithout3(t: ExecutionContext, sim: Simulation, count: number, label: string): void {
+  sim.submit();
+  t.true(sim.runUntilCommitted({ maxMs: 10_000 }), `${label}: commits with every replica up`);
+  sim.crash(3);
+  for (let k = 0; k < count; k++) sim.at(50 * k, () => sim.submit());
+  sim.run({ ms: 50 * count });
+  t.true(sim.runUntilCommitted({ maxMs: 120_000 }), `${label}: three replicas commit without 3`);
+}
+
+/**
+ * Waits until replica 3 holds every command the others committed. Commands, not positions: a
+ * HotStuff leader can be alone in knowing that an empty block committed (no leader proposes again
+ * for that), and it then holds one position more.
+ */
+function caughtUpWith3(t: ExecutionContext, sim: Simulation, label: string): void {
+  const caughtUp = (): boolean => [0, 1, 2].every((i) => sim.committed(3).length >= sim.committed(i).length);
+  t.true(sim.runUntil(caughtUp, { maxMs: 60_000 }), `${label}: replica 3 committed ${sim.committed(3).length} commands of ${sim.committed(0).length}`);
+  agreeOnPrefixes(t, sim, [0, 1, 2, 3], label);
+}
+
 test('a replica restarted into a cluster that went idle while it was down catches up with no new command, and the cluster then stays idle', (t) => {
   const seed = testSeed(t);
   // Reordering: what a peer sends need not arrive in the order it was sent. With loss as well,
@@ -92,14 +116,7 @@ test('a replica restarted into a cluster that went idle while it was down catche
     for (const network of networks) {
       const label = `${protocol} ${JSON.stringify(network)}`;
       const sim = new Simulation({ protocol, n: N, seed, network });
-      sim.submit();
-      t.true(sim.runUntilCommitted({ maxMs: 10_000 }), `${label}: commits with every replica up`);
-      sim.crash(3);
-      // One command at a time, so that every one takes a position of its own: past PBFT's log
-      // window, past what a peer keeps to replay.
-      for (let k = 0; k < 60; k++) sim.at(50 * k, () => sim.submit());
-      sim.run({ ms: 50 * 60 });
-      t.true(sim.runUntilCommitted({ maxMs: 120_000 }), `${label}: three replicas commit without 3`);
+      commitWithout3(t, sim, 60, label);
       // A Raft leader sends heartbeats whatever the load (§5.2): only the BFT clusters fall silent.
       const quiet = protocol !== 'raft' && network.loss === undefined;
       sim.run({ ms: 5_000 });
@@ -107,11 +124,7 @@ test('a replica restarted into a cluster that went idle while it was down catche
       sim.run({ ms: 5_000 });
       if (quiet) t.is(sim.stats().messages, idle, `${label}: the cluster is idle before the restart`);
       sim.restart(3);
-      // Commands, not positions: a HotStuff leader can be alone in knowing that an empty block
-      // committed (no leader proposes again for that), and it then holds one position more.
-      const caughtUp = (): boolean => [0, 1, 2].every((i) => sim.committed(3).length >= sim.committed(i).length);
-      t.true(sim.runUntil(caughtUp, { maxMs: 60_000 }), `${label}: replica 3 committed ${sim.committed(3).length} commands of ${sim.committed(0).length}`);
-      agreeOnPrefixes(t, sim, [0, 1, 2, 3], label);
+      caughtUpWith3(t, sim, label);
       sim.run({ ms: 5_000 });
       const settled = sim.stats().messages;
       sim.run({ ms: 30_000 });
@@ -124,21 +137,14 @@ test('a replica restarted while cut off from an idle cluster catches up once the
   const seed = testSeed(t);
   for (const protocol of CONSENSUS_ALGORITHMS) {
     const sim = new Simulation({ protocol, n: N, seed });
-    sim.submit();
-    t.true(sim.runUntilCommitted({ maxMs: 10_000 }), `${protocol}: commits with every replica up`);
-    sim.crash(3);
-    for (let k = 0; k < 30; k++) sim.at(50 * k, () => sim.submit());
-    sim.run({ ms: 50 * 30 });
-    t.true(sim.runUntilCommitted({ maxMs: 60_000 }), `${protocol}: three replicas commit without 3`);
+    commitWithout3(t, sim, 30, protocol);
     sim.run({ ms: 10_000 });
     // What the replica says on starting is lost: it must say it again.
     sim.partition([[3], [0, 1, 2]]);
     sim.restart(3);
     sim.run({ ms: 300 });
     sim.heal();
-    const caughtUp = (): boolean => [0, 1, 2].every((i) => sim.committed(3).length >= sim.committed(i).length);
-    t.true(sim.runUntil(caughtUp, { maxMs: 60_000 }), `${protocol}: replica 3 committed ${sim.committed(3).length} commands of ${sim.committed(0).length}`);
-    agreeOnPrefixes(t, sim, [0, 1, 2, 3], protocol);
+    caughtUpWith3(t, sim, protocol);
   }
 });
 
