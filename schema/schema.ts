@@ -24,7 +24,10 @@ export interface RefShape {
 export interface Schema<T> {
   /** Human-readable description used in error messages. */
   readonly expected: string;
-  /** Returns the validated value or throws a {@link SchemaError}. Objects are checked in place. */
+  /**
+   * Returns the validated value or throws a {@link SchemaError} whose path starts with `path`
+   * (default `$`). Objects are checked in place.
+   */
   parse(value: unknown, path?: string, ctx?: ParseContext): T;
 }
 
@@ -58,6 +61,18 @@ function schema<T>(expected: string, check: (value: unknown, path: string, ctx: 
 
 function fail(path: string, expected: string): never {
   throw new SchemaError(path, expected);
+}
+
+/**
+ * Parses the field `key` (an index for an array item) of the value at `path` with a path relative
+ * to the field, and only on failure says where the field sits.
+ */
+function nested<T>(inner: Schema<T>, value: unknown, ctx: ParseContext, path: string, key: string | number): T {
+  try {
+    return inner.parse(value, '', ctx);
+  } catch (error) {
+    throw error instanceof SchemaError ? error.within(typeof key === 'number' ? `${path}[${key}]` : `${path}.${key}`) : error;
+  }
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -117,7 +132,9 @@ function array<T>(item: Schema<T>, opts: { readonly maxLength?: number } = {}): 
   const expected = `array of at most ${max} × ${item.expected}`;
   return schema(expected, (v, path, ctx) => {
     if (!Array.isArray(v) || v.length > max) fail(path, expected);
-    return v.map((x, i) => item.parse(x, `${path}[${i}]`, ctx));
+    const parsed = new Array<T>(v.length);
+    for (let i = 0; i < v.length; i++) parsed[i] = nested(item, v[i], ctx, path, i);
+    return parsed;
   });
 }
 
@@ -140,7 +157,7 @@ function parseFields(shape: Shape, keys: readonly string[], v: Record<string, un
   }
   for (const key of keys) {
     const raw = v[key];
-    const parsed = (shape[key] as Schema<unknown>).parse(raw, `${path}.${key}`, ctx);
+    const parsed = nested(shape[key] as Schema<unknown>, raw, ctx, path, key);
     if (parsed === raw) continue;
     if (parsed === undefined) delete v[key];
     else v[key] = parsed;
