@@ -224,25 +224,6 @@ test('a backup waiting for a request asks for a view change carrying its prepare
   t.is(r.durable.get('view') !== undefined, true, 'the view change is durable before it is sent');
 });
 
-test('a replica alone in its view change re-sends it ever more rarely, up to 16 request timeouts apart', (t) => {
-  const r = new Replica(1, { requestTimeoutMs: 100 });
-  r.core.step({ kind: 'request', command: cmd(1) }, 0);
-  r.drain();
-  r.core.step({ kind: 'timeout', timer: 'view' }, 100);
-  const resendWait = (ready: Ready<PbftMessage>): number | undefined => {
-    const op = ready.timers.find((o) => o.kind === 'set' && o.timer === 'view-change-resend');
-    return op?.kind === 'set' ? op.afterMs : undefined;
-  };
-  const waits = [resendWait(r.drain())];
-  for (let k = 0; k < 6; k++) {
-    r.core.step({ kind: 'timeout', timer: 'view-change-resend' }, 1000 * (k + 1));
-    const again = r.drain();
-    t.like(sent(again, 'view-change'), [{ view: 1 }], `resend ${k + 1}`);
-    waits.push(resendWait(again));
-  }
-  t.deepEqual(waits, [100, 200, 400, 800, 1600, 1600, 1600]);
-});
-
 test('the new primary re-proposes the prepared batch at the same sequence, and backups check NEW-VIEW against its view changes', (t) => {
   // Replicas 1, 2, 3 prepared sequence 1 in view 0; replica 1 is the primary of view 1.
   const replicas = [1, 2, 3].map((id) => new Replica(id));

@@ -63,7 +63,7 @@ export interface PbftOptions {
 const VIEW_TIMER = 'view';
 const NEW_VIEW_TIMER = 'new-view';
 const RESEND_TIMER = 'view-change-resend';
-/** Waits that double (for a NEW-VIEW, between VIEW-CHANGE resends, between stall statuses) stop at 16× the request timeout, so a cluster healing after a long outage is not left waiting minutes. */
+/** The new-view wait stops doubling at 16× the request timeout, so a cluster healing after a long outage is not left waiting minutes. */
 const MAX_BACKOFF_DOUBLINGS = 4;
 
 const FETCH_TIMER = 'fetch-state';
@@ -113,8 +113,6 @@ export class PbftCore implements Core<PbftMessage> {
   #viewTimerArmed = false;
   #newViewTimerArmed = false;
   #failedViews = 0;
-  /** VIEW-CHANGE messages re-sent for the view this replica is changing to: each doubles the wait before the next. */
-  #resends = 0;
   #newViewPlan: NewViewPlan | undefined;
   /** The view-change quorum that let this replica leave its last view, relayed to peers that lost theirs. */
   #leftView: readonly Signed<ViewChange>[] = [];
@@ -679,7 +677,6 @@ export class PbftCore implements Core<PbftMessage> {
     this.#viewTimerArmed = false;
     this.#newViewTimerArmed = false;
     this.#newViewPlan = undefined;
-    this.#resends = 0;
     for (const timer of [VIEW_TIMER, NEW_VIEW_TIMER, RESEND_TIMER]) this.#out.cancelTimer(timer);
     this.#out.persist(DURABLE_KEYS.view, { view, changing });
   }
@@ -697,9 +694,7 @@ export class PbftCore implements Core<PbftMessage> {
       .map((s) => s.preparedCert!);
     this.#out.send(this.config.members, { type: 'view-change', view: this.#view, checkpoint: this.#stable, prepared });
     // Retransmitted until the view starts: a view change lost to a partition must not stall it.
-    // Ever more rarely: a replica alone in its view change (cut off, or the others content with
-    // their view) would otherwise sign and send one every timeout for as long as that lasts.
-    this.#out.setTimer(RESEND_TIMER, this.#timeoutMs * 2 ** Math.min(this.#resends++, MAX_BACKOFF_DOUBLINGS));
+    this.#out.setTimer(RESEND_TIMER, this.#timeoutMs);
   }
 
   /**
