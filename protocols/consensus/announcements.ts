@@ -33,11 +33,6 @@ export class Announcements {
     this.#send = send;
   }
 
-  /** True while repeats are due. */
-  get active(): boolean {
-    return this.#left > 0;
-  }
-
   /** Announces now, and arms the repeats. */
   start(): void {
     this.#left = ANNOUNCEMENTS;

@@ -23,7 +23,6 @@ import { AHEAD_VIEWS, Tally } from './tally.js';
 /** The view timer's name. */
 export const VIEW_TIMER = 'view';
 
-
 /** What view synchronisation asks of the replica it runs in. */
 export interface ViewSyncHooks {
   /** The replica's high QC (Algorithm 4's qc_high), which every new-view carries. */
