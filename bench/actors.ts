@@ -68,10 +68,12 @@ async function knhkPair(): Promise<Pair> {
   const source = await system.spawn(Source, { name: 'source', thread: true });
   const sink = await system.spawn(Sink, { name: 'sink', thread: true });
   const echo = await system.spawn(Echo, { name: 'echo', thread: true });
+  let sent = 0;
   return {
     async throughput(count, size) {
+      sent += count;
       const t0 = performance.now();
-      const done = sink.ask({ type: 'expect', count }, { timeoutMs: 120_000 });
+      const done = sink.ask({ type: 'expect', total: sent }, { timeoutMs: 120_000 });
       await source.ask({ type: 'blast', to: sink, count, size }, { timeoutMs: 120_000 });
       await done;
       return (count * 1000) / (performance.now() - t0);

@@ -26,23 +26,27 @@ export const Echo = defineBehavior({
   },
 });
 
-/** Counts `data`; an `expect` ask is answered once that many have arrived. */
+/**
+ * Counts every `data` since it started; an `expect` ask is answered once the count reaches its
+ * `total`. A running total, because the driver's `expect` and a source's data reach the sink over
+ * different ports, in either order: a count reset by `expect` would lose what came first.
+ */
 export const Sink = defineBehavior({
   module: import.meta.url,
   export: 'Sink',
-  messages: t.variants({ data: Payload, expect: { count: t.uint() } }),
+  messages: t.variants({ data: Payload, expect: { total: t.uint() } }),
   replies: t.uint(),
   start() {
     let received = 0;
-    let waiting: { count: number; reply: (n: number) => void } | undefined;
+    let waiting: { total: number; reply: (n: number) => void } | undefined;
     return {
       receive(msg, from) {
-        if (msg.type === 'expect') {
-          received = 0;
-          waiting = { count: msg.count, reply: (n) => from.reply(n) };
-          return;
+        if (msg.type === 'expect') waiting = { total: msg.total, reply: (n) => from.reply(n) };
+        else received++;
+        if (waiting !== undefined && received >= waiting.total) {
+          waiting.reply(received);
+          waiting = undefined;
         }
-        if (++received === waiting?.count) waiting.reply(received);
       },
     };
   },
