@@ -17,7 +17,7 @@ export interface TimerOutputs {
 export const ANNOUNCE_TIMER = 'announce';
 
 /** Announcements made at most. */
-export const ANNOUNCEMENTS = 4;
+const ANNOUNCEMENTS = 4;
 
 /** A restarted replica's repeated announcement: `send` now, then up to three more times. */
 export class Announcements {
