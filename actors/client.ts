@@ -20,7 +20,7 @@
  */
 import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
 import { defineBehavior, INSTRUMENTED, instrumentsOf, t, tracerOf, within, type Sender } from '../runtime/index.js';
-import { CONFIGURATION_SESSION_PREFIX, hex, type Command, type ConsensusAlgorithm } from '../protocols/consensus/index.js';
+import { CONFIGURATION_SESSION_PREFIX, hex, MAX_BATCH_COMMANDS, type Command, type ConsensusAlgorithm, type Reply } from '../protocols/consensus/index.js';
 import type { SignaturePolicy } from '../protocols/crypto/index.js';
 import { CONSENSUS_SCOPE } from './consensus-telemetry.js';
 import { PeerDirectory } from './peer-directory.js';
@@ -60,6 +60,8 @@ const resultSchema = t.object({
   timestamp: t.uint(),
 });
 
+const replySchema = t.object({ client: t.string({ maxLength: 128 }), timestamp: t.uint(), position: t.uint(), view: t.uint(), response: t.bytes({ maxLength: 1 << 20 }) });
+
 /** A command's accepted result. */
 export type ClientResult = ReturnType<typeof resultSchema.parse>;
 
@@ -84,10 +86,8 @@ export const Client = defineBehavior({
     submit: { payload: t.bytes({ maxLength: 1 << 20 }) },
     /** A configuration command; the owner sends one at a time. */
     configure: { payload: t.bytes({ maxLength: 1 << 20 }) },
-    reply: {
-      node: t.uint(),
-      reply: t.object({ client: t.string({ maxLength: 128 }), timestamp: t.uint(), position: t.uint(), view: t.uint(), response: t.bytes({ maxLength: 1 << 20 }) }),
-    },
+    /** Replica `node`'s replies for one log position: one message for a whole batch. */
+    replies: { node: t.uint(), replies: t.array(replySchema, { maxLength: MAX_BATCH_COMMANDS }) },
     retry: { session: t.string({ maxLength: 128 }) },
   }),
   replies: resultSchema,
@@ -115,6 +115,36 @@ export const Client = defineBehavior({
       // Retries back off (up to 8×), so that an overloaded cluster is not buried under copies.
       const wait = args.retryMs * 2 ** Math.min(3, flight.sends - 1);
       ctx.timers.start(flight.command.client, wait, { type: 'retry', session: flight.command.client });
+    };
+
+    /** Counts `node`'s reply; the command is accepted once `replyQuorum` replicas gave the same response. */
+    const accept = (node: number, reply: Reply): void => {
+      const flight = inFlight.get(reply.client);
+      if (flight === undefined || flight.command.timestamp !== reply.timestamp || node >= n) return;
+      const key = hex(reply.response);
+      const voters = flight.votes.get(key) ?? new Set<number>();
+      voters.add(node);
+      flight.votes.set(key, voters);
+      if (voters.size < args.replyQuorum) return;
+      if (args.leaderOf === 'view-primary') leader = reply.view % n;
+      else if (args.leaderOf === 'sender') leader = node;
+      inFlight.delete(reply.client);
+      ctx.timers.cancel(reply.client);
+      if (reply.client !== configurationSession) free.push(reply.client);
+      if (labels !== undefined) instruments().latency.record(performance.now() - flight.submitted, labels);
+      if (flight.span?.isRecording() === true) {
+        flight.span.setAttributes({
+          'consensus.sequence': reply.position,
+          'consensus.view': reply.view,
+          'consensus.received_votes': voters.size,
+          'consensus.command.attempts': flight.sends,
+        });
+      }
+      flight.span?.end();
+      // The asker may have given up (its ask timed out); the answer is then a dead letter.
+      if (flight.sender.expectsReply) {
+        flight.sender.reply({ response: reply.response, position: reply.position, view: reply.view, replicas: [...voters], client: reply.client, timestamp: reply.timestamp });
+      }
     };
 
     return {
@@ -148,35 +178,9 @@ export const Client = defineBehavior({
             if (flight !== undefined) send(flight);
             return;
           }
-          case 'reply': {
+          case 'replies': {
             replicas.heard(from.ref);
-            const { reply, node } = msg;
-            const flight = inFlight.get(reply.client);
-            if (flight === undefined || flight.command.timestamp !== reply.timestamp || node >= n) return;
-            const key = hex(reply.response);
-            const voters = flight.votes.get(key) ?? new Set<number>();
-            voters.add(node);
-            flight.votes.set(key, voters);
-            if (voters.size < args.replyQuorum) return;
-            if (args.leaderOf === 'view-primary') leader = reply.view % n;
-            else if (args.leaderOf === 'sender') leader = node;
-            inFlight.delete(reply.client);
-            ctx.timers.cancel(reply.client);
-            if (reply.client !== configurationSession) free.push(reply.client);
-            if (labels !== undefined) instruments().latency.record(performance.now() - flight.submitted, labels);
-            if (flight.span?.isRecording() === true) {
-              flight.span.setAttributes({
-                'consensus.sequence': reply.position,
-                'consensus.view': reply.view,
-                'consensus.received_votes': voters.size,
-                'consensus.command.attempts': flight.sends,
-              });
-            }
-            flight.span?.end();
-            // The asker may have given up (its ask timed out); the answer is then a dead letter.
-            if (flight.sender.expectsReply) {
-              flight.sender.reply({ response: reply.response, position: reply.position, view: reply.view, replicas: [...voters], client: reply.client, timestamp: reply.timestamp });
-            }
+            for (const reply of msg.replies) accept(msg.node, reply);
             return;
           }
         }

@@ -59,7 +59,8 @@ export interface ReplicaCrypto {
 export interface ReplicaListener {
   /** An execution, with the context of its position's span (`undefined` when nothing is recorded), to carry on its trace. */
   applied?(applied: Applied, trace: Context | undefined): void;
-  reply?(reply: Reply): void;
+  /** Replies to clients for one log position (a batch's commands share one), sent together with that position's trace context. */
+  replies?(replies: readonly Reply[]): void;
   read?(read: ReadState): void;
   evidence?(evidence: Evidence): void;
   /** The core broke an invariant or the store failed: the host has stopped. */
@@ -358,7 +359,9 @@ export class ReplicaHost<M extends { readonly type: string }> {
       this.#timers.set(op.timer, handle);
     }
     for (const applied of ready.applied) listener?.applied?.(applied, this.#telemetry.positionContext(applied.position));
-    if (mode !== 'silent') for (const reply of ready.replies) within(this.#telemetry.positionContext(reply.position), () => listener?.reply?.(reply));
+    if (mode !== 'silent') {
+      for (const run of byPosition(ready.replies)) within(this.#telemetry.positionContext(run.position), () => listener?.replies?.(run.replies));
+    }
     for (const read of ready.reads) listener?.read?.(read);
     // A Byzantine replica's accusations are worth nothing.
     const evidence = mode === null ? ready.evidence : [];
@@ -367,3 +370,13 @@ export class ReplicaHost<M extends { readonly type: string }> {
   }
 }
 
+/** Runs of consecutive replies for the same position. */
+function byPosition(replies: readonly Reply[]): { readonly position: number; readonly replies: Reply[] }[] {
+  const runs: { readonly position: number; readonly replies: Reply[] }[] = [];
+  for (const reply of replies) {
+    const last = runs[runs.length - 1];
+    if (last?.position === reply.position) last.replies.push(reply);
+    else runs.push({ position: reply.position, replies: [reply] });
+  }
+  return runs;
+}

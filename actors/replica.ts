@@ -311,7 +311,7 @@ export const Replica = defineBehavior({
         delayed.add(timer);
       },
       listener: {
-        reply: (reply) => client.tell(0, { type: 'reply', node: nodeId, reply }),
+        replies: (replies) => client.tell(0, { type: 'replies', node: nodeId, replies }),
         applied: (applied, trace) => {
           agent.tell({ type: 'applied', node: nodeId, applied: executed(applied) });
           carryOutRotations(trace);

@@ -162,7 +162,7 @@ async function cluster(t: ExecutionContext, algorithm: ConsensusAlgorithm, n: nu
         if (c.cut.has(i) || c.cut.has(to)) return;
         setImmediate(() => void c.hosts[to]?.receive(bytes));
       },
-      listener: { reply: (r) => onReply(i, r), applied: (a) => onApplied(i, a), fault: (e) => t.fail(`replica ${i} faulted: ${String(e)}`) },
+      listener: { replies: (rs) => rs.forEach((r) => onReply(i, r)), applied: (a) => onApplied(i, a), fault: (e) => t.fail(`replica ${i} faulted: ${String(e)}`) },
     });
   }
   t.teardown(async () => {
@@ -347,7 +347,7 @@ export const EchoReplica = defineBehavior({
       async receive(msg) {
         const client = await ctx.lookup(args.client);
         const { client: session, timestamp } = msg.command;
-        client?.tell({ type: 'reply', node: args.node, reply: { client: session, timestamp, position: 1, view: 0, response: new Uint8Array([1]) } });
+        client?.tell({ type: 'replies', node: args.node, replies: [{ client: session, timestamp, position: 1, view: 0, response: new Uint8Array([1]) }] });
       },
     };
   },

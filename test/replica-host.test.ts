@@ -123,7 +123,7 @@ async function cluster(t: ExecutionContext, scheme: SchemeName, protocol: Extrac
           if (c.cut.has(i) || c.cut.has(to)) return;
           setImmediate(() => void c.hosts[to]?.receive(bytes));
         },
-        listener: { reply: (r) => onReply(i, r), applied: (a) => onApplied(i, a.position), fault: (e) => t.fail(`replica ${i} faulted: ${String(e)}`) },
+        listener: { replies: (rs) => rs.forEach((r) => onReply(i, r)), applied: (a) => onApplied(i, a.position), fault: (e) => t.fail(`replica ${i} faulted: ${String(e)}`) },
       });
     },
     async stop(i) {

@@ -31,8 +31,11 @@ export function commandDigest(cmd: Command): Digest {
   return digestOf(cmd);
 }
 
+/** The most commands one log position can carry. */
+export const MAX_BATCH_COMMANDS = 4096;
+
 /** Schema of a batch of commands ordered at one log position. */
-export const batchSchema = t.array(commandSchema, { maxLength: 4096 });
+export const batchSchema = t.array(commandSchema, { maxLength: MAX_BATCH_COMMANDS });
 
 /**
  * One position of a replicated log: PBFT's sequence number, HotStuff's block height, Raft's log
