@@ -5,6 +5,7 @@
  * tests), the quorum rules, the canonical bytes re-derived independently from the README's
  * layout, the JSON Schema files held to the runtime parser, tree-head consistency and forks.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import test from 'ava';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
@@ -47,6 +48,7 @@ import {
   type ExecutedBatch,
   type LogContext,
   type Receipt,
+  type ReceiptBody,
   type SignedTreeHead,
   type TreeHead,
   type TreeHeadSignature,
@@ -462,6 +464,26 @@ test('the canonical encodings are exactly the documented layouts', (t) => {
   for (const bad of [{ ...body, sequence: 2 ** 53 }, { ...body, view: -1 }, { ...body, client: 'lone \ud800' }]) {
     t.is(t.throws(() => encodeReceiptBody(bad as typeof body), { instanceOf: ReceiptError })?.code, 'NOT_ENCODABLE');
   }
+});
+
+test('a receipt leaf hash is SHA-256 of 0x00 and the canonical body, whatever length the bodies before it had', (t) => {
+  const seed = testSeed(t);
+  const text = fc.string({ unit: 'grapheme', maxLength: 300 });
+  const u = fc.nat({ max: Number.MAX_SAFE_INTEGER });
+  const bytes = fc.uint8Array({ minLength: 32, maxLength: 32 });
+  const body = fc.record({
+    version: fc.constant(1 as const), cluster: text, protocol: fc.constantFrom('pbft' as const, 'hotstuff' as const, 'raft' as const), sequence: u, view: u, batchIndex: u,
+    client: text, clientTimestamp: u, commandHash: bytes, stateHashBefore: bytes, stateHashAfter: bytes, timestamp: u,
+    policy: fc.constantFrom('classical' as const, 'hybrid' as const, 'quantum' as const), leafIndex: u,
+  });
+  // Leaves are hashed from one reused buffer: a long body followed by short ones must leave no trace.
+  const expected = (b: ReceiptBody): string => createHash('sha256').update(Uint8Array.of(0)).update(encodeReceiptBody(b)).digest('hex');
+  t.notThrows(() =>
+    fc.assert(
+      fc.property(fc.array(body, { minLength: 1, maxLength: 8 }), (bodies) => bodies.every((b) => Buffer.from(receiptLeafHash(b)).toString('hex') === expected(b))),
+      { seed, numRuns: 200 },
+    ),
+  );
 });
 
 function schemaValidators(): Record<'receipt' | 'tree-head' | 'trust' | 'consistency-proof', ValidateFunction> {

@@ -8,11 +8,9 @@ import type { AppliedEntry } from '../consensus/core.js';
 import type { ConsensusAlgorithm } from '../consensus/config.js';
 import type { Digest } from '../consensus/codec.js';
 import type { SignaturePolicy } from '../crypto/index.js';
-import { encodeReceiptBody } from './canonical.js';
-import { leafHash } from './merkle.js';
 import type { MerkleLog } from './merkle-log.js';
 import { ReceiptError } from './errors.js';
-import { RECEIPT_VERSION, commandHash, type ReceiptBody } from './receipt.js';
+import { RECEIPT_VERSION, commandHash, receiptLeafHash, type ReceiptBody } from './receipt.js';
 import { TREE_HEAD_VERSION, type TreeHead } from './tree-head.js';
 
 /** The facts of a cluster that every receipt carries. */
@@ -107,7 +105,7 @@ export class BatchAppend {
     const end = Math.min(this.#batch.commands.length, this.#bodies.length + count);
     for (let i = this.#bodies.length; i < end; i++) {
       const body = receiptBody(this.#batch, this.#context, this.#firstLeaf, i, this.#hashes);
-      this.#leafHashes.push(leafHash(encodeReceiptBody(body)));
+      this.#leafHashes.push(receiptLeafHash(body));
       this.#bodies.push(body);
     }
   }

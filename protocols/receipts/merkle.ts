@@ -13,6 +13,11 @@ import type { Digest } from '../consensus/codec.js';
 /** Length of a SHA-256 digest, RFC 9162's HASH_SIZE for SHA-256. */
 export const HASH_BYTES = 32;
 
+/** The byte that opens a leaf hash's input (RFC 9162 §2.1.1). */
+export const LEAF_PREFIX = 0x00;
+/** The byte that opens an interior node hash's input (RFC 9162 §2.1.1). */
+const NODE_PREFIX = 0x01;
+
 const scratch = new Uint8Array(1 + 2 * HASH_BYTES);
 
 /** SHA-256 of `bytes`, one-shot (node:crypto's `hash`), as a plain 32-byte array. */
@@ -27,7 +32,7 @@ export const EMPTY_ROOT: Digest = sha256(new Uint8Array(0));
 /** The hash of a leaf, MTH({d(0)}) = HASH(0x00 ‖ d(0)) (RFC 9162 §2.1.1). */
 export function leafHash(leaf: Uint8Array): Digest {
   const input = new Uint8Array(1 + leaf.length);
-  input[0] = 0x00;
+  input[0] = LEAF_PREFIX;
   input.set(leaf, 1);
   return sha256(input);
 }
@@ -35,7 +40,7 @@ export function leafHash(leaf: Uint8Array): Digest {
 /** The hash of an interior node, HASH(0x01 ‖ left ‖ right) (RFC 9162 §2.1.1). */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Digest {
   const input = left.length === HASH_BYTES && right.length === HASH_BYTES ? scratch : new Uint8Array(1 + left.length + right.length);
-  input[0] = 0x01;
+  input[0] = NODE_PREFIX;
   input.set(left, 1);
   input.set(right, 1 + left.length);
   return sha256(input);

@@ -8,16 +8,16 @@ import type { Digest } from '../consensus/codec.js';
 import type { Command } from '../consensus/command.js';
 import type { ConsensusAlgorithm } from '../consensus/config.js';
 import type { SignaturePolicy } from '../crypto/index.js';
-import { encodeReceiptBody } from './canonical.js';
+import { receiptLeafInput } from './canonical.js';
 import { ReceiptError } from './errors.js';
-import { leafHash, sameHash, sha256 } from './merkle.js';
+import { sameHash, sha256 } from './merkle.js';
 import type { MerkleLog } from './merkle-log.js';
 import type { SignedTreeHead, TreeHead, TreeHeadSignature } from './tree-head.js';
 
 /** The format version of receipt bodies this code writes and reads. */
 export const RECEIPT_VERSION = 1;
 
-/** What a receipt says about one committed command; encoded by {@link encodeReceiptBody} as a log leaf. */
+/** What a receipt says about one committed command; encoded canonically (canonical.ts) as a log leaf. */
 export interface ReceiptBody {
   /** Format version: {@link RECEIPT_VERSION}. */
   readonly version: typeof RECEIPT_VERSION;
@@ -65,7 +65,7 @@ export function commandHash(command: Pick<Command, 'payload'>): Digest {
 
 /** The RFC 9162 leaf hash of a receipt body: HASH(0x00 ‖ canonical body). */
 export function receiptLeafHash(body: ReceiptBody): Digest {
-  return leafHash(encodeReceiptBody(body));
+  return sha256(receiptLeafInput(body));
 }
 
 /**
