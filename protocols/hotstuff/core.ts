@@ -25,7 +25,7 @@ import { bySigner, checkQC, checkTC, voteBody, type TimeoutBody, type TimeoutCer
 import { DURABLE, blockKey, readDurable, restoreBlocks } from './durable.js';
 import { Executor } from './executor.js';
 import { proposalBody, type HotStuffMessage, type MessageOf } from './messages.js';
-import { leaderOf } from './pacemaker.js';
+import { leaderOf, mayLead } from './pacemaker.js';
 import { nextLock, safeNode } from './safety.js';
 import { CatchUp, FETCH_TIMER, type CatchUpStats } from './sync.js';
 import { AHEAD_VIEWS, Tally } from './tally.js';
@@ -260,8 +260,9 @@ export class HotStuffCore implements Core<HotStuffMessage> {
     const from = signed.from;
     const parent = this.#tree.get(block.parent);
     // After a QC, who leads depends on the parent (pacemaker.ts): a proposal whose parent is
-    // missing is checked when the parent arrives (validChild).
-    const leads = block.justify.view === block.view - 1 ? parent === undefined || leaderOf(block.view, this.config.n, parent.block) === from : leaderOf(block.view, this.config.n) === from;
+    // missing is checked again when the parent arrives (validChild).
+    const certified = block.justify.view === block.view - 1 ? parent?.block : undefined;
+    const leads = parent === undefined ? mayLead(block, this.config.n) : leaderOf(block.view, this.config.n, certified) === from;
     if (block.proposer !== from || !leads) return;
     // Nothing older than the previous view: it can no longer be voted for, and if a QC names its
     // block the block is fetched then. Without this floor a leader could grow every replica's

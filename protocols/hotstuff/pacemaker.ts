@@ -35,6 +35,15 @@ export function leaderOf(view: number, n: number, certified?: Block): NodeId {
   return best as NodeId;
 }
 
+/**
+ * Whether `block`'s proposer may lead its view, as far as the block alone tells: after a QC the
+ * leader depends on the certified parent's justify ({@link leaderOf}), which is checked once the
+ * parent is known; after a TC it is round robin.
+ */
+export function mayLead(block: Block, n: number): boolean {
+  return block.justify.view === block.view - 1 || block.proposer === leaderOf(block.view, n);
+}
+
 /** Largest back-off exponent: 2^16 times the base is long past any timeout worth waiting for. */
 const MAX_DOUBLINGS = 16;
 

@@ -25,7 +25,7 @@ import { isValidQC } from './certificates.js';
 import { blockKey } from './durable.js';
 import type { Executor } from './executor.js';
 import { MAX_BLOCKS_PER_RESPONSE, type HotStuffMessage, type MessageOf } from './messages.js';
-import { leaderOf } from './pacemaker.js';
+import { mayLead } from './pacemaker.js';
 
 /** Most blocks kept waiting for a parent, from all senders together. */
 export const MAX_ORPHANS = 4096;
@@ -320,7 +320,7 @@ export class CatchUp {
     // A QC names this hash, so a quorum saw the block: its height is real.
     if (this.#qcs.has(key)) this.#tallest = Math.max(this.#tallest, block.height);
     if (block.height - 1 <= this.#executor.committed.block.height || block.height > this.#tallest + ORPHAN_HEIGHTS) return false;
-    if (!sameBytes(block.justify.valueHash, block.parent) || !this.#mayLead(block) || !isValidQC(block.justify, this.#config)) return false;
+    if (!sameBytes(block.justify.valueHash, block.parent) || !mayLead(block, this.#config.n) || !isValidQC(block.justify, this.#config)) return false;
     const parent = hex(block.parent);
     const siblings = this.#orphans.get(parent) ?? new Map<string, Orphan>();
     if (siblings.has(key)) return true;
@@ -331,14 +331,6 @@ export class CatchUp {
     this.#orphansFrom.set(from, sent + 1);
     this.#orphanCount++;
     return true;
-  }
-
-  /**
-   * Whether `block`'s proposer may lead its view, as far as the block alone tells: after a QC the
-   * leader depends on the parent's justify (pacemaker.ts), checked when the parent arrives.
-   */
-  #mayLead(block: Block): boolean {
-    return block.justify.view === block.view - 1 || block.proposer === leaderOf(block.view, this.#config.n);
   }
 
   #uncount(orphan: Orphan): void {
