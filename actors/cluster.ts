@@ -61,6 +61,7 @@ import {
   type Trust,
   type TrustKey,
 } from '../protocols/receipts/index.js';
+import { RecentMap } from './recent-map.js';
 
 /** A key rotation carried out by {@link Cluster.rotateKey}. */
 export interface KeyRotation {
@@ -208,7 +209,7 @@ export const DEFAULT_TIMEOUT_MS: Readonly<Record<ConsensusAlgorithm, number>> = 
 const RECEIPT_ASK_MS = 2000;
 const askTimeout = (deadline: number): number => Math.max(1, Math.min(RECEIPT_ASK_MS, deadline - performance.now()));
 
-/** Executions remembered per replica, for {@link Cluster.executed}. */
+/** Executions remembered per replica, for {@link Cluster.executed}: the latest this many at least, twice as many at most. */
 export const EXECUTIONS_KEPT = 4096;
 
 /** How long {@link Cluster.executedUpTo} waits by default. */
@@ -268,7 +269,7 @@ export class Cluster {
   readonly #temporary: boolean;
   readonly #faults: { links: LinkFaults; byzantine: (ByzantineMode | undefined)[] };
   /** Recent executions per replica, by position (the last {@link EXECUTIONS_KEPT}). */
-  readonly #executions: Map<number, ExecutedPosition>[];
+  readonly #executions: RecentMap<number, ExecutedPosition>[];
   readonly #highest: number[];
   readonly #evidence: EvidenceReport[] = [];
   readonly #listeners = new Set<(node: number, executed: ExecutedPosition) => void>();
@@ -306,7 +307,7 @@ export class Cluster {
     this.#trustJson = trustToJson(init.trust);
     this.#collector = new TreeHeadCollector(init.trust, { verify: false });
     this.#replyQuorum = init.config.replyQuorum;
-    this.#executions = init.config.members.map(() => new Map());
+    this.#executions = init.config.members.map(() => new RecentMap(EXECUTIONS_KEPT));
     this.#highest = init.config.members.map(() => 0);
   }
 
@@ -791,7 +792,6 @@ export class Cluster {
     const recent = this.#executions[node];
     if (recent === undefined) return;
     recent.set(executed.position, executed);
-    if (recent.size > EXECUTIONS_KEPT) recent.delete(recent.keys().next().value as number);
     this.#highest[node] = Math.max(this.#highest[node] ?? 0, executed.position);
     for (const listener of [...this.#listeners]) listener(node, executed);
   }

@@ -37,6 +37,7 @@ import {
 } from '../protocols/consensus/index.js';
 import { CONSENSUS_PHASES, type ConsensusPhase, type PositionReader, type PositionSighting } from '../protocols/consensus/core.js';
 import { INSTRUMENTED, instrumentsOf, tracerOf } from '../runtime/index.js';
+import { RecentMap } from './recent-map.js';
 
 /** Instrumentation scope of replication telemetry, replicas' and clients'. */
 export const CONSENSUS_SCOPE = 'knhk.consensus';
@@ -46,8 +47,8 @@ const tracer = tracerOf(CONSENSUS_SCOPE);
 /** Most links a span keeps to the traced inputs or commands it serves beside its parent. */
 const MAX_LINKS = 16;
 
-/** Commands whose arrival is remembered until a proposal of them is seen; past it the oldest is forgotten. */
-const MAX_AWAITING = 4096;
+/** Commands whose arrival is remembered until a proposal of them is seen: the latest this many at least, twice as many at most. */
+const MAX_AWAITING = 2048;
 
 /** The distinct span contexts of `traced`, in order, the invalid and absent left out. */
 function spanContexts(traced: Iterable<Context | undefined>): SpanContext[] {
@@ -155,7 +156,7 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
   readonly #forgedLabels: Attributes;
   readonly #followed = new Map<number, Position>();
   /** Where each command not yet seen proposed arrived here (the span handling its request), by client and timestamp. */
-  readonly #awaiting = new Map<string, SpanContext>();
+  readonly #awaiting = new RecentMap<string, SpanContext>(MAX_AWAITING);
   #step: Span | undefined;
   /** Highest position executed or transferred: what a message says about positions up to it is old news. */
   #executed = 0;
@@ -243,7 +244,6 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
   #arrived(command: Command, arrival: Context | undefined): void {
     const [traced] = spanContexts([arrival]);
     if (traced === undefined) return;
-    if (this.#awaiting.size >= MAX_AWAITING) this.#awaiting.delete(this.#awaiting.keys().next().value as string);
     this.#awaiting.set(commandKey(command), traced);
   }
 

@@ -43,6 +43,7 @@ import { Prng } from '../protocols/sim/prng.js';
 import { replicaTelemetry, type ReplicaInstrumentation } from './consensus-telemetry.js';
 import { within, type Measure } from '../runtime/index.js';
 import type { ReplicaStore } from './replica-store.js';
+import { RecentMap } from './recent-map.js';
 
 /** How a replica signs and checks protocol messages. Both may be asynchronous (the crypto pool). */
 export interface ReplicaCrypto {
@@ -109,8 +110,8 @@ export interface ReplicaHostStats {
   readonly nonMember: number;
 }
 
-/** Verdicts kept, so a signature seen twice (a certificate relayed again) is checked once. */
-const VERDICT_CACHE = 8192;
+/** Verdicts kept (the latest this many at least, twice as many at most), so a signature seen twice (a certificate relayed again) is checked once. */
+const VERDICT_CACHE = 4096;
 
 /** A consensus core with real signatures, timers and storage around it. */
 export class ReplicaHost<M extends { readonly type: string }> {
@@ -119,7 +120,7 @@ export class ReplicaHost<M extends { readonly type: string }> {
   readonly #envelope;
   readonly #core: Core<M>;
   readonly #timers = new Map<string, TimerHandle>();
-  readonly #verdicts = new Map<string, boolean>();
+  readonly #verdicts = new RecentMap<string, boolean>(VERDICT_CACHE);
   #queue: Promise<void> = Promise.resolve();
   /** Inputs waiting for the next group, the contexts they arrived in, and the promise that group settles. */
   #inbox: Input<M>[] = [];
@@ -243,7 +244,6 @@ export class ReplicaHost<M extends { readonly type: string }> {
     const cached = this.#verdicts.get(key);
     if (cached !== undefined) return cached;
     const ok = await this.#options.crypto.verify(signed.from, digest, signed.signature, nested);
-    if (this.#verdicts.size >= VERDICT_CACHE) this.#verdicts.delete(this.#verdicts.keys().next().value as string);
     this.#verdicts.set(key, ok);
     return ok;
   }

@@ -33,6 +33,7 @@ import { hashBytes, hex } from '../protocols/consensus/index.js';
 import type { KnownRotation } from './cluster-agent.js';
 import { applyKeyRotation, observedSchemes } from './crypto-telemetry.js';
 import { verifyBatchTask, type VerifyJob } from './crypto-pool.js';
+import { RecentMap } from './recent-map.js';
 
 /** A member's key in force when the verifier starts: its public facts, its epoch, and the first log position it signs for. */
 export interface MemberKey extends KeyDescriptor {
@@ -62,10 +63,10 @@ export interface VerifierArgs {
   readonly cryptoBackend?: BackendChoice;
 }
 
-/** Verdicts kept; beyond this the oldest is forgotten. */
-const VERDICTS = 65_536;
-/** Rotations reported and not installed yet that are remembered; a Byzantine replica could report endless made-up ones. */
-const MAX_REPORTED = 1024;
+/** Verdicts kept: the latest this many at least, twice as many at most. */
+const VERDICTS = 32_768;
+/** Rotations reported and not installed yet that are remembered (the latest this many at least, twice as many at most); a Byzantine replica could report endless made-up ones. */
+const MAX_REPORTED = 512;
 
 const checkSchema = t.object({
   node: t.uint(),
@@ -122,8 +123,8 @@ export const Verifier = defineBehavior({
     /** Per member: keys it no longer signs with, whose votes still stand inside certificates. */
     const retired: Accepted[][] = args.members.map(() => []);
     /** Replicas that reported each rotation not installed yet, by new key id and position. */
-    const reports = new Map<string, Set<number>>();
-    const verdicts = new Map<string, Promise<boolean>>();
+    const reports = new RecentMap<string, Set<number>>(MAX_REPORTED);
+    const verdicts = new RecentMap<string, Promise<boolean>>(VERDICTS);
     const counts = { checks: 0, verified: 0, rejected: 0, rotationsRefused: 0, reportsRefused: 0 };
     /** Whether the message came from the actor of replica `member`. */
     const sentBy = (from: { readonly ref: { readonly name: string } | undefined }, member: number): boolean => {
@@ -200,7 +201,6 @@ export const Verifier = defineBehavior({
         else counts.rejected++;
         return ok;
       });
-      if (verdicts.size >= VERDICTS) verdicts.delete(verdicts.keys().next().value as string);
       verdicts.set(key, pending);
       return pending;
     };
@@ -219,7 +219,6 @@ export const Verifier = defineBehavior({
               const id = `${cert.next.keyId}@${msg.sequence}`;
               const reporters = reports.get(id) ?? new Set<number>();
               reporters.add(msg.reporter);
-              if (reports.size >= MAX_REPORTED) reports.delete(reports.keys().next().value as string);
               reports.set(id, reporters);
               if (msg.reporter !== cert.member && reporters.size < reportQuorum) return;
               reports.delete(id);
