@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import assert from 'node:assert/strict';
 import test from 'ava';
 import fc from 'fast-check';
 import {
@@ -229,6 +230,52 @@ test('the log agrees with the naive RFC 9162 tree for every size from 1 to 300',
     if (hex(log.rootAt(n)) !== root || hex(rebuilt.rootAt(n)) !== root) return t.fail(`root of size ${n}`);
   }
   t.is(hex(log.root()), hex(mth(data)));
+});
+
+test('property: leaves appended in pending chunks over any earlier size give the naive tree of every size, and the log is untouched until commit', (t) => {
+  const seed = testSeed(t);
+  t.notThrows(() =>
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 10 }), (chunks) => {
+        const total = chunks.reduce((a, b) => a + b, 0);
+        const data = Array.from({ length: total }, (_, i) => Uint8Array.of(i & 0xff, i >> 8, 9));
+        const log = new MerkleLog();
+        let size = 0;
+        for (const chunk of chunks) {
+          const before = log.root();
+          const pending = log.pending();
+          for (let i = 0; i < chunk; i++) assert.equal(pending.push(leafHash(data[size + i] as Uint8Array)), size + i);
+          assert.equal(log.size, size, 'pending leaves are not in the log');
+          assert.deepEqual(log.root(), before);
+          pending.commit();
+          size += chunk;
+          assert.equal(log.size, size);
+          assert.equal(hex(log.root()), hex(mth(data, 0, size)));
+        }
+        for (let n = 1; n <= total; n++) assert.equal(hex(log.rootAt(n)), hex(mth(data, 0, n)), `root of size ${n}`);
+      }),
+      { seed, numRuns: 100 },
+    ),
+  );
+});
+
+test('pending leaves are refused once the log grew under them, or a second time, and the log stays as it was', (t) => {
+  const log = new MerkleLog();
+  log.append([Uint8Array.of(1), Uint8Array.of(2), Uint8Array.of(3)]);
+  const pending = log.pending();
+  pending.push(leafHash(Uint8Array.of(4)));
+  log.append([Uint8Array.of(5)]);
+  const root = log.root();
+  t.like(t.throws(() => pending.commit(), { instanceOf: ReceiptError }), { code: 'INCONSISTENT' });
+  t.is(log.size, 4);
+  t.deepEqual(log.root(), root);
+  const again = log.pending();
+  again.push(leafHash(Uint8Array.of(6)));
+  again.commit();
+  t.like(t.throws(() => again.commit(), { instanceOf: ReceiptError }), { code: 'INCONSISTENT' });
+  t.like(t.throws(() => again.push(leafHash(Uint8Array.of(7))), { instanceOf: ReceiptError }), { code: 'INCONSISTENT' });
+  t.like(t.throws(() => log.pending().push(new Uint8Array(31)), { instanceOf: ReceiptError }), { code: 'OUT_OF_RANGE' });
+  t.is(log.size, 5);
 });
 
 test('property: inclusion and consistency proofs equal the naive tree\'s and verify; tampered ones fail', (t) => {

@@ -8,7 +8,7 @@ import type { AppliedEntry } from '../consensus/core.js';
 import type { ConsensusAlgorithm } from '../consensus/config.js';
 import type { Digest } from '../consensus/codec.js';
 import type { SignaturePolicy } from '../crypto/index.js';
-import type { MerkleLog } from './merkle-log.js';
+import type { MerkleLog, PendingLeaves } from './merkle-log.js';
 import { ReceiptError } from './errors.js';
 import { RECEIPT_VERSION, commandHash, receiptLeafHash, type ReceiptBody } from './receipt.js';
 import { TREE_HEAD_VERSION, type TreeHead } from './tree-head.js';
@@ -69,9 +69,9 @@ function receiptBody(batch: ExecutedBatch, context: LogContext, firstLeaf: numbe
 
 /**
  * A batch appended to a log in steps: {@link advance} builds and hashes the leaves of a few
- * commands at a time, {@link finish} appends them all and makes the tree head. A replica spreads a
- * large batch over several turns of its event loop this way (DESIGN.md "Time budgets"), with the
- * same result, byte for byte, as {@link appendBatch}. The log is left alone until `finish`, so a
+ * commands at a time and the subtrees they complete, {@link finish} appends them all and makes the
+ * tree head. A replica spreads a large batch over several turns of its event loop this way
+ * (DESIGN.md "Time budgets"), with the same result, byte for byte, as {@link appendBatch}. The log is left alone until `finish`, so a
  * command that cannot be encoded leaves it as it was, and receipts can be built from it meanwhile;
  * nothing else may append to it in between.
  */
@@ -80,6 +80,7 @@ export class BatchAppend {
   readonly #batch: ExecutedBatch;
   readonly #context: LogContext;
   readonly #firstLeaf: number;
+  readonly #pending: PendingLeaves;
   readonly #hashes: readonly [Digest, Digest];
   readonly #bodies: ReceiptBody[] = [];
   readonly #leafHashes: Digest[] = [];
@@ -89,6 +90,7 @@ export class BatchAppend {
     this.#batch = batch;
     this.#context = context;
     this.#firstLeaf = log.size;
+    this.#pending = log.pending();
     this.#hashes = stateHashesOf(batch);
   }
 
@@ -105,7 +107,9 @@ export class BatchAppend {
     const end = Math.min(this.#batch.commands.length, this.#bodies.length + count);
     for (let i = this.#bodies.length; i < end; i++) {
       const body = receiptBody(this.#batch, this.#context, this.#firstLeaf, i, this.#hashes);
-      this.#leafHashes.push(receiptLeafHash(body));
+      const leafHash = receiptLeafHash(body);
+      this.#pending.push(leafHash);
+      this.#leafHashes.push(leafHash);
       this.#bodies.push(body);
     }
   }
@@ -117,8 +121,7 @@ export class BatchAppend {
    */
   finish(): BatchRecord {
     if (!this.done) throw new ReceiptError('INCONSISTENT', `batch ${this.#batch.position} has ${this.#batch.commands.length - this.#bodies.length} leaves left to build`);
-    if (this.#log.size !== this.#firstLeaf) throw new ReceiptError('INCONSISTENT', `the log grew from ${this.#firstLeaf} to ${this.#log.size} leaves while batch ${this.#batch.position} was appended`);
-    this.#log.appendLeafHashes(this.#leafHashes);
+    this.#pending.commit();
     const batch = this.#batch;
     const treeHead: TreeHead = {
       version: TREE_HEAD_VERSION,

@@ -47,6 +47,63 @@ function log2(powerOfTwo: number): number {
   return h;
 }
 
+/**
+ * Leaves on their way into a {@link MerkleLog} (see {@link MerkleLog.pending}). Each leaf hash
+ * completes the subtrees a push onto the log would, and they are hashed at once, so that
+ * {@link commit} only copies hashes: a large batch's hashing can be spread over turns.
+ */
+export class PendingLeaves {
+  readonly #base: number;
+  readonly #stored: (height: number, index: number) => Uint8Array;
+  readonly #take: (staged: readonly (readonly Uint8Array[])[]) => void;
+  /** `#staged[h]`: the new complete subtrees of 2^h leaves, left to right. */
+  readonly #staged: Uint8Array[][] = [];
+  #committed = false;
+
+  /** Leaves after a log of `base` leaves, whose level hashes `stored` gives; `take` appends the staged levels. */
+  constructor(base: number, stored: (height: number, index: number) => Uint8Array, take: (staged: readonly (readonly Uint8Array[])[]) => void) {
+    this.#base = base;
+    this.#stored = stored;
+    this.#take = take;
+  }
+
+  /** Leaves added so far. */
+  get count(): number {
+    return this.#staged[0]?.length ?? 0;
+  }
+
+  /**
+   * Adds a leaf hash (HASH(0x00 ‖ leaf)) and hashes every subtree it completes; returns the leaf's index.
+   * @throws {ReceiptError} `OUT_OF_RANGE` for a hash that is not 32 bytes; `INCONSISTENT` after commit.
+   */
+  push(hash: Uint8Array): number {
+    if (!(hash instanceof Uint8Array) || hash.length !== HASH_BYTES) throw new ReceiptError('OUT_OF_RANGE', `a leaf hash is ${HASH_BYTES} bytes`);
+    if (this.#committed) throw new ReceiptError('INCONSISTENT', 'these leaves were committed already');
+    const index = this.#base + this.count;
+    let carry: Uint8Array = hash.slice();
+    // Level h holds ⌊size / 2^h⌋ complete subtrees; one that makes its level's count even completes its parent.
+    for (let height = 0, size = this.#base; ; height++, size = Math.floor(size / 2)) {
+      const staged = this.#staged[height] ?? (this.#staged[height] = []);
+      staged.push(carry);
+      const count = size + staged.length;
+      if (count % 2 === 1) return index;
+      const left = staged.length >= 2 ? (staged[staged.length - 2] as Uint8Array) : this.#stored(height, count - 2);
+      carry = nodeHash(left, carry);
+    }
+  }
+
+  /**
+   * Appends the leaves to the log.
+   * @throws {ReceiptError} `INCONSISTENT`, leaving the log as it was, when it grew since these
+   *   leaves began or they were committed already.
+   */
+  commit(): void {
+    if (this.#committed) throw new ReceiptError('INCONSISTENT', 'these leaves were committed already');
+    this.#take(this.#staged);
+    this.#committed = true;
+  }
+}
+
 /** An append-only Merkle tree of receipt leaves, hashed per RFC 9162 with SHA-256. */
 export class MerkleLog {
   /** `#levels[h]` holds the hashes of the complete subtrees of 2^h leaves, left to right. */
@@ -75,25 +132,31 @@ export class MerkleLog {
    * @throws {ReceiptError} `OUT_OF_RANGE` for a hash that is not 32 bytes.
    */
   appendLeafHashes(hashes: Iterable<Uint8Array>): number[] {
+    const pending = this.pending();
     const indices: number[] = [];
-    for (const hash of hashes) {
-      if (!(hash instanceof Uint8Array) || hash.length !== HASH_BYTES) throw new ReceiptError('OUT_OF_RANGE', `a leaf hash is ${HASH_BYTES} bytes`);
-      indices.push(this.size);
-      this.#push(hash);
-    }
-    if (indices.length > 0) this.#root = undefined;
+    for (const hash of hashes) indices.push(pending.push(hash));
+    pending.commit();
     return indices;
   }
 
-  /** Adds a leaf hash and every subtree it completes. */
-  #push(hash: Uint8Array): void {
-    let carry: Uint8Array = hash;
-    for (let h = 0; ; h++) {
-      const level = this.#levels[h] ?? (this.#levels[h] = new HashColumn());
-      level.push(carry);
-      if (level.count % 2 === 1) return;
-      carry = nodeHash(level.view(level.count - 2), level.view(level.count - 1));
-    }
+  /**
+   * Starts an append that the log takes only at {@link PendingLeaves.commit}: leaves can be
+   * added over several turns, their subtrees hashed as they come, while the log stays as it was.
+   */
+  pending(): PendingLeaves {
+    const base = this.size;
+    return new PendingLeaves(
+      base,
+      (height, index) => (this.#levels[height] as HashColumn).view(index),
+      (staged) => {
+        if (this.size !== base) throw new ReceiptError('INCONSISTENT', `the log grew from ${base} to ${this.size} leaves while leaves were pending`);
+        staged.forEach((hashes, height) => {
+          const level = this.#levels[height] ?? (this.#levels[height] = new HashColumn());
+          for (const hash of hashes) level.push(hash);
+        });
+        if (staged.length > 0) this.#root = undefined;
+      },
+    );
   }
 
   /** The hash of leaf `index`. */
