@@ -71,9 +71,9 @@ function receiptBody(batch: ExecutedBatch, context: LogContext, firstLeaf: numbe
  * A batch appended to a log in steps: {@link advance} builds and hashes the leaves of a few
  * commands at a time and the subtrees they complete, {@link finish} appends them all and makes the
  * tree head. A replica spreads a large batch over several turns of its event loop this way
- * (DESIGN.md "Time budgets"), with the same result, byte for byte, as {@link appendBatch}. The log is left alone until `finish`, so a
- * command that cannot be encoded leaves it as it was, and receipts can be built from it meanwhile;
- * nothing else may append to it in between.
+ * (DESIGN.md "Time budgets"), with the same result, byte for byte, as {@link appendBatch}. The log
+ * is left alone until `finish`, so a command that cannot be encoded leaves it as it was, and
+ * receipts can be built from it meanwhile; nothing else may append to it in between.
  */
 export class BatchAppend {
   readonly #log: MerkleLog;

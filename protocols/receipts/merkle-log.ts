@@ -41,6 +41,9 @@ class HashColumn {
   }
 }
 
+/** Leaf hashes {@link MerkleLog.appendLeafHashes} stages before it commits them. */
+const COMMIT_CHUNK = 4096;
+
 function log2(powerOfTwo: number): number {
   let h = 0;
   for (let x = powerOfTwo; x > 1; x /= 2) h++;
@@ -60,7 +63,10 @@ export class PendingLeaves {
   readonly #staged: Uint8Array[][] = [];
   #committed = false;
 
-  /** Leaves after a log of `base` leaves, whose level hashes `stored` gives; `take` appends the staged levels. */
+  /**
+   * Leaves after a log of `base` leaves, whose level hashes `stored` gives; `take` appends the
+   * staged levels. Made by {@link MerkleLog.pending}, which binds both to the log.
+   */
   constructor(base: number, stored: (height: number, index: number) => Uint8Array, take: (staged: readonly (readonly Uint8Array[])[]) => void) {
     this.#base = base;
     this.#stored = stored;
@@ -132,9 +138,16 @@ export class MerkleLog {
    * @throws {ReceiptError} `OUT_OF_RANGE` for a hash that is not 32 bytes.
    */
   appendLeafHashes(hashes: Iterable<Uint8Array>): number[] {
-    const pending = this.pending();
     const indices: number[] = [];
-    for (const hash of hashes) indices.push(pending.push(hash));
+    let pending = this.pending();
+    for (const hash of hashes) {
+      indices.push(pending.push(hash));
+      // Committed in chunks, so that rebuilding a large log holds few hashes outside its columns.
+      if (pending.count === COMMIT_CHUNK) {
+        pending.commit();
+        pending = this.pending();
+      }
+    }
     pending.commit();
     return indices;
   }
