@@ -158,6 +158,8 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
   /** Where each command not yet seen proposed arrived here (the span handling its request), by client and timestamp. */
   readonly #awaiting = new RecentMap<string, SpanContext>(MAX_AWAITING);
   #step: Span | undefined;
+  /** Links the step under way has to the inputs it steps. */
+  #stepLinks = 0;
   /** Highest position executed or transferred: what a message says about positions up to it is old news. */
   #executed = 0;
   #view: number | undefined;
@@ -176,12 +178,20 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
   }
 
   /**
-   * A group of inputs is about to step the core: its step begins, and what its messages show is
-   * noted. `arrivals[i]` is the context `inputs[i]` arrived in (the span that handled the message
-   * or request carrying it), if it was traced.
+   * Inputs are about to step the core: the step begins (or, called again before it ends, links
+   * them too), and what their messages show is noted. `arrivals[i]` is the context `inputs[i]`
+   * arrived in (the span that handled the message or request carrying it), if it was traced.
    */
   stepping(inputs: readonly Input<M>[], arrivals: readonly (Context | undefined)[]): void {
-    this.#step ??= startStep(spanContexts(arrivals));
+    const traced = spanContexts(arrivals);
+    if (this.#step === undefined) {
+      this.#step = startStep(traced);
+      this.#stepLinks = Math.min(traced.length, MAX_LINKS);
+    } else if (traced.length > 0 && this.#stepLinks < MAX_LINKS) {
+      const added = traced.slice(0, MAX_LINKS - this.#stepLinks);
+      this.#step.addLinks(added.map((context) => ({ context })));
+      this.#stepLinks += added.length;
+    }
     inputs.forEach((input, i) => {
       if (input.kind === 'message') this.#read(input.message.from, input.message.body, arrivals[i]);
       else if (input.kind === 'request') this.#arrived(input.command, arrivals[i]);
@@ -236,7 +246,10 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
 
   /** The step under way; one begun by a direct call on the core (a restart's first outputs) has no inputs. */
   #currentStep(): Span {
-    this.#step ??= startStep([]);
+    if (this.#step === undefined) {
+      this.#step = startStep([]);
+      this.#stepLinks = 0;
+    }
     return this.#step;
   }
 

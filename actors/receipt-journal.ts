@@ -27,7 +27,7 @@ import {
   type SignedTreeHead,
   type TreeHead,
 } from '../protocols/receipts/index.js';
-import { INSTRUMENTED, type Measure } from '../runtime/index.js';
+import { INSTRUMENTED, nextTurn, type Measure } from '../runtime/index.js';
 import { ReceiptTelemetry } from './crypto-telemetry.js';
 import { fromRecord, isPositionOfLog, toRecord } from './receipt-record.js';
 import type { ReplicaStore } from './replica-store.js';
@@ -66,9 +66,6 @@ function hashForAWhile(append: BatchAppend): boolean {
   while (!append.done && performance.now() < until);
   return append.done;
 }
-
-/** Resolves after the event loop has had a turn: I/O and messages that arrived meanwhile go first. */
-const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** The receipt log of one replica. */
 export class ReceiptJournal {

@@ -41,7 +41,7 @@ import {
 import { corrupt, remember, type ByzantineMode, type Transmission } from '../protocols/sim/byzantine.js';
 import { Prng } from '../protocols/sim/prng.js';
 import { replicaTelemetry, type ReplicaInstrumentation } from './consensus-telemetry.js';
-import { within, type Measure } from '../runtime/index.js';
+import { nextTurn, within, type Measure } from '../runtime/index.js';
 import type { ReplicaStore } from './replica-store.js';
 import { RecentMap } from './recent-map.js';
 
@@ -110,6 +110,13 @@ export interface ReplicaHostStats {
   readonly nonMember: number;
 }
 
+/** An input waiting to be stepped: the context it arrived in, and for a timer's firing, the operations on the timer by then. */
+interface Waiting<M> {
+  readonly input: Input<M>;
+  readonly arrival: Context | undefined;
+  readonly timerOps?: number;
+}
+
 /** Verdicts kept (the latest this many at least, twice as many at most), so a signature seen twice (a certificate relayed again) is checked once. */
 const VERDICT_CACHE = 4096;
 
@@ -120,11 +127,12 @@ export class ReplicaHost<M extends { readonly type: string }> {
   readonly #envelope;
   readonly #core: Core<M>;
   readonly #timers = new Map<string, TimerHandle>();
+  /** Per timer, the count of operations on it: a firing is stale once the core set or cancelled the timer again. */
+  readonly #timerOps = new Map<string, number>();
   readonly #verdicts = new RecentMap<string, boolean>(VERDICT_CACHE);
   #queue: Promise<void> = Promise.resolve();
-  /** Inputs waiting for the next group, the contexts they arrived in, and the promise that group settles. */
-  #inbox: Input<M>[] = [];
-  #arrivals: (Context | undefined)[] = [];
+  /** Inputs waiting for the next group, and the promise that group settles. */
+  #inbox: Waiting<M>[] = [];
   #nextGroup: Promise<void> | undefined;
   #stopped = false;
   #steps = 0;
@@ -248,24 +256,48 @@ export class ReplicaHost<M extends { readonly type: string }> {
     return ok;
   }
 
-  #input(input: Input<M>, arrival: Context | undefined): Promise<void> {
-    this.#inbox.push(input);
-    this.#arrivals.push(arrival);
-    this.#nextGroup ??= this.#enqueue(async () => {
-      this.#nextGroup = undefined;
-      const group = this.#inbox;
-      const arrivals = this.#arrivals;
-      this.#inbox = [];
-      this.#arrivals = [];
+  #input(input: Input<M>, arrival: Context | undefined, timerOps?: number): Promise<void> {
+    this.#inbox.push(timerOps === undefined ? { input, arrival } : { input, arrival, timerOps });
+    this.#nextGroup ??= this.#enqueue(() => this.#stepInbox());
+    return this.#nextGroup;
+  }
+
+  /**
+   * Steps the waiting inputs, in stretches: one for the group, unless the core pauses executing
+   * (core.ts) after one of them; the core then gets `resume`, a stretch per turn of the event loop,
+   * before the rest of the group. Inputs arriving meanwhile form the next group, queued behind
+   * this one and whatever else was queued (a `flush`).
+   */
+  async #stepInbox(): Promise<void> {
+    this.#nextGroup = undefined;
+    const group = this.#inbox;
+    this.#inbox = [];
+    const now = this.#options.wallClock ?? Date.now;
+    let stepped = 0;
+    while (!this.#stopped) {
+      if (this.#core.executionPaused === true) {
+        await nextTurn();
+        if (this.#stopped) return;
+        await this.#measure(() => {
+          this.#core.step({ kind: 'resume' }, now());
+          return this.#carryOut();
+        });
+        continue;
+      }
+      if (stepped === group.length) return;
       await this.#measure(() => {
-        const now = (this.#options.wallClock ?? Date.now)();
-        this.#telemetry.stepping(group, arrivals);
-        for (const each of group) this.#core.step(each, now);
-        this.#steps += group.length;
+        const at = now();
+        while (stepped < group.length && this.#core.executionPaused !== true) {
+          const { input, arrival, timerOps } = group[stepped++] as Waiting<M>;
+          // What the simulator does too: a firing queued behind steps that set or cancelled its timer again is void.
+          if (timerOps !== undefined && input.kind === 'timeout' && this.#timerOps.get(input.timer) !== timerOps) continue;
+          this.#telemetry.stepping([input], [arrival]);
+          this.#core.step(input, at);
+          this.#steps++;
+        }
         return this.#carryOut();
       });
-    });
-    return this.#nextGroup;
+    }
   }
 
   #enqueue(work: () => Promise<void>): Promise<void> {
@@ -346,6 +378,8 @@ export class ReplicaHost<M extends { readonly type: string }> {
       send(this.#prng.pick(this.config.members.filter((id) => id !== self)), this.#prng.pick(this.#memory), 'replay');
     }
     for (const op of ready.timers) {
+      const ops = (this.#timerOps.get(op.timer) ?? 0) + 1;
+      this.#timerOps.set(op.timer, ops);
       const armed = this.#timers.get(op.timer);
       if (armed !== undefined) clock.clearTimer(armed);
       this.#timers.delete(op.timer);
@@ -354,7 +388,7 @@ export class ReplicaHost<M extends { readonly type: string }> {
       const handle = clock.setTimer(() => {
         if (this.#timers.get(op.timer) !== handle) return;
         this.#timers.delete(op.timer);
-        void this.#input({ kind: 'timeout', timer: op.timer }, undefined);
+        void this.#input({ kind: 'timeout', timer: op.timer }, undefined, ops);
       }, op.afterMs + jitter);
       this.#timers.set(op.timer, handle);
     }

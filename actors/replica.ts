@@ -86,12 +86,22 @@ function executed(applied: Applied): ExecutedPosition {
   };
 }
 
+/**
+ * Commands a replica's core executes per stretch before it pauses for a turn of the event loop
+ * (core.ts, `resume`): executing 128 puts on the key-value machine takes about 0.15 ms here.
+ */
+const EXECUTION_SLICE = 128;
+
 /** The protocol definition a replica runs, with the cluster's tuning. */
 export function replicaProtocol(protocol: ConsensusAlgorithm, tuning: ReplicaTuning): ProtocolDefinition<{ readonly type: string }> {
   const { batch, timeoutMs } = tuning;
   switch (protocol) {
     case 'pbft':
-      return pbft({ ...(batch === undefined ? {} : { batchSize: batch }), ...(timeoutMs === undefined ? {} : { requestTimeoutMs: timeoutMs }) }) as ProtocolDefinition<{ readonly type: string }>;
+      return pbft({
+        executionSlice: EXECUTION_SLICE,
+        ...(batch === undefined ? {} : { batchSize: batch }),
+        ...(timeoutMs === undefined ? {} : { requestTimeoutMs: timeoutMs }),
+      }) as ProtocolDefinition<{ readonly type: string }>;
     case 'hotstuff':
       return hotstuff({ ...(batch === undefined ? {} : { batchSize: batch }), ...(timeoutMs === undefined ? {} : { baseTimeoutMs: timeoutMs }) }) as ProtocolDefinition<{ readonly type: string }>;
     case 'raft':

@@ -76,6 +76,14 @@ export interface ActorContext<Msg, Reply = unknown> {
 /** Runs a piece of synchronous work and accounts for its time (see `ActorContext.measure`). */
 export type Measure = <T>(work: () => T) => T;
 
+/**
+ * Resolves after the event loop has had a turn (`setImmediate`): long work split into measured
+ * stretches awaits it between them, so that I/O and messages that arrived meanwhile go first.
+ */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** The handlers of a running actor, returned by {@link BehaviorDefinition.start}. */
 export interface ActorHandlers<Msg, Reply = unknown> {
   /** Handles one message. A returned promise holds the mailbox until it settles. Throwing crashes the actor. */

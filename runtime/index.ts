@@ -13,6 +13,7 @@ export {
   type BehaviorDefinition,
   type ActorContext,
   type Measure,
+  nextTurn,
   type ActorHandlers,
   type ActorTimers,
   type Sender,

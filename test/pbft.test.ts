@@ -461,3 +461,55 @@ test('a backup does not prepare a proposal dated far from its own clock', (t) =>
   t.is(sent(r.receive(0, prePrepare(0, 1, 50_000, [cmd(1)]), 0), 'prepare').length, 0);
   t.is(sent(r.receive(0, prePrepare(0, 2, 900, [cmd(2)]), 0), 'prepare').length, 1);
 });
+
+/** Drives backup `r` through agreement on `batch` at sequence 1 (its own votes looped back); returns the last step's outputs. */
+function agree(r: Replica, batch: Command[]): Ready<PbftMessage> {
+  const pp = prePrepare(0, 1, 1000, batch);
+  r.receive(0, pp);
+  for (const from of [1, 2]) r.receive(from, prepare(0, 1, pp.digest));
+  for (const from of [1, 2]) r.receive(from, commit(0, 1, pp.digest));
+  return r.receive(3, commit(0, 1, pp.digest));
+}
+
+test('with an execution slice, a committed batch executes a slice per step, resumed until done, as it would at once', (t) => {
+  const batch = Array.from({ length: 5 }, (_, i) => cmd(i + 1));
+  const whole = new Replica(1);
+  const atOnce = agree(whole, batch);
+  t.false(whole.core.executionPaused);
+
+  const sliced = new Replica(1, { executionSlice: 2 });
+  const first = agree(sliced, batch);
+  t.true(sliced.core.executionPaused, 'two of five commands executed: paused');
+  t.is(first.applied.length + first.replies.length, 0, 'nothing is reported of a batch half executed');
+  t.is(sliced.core.status().commitIndex, 0);
+  let resumes = 0;
+  const outputs: Ready<PbftMessage>[] = [];
+  while (sliced.core.executionPaused) {
+    sliced.core.step({ kind: 'resume' }, 0);
+    outputs.push(sliced.drain());
+    resumes++;
+  }
+  t.is(resumes, 2, '2 + 2 + 1 commands');
+  const applied = outputs.flatMap((ready) => ready.applied);
+  t.deepEqual(applied, atOnce.applied, 'the same execution: responses and state hashes');
+  t.deepEqual(outputs.flatMap((ready) => ready.replies), atOnce.replies);
+  t.is(sliced.core.status().commitIndex, 1);
+  sliced.core.step({ kind: 'resume' }, 0);
+  t.deepEqual(sliced.drain().applied, [], 'resume with nothing paused does nothing');
+});
+
+test('any input other than resume while execution is paused finishes the batch first', (t) => {
+  const r = new Replica(1, { executionSlice: 1 });
+  agree(r, [cmd(1), cmd(2), cmd(3)]);
+  t.true(r.core.executionPaused);
+  r.core.step({ kind: 'request', command: cmd(9) }, 0);
+  t.false(r.core.executionPaused);
+  const ready = r.drain();
+  t.is(ready.applied.length, 1);
+  t.is(ready.replies.length, 3);
+  t.is(r.core.status().commitIndex, 1, 'executed before the request was taken');
+});
+
+test('an execution slice that is not a positive integer is refused', (t) => {
+  for (const executionSlice of [0, -1, 1.5]) t.is(t.throws(() => new Replica(0, { executionSlice }), { instanceOf: ConsensusError })?.code, 'INVALID_CONFIG');
+});

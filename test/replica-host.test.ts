@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ReplicaHost, type ReplicaCrypto } from '../actors/replica-host.js';
 import { ReplicaStore } from '../actors/replica-store.js';
-import { command, consensusConfig, encode, hex, KvStateMachine, kvPayload, type ConsensusAlgorithm, type ProtocolDefinition, type Reply } from '../protocols/consensus/index.js';
+import { command, consensusConfig, encode, hex, KvStateMachine, kvPayload, Outputs, type ConsensusAlgorithm, type Core, type ProtocolDefinition, type Reply } from '../protocols/consensus/index.js';
 import { SchemeRegistry, type SchemeName } from '../protocols/crypto/index.js';
-import { pbft } from '../protocols/pbft/index.js';
+import { pbft, type PbftOptions } from '../protocols/pbft/index.js';
 import { raft } from '../protocols/raft/index.js';
-import { realClock } from '../runtime/clock.js';
+import { realClock, VirtualClock } from '../runtime/clock.js';
 
 const N = 4;
 const CONTEXT = new TextEncoder().encode('knhk/test-consensus');
@@ -38,9 +38,11 @@ interface Cluster {
   /** Signatures made and envelopes sent to peers, per replica. */
   readonly signed: number[];
   readonly sent: number[];
+  /** `resume` inputs each replica's core was stepped with (a paused execution continued). */
+  readonly resumes: number[];
 }
 
-async function cluster(t: ExecutionContext, scheme: SchemeName, protocol: Extract<ConsensusAlgorithm, 'pbft' | 'raft'> = 'pbft'): Promise<Cluster> {
+async function cluster(t: ExecutionContext, scheme: SchemeName, protocol: Extract<ConsensusAlgorithm, 'pbft' | 'raft'> = 'pbft', pbftOptions: PbftOptions = {}): Promise<Cluster> {
   const dir = await mkdtemp(join(tmpdir(), 'knhk-host-'));
   const registry = SchemeRegistry.create();
   const signatures = registry.get(scheme);
@@ -65,6 +67,23 @@ async function cluster(t: ExecutionContext, scheme: SchemeName, protocol: Extrac
   let measuring = false;
   const unmeasured: string[] = [];
   const stretches = Array.from({ length: N }, () => 0);
+  const resumes = Array.from({ length: N }, () => 0);
+  /** The protocol, its cores counting the resumes they are stepped with. */
+  const definitionFor = (i: number): ProtocolDefinition<Body> => {
+    const definition = (protocol === 'pbft' ? pbft({ requestTimeoutMs: 300, ...pbftOptions }) : raft({ electionTimeoutMs: 300, heartbeatMs: 60 })) as ProtocolDefinition<Body>;
+    return {
+      ...definition,
+      create: (options) => {
+        const core = definition.create(options);
+        const step = core.step.bind(core);
+        core.step = (input, now) => {
+          if (input.kind === 'resume') resumes[i] = (resumes[i] ?? 0) + 1;
+          step(input, now);
+        };
+        return core;
+      },
+    };
+  };
   const measureFor = (i: number) => <T>(work: () => T): T => {
     if (measuring) return work();
     stretches[i] = (stretches[i] ?? 0) + 1;
@@ -107,11 +126,12 @@ async function cluster(t: ExecutionContext, scheme: SchemeName, protocol: Extrac
     stretches,
     signed,
     sent,
+    resumes,
     async start(i) {
       const store = await ReplicaStore.open(join(dir, `replica-${i}`), { clusterId: 'test', nodeId: i, protocol, n: N });
       c.stores[i] = store;
       c.hosts[i] = await ReplicaHost.start({
-        definition: (protocol === 'pbft' ? pbft({ requestTimeoutMs: 300 }) : raft({ electionTimeoutMs: 300, heartbeatMs: 60 })) as ProtocolDefinition<Body>,
+        definition: definitionFor(i),
         config: consensusConfig({ nodeId: i, n: N, algorithm: protocol }),
         stateMachine: new KvStateMachine(),
         store,
@@ -208,4 +228,70 @@ test('a body sent alike to several peers is signed once: a Raft leader signs one
   // Every Raft message goes to one peer; without sharing, a leader signs each envelope it sends.
   t.true((c.signed[leader] as number) < (c.sent[leader] as number) / 2, 'appends alike were signed once for all three followers');
   t.like(c.hosts[leader === 0 ? 1 : 0]?.stats(), { forged: 0, malformed: 0 }, 'and the followers accept the shared signature');
+});
+
+test('with an execution slice, replicas execute a large batch in measured stretches, resumed after turns of the event loop', async (t) => {
+  t.timeout(120_000);
+  const c = await cluster(t, 'Ed25519', 'pbft', { executionSlice: 2, batchSize: 32 });
+  // Submitted together, the commands are batched: more than two to a sequence number.
+  await Promise.all(Array.from({ length: 24 }, (_, k) => c.submit(`client-${k}`, 1, `d${k}`)));
+  // Every command has f+1 replies, so the furthest replica executed every batch there is.
+  const height = Math.max(...c.hosts.map((host) => host?.status().commitIndex ?? 0));
+  t.true(height < 24, `24 commands in ${height} batches`);
+  await Promise.all([0, 1, 2, 3].map((i) => c.executed(i, height)));
+  t.true(c.resumes.every((count) => count > 0), `every replica resumed a paused execution (${c.resumes.join(', ')})`);
+  t.false(c.hosts.some((host) => host?.core.executionPaused), 'and finished it');
+  const hashes = c.hosts.map((host) => hex(host?.stateHash() ?? new Uint8Array()));
+  t.true(hashes.every((hash) => hash === hashes[0]), 'the same state everywhere');
+  t.deepEqual(c.unmeasured, []);
+});
+
+test('a timer firing queued behind a step that set the timer again is void, as in the simulator', async (t) => {
+  // A core that arms timer `t` when it starts and again on every request, and counts its firings.
+  const firings: string[] = [];
+  const out = new Outputs<Body>();
+  const core: Core<Body> = {
+    config: consensusConfig({ nodeId: 0, n: 1, algorithm: 'pbft' }),
+    step(input) {
+      if (input.kind === 'timeout') firings.push(input.timer);
+      if (input.kind === 'request') out.setTimer('t', 10);
+    },
+    ready: () => out.drain(),
+    status: () => ({ role: 'primary', view: 0, commitIndex: 0, leader: 0 }),
+  };
+  out.setTimer('t', 10);
+  // A store whose next write finishes when the test says, so that the timer can fire while a step's outputs wait for it.
+  let blockNext = false;
+  let release: (() => void) | undefined;
+  const store = {
+    load: () => new Map<string, unknown>(),
+    apply: () => {
+      if (!blockNext) return Promise.resolve();
+      blockNext = false;
+      return new Promise<void>((resolve) => (release = resolve));
+    },
+  } as unknown as ReplicaStore;
+  const clock = new VirtualClock();
+  const host = await ReplicaHost.start<Body>({
+    definition: { ...(pbft() as unknown as ProtocolDefinition<Body>), create: () => core },
+    config: core.config,
+    stateMachine: new KvStateMachine(),
+    store,
+    crypto: { sign: () => new Uint8Array(64), verify: () => true },
+    clock,
+    send: () => undefined,
+  });
+  t.teardown(() => host.stop());
+  // The request's step re-arms `t`; its outputs wait for the store while the old arming fires.
+  blockNext = true;
+  const stepped = host.request(command('alice', 1, kvPayload({ type: 'get', key: 'k' })));
+  while (release === undefined) await new Promise((resolve) => setImmediate(resolve));
+  clock.advance(10);
+  release();
+  await stepped;
+  await host.flush();
+  t.deepEqual(firings, [], 'the firing of the arming the request replaced never reaches the core');
+  clock.advance(10);
+  await host.flush();
+  t.deepEqual(firings, ['t'], 'the new arming fires');
 });

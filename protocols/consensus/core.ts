@@ -16,6 +16,12 @@
  *
  * Right after building a core (fresh or from durable records) the host takes `ready()` once: a
  * core arms its first timers and re-sends what a restart requires from its constructor.
+ *
+ * A core may execute a large batch in slices (DESIGN.md "Time budgets"): it stops after some
+ * commands and reports `executionPaused`. The host then gives its event loop a turn and steps
+ * `{ kind: 'resume' }` before any other input, until the core is no longer paused. A core that
+ * gets any other input while paused finishes executing first, so a host that ignores pauses stays
+ * correct and only loses the slicing; no rule of a protocol ever sees half a batch executed.
  */
 import type { Schema } from '../../schema/schema.js';
 import type { Digest } from './codec.js';
@@ -24,11 +30,12 @@ import type { ConsensusAlgorithm, ConsensusConfig, NodeId } from './config.js';
 import type { QuorumCert, Signed } from './certificate.js';
 import type { ConsensusState } from './state-machine.js';
 
-/** One input to a core. Messages have been verified by the host; requests come from clients. */
+/** One input to a core. Messages have been verified by the host; requests come from clients; `resume` continues a paused execution. */
 export type Input<M> =
   | { readonly kind: 'message'; readonly message: Signed<M> }
   | { readonly kind: 'request'; readonly command: Command }
-  | { readonly kind: 'timeout'; readonly timer: string };
+  | { readonly kind: 'timeout'; readonly timer: string }
+  | { readonly kind: 'resume' };
 
 /** A body to sign and send to each of `to` (which may include the sender itself: a loopback). */
 export interface Outbound<M> {
@@ -151,6 +158,11 @@ export interface Core<M> {
   ready(): Ready<M>;
   /** Role, view/term, commit index, leader. */
   status(): NodeStatus;
+  /**
+   * True while the core has paused part-way through executing committed commands: step
+   * `{ kind: 'resume' }` next. Absent on a core that never pauses.
+   */
+  readonly executionPaused?: boolean;
 }
 
 /** What a core is built from. */

@@ -98,3 +98,39 @@ export class ReplicatedState {
     for (const c of parsed.clients) this.#clients.set(c.client, { timestamp: c.timestamp, response: c.response });
   }
 }
+
+/**
+ * One log position's commands executed a few at a time, so that a core can pause between slices
+ * of a large batch and let its host's event loop turn (DESIGN.md "Time budgets"; `resume` in
+ * core.ts). Nothing else may execute on the state until the run is done.
+ */
+export class ExecutionRun {
+  /** The log position the commands execute at. */
+  readonly position: number;
+  /** The state's hash before the first command. */
+  readonly stateHashBefore: Digest;
+  /** What each command executed so far answered, in order. */
+  readonly executions: Execution[] = [];
+  readonly #state: ReplicatedState;
+  readonly #commands: readonly Command[];
+
+  constructor(state: ReplicatedState, commands: readonly Command[], position: number) {
+    this.#state = state;
+    this.#commands = commands;
+    this.position = position;
+    this.stateHashBefore = state.hash();
+  }
+
+  /** True once every command has executed. */
+  get done(): boolean {
+    return this.executions.length === this.#commands.length;
+  }
+
+  /** Executes up to `budget` more commands (any number, or Infinity); returns how many it executed. */
+  advance(budget: number): number {
+    const end = Math.min(this.#commands.length, this.executions.length + budget);
+    const start = this.executions.length;
+    for (let i = start; i < end; i++) this.executions.push(this.#state.execute(this.#commands[i] as Command, this.position));
+    return end - start;
+  }
+}

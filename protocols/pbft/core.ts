@@ -11,7 +11,7 @@ import { peersOf, type ConsensusConfig, type NodeId } from '../consensus/config.
 import type { Signed } from '../consensus/certificate.js';
 import { Outputs, type Core, type CoreOptions, type Evidence, type Input, type NodeStatus, type Ready } from '../consensus/core.js';
 import { ConsensusError, invariant } from '../consensus/errors.js';
-import { ReplicatedState } from '../consensus/state-machine.js';
+import { ExecutionRun, ReplicatedState } from '../consensus/state-machine.js';
 import { Checkpoints, genesisCheckpoint } from './checkpoints.js';
 import { DURABLE_KEYS, preparedRecord, readDurable, SLOT_FACTS, slotKey } from './durable.js';
 import {
@@ -58,6 +58,12 @@ export interface PbftOptions {
   readonly maxClockSkewMs?: number;
   /** Most requests waiting to be ordered; more are dropped until clients retry (default 10 000). */
   readonly maxPending?: number;
+  /**
+   * Most commands executed in one step of the normal case; the core then pauses until the host
+   * steps `resume` (core.ts), so that a large batch executes over several turns of the host's
+   * event loop (default: no limit).
+   */
+  readonly executionSlice?: number;
 }
 
 const VIEW_TIMER = 'view';
@@ -89,6 +95,7 @@ export class PbftCore implements Core<PbftMessage> {
   readonly #timeoutMs: number;
   readonly #skewMs: number;
   readonly #maxPending: number;
+  readonly #executionSlice: number;
   readonly #out = new Outputs<PbftMessage>();
   readonly #state: ReplicatedState;
   readonly #slots = new Map<number, Slot>();
@@ -108,6 +115,8 @@ export class PbftCore implements Core<PbftMessage> {
   /** The state at the stable checkpoint, once this replica holds it (after a new view it may only know the digest). */
   #stableSnapshot: Uint8Array | undefined;
   #executed = 0;
+  /** The batch after {@link #executed} while its execution is paused part-way. */
+  #running: ExecutionRun | undefined;
   #nextSequence = 1;
   #lastTimestamp = 0;
   #viewTimerArmed = false;
@@ -143,10 +152,20 @@ export class PbftCore implements Core<PbftMessage> {
     this.#timeoutMs = tuning.requestTimeoutMs ?? 500;
     this.#skewMs = tuning.maxClockSkewMs ?? 5_000;
     this.#maxPending = tuning.maxPending ?? 10_000;
-    const positive = { checkpointInterval: this.#k, logWindow: this.#window, batchSize: this.#batchSize, pipeline: this.#pipeline, requestTimeoutMs: this.#timeoutMs, maxClockSkewMs: this.#skewMs, maxPending: this.#maxPending };
+    const positive = {
+      checkpointInterval: this.#k,
+      logWindow: this.#window,
+      batchSize: this.#batchSize,
+      pipeline: this.#pipeline,
+      requestTimeoutMs: this.#timeoutMs,
+      maxClockSkewMs: this.#skewMs,
+      maxPending: this.#maxPending,
+      ...(tuning.executionSlice === undefined ? {} : { executionSlice: tuning.executionSlice }),
+    };
     for (const [name, v] of Object.entries(positive)) {
       if (!Number.isSafeInteger(v) || v < 1) throw new ConsensusError('INVALID_CONFIG', `pbft ${name} must be a positive integer, got ${v}`);
     }
+    this.#executionSlice = tuning.executionSlice ?? Number.POSITIVE_INFINITY;
     if (this.#window % this.#k !== 0) throw new ConsensusError('INVALID_CONFIG', `pbft logWindow (${this.#window}) must be a multiple of checkpointInterval (${this.#k})`);
     this.#announcements = new Announcements(this.#out, this.#timeoutMs, () => this.#announceStatus());
     this.#state = new ReplicatedState(options.stateMachine);
@@ -198,8 +217,19 @@ export class PbftCore implements Core<PbftMessage> {
     return this.#out.drain();
   }
 
+  get executionPaused(): boolean {
+    return this.#running !== undefined;
+  }
+
   step(input: Input<PbftMessage>, now: number): void {
     this.#now = now;
+    if (input.kind === 'resume') {
+      if (this.#running !== undefined) this.#execute(true);
+      return;
+    }
+    // Any other input while paused: the batch is finished first (core.ts), so no rule below
+    // ever sees one half executed.
+    if (this.#running !== undefined) this.#execute();
     switch (input.kind) {
       case 'request':
         return this.#onRequest(input.command);
@@ -411,17 +441,28 @@ export class PbftCore implements Core<PbftMessage> {
       signatures: commits.sort((a, b) => a.from - b.from).map((c) => ({ node: c.from, signature: c.signature })),
     };
     this.#persistCommitted(slot);
-    this.#execute();
+    this.#execute(true);
   }
 
-  /** Executes committed batches in sequence order (§4.2: after all lower sequence numbers). */
-  #execute(): void {
+  /**
+   * Executes committed batches in sequence order (§4.2: after all lower sequence numbers). In
+   * `slices`, it pauses once it executed {@link PbftOptions.executionSlice} commands in this step,
+   * leaving the rest to `resume`; the normal case and catching up execute so, while recovery and
+   * state transfer, which act on the result at once, execute everything.
+   */
+  #execute(slices = false): void {
+    let budget = slices ? this.#executionSlice : Number.POSITIVE_INFINITY;
     for (;;) {
       const slot = this.#slots.get(this.#executed + 1);
       if (slot?.certificate === undefined || slot.prePrepare === undefined) break;
       const pp = slot.prePrepare.body;
-      const stateHashBefore = this.#state.hash();
-      const responses = pp.batch.map((cmd) => this.#state.execute(cmd, slot.sequence).response);
+      const run = (this.#running ??= new ExecutionRun(this.#state, pp.batch, slot.sequence));
+      invariant(run.position === slot.sequence, `execution paused at ${run.position} resumed at ${slot.sequence}`);
+      budget -= run.advance(budget);
+      if (!run.done) return;
+      this.#running = undefined;
+      const responses = run.executions.map((execution) => execution.response);
+      const stateHashBefore = run.stateHashBefore;
       this.#executed = slot.sequence;
       this.#out.applied({
         kind: 'entry',
@@ -634,7 +675,7 @@ export class PbftCore implements Core<PbftMessage> {
     if (this.#nextSequence <= sequence) this.#nextSequence = sequence + 1;
     this.#persistPrePrepare(slot);
     this.#persistCommitted(slot);
-    this.#execute();
+    this.#execute(true);
   }
 
   /**

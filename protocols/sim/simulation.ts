@@ -545,6 +545,9 @@ export class Simulation<M extends Message = Message> {
     const core = replica.core as Core<M>;
     try {
       core.step(input, this.#now);
+      // A core that paused executing a batch is resumed at once: the simulator has no event loop
+      // to give a turn to, and runs the batch as if unsliced (core.ts).
+      while (core.executionPaused === true) core.step({ kind: 'resume' }, this.#now);
     } catch (error) {
       if (!(error instanceof ConsensusError)) throw error;
       // A Byzantine replica's own state is no one's concern but its own: it just stops.
