@@ -158,8 +158,8 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
   /** Where each command not yet seen proposed arrived here (the span handling its request), by client and timestamp. */
   readonly #awaiting = new RecentMap<string, SpanContext>(MAX_AWAITING);
   #step: Span | undefined;
-  /** Links the step under way has to the inputs it steps. */
-  #stepLinks = 0;
+  /** The spans the step under way links to (the inputs it steps arrived in). */
+  #stepLinks = new Set<string>();
   /** Highest position executed or transferred: what a message says about positions up to it is old news. */
   #executed = 0;
   #view: number | undefined;
@@ -186,11 +186,11 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
     const traced = spanContexts(arrivals);
     if (this.#step === undefined) {
       this.#step = startStep(traced);
-      this.#stepLinks = Math.min(traced.length, MAX_LINKS);
-    } else if (traced.length > 0 && this.#stepLinks < MAX_LINKS) {
-      const added = traced.slice(0, MAX_LINKS - this.#stepLinks);
-      this.#step.addLinks(added.map((context) => ({ context })));
-      this.#stepLinks += added.length;
+      this.#stepLinks = new Set(traced.slice(0, MAX_LINKS).map((context) => context.spanId));
+    } else if (this.#stepLinks.size < MAX_LINKS) {
+      const added = traced.filter((context) => !this.#stepLinks.has(context.spanId)).slice(0, MAX_LINKS - this.#stepLinks.size);
+      if (added.length > 0) this.#step.addLinks(added.map((context) => ({ context })));
+      for (const context of added) this.#stepLinks.add(context.spanId);
     }
     inputs.forEach((input, i) => {
       if (input.kind === 'message') this.#read(input.message.from, input.message.body, arrivals[i]);
@@ -248,7 +248,7 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
   #currentStep(): Span {
     if (this.#step === undefined) {
       this.#step = startStep([]);
-      this.#stepLinks = 0;
+      this.#stepLinks = new Set();
     }
     return this.#step;
   }

@@ -143,6 +143,8 @@ export class ReplicaHost<M extends { readonly type: string }> {
   readonly #refused = { malformed: 0, forged: 0, nonMember: 0 };
   readonly #telemetry: ReplicaInstrumentation<M>;
   readonly #measure: Measure;
+  /** The state hash the core last reported executing or installing; before any, the state machine's own. */
+  #executedHash: Digest | undefined;
 
   private constructor(options: ReplicaHostOptions<M>) {
     this.#options = options;
@@ -180,9 +182,9 @@ export class ReplicaHost<M extends { readonly type: string }> {
     this.#memory.length = 0;
   }
 
-  /** The state machine's hash, as of the last position executed. */
+  /** The state machine's hash, as of the last position executed (not part-way through a paused batch). */
   stateHash(): Digest {
-    return this.#options.stateMachine.hash();
+    return this.#executedHash ?? this.#options.stateMachine.hash();
   }
 
   /** Refusal counters. */
@@ -287,9 +289,14 @@ export class ReplicaHost<M extends { readonly type: string }> {
       if (stepped === group.length) return;
       await this.#measure(() => {
         const at = now();
+        const from = stepped;
         while (stepped < group.length && this.#core.executionPaused !== true) {
-          const { input, arrival, timerOps } = group[stepped++] as Waiting<M>;
-          // What the simulator does too: a firing queued behind steps that set or cancelled its timer again is void.
+          const { input, arrival, timerOps } = group[stepped] as Waiting<M>;
+          // A firing is checked against every timer operation before it, as the simulator does:
+          // one queued behind a step that set or cancelled its timer again is void. So it opens a
+          // stretch of its own, after the operations of the inputs before it are carried out.
+          if (timerOps !== undefined && stepped > from) break;
+          stepped++;
           if (timerOps !== undefined && input.kind === 'timeout' && this.#timerOps.get(input.timer) !== timerOps) continue;
           this.#telemetry.stepping([input], [arrival]);
           this.#core.step(input, at);
@@ -377,7 +384,9 @@ export class ReplicaHost<M extends { readonly type: string }> {
     if (mode === 'replay' && this.#memory.length > 0 && this.#prng.chance(0.5)) {
       send(this.#prng.pick(this.config.members.filter((id) => id !== self)), this.#prng.pick(this.#memory), 'replay');
     }
-    for (const op of ready.timers) {
+    for (const applied of ready.applied) this.#executedHash = applied.stateHash;
+    // A host stopped while this step's writes were under way arms nothing: a timer would outlive it.
+    for (const op of this.#stopped ? [] : ready.timers) {
       const ops = (this.#timerOps.get(op.timer) ?? 0) + 1;
       this.#timerOps.set(op.timer, ops);
       const armed = this.#timers.get(op.timer);

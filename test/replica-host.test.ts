@@ -294,4 +294,14 @@ test('a timer firing queued behind a step that set the timer again is void, as i
   clock.advance(10);
   await host.flush();
   t.deepEqual(firings, ['t'], 'the new arming fires');
+  // Queued in the same group as the step that sets its timer again, behind it: void too.
+  await host.request(command('alice', 2, kvPayload({ type: 'get', key: 'k' })));
+  const both = host.request(command('alice', 3, kvPayload({ type: 'get', key: 'k' })));
+  clock.advance(10);
+  await both;
+  await host.flush();
+  t.deepEqual(firings, ['t'], 'a firing behind a re-arming step of its own group never reaches the core');
+  clock.advance(10);
+  await host.flush();
+  t.deepEqual(firings, ['t', 't']);
 });

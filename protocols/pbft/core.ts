@@ -454,7 +454,10 @@ export class PbftCore implements Core<PbftMessage> {
     let budget = slices ? this.#executionSlice : Number.POSITIVE_INFINITY;
     for (;;) {
       const slot = this.#slots.get(this.#executed + 1);
-      if (slot?.certificate === undefined || slot.prePrepare === undefined) break;
+      if (slot?.certificate === undefined || slot.prePrepare === undefined) {
+        invariant(this.#running === undefined, `the batch paused at ${this.#running?.position} is no longer committed in the log`);
+        break;
+      }
       const pp = slot.prePrepare.body;
       const run = (this.#running ??= new ExecutionRun(this.#state, pp.batch, slot.sequence));
       invariant(run.position === slot.sequence, `execution paused at ${run.position} resumed at ${slot.sequence}`);
