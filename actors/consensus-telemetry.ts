@@ -67,10 +67,9 @@ function startCaused(name: string, causes: readonly SpanContext[]): Span {
   return tracer().startSpan(name, links.length === 0 ? undefined : { links }, parent === undefined ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, parent));
 }
 
-/** Starts a step: a root linked to the traced inputs it serves. */
-function startStep(inputs: readonly SpanContext[]): Span {
-  const links: Link[] = inputs.slice(0, MAX_LINKS).map((context) => ({ context }));
-  return tracer().startSpan('consensus.step', links.length === 0 ? undefined : { links }, ROOT_CONTEXT);
+/** Starts a step: a root linked to the traced input it serves first (the host links the others as it steps them). */
+function startStep(input: SpanContext | undefined): Span {
+  return tracer().startSpan('consensus.step', input === undefined ? undefined : { links: [{ context: input }] }, ROOT_CONTEXT);
 }
 
 /** The context to send or reply in under `span`, or `undefined` when the span records nothing (no SDK: nothing to carry). */
@@ -178,24 +177,21 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
   }
 
   /**
-   * Inputs are about to step the core: the step begins (or, called again before it ends, links
-   * them too), and what their messages show is noted. `arrivals[i]` is the context `inputs[i]`
-   * arrived in (the span that handled the message or request carrying it), if it was traced.
+   * An input is about to step the core: the step begins, or the step under way links it too, and
+   * what its message shows is noted. `arrival` is the context it arrived in (the span that handled
+   * the message or request carrying it), if it was traced.
    */
-  stepping(inputs: readonly Input<M>[], arrivals: readonly (Context | undefined)[]): void {
-    const traced = spanContexts(arrivals);
+  stepping(input: Input<M>, arrival: Context | undefined): void {
+    const [traced] = spanContexts([arrival]);
     if (this.#step === undefined) {
       this.#step = startStep(traced);
-      this.#stepLinks = new Set(traced.slice(0, MAX_LINKS).map((context) => context.spanId));
-    } else if (this.#stepLinks.size < MAX_LINKS) {
-      const added = traced.filter((context) => !this.#stepLinks.has(context.spanId)).slice(0, MAX_LINKS - this.#stepLinks.size);
-      if (added.length > 0) this.#step.addLinks(added.map((context) => ({ context })));
-      for (const context of added) this.#stepLinks.add(context.spanId);
+      this.#stepLinks = new Set(traced === undefined ? [] : [traced.spanId]);
+    } else if (traced !== undefined && this.#stepLinks.size < MAX_LINKS && !this.#stepLinks.has(traced.spanId)) {
+      this.#step.addLink({ context: traced });
+      this.#stepLinks.add(traced.spanId);
     }
-    inputs.forEach((input, i) => {
-      if (input.kind === 'message') this.#read(input.message.from, input.message.body, arrivals[i]);
-      else if (input.kind === 'request') this.#arrived(input.command, arrivals[i]);
-    });
+    if (input.kind === 'message') this.#read(input.message.from, input.message.body, arrival);
+    else if (input.kind === 'request') this.#arrived(input.command, arrival);
   }
 
   /**
@@ -247,7 +243,7 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
   /** The step under way; one begun by a direct call on the core (a restart's first outputs) has no inputs. */
   #currentStep(): Span {
     if (this.#step === undefined) {
-      this.#step = startStep([]);
+      this.#step = startStep(undefined);
       this.#stepLinks = new Set();
     }
     return this.#step;

@@ -298,7 +298,7 @@ export class ReplicaHost<M extends { readonly type: string }> {
           if (timerOps !== undefined && stepped > from) break;
           stepped++;
           if (timerOps !== undefined && input.kind === 'timeout' && this.#timerOps.get(input.timer) !== timerOps) continue;
-          this.#telemetry.stepping([input], [arrival]);
+          this.#telemetry.stepping(input, arrival);
           this.#core.step(input, at);
           this.#steps++;
         }
