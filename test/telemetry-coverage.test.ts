@@ -79,6 +79,9 @@ function runOnce(t: ExecutionContext): Promise<Run> {
           span.end();
         }),
       );
+      // Metrics are read from live threads: the replica that assembled the receipt may be the one
+      // crashed below, and its counters go with its thread.
+      await snapshot();
       // A scrape over loopback in the middle of the run finds consensus and crypto metrics with values.
       const scrape = await (await fetch(system.telemetry?.prometheusUrl as string)).text();
       // A primary that signs two proposals for one sequence: backups hold both and prove it.
