@@ -50,12 +50,18 @@ const MAX_LINKS = 16;
 /** Commands whose arrival is remembered until a proposal of them is seen: the latest this many at least, twice as many at most. */
 const MAX_AWAITING = 2048;
 
+/** The valid span context of `ctx`, if it has one. */
+function spanContextOf(ctx: Context | undefined): SpanContext | undefined {
+  const sc = ctx === undefined ? undefined : trace.getSpanContext(ctx);
+  return sc !== undefined && trace.isSpanContextValid(sc) ? sc : undefined;
+}
+
 /** The distinct span contexts of `traced`, in order, the invalid and absent left out. */
 function spanContexts(traced: Iterable<Context | undefined>): SpanContext[] {
   const seen = new Map<string, SpanContext>();
   for (const ctx of traced) {
-    const sc = ctx === undefined ? undefined : trace.getSpanContext(ctx);
-    if (sc !== undefined && trace.isSpanContextValid(sc) && !seen.has(sc.spanId)) seen.set(sc.spanId, sc);
+    const sc = spanContextOf(ctx);
+    if (sc !== undefined && !seen.has(sc.spanId)) seen.set(sc.spanId, sc);
   }
   return [...seen.values()];
 }
@@ -182,7 +188,7 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
    * the message or request carrying it), if it was traced.
    */
   stepping(input: Input<M>, arrival: Context | undefined): void {
-    const [traced] = spanContexts([arrival]);
+    const traced = spanContextOf(arrival);
     if (this.#step === undefined) {
       this.#step = startStep(traced);
       this.#stepLinks = new Set(traced === undefined ? [] : [traced.spanId]);
@@ -251,7 +257,7 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
 
   /** A client's request arrived in `arrival`: a position proposed here with the command continues its trace. */
   #arrived(command: Command, arrival: Context | undefined): void {
-    const [traced] = spanContexts([arrival]);
+    const traced = spanContextOf(arrival);
     if (traced === undefined) return;
     this.#awaiting.set(commandKey(command), traced);
   }
