@@ -13,6 +13,7 @@ import type { Node } from './node.js';
 import type { ParseContext, RefShape } from '../schema/schema.js';
 import { signalSchema } from './signal.js';
 import { endHandleSpan, parentContext, startHandleSpan, TICK_MS, traceFields, within } from './telemetry.js';
+import { TickHistogram } from './tick-histogram.js';
 import type { Task } from './task.js';
 
 /** Options of one incarnation. */
@@ -33,7 +34,10 @@ export interface HandlerStats {
    * work the actor measured (`ActorContext.measure`), in ticks of 125 µs.
    */
   readonly maxTicks: number;
-  /** 99th percentile of the same, to a quarter tick (a time above 64 ticks counts as 64). */
+  /**
+   * 99th percentile of the same: to a quarter tick up to 64 ticks, to 1/16 above (a
+   * bucket's upper bound, never below the true value).
+   */
   readonly p99Ticks: number;
   /** Messages and measured pieces whose processing exceeded the budget of 8 ticks. */
   readonly overBudget: number;
@@ -94,9 +98,6 @@ class MessageSender implements Sender<unknown> {
   }
 }
 
-/** Quarter-tick buckets of the handler-time histogram: 0 … 64 ticks. */
-const HISTOGRAM_BUCKETS = 64 * 4 + 1;
-
 type State = 'starting' | 'running' | 'stopping' | 'exited';
 
 // A cell drains its mailbox for at most this long before yielding to the event loop, so that
@@ -132,13 +133,11 @@ export class Cell implements SenderId {
   #sliceStart = 0;
   #handled = 0;
   #maxTicks = 0;
-  /** Pieces of work in the histogram: messages handled and `measure`d pieces. */
-  #pieces = 0;
   /** Inside a handler or a `measure`d piece of work (work measured inside either is part of it). */
   #measuring = false;
   #overBudget = 0;
-  /** Handler times in quarter ticks, 0 … 64 ticks (the last bucket takes everything above). */
-  readonly #quarterTicks = new Uint32Array(HISTOGRAM_BUCKETS);
+  /** Times of messages handled and of `measure`d pieces. */
+  readonly #times = new TickHistogram();
 
   constructor(node: Node, behavior: Behavior<unknown, unknown, unknown>, options: CellOptions) {
     this.node = node;
@@ -168,7 +167,7 @@ export class Cell implements SenderId {
 
   /** Handler statistics so far. */
   get stats(): HandlerStats {
-    return { handled: this.#handled, maxTicks: this.#maxTicks, p99Ticks: this.#p99(), overBudget: this.#overBudget, mailboxDepth: this.#mailbox.size };
+    return { handled: this.#handled, maxTicks: this.#maxTicks, p99Ticks: this.#times.percentile(99), overBudget: this.#overBudget, mailboxDepth: this.#mailbox.size };
   }
 
   /** The actor's own view of its state, if it offers one. */
@@ -338,21 +337,10 @@ export class Cell implements SenderId {
   /** One piece of synchronous work, a handler or a measured piece, into the handler-time statistics. */
   #record(ms: number): void {
     const ticks = ms / TICK_MS;
-    this.#pieces++;
     if (ticks > this.#maxTicks) this.#maxTicks = ticks;
     if (ticks > BUDGET_TICKS) this.#overBudget++;
-    this.#quarterTicks[Math.min(HISTOGRAM_BUCKETS - 1, Math.ceil(ticks * 4))]! += 1;
+    this.#times.record(ticks);
     this.node.instruments.handlerTicks.record(ticks, this.#metricAttributes);
-  }
-
-  #p99(): number {
-    const rank = Math.ceil(this.#pieces * 0.99);
-    let seen = 0;
-    for (let bucket = 0; bucket < HISTOGRAM_BUCKETS; bucket++) {
-      seen += this.#quarterTicks[bucket] as number;
-      if (seen >= rank && rank > 0) return bucket / 4;
-    }
-    return 0;
   }
 
   #fail(error: unknown, sender: MessageSender | undefined): void {
