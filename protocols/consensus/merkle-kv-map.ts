@@ -1,0 +1,189 @@
+/**
+ * The key-value machine's map and its state hash: entries spread over 2^16 slots, under a Merkle
+ * tree whose shape adapts to the number of keys, so that the hash every executed position records (receipts carry it; Raft executes one
+ * command per position) costs O(writes · log keys) after a batch of writes, whatever the size of
+ * the state.
+ *
+ * Shape: a key's slot is FNV-1a(key) mod 2^16, and the tree is the binary trie over the 16 bits
+ * of slots, cut short: a subtree holding at most {@link LEAF_KEYS} keys (or a single slot) is a
+ * leaf, whose digest is SHA-256(msgpack of its [key, value] pairs in key order); any other node's
+ * is SHA-256(0x01 ‖ left digest ‖ right digest). The state hash is SHA-256(domain ‖ root digest).
+ * A leaf's input opens with a msgpack array header and a node's with 0x01, so neither can pass
+ * for the other (RFC 9162 §2.1.1 separates them the same way).
+ *
+ * The shape depends only on how many keys each subtree holds, so the hash is a function of the
+ * state alone, the same at every replica whatever the history of writes, deletes and restores
+ * that led to it; a tree of fixed size would have to choose between re-hashing most keys of a
+ * small state and most nodes of a large one. With 256 fixed buckets, a batch of 512 writes cost
+ * 760 ms at a million keys on the development VM. The slot function only spreads keys, so it need
+ * not be cryptographic: keys chosen to share a slot slow its hashing, never change the result.
+ */
+import { encode, hashBytes, type Digest } from './codec.js';
+
+const SLOT_BITS = 16;
+const SLOTS = 1 << SLOT_BITS;
+/** A subtree with at most this many keys is hashed as one leaf. */
+export const LEAF_KEYS = 16;
+
+const NODE = 0x01;
+const DOMAIN = new TextEncoder().encode('knhk/kv-state/v4');
+const DIGEST_BYTES = 32;
+
+/** The slot of `key`: 32-bit FNV-1a over its UTF-16 code units, folded to 16 bits. */
+export function slotOf(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return (h ^ (h >>> 16)) & (SLOTS - 1);
+}
+
+/** Orders [key, value] entries by key, as a leaf's digest and a snapshot list them. */
+export const byKey = ([a]: readonly [string, string], [b]: readonly [string, string]): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** The input of a node's hash, 0x01 ‖ left ‖ right, rewritten for every node. */
+const nodeInput = new Uint8Array(1 + 2 * DIGEST_BYTES);
+nodeInput[0] = NODE;
+
+/** A leaf spanning at most this many slots finds its keys by scanning them, a wider one by descending. */
+const SCAN_SLOTS = 256;
+
+/** How much the last {@link MerkleKvMap.root} re-hashed: what the O(writes · log keys) claim is tested by. */
+export interface RehashWork {
+  readonly leaves: number;
+  readonly nodes: number;
+}
+
+/**
+ * A string map that keeps the digests of its tree up to date as it is written, and hashes lazily
+ * ({@link root}). Nodes are numbered as in a binary heap: the root is 1, node i's children are
+ * 2i and 2i + 1, and slot s is node 2^16 + s.
+ */
+export class MerkleKvMap {
+  /** The entries of each non-empty slot. */
+  readonly #slots = new Map<number, Map<string, string>>();
+  /** Keys under each node. */
+  readonly #counts = new Uint32Array(2 * SLOTS);
+  /** Digests of the nodes hashed since their subtree last changed. */
+  readonly #digests = new Map<number, Digest>();
+  /** Slots written since the last root. */
+  #dirty = new Set<number>();
+  #root: Digest | undefined;
+  #work: RehashWork = { leaves: 0, nodes: 0 };
+
+  /** Number of keys. */
+  get size(): number {
+    return this.#counts[1] as number;
+  }
+
+  /** The value of `key`, if any. */
+  get(key: string): string | undefined {
+    return this.#slots.get(slotOf(key))?.get(key);
+  }
+
+  /** Sets `key` to `value`. */
+  set(key: string, value: string): void {
+    const slot = slotOf(key);
+    let entries = this.#slots.get(slot);
+    if (entries === undefined) this.#slots.set(slot, (entries = new Map()));
+    const size = entries.size;
+    entries.set(key, value);
+    if (entries.size !== size) this.#count(slot, 1);
+    this.#written(slot);
+  }
+
+  /** Removes `key`; true if it was there. */
+  delete(key: string): boolean {
+    const slot = slotOf(key);
+    const entries = this.#slots.get(slot);
+    if (entries?.delete(key) !== true) return false;
+    if (entries.size === 0) this.#slots.delete(slot);
+    this.#count(slot, -1);
+    this.#written(slot);
+    return true;
+  }
+
+  /** Every entry, in no particular order. */
+  *entries(): IterableIterator<[string, string]> {
+    for (const entries of this.#slots.values()) yield* entries;
+  }
+
+  /** Forgets every key. */
+  clear(): void {
+    this.#slots.clear();
+    this.#counts.fill(0);
+    this.#digests.clear();
+    this.#dirty.clear();
+    this.#root = undefined;
+  }
+
+  /** The state hash, re-hashing only the subtrees written since the last call. */
+  root(): Digest {
+    if (this.#root !== undefined) return this.#root;
+    // A write changes every node on its slot's path; the paths of a batch share their upper parts.
+    for (const slot of this.#dirty) for (let node = SLOTS + slot; node >= 1; node >>>= 1) this.#digests.delete(node);
+    this.#dirty = new Set();
+    const work = { leaves: 0, nodes: 0 };
+    const top = this.#digestOf(1, work);
+    const input = new Uint8Array(DOMAIN.length + DIGEST_BYTES);
+    input.set(DOMAIN);
+    input.set(top, DOMAIN.length);
+    this.#root = hashBytes(input);
+    this.#work = work;
+    return this.#root;
+  }
+
+  /** What the last {@link root} that hashed anything re-hashed. */
+  get lastWork(): RehashWork {
+    return this.#work;
+  }
+
+  #count(slot: number, delta: number): void {
+    for (let node = SLOTS + slot; node >= 1; node >>>= 1) this.#counts[node] = (this.#counts[node] as number) + delta;
+  }
+
+  #written(slot: number): void {
+    this.#dirty.add(slot);
+    this.#root = undefined;
+  }
+
+  #digestOf(node: number, work: { leaves: number; nodes: number }): Digest {
+    const cached = this.#digests.get(node);
+    if (cached !== undefined) return cached;
+    let digest: Digest;
+    if (node >= SLOTS || (this.#counts[node] as number) <= LEAF_KEYS) {
+      const entries: [string, string][] = [];
+      this.#gather(node, entries);
+      digest = hashBytes(encode(entries.sort(byKey)));
+      work.leaves++;
+    } else {
+      const left = this.#digestOf(2 * node, work);
+      const right = this.#digestOf(2 * node + 1, work);
+      nodeInput.set(left, 1);
+      nodeInput.set(right, 1 + DIGEST_BYTES);
+      digest = hashBytes(nodeInput);
+      work.nodes++;
+    }
+    this.#digests.set(node, digest);
+    return digest;
+  }
+
+  /** The entries under `node`. */
+  #gather(node: number, into: [string, string][]): void {
+    if (this.#counts[node] === 0) return;
+    // The slots under node span [first, first + width) at the bottom of the heap numbering.
+    let first = node;
+    let width = 1;
+    while (first < SLOTS) {
+      first *= 2;
+      width *= 2;
+    }
+    if (width > SCAN_SLOTS) {
+      this.#gather(2 * node, into);
+      this.#gather(2 * node + 1, into);
+      return;
+    }
+    for (let slot = first - SLOTS; slot < first - SLOTS + width; slot++) {
+      if (this.#counts[SLOTS + slot] === 0) continue;
+      for (const entry of this.#slots.get(slot) as Map<string, string>) into.push(entry);
+    }
+  }
+}
