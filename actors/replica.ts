@@ -29,7 +29,7 @@ import type { ExecutedPosition } from './cluster-agent.js';
 
 /** Protocol tuning a cluster passes to its replicas. */
 export interface ReplicaTuning {
-  /** Most commands per proposal (PBFT and HotStuff batches, Raft entries per append). */
+  /** Most commands per proposal (PBFT and HotStuff batches, Raft log entries). */
   readonly batch?: number;
   /** The protocol's base timeout, ms: PBFT's request timeout, HotStuff's view timeout, Raft's election timeout. */
   readonly timeoutMs?: number;
@@ -106,7 +106,7 @@ export function replicaProtocol(protocol: ConsensusAlgorithm, tuning: ReplicaTun
       return hotstuff({ ...(batch === undefined ? {} : { batchSize: batch }), ...(timeoutMs === undefined ? {} : { baseTimeoutMs: timeoutMs }) }) as ProtocolDefinition<{ readonly type: string }>;
     case 'raft':
       return raft({
-        ...(batch === undefined ? {} : { maxEntriesPerMessage: batch }),
+        ...(batch === undefined ? {} : { maxCommandsPerEntry: batch }),
         ...(timeoutMs === undefined ? {} : { electionTimeoutMs: timeoutMs, heartbeatMs: Math.max(1, Math.floor(timeoutMs / 5)) }),
       }) as ProtocolDefinition<{ readonly type: string }>;
   }

@@ -556,7 +556,7 @@ test('a lost AppendEntries under pipelining costs one resend, not one per reques
   t.is(toNode2.length, 20, '…but only the first rejection rewinds and resends; the others are older than that rewind');
 });
 
-test('flow control: at most maxInflightAppends requests in flight per follower; entries proposed meanwhile leave together; a heartbeat frees the window', (t) => {
+test('flow control: at most maxInflightAppends requests in flight per follower; commands proposed meanwhile leave together as one entry; a heartbeat frees the window', (t) => {
   const h = new Harness(3, { maxInflightAppends: 2 });
   h.elect(0);
   h.beat(0);
@@ -568,7 +568,9 @@ test('flow control: at most maxInflightAppends requests in flight per follower; 
   const next = toNode1();
   t.is(next.length, 2, 'an acknowledgement frees one place…');
   const last = next.at(-1)?.body;
-  t.is(last?.type === 'append-entries' ? last.entries.length : 0, 8, '…and what waited leaves in one request');
+  const entries = last?.type === 'append-entries' ? last.entries : [];
+  t.is(entries.length, 1, '…and what waited leaves in one request…');
+  t.is(entries[0]?.type === 'commands' ? entries[0].commands.length : 0, 8, '…as one entry of the eight commands');
   // Both requests in flight are lost: the window stays full until a heartbeat frees it.
   h.inflight.splice(0, h.inflight.length, ...h.inflight.filter((m) => !(m.to === 1 && m.body.type === 'append-entries')));
   h.request(put('stuck'), [0]);
@@ -577,6 +579,35 @@ test('flow control: at most maxInflightAppends requests in flight per follower; 
   h.beat(0);
   t.is(h.cores[1]!.lastLogIndex, h.cores[0]!.lastLogIndex, 'after a heartbeat the follower catches up');
   t.is(h.cores[0]!.knownCommitIndex, h.cores[0]!.lastLogIndex);
+});
+
+test('commands that waited are split into entries of at most maxCommandsPerEntry, executed in order, one state hash each', (t) => {
+  const h = new Harness(3, { maxInflightAppends: 1, maxCommandsPerEntry: 3 });
+  h.elect(0);
+  h.beat(0);
+  const before = h.cores[0]!.lastLogIndex;
+  for (let i = 0; i < 9; i++) h.request(put(`b${i}`), [0]);
+  h.beat(0);
+  h.beat(0);
+  const entries = Array.from({ length: h.cores[0]!.lastLogIndex - before }, (_, k) => h.durable[0]!.get(`raft/log/${before + 1 + k}`) as RaftEntry | undefined);
+  t.deepEqual(
+    entries.map((e) => (e?.type === 'commands' ? e.commands.length : 0)),
+    [1, 3, 3, 2],
+    'the first goes at once, the eight that waited behind it in entries of three',
+  );
+  t.deepEqual(
+    entries.flatMap((e) => (e?.type === 'commands' ? e.commands.map((c) => c.timestamp) : [])),
+    [...entries.flatMap((e) => (e?.type === 'commands' ? e.commands.map((c) => c.timestamp) : []))].sort((a, b) => a - b),
+    'in the order they arrived',
+  );
+  for (const core of h.cores) t.is(core.status().commitIndex, h.cores[0]!.lastLogIndex);
+  const positions = h.applied[1]!.flatMap((a) => (a.kind === 'entry' && a.position > before ? [a] : []));
+  t.deepEqual(positions.map((p) => p.commands.length), [1, 3, 3, 2], 'one execution report per entry');
+  t.true(positions.every((p, i) => i === 0 || hex(p.stateHashBefore) === hex(positions[i - 1]!.stateHash)), 'state hashes chain from entry to entry');
+  t.is(
+    t.throws(() => raft({ maxCommandsPerEntry: 5000 }).create({ config: consensusConfig({ nodeId: 0, n: 3, algorithm: 'raft' }), stateMachine: new KvStateMachine(), durable: new Map() }), { instanceOf: ConsensusError })?.code,
+    'INVALID_CONFIG',
+  );
 });
 
 test('a snapshot in flight is not re-sent on heartbeats or proposals, only after the snapshot timeout', (t) => {

@@ -8,7 +8,7 @@ import { LeaderState } from './leader.js';
 import { hasMajority } from './membership.js';
 import { entryBytes, noopEntry, preVoteReply, preVoteRequest, voteReply, voteRequest, type RaftMessageOf } from './messages.js';
 import { resumeDepartures } from './reconfiguration.js';
-import { advanceCommit, broadcast } from './replication.js';
+import { advanceCommit, broadcast, proposeWaiting } from './replication.js';
 import { ELECTION_TIMER, HEARTBEAT_TIMER, type RaftServer } from './server.js';
 
 /**
@@ -107,7 +107,7 @@ function becomeLeader(s: RaftServer): void {
   for (let i = s.commitIndex + 1; i <= s.log.lastIndex; i++) {
     const entry = s.log.entry(i);
     lead.uncommittedBytes += entryBytes(entry);
-    if (entry.type === 'command') lead.propose(entry.command);
+    if (entry.type === 'commands') for (const command of entry.commands) lead.propose(command);
   }
   s.lead = lead;
   resumeDepartures(s, lead);
@@ -129,6 +129,7 @@ export function heartbeat(s: RaftServer, lead: LeaderState): void {
   lead.tickDepartures();
   const snapshotTicks = s.heartbeatsIn(s.options.snapshotTimeoutMs);
   for (const progress of lead.everyProgress()) progress.tick(snapshotTicks);
+  proposeWaiting(s, lead);
   broadcast(s, lead, true);
   s.out.setTimer(HEARTBEAT_TIMER, s.options.heartbeatMs);
 }

@@ -52,14 +52,15 @@ export class Executor {
     const before = this.#hash;
     const commands: Command[] = [];
     const responses: Uint8Array[] = [];
-    if (entry.type === 'command') {
-      const command = entry.command;
-      const execution = this.#state.execute(command, index);
+    if (entry.type === 'commands') {
+      for (const command of entry.commands) {
+        const execution = this.#state.execute(command, index);
+        if (execution.fresh) this.#answered.set(command.client, { timestamp: command.timestamp, position: index, view: entry.term });
+        commands.push(command);
+        responses.push(execution.response);
+        if (answer) this.#out.reply({ client: command.client, timestamp: command.timestamp, position: index, view: entry.term, response: execution.response });
+      }
       this.#hash = this.#state.hash();
-      if (execution.fresh) this.#answered.set(command.client, { timestamp: command.timestamp, position: index, view: entry.term });
-      commands.push(command);
-      responses.push(execution.response);
-      if (answer) this.#out.reply({ client: command.client, timestamp: command.timestamp, position: index, view: entry.term, response: execution.response });
     }
     this.#lastApplied = index;
     this.#out.applied({ kind: 'entry', position: index, view: entry.term, commands, responses, stateHashBefore: before, stateHash: this.#hash, timestamp: entry.timestamp });

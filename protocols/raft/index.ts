@@ -27,7 +27,7 @@ export const raftPositions: PositionReader<RaftMessage> = {
           view: entry.term,
           phase: 'append',
           value: entry.term === body.term ? 'proposed' : 'relayed',
-          commands: entry.type === 'command' ? [entry.command] : [],
+          commands: entry.type === 'commands' ? entry.commands : [],
         }));
       case 'append-entries-reply':
         return body.success && body.matchIndex > 0 ? [{ sequence: body.matchIndex, phase: 'append', prefix: true }] : [];

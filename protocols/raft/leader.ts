@@ -1,15 +1,16 @@
 /**
  * A leader's volatile state (Figure 2, "volatile state on leaders", reinitialized after each
  * election): each follower's replication progress, heartbeat rounds for ReadIndex (thesis §6.4),
- * contacts for stepping down without a majority (thesis §6.2), the commands it has appended and
- * not yet applied with their bytes, a server catching up before it is added, and servers it
- * removed that have yet to learn so.
+ * contacts for stepping down without a majority (thesis §6.2), the commands it has taken and not
+ * yet applied with their bytes (those waiting for a follower's window, then those appended), a
+ * server catching up before it is added, and servers it removed that have yet to learn so.
  */
 import type { Command } from '../consensus/command.js';
 import type { NodeId } from '../consensus/config.js';
 import type { ReadState } from '../consensus/core.js';
 import { invariant } from '../consensus/errors.js';
 import { hasMajority, type CatchUp } from './membership.js';
+import { commandBytes } from './messages.js';
 import { Progress } from './progress.js';
 
 interface PendingRead {
@@ -42,6 +43,9 @@ export class LeaderState {
   #ticks = 0;
   #reads: PendingRead[] = [];
   #awaiting: string[] = [];
+  /** Commands taken but not yet appended, oldest first, and their bytes (`commandBytes`). */
+  #waiting: Command[] = [];
+  #waitingBytes = 0;
   /** Bytes (`entryBytes`) of the entries after the commit index, against `maxUncommittedBytes`. */
   uncommittedBytes = 0;
   /** A server catching up before it is added, if any. */
@@ -110,7 +114,26 @@ export class LeaderState {
     this.#proposed.add(commandKey(command));
   }
 
-  /** True when `command` was appended in this term and has not been applied. */
+  /** Takes `command` to append once a follower can be sent it; it counts as proposed from now. */
+  wait(command: Command): void {
+    this.propose(command);
+    this.#waiting.push(command);
+    this.#waitingBytes += commandBytes(command);
+  }
+
+  /** Bytes of the commands waiting, charged with the uncommitted log against `maxUncommittedBytes`. */
+  get waitingBytes(): number {
+    return this.#waitingBytes;
+  }
+
+  /** The oldest `max` waiting commands, no longer waiting; none when nothing waits. */
+  takeWaiting(max: number): Command[] {
+    const taken = this.#waiting.splice(0, max);
+    for (const command of taken) this.#waitingBytes -= commandBytes(command);
+    return taken;
+  }
+
+  /** True when `command` was taken in this term and has not been applied. */
   proposed(command: Command): boolean {
     return this.#proposed.has(commandKey(command));
   }

@@ -5,7 +5,7 @@
  * fields in schema order, because a body's digest (what the host signs) depends on field order.
  */
 import { t, type Infer } from '../../schema/schema.js';
-import { commandSchema, type Command } from '../consensus/command.js';
+import { MAX_BATCH_COMMANDS, commandSchema, type Command } from '../consensus/command.js';
 import type { NodeId } from '../consensus/config.js';
 import { isMemberList } from './membership.js';
 
@@ -19,12 +19,14 @@ const MAX_MEMBERS = 1 << 10;
 const membersSchema = t.array(t.uint(1 << 16), { maxLength: MAX_MEMBERS });
 
 /**
- * Schema of one log entry: a client command, the no-op a leader appends when its term starts
+ * Schema of one log entry: client commands, the no-op a leader appends when its term starts
  * (§8), or a configuration naming the servers of the cluster from then on (thesis §4.1).
- * `timestamp` is the leader's clock when it appended the entry.
+ * `timestamp` is the leader's clock when it appended the entry. An entry holds the commands that
+ * waited for a follower's window together (replication.ts), so under load one index, one
+ * execution report and one state hash serve a batch, as a PBFT sequence or a HotStuff block does.
  */
 export const raftEntrySchema = t.variants({
-  command: { term: t.uint(), timestamp: t.number(), command: commandSchema },
+  commands: { term: t.uint(), timestamp: t.number(), commands: t.array(commandSchema, { maxLength: MAX_BATCH_COMMANDS }) },
   noop: { term: t.uint(), timestamp: t.number() },
   config: { term: t.uint(), timestamp: t.number(), members: membersSchema },
 });
@@ -101,9 +103,9 @@ export type RaftMessage = Infer<typeof raftMessageSchema>;
 /** The body of a message of type `K`. */
 export type RaftMessageOf<K extends RaftMessage['type']> = Extract<RaftMessage, { type: K }>;
 
-/** A command entry, fields in schema order. */
-export function commandEntry(term: number, timestamp: number, command: Command): RaftEntry {
-  return { type: 'command', term, timestamp, command };
+/** An entry of client commands, fields in schema order. */
+export function commandsEntry(term: number, timestamp: number, commands: readonly Command[]): RaftEntry {
+  return { type: 'commands', term, timestamp, commands };
 }
 
 /** A no-op entry. */
@@ -116,15 +118,23 @@ export function configEntry(term: number, timestamp: number, members: readonly N
   return { type: 'config', term, timestamp, members };
 }
 
-/** What an entry is charged beyond its command's bytes: roughly its framing, so empty commands are not free. */
-const ENTRY_OVERHEAD_BYTES = 64;
+/** What an entry, and each command in it, is charged beyond payloads and client ids: roughly their framing, so empty commands are not free. */
+const FRAMING_BYTES = 64;
+
+/** Bytes a command is charged in the leader's budgets: its payload and client id, plus the framing allowance. */
+export function commandBytes(command: Command): number {
+  return FRAMING_BYTES + command.payload.byteLength + command.client.length;
+}
 
 /**
  * Bytes an entry is charged in the leader's budgets (the uncommitted log, the size of one
- * AppendEntries): its command's payload and client id, plus the framing allowance.
+ * AppendEntries): its commands' charges, or the framing allowance for an entry without any.
  */
 export function entryBytes(entry: RaftEntry): number {
-  return ENTRY_OVERHEAD_BYTES + (entry.type === 'command' ? entry.command.payload.byteLength + entry.command.client.length : 0);
+  if (entry.type !== 'commands' || entry.commands.length === 0) return FRAMING_BYTES;
+  let bytes = 0;
+  for (const command of entry.commands) bytes += commandBytes(command);
+  return bytes;
 }
 
 /** A PreVote request for `term`, this server's `attempt`-th pre-vote in its term. */

@@ -6,6 +6,7 @@
 import type { ConsensusConfig, NodeId } from '../consensus/config.js';
 import { ConsensusError } from '../consensus/errors.js';
 import { isMemberList } from './membership.js';
+import { MAX_BATCH_COMMANDS } from '../consensus/command.js';
 import { MAX_ENTRIES_PER_MESSAGE } from './messages.js';
 
 /** Options of a Raft cluster; every server of a cluster must use the same ones. */
@@ -32,6 +33,11 @@ export interface RaftOptions {
   readonly snapshotTimeoutMs?: number;
   /** Most entries per AppendEntries (default 64). */
   readonly maxEntriesPerMessage?: number;
+  /**
+   * Most client commands per log entry (default 64). Commands that arrive while every follower's
+   * window is full wait and are appended together, up to this many to an entry.
+   */
+  readonly maxCommandsPerEntry?: number;
   /**
    * Most AppendEntries with entries a leader has unacknowledged per follower (default 2; etcd's
    * MaxInflightMsgs). Entries proposed meanwhile wait and leave together, so under load fewer,
@@ -72,6 +78,7 @@ export interface ResolvedRaftOptions {
   readonly snapshotTrailingEntries: number;
   readonly snapshotTimeoutMs: number;
   readonly maxEntriesPerMessage: number;
+  readonly maxCommandsPerEntry: number;
   readonly maxInflightAppends: number;
   readonly maxBytesPerMessage: number;
   readonly maxUncommittedBytes: number;
@@ -92,7 +99,8 @@ function positive(name: string, value: number, integer: boolean): number {
 /**
  * Fills in the defaults and checks the options against `config`.
  * @throws {ConsensusError} `INVALID_CONFIG` for a non-positive duration, count or size, an
- * election timeout not above the heartbeat interval, too many entries per message, a trailing
+ * election timeout not above the heartbeat interval, too many entries per message or commands per
+ * entry, a trailing
  * window that is not a non-negative integer, a snapshot timeout shorter than a heartbeat, or
  * initial members that are not distinct ids of [0, n).
  */
@@ -109,6 +117,8 @@ export function resolveRaftOptions(options: RaftOptions, config: ConsensusConfig
   if (snapshotTimeoutMs < heartbeatMs) invalid(`snapshotTimeoutMs (${snapshotTimeoutMs}) must be at least heartbeatMs (${heartbeatMs})`);
   const maxEntriesPerMessage = positive('maxEntriesPerMessage', options.maxEntriesPerMessage ?? 64, true);
   if (maxEntriesPerMessage > MAX_ENTRIES_PER_MESSAGE) invalid(`maxEntriesPerMessage must be at most ${MAX_ENTRIES_PER_MESSAGE}, got ${maxEntriesPerMessage}`);
+  const maxCommandsPerEntry = positive('maxCommandsPerEntry', options.maxCommandsPerEntry ?? 64, true);
+  if (maxCommandsPerEntry > MAX_BATCH_COMMANDS) invalid(`maxCommandsPerEntry must be at most ${MAX_BATCH_COMMANDS}, got ${maxCommandsPerEntry}`);
   const initialMembers = options.initialMembers === undefined ? config.members : [...options.initialMembers].sort((a, b) => a - b);
   if (!isMemberList(initialMembers, config.n)) invalid(`initialMembers must be distinct ids of [0, ${config.n}), got [${(options.initialMembers ?? []).join(', ')}]`);
   return {
@@ -119,6 +129,7 @@ export function resolveRaftOptions(options: RaftOptions, config: ConsensusConfig
     snapshotTrailingEntries,
     snapshotTimeoutMs,
     maxEntriesPerMessage,
+    maxCommandsPerEntry,
     maxInflightAppends: positive('maxInflightAppends', options.maxInflightAppends ?? 2, true),
     maxBytesPerMessage: positive('maxBytesPerMessage', options.maxBytesPerMessage ?? 1 << 20, true),
     maxUncommittedBytes: positive('maxUncommittedBytes', options.maxUncommittedBytes ?? 32 << 20, true),

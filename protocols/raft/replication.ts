@@ -11,7 +11,8 @@ import { majorityMatch } from './membership.js';
 import {
   appendEntries,
   appendReply,
-  commandEntry,
+  commandBytes,
+  commandsEntry,
   entryBytes,
   installSnapshot,
   wellFormedAppend,
@@ -24,21 +25,36 @@ import { compactIfDue } from './snapshot.js';
 
 /**
  * A client command. A retry of an executed command is answered from the client table (thesis
- * §6.3); a leader appends a new one unless it is already in the log or the uncommitted log is
- * over budget. A follower drops it: the client finds the leader by retrying or through
- * `status().leader`.
+ * §6.3); a leader takes a new one unless it already has it or its uncommitted log is over budget,
+ * and appends it (proposeWaiting) with whatever else waits. A follower drops it: the client finds
+ * the leader by retrying or through `status().leader`.
  */
 export function request(s: RaftServer, command: Command): void {
   if (s.executor.answer(command)) return;
   const lead = s.lead;
   if (lead === undefined || s.executor.executed(command) || lead.proposed(command)) return;
-  const entry = commandEntry(s.term, s.clock, command);
-  // etcd's MaxUncommittedEntriesSize: an empty budget takes any entry, so a large one can still commit.
-  if (lead.uncommittedBytes > 0 && lead.uncommittedBytes + entryBytes(entry) > s.options.maxUncommittedBytes) return;
-  lead.propose(command);
-  s.appendLocal(entry);
+  // etcd's MaxUncommittedEntriesSize: an empty budget takes any command, so a large one can still commit.
+  const held = lead.uncommittedBytes + lead.waitingBytes;
+  if (held > 0 && held + commandBytes(command) > s.options.maxUncommittedBytes) return;
+  lead.wait(command);
+  proposeWaiting(s, lead);
   broadcast(s, lead, false);
   advanceCommit(s, lead);
+}
+
+/**
+ * Appends the waiting commands, up to `maxCommandsPerEntry` to an entry, once some follower could
+ * be sent them now (or the leader has no follower). While every window is full they keep waiting,
+ * so that under load each entry, and each AppendEntries, carries many: a log position costs a
+ * persisted record, an execution report, a state hash and a receipt tree head whatever it holds.
+ */
+export function proposeWaiting(s: RaftServer, lead: LeaderState): void {
+  if (lead.waitingBytes === 0) return;
+  const followers = targets(s, lead);
+  if (followers.length > 0 && followers.every((id) => lead.progress(id).paused)) return;
+  for (let batch = lead.takeWaiting(s.options.maxCommandsPerEntry); batch.length > 0; batch = lead.takeWaiting(s.options.maxCommandsPerEntry)) {
+    s.appendLocal(commandsEntry(s.term, s.clock, batch));
+  }
 }
 
 /**
@@ -192,6 +208,7 @@ function acknowledged(s: RaftServer, lead: LeaderState, from: NodeId, match: num
   progress.acknowledged(match);
   advanceCommit(s, lead);
   if (s.lead !== lead) return;
+  proposeWaiting(s, lead);
   if (catchUpProgress(s, lead, from, progress.match)) {
     broadcast(s, lead, false);
     advanceCommit(s, lead);
@@ -223,7 +240,7 @@ function commitTo(s: RaftServer, index: number): void {
     s.executor.apply(next, entry, next > s.inheritedTo);
     if (lead === undefined) continue;
     lead.uncommittedBytes -= entryBytes(entry);
-    if (entry.type === 'command') lead.settled(entry.command);
+    if (entry.type === 'commands') for (const command of entry.commands) lead.settled(command);
   }
   compactIfDue(s);
   if (lead === undefined) {

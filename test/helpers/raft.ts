@@ -204,7 +204,7 @@ export function durableWith(term: number, terms: readonly number[], vote?: NodeI
   const durable = new Map<string, unknown>([['raft/term', term]]);
   if (vote !== undefined) durable.set('raft/vote', { term, node: vote });
   terms.forEach((entryTerm, i) => {
-    const entry: RaftEntry = { type: 'command', term: entryTerm, timestamp: i, command: command(`c${entryTerm}`, i + 1, kvPayload({ type: 'put', key: `k${i}`, value: `t${entryTerm}` })) };
+    const entry: RaftEntry = { type: 'commands', term: entryTerm, timestamp: i, commands: [command(`c${entryTerm}`, i + 1, kvPayload({ type: 'put', key: `k${i}`, value: `t${entryTerm}` }))] };
     durable.set(`raft/log/${i + 1}`, entry);
   });
   return durable;
