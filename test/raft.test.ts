@@ -581,7 +581,7 @@ test('flow control: at most maxInflightAppends requests in flight per follower; 
   t.is(h.cores[0]!.knownCommitIndex, h.cores[0]!.lastLogIndex);
 });
 
-test('commands that waited are split into entries of at most maxCommandsPerEntry, executed in order, one state hash each', (t) => {
+test('commands that waited are split into entries of at most maxCommandsPerEntry and maxBytesPerMessage, executed in order, one state hash each', (t) => {
   const h = new Harness(3, { maxInflightAppends: 1, maxCommandsPerEntry: 3 });
   h.elect(0);
   h.beat(0);
@@ -604,6 +604,16 @@ test('commands that waited are split into entries of at most maxCommandsPerEntry
   const positions = h.applied[1]!.flatMap((a) => (a.kind === 'entry' && a.position > before ? [a] : []));
   t.deepEqual(positions.map((p) => p.commands.length), [1, 3, 3, 2], 'one execution report per entry');
   t.true(positions.every((p, i) => i === 0 || hex(p.stateHashBefore) === hex(positions[i - 1]!.stateHash)), 'state hashes chain from entry to entry');
+  // Commands of about 290 bytes each: two would exceed a 500-byte message, so each waits for an entry of its own.
+  const small = new Harness(3, { maxInflightAppends: 1, maxCommandsPerEntry: 3, maxBytesPerMessage: 500 });
+  small.elect(0);
+  small.beat(0);
+  const start = small.cores[0]!.lastLogIndex;
+  for (let i = 0; i < 4; i++) small.request(put(`big${i}`, 'x'.repeat(200)), [0]);
+  small.beat(0);
+  small.beat(0);
+  t.is(small.cores[0]!.lastLogIndex - start, 4, 'entries stay within maxBytesPerMessage');
+  t.is(small.cores[1]!.knownCommitIndex, small.cores[0]!.lastLogIndex);
   t.is(
     t.throws(() => raft({ maxCommandsPerEntry: 5000 }).create({ config: consensusConfig({ nodeId: 0, n: 3, algorithm: 'raft' }), stateMachine: new KvStateMachine(), durable: new Map() }), { instanceOf: ConsensusError })?.code,
     'INVALID_CONFIG',

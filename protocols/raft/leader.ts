@@ -126,11 +126,21 @@ export class LeaderState {
     return this.#waitingBytes;
   }
 
-  /** The oldest `max` waiting commands, no longer waiting; none when nothing waits. */
-  takeWaiting(max: number): Command[] {
-    const taken = this.#waiting.splice(0, max);
-    for (const command of taken) this.#waitingBytes -= commandBytes(command);
-    return taken;
+  /**
+   * The oldest waiting commands, no longer waiting: at most `count` of them and `bytes` of their
+   * charges (but at least one, however large); none when nothing waits.
+   */
+  takeWaiting(count: number, bytes: number): Command[] {
+    let taken = 0;
+    let charged = 0;
+    for (const command of this.#waiting) {
+      const cost = commandBytes(command);
+      if (taken === count || (taken > 0 && charged + cost > bytes)) break;
+      taken++;
+      charged += cost;
+    }
+    this.#waitingBytes -= charged;
+    return this.#waiting.splice(0, taken);
   }
 
   /** True when `command` was taken in this term and has not been applied. */

@@ -35,7 +35,8 @@ export interface RaftOptions {
   readonly maxEntriesPerMessage?: number;
   /**
    * Most client commands per log entry (default 64). Commands that arrive while every follower's
-   * window is full wait and are appended together, up to this many to an entry.
+   * window is full wait and are appended together, up to this many to an entry and
+   * `maxBytesPerMessage` of them (one command is appended alone however large).
    */
   readonly maxCommandsPerEntry?: number;
   /**

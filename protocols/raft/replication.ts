@@ -43,18 +43,18 @@ export function request(s: RaftServer, command: Command): void {
 }
 
 /**
- * Appends the waiting commands, up to `maxCommandsPerEntry` to an entry, once some follower could
- * be sent them now (or the leader has no follower). While every window is full they keep waiting,
- * so that under load each entry, and each AppendEntries, carries many: a log position costs a
- * persisted record, an execution report, a state hash and a receipt tree head whatever it holds.
+ * Appends the waiting commands, up to `maxCommandsPerEntry` and `maxBytesPerMessage` to an entry,
+ * once some follower could be sent them now (or the leader has no follower). While every window
+ * is full they keep waiting, so that under load each entry, and each AppendEntries, carries many:
+ * a log position costs a persisted record, an execution report, a state hash and a receipt leaf
+ * set whatever it holds.
  */
 export function proposeWaiting(s: RaftServer, lead: LeaderState): void {
-  if (lead.waitingBytes === 0) return;
+  if (lead.waitingBytes === 0) return; // every command is charged at least its framing
   const followers = targets(s, lead);
   if (followers.length > 0 && followers.every((id) => lead.progress(id).paused)) return;
-  for (let batch = lead.takeWaiting(s.options.maxCommandsPerEntry); batch.length > 0; batch = lead.takeWaiting(s.options.maxCommandsPerEntry)) {
-    s.appendLocal(commandsEntry(s.term, s.clock, batch));
-  }
+  const take = (): Command[] => lead.takeWaiting(s.options.maxCommandsPerEntry, s.options.maxBytesPerMessage);
+  for (let batch = take(); batch.length > 0; batch = take()) s.appendLocal(commandsEntry(s.term, s.clock, batch));
 }
 
 /**
