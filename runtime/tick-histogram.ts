@@ -41,6 +41,7 @@ function upperBound(bucket: number): number {
 export class TickHistogram {
   readonly #counts = new Uint32Array(BUCKETS);
   #count = 0;
+  #max = 0;
 
   /** Times recorded. */
   get count(): number {
@@ -51,11 +52,13 @@ export class TickHistogram {
   record(ticks: number): void {
     this.#counts[bucketOf(ticks)]! += 1;
     this.#count++;
+    if (ticks > this.#max) this.#max = ticks;
   }
 
   /**
-   * The `p`-th percentile (0 < p ≤ 100), as the upper bound of its bucket: at least the true
-   * value, and above it by at most a quarter tick up to 64 ticks and 1/16 beyond. 0 when empty.
+   * The `p`-th percentile (0 < p ≤ 100), as the upper bound of its bucket or the longest time
+   * recorded, whichever is less: at least the true value, and above it by at most a quarter tick
+   * up to 64 ticks and 1/16 beyond. 0 when empty.
    */
   percentile(p: number): number {
     const rank = Math.ceil((this.#count * p) / 100);
@@ -63,8 +66,8 @@ export class TickHistogram {
     let seen = 0;
     for (let bucket = 0; bucket < BUCKETS; bucket++) {
       seen += this.#counts[bucket] as number;
-      if (seen >= rank) return upperBound(bucket);
+      if (seen >= rank) return Math.min(upperBound(bucket), this.#max);
     }
-    return TICK_HISTOGRAM_MAX;
+    return Math.min(TICK_HISTOGRAM_MAX, this.#max);
   }
 }
