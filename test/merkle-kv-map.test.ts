@@ -80,6 +80,7 @@ test('the root is the documented tree over the entries, whatever the history (pr
         const fresh = new MerkleKvMap();
         for (const [k, v] of [...model].reverse()) fresh.set(k, v);
         assert.equal(hexOf(fresh.root()), hexOf(map.root()), 'the same entries inserted in another order');
+        assert.deepEqual([...fresh.entries()], [...map.entries()], 'and listed in the same order');
       }),
       { seed, numRuns: 150 },
     ),

@@ -5,7 +5,7 @@ import { t, type Infer } from '../../schema/schema.js';
 import { decode, decodeStored, encode, type Digest } from './codec.js';
 import type { Command } from './command.js';
 import { ConsensusError } from './errors.js';
-import { byKey, MerkleKvMap } from './merkle-kv-map.js';
+import { MerkleKvMap } from './merkle-kv-map.js';
 import type { ConsensusState } from './state-machine.js';
 
 /** Schema of the key-value machine's operations. */
@@ -74,7 +74,7 @@ export class KvStateMachine implements ConsensusState {
   }
 
   snapshot(): Uint8Array {
-    return encode([...this.#map.entries()].sort(byKey));
+    return encode([...this.#map.entries()]);
   }
 
   restore(snapshot: Uint8Array): void {

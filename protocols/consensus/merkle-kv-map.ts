@@ -101,9 +101,16 @@ export class MerkleKvMap {
     return true;
   }
 
-  /** Every entry, in no particular order. */
+  /**
+   * Every entry, in the map's canonical order: by slot, then by key. Equal maps list their entries
+   * alike whatever order they were written in, and only a slot's few keys are ever sorted, so a
+   * snapshot in this order costs no sort of the whole state.
+   */
   *entries(): IterableIterator<[string, string]> {
-    for (const entries of this.#slots.values()) yield* entries;
+    for (let slot = 0; slot < SLOTS; slot++) {
+      if (this.#counts[SLOTS + slot] === 0) continue;
+      yield* [...(this.#slots.get(slot) as Map<string, string>)].sort(byKey);
+    }
   }
 
   /** Forgets every key. */
