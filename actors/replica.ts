@@ -257,15 +257,20 @@ export const Replica = defineBehavior({
       agent.tell({ type: 'adopted', node: nodeId, keyId });
     };
     /**
-     * Carries out the key rotations the replicated configuration installed since last time (all of
-     * them when the replica starts): reported to the verifier and the cluster, and for this
-     * replica's own key, adopted by its signer before anything for a later position is signed (the
-     * signer handles this replica's requests in order), then reported adopted.
+     * Carries out the key rotations the replicated configuration installed since last time, up to
+     * log position `upTo` (all of them when the replica starts): reported to the verifier and the
+     * cluster, and for this replica's own key, adopted by its signer before anything for a later
+     * position is signed (the signer handles this replica's requests in order), then reported
+     * adopted. Rotations of a later position wait for its report: the configuration may already
+     * hold them when a step went on into the next batch (PBFT pauses part-way through one), and
+     * adopting the new key then could sign this position's tree head with a key whose window opens
+     * only at the next.
      */
-    const carryOutRotations = (trace?: Context): void => {
+    const carryOutRotations = (trace?: Context, upTo = Number.POSITIVE_INFINITY): void => {
       const installed = configuration.installed();
-      if (installed.length === carriedOut) return;
-      for (const { certificate, sequence } of installed.slice(carriedOut)) {
+      for (; carriedOut < installed.length; carriedOut++) {
+        const { certificate, sequence } = installed[carriedOut] as (typeof installed)[number];
+        if (sequence > upTo) return;
         // In the trace of the position that installed it: the rotation's, where the verifier records it.
         within(trace, () => verifier.tell({ type: 'installed', reporter: nodeId, certificate, sequence }));
         agent.tell({ type: 'rotation', node: nodeId, certificate, sequence });
@@ -280,7 +285,6 @@ export const Replica = defineBehavior({
           // Signing with a key the configuration replaced would be refused: start again, and adopt then.
           .catch((error: unknown) => ctx.self.tell({ type: 'fault', message: String(error) }, { urgent: true }));
       }
-      carriedOut = installed.length;
     };
 
     const host = await ReplicaHost.start({
@@ -324,7 +328,7 @@ export const Replica = defineBehavior({
         replies: (replies) => client.tell(0, { type: 'replies', node: nodeId, replies }),
         applied: (applied, trace) => {
           agent.tell({ type: 'applied', node: nodeId, applied: executed(applied) });
-          carryOutRotations(trace);
+          carryOutRotations(trace, applied.position);
           if (applied.kind === 'snapshot') journal.skipTo(applied.position, applied.stateHash);
           else void journal.append(applied).catch((error: unknown) => ctx.self.tell({ type: 'fault', message: String(error) }, { urgent: true }));
           if (journal.missing() !== undefined) void fillGap();
