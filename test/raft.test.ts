@@ -614,10 +614,74 @@ test('commands that waited are split into entries of at most maxCommandsPerEntry
   small.beat(0);
   t.is(small.cores[0]!.lastLogIndex - start, 4, 'entries stay within maxBytesPerMessage');
   t.is(small.cores[1]!.knownCommitIndex, small.cores[0]!.lastLogIndex);
-  t.is(
-    t.throws(() => raft({ maxCommandsPerEntry: 5000 }).create({ config: consensusConfig({ nodeId: 0, n: 3, algorithm: 'raft' }), stateMachine: new KvStateMachine(), durable: new Map() }), { instanceOf: ConsensusError })?.code,
-    'INVALID_CONFIG',
-  );
+  for (const maxCommandsPerEntry of [0, 1.5, 5000]) {
+    t.is(
+      t.throws(() => raft({ maxCommandsPerEntry }).create({ config: consensusConfig({ nodeId: 0, n: 3, algorithm: 'raft' }), stateMachine: new KvStateMachine(), durable: new Map() }), { instanceOf: ConsensusError })?.code,
+      'INVALID_CONFIG',
+      `maxCommandsPerEntry ${maxCommandsPerEntry}`,
+    );
+  }
+});
+
+test('a leader that is a majority alone appends and commits at once, whoever else it replicates to', (t) => {
+  // A one-member configuration with an unreachable learner catching up: the learner's window is
+  // no reason to hold a command, and a command appended at a heartbeat commits there.
+  const learner = new Harness(2, { initialMembers: [0] });
+  learner.elect(0);
+  learner.cut.add(1);
+  learner.cores[0]!.proposeAddServer(1);
+  learner.flush(0);
+  const a = put('alone');
+  learner.request(a, [0]);
+  learner.fire(0, 'heartbeat');
+  t.is(learner.cores[0]!.knownCommitIndex, learner.cores[0]!.lastLogIndex);
+  t.true(learner.replies[0]!.some((r) => r.client === a.client && r.timestamp === a.timestamp), 'the client is answered with no further command');
+  // A departing server that never answers: the same.
+  const departing = new Harness(2);
+  departing.elect(0);
+  departing.beat(0);
+  departing.cores[0]!.proposeRemoveServer(1);
+  departing.flush(0);
+  departing.deliverAll();
+  departing.cut.add(1);
+  departing.fire(0, 'heartbeat');
+  const b = put('left alone');
+  departing.request(b, [0]);
+  for (let i = 0; i < 3; i++) departing.fire(0, 'heartbeat');
+  t.is(departing.cores[0]!.knownCommitIndex, departing.cores[0]!.lastLogIndex);
+  t.true(departing.replies[0]!.some((r) => r.client === b.client && r.timestamp === b.timestamp));
+});
+
+test('commands held by a leader that loses its leadership are retried to the next one and executed once', (t) => {
+  const h = new Harness(3, { maxInflightAppends: 1 });
+  h.elect(0);
+  h.beat(0);
+  const commands = Array.from({ length: 6 }, (_, i) => put(`held${i}`));
+  for (const command of commands) h.request(command, [0]);
+  h.inflight.length = 0;
+  h.cut.add(0);
+  h.fire(2, 'election');
+  h.deliverAll();
+  h.elect(1);
+  t.is(h.cores[1]!.status().role, 'leader');
+  h.cut.delete(0);
+  h.beat(1);
+  for (const command of commands) h.request(command, [0, 1, 2]);
+  h.deliverAll();
+  h.beat(1);
+  h.beat(1);
+  for (const command of commands) {
+    const executions = h.applied[1]!.flatMap((a) => (a.kind === 'entry' ? a.commands.filter((c) => c.client === command.client && c.timestamp === command.timestamp) : []));
+    t.is(executions.length, 1, `${command.timestamp} executed once`);
+  }
+  t.is(h.cores[0]!.status().role, 'follower');
+  t.is(h.cores[0]!.status().commitIndex, h.cores[1]!.status().commitIndex, 'the old leader dropped what it held and follows');
+  const lastHash = (id: NodeId): string => {
+    const entries = h.applied[id]!.filter((a) => a.kind === 'entry');
+    const last = entries[entries.length - 1];
+    return last?.kind === 'entry' ? hex(last.stateHash) : '';
+  };
+  t.is(lastHash(0), lastHash(1));
 });
 
 test('a snapshot in flight is not re-sent on heartbeats or proposals, only after the snapshot timeout', (t) => {
@@ -686,6 +750,7 @@ test('incoming entries, configurations and snapshots that no correct leader send
     ['a configuration with no members', { type: 'append-entries', term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [{ type: 'config', term: 1, timestamp: 0, members: [] }], leaderCommit: 0, round: 0 }],
     ['a configuration naming a server outside [0, n)', { type: 'append-entries', term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [{ type: 'config', term: 1, timestamp: 0, members: [0, 7] }], leaderCommit: 0, round: 0 }],
     ['an entry of term 0', { type: 'append-entries', term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [noop(0)], leaderCommit: 0, round: 0 }],
+    ['an entry of no commands', { type: 'append-entries', term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [{ type: 'commands', term: 1, timestamp: 0, commands: [] }], leaderCommit: 0, round: 0 }],
     ['an entry from a term after the request’s', { type: 'append-entries', term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [noop(2)], leaderCommit: 0, round: 0 }],
     ['entries whose terms decrease', { type: 'append-entries', term: 3, prevLogIndex: 0, prevLogTerm: 0, entries: [noop(2), noop(1)], leaderCommit: 0, round: 0 }],
     ['a snapshot with no members', { type: 'install-snapshot', term: 1, lastIncludedIndex: 3, lastIncludedTerm: 1, members: [], timestamp: 0, data: new Uint8Array(), round: 0 }],

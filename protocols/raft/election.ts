@@ -8,7 +8,7 @@ import { LeaderState } from './leader.js';
 import { hasMajority } from './membership.js';
 import { entryBytes, noopEntry, preVoteReply, preVoteRequest, voteReply, voteRequest, type RaftMessageOf } from './messages.js';
 import { resumeDepartures } from './reconfiguration.js';
-import { advanceCommit, broadcast, proposeWaiting } from './replication.js';
+import { advanceCommit, appendWaiting, broadcast } from './replication.js';
 import { ELECTION_TIMER, HEARTBEAT_TIMER, type RaftServer } from './server.js';
 
 /**
@@ -129,7 +129,11 @@ export function heartbeat(s: RaftServer, lead: LeaderState): void {
   lead.tickDepartures();
   const snapshotTicks = s.heartbeatsIn(s.options.snapshotTimeoutMs);
   for (const progress of lead.everyProgress()) progress.tick(snapshotTicks);
-  proposeWaiting(s, lead);
+  const appended = appendWaiting(s, lead);
   broadcast(s, lead, true);
+  if (appended) {
+    advanceCommit(s, lead);
+    if (s.lead !== lead) return;
+  }
   s.out.setTimer(HEARTBEAT_TIMER, s.options.heartbeatMs);
 }

@@ -43,9 +43,9 @@ export class Executor {
   }
 
   /**
-   * Executes `entry`, which must be the next index. A command's client gets its response when
-   * `answer` is set; the core leaves it unset for entries an earlier incarnation may already have
-   * answered.
+   * Executes `entry`, which must be the next index: its commands in order, then one state hash.
+   * Each command's client gets its response when `answer` is set; the core leaves it unset for
+   * entries an earlier incarnation may already have answered.
    */
   apply(index: number, entry: RaftEntry, answer: boolean): void {
     invariant(index === this.#lastApplied + 1, `applying ${index} after ${this.#lastApplied}`);

@@ -43,8 +43,9 @@ export class LeaderState {
   #ticks = 0;
   #reads: PendingRead[] = [];
   #awaiting: string[] = [];
-  /** Commands taken but not yet appended, oldest first, and their bytes (`commandBytes`). */
-  #waiting: Command[] = [];
+  /** Commands held for the next entry, oldest first from `#waitingFrom`, each with its charge (`commandBytes`). */
+  #waiting: { readonly command: Command; readonly bytes: number }[] = [];
+  #waitingFrom = 0;
   #waitingBytes = 0;
   /** Bytes (`entryBytes`) of the entries after the commit index, against `maxUncommittedBytes`. */
   uncommittedBytes = 0;
@@ -109,38 +110,48 @@ export class LeaderState {
     return ok;
   }
 
-  /** Remembers that `command` is in the log, so a client's retry is not appended twice. */
+  /** Remembers that `command` is in the log or held for it, so a client's retry is not appended twice. */
   propose(command: Command): void {
     this.#proposed.add(commandKey(command));
   }
 
-  /** Takes `command` to append once a follower can be sent it; it counts as proposed from now. */
-  wait(command: Command): void {
+  /** Holds `command` for the next entry the leader appends; it counts as proposed from now. */
+  hold(command: Command): void {
     this.propose(command);
-    this.#waiting.push(command);
-    this.#waitingBytes += commandBytes(command);
+    const bytes = commandBytes(command);
+    this.#waiting.push({ command, bytes });
+    this.#waitingBytes += bytes;
   }
 
-  /** Bytes of the commands waiting, charged with the uncommitted log against `maxUncommittedBytes`. */
+  /** True while commands are held. */
+  get hasWaiting(): boolean {
+    return this.#waitingFrom < this.#waiting.length;
+  }
+
+  /** Bytes of the commands held, charged with the uncommitted log against `maxUncommittedBytes`. */
   get waitingBytes(): number {
     return this.#waitingBytes;
   }
 
   /**
-   * The oldest waiting commands, no longer waiting: at most `count` of them and `bytes` of their
-   * charges (but at least one, however large); none when nothing waits.
+   * The oldest held commands, no longer held: at most `count` of them and `bytes` of their charges
+   * (but at least one, however large); none when nothing is held.
    */
   takeWaiting(count: number, bytes: number): Command[] {
-    let taken = 0;
+    const taken: Command[] = [];
     let charged = 0;
-    for (const command of this.#waiting) {
-      const cost = commandBytes(command);
-      if (taken === count || (taken > 0 && charged + cost > bytes)) break;
-      taken++;
-      charged += cost;
+    for (; this.#waitingFrom < this.#waiting.length && taken.length < count; this.#waitingFrom++) {
+      const next = this.#waiting[this.#waitingFrom] as { readonly command: Command; readonly bytes: number };
+      if (taken.length > 0 && charged + next.bytes > bytes) break;
+      taken.push(next.command);
+      charged += next.bytes;
     }
     this.#waitingBytes -= charged;
-    return this.#waiting.splice(0, taken);
+    if (!this.hasWaiting) {
+      this.#waiting = [];
+      this.#waitingFrom = 0;
+    }
+    return taken;
   }
 
   /** True when `command` was taken in this term and has not been applied. */

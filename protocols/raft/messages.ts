@@ -118,7 +118,7 @@ export function configEntry(term: number, timestamp: number, members: readonly N
   return { type: 'config', term, timestamp, members };
 }
 
-/** What an entry, and each command in it, is charged beyond payloads and client ids: roughly their framing, so empty commands are not free. */
+/** What a command, or an entry without commands, is charged beyond payloads and client ids: roughly its framing, so empty commands are not free. */
 const FRAMING_BYTES = 64;
 
 /** Bytes a command is charged in the leader's budgets: its payload and client id, plus the framing allowance. */
@@ -224,6 +224,7 @@ export function wellFormedAppend(m: RaftMessageOf<'append-entries'>, n: number):
   for (const entry of m.entries) {
     if (entry.term < Math.max(last, 1) || entry.term > m.term) return false;
     if (entry.type === 'config' && !isMemberList(entry.members, n)) return false;
+    if (entry.type === 'commands' && entry.commands.length === 0) return false;
     last = entry.term;
   }
   return true;

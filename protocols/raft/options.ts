@@ -3,10 +3,10 @@
  * every 50 ms and election timeouts drawn from [300, 600) ms, far above a round trip and several
  * heartbeats long, as §5.6's timing requirement (broadcastTime ≪ electionTimeout) asks.
  */
+import { MAX_BATCH_COMMANDS } from '../consensus/command.js';
 import type { ConsensusConfig, NodeId } from '../consensus/config.js';
 import { ConsensusError } from '../consensus/errors.js';
 import { isMemberList } from './membership.js';
-import { MAX_BATCH_COMMANDS } from '../consensus/command.js';
 import { MAX_ENTRIES_PER_MESSAGE } from './messages.js';
 
 /** Options of a Raft cluster; every server of a cluster must use the same ones. */
@@ -17,7 +17,7 @@ export interface RaftOptions {
   readonly electionTimeoutMs?: number;
   /** Random extra election delay drawn by the host in [0, jitterMs) (default 300 ms; §5.2). */
   readonly electionJitterMs?: number;
-  /** Take a snapshot and compact the log every this many applied entries (default 1024; §7). */
+  /** Take a snapshot and compact the log every this many applied entries, each up to `maxCommandsPerEntry` commands (default 1024; §7). */
   readonly snapshotInterval?: number;
   /**
    * Entries kept below each snapshot's index when compacting, so that a follower that far behind
@@ -101,9 +101,8 @@ function positive(name: string, value: number, integer: boolean): number {
  * Fills in the defaults and checks the options against `config`.
  * @throws {ConsensusError} `INVALID_CONFIG` for a non-positive duration, count or size, an
  * election timeout not above the heartbeat interval, too many entries per message or commands per
- * entry, a trailing
- * window that is not a non-negative integer, a snapshot timeout shorter than a heartbeat, or
- * initial members that are not distinct ids of [0, n).
+ * entry, a trailing window that is not a non-negative integer, a snapshot timeout shorter than a
+ * heartbeat, or initial members that are not distinct ids of [0, n).
  */
 export function resolveRaftOptions(options: RaftOptions, config: ConsensusConfig): ResolvedRaftOptions {
   const heartbeatMs = positive('heartbeatMs', options.heartbeatMs ?? 50, false);

@@ -7,7 +7,7 @@ import type { Command } from '../consensus/command.js';
 import type { NodeId } from '../consensus/config.js';
 import { invariant } from '../consensus/errors.js';
 import type { LeaderState } from './leader.js';
-import { majorityMatch } from './membership.js';
+import { hasMajority, majorityMatch } from './membership.js';
 import {
   appendEntries,
   appendReply,
@@ -25,8 +25,8 @@ import { compactIfDue } from './snapshot.js';
 
 /**
  * A client command. A retry of an executed command is answered from the client table (thesis
- * §6.3); a leader takes a new one unless it already has it or its uncommitted log is over budget,
- * and appends it (proposeWaiting) with whatever else waits. A follower drops it: the client finds
+ * §6.3); a leader holds a new one unless it already has it or its uncommitted log is over budget,
+ * and appends it (appendWaiting) with whatever else is held. A follower drops it: the client finds
  * the leader by retrying or through `status().leader`.
  */
 export function request(s: RaftServer, command: Command): void {
@@ -36,25 +36,27 @@ export function request(s: RaftServer, command: Command): void {
   // etcd's MaxUncommittedEntriesSize: an empty budget takes any command, so a large one can still commit.
   const held = lead.uncommittedBytes + lead.waitingBytes;
   if (held > 0 && held + commandBytes(command) > s.options.maxUncommittedBytes) return;
-  lead.wait(command);
-  proposeWaiting(s, lead);
+  lead.hold(command);
+  if (!appendWaiting(s, lead)) return;
   broadcast(s, lead, false);
   advanceCommit(s, lead);
 }
 
 /**
- * Appends the waiting commands, up to `maxCommandsPerEntry` and `maxBytesPerMessage` to an entry,
- * once some follower could be sent them now (or the leader has no follower). While every window
- * is full they keep waiting, so that under load each entry, and each AppendEntries, carries many:
- * a log position costs a persisted record, an execution report, a state hash and a receipt leaf
- * set whatever it holds.
+ * Appends the held commands, up to `maxCommandsPerEntry` and `maxBytesPerMessage` to an entry,
+ * once a voting peer could be sent them now or the leader alone is a majority; returns whether it
+ * appended. While every voting peer's window is full they are held, so that under load each entry,
+ * and each AppendEntries, carries many: a log position costs a persisted record, an execution
+ * report, a state hash and a receipt leaf set whatever it holds. Learners and departing servers do
+ * not count: nothing commits sooner for reaching them.
  */
-export function proposeWaiting(s: RaftServer, lead: LeaderState): void {
-  if (lead.waitingBytes === 0) return; // every command is charged at least its framing
-  const followers = targets(s, lead);
-  if (followers.length > 0 && followers.every((id) => lead.progress(id).paused)) return;
+export function appendWaiting(s: RaftServer, lead: LeaderState): boolean {
+  if (!lead.hasWaiting) return false;
+  const alone = hasMajority(s.current.members, (id) => id === s.self);
+  if (!alone && s.peers().every((id) => lead.tracked(id)?.paused ?? false)) return false;
   const take = (): Command[] => lead.takeWaiting(s.options.maxCommandsPerEntry, s.options.maxBytesPerMessage);
   for (let batch = take(); batch.length > 0; batch = take()) s.appendLocal(commandsEntry(s.term, s.clock, batch));
+  return true;
 }
 
 /**
@@ -206,9 +208,9 @@ export function onSnapshotReply(s: RaftServer, from: NodeId, m: RaftMessageOf<'i
 function acknowledged(s: RaftServer, lead: LeaderState, from: NodeId, match: number): void {
   const progress = lead.progress(from);
   progress.acknowledged(match);
+  appendWaiting(s, lead);
   advanceCommit(s, lead);
   if (s.lead !== lead) return;
-  proposeWaiting(s, lead);
   if (catchUpProgress(s, lead, from, progress.match)) {
     broadcast(s, lead, false);
     advanceCommit(s, lead);
