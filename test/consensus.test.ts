@@ -103,7 +103,7 @@ test('a state hash depends only on the commands applied, and a snapshot restores
   const seed = testSeed(t);
   t.notThrows(() =>
     fc.assert(
-      fc.property(fc.array(kvOp, { maxLength: 60 }), fc.nat(60), (ops, cut) => {
+      fc.property(fc.array(kvOp, { maxLength: 60, size: 'max' }), fc.nat(60), (ops, cut) => {
         const commands = ops.map((op, i) => command(`c${i % 3}`, i + 1, kvPayload(op)));
         const a = new ReplicatedState(new KvStateMachine());
         const b = new ReplicatedState(new KvStateMachine());

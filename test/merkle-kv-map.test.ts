@@ -7,8 +7,9 @@ import test from 'ava';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
+import { ConsensusError, KvStateMachine } from '../protocols/consensus/index.js';
 import { encode } from '../protocols/consensus/codec.js';
-import { LEAF_KEYS, MerkleKvMap, byKey, slotOf } from '../protocols/consensus/merkle-kv-map.js';
+import { LEAF_KEYS, MerkleKvMap, slotOf } from '../protocols/consensus/merkle-kv-map.js';
 import { testSeed } from './helpers/seed.js';
 
 const sha256 = (...parts: Uint8Array[]): Uint8Array => {
@@ -17,11 +18,19 @@ const sha256 = (...parts: Uint8Array[]): Uint8Array => {
   return new Uint8Array(h.digest());
 };
 
-/** The state hash as the file comment defines it, from the entries alone. */
+/** The slot function as the file comment defines it, written again here. */
+function referenceSlot(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193) >>> 0;
+  return ((h ^ (h >>> 16)) & 0xffff) >>> 0;
+}
+
+/** The state hash as the file comment defines it, from the entries alone: a leaf holds at most 16 keys. */
 function referenceRoot(state: ReadonlyMap<string, string>): string {
-  const entries = [...state].map(([key, value]) => ({ slot: slotOf(key), entry: [key, value] as [string, string] }));
+  const entries = [...state].map(([key, value]) => ({ slot: referenceSlot(key), entry: [key, value] as [string, string] }));
+  const order = (a: { entry: [string, string] }, b: { entry: [string, string] }): number => (a.entry[0] < b.entry[0] ? -1 : a.entry[0] > b.entry[0] ? 1 : 0);
   const digest = (lo: number, hi: number, inside: typeof entries): Uint8Array => {
-    if (hi - lo === 1 || inside.length <= LEAF_KEYS) return sha256(encode(inside.map((e) => e.entry).sort(byKey)));
+    if (hi - lo === 1 || inside.length <= 16) return sha256(encode([...inside].sort(order).map((e) => e.entry)));
     const mid = (lo + hi) / 2;
     return sha256(
       Uint8Array.of(0x01),
@@ -60,7 +69,7 @@ test('the root is the documented tree over the entries, whatever the history (pr
   );
   t.notThrows(() =>
     fc.assert(
-      fc.property(fc.array(op, { maxLength: 400 }), (ops) => {
+      fc.property(fc.array(op, { minLength: 100, maxLength: 400, size: 'max' }), (ops) => {
         const map = new MerkleKvMap();
         const model = new Map<string, string>();
         for (const each of ops) {
@@ -76,7 +85,7 @@ test('the root is the documented tree over the entries, whatever the history (pr
         }
         assert.equal(hexOf(map.root()), referenceRoot(model));
         for (const [k, v] of model) assert.equal(map.get(k), v);
-        assert.deepEqual([...map.entries()].sort(byKey), [...model].sort(byKey));
+        assert.deepEqual(new Map(map.entries()), model);
         const fresh = new MerkleKvMap();
         for (const [k, v] of [...model].reverse()) fresh.set(k, v);
         assert.equal(hexOf(fresh.root()), hexOf(map.root()), 'the same entries inserted in another order');
@@ -131,4 +140,57 @@ test('a subtree of exactly a leaf of keys is one leaf, one more splits it', (t) 
     t.is(hexOf(map.root()), referenceRoot(model), `${size} keys`);
     t.is(map.lastWork.nodes === 0, size <= LEAF_KEYS, `${size} keys: ${map.lastWork.nodes} interior nodes`);
   }
+});
+
+test('pinned values, computed by a separate implementation of the definition (Python, hashlib)', (t) => {
+  t.is(LEAF_KEYS, 16);
+  t.deepEqual([slotOf(''), slotOf('a'), slotOf('ключ'), slotOf('🔑')], [7385, 52512, 47387, 64086]);
+  t.is(hexOf(new MerkleKvMap().root()), 'efe6a7ef26324416efa0188db3a6dda2841b5672f78e4ddd14b36bc71d5b2993');
+  const one = new MerkleKvMap();
+  one.set('a', 'b');
+  t.is(hexOf(one.root()), '64dd479157e156739d6d82bba5f7b0a783c148374ef3a5efd70dd87422a85e3f');
+  const seventeen = new MerkleKvMap();
+  for (let i = 0; i <= 16; i++) seventeen.set(`k${i}`, 'v');
+  t.is(hexOf(seventeen.root()), '32c8709e61f004e316202024c88001a0b6fb8bac80d609123ed856a0f6c1d466');
+});
+
+test('a subtree that turns from interior node into leaf and back is hashed as what it is now', (t) => {
+  const map = new MerkleKvMap();
+  const model = new Map<string, string>();
+  const put = (k: string, v: string): void => {
+    map.set(k, v);
+    model.set(k, v);
+  };
+  for (let i = 0; i <= LEAF_KEYS; i++) put(`s${i}`, 'v');
+  t.is(hexOf(map.root()), referenceRoot(model), 'seventeen keys: an interior root');
+  map.delete('s0');
+  model.delete('s0');
+  t.is(hexOf(map.root()), referenceRoot(model), 'sixteen: one leaf');
+  put('s5', 'edited');
+  t.is(hexOf(map.root()), referenceRoot(model), 'an edit inside the leaf');
+  put('s0', 'back');
+  t.is(hexOf(map.root()), referenceRoot(model), 'seventeen again: split as before, with the edit');
+});
+
+test('text a snapshot could not carry is refused, and a snapshot out of canonical order or repeating a key is corrupt', (t) => {
+  const map = new MerkleKvMap();
+  for (const [key, value] of [['\uD800', 'v'], ['k', 'x\uDFFF']]) {
+    t.is(t.throws(() => map.set(key as string, value as string), { instanceOf: ConsensusError })?.code, 'INVALID_ENTRY');
+  }
+  t.is(map.size, 0);
+  const ordered = Array.from({ length: 40 }, (_, i): [string, string] => [`r${i}`, 'v']).sort(([a], [b]) => slotOf(a) - slotOf(b) || (a < b ? -1 : 1));
+  const canonical = new KvStateMachine();
+  canonical.restore(encode(ordered));
+  t.is(canonical.size, 40);
+  const kv = new KvStateMachine();
+  for (const [name, entries] of [
+    ['a repeated key', [...ordered, ordered[ordered.length - 1]]],
+    ['two entries swapped', [ordered[1], ordered[0], ...ordered.slice(2)]],
+  ] as const) {
+    t.is(t.throws(() => kv.restore(encode(entries)), { instanceOf: ConsensusError }, name)?.code, 'CORRUPT_STATE', name);
+  }
+  const again = new KvStateMachine();
+  again.restore(canonical.snapshot());
+  t.deepEqual(again.snapshot(), canonical.snapshot(), 'a snapshot restores to the same bytes');
+  t.deepEqual(hexOf(again.hash()), hexOf(canonical.hash()));
 });

@@ -32,7 +32,7 @@ test('property: replicas that execute the same log sign the same positions: the 
   const seed = testSeed(t);
   t.notThrows(() =>
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 5000 }), fc.array(fc.integer({ min: 0, max: 50_000 }), { maxLength: 300 }), (periodMs, timestamps) => {
+      fc.property(fc.integer({ min: 1, max: 5000 }), fc.array(fc.integer({ min: 0, max: 50_000 }), { maxLength: 300, size: 'max' }), (periodMs, timestamps) => {
         const first = signed(periodMs, timestamps);
         const second = signed(periodMs, timestamps);
         const windowOf = (position: number): number => Math.floor((timestamps[position] as number) / periodMs);

@@ -36,6 +36,16 @@ export function decodeStored<T>(bytes: Uint8Array, schema: Schema<T>, what: stri
   }
 }
 
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * Whether `text` is well-formed Unicode (no lone surrogate). Only such text survives encoding:
+ * msgpack and UTF-8 write a lone surrogate as U+FFFD, so two different strings would encode alike.
+ */
+export function isWellFormed(text: string): boolean {
+  return !LONE_SURROGATE.test(text);
+}
+
 /** SHA-256 of raw bytes (node:crypto's: replicas and the simulator hash every message). */
 export function hashBytes(bytes: Uint8Array): Digest {
   return hash('sha256', bytes, 'buffer');

@@ -17,6 +17,7 @@ import type { ReceiptBody } from './receipt.js';
 import type { TreeHead } from './tree-head.js';
 import { ReceiptError } from './errors.js';
 import { LEAF_PREFIX } from './merkle.js';
+import { isWellFormed } from '../consensus/codec.js';
 
 /** Domain-separation tag that opens every encoded receipt body. */
 export const RECEIPT_TAG = 'knhk.receipt.v1';
@@ -32,12 +33,6 @@ export const TREE_HEAD_TAG = 'knhk.tree-head.v1';
 export const TREE_HEAD_CONTEXT = 'knhk/tree-head/v1';
 
 const utf8 = new TextEncoder();
-const LONE_SURROGATE = /\p{Cs}/u;
-
-/** Whether `text` is well-formed Unicode (no lone surrogate), hence encodable as UTF-8 without loss. */
-export function isWellFormed(text: string): boolean {
-  return !LONE_SURROGATE.test(text);
-}
 
 /** Writes a canonical encoding into one growing buffer, which {@link reset} keeps for the next. */
 class Writer {

@@ -7,7 +7,8 @@ export { ReceiptError, type ReceiptErrorCode } from './errors.js';
 export { BASE64URL_PATTERN, fromBase64Url, toBase64Url } from './base64url.js';
 export { EMPTY_ROOT, HASH_BYTES, leafHash, nodeHash, sameHash, verifyConsistencyProof, verifyInclusion } from './merkle.js';
 export { MerkleLog, PendingLeaves } from './merkle-log.js';
-export { RECEIPT_TAG, TREE_HEAD_CONTEXT, TREE_HEAD_TAG, encodeReceiptBody, encodeTreeHead, isWellFormed } from './canonical.js';
+export { RECEIPT_TAG, TREE_HEAD_CONTEXT, TREE_HEAD_TAG, encodeReceiptBody, encodeTreeHead } from './canonical.js';
+export { isWellFormed } from '../consensus/codec.js';
 export { RECEIPT_VERSION, buildReceipt, commandHash, receiptLeafHash, type Receipt, type ReceiptBody } from './receipt.js';
 export {
   TREE_HEAD_VERSION,

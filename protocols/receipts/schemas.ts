@@ -9,7 +9,7 @@ import { t, type OptionalSchema, type Schema } from '../../schema/schema.js';
 import { CONSENSUS_ALGORITHMS } from '../consensus/config.js';
 import { SCHEME_NAMES, SIGNATURE_POLICIES, isKeyId, type KeyId } from '../crypto/index.js';
 import { fromBase64Url } from './base64url.js';
-import { isWellFormed } from './canonical.js';
+import { isWellFormed } from '../consensus/codec.js';
 import { HASH_BYTES } from './merkle.js';
 
 /** Most signatures a tree head may carry. */
