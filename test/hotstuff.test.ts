@@ -375,7 +375,7 @@ test('property: across crashes and restarts a replica votes at most once per vie
   let votes = 0;
   t.notThrows(() =>
     fc.assert(
-      fc.property(fc.array(step, { minLength: 1, maxLength: 30 }), (steps) => {
+      fc.property(fc.array(step, { minLength: 1, maxLength: 30, size: 'max' }), (steps) => {
         const durable = new Map<string, unknown>();
         let c = core(0, durable);
         const votedFor = new Map<number, string>();

@@ -354,7 +354,7 @@ test('the model answers exactly as KvStateMachine does, key by key', (t) => {
   const seed = testSeed(t);
   t.notThrows(() =>
     fc.assert(
-      fc.property(fc.array(kvOp, { maxLength: 40 }), (ops) => {
+      fc.property(fc.array(kvOp, { maxLength: 40, size: 'max' }), (ops) => {
         const machine = new KvStateMachine();
         const states = new Map<string, string | undefined>();
         return ops.every((op, i) => {
@@ -417,7 +417,7 @@ test('histories recorded around a sequential execution are always linearizable',
   const seed = testSeed(t);
   t.notThrows(() =>
     fc.assert(
-      fc.property(fc.array(planned(45), { maxLength: 80 }), (plan) => {
+      fc.property(fc.array(planned(45), { maxLength: 80, size: 'max' }), (plan) => {
         const history = fromSequential(plan);
         // The checker does not care in which order the history lists its operations.
         const result = check([...history].reverse());
@@ -524,7 +524,7 @@ test('the shortcuts (reads first, lost writes pruned) agree with the plain searc
   t.notThrows(() =>
     fc.assert(
       fc.property(
-        fc.array(planned(40, kvOpOn(fc.constantFrom('a', 'a', 'b'))), { minLength: 1, maxLength: 40 }),
+        fc.array(planned(40, kvOpOn(fc.constantFrom('a', 'a', 'b'))), { minLength: 1, maxLength: 40, size: 'max' }),
         fc.nat(),
         fc.option(smallValue, { nil: undefined }),
         fc.boolean(),
