@@ -36,7 +36,7 @@ export interface HandlerStats {
   readonly maxTicks: number;
   /**
    * 99th percentile of the same: to a quarter tick up to 64 ticks, to 1/16 above (a
-   * bucket's upper bound, never below the true value).
+   * bucket's upper bound, never below the true value nor above `maxTicks`).
    */
   readonly p99Ticks: number;
   /** Messages and measured pieces whose processing exceeded the budget of 8 ticks. */
@@ -132,7 +132,6 @@ export class Cell implements SenderId {
   #scheduled = false;
   #sliceStart = 0;
   #handled = 0;
-  #maxTicks = 0;
   /** Inside a handler or a `measure`d piece of work (work measured inside either is part of it). */
   #measuring = false;
   #overBudget = 0;
@@ -167,7 +166,7 @@ export class Cell implements SenderId {
 
   /** Handler statistics so far. */
   get stats(): HandlerStats {
-    return { handled: this.#handled, maxTicks: this.#maxTicks, p99Ticks: this.#times.percentile(99), overBudget: this.#overBudget, mailboxDepth: this.#mailbox.size };
+    return { handled: this.#handled, maxTicks: this.#times.max, p99Ticks: this.#times.percentile(99), overBudget: this.#overBudget, mailboxDepth: this.#mailbox.size };
   }
 
   /** The actor's own view of its state, if it offers one. */
@@ -337,7 +336,6 @@ export class Cell implements SenderId {
   /** One piece of synchronous work, a handler or a measured piece, into the handler-time statistics. */
   #record(ms: number): void {
     const ticks = ms / TICK_MS;
-    if (ticks > this.#maxTicks) this.#maxTicks = ticks;
     if (ticks > BUDGET_TICKS) this.#overBudget++;
     this.#times.record(ticks);
     this.node.instruments.handlerTicks.record(ticks, this.#metricAttributes);

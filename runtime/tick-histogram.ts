@@ -48,6 +48,11 @@ export class TickHistogram {
     return this.#count;
   }
 
+  /** The longest time recorded, in ticks (0 when empty). */
+  get max(): number {
+    return this.#max;
+  }
+
   /** Records one time, in ticks. */
   record(ticks: number): void {
     this.#counts[bucketOf(ticks)]! += 1;
