@@ -658,11 +658,7 @@ test('commands held by a leader that loses its leadership are retried to the nex
   h.beat(0);
   const commands = Array.from({ length: 6 }, (_, i) => put(`held${i}`));
   for (const command of commands) h.request(command, [0]);
-  h.inflight.length = 0;
-  h.cut.add(0);
-  h.fire(2, 'election');
-  h.deliverAll();
-  h.elect(1);
+  h.depose(0, 1, 2);
   t.is(h.cores[1]!.status().role, 'leader');
   h.cut.delete(0);
   h.beat(1);
@@ -727,11 +723,7 @@ test('a new leader keeps an earlier leader’s command appended once when a clie
   const cmd = put('dup');
   h.request(cmd, [0]);
   h.deliverOne((m) => m.to === 1 && m.body.type === 'append-entries');
-  h.inflight.length = 0;
-  h.cut.add(0);
-  h.fire(2, 'election');
-  h.deliverAll();
-  h.elect(1);
+  h.depose(0, 1, 2);
   t.is(h.cores[1]!.status().role, 'leader');
   h.request(cmd, [1, 2]);
   h.deliverAll();

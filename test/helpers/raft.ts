@@ -179,6 +179,18 @@ export class Harness {
     this.deliverAll();
   }
 
+  /**
+   * Drops what is in flight, cuts leader `old` off and elects `next` in its place; `witness`'s
+   * election timer fires first, so that it has stopped hearing from `old` and grants the pre-vote.
+   */
+  depose(old: NodeId, next: NodeId, witness: NodeId): void {
+    this.inflight.length = 0;
+    this.cut.add(old);
+    this.fire(witness, 'election');
+    this.deliverAll();
+    this.elect(next);
+  }
+
   /** A heartbeat of `id` and everything it causes. */
   beat(id: NodeId): void {
     this.fire(id, 'heartbeat');
