@@ -2,7 +2,7 @@
  * A leader's volatile state (Figure 2, "volatile state on leaders", reinitialized after each
  * election): each follower's replication progress, heartbeat rounds for ReadIndex (thesis §6.4),
  * contacts for stepping down without a majority (thesis §6.2), the commands it has taken and not
- * yet applied with their bytes (those waiting for a follower's window, then those appended), a
+ * yet applied with their bytes (those held for a follower's window, then those appended), a
  * server catching up before it is added, and servers it removed that have yet to learn so.
  */
 import type { Command } from '../consensus/command.js';
@@ -27,6 +27,12 @@ interface Departure {
   ticksLeft: number;
 }
 
+/** A command held for the next entry, with its charge (`commandBytes`). */
+interface Held {
+  readonly command: Command;
+  readonly bytes: number;
+}
+
 function commandKey(command: Command): string {
   return `${command.client}\u0000${command.timestamp}`;
 }
@@ -43,8 +49,8 @@ export class LeaderState {
   #ticks = 0;
   #reads: PendingRead[] = [];
   #awaiting: string[] = [];
-  /** Commands held for the next entry, oldest first from `#waitingFrom`, each with its charge (`commandBytes`). */
-  #waiting: { readonly command: Command; readonly bytes: number }[] = [];
+  /** Commands held for the next entry, oldest first from `#waitingFrom`. */
+  #waiting: Held[] = [];
   #waitingFrom = 0;
   #waitingBytes = 0;
   /** Bytes (`entryBytes`) of the entries after the commit index, against `maxUncommittedBytes`. */
@@ -141,7 +147,7 @@ export class LeaderState {
     const taken: Command[] = [];
     let charged = 0;
     for (; this.#waitingFrom < this.#waiting.length && taken.length < count; this.#waitingFrom++) {
-      const next = this.#waiting[this.#waitingFrom] as { readonly command: Command; readonly bytes: number };
+      const next = this.#waiting[this.#waitingFrom] as Held;
       if (taken.length > 0 && charged + next.bytes > bytes) break;
       taken.push(next.command);
       charged += next.bytes;
@@ -154,7 +160,7 @@ export class LeaderState {
     return taken;
   }
 
-  /** True when `command` was taken in this term and has not been applied. */
+  /** True when `command` was held or appended in this term and has not been applied. */
   proposed(command: Command): boolean {
     return this.#proposed.has(commandKey(command));
   }
