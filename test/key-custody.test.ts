@@ -67,8 +67,11 @@ test("a rotation of another member's key is refused and the signer keeps its key
   const args = await signerArgs(t);
   const signer = await spawnSigner(system, 'signer', args);
   const before = keysOf(await signer.ask({ type: 'describe' }));
-  const stranger = new KeyManager({ cluster: 'test', member: 1, schemes, key: SigningKey.generate(schemes.get('Ed25519'), Date.now()) });
-  const foreign = encodeRotationCertificate(stranger.propose(Date.now()));
+  // Proposed a second after the key's creation: in the same millisecond the new window would end
+  // with the old one, which a rotation may not do.
+  const created = Date.now();
+  const stranger = new KeyManager({ cluster: 'test', member: 1, schemes, key: SigningKey.generate(schemes.get('Ed25519'), created) });
+  const foreign = encodeRotationCertificate(stranger.propose(created + 1_000));
   t.like(await signer.ask({ type: 'adopt-rotation', certificate: foreign, sequence: 5 }), { type: 'refused', code: 'ROTATION_INVALID' });
   t.like(await signer.ask({ type: 'adopt-rotation', certificate: new Uint8Array([1, 2, 3]), sequence: 5 }), { type: 'refused', code: 'ROTATION_INVALID' });
   t.is(keysOf(await signer.ask({ type: 'describe' })).key.keyId, before.key.keyId);
