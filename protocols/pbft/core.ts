@@ -547,13 +547,16 @@ export class PbftCore implements Core<PbftMessage> {
   #onCheckpoint(m: Signed<Checkpoint>): void {
     if (m.body.sequence <= this.#low || m.body.sequence % this.#k !== 0) return;
     const stable = this.#checkpoints.add(m, this.config.quorumSize, this.#low + this.#window);
-    if (stable !== undefined) this.#makeStable(stable);
+    if (stable === undefined) return;
+    this.#makeStable(stable);
+    this.#proposeIfPrimary();
   }
 
   /**
    * A checkpoint became stable: move h, discard the log below it, and fetch its state if this
    * replica does not hold it. The proof is made durable before the log it replaces is erased
-   * (same step, persisted first), so a restart never finds neither.
+   * (same step, persisted first), so a restart never finds neither. It proposes nothing, though
+   * the window moved: the caller decides when the primary may (not before a NEW-VIEW's O is in).
    */
   #makeStable(cp: StableCheckpoint, snapshot?: Uint8Array): void {
     if (cp.sequence <= this.#low) return;
@@ -573,7 +576,6 @@ export class PbftCore implements Core<PbftMessage> {
     for (const [key, pp] of this.#early) if (pp.body.sequence <= cp.sequence) this.#early.delete(key);
     if (this.#executed < cp.sequence) this.#fetchState(cp);
     if (this.#nextSequence <= cp.sequence) this.#nextSequence = cp.sequence + 1;
-    this.#proposeIfPrimary();
   }
 
   #persistSnapshot(cp: StableCheckpoint, snapshot: Uint8Array): void {
@@ -638,8 +640,10 @@ export class PbftCore implements Core<PbftMessage> {
     this.#gapArmed = false;
     this.#out.cancelTimer(FETCH_TIMER);
     this.#out.applied({ kind: 'snapshot', position: cp.sequence, stateHash: this.#state.hash() });
-    if (cp.sequence > this.#low) this.#makeStable(cp, m.body.snapshot);
-    else if (cp.sequence === this.#low) {
+    if (cp.sequence > this.#low) {
+      this.#makeStable(cp, m.body.snapshot);
+      this.#proposeIfPrimary();
+    } else if (cp.sequence === this.#low) {
       this.#stableSnapshot = m.body.snapshot;
       this.#persistSnapshot(cp, m.body.snapshot);
     } else this.#fetchState(this.#stable);
@@ -864,6 +868,8 @@ export class PbftCore implements Core<PbftMessage> {
 
   #enterView(view: number, cp: StableCheckpoint, prePrepares: readonly Signed<PrePrepare>[]): void {
     this.#setView(view, false);
+    // No new proposal before O is accepted (§4.4): a new primary proposing as the checkpoint
+    // became stable took a sequence that O re-proposes, with another batch.
     if (cp.sequence > this.#low) this.#makeStable(cp);
     for (const slot of this.#slots.values()) slot.resetForView(view);
     this.#ordered.clear();
