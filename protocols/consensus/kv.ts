@@ -4,8 +4,7 @@
 import { t, type Infer } from '../../schema/schema.js';
 import { decode, decodeStored, encode, type Digest } from './codec.js';
 import type { Command } from './command.js';
-import { ConsensusError } from './errors.js';
-import { MerkleKvMap, slotOf } from './merkle-kv-map.js';
+import { MerkleKvMap } from './merkle-kv-map.js';
 import type { ConsensusState } from './state-machine.js';
 
 /** Schema of the key-value machine's operations. */
@@ -78,20 +77,6 @@ export class KvStateMachine implements ConsensusState {
   }
 
   restore(snapshot: Uint8Array): void {
-    const entries = decodeStored(snapshot, snapshotSchema, 'key-value snapshot');
-    this.#map.clear();
-    // A snapshot lists entries in the map's canonical order (slot, then key): anything else, a
-    // repeated key among it, did not come from `snapshot()`.
-    let previous: { readonly slot: number; readonly key: string } | undefined;
-    for (const entry of entries) {
-      if (entry.length !== 2) throw new ConsensusError('CORRUPT_STATE', 'key-value snapshot entry is not a pair');
-      const [key, value] = entry as [string, string];
-      const slot = slotOf(key);
-      if (previous !== undefined && (slot < previous.slot || (slot === previous.slot && key <= previous.key))) {
-        throw new ConsensusError('CORRUPT_STATE', 'key-value snapshot entries are out of order or repeat a key');
-      }
-      previous = { slot, key };
-      this.#map.set(key, value);
-    }
+    this.#map.restore(decodeStored(snapshot, snapshotSchema, 'key-value snapshot'));
   }
 }

@@ -122,6 +122,27 @@ export class MerkleKvMap {
     }
   }
 
+  /**
+   * Replaces the contents with `entries`, listed as {@link entries} lists them: anything else, or a
+   * repeated key, did not come from this map.
+   * @throws {ConsensusError} `CORRUPT_STATE` for an entry that is not a pair, entries out of canonical
+   *   order or a repeated key; `INVALID_ENTRY` as {@link set}.
+   */
+  restore(entries: readonly (readonly string[])[]): void {
+    this.clear();
+    let previous: { readonly slot: number; readonly key: string } | undefined;
+    for (const entry of entries) {
+      if (entry.length !== 2) throw new ConsensusError('CORRUPT_STATE', 'key-value snapshot entry is not a pair');
+      const [key, value] = entry as readonly [string, string];
+      const slot = slotOf(key);
+      if (previous !== undefined && (slot < previous.slot || (slot === previous.slot && key <= previous.key))) {
+        throw new ConsensusError('CORRUPT_STATE', 'key-value snapshot entries are out of order or repeat a key');
+      }
+      previous = { slot, key };
+      this.set(key, value);
+    }
+  }
+
   /** Forgets every key. */
   clear(): void {
     this.#slots.clear();
