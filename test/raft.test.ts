@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import { SchemaError } from '../schema/errors.js';
-import { consensusConfig, hex, KvStateMachine, ConsensusError, type NodeId } from '../protocols/consensus/index.js';
+import { consensusConfig, decode, hex, KvStateMachine, kvOperationSchema, ConsensusError, type Command, type NodeId } from '../protocols/consensus/index.js';
 import { RaftCore, raft, raftMessageSchema, type RaftEntry, type RaftMessage } from '../protocols/raft/index.js';
 import { Progress } from '../protocols/raft/progress.js';
 import { CountingRaft, durableWith, Harness, put, sent, type CoreFactory, type Envelope } from './helpers/raft.js';
@@ -678,6 +678,129 @@ test('commands held by a leader that loses its leadership are retried to the nex
     return last?.kind === 'entry' ? hex(last.stateHash) : '';
   };
   t.is(lastHash(0), lastHash(1));
+});
+
+/** The commands of each entry node `id` executed after `after`, as keys put. */
+function entriesAfter(h: Harness, id: NodeId, after: number): string[][] {
+  return h.applied[id]!.flatMap((a) => (a.kind === 'entry' && a.position > after && a.commands.length > 0 ? [a.commands.map((c) => keyOf(c))] : []));
+}
+
+function keyOf(command: Command): string {
+  return kvOperationSchema.parse(decode(command.payload)).key;
+}
+
+test('held commands count against maxUncommittedBytes: past the budget a command is dropped, not held', (t) => {
+  const h = new Harness(3, { maxInflightAppends: 1, maxUncommittedBytes: 1000 });
+  h.elect(0);
+  h.beat(0);
+  const before = h.cores[0]!.lastLogIndex;
+  // Each command is charged about 290 bytes (see the budgets test): three fit 1000, a fourth does not.
+  const big = (k: string): Command => put(k, 'x'.repeat(200));
+  const [first, second, third, fourth] = ['h0', 'h1', 'h2', 'h3'].map(big) as [Command, Command, Command, Command];
+  h.request(first, [0]);
+  h.request(second, [0]);
+  h.request(third, [0]);
+  t.is(h.cores[0]!.lastLogIndex, before + 1, 'the first is appended, the next two are held behind the full windows');
+  h.request(fourth, [0]);
+  h.deliverAll();
+  h.beat(0);
+  t.deepEqual(entriesAfter(h, 1, before), [['h0'], ['h1', 'h2']], 'the fourth was dropped, not held for later');
+  h.request(fourth, [0]);
+  h.deliverAll();
+  h.beat(0);
+  t.deepEqual(entriesAfter(h, 1, before), [['h0'], ['h1', 'h2'], ['h3']], 'its retry is taken once the budget has room');
+  for (const core of h.cores) t.is(core.status().commitIndex, h.cores[0]!.lastLogIndex);
+});
+
+test('one entry may carry two commands of a client and a retry of neither: they execute in order, each answered once', (t) => {
+  const h = new Harness(3, { maxInflightAppends: 1 });
+  h.elect(0);
+  h.beat(0);
+  const before = h.cores[0]!.lastLogIndex;
+  const gate = put('gate');
+  h.request(gate, [0]);
+  const older = put('same', 'one', 'pipelining');
+  const newer = put('same', 'two', 'pipelining');
+  h.request(older, [0]);
+  h.request(newer, [0]);
+  h.request(older, [0]);
+  h.request(newer, [0]);
+  h.deliverAll();
+  h.beat(0);
+  t.deepEqual(entriesAfter(h, 0, before), [['gate'], ['same', 'same']], 'the retries were not held again');
+  const entry = h.applied[1]!.find((a) => a.kind === 'entry' && a.commands.length === 2);
+  t.deepEqual(entry?.kind === 'entry' ? entry.commands.map((c) => c.timestamp) : [], [older.timestamp, newer.timestamp], 'in the order they arrived');
+  const answered = (id: NodeId): number[] => h.replies[id]!.filter((r) => r.client === 'pipelining').map((r) => r.timestamp);
+  for (const id of [0, 1, 2]) t.deepEqual(answered(id), [older.timestamp, newer.timestamp], `node ${id} answers each once`);
+  const read = h.applied[1]!.at(-1);
+  t.is(read?.kind, 'entry');
+  const machine = new KvStateMachine();
+  for (const command of [gate, older, newer]) machine.apply(command);
+  t.is(hex(read?.kind === 'entry' ? read.stateHash : new Uint8Array()), hex(machine.hash()), 'the later value stands');
+});
+
+test('a restart replays entries of several commands: the same state hash, and no client answered again', (t) => {
+  const h = new Harness(3, { maxInflightAppends: 1, maxCommandsPerEntry: 4 });
+  h.elect(0);
+  h.beat(0);
+  const before = h.cores[0]!.lastLogIndex;
+  for (let i = 0; i < 9; i++) h.request(put(`r${i}`), [0]);
+  h.deliverAll();
+  h.beat(0);
+  t.deepEqual(entriesAfter(h, 1, before).map((keys) => keys.length), [1, 4, 4]);
+  const lastHash = (id: NodeId): string => {
+    const last = h.applied[id]!.filter((a) => a.kind === 'entry').at(-1);
+    return last?.kind === 'entry' ? hex(last.stateHash) : '';
+  };
+  const leaderHash = lastHash(0);
+  h.restart(1);
+  h.beat(0);
+  t.deepEqual(entriesAfter(h, 1, before).map((keys) => keys.length), [1, 4, 4], 'the restarted node executes the same entries again');
+  t.is(lastHash(1), leaderHash);
+  t.deepEqual(h.replies[1], []);
+});
+
+test('while every follower is paused (one window full, one sent a snapshot) commands are held, and leave when the snapshot is acknowledged', (t) => {
+  const h = new Harness(3, { snapshotInterval: 5, maxInflightAppends: 1 });
+  h.elect(0);
+  h.cut.add(2);
+  h.submitEach('s', 0, 12, [0]);
+  h.cut.delete(2);
+  h.fire(0, 'heartbeat');
+  h.deliverAll((m) => m.body.type !== 'install-snapshot');
+  t.is(h.inflight.filter((m) => m.to === 2 && m.body.type === 'install-snapshot').length, 1, 'node 2 is sent the snapshot');
+  h.request(put('fills-1'), [0]);
+  t.is(h.inflight.filter((m) => m.to === 1 && m.body.type === 'append-entries').length, 1, "node 1's window of one is full");
+  const before = h.cores[0]!.lastLogIndex;
+  h.request(put('held-a'), [0]);
+  h.request(put('held-b'), [0]);
+  t.is(h.cores[0]!.lastLogIndex, before, 'no follower could be sent them: they are held');
+  h.cut.add(1);
+  h.deliverOne((m) => m.to === 2 && m.body.type === 'install-snapshot');
+  t.is(h.cores[0]!.lastLogIndex, before, 'still held until the leader hears the snapshot arrived');
+  h.deliverOne((m) => m.from === 2 && m.body.type === 'install-snapshot-reply');
+  t.is(h.cores[0]!.lastLogIndex, before + 1, 'the acknowledgement opens node 2: both leave as one entry');
+  h.deliverAll();
+  t.is(h.cores[0]!.knownCommitIndex, before + 1, 'the leader and node 2 commit it without node 1');
+  h.beat(0);
+  t.deepEqual(entriesAfter(h, 2, before - 1), [['fills-1'], ['held-a', 'held-b']]);
+});
+
+test('a held command larger than maxBytesPerMessage is appended in an entry of its own, and commits', (t) => {
+  const h = new Harness(3, { maxInflightAppends: 1, maxBytesPerMessage: 500 });
+  h.elect(0);
+  h.beat(0);
+  const before = h.cores[0]!.lastLogIndex;
+  h.request(put('small-1'), [0]);
+  h.request(put('large', 'x'.repeat(2000)), [0]);
+  h.request(put('small-2'), [0]);
+  h.deliverAll();
+  h.beat(0);
+  h.beat(0);
+  t.deepEqual(entriesAfter(h, 1, before), [['small-1'], ['large'], ['small-2']], 'the large one alone, the next after it');
+  const carriers = h.readies[0]!.flatMap((r) => sent(r, 'append-entries')).filter((m) => m.entries.some((e) => e.type === 'commands' && e.commands.some((c) => keyOf(c) === 'large')));
+  t.true(carriers.length > 0 && carriers.every((m) => m.entries.length === 1), 'its AppendEntries carries nothing else');
+  for (const core of h.cores) t.is(core.status().commitIndex, h.cores[0]!.lastLogIndex);
 });
 
 test('a snapshot in flight is not re-sent on heartbeats or proposals, only after the snapshot timeout', (t) => {
