@@ -180,7 +180,7 @@ test('property: random partitions, crashes and a Byzantine replica never break s
     seed: fc.nat(),
     mode: fc.constantFrom(...BYZANTINE_MODES, null),
     byzantine: fc.nat(3),
-    steps: fc.array(fc.record({ fault: fc.nat(4), node: fc.nat(3), ms: fc.integer({ min: 20, max: 400 }) }), { minLength: 3, maxLength: 12 }),
+    steps: fc.array(fc.record({ fault: fc.nat(4), node: fc.nat(3), ms: fc.integer({ min: 20, max: 400 }) }), { minLength: 3, maxLength: 12, size: 'max' }),
   });
   t.notThrows(() =>
     fc.assert(

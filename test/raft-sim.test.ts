@@ -148,7 +148,7 @@ test('property: over random fault schedules, live replicas agree on their commit
   });
   t.notThrows(() =>
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.constantFrom(3, 5), fc.array(fault, { minLength: 1, maxLength: 12 }), (simSeed, n, faults) => {
+      fc.property(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.constantFrom(3, 5), fc.array(fault, { minLength: 1, maxLength: 12, size: 'max' }), (simSeed, n, faults) => {
         const executions: Executions = new Map();
         const sim = new Simulation<RaftMessage>({ protocol: recordingRaft({ snapshotInterval: 8, maxEntriesPerMessage: 4 }, executions), n, seed: simSeed });
         for (const f of faults) {

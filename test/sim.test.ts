@@ -198,7 +198,7 @@ interface Schedule {
 
 const schedule: fc.Arbitrary<Schedule> = fc.record({
   seed: fc.nat(),
-  events: fc.array(faultEvent, { maxLength: 8 }),
+  events: fc.array(faultEvent, { maxLength: 8, size: 'max' }),
   byzantine: fc.array(fc.constantFrom(...BYZANTINE_MODES), { maxLength: 1 }),
 });
 
