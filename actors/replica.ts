@@ -106,6 +106,7 @@ export function replicaProtocol(protocol: ConsensusAlgorithm, tuning: ReplicaTun
       return hotstuff({ ...(batch === undefined ? {} : { batchSize: batch }), ...(timeoutMs === undefined ? {} : { baseTimeoutMs: timeoutMs }) }) as ProtocolDefinition<{ readonly type: string }>;
     case 'raft':
       return raft({
+        executionSlice: EXECUTION_SLICE,
         ...(batch === undefined ? {} : { maxCommandsPerEntry: batch }),
         ...(timeoutMs === undefined ? {} : { electionTimeoutMs: timeoutMs, heartbeatMs: Math.max(1, Math.floor(timeoutMs / 5)) }),
       }) as ProtocolDefinition<{ readonly type: string }>;

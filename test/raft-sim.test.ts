@@ -148,9 +148,10 @@ test('property: over random fault schedules, live replicas agree on their commit
   });
   t.notThrows(() =>
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.constantFrom(3, 5), fc.array(fault, { minLength: 1, maxLength: 12, size: 'max' }), (simSeed, n, faults) => {
+      fc.property(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.constantFrom(3, 5), fc.constantFrom(undefined, 1, 3), fc.array(fault, { minLength: 1, maxLength: 12, size: 'max' }), (simSeed, n, executionSlice, faults) => {
         const executions: Executions = new Map();
-        const sim = new Simulation<RaftMessage>({ protocol: recordingRaft({ snapshotInterval: 8, maxEntriesPerMessage: 4 }, executions), n, seed: simSeed });
+        const options: RaftOptions = { snapshotInterval: 8, maxEntriesPerMessage: 4, ...(executionSlice === undefined ? {} : { executionSlice }) };
+        const sim = new Simulation<RaftMessage>({ protocol: recordingRaft(options, executions), n, seed: simSeed });
         for (const f of faults) {
           sim.submit();
           sim.submit();
@@ -183,6 +184,19 @@ test('property: over random fault schedules, live replicas agree on their commit
       { seed, numRuns: 100 },
     ),
   );
+});
+
+test('Raft: execution in slices changes nothing the simulator can see: same commits, messages and replies', (t) => {
+  const seed = testSeed(t);
+  const run = (executionSlice?: number): unknown => {
+    const options: RaftOptions = { maxCommandsPerEntry: 16, ...(executionSlice === undefined ? {} : { executionSlice }) };
+    const sim = new Simulation<RaftMessage>({ protocol: raft(options), n: 3, seed, clients: 40 });
+    for (let i = 0; i < 120; i++) sim.submit();
+    t.true(sim.runUntilCommitted({ maxMs: 60_000 }));
+    return { committed: [0, 1, 2].map((i) => sim.committed(i).map((c) => `${c.client}/${c.timestamp}`)), stats: sim.stats() };
+  };
+  const whole = run();
+  for (const slice of [1, 5]) t.deepEqual(run(slice), whole, `executionSlice ${slice}`);
 });
 
 test('membership in the simulator: a learner is added, a member removed, and the cluster keeps committing', (t) => {

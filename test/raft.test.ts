@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import { SchemaError } from '../schema/errors.js';
-import { consensusConfig, decode, hex, KvStateMachine, kvOperationSchema, ConsensusError, type Command, type NodeId } from '../protocols/consensus/index.js';
+import { consensusConfig, decode, hex, KvStateMachine, kvOperationSchema, ConsensusError, type Command, type NodeId, type ReadState, type Ready } from '../protocols/consensus/index.js';
 import { RaftCore, raft, raftMessageSchema, type RaftEntry, type RaftMessage } from '../protocols/raft/index.js';
 import { Progress } from '../protocols/raft/progress.js';
 import { CountingRaft, durableWith, Harness, put, sent, type CoreFactory, type Envelope } from './helpers/raft.js';
@@ -801,6 +801,66 @@ test('a held command larger than maxBytesPerMessage is appended in an entry of i
   const carriers = h.readies[0]!.flatMap((r) => sent(r, 'append-entries')).filter((m) => m.entries.some((e) => e.type === 'commands' && e.commands.some((c) => keyOf(c) === 'large')));
   t.true(carriers.length > 0 && carriers.every((m) => m.entries.length === 1), 'its AppendEntries carries nothing else');
   for (const core of h.cores) t.is(core.status().commitIndex, h.cores[0]!.lastLogIndex);
+});
+
+/** What a follower is sent: entries of `sizes` commands (0: a no-op), all committed. */
+function committedEntries(sizes: readonly number[]): RaftMessage {
+  let key = 0;
+  const entries = sizes.map((size, i): RaftEntry =>
+    size === 0 ? { type: 'noop', term: 1, timestamp: i } : { type: 'commands', term: 1, timestamp: i, commands: Array.from({ length: size }, () => put(`x${key++}`)) },
+  );
+  return { type: 'append-entries', term: 1, prevLogIndex: 0, prevLogTerm: 0, entries, leaderCommit: entries.length, round: 0 };
+}
+
+test('with an execution slice, committed entries execute a slice per step, even part of an entry, resumed until done, as at once', (t) => {
+  const append = committedEntries([5, 0, 1]);
+  const atOnce = new Harness(2).send(0, 1, append);
+  const sliced = new Harness(2, { executionSlice: 2 });
+  const first = sliced.send(0, 1, append);
+  const core = sliced.cores[1]!;
+  t.true(core.executionPaused, 'two of five commands executed: paused');
+  t.is(first.applied.length + first.replies.length, 0, 'nothing is reported of an entry half executed');
+  t.is(core.status().commitIndex, 0);
+  t.is(core.knownCommitIndex, 3);
+  t.deepEqual(sent(first, 'append-entries-reply'), sent(atOnce, 'append-entries-reply'), 'the leader hears the same: stored and known committed');
+  const outputs: Ready<RaftMessage>[] = [];
+  while (core.executionPaused) outputs.push(sliced.step(1, { kind: 'resume' }));
+  t.is(outputs.length, 2, '2 + 2 commands, then the last of the entry, the no-op and the last entry');
+  t.deepEqual(outputs.flatMap((ready) => ready.applied), atOnce.applied, 'the same execution: responses and state hashes');
+  t.deepEqual(outputs.flatMap((ready) => ready.replies), atOnce.replies);
+  t.is(core.status().commitIndex, 3);
+  t.deepEqual(sliced.step(1, { kind: 'resume' }).applied, [], 'resume with nothing paused does nothing');
+});
+
+test('Raft: any input other than resume while execution is paused executes the committed entries first; snapshots wait for a whole entry', (t) => {
+  const h = new Harness(2, { executionSlice: 3, snapshotInterval: 1 });
+  h.send(0, 1, committedEntries([2, 3, 1]));
+  t.true(h.cores[1]!.executionPaused);
+  t.is(h.cores[1]!.status().commitIndex, 1, 'the first entry and one command of the second executed');
+  t.is(h.cores[1]!.snapshotIndex, 0, 'no snapshot at 1: the state holds a command of entry 2 as well');
+  const ready = h.fire(1, 'election');
+  t.false(h.cores[1]!.executionPaused);
+  t.is(ready.applied.length, 2, 'the other entries were executed before the timer was handled');
+  t.is(h.cores[1]!.snapshotIndex, 3);
+  t.is(t.throws(() => raft({ executionSlice: 0 }).create({ config: consensusConfig({ nodeId: 0, n: 3, algorithm: 'raft' }), stateMachine: new KvStateMachine(), durable: new Map() }), { instanceOf: ConsensusError })?.code, 'INVALID_CONFIG');
+});
+
+test('a ReadIndex read is released only once the state reached its index (thesis §6.4 step 4), executed in slices', (t) => {
+  const first = new Harness(1);
+  first.elect(0);
+  for (let i = 0; i < 4; i++) first.request(put(`r${i}`));
+  // Restarted, the lone server commits its log again with its new term's no-op and executes it a command per step.
+  const h = new Harness(1, { executionSlice: 1 }, undefined, first.durable);
+  h.elect(0);
+  t.true(h.cores[0]!.executionPaused);
+  t.true(h.cores[0]!.readIndex('read'));
+  t.deepEqual(h.flush(0).reads, [], 'confirmed at once (a majority alone), but the state is behind its index');
+  const released: ReadState[] = [];
+  while (h.cores[0]!.executionPaused) {
+    t.deepEqual(released, []);
+    released.push(...h.step(0, { kind: 'resume' }).reads);
+  }
+  t.deepEqual(released, [{ id: 'read', index: h.cores[0]!.knownCommitIndex }]);
 });
 
 test('a snapshot in flight is not re-sent on heartbeats or proposals, only after the snapshot timeout', (t) => {

@@ -114,11 +114,12 @@ export class ExecutionRun {
   readonly #state: ReplicatedState;
   readonly #commands: readonly Command[];
 
-  constructor(state: ReplicatedState, commands: readonly Command[], position: number) {
+  /** `stateHashBefore`: the state's hash, when the caller holds it already (a state machine's hash may cost a pass over the state). */
+  constructor(state: ReplicatedState, commands: readonly Command[], position: number, stateHashBefore: Digest = state.hash()) {
     this.#state = state;
     this.#commands = commands;
     this.position = position;
-    this.stateHashBefore = state.hash();
+    this.stateHashBefore = stateHashBefore;
   }
 
   /** True once every command has executed. */

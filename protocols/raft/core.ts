@@ -17,7 +17,7 @@ import { withoutMember } from './membership.js';
 import type { RaftMessage } from './messages.js';
 import { resolveRaftOptions, type RaftOptions, type ResolvedRaftOptions } from './options.js';
 import { appendConfiguration, mayChangeMembership, startCatchUp } from './reconfiguration.js';
-import { advanceCommit, broadcast, onAppendEntries, onAppendReply, onSnapshotReply, request, sendAppend, startReads } from './replication.js';
+import { advanceCommit, broadcast, execute, onAppendEntries, onAppendReply, onSnapshotReply, request, sendAppend, startReads } from './replication.js';
 import { ELECTION_TIMER, HEARTBEAT_TIMER, RaftServer } from './server.js';
 import { onInstallSnapshot } from './snapshot.js';
 
@@ -48,6 +48,10 @@ export class RaftCore implements Core<RaftMessage> {
   step(input: Input<RaftMessage>, now: number): void {
     const s = this.#s;
     s.clock = Math.max(s.clock, now);
+    if (input.kind === 'resume') return execute(s, s.options.executionSlice);
+    // Any other input while paused: the committed entries are executed first (core.ts), so no rule
+    // below sees an entry half executed or a read waiting on what is already committed.
+    if (this.executionPaused) execute(s, Number.POSITIVE_INFINITY);
     switch (input.kind) {
       case 'message':
         return this.#receive(input.message.from, input.message.body);
@@ -58,6 +62,11 @@ export class RaftCore implements Core<RaftMessage> {
         else if (input.timer === ELECTION_TIMER && s.lead === undefined && s.mayCampaign()) preVote(s);
         return;
     }
+  }
+
+  /** True while committed entries wait to be executed in later stretches (`executionSlice`): step `resume` next. */
+  get executionPaused(): boolean {
+    return this.#s.executor.lastApplied < this.#s.commitIndex;
   }
 
   /** Takes the outputs accumulated since the last call; the host persists before it sends. */

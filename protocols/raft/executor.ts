@@ -7,7 +7,7 @@ import type { Digest } from '../consensus/codec.js';
 import type { Command } from '../consensus/command.js';
 import type { Outputs } from '../consensus/core.js';
 import { ConsensusError, invariant, type ConsensusErrorCode } from '../consensus/errors.js';
-import { ReplicatedState, type ConsensusState } from '../consensus/state-machine.js';
+import { ExecutionRun, ReplicatedState, type ConsensusState } from '../consensus/state-machine.js';
 import type { RaftEntry, RaftMessage, SnapshotRecord } from './messages.js';
 
 /** Where a client's last executed command was ordered. */
@@ -17,6 +17,13 @@ interface Answer {
   readonly view: number;
 }
 
+/** An entry executed part-way: the rest of its commands run when it is applied again. */
+interface Running {
+  readonly index: number;
+  readonly run: ExecutionRun;
+  readonly answer: boolean;
+}
+
 /** Applies committed entries in index order and reports each execution. */
 export class Executor {
   readonly #state: ReplicatedState;
@@ -24,6 +31,7 @@ export class Executor {
   readonly #answered = new Map<string, Answer>();
   #hash: Digest;
   #lastApplied = 0;
+  #running: Running | undefined;
   #base = { position: 0, view: 0 };
 
   /**
@@ -42,28 +50,36 @@ export class Executor {
     return this.#lastApplied;
   }
 
+  /** True while an entry is executed part-way: the state holds some of its commands' effects, not all. */
+  get midEntry(): boolean {
+    return this.#running !== undefined;
+  }
+
   /**
-   * Executes `entry`, which must be the next index: its commands in order, then one state hash.
-   * Each command's client gets its response when `answer` is set; the core leaves it unset for
-   * entries an earlier incarnation may already have answered.
+   * Executes at most `budget` commands of `entry`, which must be the next index (the one executed
+   * part-way, if any); returns how many ran. Once its last command has run, one state hash is
+   * taken, the entry is reported and `lastApplied` reaches `index`. Each command's client gets its
+   * response when `answer` is set; the core leaves it unset for entries an earlier incarnation may
+   * already have answered.
    */
-  apply(index: number, entry: RaftEntry, answer: boolean): void {
+  apply(index: number, entry: RaftEntry, answer: boolean, budget = Number.POSITIVE_INFINITY): number {
     invariant(index === this.#lastApplied + 1, `applying ${index} after ${this.#lastApplied}`);
-    const before = this.#hash;
-    const commands: Command[] = [];
-    const responses: Uint8Array[] = [];
-    if (entry.type === 'commands') {
-      for (const command of entry.commands) {
-        const execution = this.#state.execute(command, index);
-        if (execution.fresh) this.#answered.set(command.client, { timestamp: command.timestamp, position: index, view: entry.term });
-        commands.push(command);
-        responses.push(execution.response);
-        if (answer) this.#out.reply({ client: command.client, timestamp: command.timestamp, position: index, view: entry.term, response: execution.response });
-      }
-      this.#hash = this.#state.hash();
-    }
+    const commands = entry.type === 'commands' ? entry.commands : [];
+    const running = (this.#running ??= { index, run: new ExecutionRun(this.#state, commands, index, this.#hash), answer });
+    invariant(running.index === index, `entry ${running.index} paused part-way, entry ${index} applied`);
+    const ran = running.run.advance(budget);
+    if (!running.run.done) return ran;
+    this.#running = undefined;
+    const { executions, stateHashBefore } = running.run;
+    executions.forEach(({ response, fresh }, i) => {
+      const command = commands[i] as Command;
+      if (fresh) this.#answered.set(command.client, { timestamp: command.timestamp, position: index, view: entry.term });
+      if (running.answer) this.#out.reply({ client: command.client, timestamp: command.timestamp, position: index, view: entry.term, response });
+    });
+    if (commands.length > 0) this.#hash = this.#state.hash();
     this.#lastApplied = index;
-    this.#out.applied({ kind: 'entry', position: index, view: entry.term, commands, responses, stateHashBefore: before, stateHash: this.#hash, timestamp: entry.timestamp });
+    this.#out.applied({ kind: 'entry', position: index, view: entry.term, commands, responses: executions.map((e) => e.response), stateHashBefore, stateHash: this.#hash, timestamp: entry.timestamp });
+    return ran;
   }
 
   /**
@@ -72,6 +88,7 @@ export class Executor {
    * the state machine may then be half restored, so the server must not go on.
    */
   install(snapshot: SnapshotRecord, code: ConsensusErrorCode): void {
+    invariant(this.#running === undefined, `a snapshot installed while entry ${this.#running?.index} is executed part-way`);
     try {
       this.#state.restore(snapshot.data);
     } catch (cause) {
@@ -86,6 +103,7 @@ export class Executor {
 
   /** The state and client table as snapshot bytes. */
   snapshot(): Uint8Array {
+    invariant(this.#running === undefined, `a snapshot taken while entry ${this.#running?.index} is executed part-way`);
     return this.#state.snapshot();
   }
 

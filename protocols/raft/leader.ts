@@ -199,14 +199,15 @@ export class LeaderState {
   }
 
   /**
-   * The reads whose round a majority of `members` acknowledged (thesis §6.4 step 3), removed from
-   * the pending list. The leader itself counts when it is a member.
+   * The reads whose round a majority of `members` acknowledged (thesis §6.4 step 3) and whose index
+   * the state has reached (`applied`, step 4), removed from the pending list. The leader itself
+   * counts when it is a member.
    */
-  releasable(members: readonly NodeId[], self: NodeId): ReadState[] {
+  releasable(members: readonly NodeId[], self: NodeId, applied: number): ReadState[] {
     const released: ReadState[] = [];
     const kept: PendingRead[] = [];
     for (const read of this.#reads) {
-      const confirmed = hasMajority(members, (id) => id === self || (this.#progress.get(id)?.round ?? 0) >= read.round);
+      const confirmed = read.index <= applied && hasMajority(members, (id) => id === self || (this.#progress.get(id)?.round ?? 0) >= read.round);
       if (confirmed) released.push({ id: read.id, index: read.index });
       else kept.push(read);
     }

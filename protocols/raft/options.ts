@@ -68,6 +68,12 @@ export interface RaftOptions {
    * server that its removal committed when that server does not answer.
    */
   readonly catchUpRounds?: number;
+  /**
+   * Most commands executed in one step; the core then pauses and the host steps `resume` after a
+   * turn of its event loop (core.ts), so that an entry of many commands, or many entries committed
+   * at once, do not hold the thread for their whole execution (default: no limit).
+   */
+  readonly executionSlice?: number;
 }
 
 /** {@link RaftOptions} with every default filled in and checked against the cluster. */
@@ -86,6 +92,8 @@ export interface ResolvedRaftOptions {
   readonly maxPendingReads: number;
   readonly initialMembers: readonly NodeId[];
   readonly catchUpRounds: number;
+  /** `Infinity` when the core never pauses. */
+  readonly executionSlice: number;
 }
 
 function invalid(message: string): never {
@@ -136,5 +144,6 @@ export function resolveRaftOptions(options: RaftOptions, config: ConsensusConfig
     maxPendingReads: positive('maxPendingReads', options.maxPendingReads ?? 10_000, true),
     initialMembers,
     catchUpRounds: positive('catchUpRounds', options.catchUpRounds ?? 10, true),
+    executionSlice: options.executionSlice === undefined ? Number.POSITIVE_INFINITY : positive('executionSlice', options.executionSlice, true),
   };
 }

@@ -230,21 +230,16 @@ export function advanceCommit(s: RaftServer, lead: LeaderState): void {
   commitTo(s, candidate);
 }
 
-/** Commits and executes up to `index`; then a leader releases reads waiting for its term's first commit, or steps down if removed. */
+/**
+ * Commits up to `index` and executes what a stretch allows (`execute`); then a leader releases
+ * reads waiting for its term's first commit, or steps down if removed.
+ */
 function commitTo(s: RaftServer, index: number): void {
   invariant(index > s.commitIndex && index <= s.log.lastIndex, `commit index moves from ${s.commitIndex} to ${index} with log end ${s.log.lastIndex}`);
   const campaigned = s.mayCampaign();
-  const lead = s.lead;
   s.commitIndex = index;
-  while (s.executor.lastApplied < index) {
-    const next = s.executor.lastApplied + 1;
-    const entry = s.log.entry(next);
-    s.executor.apply(next, entry, next > s.inheritedTo);
-    if (lead === undefined) continue;
-    lead.uncommittedBytes -= entryBytes(entry);
-    if (entry.type === 'commands') for (const command of entry.commands) lead.settled(command);
-  }
-  compactIfDue(s);
+  execute(s, s.options.executionSlice);
+  const lead = s.lead;
   if (lead === undefined) {
     if (campaigned !== s.mayCampaign()) s.armElection();
     return;
@@ -272,6 +267,29 @@ export function startReads(s: RaftServer, lead: LeaderState, ids: readonly strin
   broadcast(s, lead, true);
 }
 
+/**
+ * §5.3's "apply log[lastApplied] to state machine" for every committed entry, at most `budget`
+ * commands of them: a core that executes in slices (core.ts, `resume`) leaves the rest, even half
+ * an entry, for the next stretch. A snapshot is taken only between entries; a read is released only
+ * once the state reached its index.
+ */
+export function execute(s: RaftServer, budget: number): void {
+  const lead = s.lead;
+  let left = budget;
+  while (s.executor.lastApplied < s.commitIndex && left > 0) {
+    const next = s.executor.lastApplied + 1;
+    const entry = s.log.entry(next);
+    left -= s.executor.apply(next, entry, next > s.inheritedTo, left);
+    if (s.executor.midEntry) break;
+    if (lead === undefined) continue;
+    lead.uncommittedBytes -= entryBytes(entry);
+    if (entry.type === 'commands') for (const command of entry.commands) lead.settled(command);
+  }
+  compactIfDue(s);
+  if (lead !== undefined) releaseReads(s, lead);
+}
+
+/** Thesis §6.4 step 4: a read confirmed by a majority is served once the state has reached its index. */
 function releaseReads(s: RaftServer, lead: LeaderState): void {
-  for (const read of lead.releasable(s.current.members, s.self)) s.out.read(read);
+  for (const read of lead.releasable(s.current.members, s.self, s.executor.lastApplied)) s.out.read(read);
 }
