@@ -103,7 +103,11 @@ export function replicaProtocol(protocol: ConsensusAlgorithm, tuning: ReplicaTun
         ...(timeoutMs === undefined ? {} : { requestTimeoutMs: timeoutMs }),
       }) as ProtocolDefinition<{ readonly type: string }>;
     case 'hotstuff':
-      return hotstuff({ ...(batch === undefined ? {} : { batchSize: batch }), ...(timeoutMs === undefined ? {} : { baseTimeoutMs: timeoutMs }) }) as ProtocolDefinition<{ readonly type: string }>;
+      return hotstuff({
+        executionSlice: EXECUTION_SLICE,
+        ...(batch === undefined ? {} : { batchSize: batch }),
+        ...(timeoutMs === undefined ? {} : { baseTimeoutMs: timeoutMs }),
+      }) as ProtocolDefinition<{ readonly type: string }>;
     case 'raft':
       return raft({
         executionSlice: EXECUTION_SLICE,

@@ -174,18 +174,31 @@ test('an idle cluster stops proposing once the tail is committed', (t) => {
   t.is(sim.committed(0).length, 10);
 });
 
+test('HotStuff: execution in slices changes nothing the simulator can see: same commits, messages and replies', (t) => {
+  const seed = testSeed(t);
+  const run = (executionSlice?: number): unknown => {
+    const sim = cluster(seed, 4, { batchSize: 16, snapshotInterval: 4, ...(executionSlice === undefined ? {} : { executionSlice }) });
+    submit(sim, 80);
+    t.true(sim.runUntilCommitted({ maxMs: 60_000 }));
+    return { committed: [0, 1, 2, 3].map((i) => sim.committed(i).map((c) => `${c.client}/${c.timestamp}`)), stats: sim.stats() };
+  };
+  const whole = run();
+  for (const slice of [1, 5]) t.deepEqual(run(slice), whole, `executionSlice ${slice}`);
+});
+
 test('property: random partitions, crashes and a Byzantine replica never break safety and the cluster recovers', (t) => {
   const seed = testSeed(t);
   const schedule = fc.record({
     seed: fc.nat(),
     mode: fc.constantFrom(...BYZANTINE_MODES, null),
     byzantine: fc.nat(3),
+    executionSlice: fc.constantFrom(undefined, 1, 3),
     steps: fc.array(fc.record({ fault: fc.nat(4), node: fc.nat(3), ms: fc.integer({ min: 20, max: 400 }) }), { minLength: 3, maxLength: 12, size: 'max' }),
   });
   t.notThrows(() =>
     fc.assert(
       fc.property(schedule, (s) => {
-        const sim = cluster(s.seed, 4, { snapshotInterval: 16 }, { loss: 0.02, reorder: 0.2 });
+        const sim = cluster(s.seed, 4, { snapshotInterval: 16, ...(s.executionSlice === undefined ? {} : { executionSlice: s.executionSlice }) }, { loss: 0.02, reorder: 0.2 });
         if (s.mode !== null) sim.byzantine(s.byzantine, s.mode);
         let down = -1;
         for (const step of s.steps) {

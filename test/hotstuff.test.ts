@@ -16,6 +16,7 @@ import {
   digestOf,
   encode,
   hashBytes,
+  hex,
   kvPayload,
   sameBytes,
   type Command,
@@ -469,6 +470,59 @@ test('a restarted replica re-executes its committed blocks with the QC that deci
   t.deepEqual(replayed.map((a) => a.position), [1]);
   const entry = replayed[0];
   t.true(entry?.kind === 'entry' && b3 !== undefined && sameBytes(entry.certificate?.valueHash ?? new Uint8Array(0), blockHash(b3)), 'the QC on b3, persisted with the committed block');
+});
+
+/**
+ * Replica 3 of a chain that a TC breaks: b1 ← b2 ← c4 ← c5 ← c6, then a QC on c6, whose three-chain
+ * decides c4 and with it b1 and b2: eight commands in three blocks, executed by one decision.
+ */
+function decideThreeBlocks(c: HotStuffCore): Ready<HotStuffMessage>[] {
+  const cmds = (from: number, count: number): Command[] => Array.from({ length: count }, (_, i) => put(`client-${from + i}`, 1, `k${from + i}`));
+  const b1 = child(GENESIS, 1, cmds(0, 3));
+  const b2 = child(b1, 2, cmds(3, 3));
+  const c4 = child(b2, 4, cmds(6, 2));
+  const c5 = child(c4, 5);
+  const c6 = child(c5, 6);
+  for (const p of [proposal(b1), proposal(b2), proposal(c4, tcFor(3)), proposal(c5), proposal(c6)]) deliver(c, p);
+  const outputs = [deliver(c, signed(1, { type: 'new-view', view: 6, highQC: qcFor(c6) }))];
+  while (c.executionPaused) {
+    c.step({ kind: 'resume' }, 0);
+    outputs.push(c.ready());
+  }
+  return outputs;
+}
+
+test('HotStuff: with an execution slice, a decided chain executes a slice per step, even part of a block, resumed until done, as at once', (t) => {
+  const whole = decideThreeBlocks(core(3, new Map(), { snapshotInterval: 2 }));
+  t.is(whole.length, 1);
+  const c = core(3, new Map(), { snapshotInterval: 2, executionSlice: 2 });
+  const sliced = decideThreeBlocks(c);
+  t.is(sliced.length, 4, 'eight commands, two per step: the decision and three resumes');
+  t.deepEqual(sliced[0]?.applied, [], 'nothing is reported of a block half executed');
+  t.true(sliced[0]?.persist.some((op) => op.key === 'committed'), 'the decision itself is persisted at once');
+  const all = <T>(outputs: Ready<HotStuffMessage>[], pick: (ready: Ready<HotStuffMessage>) => readonly T[]): T[] => outputs.flatMap(pick);
+  t.deepEqual(all(sliced, (r) => r.applied), all(whole, (r) => r.applied), 'the same execution: responses, state hashes, certificates');
+  t.deepEqual(all(sliced, (r) => r.replies), all(whole, (r) => r.replies));
+  const records = (outputs: Ready<HotStuffMessage>[]): string[] => all(outputs, (r) => r.persist.map((op) => `${op.key} ${op.value === undefined ? 'erased' : hex(digestOf(op.value))}`)).sort();
+  t.deepEqual(records(sliced), records(whole), 'the same records written and erased');
+  t.true(sliced.slice(1).some((r) => r.persist.some((op) => op.key === 'snapshot')), 'the snapshot at height 2 was taken in a resumed step, once b2 was executed whole');
+  t.is(c.committedBlock.height, 3);
+});
+
+test('HotStuff: any input other than resume while execution is paused finishes the decided chain first', (t) => {
+  const c = core(3, new Map(), { executionSlice: 1 });
+  const cmds = Array.from({ length: 3 }, (_, i) => put(`client-${i}`, 1, `k${i}`));
+  const blocks = chainOf(4, (view) => (view === 1 ? cmds : []));
+  for (const b of blocks.slice(0, 3)) deliver(c, proposal(b));
+  deliver(c, proposal(at(blocks, 3)));
+  t.true(c.executionPaused, 'QC(b3), carried by b4, decides b1: one of its three commands executed');
+  t.is(c.committedBlock.height, 1, 'b1 is committed…');
+  t.is(c.status().commitIndex, 0, '…and not yet executed');
+  const ready = deliver(c, signed(1, { type: 'new-view', view: 4, highQC: qcFor(at(blocks, 2)) }));
+  t.false(c.executionPaused);
+  t.deepEqual(ready.applied.map((a) => a.position), [1], 'b1 was executed before the message was handled');
+  t.is(ready.replies.length, 3);
+  for (const executionSlice of [0, 1.5, Number.NaN]) t.is(t.throws(() => core(0, new Map(), { executionSlice }), { instanceOf: ConsensusError })?.code, 'INVALID_CONFIG');
 });
 
 test('committing a block off the committed chain throws DOUBLE_COMMIT rather than dropping it', (t) => {

@@ -47,6 +47,12 @@ export interface HotStuffOptions {
   readonly maxClockSkewMs?: number;
   /** Most client requests waiting to be proposed (default 10 000). */
   readonly maxPending?: number;
+  /**
+   * Most commands executed in one step; the core then pauses and the host steps `resume` after a
+   * turn of its event loop (core.ts), so that a decided chain of large blocks does not hold the
+   * thread for its whole execution (default: no limit).
+   */
+  readonly executionSlice?: number;
 }
 
 /** Sizes of what a replica retains; each stays bounded whatever its peers send. */
@@ -71,6 +77,7 @@ const DEFAULTS: Required<HotStuffOptions> = {
   fetchRetryMs: 50,
   maxClockSkewMs: 1_000,
   maxPending: 10_000,
+  executionSlice: Number.POSITIVE_INFINITY,
 };
 
 type Proposal = MessageOf<'proposal'>;
@@ -78,10 +85,11 @@ type Proposal = MessageOf<'proposal'>;
 function checkOptions(options: HotStuffOptions): Required<HotStuffOptions> {
   const merged = { ...DEFAULTS, ...options };
   for (const [name, value] of Object.entries(merged)) {
-    if (!(Number.isFinite(value) && value > 0)) throw new ConsensusError('INVALID_CONFIG', `hotstuff option ${name} must be positive, got ${value}`);
+    if (!((Number.isFinite(value) || name === 'executionSlice') && value > 0)) throw new ConsensusError('INVALID_CONFIG', `hotstuff option ${name} must be positive, got ${value}`);
   }
-  if (!Number.isSafeInteger(merged.batchSize) || !Number.isSafeInteger(merged.snapshotInterval)) {
-    throw new ConsensusError('INVALID_CONFIG', 'hotstuff batchSize and snapshotInterval must be integers');
+  const { batchSize, snapshotInterval, executionSlice } = merged;
+  if (!Number.isSafeInteger(batchSize) || !Number.isSafeInteger(snapshotInterval) || !(Number.isSafeInteger(executionSlice) || executionSlice === Number.POSITIVE_INFINITY)) {
+    throw new ConsensusError('INVALID_CONFIG', 'hotstuff batchSize, snapshotInterval and executionSlice must be integers');
   }
   return merged;
 }
@@ -170,7 +178,7 @@ export class HotStuffCore implements Core<HotStuffMessage> {
     return this.#high;
   }
 
-  /** The last committed block's height and hash. */
+  /** The last committed block's height and hash (`status().commitIndex` is the last one executed). */
   get committedBlock(): { readonly height: number; readonly hash: Digest } {
     const committed = this.#executor.committed;
     return { height: committed.block.height, hash: committed.hash };
@@ -196,8 +204,21 @@ export class HotStuffCore implements Core<HotStuffMessage> {
     };
   }
 
+  /** True while a decided chain is executed part-way (`executionSlice`): step `resume` next. */
+  get executionPaused(): boolean {
+    return this.#executor.paused;
+  }
+
   step(input: Input<HotStuffMessage>, now: number): void {
     this.#now = Math.max(this.#now, now);
+    if (input.kind === 'resume') {
+      this.#executor.advance(this.#options.executionSlice);
+      this.#views.syncTimer(this.#wantsProgress());
+      return;
+    }
+    // Any other input while paused: the decided chain is executed first (core.ts), so no rule
+    // below sees a block half executed.
+    this.#executor.advance(Number.POSITIVE_INFINITY);
     switch (input.kind) {
       case 'request':
         this.#executor.request(input.command);
@@ -222,7 +243,7 @@ export class HotStuffCore implements Core<HotStuffMessage> {
   status(): NodeStatus {
     const view = this.#views.view;
     const leader = this.#leaderOf(view);
-    return { role: leader === this.config.nodeId ? 'leader' : 'replica', view, commitIndex: this.#executor.committed.block.height, leader };
+    return { role: leader === this.config.nodeId ? 'leader' : 'replica', view, commitIndex: this.#executor.executed.block.height, leader };
   }
 
   /**
@@ -369,7 +390,7 @@ export class HotStuffCore implements Core<HotStuffMessage> {
       this.#out.persist(DURABLE.locked, lock);
     }
     const decided = this.#tree.committedBy(node);
-    if (decided !== undefined && this.#executor.commit(decided, qc)) this.#catchUp.forget(this.#views.view);
+    if (decided !== undefined && this.#executor.commit(decided, qc, this.#options.executionSlice)) this.#catchUp.forget(this.#views.view);
     this.#views.enter(qc.view + 1, 'qc', node.block.proposer);
   }
 

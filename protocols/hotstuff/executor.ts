@@ -3,13 +3,17 @@
  * committing a decided chain (Yin et al., Algorithm 3's decide phase, Algorithm 4's onCommit:
  * execute every uncommitted ancestor of the decided block, lowest first), answering clients,
  * periodic snapshots, and installing a snapshot taken from peers.
+ *
+ * A decided chain may be executed in slices (core.ts, `resume`): the decision is persisted and the
+ * forks it rules out are dropped at once, while the blocks' commands run a budget at a time, even
+ * part of a block: `committed` is the decided block, `executed` the last one executed whole.
  */
 import type { QuorumCert } from '../consensus/certificate.js';
 import { sameBytes, type Digest } from '../consensus/codec.js';
 import type { Command } from '../consensus/command.js';
 import type { Outputs, Reply } from '../consensus/core.js';
 import { invariant } from '../consensus/errors.js';
-import { ReplicatedState, type ConsensusState } from '../consensus/state-machine.js';
+import { ExecutionRun, ReplicatedState, type ConsensusState, type Execution } from '../consensus/state-machine.js';
 import type { Block } from './block.js';
 import type { BlockTree, TreeNode } from './block-tree.js';
 import { DURABLE, blockKey, type CommittedRecord, type SnapshotRecord } from './durable.js';
@@ -26,6 +30,12 @@ function commandKey(cmd: Command): string {
   return `${cmd.client}\u0000${cmd.timestamp}`;
 }
 
+/** A decided block whose chain is not yet executed to its end, with the QC that decided it. */
+interface Decision {
+  readonly node: TreeNode;
+  readonly certificate: QuorumCert | undefined;
+}
+
 /** Pending requests, the committed block, the replicated state and its snapshots. */
 export class Executor {
   readonly #state: ReplicatedState;
@@ -35,8 +45,11 @@ export class Executor {
   readonly #pending = new Map<string, Command>();
   /** Each client's reply to its latest executed command, with the position it executed at. */
   readonly #lastReply = new Map<string, Reply>();
-  #committed: TreeNode;
+  #executed: TreeNode;
   #snapshot: SnapshotRecord | undefined;
+  #decision: Decision | undefined;
+  /** The block of the decided chain executed part-way, if any. */
+  #running: { readonly node: TreeNode; readonly run: ExecutionRun } | undefined;
 
   /**
    * An executor whose committed block is `tree`'s root; with `snapshot`, the state restored from
@@ -47,7 +60,7 @@ export class Executor {
     this.#tree = tree;
     this.#out = out;
     this.#options = options;
-    this.#committed = tree.root;
+    this.#executed = tree.root;
     this.#snapshot = snapshot;
     if (snapshot !== undefined) {
       this.#state.restore(snapshot.state);
@@ -55,9 +68,19 @@ export class Executor {
     }
   }
 
-  /** The last committed block. */
+  /** The last committed block: decided by a three-chain, perhaps not yet executed. */
   get committed(): TreeNode {
-    return this.#committed;
+    return this.#decision?.node ?? this.#executed;
+  }
+
+  /** The last committed block executed whole; the state is as of its end, or part-way past it. */
+  get executed(): TreeNode {
+    return this.#executed;
+  }
+
+  /** True while a decided chain is executed part-way: `advance` continues it. */
+  get paused(): boolean {
+    return this.#decision !== undefined;
   }
 
   /** The latest snapshot, served to peers behind the pruned history. */
@@ -78,7 +101,7 @@ export class Executor {
     const cached = this.#state.cached(cmd);
     if (cached !== undefined) {
       const last = this.#lastReply.get(cmd.client);
-      const c = this.#committed.block;
+      const c = this.#executed.block;
       this.#out.reply(last?.timestamp === cmd.timestamp ? last : { client: cmd.client, timestamp: cmd.timestamp, position: c.height, view: c.view, response: cached });
       return;
     }
@@ -90,7 +113,7 @@ export class Executor {
   /** Pending commands not already on the uncommitted chain ending at `parent`, up to a batch. */
   batch(parent: TreeNode): Command[] {
     const onChain = new Set<string>();
-    for (const node of this.#tree.chain(parent, this.#committed.block.height)) for (const cmd of node.block.commands) onChain.add(commandKey(cmd));
+    for (const node of this.#tree.chain(parent, this.committed.block.height)) for (const cmd of node.block.commands) onChain.add(commandKey(cmd));
     const batch: Command[] = [];
     for (const [key, cmd] of this.#pending) {
       if (batch.length >= this.#options.batchSize) break;
@@ -101,39 +124,61 @@ export class Executor {
 
   /** True while there is something to make progress on: a request, or a batch on the chain up to `high` not yet committed. */
   wantsProgress(high: TreeNode | undefined): boolean {
-    return this.#pending.size > 0 || (high !== undefined && high.lastFilled > this.#committed.block.height);
+    return this.#pending.size > 0 || (high !== undefined && high.lastFilled > this.committed.block.height);
   }
 
   /**
    * Commits `decided` and its uncommitted ancestors, lowest first; `certificate` is the QC that
    * decided it (on b'' of its three-chain), reported with every entry it commits: a QC on b''
-   * commits b and, b extending them, all of b's ancestors.
+   * commits b and, b extending them, all of b's ancestors. At most `budget` commands are executed
+   * now, the rest by `advance`; a chain still executing from an earlier decision is finished first.
    * @returns false when `decided` was already committed.
    * @throws {ConsensusError} `DOUBLE_COMMIT` when `decided` is not on the committed chain: two
    * three-chains decided conflicting blocks, which Yin et al.'s safety argument rules out (the
    * quorums behind them share a correct replica, locked on the first) unless more than f replicas
    * are faulty or the core is broken.
    */
-  commit(decided: TreeNode, certificate: QuorumCert | undefined): boolean {
-    if (decided.block.height <= this.#committed.block.height) {
+  commit(decided: TreeNode, certificate: QuorumCert | undefined, budget = Number.POSITIVE_INFINITY): boolean {
+    this.advance(Number.POSITIVE_INFINITY);
+    if (decided.block.height <= this.#executed.block.height) {
       invariant(
-        this.#tree.extends(this.#committed, decided),
-        `block ${decided.key.slice(0, 16)} decided at height ${decided.block.height} is not on the committed chain (committed height ${this.#committed.block.height})`,
+        this.#tree.extends(this.#executed, decided),
+        `block ${decided.key.slice(0, 16)} decided at height ${decided.block.height} is not on the committed chain (committed height ${this.#executed.block.height})`,
         'DOUBLE_COMMIT',
       );
       return false;
     }
-    const chain = this.#tree.chain(decided, this.#committed.block.height).reverse();
+    const chain = this.#tree.chain(decided, this.#executed.block.height);
     invariant(
-      chain.length > 0 && sameBytes(chain[0]!.block.parent, this.#committed.hash),
-      `block ${decided.key.slice(0, 16)} at height ${decided.block.height} does not extend the committed block at height ${this.#committed.block.height}`,
+      chain.length > 0 && sameBytes(chain[chain.length - 1]!.block.parent, this.#executed.hash),
+      `block ${decided.key.slice(0, 16)} at height ${decided.block.height} does not extend the committed block at height ${this.#executed.block.height}`,
       'DOUBLE_COMMIT',
     );
-    for (const node of chain) this.#apply(node, certificate);
-    this.#out.persist(DURABLE.committed, committedRecord(this.#committed, certificate));
-    for (const key of this.#tree.prune(this.#committed)) this.#out.erase(blockKey(key));
-    this.#settle();
+    this.#decision = { node: decided, certificate };
+    // Decided commands no longer wait to be proposed, executed or not.
+    for (const node of chain) for (const cmd of node.block.commands) this.#pending.delete(commandKey(cmd));
+    this.#out.persist(DURABLE.committed, committedRecord(decided, certificate));
+    this.#prune();
+    this.advance(budget);
     return true;
+  }
+
+  /** Executes at most `budget` more commands of the decided chain, lowest block first. */
+  advance(budget: number): void {
+    const decision = this.#decision;
+    if (decision === undefined) return;
+    let left = budget;
+    for (const node of this.#tree.chain(decision.node, this.#executed.block.height).reverse()) {
+      if (left <= 0) return;
+      const running = (this.#running ??= { node, run: new ExecutionRun(this.#state, node.block.commands, node.block.height) });
+      invariant(running.node === node, `block at height ${running.node.block.height} paused part-way, block at height ${node.block.height} executed`);
+      left -= running.run.advance(left);
+      if (!running.run.done) return;
+      this.#running = undefined;
+      this.#report(node, running.run, decision.certificate);
+    }
+    this.#decision = undefined;
+    this.#settle();
   }
 
   /**
@@ -143,49 +188,53 @@ export class Executor {
    * root with blocks to spare rather than the old root with its chain gone.
    */
   install(block: Block, hash: Digest, state: Uint8Array): void {
+    this.advance(Number.POSITIVE_INFINITY);
     this.#state.restore(state);
     const dropped = this.#tree.replaceRoot(block, hash);
-    this.#committed = this.#tree.root;
+    this.#executed = this.#tree.root;
     this.#snapshot = { block, state };
     this.#out.persist(DURABLE.snapshot, this.#snapshot);
-    this.#out.persist(DURABLE.committed, committedRecord(this.#committed, undefined));
+    this.#out.persist(DURABLE.committed, committedRecord(this.#executed, undefined));
     for (const key of dropped) this.#out.erase(blockKey(key));
     this.#out.applied({ kind: 'snapshot', position: block.height, stateHash: this.#state.hash() });
     this.#settle();
   }
 
-  #apply(node: TreeNode, certificate: QuorumCert | undefined): void {
+  /** Reports a block executed whole, answers its clients and snapshots when due. */
+  #report(node: TreeNode, run: ExecutionRun, certificate: QuorumCert | undefined): void {
     const block = node.block;
-    const stateHashBefore = this.#state.hash();
-    const responses: Uint8Array[] = [];
-    for (const cmd of block.commands) {
-      const { response, fresh } = this.#state.execute(cmd, block.height);
-      responses.push(response);
-      this.#pending.delete(commandKey(cmd));
+    block.commands.forEach((cmd, i) => {
+      const { response, fresh } = run.executions[i] as Execution;
       // A repeat or an outdated command changes nothing and is not its client's answer: its
       // client was (or will be, on retry) answered from the table, at the position it executed.
-      if (!fresh) continue;
+      if (!fresh) return;
       const reply: Reply = { client: cmd.client, timestamp: cmd.timestamp, position: block.height, view: block.view, response };
       this.#lastReply.set(cmd.client, reply);
       this.#out.reply(reply);
-    }
+    });
     this.#out.applied({
       kind: 'entry',
       position: block.height,
       view: block.view,
       commands: block.commands,
-      responses,
-      stateHashBefore,
+      responses: run.executions.map((e) => e.response),
+      stateHashBefore: run.stateHashBefore,
       stateHash: this.#state.hash(),
       timestamp: block.timestamp,
       ...(certificate === undefined ? {} : { certificate }),
     });
-    this.#committed = node;
+    this.#executed = node;
     if (block.height % this.#options.snapshotInterval === 0) {
       this.#snapshot = { block, state: this.#state.snapshot() };
       this.#out.persist(DURABLE.snapshot, this.#snapshot);
       this.#tree.reroot(node);
+      this.#prune();
     }
+  }
+
+  /** Drops forks of the decided chain and what is below the root, in the tree and on disk. */
+  #prune(): void {
+    for (const key of this.#tree.prune(this.committed)) this.#out.erase(blockKey(key));
   }
 
   /** Drops the pending requests the committed state has executed (or superseded). */
