@@ -174,7 +174,7 @@ test('an idle cluster stops proposing once the tail is committed', (t) => {
   t.is(sim.committed(0).length, 10);
 });
 
-test('HotStuff: execution in slices changes nothing the simulator can see: same commits, messages and replies', (t) => {
+test('HotStuff: execution in slices changes nothing the simulator can see: same commits, same messages', (t) => {
   const seed = testSeed(t);
   const run = (executionSlice?: number): unknown => {
     const sim = cluster(seed, 4, { batchSize: 16, snapshotInterval: 4, ...(executionSlice === undefined ? {} : { executionSlice }) });

@@ -513,16 +513,48 @@ test('HotStuff: any input other than resume while execution is paused finishes t
   const c = core(3, new Map(), { executionSlice: 1 });
   const cmds = Array.from({ length: 3 }, (_, i) => put(`client-${i}`, 1, `k${i}`));
   const blocks = chainOf(4, (view) => (view === 1 ? cmds : []));
-  for (const b of blocks.slice(0, 3)) deliver(c, proposal(b));
-  deliver(c, proposal(at(blocks, 3)));
+  for (const b of blocks) deliver(c, proposal(b));
   t.true(c.executionPaused, 'QC(b3), carried by b4, decides b1: one of its three commands executed');
   t.is(c.committedBlock.height, 1, 'b1 is committed…');
   t.is(c.status().commitIndex, 0, '…and not yet executed');
-  const ready = deliver(c, signed(1, { type: 'new-view', view: 4, highQC: qcFor(at(blocks, 2)) }));
+  // A client retries the last command of b1, decided but not yet executed.
+  c.step({ kind: 'request', command: cmds[2] as Command }, 0);
+  const ready = c.ready();
   t.false(c.executionPaused);
-  t.deepEqual(ready.applied.map((a) => a.position), [1], 'b1 was executed before the message was handled');
-  t.is(ready.replies.length, 3);
+  t.deepEqual(ready.applied.map((a) => a.position), [1], 'b1 was executed before the request was taken…');
+  t.deepEqual(
+    ready.replies.map((r) => [r.client, r.position]),
+    [['client-0', 1], ['client-1', 1], ['client-2', 1], ['client-2', 1]],
+    '…so the retry is answered from the client table, not kept to be proposed again',
+  );
+  t.is(c.stats().pending, 0);
   for (const executionSlice of [0, 1.5, Number.NaN]) t.is(t.throws(() => core(0, new Map(), { executionSlice }), { instanceOf: ConsensusError })?.code, 'INVALID_CONFIG');
+});
+
+test('HotStuff: a replica catching up on many blocks in one step executes one slice in it, the rest in resumed steps', (t) => {
+  const blocks = chainOf(12, (view) => Array.from({ length: 4 }, (_, i) => put(`client-${view}-${i}`, 1, `k${view}-${i}`)));
+  const top = at(blocks, 11);
+  const run = (tuning: HotStuffOptions): { first: Ready<HotStuffMessage>; later: Ready<HotStuffMessage>[] } => {
+    const c = core(3, new Map(), tuning);
+    const asked = deliver(c, proposal(top));
+    const request = asked.messages.find((m) => m.body.type === 'block-request');
+    t.truthy(request, 'the missing ancestors are asked for');
+    const first = deliver(c, signed(request?.to[0] ?? 0, { type: 'block-response', blocks: blocks.slice(0, 11).reverse() }));
+    const later: Ready<HotStuffMessage>[] = [];
+    while (c.executionPaused) {
+      c.step({ kind: 'resume' }, 0);
+      later.push(c.ready());
+    }
+    t.is(c.status().commitIndex, 9, 'QC(b11) decides b9');
+    return { first, later };
+  };
+  const whole = run({});
+  const sliced = run({ executionSlice: 6 });
+  const commands = (ready: Ready<HotStuffMessage>): number => ready.applied.reduce((sum, a) => sum + (a.kind === 'entry' ? a.commands.length : 0), 0);
+  t.is(commands(whole.first), 36, 'unsliced, nine decisions execute 36 commands in the step that brought the blocks');
+  t.true(commands(sliced.first) <= 6, `sliced, that step executes at most one slice (${commands(sliced.first)} commands reported)`);
+  t.is(sliced.later.length, 5, '36 commands, 6 per step: that one and five resumed');
+  t.deepEqual([sliced.first, ...sliced.later].flatMap((r) => r.applied), whole.first.applied, 'the same entries, each with the QC that decided it');
 });
 
 test('committing a block off the committed chain throws DOUBLE_COMMIT rather than dropping it', (t) => {

@@ -228,7 +228,7 @@ test('a primary with a one-command pipeline keeps proposing as it executes, with
   t.is(sim.status(0).view, 0);
 });
 
-test('execution in slices changes nothing the simulator can see: same commits, messages and replies', (t) => {
+test('execution in slices changes nothing the simulator can see: same commits, same messages', (t) => {
   const seed = testSeed(t);
   const run = (slice?: number): unknown => {
     const sim = new Simulation<PbftMessage>({ protocol: pbft(slice === undefined ? {} : { executionSlice: slice }), n: 4, seed });

@@ -186,7 +186,7 @@ test('property: over random fault schedules, live replicas agree on their commit
   );
 });
 
-test('Raft: execution in slices changes nothing the simulator can see: same commits, messages and replies', (t) => {
+test('Raft: execution in slices changes nothing the simulator can see: same commits, same messages', (t) => {
   const seed = testSeed(t);
   const run = (executionSlice?: number): unknown => {
     const options: RaftOptions = { maxCommandsPerEntry: 16, ...(executionSlice === undefined ? {} : { executionSlice }) };

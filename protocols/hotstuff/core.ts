@@ -50,7 +50,7 @@ export interface HotStuffOptions {
   /**
    * Most commands executed in one step; the core then pauses and the host steps `resume` after a
    * turn of its event loop (core.ts), so that a decided chain of large blocks does not hold the
-   * thread for its whole execution (default: no limit).
+   * thread for its whole execution (default, or `Infinity`: no limit).
    */
   readonly executionSlice?: number;
 }
@@ -211,15 +211,22 @@ export class HotStuffCore implements Core<HotStuffMessage> {
 
   step(input: Input<HotStuffMessage>, now: number): void {
     this.#now = Math.max(this.#now, now);
-    if (input.kind === 'resume') {
-      this.#executor.advance(this.#options.executionSlice);
-      this.#views.syncTimer(this.#wantsProgress());
-      return;
-    }
-    // Any other input while paused: the decided chain is executed first (core.ts), so no rule
+    // Any other input while paused: the decided blocks are executed first (core.ts), so no rule
     // below sees a block half executed.
-    this.#executor.advance(Number.POSITIVE_INFINITY);
+    if (input.kind !== 'resume') this.#executor.advance();
+    this.#executor.budget = this.#options.executionSlice;
+    try {
+      this.#stepWithin(input);
+    } finally {
+      this.#executor.budget = Number.POSITIVE_INFINITY;
+    }
+  }
+
+  #stepWithin(input: Input<HotStuffMessage>): void {
     switch (input.kind) {
+      case 'resume':
+        this.#executor.advance();
+        break;
       case 'request':
         this.#executor.request(input.command);
         break;
@@ -390,7 +397,7 @@ export class HotStuffCore implements Core<HotStuffMessage> {
       this.#out.persist(DURABLE.locked, lock);
     }
     const decided = this.#tree.committedBy(node);
-    if (decided !== undefined && this.#executor.commit(decided, qc, this.#options.executionSlice)) this.#catchUp.forget(this.#views.view);
+    if (decided !== undefined && this.#executor.commit(decided, qc)) this.#catchUp.forget(this.#views.view);
     this.#views.enter(qc.view + 1, 'qc', node.block.proposer);
   }
 

@@ -46,10 +46,19 @@ export class Executor {
   /** Each client's reply to its latest executed command, with the position it executed at. */
   readonly #lastReply = new Map<string, Reply>();
   #executed: TreeNode;
+  /** The state's hash as of the end of `#executed`. */
+  #hash: Digest;
   #snapshot: SnapshotRecord | undefined;
-  #decision: Decision | undefined;
-  /** The block of the decided chain executed part-way, if any. */
+  /** Decisions whose chains are not yet executed to their ends, oldest first. */
+  readonly #decisions: Decision[] = [];
+  /** The block of the decided chains executed part-way, if any. */
   #running: { readonly node: TreeNode; readonly run: ExecutionRun } | undefined;
+  /**
+   * Commands that may still be executed in the current step: the core sets it to its execution
+   * slice when a step begins and back to no limit when it ends, so that construction and calls
+   * outside steps execute everything.
+   */
+  budget = Number.POSITIVE_INFINITY;
 
   /**
    * An executor whose committed block is `tree`'s root; with `snapshot`, the state restored from
@@ -62,15 +71,14 @@ export class Executor {
     this.#options = options;
     this.#executed = tree.root;
     this.#snapshot = snapshot;
-    if (snapshot !== undefined) {
-      this.#state.restore(snapshot.state);
-      out.applied({ kind: 'snapshot', position: snapshot.block.height, stateHash: this.#state.hash() });
-    }
+    if (snapshot !== undefined) this.#state.restore(snapshot.state);
+    this.#hash = this.#state.hash();
+    if (snapshot !== undefined) out.applied({ kind: 'snapshot', position: snapshot.block.height, stateHash: this.#hash });
   }
 
   /** The last committed block: decided by a three-chain, perhaps not yet executed. */
   get committed(): TreeNode {
-    return this.#decision?.node ?? this.#executed;
+    return this.#decisions.at(-1)?.node ?? this.#executed;
   }
 
   /** The last committed block executed whole; the state is as of its end, or part-way past it. */
@@ -78,9 +86,9 @@ export class Executor {
     return this.#executed;
   }
 
-  /** True while a decided chain is executed part-way: `advance` continues it. */
+  /** True while decided blocks wait to be executed: `advance` continues. */
   get paused(): boolean {
-    return this.#decision !== undefined;
+    return this.#decisions.length > 0;
   }
 
   /** The latest snapshot, served to peers behind the pruned history. */
@@ -130,55 +138,55 @@ export class Executor {
   /**
    * Commits `decided` and its uncommitted ancestors, lowest first; `certificate` is the QC that
    * decided it (on b'' of its three-chain), reported with every entry it commits: a QC on b''
-   * commits b and, b extending them, all of b's ancestors. At most `budget` commands are executed
-   * now, the rest by `advance`; a chain still executing from an earlier decision is finished first.
+   * commits b and, b extending them, all of b's ancestors. The decision is persisted at once; its
+   * blocks are executed within the step's `budget`, after those of earlier decisions, and the rest
+   * by `advance`.
    * @returns false when `decided` was already committed.
    * @throws {ConsensusError} `DOUBLE_COMMIT` when `decided` is not on the committed chain: two
    * three-chains decided conflicting blocks, which Yin et al.'s safety argument rules out (the
    * quorums behind them share a correct replica, locked on the first) unless more than f replicas
    * are faulty or the core is broken.
    */
-  commit(decided: TreeNode, certificate: QuorumCert | undefined, budget = Number.POSITIVE_INFINITY): boolean {
-    this.advance(Number.POSITIVE_INFINITY);
-    if (decided.block.height <= this.#executed.block.height) {
+  commit(decided: TreeNode, certificate: QuorumCert | undefined): boolean {
+    const committed = this.committed;
+    if (decided.block.height <= committed.block.height) {
       invariant(
-        this.#tree.extends(this.#executed, decided),
-        `block ${decided.key.slice(0, 16)} decided at height ${decided.block.height} is not on the committed chain (committed height ${this.#executed.block.height})`,
+        this.#tree.extends(committed, decided),
+        `block ${decided.key.slice(0, 16)} decided at height ${decided.block.height} is not on the committed chain (committed height ${committed.block.height})`,
         'DOUBLE_COMMIT',
       );
       return false;
     }
-    const chain = this.#tree.chain(decided, this.#executed.block.height);
+    const chain = this.#tree.chain(decided, committed.block.height);
     invariant(
-      chain.length > 0 && sameBytes(chain[chain.length - 1]!.block.parent, this.#executed.hash),
-      `block ${decided.key.slice(0, 16)} at height ${decided.block.height} does not extend the committed block at height ${this.#executed.block.height}`,
+      chain.length > 0 && sameBytes(chain[chain.length - 1]!.block.parent, committed.hash),
+      `block ${decided.key.slice(0, 16)} at height ${decided.block.height} does not extend the committed block at height ${committed.block.height}`,
       'DOUBLE_COMMIT',
     );
-    this.#decision = { node: decided, certificate };
+    this.#decisions.push({ node: decided, certificate });
     // Decided commands no longer wait to be proposed, executed or not.
     for (const node of chain) for (const cmd of node.block.commands) this.#pending.delete(commandKey(cmd));
     this.#out.persist(DURABLE.committed, committedRecord(decided, certificate));
     this.#prune();
-    this.advance(budget);
+    this.advance();
     return true;
   }
 
-  /** Executes at most `budget` more commands of the decided chain, lowest block first. */
-  advance(budget: number): void {
-    const decision = this.#decision;
-    if (decision === undefined) return;
-    let left = budget;
-    for (const node of this.#tree.chain(decision.node, this.#executed.block.height).reverse()) {
-      if (left <= 0) return;
-      const running = (this.#running ??= { node, run: new ExecutionRun(this.#state, node.block.commands, node.block.height) });
-      invariant(running.node === node, `block at height ${running.node.block.height} paused part-way, block at height ${node.block.height} executed`);
-      left -= running.run.advance(left);
-      if (!running.run.done) return;
-      this.#running = undefined;
-      this.#report(node, running.run, decision.certificate);
+  /** Executes decided blocks, lowest first, until they are done or the step's `budget` is spent. */
+  advance(): void {
+    for (let decision = this.#decisions[0]; decision !== undefined; decision = this.#decisions[0]) {
+      for (const node of this.#tree.chain(decision.node, this.#executed.block.height).reverse()) {
+        if (this.budget <= 0) return;
+        const running = (this.#running ??= { node, run: new ExecutionRun(this.#state, node.block.commands, node.block.height, this.#hash) });
+        invariant(running.node === node, `block at height ${running.node.block.height} paused part-way, block at height ${node.block.height} executed`);
+        this.budget -= running.run.advance(this.budget);
+        if (!running.run.done) return;
+        this.#running = undefined;
+        this.#report(node, running.run, decision.certificate);
+      }
+      this.#decisions.shift();
+      if (this.#decisions.length === 0) this.#settle();
     }
-    this.#decision = undefined;
-    this.#settle();
   }
 
   /**
@@ -188,15 +196,19 @@ export class Executor {
    * root with blocks to spare rather than the old root with its chain gone.
    */
   install(block: Block, hash: Digest, state: Uint8Array): void {
-    this.advance(Number.POSITIVE_INFINITY);
+    const budget = this.budget;
+    this.budget = Number.POSITIVE_INFINITY;
+    this.advance();
+    this.budget = budget;
     this.#state.restore(state);
+    this.#hash = this.#state.hash();
     const dropped = this.#tree.replaceRoot(block, hash);
     this.#executed = this.#tree.root;
     this.#snapshot = { block, state };
     this.#out.persist(DURABLE.snapshot, this.#snapshot);
     this.#out.persist(DURABLE.committed, committedRecord(this.#executed, undefined));
     for (const key of dropped) this.#out.erase(blockKey(key));
-    this.#out.applied({ kind: 'snapshot', position: block.height, stateHash: this.#state.hash() });
+    this.#out.applied({ kind: 'snapshot', position: block.height, stateHash: this.#hash });
     this.#settle();
   }
 
@@ -219,7 +231,7 @@ export class Executor {
       commands: block.commands,
       responses: run.executions.map((e) => e.response),
       stateHashBefore: run.stateHashBefore,
-      stateHash: this.#state.hash(),
+      stateHash: (this.#hash = this.#state.hash()),
       timestamp: block.timestamp,
       ...(certificate === undefined ? {} : { certificate }),
     });

@@ -61,7 +61,7 @@ export interface PbftOptions {
   /**
    * Most commands executed in one step of the normal case; the core then pauses until the host
    * steps `resume` (core.ts), so that a large batch executes over several turns of the host's
-   * event loop (default: no limit).
+   * event loop (default, or `Infinity`: no limit).
    */
   readonly executionSlice?: number;
 }
@@ -160,7 +160,7 @@ export class PbftCore implements Core<PbftMessage> {
       requestTimeoutMs: this.#timeoutMs,
       maxClockSkewMs: this.#skewMs,
       maxPending: this.#maxPending,
-      ...(tuning.executionSlice === undefined ? {} : { executionSlice: tuning.executionSlice }),
+      ...(tuning.executionSlice === undefined || tuning.executionSlice === Number.POSITIVE_INFINITY ? {} : { executionSlice: tuning.executionSlice }),
     };
     for (const [name, v] of Object.entries(positive)) {
       if (!Number.isSafeInteger(v) || v < 1) throw new ConsensusError('INVALID_CONFIG', `pbft ${name} must be a positive integer, got ${v}`);

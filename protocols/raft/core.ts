@@ -48,11 +48,22 @@ export class RaftCore implements Core<RaftMessage> {
   step(input: Input<RaftMessage>, now: number): void {
     const s = this.#s;
     s.clock = Math.max(s.clock, now);
-    if (input.kind === 'resume') return execute(s, s.options.executionSlice);
     // Any other input while paused: the committed entries are executed first (core.ts), so no rule
     // below sees an entry half executed or a read waiting on what is already committed.
-    if (this.executionPaused) execute(s, Number.POSITIVE_INFINITY);
+    if (input.kind !== 'resume' && this.executionPaused) execute(s);
+    s.executionBudget = s.options.executionSlice;
+    try {
+      this.#stepWithin(input);
+    } finally {
+      s.executionBudget = Number.POSITIVE_INFINITY;
+    }
+  }
+
+  #stepWithin(input: Input<RaftMessage>): void {
+    const s = this.#s;
     switch (input.kind) {
+      case 'resume':
+        return execute(s);
       case 'message':
         return this.#receive(input.message.from, input.message.body);
       case 'request':

@@ -53,7 +53,7 @@ export class LeaderState {
   #waiting: Held[] = [];
   #waitingFrom = 0;
   #waitingBytes = 0;
-  /** Bytes (`entryBytes`) of the entries after the commit index, against `maxUncommittedBytes`. */
+  /** Bytes (`entryBytes`) of the entries not yet executed, against `maxUncommittedBytes`. */
   uncommittedBytes = 0;
   /** A server catching up before it is added, if any. */
   catchUp: CatchUp | undefined;

@@ -71,7 +71,7 @@ export interface RaftOptions {
   /**
    * Most commands executed in one step; the core then pauses and the host steps `resume` after a
    * turn of its event loop (core.ts), so that an entry of many commands, or many entries committed
-   * at once, do not hold the thread for their whole execution (default: no limit).
+   * at once, do not hold the thread for their whole execution (default, or `Infinity`: no limit).
    */
   readonly executionSlice?: number;
 }
@@ -144,6 +144,6 @@ export function resolveRaftOptions(options: RaftOptions, config: ConsensusConfig
     maxPendingReads: positive('maxPendingReads', options.maxPendingReads ?? 10_000, true),
     initialMembers,
     catchUpRounds: positive('catchUpRounds', options.catchUpRounds ?? 10, true),
-    executionSlice: options.executionSlice === undefined ? Number.POSITIVE_INFINITY : positive('executionSlice', options.executionSlice, true),
+    executionSlice: options.executionSlice === undefined || options.executionSlice === Number.POSITIVE_INFINITY ? Number.POSITIVE_INFINITY : positive('executionSlice', options.executionSlice, true),
   };
 }

@@ -238,7 +238,7 @@ function commitTo(s: RaftServer, index: number): void {
   invariant(index > s.commitIndex && index <= s.log.lastIndex, `commit index moves from ${s.commitIndex} to ${index} with log end ${s.log.lastIndex}`);
   const campaigned = s.mayCampaign();
   s.commitIndex = index;
-  execute(s, s.options.executionSlice);
+  execute(s);
   const lead = s.lead;
   if (lead === undefined) {
     if (campaigned !== s.mayCampaign()) s.armElection();
@@ -268,19 +268,18 @@ export function startReads(s: RaftServer, lead: LeaderState, ids: readonly strin
 }
 
 /**
- * §5.3's "apply log[lastApplied] to state machine" for every committed entry, at most `budget`
- * commands of them: a core that executes in slices (core.ts, `resume`) leaves the rest, even half
- * an entry, for the next stretch. A snapshot is taken only between entries; a read is released only
- * once the state reached its index.
+ * §5.3's "apply log[lastApplied] to state machine" for every committed entry, within the step's
+ * `executionBudget`: a core that executes in slices (core.ts, `resume`) leaves the rest, even half
+ * an entry, for the next step. Snapshots are taken, and reads released once the state reached
+ * their index, only between entries.
  */
-export function execute(s: RaftServer, budget: number): void {
+export function execute(s: RaftServer): void {
   const lead = s.lead;
-  let left = budget;
-  while (s.executor.lastApplied < s.commitIndex && left > 0) {
+  while (s.executor.lastApplied < s.commitIndex && s.executionBudget > 0) {
     const next = s.executor.lastApplied + 1;
     const entry = s.log.entry(next);
-    left -= s.executor.apply(next, entry, next > s.inheritedTo, left);
-    if (s.executor.midEntry) break;
+    s.executionBudget -= s.executor.apply(next, entry, next > s.inheritedTo, s.executionBudget);
+    if (s.executor.midEntry) return;
     if (lead === undefined) continue;
     lead.uncommittedBytes -= entryBytes(entry);
     if (entry.type === 'commands') for (const command of entry.commands) lead.settled(command);

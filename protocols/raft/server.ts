@@ -62,6 +62,12 @@ export class RaftServer {
   commitIndex: number;
   /** The latest time seen (ms), which stamps new entries. */
   clock: number;
+  /**
+   * Commands that may still be executed in the current step: the core sets it to
+   * `executionSlice` when a step begins and back to no limit when it ends, so that calls outside
+   * steps (a membership change) execute everything they commit.
+   */
+  executionBudget = Number.POSITIVE_INFINITY;
   /** The latest snapshot, stored and sent to followers whose next entries were compacted. */
   snapshot: SnapshotRecord | undefined;
   /** The configuration the log's entries start from: the snapshot's, or the initial one. */

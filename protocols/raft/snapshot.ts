@@ -18,7 +18,7 @@ import type { RaftServer } from './server.js';
  */
 export function compactIfDue(s: RaftServer): void {
   const index = s.executor.lastApplied;
-  if (s.executor.midEntry || index - (s.snapshot?.index ?? 0) < s.options.snapshotInterval) return;
+  if (index - (s.snapshot?.index ?? 0) < s.options.snapshotInterval) return;
   const term = s.log.termAt(index) as number;
   const { current } = configurationsAt(s.log, s.base, index);
   const snapshot: SnapshotRecord = { index, term, members: current.members, timestamp: s.log.entry(index).timestamp, data: s.executor.snapshot() };
