@@ -6,9 +6,12 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
-import { command, hex, isByzantineTolerant, KvStateMachine, maxFaults, type AppliedEntry, type ConsensusAlgorithm } from '../protocols/consensus/index.js';
+import { command, hex, isByzantineTolerant, KvStateMachine, maxFaults, type AppliedEntry, type ConsensusAlgorithm, type ProtocolDefinition } from '../protocols/consensus/index.js';
+import { hotstuff } from '../protocols/hotstuff/index.js';
+import { pbft } from '../protocols/pbft/index.js';
+import { raft } from '../protocols/raft/index.js';
 import { SafetyChecker } from '../protocols/sim/checker.js';
-import { BYZANTINE_MODES, CONSENSUS_ALGORITHMS, Simulation, SafetyViolation, type ByzantineMode, type Submission } from '../protocols/sim/index.js';
+import { BYZANTINE_MODES, CONSENSUS_ALGORITHMS, Simulation, SafetyViolation, sweep, type ByzantineMode, type Submission } from '../protocols/sim/index.js';
 import { testSeed } from './helpers/seed.js';
 
 const N = 4;
@@ -42,11 +45,39 @@ test('bad simulator configuration is a typed error', (t) => {
     ['an inverted delay range', () => new Simulation({ protocol: 'raft', n: 3, seed: 1, network: { delayMs: [5, 1] } })],
     ['regions for the wrong number of nodes', () => new Simulation({ protocol: 'raft', n: 3, seed: 1, network: { regions: { of: [0, 1], intraMs: [1, 2], interMs: [5, 9] } } })],
     ['no clients', () => new Simulation({ protocol: 'raft', n: 3, seed: 1, clients: 0 })],
+    ['a negative turn before resuming', () => new Simulation({ protocol: 'raft', n: 3, seed: 1, resumeAfterMs: -1 })],
     ['a Byzantine Raft server', () => new Simulation({ protocol: 'raft', n: 3, seed: 1 }).byzantine(0, 'silent')],
     ['a replica that does not exist', () => new Simulation({ protocol: 'raft', n: 3, seed: 1 }).crash(3)],
     ['a partition naming a stranger', () => new Simulation({ protocol: 'raft', n: 3, seed: 1 }).partition([[0, 7]])],
   ];
   for (const [what, make] of bad) t.is((t.throws(make, undefined, what) as { code?: string } | undefined)?.code, 'INVALID_CONFIG', what);
+});
+
+test('execution in slices, with inputs reaching paused cores between resumes, keeps every protocol safe and live under faults', (t) => {
+  const seed = testSeed(t);
+  const definitions = { pbft: pbft({ executionSlice: 1 }), hotstuff: hotstuff({ executionSlice: 1 }), raft: raft({ executionSlice: 1 }) };
+  for (const protocol of CONSENSUS_ALGORITHMS) {
+    const base = definitions[protocol] as ProtocolDefinition<{ readonly type: string }>;
+    let whilePaused = 0;
+    const definition: ProtocolDefinition<{ readonly type: string }> = {
+      ...base,
+      create: (options) => {
+        const core = base.create(options);
+        const step = core.step.bind(core);
+        core.step = (input, now) => {
+          if (input.kind !== 'resume' && core.executionPaused === true) whilePaused++;
+          step(input, now);
+        };
+        return core;
+      },
+    };
+    const faults = isByzantineTolerant(protocol) ? (['crash', 'partition', 'byzantine', 'network', 'delay'] as const) : (['crash', 'partition', 'network', 'delay'] as const);
+    const summary = sweep({ protocol, definition, n: protocol === 'raft' ? 5 : 4, seeds: 10, seedStart: seed, faults, resumeAfterMs: 2 });
+    t.is(summary.violations, 0, `${protocol}: ${JSON.stringify(summary.first_violation)}`);
+    t.is(summary.liveness_failures, 0, `${protocol}: first liveness failure at seed ${summary.first_liveness_failure}`);
+    t.is(summary.commits, summary.seeds * 30, protocol);
+    t.true(whilePaused > 0, `${protocol}: ${whilePaused} inputs reached a paused core`);
+  }
 });
 
 test('a link can lose everything while the rest of the network works', (t) => {

@@ -46,6 +46,12 @@ export interface SimulationOptions<M extends Message> {
   readonly clients?: number;
   /** How long a client waits before sending its request to every replica again (default 500 ms). */
   readonly clientRetryMs?: number;
+  /**
+   * Virtual ms after a step that left a core paused part-way through execution before it is
+   * stepped `resume` (core.ts), as a host resumes after a turn of its event loop; inputs due in
+   * between reach the paused core. Absent, a paused core is resumed at once, within the step.
+   */
+  readonly resumeAfterMs?: number;
 }
 
 /** A client command in flight or answered. */
@@ -90,7 +96,8 @@ type SimEvent<M> =
   | { readonly kind: 'request'; readonly to: NodeId; readonly command: Command }
   | { readonly kind: 'reply'; readonly from: NodeId; readonly reply: Reply }
   | { readonly kind: 'retry'; readonly submission: SubmissionState }
-  | { readonly kind: 'action'; readonly run: () => void };
+  | { readonly kind: 'action'; readonly run: () => void }
+  | { readonly kind: 'resume'; readonly node: NodeId; readonly core: Core<M> };
 
 interface SubmissionState extends Submission {
   command: Command;
@@ -159,6 +166,7 @@ export class Simulation<M extends Message = Message> {
   readonly #clientQueues: SubmissionState[][];
   readonly #clientTimestamps: number[];
   readonly #retryMs: number;
+  readonly #resumeAfterMs: number | undefined;
   #nextClient = 0;
   #timerGenerations = 0;
   #now = 0;
@@ -193,6 +201,10 @@ export class Simulation<M extends Message = Message> {
     this.#clientQueues = Array.from({ length: clients }, () => []);
     this.#clientTimestamps = new Array<number>(clients).fill(0);
     this.#retryMs = options.clientRetryMs ?? 500;
+    if (options.resumeAfterMs !== undefined && !(Number.isFinite(options.resumeAfterMs) && options.resumeAfterMs >= 0)) {
+      throw new ConsensusError('INVALID_CONFIG', `resumeAfterMs must be a finite number ≥ 0, got ${options.resumeAfterMs}`);
+    }
+    this.#resumeAfterMs = options.resumeAfterMs;
     this.#checker = new SafetyChecker((detail) => {
       throw new SafetyViolation(this.seed, this.#steps, detail, [...this.#trace]);
     });
@@ -462,7 +474,7 @@ export class Simulation<M extends Message = Message> {
     if (next === undefined) return;
     this.#now = Math.max(this.#now, next.at);
     const event = next.event;
-    if ((event.kind === 'deliver' || event.kind === 'request' || event.kind === 'timer') && this.#busyUntil(event) > this.#now) {
+    if ((event.kind === 'deliver' || event.kind === 'request' || event.kind === 'timer' || event.kind === 'resume') && this.#busyUntil(event) > this.#now) {
       this.#queue.push(this.#busyUntil(event), event);
       return;
     }
@@ -489,11 +501,17 @@ export class Simulation<M extends Message = Message> {
         return;
       case 'action':
         return event.run();
+      case 'resume': {
+        const replica = this.#replicas[event.node] as Replica<M>;
+        // A crash or a restart since, or an input that finished the execution, leaves nothing to resume.
+        if (replica.core !== event.core || event.core.executionPaused !== true) return;
+        return this.#input(replica, { kind: 'resume' }, 0);
+      }
     }
   }
 
-  #busyUntil(event: { readonly kind: 'deliver' | 'request'; readonly to: NodeId } | { readonly kind: 'timer'; readonly node: NodeId }): number {
-    return (this.#replicas[event.kind === 'timer' ? event.node : event.to] as Replica<M>).busyUntil;
+  #busyUntil(event: { readonly kind: 'deliver' | 'request'; readonly to: NodeId } | { readonly kind: 'timer' | 'resume'; readonly node: NodeId }): number {
+    return (this.#replicas['node' in event ? event.node : event.to] as Replica<M>).busyUntil;
   }
 
   /** Decodes, validates and verifies a packet once; every signature, nested ones included. */
@@ -545,9 +563,10 @@ export class Simulation<M extends Message = Message> {
     const core = replica.core as Core<M>;
     try {
       core.step(input, this.#now);
-      // A core that paused executing a batch is resumed at once: the simulator has no event loop
-      // to give a turn to, and runs the batch as if unsliced (core.ts).
-      while (core.executionPaused === true) core.step({ kind: 'resume' }, this.#now);
+      // A core that paused executing a batch is resumed at once, as if unsliced (core.ts), unless
+      // the run gives it a turn of an event loop (`resumeAfterMs`).
+      if (this.#resumeAfterMs === undefined) while (core.executionPaused === true) core.step({ kind: 'resume' }, this.#now);
+      else if (core.executionPaused === true) this.#queue.push(this.#now + this.#resumeAfterMs, { kind: 'resume', node: replica.id, core });
     } catch (error) {
       if (!(error instanceof ConsensusError)) throw error;
       // A Byzantine replica's own state is no one's concern but its own: it just stops.

@@ -38,6 +38,8 @@ export interface SweepOptions<M extends Message = Message> {
   readonly network?: NetworkOptions;
   /** Signature costs charged to replicas' CPUs (default `free`). */
   readonly crypto?: CryptoCostPreset | CryptoCost;
+  /** The simulation's `resumeAfterMs`: a turn between a paused core's steps, when its definition executes in slices. */
+  readonly resumeAfterMs?: number;
   /** Stop at the first violation (default true). */
   readonly stopOnViolation?: boolean;
   /** Called after each seed (progress). */
@@ -89,6 +91,7 @@ export function runSeed<M extends Message>(options: SweepOptions<M>, seed: numbe
     seed,
     ...(options.network === undefined ? {} : { network: options.network }),
     ...(options.crypto === undefined ? {} : { crypto: options.crypto }),
+    ...(options.resumeAfterMs === undefined ? {} : { resumeAfterMs: options.resumeAfterMs }),
   });
   const rng = sim.random;
   const chaosMs = options.chaosMs ?? 3000;
