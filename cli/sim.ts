@@ -5,15 +5,19 @@
  */
 import { parseArgs } from 'node:util';
 import { CONSENSUS_ALGORITHMS, type ConsensusAlgorithm } from '../protocols/consensus/config.js';
+import { protocolDefinition } from '../protocols/sim/protocols.js';
 import { FAULT_KINDS, sweep, type FaultKind, type SeedResult } from '../protocols/sim/sweep.js';
 
 export const SIM_USAGE = `usage: knhk sim [--protocol pbft|hotstuff|raft] [--n N] [--seeds S] [--seed-start S0]
-                [--faults crash,partition,byzantine,network,delay] [--commands C] [--json]
+                [--faults crash,partition,byzantine,network,delay] [--commands C]
+                [--execution-slice K] [--json]
 
 Runs S seeds of the deterministic simulator. Each seed injects random faults of the given kinds
 for 3 s of virtual time while clients submit C commands, then heals the network and requires
 every command to commit. A safety violation prints the seed that replays it. Raft tolerates
-crashes only: --faults byzantine is ignored for it.`;
+crashes only: --faults byzantine is ignored for it. With --execution-slice, replicas execute K
+commands per step, as worker-backed replicas do, and resume after 1 ms of virtual time, so that
+messages and timers reach them part-way through a batch.`;
 
 /** Thrown for arguments the command cannot run with (exit status 2). */
 export class UsageError extends Error {}
@@ -36,6 +40,7 @@ export function runSim(argv: readonly string[]): number {
       'seed-start': { type: 'string' },
       faults: { type: 'string', default: 'crash,partition,byzantine' },
       commands: { type: 'string' },
+      'execution-slice': { type: 'string' },
       json: { type: 'boolean', default: false },
     },
     strict: true,
@@ -55,8 +60,10 @@ export function runSim(argv: readonly string[]): number {
     }
     if (progress) process.stderr.write(`\r${protocol} n=${n}: seed ${r.seed} (${failures} failing)   `);
   };
+  const slice = values['execution-slice'] === undefined ? undefined : positive('execution-slice', values['execution-slice'], 1);
   const summary = sweep({
     protocol,
+    ...(slice === undefined ? {} : { definition: protocolDefinition(protocol, { executionSlice: slice }), resumeAfterMs: 1 }),
     n,
     seeds,
     seedStart: positive('seed-start', values['seed-start'], 1),

@@ -24,7 +24,9 @@ test('knhk sim prints a human summary and refuses bad arguments with status 2', 
   const { stdout } = await run(process.execPath, [knhk, 'sim', '--seeds', '2', '--faults', 'crash'], { timeout: 120_000 });
   t.regex(stdout, /seeds run\s+2/);
   t.regex(stdout, /violations\s+0/);
-  for (const args of [['--protocol', 'paxos'], ['--faults', 'meteor'], ['--seeds', '0'], ['--bogus']]) {
+  const sliced = await run(process.execPath, [knhk, 'sim', '--protocol', 'hotstuff', '--seeds', '2', '--execution-slice', '1', '--json'], { timeout: 120_000 });
+  t.like(JSON.parse(sliced.stdout) as Record<string, unknown>, { protocol: 'hotstuff', seeds: 2, commits: 60, violations: 0, liveness_failures: 0 }, 'replicas executing a command per step');
+  for (const args of [['--protocol', 'paxos'], ['--faults', 'meteor'], ['--seeds', '0'], ['--execution-slice', '0'], ['--bogus']]) {
     const error = (await t.throwsAsync(run(process.execPath, [knhk, 'sim', ...args]))) as unknown as { code: number; stderr: string };
     t.is(error.code, 2, args.join(' '));
     t.regex(error.stderr, /usage: knhk sim/);

@@ -11,7 +11,7 @@ export { BYZANTINE_MODES, type ByzantineMode } from './byzantine.js';
 export { CLIENT, regionTopology, type LinkOptions, type NetworkOptions, type Range, type RegionTopology } from './network.js';
 export { CRYPTO_COSTS, type CryptoCost, type CryptoCostPreset } from './cost.js';
 export { Prng } from './prng.js';
-export { protocolDefinition, type Message } from './protocols.js';
+export { protocolDefinition, type CommonTuning, type Message } from './protocols.js';
 export { FAULT_KINDS, runSeed, sweep, type FaultKind, type SeedResult, type SweepOptions, type SweepSummary } from './sweep.js';
 export * from '../consensus/index.js';
 export { pbft, PbftCore, type PbftOptions, type PbftMessage } from '../pbft/index.js';

@@ -13,14 +13,20 @@ export interface Message {
   readonly type: string;
 }
 
-const factories: Record<ConsensusAlgorithm, () => ProtocolDefinition<Message>> = {
-  pbft: pbft as () => ProtocolDefinition<Message>,
-  hotstuff: hotstuff as () => ProtocolDefinition<Message>,
-  raft: raft as () => ProtocolDefinition<Message>,
+/** Tuning every protocol takes, under the same name. */
+export interface CommonTuning {
+  /** Commands executed per step before the core pauses (core.ts, `resume`); default no limit. */
+  readonly executionSlice?: number;
+}
+
+const factories: Record<ConsensusAlgorithm, (tuning: CommonTuning) => ProtocolDefinition<Message>> = {
+  pbft: (tuning) => pbft(tuning) as ProtocolDefinition<Message>,
+  hotstuff: (tuning) => hotstuff(tuning) as ProtocolDefinition<Message>,
+  raft: (tuning) => raft(tuning) as ProtocolDefinition<Message>,
 };
 
-/** The default definition of a protocol. */
-export function protocolDefinition(algorithm: ConsensusAlgorithm): ProtocolDefinition<Message> {
+/** A protocol's definition with its defaults, or with `tuning`. */
+export function protocolDefinition(algorithm: ConsensusAlgorithm, tuning: CommonTuning = {}): ProtocolDefinition<Message> {
   if (!Object.hasOwn(factories, algorithm)) throw new ConsensusError('INVALID_CONFIG', `unknown consensus algorithm ${JSON.stringify(algorithm)}`);
-  return factories[algorithm]();
+  return factories[algorithm](tuning);
 }
