@@ -73,7 +73,7 @@ export class KvStateMachine implements ConsensusState {
   }
 
   snapshot(): Uint8Array {
-    return encode([...this.#map.entries()]);
+    return encode(this.#map.entries());
   }
 
   restore(snapshot: Uint8Array): void {

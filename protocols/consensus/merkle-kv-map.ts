@@ -115,11 +115,16 @@ export class MerkleKvMap {
    * alike whatever order they were written in, and only a slot's few keys are ever sorted, so a
    * snapshot in this order costs no sort of the whole state.
    */
-  *entries(): IterableIterator<[string, string]> {
+  entries(): [string, string][] {
+    const all = new Array<[string, string]>(this.size);
+    let at = 0;
     for (let slot = 0; slot < SLOTS; slot++) {
       if (this.#counts[SLOTS + slot] === 0) continue;
-      yield* [...(this.#slots.get(slot) as Map<string, string>)].sort(byKey);
+      const entries = [...(this.#slots.get(slot) as Map<string, string>)];
+      if (entries.length > 1) entries.sort(byKey);
+      for (const entry of entries) all[at++] = entry;
     }
+    return all;
   }
 
   /**
