@@ -16,8 +16,9 @@ Runs S seeds of the deterministic simulator. Each seed injects random faults of 
 for 3 s of virtual time while clients submit C commands, then heals the network and requires
 every command to commit. A safety violation prints the seed that replays it. Raft tolerates
 crashes only: --faults byzantine is ignored for it. With --execution-slice, replicas execute K
-commands per step, as worker-backed replicas do, and resume after 1 ms of virtual time, so that
-messages and timers reach them part-way through a batch.`;
+commands per step (worker-backed replicas execute 128) and resume after 1 ms of virtual time, and
+messages and timers due meanwhile reach them part-way through a batch: a stress of the rule that
+a core finishes executing before it takes another input.`;
 
 /** Thrown for arguments the command cannot run with (exit status 2). */
 export class UsageError extends Error {}
@@ -82,6 +83,7 @@ export function runSim(argv: readonly string[]): number {
         `protocol        ${summary.protocol} (n = ${summary.n}, faults: ${summary.faults.join(', ') || 'none'})`,
         `seeds run       ${summary.seeds}`,
         `commits         ${summary.commits}`,
+        `resumes         ${summary.resumes}`,
         `violations      ${summary.violations}`,
         `liveness fails  ${summary.liveness_failures}`,
         `slowest seed    ${slowest}`,

@@ -557,6 +557,23 @@ test('HotStuff: a replica catching up on many blocks in one step executes one sl
   t.deepEqual([sliced.first, ...sliced.later].flatMap((r) => r.applied), whole.first.applied, 'the same entries, each with the QC that decided it');
 });
 
+test('HotStuff: a leader proposing while its decided chain still executes does not propose the decided commands again', (t) => {
+  const c = core(0, new Map(), { executionSlice: 1 });
+  const cmds = [put('client-0', 1, 'a'), put('client-1', 1, 'b'), put('client-2', 1, 'c')];
+  for (const command of cmds) c.step({ kind: 'request', command }, 0);
+  c.ready();
+  const b1 = child(GENESIS, 1, cmds);
+  const b2 = child(b1, 2);
+  const b3 = child(b2, 3);
+  for (const b of [b1, b2, b3]) deliver(c, proposal(b));
+  // Node 0 leads view 4: the third vote on b3 forms the QC that decides b1, and node 0 proposes in that step.
+  let ready: Ready<HotStuffMessage> | undefined;
+  for (const from of [1, 2, 3]) ready = deliver(c, signed(from, voteBody(3, blockHash(b3))));
+  t.true(c.executionPaused, 'one of the three commands of b1 executed');
+  const proposed = (ready?.messages ?? []).flatMap((m) => (m.body.type === 'proposal' ? m.body.block.commands : []));
+  t.deepEqual(proposed, [], 'decided commands no longer wait to be proposed, though not yet executed');
+});
+
 test('committing a block off the committed chain throws DOUBLE_COMMIT rather than dropping it', (t) => {
   const tree = new BlockTree(GENESIS, blockHash(GENESIS));
   const executor = new Executor(new KvStateMachine(), tree, new Outputs<HotStuffMessage>(), { batchSize: 8, snapshotInterval: 64, maxPending: 8 }, undefined);

@@ -188,15 +188,21 @@ test('property: over random fault schedules, live replicas agree on their commit
 
 test('Raft: execution in slices changes nothing the simulator can see: same commits, same messages', (t) => {
   const seed = testSeed(t);
-  const run = (executionSlice?: number): unknown => {
+  const run = (executionSlice?: number) => {
     const options: RaftOptions = { maxCommandsPerEntry: 16, ...(executionSlice === undefined ? {} : { executionSlice }) };
     const sim = new Simulation<RaftMessage>({ protocol: raft(options), n: 3, seed, clients: 40 });
     for (let i = 0; i < 120; i++) sim.submit();
     t.true(sim.runUntilCommitted({ maxMs: 60_000 }));
-    return { committed: [0, 1, 2].map((i) => sim.committed(i).map((c) => `${c.client}/${c.timestamp}`)), stats: sim.stats() };
+    const { resumes, ...stats } = sim.stats();
+    return { committed: [0, 1, 2].map((i) => sim.committed(i).map((c) => `${c.client}/${c.timestamp}`)), stats, sliced: resumes > 0 };
   };
-  const whole = run();
-  for (const slice of [1, 5]) t.deepEqual(run(slice), whole, `executionSlice ${slice}`);
+  const { sliced: never, ...whole } = run();
+  t.false(never);
+  for (const slice of [1, 5]) {
+    const { sliced, ...same } = run(slice);
+    t.deepEqual(same, whole, `executionSlice ${slice}`);
+    if (slice === 1) t.true(sliced, 'batches of more than one command paused and were resumed');
+  }
 });
 
 test('membership in the simulator: a learner is added, a member removed, and the cluster keeps committing', (t) => {

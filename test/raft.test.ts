@@ -863,6 +863,28 @@ test('a ReadIndex read is released only once the state reached its index (thesis
   t.deepEqual(released, [{ id: 'read', index: h.cores[0]!.knownCommitIndex }]);
 });
 
+test('a read confirmed by the acknowledgement that commits an entry is released once that entry has executed whole', (t) => {
+  const h = new Harness(3, { executionSlice: 1, maxInflightAppends: 1 });
+  h.elect(0);
+  const leader = h.cores[0]!;
+  h.request(put('a'), [0]);
+  for (const key of ['b', 'c', 'd']) h.request(put(key), [0]);
+  t.true(leader.readIndex('read'));
+  h.flush(0);
+  // Node 1 acknowledges entry 2 ([a]); the heartbeat of the read's round to it is lost.
+  h.deliverOne((m) => m.to === 1 && m.body.type === 'append-entries' && m.body.entries.length === 1);
+  h.deliverOne((m) => m.to === 0);
+  t.truthy(h.take((m) => m.to === 1 && m.body.type === 'append-entries' && m.body.entries.length === 0));
+  // Entry 3 ([b, c, d]) reaches node 1, sent after the read: its acknowledgement commits it and confirms the round.
+  h.deliverOne((m) => m.to === 1 && m.body.type === 'append-entries' && m.body.entries.length === 1);
+  h.deliverOne((m) => m.to === 0 && m.from === 1);
+  t.true(leader.executionPaused, 'entry 3 executes a command per step');
+  t.deepEqual(h.readies[0]!.at(-1)?.reads, [], 'not released while the state holds one command of entry 3');
+  const released: ReadState[] = [];
+  while (leader.executionPaused) released.push(...h.step(0, { kind: 'resume' }).reads);
+  t.deepEqual(released.map((r) => r.id), ['read']);
+});
+
 test('a snapshot in flight is not re-sent on heartbeats or proposals, only after the snapshot timeout', (t) => {
   const h = new Harness(3, { snapshotInterval: 5, maxInflightAppends: 64 });
   h.elect(0);

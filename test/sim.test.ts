@@ -6,7 +6,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
-import { command, hex, isByzantineTolerant, KvStateMachine, maxFaults, type AppliedEntry, type ConsensusAlgorithm, type ProtocolDefinition } from '../protocols/consensus/index.js';
+import { command, hex, isByzantineTolerant, KvStateMachine, maxFaults, type AppliedEntry, type ConsensusAlgorithm, type Core, type ProtocolDefinition } from '../protocols/consensus/index.js';
 import { hotstuff } from '../protocols/hotstuff/index.js';
 import { pbft } from '../protocols/pbft/index.js';
 import { raft } from '../protocols/raft/index.js';
@@ -78,6 +78,34 @@ test('execution in slices, with inputs reaching paused cores between resumes, ke
     t.is(summary.commits, summary.seeds * 30, protocol);
     t.true(whilePaused > 0, `${protocol}: ${whilePaused} inputs reached a paused core`);
   }
+});
+
+test('a resume queued for a core that crashed is dropped, and a restarted core is resumed as its own', (t) => {
+  const seed = testSeed(t);
+  const cores: (Core<{ readonly type: string }> | undefined)[] = [];
+  let resumedUnpaused = 0;
+  const base = hotstuff({ executionSlice: 1 }) as ProtocolDefinition<{ readonly type: string }>;
+  const definition: ProtocolDefinition<{ readonly type: string }> = {
+    ...base,
+    create: (options) => {
+      const core = base.create(options);
+      cores[options.config.nodeId] = core;
+      const step = core.step.bind(core);
+      core.step = (input, now) => {
+        if (input.kind === 'resume' && core.executionPaused !== true) resumedUnpaused++;
+        step(input, now);
+      };
+      return core;
+    },
+  };
+  const sim = new Simulation({ protocol: definition, n: N, seed, clients: 40, resumeAfterMs: 5 });
+  for (let i = 0; i < 200; i++) sim.submit();
+  t.true(sim.runUntil(() => cores[1]?.executionPaused === true, { maxMs: 30_000 }), 'replica 1 paused part-way through a block');
+  sim.crash(1);
+  sim.restart(1);
+  t.true(sim.runUntilCommitted({ maxMs: 120_000 }));
+  t.is(resumedUnpaused, 0, 'no core was stepped resume when it was not paused');
+  t.true(sim.stats().resumes > 0);
 });
 
 test('a link can lose everything while the rest of the network works', (t) => {

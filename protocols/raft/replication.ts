@@ -288,7 +288,11 @@ export function execute(s: RaftServer): void {
   if (lead !== undefined) releaseReads(s, lead);
 }
 
-/** Thesis §6.4 step 4: a read confirmed by a majority is served once the state has reached its index. */
+/**
+ * Thesis §6.4 step 4: a read confirmed by a majority is served once the state has reached its
+ * index, and never while an entry is executed part-way (the host reads the state as it is).
+ */
 function releaseReads(s: RaftServer, lead: LeaderState): void {
+  if (s.executor.midEntry) return;
   for (const read of lead.releasable(s.current.members, s.self, s.executor.lastApplied)) s.out.read(read);
 }

@@ -48,8 +48,9 @@ export interface SimulationOptions<M extends Message> {
   readonly clientRetryMs?: number;
   /**
    * Virtual ms after a step that left a core paused part-way through execution before it is
-   * stepped `resume` (core.ts), as a host resumes after a turn of its event loop; inputs due in
-   * between reach the paused core. Absent, a paused core is resumed at once, within the step.
+   * stepped `resume` (core.ts); inputs due in between reach the paused core, which must execute
+   * the rest before taking them. A stress of that rule: worker-backed hosts hold their inputs until
+   * a paused core has finished. Absent, a paused core is resumed at once, within the step.
    */
   readonly resumeAfterMs?: number;
 }
@@ -76,6 +77,8 @@ export interface SimulatedStatus extends NodeStatus {
 /** Traffic and fault counters of a run. */
 export interface SimulationStats {
   readonly steps: number;
+  /** Steps that resumed a core paused part-way through execution (core.ts), at once or after a turn. */
+  readonly resumes: number;
   readonly virtualMs: number;
   /** Messages sent between replicas (one per recipient, loopback excluded) and their bytes. */
   readonly messages: number;
@@ -140,6 +143,8 @@ interface Replica<M> {
   readonly memory: Uint8Array[];
   readonly reads: ReadState[];
   readonly evidence: Evidence[];
+  /** The core a resume event is queued for (one at a time, so a paused core gets one slice per turn). */
+  resuming: Core<M> | null;
 }
 
 const TRACE_EVENTS = 64;
@@ -167,6 +172,7 @@ export class Simulation<M extends Message = Message> {
   readonly #clientTimestamps: number[];
   readonly #retryMs: number;
   readonly #resumeAfterMs: number | undefined;
+  #resumes = 0;
   #nextClient = 0;
   #timerGenerations = 0;
   #now = 0;
@@ -217,6 +223,7 @@ export class Simulation<M extends Message = Message> {
       byzantine: null,
       restarts: 0,
       lastStatus: { role: 'follower', view: 0, commitIndex: 0, leader: null },
+      resuming: null,
       seen: new Set(),
       memory: [],
       reads: [],
@@ -436,6 +443,7 @@ export class Simulation<M extends Message = Message> {
   stats(): SimulationStats {
     return {
       steps: this.#steps,
+      resumes: this.#resumes,
       virtualMs: this.#now,
       messages: this.#messages,
       bytes: this.#bytes,
@@ -503,6 +511,7 @@ export class Simulation<M extends Message = Message> {
         return event.run();
       case 'resume': {
         const replica = this.#replicas[event.node] as Replica<M>;
+        if (replica.resuming === event.core) replica.resuming = null;
         // A crash or a restart since, or an input that finished the execution, leaves nothing to resume.
         if (replica.core !== event.core || event.core.executionPaused !== true) return;
         return this.#input(replica, { kind: 'resume' }, 0);
@@ -563,10 +572,15 @@ export class Simulation<M extends Message = Message> {
     const core = replica.core as Core<M>;
     try {
       core.step(input, this.#now);
+      if (input.kind === 'resume') this.#resumes++;
       // A core that paused executing a batch is resumed at once, as if unsliced (core.ts), unless
-      // the run gives it a turn of an event loop (`resumeAfterMs`).
-      if (this.#resumeAfterMs === undefined) while (core.executionPaused === true) core.step({ kind: 'resume' }, this.#now);
-      else if (core.executionPaused === true) this.#queue.push(this.#now + this.#resumeAfterMs, { kind: 'resume', node: replica.id, core });
+      // the run gives it a turn (`resumeAfterMs`).
+      if (this.#resumeAfterMs === undefined) {
+        for (; core.executionPaused === true; this.#resumes++) core.step({ kind: 'resume' }, this.#now);
+      } else if (core.executionPaused === true && replica.resuming !== core) {
+        replica.resuming = core;
+        this.#queue.push(this.#now + this.#resumeAfterMs, { kind: 'resume', node: replica.id, core });
+      }
     } catch (error) {
       if (!(error instanceof ConsensusError)) throw error;
       // A Byzantine replica's own state is no one's concern but its own: it just stops.

@@ -58,6 +58,8 @@ export interface SeedResult {
   readonly schedule: readonly string[];
   readonly wallMs: number;
   readonly virtualMs: number;
+  /** Steps that resumed a core paused part-way through execution (0 unless it executes in slices). */
+  readonly resumes: number;
 }
 
 /** What a sweep found; the JSON keys of `knhk sim --json`. */
@@ -67,6 +69,8 @@ export interface SweepSummary {
   readonly faults: readonly FaultKind[];
   readonly seeds: number;
   readonly commits: number;
+  /** Steps that resumed a paused core, over every seed (0 unless replicas execute in slices). */
+  readonly resumes: number;
   readonly violations: number;
   readonly liveness_failures: number;
   readonly slowest_seed: { readonly seed: number; readonly wall_ms: number } | null;
@@ -198,6 +202,7 @@ export function runSeed<M extends Message>(options: SweepOptions<M>, seed: numbe
     schedule,
     wallMs: performance.now() - started,
     virtualMs: sim.now,
+    resumes: sim.stats().resumes,
   };
 }
 
@@ -206,6 +211,7 @@ export function sweep<M extends Message>(options: SweepOptions<M>): SweepSummary
   const started = performance.now();
   const start = options.seedStart ?? 1;
   let commits = 0;
+  let resumes = 0;
   let violations = 0;
   let livenessFailures = 0;
   let seeds = 0;
@@ -216,6 +222,7 @@ export function sweep<M extends Message>(options: SweepOptions<M>): SweepSummary
     const result = runSeed(options, seed);
     seeds++;
     commits += result.commits;
+    resumes += result.resumes;
     if (slowest === null || result.wallMs > slowest.wall_ms) slowest = { seed, wall_ms: Math.round(result.wallMs) };
     if (result.livenessFailure) {
       livenessFailures++;
@@ -234,6 +241,7 @@ export function sweep<M extends Message>(options: SweepOptions<M>): SweepSummary
     faults: options.faults,
     seeds,
     commits,
+    resumes,
     violations,
     liveness_failures: livenessFailures,
     slowest_seed: slowest,
