@@ -13,6 +13,7 @@ import { SafetyViolation } from '../protocols/sim/checker.js';
 import { Prng } from '../protocols/sim/prng.js';
 import { Simulation } from '../protocols/sim/simulation.js';
 import { testSeed } from './helpers/seed.js';
+import { slicesChangeNothing } from './helpers/slices.js';
 
 type Sim = Simulation<HotStuffMessage>;
 
@@ -176,20 +177,11 @@ test('an idle cluster stops proposing once the tail is committed', (t) => {
 
 test('HotStuff: execution in slices changes nothing the simulator can see: same commits, same messages', (t) => {
   const seed = testSeed(t);
-  const run = (executionSlice?: number) => {
+  slicesChangeNothing(t, (executionSlice) => {
     const sim = cluster(seed, 4, { batchSize: 16, snapshotInterval: 4, ...(executionSlice === undefined ? {} : { executionSlice }) });
     submit(sim, 80);
-    t.true(sim.runUntilCommitted({ maxMs: 60_000 }));
-    const { resumes, ...stats } = sim.stats();
-    return { committed: [0, 1, 2, 3].map((i) => sim.committed(i).map((c) => `${c.client}/${c.timestamp}`)), stats, sliced: resumes > 0 };
-  };
-  const { sliced: never, ...whole } = run();
-  t.false(never);
-  for (const slice of [1, 5]) {
-    const { sliced, ...same } = run(slice);
-    t.deepEqual(same, whole, `executionSlice ${slice}`);
-    if (slice === 1) t.true(sliced, 'batches of more than one command paused and were resumed');
-  }
+    return sim;
+  }, [1, 5]);
 });
 
 test('property: random partitions, crashes and a Byzantine replica never break safety and the cluster recovers', (t) => {

@@ -8,6 +8,7 @@ import type { CoreOptions } from '../protocols/consensus/index.js';
 import { pbft, PbftCore, primaryOf, type PbftMessage } from '../protocols/pbft/index.js';
 import { BYZANTINE_MODES, regionTopology, Simulation, sweep, type SimulationOptions, type Submission } from '../protocols/sim/index.js';
 import { testSeed } from './helpers/seed.js';
+import { slicesChangeNothing } from './helpers/slices.js';
 
 type Sim = Simulation<PbftMessage>;
 
@@ -230,18 +231,9 @@ test('a primary with a one-command pipeline keeps proposing as it executes, with
 
 test('execution in slices changes nothing the simulator can see: same commits, same messages', (t) => {
   const seed = testSeed(t);
-  const run = (slice?: number) => {
+  slicesChangeNothing(t, (slice) => {
     const sim = new Simulation<PbftMessage>({ protocol: pbft(slice === undefined ? {} : { executionSlice: slice }), n: 4, seed });
     submitAll(sim, 80);
-    t.true(sim.runUntilCommitted({ maxMs: 60_000 }));
-    const { resumes, ...stats } = sim.stats();
-    return { committed: [0, 1, 2, 3].map((i) => sim.committed(i).map((c) => `${c.client}/${c.timestamp}`)), stats, sliced: resumes > 0 };
-  };
-  const { sliced: never, ...whole } = run();
-  t.false(never);
-  for (const slice of [1, 3]) {
-    const { sliced, ...same } = run(slice);
-    t.deepEqual(same, whole, `executionSlice ${slice}`);
-    if (slice === 1) t.true(sliced, 'batches of more than one command paused and were resumed');
-  }
+    return sim;
+  }, [1, 3]);
 });

@@ -10,6 +10,7 @@ import { RaftCore, raft, type RaftMessage, type RaftOptions } from '../protocols
 import { Prng, SafetyViolation, Simulation } from '../protocols/sim/index.js';
 import { CountingRaft } from './helpers/raft.js';
 import { testSeed } from './helpers/seed.js';
+import { slicesChangeNothing } from './helpers/slices.js';
 
 /** What the helpers below need of a simulation, whichever way its protocol was named. */
 type Cluster = Pick<Simulation, 'n' | 'status' | 'crash' | 'restart' | 'partition' | 'heal' | 'disconnect' | 'connect' | 'at'>;
@@ -188,21 +189,12 @@ test('property: over random fault schedules, live replicas agree on their commit
 
 test('Raft: execution in slices changes nothing the simulator can see: same commits, same messages', (t) => {
   const seed = testSeed(t);
-  const run = (executionSlice?: number) => {
+  slicesChangeNothing(t, (executionSlice) => {
     const options: RaftOptions = { maxCommandsPerEntry: 16, ...(executionSlice === undefined ? {} : { executionSlice }) };
     const sim = new Simulation<RaftMessage>({ protocol: raft(options), n: 3, seed, clients: 40 });
     for (let i = 0; i < 120; i++) sim.submit();
-    t.true(sim.runUntilCommitted({ maxMs: 60_000 }));
-    const { resumes, ...stats } = sim.stats();
-    return { committed: [0, 1, 2].map((i) => sim.committed(i).map((c) => `${c.client}/${c.timestamp}`)), stats, sliced: resumes > 0 };
-  };
-  const { sliced: never, ...whole } = run();
-  t.false(never);
-  for (const slice of [1, 5]) {
-    const { sliced, ...same } = run(slice);
-    t.deepEqual(same, whole, `executionSlice ${slice}`);
-    if (slice === 1) t.true(sliced, 'batches of more than one command paused and were resumed');
-  }
+    return sim;
+  }, [1, 5]);
 });
 
 test('membership in the simulator: a learner is added, a member removed, and the cluster keeps committing', (t) => {
