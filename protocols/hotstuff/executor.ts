@@ -196,10 +196,8 @@ export class Executor {
    * root with blocks to spare rather than the old root with its chain gone.
    */
   install(block: Block, hash: Digest, state: Uint8Array): void {
-    const budget = this.budget;
-    this.budget = Number.POSITIVE_INFINITY;
-    this.advance();
-    this.budget = budget;
+    // A step begins by executing what waits (core.ts), and no decision precedes an install in a step.
+    invariant(!this.paused, `a snapshot installed while decided blocks up to height ${this.committed.block.height} wait to be executed`);
     this.#state.restore(state);
     this.#hash = this.#state.hash();
     const dropped = this.#tree.replaceRoot(block, hash);
