@@ -128,3 +128,22 @@ test('a snapshot carries the configuration: the restored state has the same hash
   const error = t.throws(() => restored.restore(new Uint8Array([0xc1])), { instanceOf: ConsensusError });
   t.is(error?.code, 'CORRUPT_STATE');
 });
+
+test('a frozen configured state carries its rotations: its changes since an older view bring a replica the keys installed in between', (t) => {
+  const { managers, state, genesis } = cluster(4);
+  run(state, put('x'));
+  const older = state.freeze();
+  const replica = new ConfiguredState(new KvStateMachine(), { cluster: 'test', genesis: genesis, schemes: schemes, policy: 'classical' });
+  replica.restore(older.snapshot());
+  const cert = (managers[1] as KeyManager).propose(T0 + 2000);
+  run(state, configure(encodeRotationCertificate(cert)));
+  run(state, put('y'));
+  const newer = state.freeze();
+  run(state, put('z'));
+  t.notDeepEqual(newer.hash, state.hash(), 'the view does not follow the state');
+  replica.applyChanges(newer.changesSince(older) as Uint8Array);
+  t.deepEqual(replica.hash(), newer.hash);
+  t.is(replica.current(1).descriptor.keyId, cert.next.keyId);
+  t.deepEqual(replica.snapshot(), newer.snapshot());
+  t.is(t.throws(() => replica.applyChanges(new Uint8Array([0xc1])), { instanceOf: ConsensusError })?.code, 'CORRUPT_STATE');
+});

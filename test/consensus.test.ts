@@ -122,3 +122,54 @@ test('a state hash depends only on the commands applied, and a snapshot restores
     ),
   );
 });
+
+test('a frozen state keeps its snapshot and digest while commands execute, and its changes since an older view turn that view into it (property)', (t) => {
+  const seed = testSeed(t);
+  t.notThrows(() =>
+    fc.assert(
+      fc.property(fc.array(kvOp, { minLength: 1, maxLength: 80, size: 'max' }), fc.nat(80), (ops, cut) => {
+        const commands = ops.map((op, i) => command(`c${i % 4}`, i + 1, kvPayload(op)));
+        const live = new ReplicatedState(new KvStateMachine());
+        for (const cmd of commands.slice(0, cut)) live.execute(cmd, 1);
+        const older = live.freeze();
+        const olderSnapshot = live.snapshot();
+        for (const cmd of commands.slice(cut)) live.execute(cmd, 1);
+        const newer = live.freeze();
+        if (hex(older.snapshot()) !== hex(olderSnapshot)) return false;
+        if (hex(newer.snapshot()) !== hex(live.snapshot()) || hex(newer.stateHash) !== hex(live.hash())) return false;
+        const replica = new ReplicatedState(new KvStateMachine());
+        replica.restore(olderSnapshot);
+        if (hex(replica.freeze().digest) !== hex(older.digest)) return false;
+        replica.applyChanges(newer.changesSince(older) as Uint8Array);
+        // The client table came along: retries are answered as the live state answers them.
+        return hex(replica.freeze().digest) === hex(newer.digest) && hex(replica.snapshot()) === hex(live.snapshot()) && commands.every((cmd) => replica.executed(cmd) === live.executed(cmd));
+      }),
+      { seed, numRuns: 150 },
+    ),
+  );
+});
+
+test('the digest covers the client table; a snapshot that does not restore to the digest asked for is not adopted, and changes the state does not know are corrupt', (t) => {
+  const state = new ReplicatedState(new KvStateMachine());
+  state.execute(command('alice', 1, kvPayload({ type: 'put', key: 'x', value: '1' })), 1);
+  const donor = new ReplicatedState(new KvStateMachine());
+  donor.execute(command('bob', 1, kvPayload({ type: 'put', key: 'x', value: '1' })), 1);
+  t.is(hex(donor.hash()), hex(state.hash()), 'the same key-value state');
+  t.not(hex(donor.freeze().digest), hex(state.freeze().digest), 'but another client table');
+  const before = { snapshot: hex(state.snapshot()), digest: hex(state.freeze().digest) };
+  for (const [what, bytes] of [
+    ['a snapshot of another state', donor.snapshot()],
+    ['bytes that are no snapshot', new Uint8Array([0xc1, 2, 3])],
+  ] as const) {
+    t.is(state.adopt(bytes, new Uint8Array(32)), undefined, what);
+    t.is(hex(state.snapshot()), before.snapshot, `${what} leaves the state as it was`);
+  }
+  t.is(state.adopt(donor.snapshot(), new Uint8Array(32)), undefined, 'a snapshot is adopted only at its own digest');
+  const adopted = state.adopt(donor.snapshot(), donor.freeze().digest);
+  t.is(hex(adopted?.digest ?? new Uint8Array()), hex(donor.freeze().digest));
+  t.true(state.executed(command('bob', 1, new Uint8Array())));
+  t.is(t.throws(() => state.applyChanges(new Uint8Array([0xc1])), { instanceOf: ConsensusError })?.code, 'CORRUPT_STATE');
+  const plain = new ReplicatedState({ apply: () => new Uint8Array(), hash: () => new Uint8Array(32), snapshot: () => new Uint8Array(), restore: () => undefined });
+  t.is(plain.freeze().changesSince(plain.freeze()), undefined, 'a machine that cannot freeze has no changes, only snapshots');
+  t.is(t.throws(() => plain.applyChanges(encode({ state: new Uint8Array(), clients: [] })), { instanceOf: ConsensusError })?.code, 'CORRUPT_STATE');
+});

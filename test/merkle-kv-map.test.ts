@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { ConsensusError, KvStateMachine } from '../protocols/consensus/index.js';
 import { encode } from '../protocols/consensus/codec.js';
-import { LEAF_KEYS, MerkleKvMap, slotOf } from '../protocols/consensus/merkle-kv-map.js';
+import { LEAF_KEYS, MerkleKvMap, slotOf, type FrozenKvMap, type SlotChange } from '../protocols/consensus/merkle-kv-map.js';
 import { testSeed } from './helpers/seed.js';
 
 const sha256 = (...parts: Uint8Array[]): Uint8Array => {
@@ -193,4 +193,94 @@ test('text a snapshot could not carry is refused, and a snapshot out of canonica
   again.restore(canonical.snapshot());
   t.deepEqual(again.snapshot(), canonical.snapshot(), 'a snapshot restores to the same bytes');
   t.deepEqual(hexOf(again.hash()), hexOf(canonical.hash()));
+});
+
+type ViewOp = Op | { readonly kind: 'freeze' } | { readonly kind: 'restore' };
+
+test('a frozen view keeps its entries and root while the map is written, and the changes between two views turn the older into the newer (property)', (t) => {
+  const seed = testSeed(t);
+  const crowd = sameSlotKeys(LEAF_KEYS + 3);
+  const key = fc.oneof(fc.integer({ min: 0, max: 40 }).map((i) => `k${i}`), fc.integer({ min: 0, max: 3000 }).map((i) => `wide-${i}`), fc.constantFrom(...crowd));
+  const op: fc.Arbitrary<ViewOp> = fc.oneof(
+    { weight: 8, arbitrary: fc.record({ kind: fc.constant('put' as const), key, value: fc.string({ maxLength: 6 }) }) },
+    { weight: 3, arbitrary: fc.record({ kind: fc.constant('delete' as const), key }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('root' as const) }) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('freeze' as const) }) },
+    { weight: 1, arbitrary: fc.constant({ kind: 'restore' as const }) },
+  );
+  t.notThrows(() =>
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 50, maxLength: 400, size: 'max' }), (ops) => {
+        const map = new MerkleKvMap();
+        const model = new Map<string, string>();
+        // Each view with the model at its freeze and how many restores came before it.
+        const views: { view: FrozenKvMap; model: Map<string, string>; restores: number }[] = [];
+        let restores = 0;
+        for (const each of ops) {
+          if (each.kind === 'put') {
+            map.set(each.key, each.value);
+            model.set(each.key, each.value);
+          } else if (each.kind === 'delete') {
+            assert.equal(map.delete(each.key), model.delete(each.key));
+          } else if (each.kind === 'root') {
+            map.root();
+          } else if (each.kind === 'freeze') {
+            views.push({ view: map.freeze(), model: new Map(model), restores });
+          } else {
+            map.restore(map.entries());
+            restores++;
+          }
+        }
+        views.push({ view: map.freeze(), model: new Map(model), restores });
+        for (const { view, model: then } of views) {
+          assert.equal(hexOf(view.root), referenceRoot(then), 'a view hashes as the map did at its freeze');
+          assert.equal(view.size, then.size);
+          assert.deepEqual(new Map(view.entries()), then, 'and lists what the map held then');
+        }
+        for (let i = 0; i < views.length; i++) {
+          for (let j = i; j < views.length; j++) {
+            const older = views[i] as (typeof views)[number];
+            const newer = views[j] as (typeof views)[number];
+            const changes = newer.view.changesSince(older.view);
+            assert.equal(changes === undefined, older.restores !== newer.restores, 'changes are known unless a restore came between');
+            if (i < j) assert.equal(older.view.changesSince(newer.view), undefined, 'nor from a later view to an earlier one');
+            if (changes === undefined) continue;
+            const replica = new MerkleKvMap();
+            replica.restore(older.view.entries());
+            replica.replaceSlots(changes);
+            assert.equal(hexOf(replica.root()), hexOf(newer.view.root), `view ${i} plus the changes to view ${j} hashes as view ${j}`);
+            assert.deepEqual(replica.entries(), newer.view.entries(), 'and lists the same entries in the same order');
+          }
+        }
+      }),
+      { seed, numRuns: 60 },
+    ),
+  );
+});
+
+test('the changes between two views name only the slots written in between, and changes that do not fit the map are corrupt', (t) => {
+  const map = new MerkleKvMap();
+  for (let i = 0; i < 10_000; i++) map.set(`key-${i}`, 'value');
+  const before = map.freeze();
+  for (let i = 0; i < 20; i++) map.set(`key-${i * 37}`, 'changed');
+  map.delete('key-1');
+  const after = map.freeze();
+  const changes = after.changesSince(before) ?? [];
+  const written = new Set([...Array.from({ length: 20 }, (_, i) => slotOf(`key-${i * 37}`)), slotOf('key-1')]);
+  t.deepEqual(changes.map((c) => c.slot), [...written].sort((a, b) => a - b));
+  t.deepEqual(after.changesSince(after), [], 'a view has no changes from itself');
+  t.is(new Map(before.entries()).get('key-37'), 'value', 'the older view still holds what it held');
+  t.is(new Map(before.entries()).get('key-1'), 'value');
+  const corrupt: [string, SlotChange[]][] = [
+    ['slots out of order', [...changes].reverse()],
+    ['a slot out of range', [{ slot: 1 << 16, entries: [] }]],
+    ['a key in the wrong slot', [{ slot: (slotOf('key-5') + 1) % (1 << 16), entries: [['key-5', 'v']] }]],
+    ['a key twice', [{ slot: slotOf('key-5'), entries: [['key-5', 'v'], ['key-5', 'w']] }]],
+    ['an entry that is not a pair', [{ slot: slotOf('key-5'), entries: [['key-5']] }]],
+  ];
+  for (const [what, bad] of corrupt) {
+    const target = new MerkleKvMap();
+    target.restore(before.entries());
+    t.is(t.throws(() => target.replaceSlots(bad), { instanceOf: ConsensusError }, what)?.code, 'CORRUPT_STATE', what);
+  }
 });

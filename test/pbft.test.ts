@@ -513,3 +513,65 @@ test('any input other than resume while execution is paused finishes the batch f
 test('an execution slice that is not a positive integer is refused', (t) => {
   for (const executionSlice of [0, -1, 1.5]) t.is(t.throws(() => new Replica(0, { executionSlice }), { instanceOf: ConsensusError })?.code, 'INVALID_CONFIG');
 });
+
+test('a stable checkpoint stores what changed since the last, the whole state once the changes outgrow it, and a restart rebuilds the state from both', (t) => {
+  const tuning = { checkpointInterval: 2, logWindow: 4 };
+  const r = new Replica(1, tuning);
+  let timestamp = 0;
+  const puts = (count: number, value = 'v'): Command[] => Array.from({ length: count }, () => command('alice', ++timestamp, kvPayload({ type: 'put', key: `key-${timestamp}`, value })));
+  let lastHash = '';
+  /** Commits sequence `s` at replica 1 and makes the checkpoint it takes, if any, stable. */
+  const commitAt = (s: number, batch: Command[]): void => {
+    const pp = prePrepare(0, s, 1000, batch);
+    r.receive(0, pp);
+    for (const from of [2, 3]) r.receive(from, prepare(0, s, pp.digest));
+    const done = [1, 2, 3].map((from) => r.receive(from, commit(0, s, pp.digest)));
+    const entry = done.flatMap((ready) => ready.applied).find((a) => a.kind === 'entry');
+    if (entry?.kind === 'entry') lastHash = hex(entry.stateHash);
+    const own = done.flatMap((ready) => sent(ready, 'checkpoint'))[0];
+    if (own !== undefined) for (const from of [0, 1, 2]) r.receive(from, own);
+  };
+  const changeKeys = (): string[] => [...r.durable.keys()].filter((k) => k.startsWith('state-changes/'));
+  const snapshotRecord = (): { sequence: number; snapshot: Uint8Array } => r.durable.get('snapshot') as { sequence: number; snapshot: Uint8Array };
+
+  commitAt(1, puts(400, 'x'.repeat(40)));
+  commitAt(2, puts(1));
+  t.is(snapshotRecord().sequence, 2, 'the first stable checkpoint stores the whole state');
+  t.deepEqual(changeKeys(), []);
+  for (let s = 3; s <= 8; s++) commitAt(s, puts(2));
+  t.is(snapshotRecord().sequence, 2, 'later ones store their changes only');
+  t.deepEqual(changeKeys(), [4, 6, 8].map((s) => `state-changes/${String(s).padStart(16, '0')}`));
+  const changes = r.durable.get('state-changes/0000000000000008') as { changes: Uint8Array };
+  t.true(changes.changes.length * 10 < snapshotRecord().snapshot.length, `changes of ${changes.changes.length} bytes against a snapshot of ${snapshotRecord().snapshot.length}`);
+  commitAt(9, puts(1));
+  const before = { hash: lastHash, executed: r.core.status().commitIndex };
+  const restarted = r.restart();
+  t.like(restarted.applied[0], { kind: 'snapshot', position: 8 }, 'the state comes back at the last stable checkpoint');
+  t.is(r.core.status().commitIndex, before.executed, 'and the logged sequence after it executes again');
+  const replayed = restarted.applied.at(-1);
+  t.is(replayed?.kind === 'entry' ? hex(replayed.stateHash) : '', before.hash, 'to the same state');
+
+  commitAt(10, puts(500, 'y'.repeat(40)));
+  t.is(snapshotRecord().sequence, 10, 'changes that would outgrow the snapshot are stored as a new snapshot');
+  t.deepEqual(changeKeys(), [], 'and the changes it replaces are erased in the same step');
+  commitAt(11, puts(1));
+  commitAt(12, puts(1));
+  t.deepEqual(changeKeys(), ['state-changes/0000000000000012']);
+  const hashAt12 = lastHash;
+  r.restart();
+  t.is(r.core.status().commitIndex, 12);
+  commitAt(13, puts(1));
+  t.not(lastHash, hashAt12);
+
+  const boot = (durable: Map<string, unknown>): PbftCore => new PbftCore({ config: consensusConfig({ nodeId: 1, n: N, algorithm: 'pbft' }), stateMachine: new KvStateMachine(), durable }, tuning);
+  const tampered = new Map(r.durable);
+  const record = tampered.get('state-changes/0000000000000012') as { sequence: number; stateDigest: Uint8Array; changes: Uint8Array };
+  tampered.set('state-changes/0000000000000012', { ...record, stateDigest: new Uint8Array(32).fill(1) });
+  const cases: [string, Map<string, unknown>][] = [
+    ['changes that restore to another digest than their own', tampered],
+    ['changes without the snapshot before them', new Map([...r.durable].filter(([k]) => k !== 'snapshot'))],
+    ['changes filed under another sequence', new Map([...r.durable, ['state-changes/0000000000000011', record]])],
+    ['a snapshot that restores to another digest than its own', new Map([...r.durable, ['snapshot', { ...snapshotRecord(), stateDigest: new Uint8Array(32) }]])],
+  ];
+  for (const [what, durable] of cases) t.is(t.throws(() => boot(durable), { instanceOf: ConsensusError }, what)?.code, 'CORRUPT_STATE', what);
+});

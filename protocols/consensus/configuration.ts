@@ -28,7 +28,7 @@ import {
 import { decodeStored, encode, hashBytes, type Digest } from './codec.js';
 import type { Command } from './command.js';
 import { ConsensusError } from './errors.js';
-import type { ConsensusState } from './state-machine.js';
+import { applyStateChanges, freezeState, type ConsensusState, type StateView } from './state-machine.js';
 
 /**
  * Client sessions whose ids start with this carry configuration commands. Clients of the
@@ -68,6 +68,28 @@ const snapshotSchema = t.object({
 export interface InstalledRotation {
   readonly certificate: Uint8Array;
   readonly sequence: number;
+}
+
+/** A {@link ConfiguredState} frozen: its machine's view and the rotations installed by then. */
+class ConfiguredView implements StateView {
+  readonly hash: Digest;
+  readonly #machine: StateView;
+  readonly #rotations: readonly InstalledRotation[];
+
+  constructor(hash: Digest, machine: StateView, rotations: readonly InstalledRotation[]) {
+    this.hash = hash;
+    this.#machine = machine;
+    this.#rotations = rotations;
+  }
+
+  snapshot(): Uint8Array {
+    return encode({ state: this.#machine.snapshot(), rotations: this.#rotations });
+  }
+
+  changesSince(older: StateView): Uint8Array | undefined {
+    const state = older instanceof ConfiguredView ? this.#machine.changesSince(older.#machine) : undefined;
+    return state === undefined ? undefined : encode({ state, rotations: this.#rotations });
+  }
 }
 
 /** A state machine and, beside it, the members' keys as rotations changed them. */
@@ -137,14 +159,27 @@ export class ConfiguredState implements ConsensusState {
   }
 
   restore(snapshot: Uint8Array): void {
-    const { state, rotations } = decodeStored(snapshot, snapshotSchema, 'configured state snapshot');
+    this.#replace(snapshot, 'configured state snapshot', (state) => this.#machine.restore(state));
+  }
+
+  freeze(): StateView {
+    return new ConfiguredView(this.hash(), freezeState(this.#machine), this.#installed.slice());
+  }
+
+  applyChanges(changes: Uint8Array): void {
+    this.#replace(changes, 'configured state changes', (state) => applyStateChanges(this.#machine, state, 'configured state changes'));
+  }
+
+  /** Takes `bytes`' rotations (all of them: snapshots and changes both carry the whole list) and hands its state to `machine`. */
+  #replace(bytes: Uint8Array, what: string, machine: (state: Uint8Array) => void): void {
+    const { state, rotations } = decodeStored(bytes, snapshotSchema, what);
     const directory = this.#enrolled();
     try {
       for (const { certificate, sequence } of rotations) directory.applyRotation(decodeRotationCertificate(certificate), sequence);
     } catch (cause) {
-      throw new ConsensusError('CORRUPT_STATE', 'configured state snapshot holds a rotation its configuration refuses', { cause });
+      throw new ConsensusError('CORRUPT_STATE', `${what} holds a rotation its configuration refuses`, { cause });
     }
-    this.#machine.restore(state);
+    machine(state);
     this.#directory = directory;
     this.#installed.length = 0;
     this.#digest = undefined;

@@ -4,8 +4,8 @@
 import { t, type Infer } from '../../schema/schema.js';
 import { decode, decodeStored, encode, type Digest } from './codec.js';
 import type { Command } from './command.js';
-import { MerkleKvMap } from './merkle-kv-map.js';
-import type { ConsensusState } from './state-machine.js';
+import { MerkleKvMap, type FrozenKvMap } from './merkle-kv-map.js';
+import type { ConsensusState, StateView } from './state-machine.js';
 
 /** Schema of the key-value machine's operations. */
 export const kvOperationSchema = t.variants({
@@ -34,7 +34,30 @@ export function kvResponse(bytes: Uint8Array): KvResponse {
   return decode(bytes) as KvResponse;
 }
 
-const snapshotSchema = t.array(t.array(t.string({ maxLength: 1 << 16 }), { maxLength: 2 }), { maxLength: Number.MAX_SAFE_INTEGER });
+const entriesSchema = t.array(t.array(t.string({ maxLength: 1 << 16 }), { maxLength: 2 }), { maxLength: Number.MAX_SAFE_INTEGER });
+const changesSchema = t.array(t.object({ slot: t.uint(), entries: entriesSchema }), { maxLength: 1 << 16 });
+
+/** The key-value machine frozen: a {@link FrozenKvMap}, whose changes are whole slots. */
+class KvView implements StateView {
+  readonly #map: FrozenKvMap;
+
+  constructor(map: FrozenKvMap) {
+    this.#map = map;
+  }
+
+  get hash(): Digest {
+    return this.#map.root;
+  }
+
+  snapshot(): Uint8Array {
+    return encode(this.#map.entries());
+  }
+
+  changesSince(older: StateView): Uint8Array | undefined {
+    const changes = older instanceof KvView ? this.#map.changesSince(older.#map) : undefined;
+    return changes === undefined ? undefined : encode(changes);
+  }
+}
 
 /**
  * A deterministic string map. Its hash is the root of a Merkle tree over its entries
@@ -77,6 +100,14 @@ export class KvStateMachine implements ConsensusState {
   }
 
   restore(snapshot: Uint8Array): void {
-    this.#map.restore(decodeStored(snapshot, snapshotSchema, 'key-value snapshot'));
+    this.#map.restore(decodeStored(snapshot, entriesSchema, 'key-value snapshot'));
+  }
+
+  freeze(): StateView {
+    return new KvView(this.#map.freeze());
+  }
+
+  applyChanges(changes: Uint8Array): void {
+    this.#map.replaceSlots(decodeStored(changes, changesSchema, 'key-value changes'));
   }
 }

@@ -15,6 +15,11 @@
  * §2.1.1 separates them the same way). Keys and values must be well-formed Unicode: msgpack
  * writes a lone surrogate as U+FFFD, so two different maps would encode alike.
  *
+ * A view frozen from the map ({@link MerkleKvMap.freeze}) keeps the entries of that moment while
+ * the map goes on being written: slots are copied on their first write after a freeze, so a
+ * freeze costs a copy of the slot table, not of the state, and the slots written between two
+ * views are what changed between them ({@link FrozenKvMap.changesSince}).
+ *
  * The shape depends only on how many keys each subtree holds, so the hash is a function of the
  * state alone, the same at every replica whatever the history of writes, deletes and restores
  * that led to it; a tree of fixed size would have to choose between re-hashing most keys of a
@@ -57,14 +62,99 @@ export interface RehashWork {
   nodes: number;
 }
 
+/** A slot and every entry it holds, ordered by key: a unit of {@link FrozenKvMap.changesSince}. */
+export interface SlotChange {
+  readonly slot: number;
+  readonly entries: readonly (readonly string[])[];
+}
+
+/** A slot's entries: absent for a slot that never held a key, empty after its keys were deleted. */
+type SlotEntries = Map<string, string>;
+
+/**
+ * Lists the entries of `slots` in the map's canonical order: by slot, then by key. Equal maps list
+ * their entries alike whatever order they were written in, and only a slot's few keys are ever
+ * sorted, so a snapshot in this order costs no sort of the whole state.
+ */
+function listEntries(slots: readonly (SlotEntries | undefined)[], size: number): [string, string][] {
+  const all = new Array<[string, string]>(size);
+  let at = 0;
+  for (const entries of slots) {
+    if (entries === undefined || entries.size === 0) continue;
+    if (entries.size === 1) {
+      for (const entry of entries) all[at++] = entry;
+      continue;
+    }
+    const sorted = [...entries].sort(byKey);
+    for (const entry of sorted) all[at++] = entry;
+  }
+  return all;
+}
+
+/**
+ * The map as it was when {@link MerkleKvMap.freeze} was called; later writes to the map do not
+ * change it.
+ */
+export class FrozenKvMap {
+  /** The state hash at the freeze. */
+  readonly root: Digest;
+  /** Number of keys at the freeze. */
+  readonly size: number;
+  readonly #slots: readonly (SlotEntries | undefined)[];
+  /** The epoch in which each slot's entries were last written (see {@link MerkleKvMap}). */
+  readonly #written: Uint32Array;
+  readonly #epoch: number;
+  readonly #lineage: object;
+
+  /** @internal Made by {@link MerkleKvMap.freeze}. */
+  constructor(root: Digest, size: number, slots: readonly (SlotEntries | undefined)[], written: Uint32Array, epoch: number, lineage: object) {
+    this.root = root;
+    this.size = size;
+    this.#slots = slots;
+    this.#written = written;
+    this.#epoch = epoch;
+    this.#lineage = lineage;
+  }
+
+  /** Every entry at the freeze, in the order {@link MerkleKvMap.entries} lists them. */
+  entries(): [string, string][] {
+    return listEntries(this.#slots, this.size);
+  }
+
+  /**
+   * What changed from `older` to this view, as whole slots: each slot written in between with the
+   * entries it holds here, in ascending slot order ({@link MerkleKvMap.replaceSlots} applies them).
+   * Undefined when `older` is not an earlier view of the same map, or the map was restored or
+   * cleared in between.
+   */
+  changesSince(older: FrozenKvMap): SlotChange[] | undefined {
+    if (older.#lineage !== this.#lineage || older.#epoch > this.#epoch) return undefined;
+    const changes: SlotChange[] = [];
+    for (let slot = 0; slot < SLOTS; slot++) {
+      if ((this.#written[slot] as number) <= older.#epoch) continue;
+      const entries = this.#slots[slot];
+      changes.push({ slot, entries: entries === undefined ? [] : [...entries].sort(byKey) });
+    }
+    return changes;
+  }
+}
+
 /**
  * A string map that keeps the digests of its tree up to date as it is written, and hashes lazily
  * ({@link root}). Nodes are numbered as in a binary heap: the root is 1, node i's children are
  * 2i and 2i + 1, and slot s is node 2^16 + s.
  */
 export class MerkleKvMap {
-  /** The entries of each non-empty slot. */
-  readonly #slots = new Map<number, Map<string, string>>();
+  /** The entries of each slot, by slot number. */
+  readonly #slots = new Array<SlotEntries | undefined>(SLOTS);
+  /**
+   * The epoch in which each slot's entries were last written. A freeze ends an epoch; a slot
+   * written in a later one is copied first, since the frozen view may share its entries.
+   */
+  readonly #written = new Uint32Array(SLOTS);
+  #epoch = 1;
+  /** Replaced by a restore or clear, after which views from before describe another history. */
+  #lineage: object = {};
   /** Keys under each node. */
   readonly #counts = new Uint32Array(2 * SLOTS);
   /** Digests of the nodes hashed since their subtree last changed. */
@@ -81,7 +171,7 @@ export class MerkleKvMap {
 
   /** The value of `key`, if any. */
   get(key: string): string | undefined {
-    return this.#slots.get(slotOf(key))?.get(key);
+    return this.#slots[slotOf(key)]?.get(key);
   }
 
   /**
@@ -91,40 +181,55 @@ export class MerkleKvMap {
   set(key: string, value: string): void {
     if (!isWellFormed(key) || !isWellFormed(value)) throw new ConsensusError('INVALID_ENTRY', 'a key-value entry must be well-formed Unicode');
     const slot = slotOf(key);
-    let entries = this.#slots.get(slot);
-    if (entries === undefined) this.#slots.set(slot, (entries = new Map()));
+    const entries = this.#writable(slot);
     const size = entries.size;
     entries.set(key, value);
     if (entries.size !== size) this.#count(slot, 1);
-    this.#written(slot);
   }
 
   /** Removes `key`; true if it was there. */
   delete(key: string): boolean {
     const slot = slotOf(key);
-    const entries = this.#slots.get(slot);
-    if (entries?.delete(key) !== true) return false;
-    if (entries.size === 0) this.#slots.delete(slot);
+    if (this.#slots[slot]?.has(key) !== true) return false;
+    this.#writable(slot).delete(key);
     this.#count(slot, -1);
-    this.#written(slot);
     return true;
   }
 
-  /**
-   * Every entry, in the map's canonical order: by slot, then by key. Equal maps list their entries
-   * alike whatever order they were written in, and only a slot's few keys are ever sorted, so a
-   * snapshot in this order costs no sort of the whole state.
-   */
+  /** Every entry, in the map's canonical order (`listEntries`). */
   entries(): [string, string][] {
-    const all = new Array<[string, string]>(this.size);
-    let at = 0;
-    for (let slot = 0; slot < SLOTS; slot++) {
-      if (this.#counts[SLOTS + slot] === 0) continue;
-      const entries = [...(this.#slots.get(slot) as Map<string, string>)];
-      if (entries.length > 1) entries.sort(byKey);
-      for (const entry of entries) all[at++] = entry;
+    return listEntries(this.#slots, this.size);
+  }
+
+  /**
+   * The map as it is now, unchanged by later writes: O(slots) to take, however many keys there are.
+   */
+  freeze(): FrozenKvMap {
+    const view = new FrozenKvMap(this.root(), this.size, this.#slots.slice(), this.#written.slice(), this.#epoch, this.#lineage);
+    this.#epoch++;
+    return view;
+  }
+
+  /**
+   * Replaces whole slots, as {@link FrozenKvMap.changesSince} lists them: each slot's entries
+   * become the ones given.
+   * @throws {ConsensusError} `CORRUPT_STATE` for a slot out of range or out of order, an entry that
+   *   is not a pair or belongs to another slot, or a repeated key; `INVALID_ENTRY` as {@link set}.
+   *   Slots before the offending one are already replaced.
+   */
+  replaceSlots(changes: readonly SlotChange[]): void {
+    let previous = -1;
+    for (const { slot, entries } of changes) {
+      if (!Number.isInteger(slot) || slot <= previous || slot >= SLOTS) throw new ConsensusError('CORRUPT_STATE', `key-value changes name slot ${slot} out of order or range`);
+      previous = slot;
+      for (const key of [...this.#writable(slot).keys()]) this.delete(key);
+      for (const entry of entries) {
+        if (entry.length !== 2) throw new ConsensusError('CORRUPT_STATE', 'key-value change entry is not a pair');
+        const [key, value] = entry as readonly [string, string];
+        if (slotOf(key) !== slot || this.#slots[slot]?.has(key) === true) throw new ConsensusError('CORRUPT_STATE', `key-value changes put a key in slot ${slot} twice or in the wrong slot`);
+        this.set(key, value);
+      }
     }
-    return all;
   }
 
   /**
@@ -150,7 +255,9 @@ export class MerkleKvMap {
 
   /** Forgets every key. */
   clear(): void {
-    this.#slots.clear();
+    this.#slots.fill(undefined);
+    this.#written.fill(0);
+    this.#lineage = {};
     this.#counts.fill(0);
     this.#digests.clear();
     this.#dirty.clear();
@@ -187,9 +294,16 @@ export class MerkleKvMap {
     for (let node = SLOTS + slot; node >= 1; node >>>= 1) this.#counts[node] = (this.#counts[node] as number) + delta;
   }
 
-  #written(slot: number): void {
+  /** The slot's entries, ready to be written: copied first if a view frozen earlier may share them. */
+  #writable(slot: number): SlotEntries {
     this.#dirty.add(slot);
     this.#root = undefined;
+    const entries = this.#slots[slot];
+    if (entries !== undefined && this.#written[slot] === this.#epoch) return entries;
+    this.#written[slot] = this.#epoch;
+    const copy = new Map(entries);
+    this.#slots[slot] = copy;
+    return copy;
   }
 
   #digestOf(node: number, work: RehashWork): Digest {
@@ -234,7 +348,7 @@ export class MerkleKvMap {
     }
     for (let slot = first - SLOTS; slot < first - SLOTS + width; slot++) {
       if (this.#counts[SLOTS + slot] === 0) continue;
-      for (const entry of this.#slots.get(slot) as Map<string, string>) into.push(entry);
+      for (const entry of this.#slots[slot] as SlotEntries) into.push(entry);
     }
   }
 }

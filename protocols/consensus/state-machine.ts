@@ -2,8 +2,9 @@
  * The replicated state machine and the exactly-once layer in front of it.
  */
 import { t } from '../../schema/schema.js';
-import { decodeStored, encode, type Digest } from './codec.js';
+import { decodeStored, encode, hashBytes, sameBytes, type Digest } from './codec.js';
 import type { Command } from './command.js';
+import { ConsensusError } from './errors.js';
 
 /**
  * A deterministic state machine replicated by consensus. Every replica applies the same commands
@@ -22,6 +23,53 @@ export interface ConsensusState {
   snapshot(): Uint8Array;
   /** Replaces the state with one produced by `snapshot()`. Throws on bytes it did not produce. */
   restore(snapshot: Uint8Array): void;
+  /**
+   * Optional: the state as it is now, unchanged by later `apply`s, in time independent of the
+   * state's size. Without it a checkpoint serializes the whole state when it is taken, and every
+   * stable checkpoint is stored whole.
+   */
+  freeze?(): StateView;
+  /**
+   * Required with `freeze`: applies bytes produced by {@link StateView.changesSince}, turning a
+   * state equal to the older view into one equal to the newer. Throws on bytes it did not produce.
+   */
+  applyChanges?(changes: Uint8Array): void;
+}
+
+/** A {@link ConsensusState} at one moment ({@link ConsensusState.freeze}). */
+export interface StateView {
+  /** What `hash()` returned at that moment. */
+  readonly hash: Digest;
+  /** What `snapshot()` would have returned at that moment. */
+  snapshot(): Uint8Array;
+  /**
+   * What `applyChanges` needs to turn a state equal to `older` into this one, in time and size
+   * proportional to what changed; undefined when this view cannot tell (`older` is not an earlier
+   * view of the same state, or the state was restored in between), and the whole snapshot must do.
+   */
+  changesSince(older: StateView): Uint8Array | undefined;
+}
+
+/** `machine`'s {@link StateView}: its own if it can freeze, else one holding its snapshot. */
+export function freezeState(machine: ConsensusState): StateView {
+  if (machine.freeze !== undefined) return machine.freeze();
+  const hash = machine.hash();
+  const snapshot = machine.snapshot();
+  return { hash, snapshot: () => snapshot, changesSince: () => undefined };
+}
+
+/**
+ * Applies `changes` to `machine`.
+ * @throws {ConsensusError} `CORRUPT_STATE` when the machine cannot apply changes (it has no
+ * `applyChanges`, so it made none) or rejects the bytes.
+ */
+export function applyStateChanges(machine: ConsensusState, changes: Uint8Array, what: string): void {
+  if (machine.applyChanges === undefined) throw new ConsensusError('CORRUPT_STATE', `${what}: the state machine applies no changes`);
+  try {
+    machine.applyChanges(changes);
+  } catch (cause) {
+    throw cause instanceof ConsensusError ? cause : new ConsensusError('CORRUPT_STATE', `${what} cannot be applied`, { cause });
+  }
 }
 
 /** What a replica answers a command with. */
@@ -83,8 +131,49 @@ export class ReplicatedState {
 
   /** State machine and client table as one snapshot. */
   snapshot(): Uint8Array {
-    const clients = [...this.#clients].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([client, v]) => ({ client, timestamp: v.timestamp, response: v.response }));
-    return encode({ state: this.#machine.snapshot(), clients });
+    return encode({ state: this.#machine.snapshot(), clients: this.#clientList() });
+  }
+
+  /** State machine and client table as they are now, unchanged by later executions. */
+  freeze(): ReplicatedView {
+    return new ReplicatedView(freezeState(this.#machine), this.#clientList());
+  }
+
+  /**
+   * Applies what {@link ReplicatedView.changesSince} produced, to a state equal to the older view.
+   * @throws {ConsensusError} `CORRUPT_STATE` when the bytes are not such changes.
+   */
+  applyChanges(bytes: Uint8Array): void {
+    const parsed = decodeStored(bytes, tableSchema, 'replicated-state changes');
+    applyStateChanges(this.#machine, parsed.state, 'replicated-state changes');
+    this.#adoptClients(parsed.clients);
+  }
+
+  /**
+   * Restores `snapshot` if its state has digest `digest` ({@link ReplicatedView.digest}) and
+   * returns the view of it; otherwise, bytes that do not parse included, leaves the state as it
+   * was and returns undefined. For a snapshot from a peer, which may lie.
+   */
+  adopt(snapshot: Uint8Array, digest: Digest): ReplicatedView | undefined {
+    const before = this.freeze();
+    try {
+      this.restore(snapshot);
+      const after = this.freeze();
+      if (sameBytes(after.digest, digest)) return after;
+    } catch {
+      // Bytes that do not restore are a mismatch like any other.
+    }
+    this.restore(before.snapshot());
+    return undefined;
+  }
+
+  #clientList(): ClientRecord[] {
+    return [...this.#clients].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([client, v]) => ({ client, timestamp: v.timestamp, response: v.response }));
+  }
+
+  #adoptClients(clients: readonly ClientRecord[]): void {
+    this.#clients.clear();
+    for (const c of clients) this.#clients.set(c.client, { timestamp: c.timestamp, response: c.response });
   }
 
   /**
@@ -94,8 +183,54 @@ export class ReplicatedState {
   restore(bytes: Uint8Array): void {
     const parsed = decodeStored(bytes, tableSchema, 'replicated-state snapshot');
     this.#machine.restore(parsed.state);
-    this.#clients.clear();
-    for (const c of parsed.clients) this.#clients.set(c.client, { timestamp: c.timestamp, response: c.response });
+    this.#adoptClients(parsed.clients);
+  }
+}
+
+/** A client's entry in the client table. */
+interface ClientRecord {
+  readonly client: string;
+  readonly timestamp: number;
+  readonly response: Uint8Array;
+}
+
+const DIGEST_DOMAIN = 'knhk/replicated-state/v1';
+
+/**
+ * A {@link ReplicatedState} at one moment: the state machine's view and a copy of the client table.
+ */
+export class ReplicatedView {
+  /** The state machine's hash (what receipts record). */
+  readonly stateHash: Digest;
+  /**
+   * Digest of state machine and client table together: what a checkpoint certifies. Equal for
+   * equal states, so a snapshot is checked by restoring it and comparing digests.
+   */
+  readonly digest: Digest;
+  readonly #machine: StateView;
+  readonly #clients: readonly ClientRecord[];
+
+  /** @internal Made by {@link ReplicatedState.freeze}. */
+  constructor(machine: StateView, clients: readonly ClientRecord[]) {
+    this.#machine = machine;
+    this.#clients = clients;
+    this.stateHash = machine.hash;
+    this.digest = hashBytes(encode([DIGEST_DOMAIN, machine.hash, hashBytes(encode(clients))]));
+  }
+
+  /** What {@link ReplicatedState.snapshot} returned at that moment. */
+  snapshot(): Uint8Array {
+    return encode({ state: this.#machine.snapshot(), clients: this.#clients });
+  }
+
+  /**
+   * What {@link ReplicatedState.applyChanges} needs to turn a state equal to `older` into this
+   * one: the state machine's changes and the whole client table. Undefined when the state machine
+   * cannot tell ({@link StateView.changesSince}).
+   */
+  changesSince(older: ReplicatedView): Uint8Array | undefined {
+    const state = this.#machine.changesSince(older.#machine);
+    return state === undefined ? undefined : encode({ state, clients: this.#clients });
   }
 }
 

@@ -6,6 +6,7 @@
 import { sameBytes, type Digest } from '../consensus/codec.js';
 import type { NodeId } from '../consensus/config.js';
 import type { Signed } from '../consensus/certificate.js';
+import type { ReplicatedView } from '../consensus/state-machine.js';
 import type { Checkpoint, StableCheckpoint } from './messages.js';
 
 /** The genesis checkpoint: sequence 0, before any command, needing no proof. */
@@ -13,19 +14,19 @@ export function genesisCheckpoint(stateDigest: Digest): StableCheckpoint {
   return { sequence: 0, stateDigest, proof: [] };
 }
 
-/** Checkpoint messages received and this replica's own checkpoint snapshots above the low watermark. */
+/** Checkpoint messages received and this replica's own checkpoint states above the low watermark. */
 export class Checkpoints {
   readonly #votes = new Map<number, Map<NodeId, Signed<Checkpoint>>>();
-  readonly #own = new Map<number, { readonly digest: Digest; readonly snapshot: Uint8Array }>();
+  readonly #own = new Map<number, ReplicatedView>();
   readonly #ahead = new Map<NodeId, Signed<Checkpoint>>();
 
-  /** Remembers this replica's state at `sequence`, to serve state transfer once it is stable. */
-  recordOwn(sequence: number, digest: Digest, snapshot: Uint8Array): void {
-    this.#own.set(sequence, { digest, snapshot });
+  /** Remembers this replica's state at `sequence`, to store and serve once it is stable. */
+  recordOwn(sequence: number, view: ReplicatedView): void {
+    this.#own.set(sequence, view);
   }
 
-  /** This replica's snapshot at `sequence`, if it took one there. */
-  own(sequence: number): { readonly digest: Digest; readonly snapshot: Uint8Array } | undefined {
+  /** This replica's state at `sequence`, if it took a checkpoint there. */
+  own(sequence: number): ReplicatedView | undefined {
     return this.#own.get(sequence);
   }
 

@@ -5,13 +5,13 @@
  * is signed (the paper's signature variant), so certificates are transferable proofs.
  */
 import { ANNOUNCE_TIMER, Announcements } from '../consensus/announcements.js';
-import { hashBytes, sameBytes } from '../consensus/codec.js';
+import { sameBytes } from '../consensus/codec.js';
 import type { Command } from '../consensus/command.js';
 import { peersOf, type ConsensusConfig, type NodeId } from '../consensus/config.js';
 import type { Signed } from '../consensus/certificate.js';
 import { Outputs, type Core, type CoreOptions, type Evidence, type Input, type NodeStatus, type Ready } from '../consensus/core.js';
 import { ConsensusError, invariant } from '../consensus/errors.js';
-import { ExecutionRun, ReplicatedState } from '../consensus/state-machine.js';
+import { ExecutionRun, ReplicatedState, type ReplicatedView } from '../consensus/state-machine.js';
 import { Checkpoints, genesisCheckpoint } from './checkpoints.js';
 import { DURABLE_KEYS, preparedRecord, readDurable, SLOT_FACTS, slotKey } from './durable.js';
 import {
@@ -34,6 +34,7 @@ import {
   type ViewChange,
 } from './messages.js';
 import { Slot } from './slot.js';
+import { StableState } from './stable-state.js';
 import { planNewView, primaryOf, validCheckpoint, validCommitted, validViewChange, ViewChangeLog, type Quorums } from './view-change.js';
 
 /** Tuning of a PBFT replica. */
@@ -112,8 +113,7 @@ export class PbftCore implements Core<PbftMessage> {
   #view = 0;
   #changing = false;
   #stable: StableCheckpoint;
-  /** The state at the stable checkpoint, once this replica holds it (after a new view it may only know the digest). */
-  #stableSnapshot: Uint8Array | undefined;
+  readonly #stableState: StableState;
   #executed = 0;
   /** The batch after {@link #executed} while its execution is paused part-way. */
   #running: ExecutionRun | undefined;
@@ -169,8 +169,8 @@ export class PbftCore implements Core<PbftMessage> {
     if (this.#window % this.#k !== 0) throw new ConsensusError('INVALID_CONFIG', `pbft logWindow (${this.#window}) must be a multiple of checkpointInterval (${this.#k})`);
     this.#announcements = new Announcements(this.#out, this.#timeoutMs, () => this.#announceStatus());
     this.#state = new ReplicatedState(options.stateMachine);
-    this.#stableSnapshot = this.#state.snapshot();
-    this.#stable = genesisCheckpoint(hashBytes(this.#stableSnapshot));
+    this.#stableState = new StableState(this.#out);
+    this.#stable = genesisCheckpoint(this.#state.freeze().digest);
     this.#recover(options.durable);
   }
 
@@ -537,11 +537,11 @@ export class PbftCore implements Core<PbftMessage> {
 
   // ── Checkpoints and garbage collection (§4.3) ──────────────────────────────────────────
 
+  /** The state is frozen, not serialized: a checkpoint costs what changed since the last, not the state's size. */
   #takeCheckpoint(sequence: number): void {
-    const snapshot = this.#state.snapshot();
-    const digest = hashBytes(snapshot);
-    this.#checkpoints.recordOwn(sequence, digest, snapshot);
-    this.#out.send(this.config.members, checkpoint(sequence, digest));
+    const view = this.#state.freeze();
+    this.#checkpoints.recordOwn(sequence, view);
+    this.#out.send(this.config.members, checkpoint(sequence, view.digest));
   }
 
   #onCheckpoint(m: Signed<Checkpoint>): void {
@@ -558,14 +558,13 @@ export class PbftCore implements Core<PbftMessage> {
    * (same step, persisted first), so a restart never finds neither. It proposes nothing, though
    * the window moved: the caller decides when the primary may (not before a NEW-VIEW's O is in).
    */
-  #makeStable(cp: StableCheckpoint, snapshot?: Uint8Array): void {
+  #makeStable(cp: StableCheckpoint, view?: ReplicatedView): void {
     if (cp.sequence <= this.#low) return;
-    const own = snapshot ?? this.#checkpoints.own(cp.sequence)?.snapshot;
-    if (own !== undefined) invariant(sameBytes(hashBytes(own), cp.stateDigest), `state at checkpoint ${cp.sequence} differs from the quorum's`, 'DOUBLE_COMMIT');
-    this.#stableSnapshot = own;
+    const own = view ?? this.#checkpoints.own(cp.sequence);
     this.#stable = cp;
     this.#out.persist(DURABLE_KEYS.stable, { checkpoint: cp });
-    if (own !== undefined) this.#persistSnapshot(cp, own);
+    if (own !== undefined) this.#stableState.hold(cp, own);
+    else this.#stableState.forget();
     this.#checkpoints.truncate(cp.sequence);
     for (const s of [...this.#slots.keys()]) {
       if (s <= cp.sequence) {
@@ -576,10 +575,6 @@ export class PbftCore implements Core<PbftMessage> {
     for (const [key, pp] of this.#early) if (pp.body.sequence <= cp.sequence) this.#early.delete(key);
     if (this.#executed < cp.sequence) this.#fetchState(cp);
     if (this.#nextSequence <= cp.sequence) this.#nextSequence = cp.sequence + 1;
-  }
-
-  #persistSnapshot(cp: StableCheckpoint, snapshot: Uint8Array): void {
-    this.#out.persist(DURABLE_KEYS.snapshot, { sequence: cp.sequence, stateDigest: cp.stateDigest, snapshot });
   }
 
   // ── State transfer ─────────────────────────────────────────────────────────────────────
@@ -626,27 +621,25 @@ export class PbftCore implements Core<PbftMessage> {
   }
 
   #serveState(peer: NodeId): void {
-    if (this.#stableSnapshot === undefined || this.#low === 0 || !this.#mayServe(`state:${peer}`)) return;
-    this.#out.send([peer], { type: 'state', checkpoint: this.#stable, snapshot: this.#stableSnapshot });
+    if (this.#stableState.view === undefined || this.#low === 0 || !this.#mayServe(`state:${peer}`)) return;
+    this.#out.send([peer], { type: 'state', checkpoint: this.#stable, snapshot: this.#stableState.snapshot() as Uint8Array });
   }
 
   #onState(m: Signed<StateTransfer>): void {
     const cp = m.body.checkpoint;
     if (cp.sequence <= this.#executed || !validCheckpoint(cp, this.config, this.#quorums)) return;
-    if (!sameBytes(hashBytes(m.body.snapshot), cp.stateDigest)) return this.#evidence('invalid-certificate', m.from, `state for checkpoint ${cp.sequence} does not match its digest`, [m]);
-    this.#state.restore(m.body.snapshot);
+    const view = this.#state.adopt(m.body.snapshot, cp.stateDigest);
+    if (view === undefined) return this.#evidence('invalid-certificate', m.from, `state for checkpoint ${cp.sequence} does not match its digest`, [m]);
     this.#executed = cp.sequence;
     this.#fetching = 0;
     this.#gapArmed = false;
     this.#out.cancelTimer(FETCH_TIMER);
-    this.#out.applied({ kind: 'snapshot', position: cp.sequence, stateHash: this.#state.hash() });
+    this.#out.applied({ kind: 'snapshot', position: cp.sequence, stateHash: view.stateHash });
     if (cp.sequence > this.#low) {
-      this.#makeStable(cp, m.body.snapshot);
+      this.#makeStable(cp, view);
       this.#proposeIfPrimary();
-    } else if (cp.sequence === this.#low) {
-      this.#stableSnapshot = m.body.snapshot;
-      this.#persistSnapshot(cp, m.body.snapshot);
-    } else this.#fetchState(this.#stable);
+    } else if (cp.sequence === this.#low) this.#stableState.hold(cp, view);
+    else this.#fetchState(this.#stable);
     for (const key of [...this.#ordered]) if (!this.#pending.has(key)) this.#ordered.delete(key);
     this.#execute();
     // Sequences committed after the checkpoint may be all there is if the cluster went idle:
@@ -908,14 +901,11 @@ export class PbftCore implements Core<PbftMessage> {
    */
   #recover(durable: ReadonlyMap<string, unknown>): void {
     const saved = readDurable(durable);
+    if (saved.stable !== undefined) this.#stable = saved.stable.checkpoint;
     if (saved.snapshot !== undefined) {
-      this.#state.restore(saved.snapshot.snapshot);
-      this.#executed = saved.snapshot.sequence;
-      if (this.#executed > 0) this.#out.applied({ kind: 'snapshot', position: this.#executed, stateHash: this.#state.hash() });
-    }
-    if (saved.stable !== undefined) {
-      this.#stable = saved.stable.checkpoint;
-      this.#stableSnapshot = saved.snapshot?.sequence === this.#low ? saved.snapshot.snapshot : undefined;
+      const recovered = this.#stableState.recover(this.#stable, this.#state, saved.snapshot, saved.stateChanges);
+      this.#executed = recovered.sequence;
+      if (this.#executed > 0) this.#out.applied({ kind: 'snapshot', position: this.#executed, stateHash: recovered.view.stateHash });
     }
     this.#nextSequence = this.#low + 1;
     if (saved.view !== undefined) {

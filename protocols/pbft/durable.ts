@@ -3,13 +3,14 @@
  * messages that depend on them leave (consensus/core.ts): the view it is in or changing to, the
  * highest sequence it proposed as primary, every slot's accepted pre-prepare, prepared
  * certificate and commit certificate, the latest stable checkpoint's proof, the latest state it
- * holds at a checkpoint, the view-change quorum that justified leaving its last view, and the
+ * holds at a stable checkpoint (stable-state.ts: a snapshot and the changes of the stable checkpoints
+ * after it), the view-change quorum that justified leaving its last view, and the
  * NEW-VIEW of the view it is in. A slot's three facts are three records, so a pre-prepare's batch
  * is written once however far the slot gets. Records that do not parse, or contradict each other, are a
  * `CORRUPT_STATE` error: storage is never silently trusted.
  */
 import { t, type Infer } from '../../schema/schema.js';
-import { hashBytes, sameBytes } from '../consensus/codec.js';
+import { sameBytes } from '../consensus/codec.js';
 import { quorumCertSchema, signedSchema, type QuorumCert, type Signed } from '../consensus/certificate.js';
 import { ConsensusError } from '../consensus/errors.js';
 import { certificatePreparesSchema, newViewSchema, prePrepareSchema, stableCheckpointSchema, viewChangeSchema, type NewView, type PreparedCert, type PrePrepare } from './messages.js';
@@ -26,6 +27,12 @@ export const DURABLE_KEYS = {
 } as const;
 
 const SLOT_PREFIX = 'slot/';
+const CHANGES_PREFIX = 'state-changes/';
+
+/** The key of the state's changes up to stable checkpoint `sequence`, zero-padded like {@link slotKey}. */
+export function stateChangesKey(sequence: number): string {
+  return `${CHANGES_PREFIX}${sequence.toString().padStart(16, '0')}`;
+}
 
 /** The facts a slot records, each in a record of its own so that its batch is written once. */
 export type SlotFact = 'pre-prepare' | 'prepared' | 'committed';
@@ -67,6 +74,10 @@ export function preparedRecord(cert: PreparedCert, slotPrePrepare: Signed<PrePre
 const viewRecordSchema = t.object({ view: t.uint(), changing: t.boolean() });
 const stableRecordSchema = t.object({ checkpoint: stableCheckpointSchema });
 const snapshotRecordSchema = t.object({ sequence: t.uint(), stateDigest: t.bytes({ length: 32 }), snapshot: t.bytes() });
+const changesRecordSchema = t.object({ sequence: t.uint(), stateDigest: t.bytes({ length: 32 }), changes: t.bytes() });
+
+/** The changes record of a stable checkpoint, as read back. */
+export type StateChangesRecord = Infer<typeof changesRecordSchema>;
 const leftViewRecordSchema = t.object({ view: t.uint(), viewChanges: t.array(signedSchema(viewChangeSchema)) });
 const proposedRecordSchema = t.object({ view: t.uint(), sequence: t.uint() });
 const newViewSentSchema = t.object({ body: newViewSchema });
@@ -76,6 +87,8 @@ export interface PbftDurableState {
   readonly view?: Infer<typeof viewRecordSchema>;
   readonly stable?: Infer<typeof stableRecordSchema>;
   readonly snapshot?: Infer<typeof snapshotRecordSchema>;
+  /** The changes after {@link snapshot}, in sequence order. */
+  readonly stateChanges: readonly StateChangesRecord[];
   readonly leftView?: Infer<typeof leftViewRecordSchema>;
   readonly newView?: Signed<NewView>;
   readonly newViewSent?: Infer<typeof newViewSentSchema>;
@@ -91,9 +104,10 @@ function factOf(key: string): SlotFact {
 
 /**
  * Reads and checks a replica's records.
- * @throws {ConsensusError} `CORRUPT_STATE` for a record that does not parse, a snapshot whose
- * bytes do not match its digest, a snapshot ahead of the stable checkpoint's proof, or a committed
- * slot without the pre-prepare its certificate names.
+ * @throws {ConsensusError} `CORRUPT_STATE` for a record that does not parse, a snapshot or changes
+ * ahead of the stable checkpoint's proof, changes without a snapshot before them, or a committed
+ * slot without the pre-prepare its certificate names. Whether the state's records match their
+ * digests only restoring them tells (stable-state.ts).
  */
 export function readDurable(durable: ReadonlyMap<string, unknown>): PbftDurableState {
   const get = <T>(key: string, schema: { parse(v: unknown): T }): T | undefined => {
@@ -106,12 +120,20 @@ export function readDurable(durable: ReadonlyMap<string, unknown>): PbftDurableS
     }
   };
   const snapshot = get(DURABLE_KEYS.snapshot, snapshotRecordSchema);
-  if (snapshot !== undefined && !sameBytes(hashBytes(snapshot.snapshot), snapshot.stateDigest)) {
-    throw new ConsensusError('CORRUPT_STATE', `the snapshot at sequence ${snapshot.sequence} does not match its digest`);
-  }
   const stable = get(DURABLE_KEYS.stable, stableRecordSchema);
-  if (snapshot !== undefined && snapshot.sequence > (stable?.checkpoint.sequence ?? 0)) {
+  const stableSequence = stable?.checkpoint.sequence ?? 0;
+  if (snapshot !== undefined && snapshot.sequence > stableSequence) {
     throw new ConsensusError('CORRUPT_STATE', `the snapshot at sequence ${snapshot.sequence} is ahead of the stable checkpoint`);
+  }
+  const stateChanges: StateChangesRecord[] = [];
+  for (const key of durable.keys()) {
+    if (!key.startsWith(CHANGES_PREFIX)) continue;
+    const record = get(key, changesRecordSchema) as StateChangesRecord;
+    if (key !== stateChangesKey(record.sequence)) throw new ConsensusError('CORRUPT_STATE', `durable PBFT record ${key} holds the changes of sequence ${record.sequence}`);
+    if (snapshot === undefined || record.sequence <= snapshot.sequence || record.sequence > stableSequence) {
+      throw new ConsensusError('CORRUPT_STATE', `the state changes at sequence ${record.sequence} lie outside the snapshot and the stable checkpoint after it`);
+    }
+    stateChanges.push(record);
   }
   const slots: { sequence: number; record: SlotRecord }[] = [];
   const sequences = new Set<number>();
@@ -145,6 +167,7 @@ export function readDurable(durable: ReadonlyMap<string, unknown>): PbftDurableS
     view: get(DURABLE_KEYS.view, viewRecordSchema),
     stable,
     snapshot,
+    stateChanges: stateChanges.sort((a, b) => a.sequence - b.sequence),
     leftView: get(DURABLE_KEYS.leftView, leftViewRecordSchema),
     newView: get(DURABLE_KEYS.newView, signedSchema(newViewSchema)),
     newViewSent: get(DURABLE_KEYS.newViewSent, newViewSentSchema),
