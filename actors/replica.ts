@@ -23,6 +23,7 @@ import { agreedBodies } from './receipt-fill.js';
 import { ReplicaHost } from './replica-host.js';
 import { ReplicaStore } from './replica-store.js';
 import { PeerDirectory } from './peer-directory.js';
+import { cutIntoParts, PART_BYTES, PartJoiner, peerPartSchema } from './peer-parts.js';
 import { observedSchemes } from './crypto-telemetry.js';
 import { HEALTHY, linkDelay, linkFaultsSchema, type LinkFaults } from './link-faults.js';
 import type { ExecutedPosition } from './cluster-agent.js';
@@ -146,7 +147,9 @@ export const Replica = defineBehavior({
   export: 'Replica',
   messages: t.variants({
     /** An envelope from a peer replica. */
-    peer: { bytes: t.bytes({ maxLength: 16 << 20 }) },
+    peer: { bytes: t.bytes({ maxLength: PART_BYTES }) },
+    /** Part of an envelope too large for one message (peer-parts.ts). */
+    'peer-part': peerPartSchema,
     /** A client's command. */
     request: { command: commandSchema },
     /** The network faults and this replica's Byzantine mode, now in force. */
@@ -192,7 +195,14 @@ export const Replica = defineBehavior({
     const peers = new PeerDirectory(ctx, names.replicas);
     const client = new PeerDirectory(ctx, [names.client]);
     const delayed = new Set<ReturnType<typeof setTimeout>>();
-    const deliver = (to: number, bytes: Uint8Array, urgent: boolean): void => peers.tell(to, { type: 'peer', bytes }, urgent);
+    const joiner = new PartJoiner();
+    let envelopesInParts = 0;
+    const deliver = (to: number, bytes: Uint8Array, urgent: boolean): void => {
+      const parts = cutIntoParts(bytes, envelopesInParts);
+      if (parts.length === 1) return peers.tell(to, { type: 'peer', bytes }, urgent);
+      envelopesInParts++;
+      for (const part of parts) peers.tell(to, { type: 'peer-part', ...part }, urgent);
+    };
 
     const context: LogContext = { cluster: args.clusterId, protocol: args.protocol, policy: args.policy };
     /** Signs a tree head of the receipt log and hands it to the cluster's collector (a silent replica keeps quiet). */
@@ -359,6 +369,12 @@ export const Replica = defineBehavior({
             peers.heard(from.ref);
             void host.receive(msg.bytes);
             return;
+          case 'peer-part': {
+            peers.heard(from.ref);
+            const envelope = from.ref === undefined ? undefined : joiner.accept(from.ref.name, msg);
+            if (envelope !== undefined) void host.receive(envelope);
+            return;
+          }
           case 'request':
             void host.request(msg.command);
             return;

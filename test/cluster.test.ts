@@ -201,3 +201,21 @@ test.serial('a replica that caught up by state transfer fills the hole in its re
   // Compared as bytes: the answers are views into slabs of different sizes.
   t.is(Buffer.compare(await bodies(3), reference), 0, 'replica 3 holds them too, byte for byte');
 });
+
+test.serial('a replica catches up by state transfer of a state larger than one message between threads may be', async (t) => {
+  const cluster = await start(t, { protocol: 'pbft', n: 4, policy: 'classical', batch: 1 });
+  // Some 1.2 MB of state: its snapshot travels in parts (actors/peer-parts.ts).
+  const big = 'x'.repeat(60_000);
+  for (let k = 0; k < 20; k++) await cluster.submit({ type: 'put', key: `big-${k}`, value: `${k}${big}` });
+  await cluster.crash(3);
+  let transferred = false;
+  const off = cluster.onExecuted((node, executed) => {
+    if (node === 3 && executed.type === 'snapshot') transferred = true;
+  });
+  t.teardown(off);
+  let last = 0;
+  for (let k = 0; k < 50; k++) last = (await cluster.submit({ type: 'put', key: `k${k % 7}`, value: String(k) })).position;
+  await cluster.restart(3);
+  await converged(t, cluster, last, [0, 1, 2, 3]);
+  t.true(transferred, 'replica 3 caught up by state transfer, not by replaying the log');
+});

@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { SchemaError } from '../schema/errors.js';
-import { command, commandDigest, consensusConfig, ConsensusError, hex, KvStateMachine, kvPayload, type Command, type Ready, type Signed } from '../protocols/consensus/index.js';
+import { command, commandDigest, consensusConfig, ConsensusError, hex, KvStateMachine, kvPayload, ReplicatedState, type Command, type Ready, type Signed } from '../protocols/consensus/index.js';
 import { commit, pbftMessageSchema, PbftCore, prepare, prePrepare, type PbftMessage, type PbftOptions, type ViewChange } from '../protocols/pbft/index.js';
 
 const N = 4;
@@ -574,4 +574,34 @@ test('a stable checkpoint stores what changed since the last, the whole state on
     ['a snapshot that restores to another digest than its own', new Map([...r.durable, ['snapshot', { ...snapshotRecord(), stateDigest: new Uint8Array(32) }]])],
   ];
   for (const [what, durable] of cases) t.is(t.throws(() => boot(durable), { instanceOf: ConsensusError }, what)?.code, 'CORRUPT_STATE', what);
+});
+
+test('a peer whose state does not restore to the digest its checkpoint certifies is reported, once, and its states ignored after; a correct peer\'s state is adopted', (t) => {
+  const tuning = { checkpointInterval: 2, logWindow: 4 };
+  const peer = new Replica(1, tuning);
+  for (let s = 1; s <= 4; s++) {
+    const pp = prePrepare(0, s, 1000, [cmd(s)]);
+    peer.receive(0, pp);
+    for (const from of [2, 3]) peer.receive(from, prepare(0, s, pp.digest));
+    const own = [1, 2, 3].flatMap((from) => sent(peer.receive(from, commit(0, s, pp.digest)), 'checkpoint'))[0];
+    if (own !== undefined) for (const from of [0, 1, 2]) peer.receive(from, own);
+  }
+  const [state] = sent(peer.receive(3, { type: 'status', view: 0, executed: 0 }), 'state');
+  if (state?.type !== 'state') return t.fail('the peer sends its stable state');
+  const other = new KvStateMachine();
+  other.apply(cmd(99));
+  const lies: [string, Uint8Array][] = [
+    ['another state', new ReplicatedState(other).snapshot()],
+    ['bytes that are no state', new Uint8Array([0xc1, 0, 1])],
+  ];
+  for (const [what, snapshot] of lies) {
+    const laggard = new Replica(3, tuning);
+    const lied = laggard.receive(2, { ...state, snapshot });
+    t.like(lied.evidence, [{ kind: 'invalid-certificate', node: 2 }], what);
+    t.is(lied.applied.length, 0, `${what}: nothing installed`);
+    t.is(laggard.receive(2, { ...state, snapshot }).evidence.length, 0, `${what}: the same peer's next state is not looked at`);
+    t.is(laggard.receive(2, state).applied.length, 0, `${what}: not even a correct one`);
+    t.like(laggard.receive(1, state).applied, [{ kind: 'snapshot', position: 4 }], `${what}: another peer's correct state is adopted`);
+    t.is(laggard.core.status().commitIndex, 4);
+  }
 });

@@ -1,7 +1,7 @@
 /**
  * The replicated state machine and the exactly-once layer in front of it.
  */
-import { t } from '../../schema/schema.js';
+import { t, type Infer } from '../../schema/schema.js';
 import { decodeStored, encode, hashBytes, sameBytes, type Digest } from './codec.js';
 import type { Command } from './command.js';
 import { ConsensusError } from './errors.js';
@@ -17,7 +17,11 @@ export interface ConsensusState {
    * returns its response.
    */
   apply(command: Command, position: number): Uint8Array;
-  /** A 32-byte digest of the whole state. Equal states hash equal on every replica. */
+  /**
+   * A 32-byte digest of the whole state. Equal states hash equal on every replica, and different
+   * states differently but with negligible probability (a cryptographic hash): receipts and PBFT
+   * checkpoints certify it, and a snapshot from a peer is accepted only if it restores to it.
+   */
   hash(): Digest;
   /** The whole state as bytes, for checkpoints, snapshots and state transfer. */
   snapshot(): Uint8Array;
@@ -152,16 +156,27 @@ export class ReplicatedState {
   /**
    * Restores `snapshot` if its state has digest `digest` ({@link ReplicatedView.digest}) and
    * returns the view of it; otherwise, bytes that do not parse included, leaves the state as it
-   * was and returns undefined. For a snapshot from a peer, which may lie.
+   * was and returns undefined. For a snapshot from a peer, which may lie: bytes that do not parse
+   * cost no more than parsing, but any others a restore and, if they lie, a restore of the state
+   * as it was, so a caller should take a peer's lie once (PBFT's core then distrusts the peer).
+   * Whatever the state machine's `restore` throws counts as a lie: it throws on bytes it did not
+   * produce, and a peer must not be able to crash a replica with them.
    */
   adopt(snapshot: Uint8Array, digest: Digest): ReplicatedView | undefined {
+    let parsed: Infer<typeof tableSchema>;
+    try {
+      parsed = decodeStored(snapshot, tableSchema, 'replicated-state snapshot');
+    } catch {
+      return undefined;
+    }
     const before = this.freeze();
     try {
-      this.restore(snapshot);
+      this.#machine.restore(parsed.state);
+      this.#adoptClients(parsed.clients);
       const after = this.freeze();
       if (sameBytes(after.digest, digest)) return after;
     } catch {
-      // Bytes that do not restore are a mismatch like any other.
+      // Bytes that do not restore are a lie like a wrong digest.
     }
     this.restore(before.snapshot());
     return undefined;

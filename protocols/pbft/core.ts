@@ -129,6 +129,8 @@ export class PbftCore implements Core<PbftMessage> {
   #newView: Signed<NewView> | undefined;
   /** When each peer was last relayed to or sent state, to bound what a peer can make this replica send. */
   readonly #lastServed = new Map<string, { at: number; what: number }>();
+  /** Peers that sent a state that does not restore to the digest its checkpoint certifies. */
+  readonly #liedAboutState = new Set<NodeId>();
   #fetching = 0;
   #fetchRound = 0;
   /** The fetch timer is armed because later sequence numbers committed while the next did not. */
@@ -628,8 +630,14 @@ export class PbftCore implements Core<PbftMessage> {
   #onState(m: Signed<StateTransfer>): void {
     const cp = m.body.checkpoint;
     if (cp.sequence <= this.#executed || !validCheckpoint(cp, this.config, this.#quorums)) return;
+    if (this.#liedAboutState.has(m.from)) return;
     const view = this.#state.adopt(m.body.snapshot, cp.stateDigest);
-    if (view === undefined) return this.#evidence('invalid-certificate', m.from, `state for checkpoint ${cp.sequence} does not match its digest`, [m]);
+    if (view === undefined) {
+      // Rejecting a state costs restoring it and the state it replaced: a peer gets to lie once.
+      // A correct replica only sends a state it holds at a checkpoint a quorum certified.
+      this.#liedAboutState.add(m.from);
+      return this.#evidence('invalid-certificate', m.from, `state for checkpoint ${cp.sequence} does not match its digest`, [m]);
+    }
     this.#executed = cp.sequence;
     this.#fetching = 0;
     this.#gapArmed = false;

@@ -2,8 +2,8 @@
  * The state at the stable checkpoint (Castro & Liskov §4.3): held in memory as a frozen view, to
  * serve state transfer, and on disk as one snapshot followed by the changes of each stable
  * checkpoint after it. A replica stores a checkpoint's changes, not the whole state, while the
- * changes since the snapshot add up to less than the snapshot itself; then it stores the whole state
- * again and drops the changes. What a checkpoint costs on disk is thus proportional to what the
+ * changes since the snapshot add up to less than the snapshot itself, and number at most
+ * {@link MAX_CHANGE_RECORDS}; then it stores the whole state again and drops the changes. What a checkpoint costs on disk is thus proportional to what the
  * commands since the last one wrote, plus at most as much again for the periodic snapshots, where
  * storing the whole state every time cost a pass over a million keys every K sequence numbers.
  */
@@ -13,6 +13,9 @@ import { ConsensusError, invariant } from '../consensus/errors.js';
 import type { ReplicatedState, ReplicatedView } from '../consensus/state-machine.js';
 import { DURABLE_KEYS, stateChangesKey, type StateChangesRecord } from './durable.js';
 import type { StableCheckpoint } from './messages.js';
+
+/** Change records after one snapshot at most: recovery applies and checks each. */
+export const MAX_CHANGE_RECORDS = 256;
 
 /** What is on disk: the view it describes, and the sizes that decide when a snapshot is due. */
 interface Stored {
@@ -59,7 +62,8 @@ export class StableState {
     this.#served = undefined;
     const stored = this.#stored;
     if (stored !== undefined) invariant(cp.sequence > stored.sequence, `stable state stored at ${stored.sequence} before ${cp.sequence}`);
-    const changes = stored !== undefined && stored.changeBytes < stored.snapshotBytes ? view.changesSince(stored.view) : undefined;
+    const due = stored === undefined || stored.changeBytes >= stored.snapshotBytes || stored.changes.length >= MAX_CHANGE_RECORDS;
+    const changes = due ? undefined : view.changesSince(stored.view);
     if (stored !== undefined && changes !== undefined && stored.changeBytes + changes.length <= stored.snapshotBytes) {
       this.#out.persist(stateChangesKey(cp.sequence), { sequence: cp.sequence, stateDigest: cp.stateDigest, changes });
       stored.view = view;
