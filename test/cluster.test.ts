@@ -167,27 +167,35 @@ test.serial('test_network_partition_recovery on real threads: no quorum, no comm
   await converged(t, cluster, read.position, [0, 1, 2, 3, 4]);
 });
 
-test.serial('a replica that caught up by state transfer fills the hole in its receipt log with the bodies its peers hold', async (t) => {
-  const system = await ActorSystem.start({ cryptoThreads: 2 });
-  t.teardown(() => system.stop());
-  const cluster = await system.spawnCluster({ protocol: 'pbft', n: 4, policy: 'classical', batch: 1, kdfLog2N: 10, seed: testSeed(t) });
-  await cluster.submit({ type: 'put', key: 'k', value: 'before' });
+/**
+ * Crashes replica 3 of a cluster with batch 1 and commits `count` commands, one per position, past
+ * its log window of 40 positions: the others move their stable checkpoint beyond anything it could
+ * replay. Returns the last position, and whether replica 3 has since caught up by state transfer.
+ */
+async function outrunCrashed(t: ExecutionContext, cluster: Cluster, count: number): Promise<{ last: number; transferred: () => boolean }> {
   await cluster.crash(3);
   let transferred = false;
   const off = cluster.onExecuted((node, executed) => {
     if (node === 3 && executed.type === 'snapshot') transferred = true;
   });
   t.teardown(off);
-  // One command per position, past the log window of 40 positions: the others move their stable
-  // checkpoint beyond anything replica 3 could replay.
   let last = 0;
-  for (let k = 0; k < 60; k++) last = (await cluster.submit({ type: 'put', key: `k${k % 7}`, value: String(k) })).position;
+  for (let k = 0; k < count; k++) last = (await cluster.submit({ type: 'put', key: `k${k % 7}`, value: String(k) })).position;
+  return { last, transferred: () => transferred };
+}
+
+test.serial('a replica that caught up by state transfer fills the hole in its receipt log with the bodies its peers hold', async (t) => {
+  const system = await ActorSystem.start({ cryptoThreads: 2 });
+  t.teardown(() => system.stop());
+  const cluster = await system.spawnCluster({ protocol: 'pbft', n: 4, policy: 'classical', batch: 1, kdfLog2N: 10, seed: testSeed(t) });
+  await cluster.submit({ type: 'put', key: 'k', value: 'before' });
+  const { last, transferred } = await outrunCrashed(t, cluster, 60);
   const down = await t.throwsAsync(cluster.executedUpTo(3, last, { timeoutMs: 100 }), { instanceOf: CatchUpTimeout });
   t.like(down, { code: 'CATCH_UP_TIMEOUT', node: 3, position: last }, 'a replica that is down does not catch up, and the wait says so');
   t.true((down?.reached ?? last) < last);
   await cluster.restart(3);
   await cluster.executedUpTo(3, last);
-  t.true(transferred, 'replica 3 caught up by state transfer');
+  t.true(transferred(), 'replica 3 caught up by state transfer');
   type Fill = { readonly type: string; readonly bytes: Uint8Array };
   const bodies = async (node: number): Promise<Uint8Array> => {
     const ref = system.lookup<{ type: 'receipt-fill'; from: number; to: number }, Fill>(`${cluster.id}/replica-${node}`);
@@ -207,15 +215,8 @@ test.serial('a replica catches up by state transfer of a state larger than one m
   // Some 1.2 MB of state: its snapshot travels in parts (actors/peer-parts.ts).
   const big = 'x'.repeat(60_000);
   for (let k = 0; k < 20; k++) await cluster.submit({ type: 'put', key: `big-${k}`, value: `${k}${big}` });
-  await cluster.crash(3);
-  let transferred = false;
-  const off = cluster.onExecuted((node, executed) => {
-    if (node === 3 && executed.type === 'snapshot') transferred = true;
-  });
-  t.teardown(off);
-  let last = 0;
-  for (let k = 0; k < 50; k++) last = (await cluster.submit({ type: 'put', key: `k${k % 7}`, value: String(k) })).position;
+  const { last, transferred } = await outrunCrashed(t, cluster, 50);
   await cluster.restart(3);
   await converged(t, cluster, last, [0, 1, 2, 3]);
-  t.true(transferred, 'replica 3 caught up by state transfer, not by replaying the log');
+  t.true(transferred(), 'replica 3 caught up by state transfer, not by replaying the log');
 });

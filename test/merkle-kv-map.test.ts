@@ -57,30 +57,44 @@ function sameSlotKeys(count: number): string[] {
 
 type Op = { readonly kind: 'put'; readonly key: string; readonly value: string } | { readonly kind: 'delete'; readonly key: string } | { readonly kind: 'root' };
 
+type ViewOp = Op | { readonly kind: 'freeze' } | { readonly kind: 'restore' };
+
+/** Applies a put or a delete to the map and to its model alike; false for any other operation. */
+function write(map: MerkleKvMap, model: Map<string, string>, op: ViewOp): boolean {
+  if (op.kind === 'put') {
+    map.set(op.key, op.value);
+    model.set(op.key, op.value);
+    return true;
+  }
+  if (op.kind !== 'delete') return false;
+  assert.equal(map.delete(op.key), model.delete(op.key));
+  return true;
+}
+
+/**
+ * Puts, deletes and roots: few distinct keys make deletes and overwrites frequent, hundreds make
+ * interior nodes, and a crowd of keys fills one slot past a leaf.
+ */
+function writes(weights: { readonly put: number; readonly delete: number }): fc.WeightedArbitrary<Op>[] {
+  const crowd = sameSlotKeys(LEAF_KEYS + 3);
+  const key = fc.oneof(fc.integer({ min: 0, max: 30 }).map((i) => `k${i}`), fc.integer({ min: 0, max: 2000 }).map((i) => `wide-${i}`), fc.constantFrom(...crowd));
+  return [
+    { weight: weights.put, arbitrary: fc.record({ kind: fc.constant('put' as const), key, value: fc.string({ maxLength: 6 }) }) },
+    { weight: weights.delete, arbitrary: fc.record({ kind: fc.constant('delete' as const), key }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('root' as const) }) },
+  ];
+}
+
 test('the root is the documented tree over the entries, whatever the history (property)', (t) => {
   const seed = testSeed(t);
-  const crowd = sameSlotKeys(LEAF_KEYS + 3);
-  // Few distinct keys make deletes and overwrites frequent; hundreds make interior nodes; the crowd fills one slot past a leaf.
-  const key = fc.oneof(fc.integer({ min: 0, max: 30 }).map((i) => `k${i}`), fc.integer({ min: 0, max: 2000 }).map((i) => `wide-${i}`), fc.constantFrom(...crowd));
-  const op: fc.Arbitrary<Op> = fc.oneof(
-    { weight: 6, arbitrary: fc.record({ kind: fc.constant('put' as const), key, value: fc.string({ maxLength: 6 }) }) },
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant('delete' as const), key }) },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant('root' as const) }) },
-  );
+  const op: fc.Arbitrary<Op> = fc.oneof(...writes({ put: 6, delete: 2 }));
   t.notThrows(() =>
     fc.assert(
       fc.property(fc.array(op, { minLength: 100, maxLength: 400, size: 'max' }), (ops) => {
         const map = new MerkleKvMap();
         const model = new Map<string, string>();
         for (const each of ops) {
-          if (each.kind === 'put') {
-            map.set(each.key, each.value);
-            model.set(each.key, each.value);
-          } else if (each.kind === 'delete') {
-            assert.equal(map.delete(each.key), model.delete(each.key));
-          } else {
-            assert.equal(hexOf(map.root()), referenceRoot(model));
-          }
+          if (!write(map, model, each)) assert.equal(hexOf(map.root()), referenceRoot(model));
           assert.equal(map.size, model.size);
         }
         assert.equal(hexOf(map.root()), referenceRoot(model));
@@ -195,16 +209,11 @@ test('text a snapshot could not carry is refused, and a snapshot out of canonica
   t.deepEqual(hexOf(again.hash()), hexOf(canonical.hash()));
 });
 
-type ViewOp = Op | { readonly kind: 'freeze' } | { readonly kind: 'restore' };
 
 test('a frozen view keeps its entries and root while the map is written, and the changes between two views turn the older into the newer (property)', (t) => {
   const seed = testSeed(t);
-  const crowd = sameSlotKeys(LEAF_KEYS + 3);
-  const key = fc.oneof(fc.integer({ min: 0, max: 40 }).map((i) => `k${i}`), fc.integer({ min: 0, max: 3000 }).map((i) => `wide-${i}`), fc.constantFrom(...crowd));
-  const op: fc.Arbitrary<ViewOp> = fc.oneof(
-    { weight: 8, arbitrary: fc.record({ kind: fc.constant('put' as const), key, value: fc.string({ maxLength: 6 }) }) },
-    { weight: 3, arbitrary: fc.record({ kind: fc.constant('delete' as const), key }) },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant('root' as const) }) },
+  const op: fc.Arbitrary<ViewOp> = fc.oneof<(fc.Arbitrary<ViewOp> | fc.WeightedArbitrary<ViewOp>)[]>(
+    ...writes({ put: 8, delete: 3 }),
     { weight: 2, arbitrary: fc.record({ kind: fc.constant('freeze' as const) }) },
     { weight: 1, arbitrary: fc.constant({ kind: 'restore' as const }) },
   );
@@ -217,12 +226,8 @@ test('a frozen view keeps its entries and root while the map is written, and the
         const views: { view: FrozenKvMap; model: Map<string, string>; restores: number }[] = [];
         let restores = 0;
         for (const each of ops) {
-          if (each.kind === 'put') {
-            map.set(each.key, each.value);
-            model.set(each.key, each.value);
-          } else if (each.kind === 'delete') {
-            assert.equal(map.delete(each.key), model.delete(each.key));
-          } else if (each.kind === 'root') {
+          if (write(map, model, each)) continue;
+          if (each.kind === 'root') {
             map.root();
           } else if (each.kind === 'freeze') {
             views.push({ view: map.freeze(), model: new Map(model), restores });

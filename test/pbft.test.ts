@@ -44,6 +44,20 @@ class Replica {
 
 const sent = (ready: Ready<PbftMessage>, type: PbftMessage['type']): PbftMessage[] => ready.messages.filter((m) => m.body.type === type).map((m) => m.body);
 
+/**
+ * Commits `batch` at sequence `s` of view 0 at backup 1 and makes the checkpoint it takes there,
+ * if any, stable; returns the outputs of the commit steps.
+ */
+function commitWithCheckpoint(r: Replica, s: number, batch: Command[]): Ready<PbftMessage>[] {
+  const pp = prePrepare(0, s, 1000, batch);
+  r.receive(0, pp);
+  for (const from of [2, 3]) r.receive(from, prepare(0, s, pp.digest));
+  const done = [1, 2, 3].map((from) => r.receive(from, commit(0, s, pp.digest)));
+  const own = done.flatMap((ready) => sent(ready, 'checkpoint'))[0];
+  if (own !== undefined) for (const from of [0, 1, 2]) r.receive(from, own);
+  return done;
+}
+
 test('a backup prepares, commits with a quorum and executes with a certificate of distinct signers', (t) => {
   const r = new Replica(1);
   const pp = prePrepare(0, 1, 1000, [cmd(1)]);
@@ -367,14 +381,7 @@ test('a replica restarted into an idle cluster reaches the last sequence even wh
   // log window are dropped before the state arrives; the status sent after the state asks again.
   const tuning = { checkpointInterval: 2, logWindow: 4 };
   const peer = new Replica(1, tuning);
-  for (let s = 1; s <= 5; s++) {
-    const pp = prePrepare(0, s, 1000, [cmd(s)]);
-    peer.receive(0, pp);
-    for (const from of [2, 3]) peer.receive(from, prepare(0, s, pp.digest));
-    const done = [1, 2, 3].map((from) => peer.receive(from, commit(0, s, pp.digest)));
-    const own = done.flatMap((r) => sent(r, 'checkpoint'))[0];
-    if (own !== undefined) for (const from of [0, 1, 2]) peer.receive(from, own);
-  }
+  for (let s = 1; s <= 5; s++) commitWithCheckpoint(peer, s, [cmd(s)]);
   t.like(peer.core.status(), { commitIndex: 5 });
 
   const laggard = new Replica(3, tuning);
@@ -520,16 +527,11 @@ test('a stable checkpoint stores what changed since the last, the whole state on
   let timestamp = 0;
   const puts = (count: number, value = 'v'): Command[] => Array.from({ length: count }, () => command('alice', ++timestamp, kvPayload({ type: 'put', key: `key-${timestamp}`, value })));
   let lastHash = '';
-  /** Commits sequence `s` at replica 1 and makes the checkpoint it takes, if any, stable. */
   const commitAt = (s: number, batch: Command[]): void => {
-    const pp = prePrepare(0, s, 1000, batch);
-    r.receive(0, pp);
-    for (const from of [2, 3]) r.receive(from, prepare(0, s, pp.digest));
-    const done = [1, 2, 3].map((from) => r.receive(from, commit(0, s, pp.digest)));
-    const entry = done.flatMap((ready) => ready.applied).find((a) => a.kind === 'entry');
+    const entry = commitWithCheckpoint(r, s, batch)
+      .flatMap((ready) => ready.applied)
+      .find((a) => a.kind === 'entry');
     if (entry?.kind === 'entry') lastHash = hex(entry.stateHash);
-    const own = done.flatMap((ready) => sent(ready, 'checkpoint'))[0];
-    if (own !== undefined) for (const from of [0, 1, 2]) r.receive(from, own);
   };
   const changeKeys = (): string[] => [...r.durable.keys()].filter((k) => k.startsWith('state-changes/'));
   const snapshotRecord = (): { sequence: number; snapshot: Uint8Array } => r.durable.get('snapshot') as { sequence: number; snapshot: Uint8Array };
@@ -579,13 +581,7 @@ test('a stable checkpoint stores what changed since the last, the whole state on
 test('a peer whose state does not restore to the digest its checkpoint certifies is reported, once, and its states ignored after; a correct peer\'s state is adopted', (t) => {
   const tuning = { checkpointInterval: 2, logWindow: 4 };
   const peer = new Replica(1, tuning);
-  for (let s = 1; s <= 4; s++) {
-    const pp = prePrepare(0, s, 1000, [cmd(s)]);
-    peer.receive(0, pp);
-    for (const from of [2, 3]) peer.receive(from, prepare(0, s, pp.digest));
-    const own = [1, 2, 3].flatMap((from) => sent(peer.receive(from, commit(0, s, pp.digest)), 'checkpoint'))[0];
-    if (own !== undefined) for (const from of [0, 1, 2]) peer.receive(from, own);
-  }
+  for (let s = 1; s <= 4; s++) commitWithCheckpoint(peer, s, [cmd(s)]);
   const [state] = sent(peer.receive(3, { type: 'status', view: 0, executed: 0 }), 'state');
   if (state?.type !== 'state') return t.fail('the peer sends its stable state');
   const other = new KvStateMachine();
