@@ -897,3 +897,38 @@ test('a stale or repeated command in a block does not replace its client\'s reco
   c.step({ kind: 'request', command: fresh }, 0);
   t.deepEqual(c.ready().replies.map((x) => [x.timestamp, x.position]), [[2, 1]], 'a retry is answered with the position it executed at');
 });
+
+test('blocks held as orphans are not asked for again: overlapping responses leave one block wanted, and a fetch round asks for it alone', (t) => {
+  // Found with worker threads (stop 23): every block of a fetched chain stayed wanted while it
+  // waited for its ancestors, so each fetch round asked every peer for each of them again, and
+  // the round limit gave them up before the chain reached a block this replica held.
+  const blocks = chainOf(40);
+  const c = core(3);
+  deliver(c, proposal(at(blocks, 39)));
+  const respond = (from: number, top: number): Ready<HotStuffMessage> => deliver(c, signed(from, { type: 'block-response', blocks: blocks.slice(top - 15, top + 1).reverse() }));
+  const first = respond(0, 38);
+  t.like(sent(first, 'block-request').map((m) => m.body), [{ type: 'block-request', height: 23 }], 'the chain continues below its lowest block');
+  t.is(sent(respond(1, 38), 'block-request').length, 0, 'the same chain from another peer asks for nothing more');
+  respond(2, 37);
+  t.deepEqual([c.stats().orphans, c.stats().missing], [18, 1], 'blocks 23 … 40 held (the proposal too), only block 22 wanted');
+  c.step({ kind: 'timeout', timer: 'fetch' }, 1_000);
+  t.deepEqual(
+    sent(c.ready(), 'block-request').map((m) => m.body.type === 'block-request' && m.body.height),
+    [22],
+    'a fetch round asks every peer for that block alone',
+  );
+});
+
+test('the orphans above a snapshot f+1 peers offer join the tree once it is installed', (t) => {
+  const blocks = chainOf(40);
+  const c = core(3);
+  deliver(c, proposal(at(blocks, 39)));
+  deliver(c, signed(0, { type: 'block-response', blocks: blocks.slice(23, 39).reverse() }));
+  t.is(c.status().commitIndex, 0);
+  // Blocks 24 … 40 wait for block 23, which the peers pruned: they answer with their snapshot there.
+  const snapshot = { type: 'snapshot' as const, block: at(blocks, 22), state: stateBytes('pruned') };
+  deliver(c, signed(0, snapshot));
+  const installed = deliver(c, signed(1, snapshot));
+  t.like(installed.applied[0], { kind: 'snapshot', position: 23 });
+  t.is(c.status().commitIndex, 37, 'block 24, child of the snapshot\'s block, joined with the chain above it: QC(39) in block 40 decides block 37');
+});

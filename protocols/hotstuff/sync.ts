@@ -113,6 +113,8 @@ export class CatchUp {
   /** Orphans by their parent's key. */
   readonly #orphans = new Map<string, Map<string, Orphan>>();
   readonly #orphansFrom = new Map<NodeId, number>();
+  /** The keys of the orphans: held, so never wanted. */
+  readonly #orphanKeys = new Set<string>();
   readonly #quota: number;
   #orphanCount = 0;
   readonly #qcs = new Map<string, QuorumCert>();
@@ -249,7 +251,8 @@ export class CatchUp {
         this.insert({ block, hash }, from, false);
         continue;
       }
-      if (!this.#keepOrphan({ block, hash }, from)) continue;
+      // A block whose parent is held as an orphan continues a chain already fetched further down.
+      if (!this.#keepOrphan({ block, hash }, from) || this.#orphanKeys.has(hex(block.parent))) continue;
       this.#want(block.parent, block.height - 1);
       lowest = block;
     }
@@ -276,8 +279,9 @@ export class CatchUp {
     this.#offers.clear();
     this.#executor.install(block, hash, state);
     this.#tallest = Math.max(this.#tallest, block.height);
-    this.forget(this.#view);
+    // The root's orphans join before forget drops every orphan whose parent is at the committed height.
     for (const child of this.#release(this.#tree.root, from, false)) this.insert(child, from, false);
+    this.forget(this.#view);
   }
 
   /**
@@ -328,6 +332,10 @@ export class CatchUp {
     if (this.#orphanCount >= MAX_ORPHANS || sent >= this.#quota) return false;
     siblings.set(key, { block, hash, from, view: this.#view });
     this.#orphans.set(parent, siblings);
+    // Held now, if not joined: asking for it again would pull in its ancestors again, from every
+    // peer at every fetch round, until the round limit gave it up with its chain half fetched.
+    this.#missing.delete(key);
+    this.#orphanKeys.add(key);
     this.#orphansFrom.set(from, sent + 1);
     this.#orphanCount++;
     return true;
@@ -335,6 +343,7 @@ export class CatchUp {
 
   #uncount(orphan: Orphan): void {
     this.#orphanCount--;
+    this.#orphanKeys.delete(hex(orphan.hash));
     const sent = (this.#orphansFrom.get(orphan.from) ?? 1) - 1;
     if (sent > 0) this.#orphansFrom.set(orphan.from, sent);
     else this.#orphansFrom.delete(orphan.from);
@@ -368,9 +377,10 @@ export class CatchUp {
     this.#armFetch();
   }
 
-  /** Marks `hash` as wanted (learning its height if it was unknown); true when it was not wanted yet. */
+  /** Marks `hash` as wanted (learning its height if it was unknown), unless held as an orphan; true when it was not wanted yet. */
   #want(hash: Digest, height: number): boolean {
     const key = hex(hash);
+    if (this.#orphanKeys.has(key)) return false;
     const known = this.#missing.get(key);
     if (known !== undefined && (known.height > 0 || height === 0)) return false;
     this.#missing.set(key, { hash, height, rounds: known?.rounds ?? 0 });
