@@ -624,7 +624,8 @@ export class PbftCore implements Core<PbftMessage> {
 
   #serveState(peer: NodeId): void {
     if (this.#stableState.view === undefined || this.#low === 0 || !this.#mayServe(`state:${peer}`)) return;
-    this.#out.send([peer], { type: 'state', checkpoint: this.#stable, snapshot: this.#stableState.snapshot() as Uint8Array });
+    const snapshot = this.#stableState.snapshot();
+    if (snapshot !== undefined) this.#out.send([peer], { type: 'state', checkpoint: this.#stable, snapshot });
   }
 
   #onState(m: Signed<StateTransfer>): void {
