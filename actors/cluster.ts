@@ -62,6 +62,7 @@ import {
   type TrustKey,
 } from '../protocols/receipts/index.js';
 import { RecentMap } from './recent-map.js';
+import { MIN_MESSAGE_BYTES, PART_BYTES } from './peer-parts.js';
 
 /** A key rotation carried out by {@link Cluster.rotateKey}. */
 export interface KeyRotation {
@@ -477,13 +478,17 @@ export class Cluster {
   /**
    * Starts a cluster in `system`. Use `system.spawnCluster(options)`.
    * @throws {ConsensusError} `INVALID_CONFIG` for an `n` and `f` the protocol cannot run with;
-   *   {@link ConfigError} for other bad options; `SpawnError` when a replica cannot start (its
+   *   {@link ConfigError} for other bad options, and for a system whose `maxMessageBytes` is
+   *   below 2 MiB (replicas send large envelopes in 1 MiB parts); `SpawnError` when a replica cannot start (its
    *   storage is corrupted or another cluster's, for instance — the cause says which).
    */
   static async spawn(system: ActorSystem, options: ClusterOptions): Promise<Cluster> {
     const config = consensusConfig({ nodeId: 0, n: options.n, algorithm: options.protocol, ...(options.f === undefined ? {} : { f: options.f }) });
     const policy = options.policy ?? 'hybrid';
     if (!isSignaturePolicy(policy)) throw new ConfigError(`unknown signature policy ${JSON.stringify(policy)}`);
+    if (system.maxMessageBytes < MIN_MESSAGE_BYTES) {
+      throw new ConfigError(`a cluster's replicas send envelopes in parts of ${PART_BYTES} bytes: the system's maxMessageBytes must be at least ${MIN_MESSAGE_BYTES}, got ${system.maxMessageBytes}`);
+    }
     for (const [name, value] of [['batch', options.batch], ['timeoutMs', options.timeoutMs], ['retryMs', options.retryMs]] as const) {
       if (value !== undefined && !(Number.isSafeInteger(value) && value > 0)) throw new ConfigError(`${name} must be a positive integer, got ${value}`);
     }

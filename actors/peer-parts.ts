@@ -12,6 +12,9 @@ import { t } from '../runtime/index.js';
 /** Envelopes up to this size go whole; larger ones in parts of this size. */
 export const PART_BYTES = 1 << 20;
 
+/** The smallest `maxMessageBytes` a system running a cluster needs: a part with room to spare for what wraps it. */
+export const MIN_MESSAGE_BYTES = 2 * PART_BYTES;
+
 /** The largest envelope sent in parts: a state larger than this cannot be transferred. */
 export const MAX_JOINED_BYTES = 64 << 20;
 

@@ -149,6 +149,11 @@ export class ActorSystem {
     return system;
   }
 
+  /** The largest encoded message an actor of this system may send (`maxMessageBytes`). */
+  get maxMessageBytes(): number {
+    return this.#node.maxMessageBytes;
+  }
+
   /** The system's telemetry when started with `telemetry`: its Prometheus URL, a merged metrics read, a span flush. */
   get telemetry(): SystemTelemetry | undefined {
     return this.#telemetry;

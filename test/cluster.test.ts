@@ -220,3 +220,10 @@ test.serial('a replica catches up by state transfer of a state larger than one m
   await converged(t, cluster, last, [0, 1, 2, 3]);
   t.true(transferred(), 'replica 3 caught up by state transfer, not by replaying the log');
 });
+
+test.serial('a system whose messages are too small for the parts replicas send large envelopes in cannot run a cluster', async (t) => {
+  const system = await ActorSystem.start({ cryptoThreads: 1, maxMessageBytes: 1 << 20 });
+  t.teardown(() => system.stop());
+  const error = await t.throwsAsync(system.spawnCluster({ protocol: 'raft', n: 3, policy: 'classical', kdfLog2N: 10 }), { name: 'ConfigError' });
+  t.regex(error?.message ?? '', /maxMessageBytes must be at least 2097152, got 1048576/);
+});
