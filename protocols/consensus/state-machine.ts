@@ -171,8 +171,7 @@ export class ReplicatedState {
     }
     const before = this.freeze();
     try {
-      this.#machine.restore(parsed.state);
-      this.#adoptClients(parsed.clients);
+      this.#install(parsed);
       const after = this.freeze();
       if (sameBytes(after.digest, digest)) return after;
     } catch {
@@ -191,14 +190,17 @@ export class ReplicatedState {
     for (const c of clients) this.#clients.set(c.client, { timestamp: c.timestamp, response: c.response });
   }
 
+  #install(parsed: Infer<typeof tableSchema>): void {
+    this.#machine.restore(parsed.state);
+    this.#adoptClients(parsed.clients);
+  }
+
   /**
    * Restores state machine and client table from {@link snapshot}'s bytes.
    * @throws {ConsensusError} `CORRUPT_STATE` when the bytes are not such a snapshot.
    */
   restore(bytes: Uint8Array): void {
-    const parsed = decodeStored(bytes, tableSchema, 'replicated-state snapshot');
-    this.#machine.restore(parsed.state);
-    this.#adoptClients(parsed.clients);
+    this.#install(decodeStored(bytes, tableSchema, 'replicated-state snapshot'));
   }
 }
 

@@ -49,7 +49,7 @@ export class StableState {
     return (this.#served ??= this.#view.snapshot());
   }
 
-  /** The stable checkpoint moved to `cp` without this replica holding its state. */
+  /** The stable checkpoint moved without this replica holding its state: there is none to serve. */
   forget(): void {
     this.#view = undefined;
     this.#served = undefined;
