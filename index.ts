@@ -11,7 +11,7 @@ export { Cluster, CatchUpTimeout, statusLine, POLICY_SCHEME, EXECUTIONS_KEPT, DE
 export type { ExecutedPosition } from './actors/cluster-agent.js';
 export type { LinkDelay } from './actors/link-faults.js';
 export type { PublicKeyDescriptor } from './actors/signer.js';
-export { StorageError, type StorageErrorCode } from './actors/replica-store.js';
+export { STORE_FORMAT, StorageError, type StorageErrorCode } from './actors/replica-store.js';
 export { BYZANTINE_MODES, type ByzantineMode } from './protocols/sim/byzantine.js';
 export {
   ReceiptError,

@@ -18,8 +18,9 @@
  *   inside a callback; one CI chaos run stalled on a crash that never completed, not reproduced
  *   since). Plain puts and removes are carried out by the writer alone.
  * - Checked: each record is stored as SHA-256(payload) ‖ payload and verified when loaded; the
- *   environment carries the identity of its replica (cluster, node, protocol, size), and opening
- *   it for another replica is refused. Storage that is corrupted or belongs to someone else is a
+ *   environment carries the identity of its replica (cluster, node, protocol, size) and the
+ *   format it was written in, and opening it for another replica or with a build of another
+ *   format is refused. Storage that is corrupted, foreign or of another format is a
  *   {@link StorageError}, never silently used.
  */
 import { mkdir } from 'node:fs/promises';
@@ -32,7 +33,9 @@ export type StorageErrorCode =
   /** A record's bytes do not match their checksum, or do not decode. */
   | 'STORAGE_CORRUPT'
   /** The directory holds another replica's (or another cluster's) state. */
-  | 'STORAGE_MISMATCH';
+  | 'STORAGE_MISMATCH'
+  /** The directory was written in a store format this build does not read ({@link STORE_FORMAT}). */
+  | 'STORAGE_FORMAT';
 
 /** A replica's storage is corrupted or is not its own. */
 export class StorageError extends KnhkError {
@@ -53,6 +56,16 @@ export interface ReplicaIdentity {
   readonly n: number;
 }
 
+/**
+ * The format of everything a replica directory holds: this file's records and the cores' records
+ * inside them, digests included. Raised whenever a build would misread what an earlier one wrote
+ * (a new definition of PBFT's checkpoint digest, for one), so that such a store is refused
+ * by name when it is opened rather than found to contradict itself during recovery. Stores
+ * written before format records existed have none, and are refused alike.
+ */
+export const STORE_FORMAT = 1;
+
+const FORMAT_KEY = 'meta:format';
 const IDENTITY_KEY = 'meta:identity';
 const OPENS_KEY = 'meta:opens';
 /** The step being written, present on disk only when that step was torn (see the file comment). */
@@ -94,8 +107,9 @@ export class ReplicaStore {
 
   /**
    * Opens (creating if needed) the store in `dir` for `identity`.
-   * @throws {StorageError} `STORAGE_MISMATCH` when the directory belongs to another replica,
-   * `STORAGE_CORRUPT` when its identity record is damaged.
+   * @throws {StorageError} `STORAGE_FORMAT` when it was written in another {@link STORE_FORMAT},
+   * `STORAGE_MISMATCH` when it belongs to another replica, `STORAGE_CORRUPT` when its identity or
+   * format record is damaged.
    */
   static async open(dir: string, identity: ReplicaIdentity): Promise<ReplicaStore> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -104,6 +118,11 @@ export class ReplicaStore {
     const store = new ReplicaStore(dir, env);
     try {
       const stored = store.#read(IDENTITY_KEY);
+      const format = store.#read(FORMAT_KEY);
+      if (stored !== undefined && format !== STORE_FORMAT) {
+        const written = format === undefined ? 'a knhk from before store formats were recorded' : `store format ${JSON.stringify(format)}`;
+        throw new StorageError('STORAGE_FORMAT', dir, `was written by ${written}; this build reads store format ${STORE_FORMAT} only`);
+      }
       const wanted = { clusterId: identity.clusterId, nodeId: identity.nodeId, protocol: identity.protocol, n: identity.n };
       if (stored !== undefined && JSON.stringify(stored) !== JSON.stringify(wanted)) {
         throw new StorageError('STORAGE_MISMATCH', dir, `holds the state of ${JSON.stringify(stored)}, not of ${JSON.stringify(wanted)}`);
@@ -112,7 +131,8 @@ export class ReplicaStore {
       // killed mid-write may still have writes queued there; this write commits after them, so
       // what is read from here on includes everything the old incarnation will ever write.
       const opens = Number(store.#read(OPENS_KEY) ?? 0);
-      await Promise.all([...(stored === undefined ? [store.#db.put(IDENTITY_KEY, seal(wanted))] : []), store.#db.put(OPENS_KEY, seal(opens + 1))]);
+      const created = stored === undefined ? [store.#db.put(IDENTITY_KEY, seal(wanted)), store.#db.put(FORMAT_KEY, seal(STORE_FORMAT))] : [];
+      await Promise.all([...created, store.#db.put(OPENS_KEY, seal(opens + 1))]);
       await store.#finishTornStep();
     } catch (error) {
       await env.close();

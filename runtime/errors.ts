@@ -44,7 +44,11 @@ export class ActorNotRunning extends KnhkError {
   }
 }
 
-/** Spawning an actor failed (missing export, bad arguments, duplicate name, start hook threw). */
+/**
+ * Spawning an actor failed (missing export, bad arguments, duplicate name, start hook threw). Its
+ * `cause` is what the start hook threw; for an actor in a worker thread, that error as it crossed
+ * the thread: a plain `{ name, message, code?, stack? }`.
+ */
 export class SpawnError extends KnhkError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('SPAWN_ERROR', message, options);

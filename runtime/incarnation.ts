@@ -198,7 +198,8 @@ export function startInWorker(host: WorkerHost, spec: IncarnationSpec, onExit: (
       host.threadGone(thread);
       exited();
       if (started) onExit(final);
-      else reject(new SpawnError(`${spec.name} failed to start: ${final.kind === 'crash' ? final.error.message : final.kind}`));
+      else if (final.kind === 'crash') reject(new SpawnError(`${spec.name} failed to start: ${final.error.message}`, { cause: final.error }));
+      else reject(new SpawnError(`${spec.name} failed to start: ${final.kind}`));
     });
 
     const incarnation: Incarnation = {

@@ -12,6 +12,9 @@ import { Prng } from '../protocols/sim/prng.js';
 import { testSeed } from './helpers/seed.js';
 import { eventually } from './helpers/system.js';
 import { verifyReceipt } from '../protocols/receipts/index.js';
+import { join } from 'node:path';
+import { overwriteRecord, sealed } from './helpers/store.js';
+import { tempDir } from './helpers/temp.js';
 
 /** A cluster whose replicas draw their random choices (timer jitter, which peers get which Byzantine variant) from `seed`, named in the test's output. */
 async function start(t: ExecutionContext, options: Omit<ClusterOptions, 'kdfLog2N' | 'seed'>, seed = testSeed(t)): Promise<Cluster> {
@@ -219,6 +222,26 @@ test.serial('a replica catches up by state transfer of a state larger than one m
   await cluster.restart(3);
   await converged(t, cluster, last, [0, 1, 2, 3]);
   t.true(transferred(), 'replica 3 caught up by state transfer, not by replaying the log');
+});
+
+test.serial('a cluster stopped whole starts again from its data directory with its state; a replica store of another format stops it from starting', async (t) => {
+  const dataDir = await tempDir(t, 'knhk-cold-');
+  const options = { id: 'cold', protocol: 'raft', n: 3, policy: 'classical', dataDir, passphrase: 'cold start', kdfLog2N: 10, seed: testSeed(t) } as const;
+  const run = async <T>(use: (cluster: Cluster) => Promise<T>): Promise<T> => {
+    const system = await ActorSystem.start({ cryptoThreads: 1 });
+    try {
+      return await use(await system.spawnCluster(options));
+    } finally {
+      await system.stop();
+    }
+  };
+  await run((cluster) => cluster.submit({ type: 'put', key: 'k', value: 'before the stop' }));
+  const read = await run((cluster) => cluster.submit({ type: 'get', key: 'k' }));
+  t.is(kvResponse(read.response).value, 'before the stop');
+  await overwriteRecord(join(dataDir, 'replica-1', 'store'), 'meta:format', sealed(0));
+  const error = await t.throwsAsync(run(() => Promise.resolve()), { name: 'SpawnError' });
+  t.regex(error?.message ?? '', /replica-1 failed to start: .*replica-1\/store: was written by store format 0; this build reads store format 1 only/);
+  t.like(error?.cause, { name: 'StorageError', code: 'STORAGE_FORMAT' });
 });
 
 test.serial('a system whose messages are too small for the parts replicas send large envelopes in cannot run a cluster', async (t) => {

@@ -6,9 +6,10 @@ import test from 'ava';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { open as openLmdb } from 'lmdb';
-import { ReplicaStore, StorageError, type ReplicaIdentity } from '../actors/replica-store.js';
+import { ReplicaStore, StorageError, STORE_FORMAT, type ReplicaIdentity } from '../actors/replica-store.js';
 import { tempDir } from './helpers/temp.js';
-import { command, consensusConfig, encode, hashBytes, KvStateMachine, kvPayload, type Ready } from '../protocols/consensus/index.js';
+import { overwriteRecord, sealed } from './helpers/store.js';
+import { command, consensusConfig, KvStateMachine, kvPayload, type Ready } from '../protocols/consensus/index.js';
 import { PbftCore, prepare, prePrepare, commit, type PbftMessage } from '../protocols/pbft/index.js';
 
 const identity: ReplicaIdentity = { clusterId: 'c1', nodeId: 1, protocol: 'pbft', n: 4 };
@@ -42,6 +43,30 @@ test('a directory holding another replica or cluster is refused', async (t) => {
     t.is(error?.code, 'STORAGE_MISMATCH');
   }
   await (await ReplicaStore.open(dir, identity)).close();
+});
+
+test('a store written in another format, or before formats were recorded, is refused by name; a damaged format record is corruption', async (t) => {
+  const dir = await tempDir(t, 'knhk-store-');
+  await (await ReplicaStore.open(dir, identity)).close();
+  const refusal = async (bytes: Uint8Array | undefined): Promise<StorageError | undefined> => {
+    await overwriteRecord(dir, 'meta:format', bytes);
+    return t.throwsAsync(ReplicaStore.open(dir, identity), { instanceOf: StorageError });
+  };
+  const other = await refusal(sealed(STORE_FORMAT + 1));
+  t.is(other?.code, 'STORAGE_FORMAT');
+  t.regex(other?.message ?? '', new RegExp(`store format ${STORE_FORMAT + 1}; this build reads store format ${STORE_FORMAT} only`));
+  const older = await refusal(undefined);
+  t.is(older?.code, 'STORAGE_FORMAT');
+  t.regex(older?.message ?? '', /before store formats were recorded/);
+  const damaged = sealed(STORE_FORMAT);
+  damaged[damaged.length - 1] = (damaged[damaged.length - 1] as number) ^ 0x01;
+  const corrupt = await refusal(damaged);
+  t.is(corrupt?.code, 'STORAGE_CORRUPT');
+  t.regex(corrupt?.message ?? '', /meta:format/);
+  await overwriteRecord(dir, 'meta:format', sealed(STORE_FORMAT));
+  const store = await ReplicaStore.open(dir, identity);
+  t.is(store.opens, 2, 'refused opens leave the store as it was');
+  await store.close();
 });
 
 test('a damaged record is reported with its key, never used', async (t) => {
@@ -90,12 +115,6 @@ test('a step is atomic when its thread is killed mid-write', async (t) => {
   // Which kills tore a step is up to the scheduler; the assertions above hold either way.
   t.log(`${torn} of 6 kills tore a step, which reopening finished`);
 });
-
-/** A record as the store keeps it: SHA-256(payload) ‖ payload. */
-function sealed(value: unknown): Uint8Array {
-  const payload = encode(value);
-  return Uint8Array.from([...hashBytes(payload), ...payload]);
-}
 
 test('opening finishes a step that a killed thread left torn, and refuses a damaged redo record', async (t) => {
   const dir = await tempDir(t, 'knhk-store-');
