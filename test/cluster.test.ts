@@ -4,15 +4,16 @@
  * sending replica, a Byzantine replica runs the simulator's adversary on its real outputs.
  */
 import test, { type ExecutionContext } from 'ava';
+import { join } from 'node:path';
 import { ActorSystem } from '../actors/system.js';
 import { CatchUpTimeout, statusLine, type Cluster, type ClusterOptions, type EvidenceReport, type Submitted } from '../actors/cluster.js';
+import { STORE_FORMAT } from '../actors/replica-store.js';
 import { closedLoop } from '../actors/workload.js';
 import { decode, kvResponse } from '../protocols/consensus/index.js';
 import { Prng } from '../protocols/sim/prng.js';
 import { testSeed } from './helpers/seed.js';
 import { eventually } from './helpers/system.js';
 import { verifyReceipt } from '../protocols/receipts/index.js';
-import { join } from 'node:path';
 import { overwriteRecord, sealed } from './helpers/store.js';
 import { tempDir } from './helpers/temp.js';
 
@@ -240,7 +241,7 @@ test.serial('a cluster stopped whole starts again from its data directory with i
   t.is(kvResponse(read.response).value, 'before the stop');
   await overwriteRecord(join(dataDir, 'replica-1', 'store'), 'meta:format', sealed(0));
   const error = await t.throwsAsync(run(() => Promise.resolve()), { name: 'SpawnError' });
-  t.regex(error?.message ?? '', /replica-1 failed to start: .*replica-1\/store: was written by store format 0; this build reads store format 1 only/);
+  t.regex(error?.message ?? '', new RegExp(`replica-1 failed to start: .*replica-1/store: was written by store format 0; this build reads store format ${STORE_FORMAT} only`));
   t.like(error?.cause, { name: 'StorageError', code: 'STORAGE_FORMAT' });
 });
 

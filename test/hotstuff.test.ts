@@ -19,6 +19,9 @@ import {
   hex,
   kvPayload,
   sameBytes,
+  archivedChangesKey,
+  type ArchivedChanges,
+  type ArchivedSnapshot,
   type Command,
   type Digest,
   type QuorumCert,
@@ -470,6 +473,40 @@ test('a restarted replica re-executes its committed blocks with the QC that deci
   t.deepEqual(replayed.map((a) => a.position), [1]);
   const entry = replayed[0];
   t.true(entry?.kind === 'entry' && b3 !== undefined && sameBytes(entry.certificate?.valueHash ?? new Uint8Array(0), blockHash(b3)), 'the QC on b3, persisted with the committed block');
+});
+
+test('the state is stored whole at the first snapshot height, then as the changes of each later one, and a restart rebuilds and checks it', (t) => {
+  const durable = new Map<string, unknown>();
+  const c = core(1, durable, { snapshotInterval: 2 });
+  // A large first block, then one put per block: later snapshots change a few keys of many.
+  const blocks = chainOf(11, (view) => (view === 1 ? Array.from({ length: 200 }, (_, i) => put('loader', i + 1, `bulk-${i}`)) : [put('writer', view, `k${view}`)]));
+  const hashes = new Map<number, string>();
+  for (const b of blocks) {
+    const ready = deliver(c, proposal(b));
+    persistInto(durable, ready);
+    for (const a of ready.applied) if (a.kind === 'entry') hashes.set(a.position, hex(a.stateHash));
+  }
+  t.is(c.committedBlock.height, 8);
+  const snapshot = durable.get('snapshot') as ArchivedSnapshot;
+  t.is(snapshot.position, 2, 'the first snapshot height stores the whole state');
+  t.deepEqual([...durable.keys()].filter((k) => k.startsWith('state-changes/')), [4, 6, 8].map((h) => archivedChangesKey(h)));
+  const changes = durable.get(archivedChangesKey(8)) as ArchivedChanges;
+  t.true(changes.changes.length * 10 < snapshot.snapshot.length, `changes of ${changes.changes.length} bytes against a snapshot of ${snapshot.snapshot.length}`);
+  t.like(durable.get('state-block'), { block: { height: 8 } });
+
+  const restarted = core(1, durable, { snapshotInterval: 2 }).ready().applied[0];
+  t.like(restarted, { kind: 'snapshot', position: 8 }, 'the state comes back at the last snapshot height');
+  t.is(restarted === undefined ? undefined : hex(restarted.stateHash), hashes.get(8), 'as it was there');
+
+  const tampered = (key: string, value: unknown): Map<string, unknown> => new Map([...durable, [key, value]]);
+  const cases: [string, Map<string, unknown>][] = [
+    ['changes that restore to another digest than their own', tampered(archivedChangesKey(8), { ...changes, digest: new Uint8Array(32).fill(1) })],
+    ['changes without the snapshot before them', new Map([...durable].filter(([k]) => k !== 'snapshot'))],
+    ['a stored state without the block it is at', new Map([...durable].filter(([k]) => k !== 'state-block'))],
+    ['a stored state at another block than the one stored with it', tampered('state-block', { block: at(blocks, 5) })],
+    ['a snapshot that does not restore to its digest', tampered('snapshot', { ...snapshot, digest: new Uint8Array(32) })],
+  ];
+  for (const [what, records] of cases) t.is(t.throws(() => core(1, records, { snapshotInterval: 2 }), { instanceOf: ConsensusError }, what)?.code, 'CORRUPT_STATE', what);
 });
 
 /**

@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { SchemaError } from '../schema/errors.js';
-import { command, commandDigest, consensusConfig, ConsensusError, hex, KvStateMachine, kvPayload, ReplicatedState, type Command, type Ready, type Signed } from '../protocols/consensus/index.js';
+import { command, commandDigest, consensusConfig, ConsensusError, hex, KvStateMachine, kvPayload, ReplicatedState, type ArchivedChanges, type ArchivedSnapshot, type Command, type Ready, type Signed } from '../protocols/consensus/index.js';
 import { commit, pbftMessageSchema, PbftCore, prepare, prePrepare, type PbftMessage, type PbftOptions, type ViewChange } from '../protocols/pbft/index.js';
 
 const N = 4;
@@ -534,14 +534,14 @@ test('a stable checkpoint stores what changed since the last, the whole state on
     if (entry?.kind === 'entry') lastHash = hex(entry.stateHash);
   };
   const changeKeys = (): string[] => [...r.durable.keys()].filter((k) => k.startsWith('state-changes/'));
-  const snapshotRecord = (): { sequence: number; snapshot: Uint8Array } => r.durable.get('snapshot') as { sequence: number; snapshot: Uint8Array };
+  const snapshotRecord = (): ArchivedSnapshot => r.durable.get('snapshot') as ArchivedSnapshot;
 
   commitAt(1, puts(400, 'x'.repeat(40)));
   commitAt(2, puts(1));
-  t.is(snapshotRecord().sequence, 2, 'the first stable checkpoint stores the whole state');
+  t.is(snapshotRecord().position, 2, 'the first stable checkpoint stores the whole state');
   t.deepEqual(changeKeys(), []);
   for (let s = 3; s <= 8; s++) commitAt(s, puts(2));
-  t.is(snapshotRecord().sequence, 2, 'later ones store their changes only');
+  t.is(snapshotRecord().position, 2, 'later ones store their changes only');
   t.deepEqual(changeKeys(), [4, 6, 8].map((s) => `state-changes/${String(s).padStart(16, '0')}`));
   const changes = r.durable.get('state-changes/0000000000000008') as { changes: Uint8Array };
   t.true(changes.changes.length * 10 < snapshotRecord().snapshot.length, `changes of ${changes.changes.length} bytes against a snapshot of ${snapshotRecord().snapshot.length}`);
@@ -554,7 +554,7 @@ test('a stable checkpoint stores what changed since the last, the whole state on
   t.is(replayed?.kind === 'entry' ? hex(replayed.stateHash) : '', before.hash, 'to the same state');
 
   commitAt(10, puts(500, 'y'.repeat(40)));
-  t.is(snapshotRecord().sequence, 10, 'changes that would outgrow the snapshot are stored as a new snapshot');
+  t.is(snapshotRecord().position, 10, 'changes that would outgrow the snapshot are stored as a new snapshot');
   t.deepEqual(changeKeys(), [], 'and the changes it replaces are erased in the same step');
   commitAt(11, puts(1));
   commitAt(12, puts(1));
@@ -567,13 +567,13 @@ test('a stable checkpoint stores what changed since the last, the whole state on
 
   const boot = (durable: Map<string, unknown>): PbftCore => new PbftCore({ config: consensusConfig({ nodeId: 1, n: N, algorithm: 'pbft' }), stateMachine: new KvStateMachine(), durable }, tuning);
   const tampered = new Map(r.durable);
-  const record = tampered.get('state-changes/0000000000000012') as { sequence: number; stateDigest: Uint8Array; changes: Uint8Array };
-  tampered.set('state-changes/0000000000000012', { ...record, stateDigest: new Uint8Array(32).fill(1) });
+  const record = tampered.get('state-changes/0000000000000012') as ArchivedChanges;
+  tampered.set('state-changes/0000000000000012', { ...record, digest: new Uint8Array(32).fill(1) });
   const cases: [string, Map<string, unknown>][] = [
     ['changes that restore to another digest than their own', tampered],
     ['changes without the snapshot before them', new Map([...r.durable].filter(([k]) => k !== 'snapshot'))],
     ['changes filed under another sequence', new Map([...r.durable, ['state-changes/0000000000000011', record]])],
-    ['a snapshot that restores to another digest than its own', new Map([...r.durable, ['snapshot', { ...snapshotRecord(), stateDigest: new Uint8Array(32) }]])],
+    ['a snapshot that restores to another digest than its own', new Map([...r.durable, ['snapshot', { ...snapshotRecord(), digest: new Uint8Array(32) }]])],
   ];
   for (const [what, durable] of cases) t.is(t.throws(() => boot(durable), { instanceOf: ConsensusError }, what)?.code, 'CORRUPT_STATE', what);
 });

@@ -19,6 +19,17 @@ export {
 export { ZERO_DIGEST, decode, decodeStored, digestOf, encode, hashBytes, hex, sameBytes, type Digest } from './codec.js';
 export { MAX_BATCH_COMMANDS, MAX_COMMAND_BYTES, batchSchema, command, commandDigest, commandSchema, type Command, type LogEntry } from './command.js';
 export { ExecutionRun, ReplicatedState, ReplicatedView, applyStateChanges, freezeState, type ConsensusState, type Execution, type StateView } from './state-machine.js';
+export {
+  MAX_CHANGE_RECORDS,
+  StateArchive,
+  archivedChangesKey,
+  archivedChangesSchema,
+  archivedSnapshotSchema,
+  readArchive,
+  type ArchiveRecords,
+  type ArchivedChanges,
+  type ArchivedSnapshot,
+} from './state-archive.js';
 export { KvStateMachine, kvOperationSchema, kvPayload, kvResponse, type KvOperation, type KvResponse } from './kv.js';
 export { CONFIGURATION_SESSION_PREFIX, ConfiguredState, configurationResponse, isConfigurationCommand, type ConfigurationResponse } from './configuration.js';
 export {

@@ -129,9 +129,9 @@ export class HotStuffCore implements Core<HotStuffMessage> {
     this.config = options.config;
     this.#options = checkOptions(tuning);
     const durable = readDurable(options.durable);
-    const root = durable.snapshot?.block ?? GENESIS;
+    const root = durable.state?.block ?? GENESIS;
     this.#tree = new BlockTree(root, blockHash(root));
-    this.#executor = new Executor(options.stateMachine, this.#tree, this.#out, this.#options, durable.snapshot);
+    this.#executor = new Executor(options.stateMachine, this.#tree, this.#out, this.#options, durable.state);
     this.#lastVoted = durable.voted;
     this.#proposed = durable.proposed;
     this.#locked = durable.locked ?? GENESIS_QC;

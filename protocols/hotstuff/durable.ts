@@ -5,14 +5,15 @@
  * and the lock (Yin et al. §4.3: lockedQC is part of a replica's state the safety proof relies on);
  * the view a leader last proposed in keeps a restarted leader from equivocating. The high QC,
  * current view and last TC spare a view change; the blocks, the committed block (with the QC that
- * decided it) and a periodic snapshot of the replicated state let it rebuild what it executed
- * without asking anyone.
+ * decided it) and the replicated state as of a periodic snapshot height (consensus/state-archive.ts,
+ * with the block it is at) let it rebuild what it executed without asking anyone.
  */
 import { t, type Schema } from '../../schema/schema.js';
 import { quorumCertSchema, type QuorumCert } from '../consensus/certificate.js';
 import { hex, type Digest } from '../consensus/codec.js';
 import type { ConsensusConfig } from '../consensus/config.js';
 import { ConsensusError } from '../consensus/errors.js';
+import { readArchive, type ArchiveRecords, type ArchivedSnapshot } from '../consensus/state-archive.js';
 import { blockHash, blockSchema, type Block } from './block.js';
 import { validChild, type BlockTree } from './block-tree.js';
 import { timeoutCertSchema, type TimeoutCert } from './certificates.js';
@@ -26,7 +27,7 @@ export const DURABLE = {
   high: 'high',
   tc: 'tc',
   committed: 'committed',
-  snapshot: 'snapshot',
+  stateBlock: 'state-block',
 } as const;
 
 const BLOCK_PREFIX = 'block/';
@@ -44,14 +45,14 @@ export interface CommittedRecord {
   readonly certificate?: QuorumCert;
 }
 
-/** A snapshot of the replicated state right after executing `block`. */
-export interface SnapshotRecord {
-  readonly block: Block;
-  readonly state: Uint8Array;
-}
-
 const committedSchema = t.object({ height: t.uint(), hash: t.bytes({ length: 32 }), certificate: t.optional(quorumCertSchema) });
-const snapshotSchema = t.object({ block: blockSchema, state: t.bytes() });
+const stateBlockSchema = t.object({ block: blockSchema });
+
+/** The replicated state as stored, right after executing `block` (the tree's root on restart). */
+export interface StoredState {
+  readonly block: Block;
+  readonly archive: ArchiveRecords & { readonly snapshot: ArchivedSnapshot };
+}
 
 /** Everything an earlier incarnation persisted, validated. */
 export interface DurableState {
@@ -62,7 +63,7 @@ export interface DurableState {
   readonly high: QuorumCert | undefined;
   readonly tc: TimeoutCert | undefined;
   readonly committed: CommittedRecord | undefined;
-  readonly snapshot: SnapshotRecord | undefined;
+  readonly state: StoredState | undefined;
   /** Blocks by hash key. */
   readonly blocks: ReadonlyMap<string, Block>;
 }
@@ -79,7 +80,8 @@ function read<T>(durable: ReadonlyMap<string, unknown>, key: string, schema: Sch
 
 /**
  * Reads and validates the durable records.
- * @throws {ConsensusError} `CORRUPT_STATE` for a record that fails its schema.
+ * @throws {ConsensusError} `CORRUPT_STATE` for a record that fails its schema, or a stored state
+ * without the block it is at, or the reverse.
  */
 export function readDurable(durable: ReadonlyMap<string, unknown>): DurableState {
   const blocks = new Map<string, Block>();
@@ -96,9 +98,21 @@ export function readDurable(durable: ReadonlyMap<string, unknown>): DurableState
     high: read(durable, DURABLE.high, quorumCertSchema),
     tc: read(durable, DURABLE.tc, timeoutCertSchema),
     committed: read(durable, DURABLE.committed, committedSchema),
-    snapshot: read(durable, DURABLE.snapshot, snapshotSchema),
+    state: readState(durable),
     blocks,
   };
+}
+
+function readState(durable: ReadonlyMap<string, unknown>): StoredState | undefined {
+  const block = read(durable, DURABLE.stateBlock, stateBlockSchema)?.block;
+  const archive = readArchive(durable, block?.height ?? 0, 'HotStuff');
+  const { snapshot, changes } = archive;
+  const at = changes.at(-1)?.position ?? snapshot?.position;
+  if (block === undefined && snapshot === undefined) return undefined;
+  if (block === undefined || snapshot === undefined || at !== block.height) {
+    throw new ConsensusError('CORRUPT_STATE', `the stored state (at height ${at ?? 'none'}) is not at the block stored with it (height ${block?.height ?? 'none'})`);
+  }
+  return { block, archive: { snapshot, changes } };
 }
 
 /**

@@ -13,10 +13,11 @@ import { sameBytes, type Digest } from '../consensus/codec.js';
 import type { Command } from '../consensus/command.js';
 import type { Outputs, Reply } from '../consensus/core.js';
 import { invariant } from '../consensus/errors.js';
+import { StateArchive } from '../consensus/state-archive.js';
 import { ExecutionRun, ReplicatedState, type ConsensusState, type Execution } from '../consensus/state-machine.js';
 import type { Block } from './block.js';
 import type { BlockTree, TreeNode } from './block-tree.js';
-import { DURABLE, blockKey, type CommittedRecord, type SnapshotRecord } from './durable.js';
+import { DURABLE, blockKey, type CommittedRecord, type StoredState } from './durable.js';
 import type { HotStuffMessage } from './messages.js';
 
 /** How an executor is tuned (the core's options of the same names). */
@@ -48,7 +49,10 @@ export class Executor {
   #executed: TreeNode;
   /** The state's hash as of the end of `#executed`. */
   #hash: Digest;
-  #snapshot: SnapshotRecord | undefined;
+  /** The state as of the last snapshot height, on disk and served to peers behind it. */
+  readonly #archive: StateArchive;
+  /** The block the archived state is at: the tree's root when it was stored. */
+  #archivedAt: Block | undefined;
   /** Decisions whose chains are not yet executed to their ends, oldest first. */
   readonly #decisions: Decision[] = [];
   /** The block of the decided chains executed part-way, if any. */
@@ -61,19 +65,21 @@ export class Executor {
   budget = Number.POSITIVE_INFINITY;
 
   /**
-   * An executor whose committed block is `tree`'s root; with `snapshot`, the state restored from
-   * it (reported to the host as an installed snapshot).
+   * An executor whose committed block is `tree`'s root; with `stored`, the state restored from
+   * disk (reported to the host as an installed snapshot).
+   * @throws {ConsensusError} `CORRUPT_STATE` when the stored state does not restore to its digests.
    */
-  constructor(machine: ConsensusState, tree: BlockTree, out: Outputs<HotStuffMessage>, options: ExecutorOptions, snapshot: SnapshotRecord | undefined) {
+  constructor(machine: ConsensusState, tree: BlockTree, out: Outputs<HotStuffMessage>, options: ExecutorOptions, stored: StoredState | undefined) {
     this.#state = new ReplicatedState(machine);
     this.#tree = tree;
     this.#out = out;
     this.#options = options;
     this.#executed = tree.root;
-    this.#snapshot = snapshot;
-    if (snapshot !== undefined) this.#state.restore(snapshot.state);
+    this.#archive = new StateArchive(out);
+    this.#archivedAt = stored?.block;
+    if (stored !== undefined) this.#archive.recover(this.#state, stored.archive);
     this.#hash = this.#state.hash();
-    if (snapshot !== undefined) out.applied({ kind: 'snapshot', position: snapshot.block.height, stateHash: this.#hash });
+    if (stored !== undefined) out.applied({ kind: 'snapshot', position: stored.block.height, stateHash: this.#hash });
   }
 
   /** The last committed block: decided by a three-chain, perhaps not yet executed. */
@@ -91,9 +97,10 @@ export class Executor {
     return this.#decisions.length > 0;
   }
 
-  /** The latest snapshot, served to peers behind the pruned history. */
-  get snapshot(): SnapshotRecord | undefined {
-    return this.#snapshot;
+  /** The state at the last snapshot height and its block, served to peers behind the pruned history. */
+  snapshot(): { readonly block: Block; readonly state: Uint8Array } | undefined {
+    const state = this.#archive.snapshot();
+    return this.#archivedAt === undefined || state === undefined ? undefined : { block: this.#archivedAt, state };
   }
 
   /** Requests waiting to be proposed. */
@@ -202,8 +209,7 @@ export class Executor {
     this.#hash = this.#state.hash();
     const dropped = this.#tree.replaceRoot(block, hash);
     this.#executed = this.#tree.root;
-    this.#snapshot = { block, state };
-    this.#out.persist(DURABLE.snapshot, this.#snapshot);
+    this.#store(block, state);
     this.#out.persist(DURABLE.committed, committedRecord(this.#executed, undefined));
     for (const key of dropped) this.#out.erase(blockKey(key));
     this.#out.applied({ kind: 'snapshot', position: block.height, stateHash: this.#hash });
@@ -235,11 +241,17 @@ export class Executor {
     });
     this.#executed = node;
     if (block.height % this.#options.snapshotInterval === 0) {
-      this.#snapshot = { block, state: this.#state.snapshot() };
-      this.#out.persist(DURABLE.snapshot, this.#snapshot);
+      this.#store(block);
       this.#tree.reroot(node);
       this.#prune();
     }
+  }
+
+  /** Stores the state as it is, right after `block`, with the block (`snapshot`: its bytes, when known). */
+  #store(block: Block, snapshot?: Uint8Array): void {
+    this.#archive.store(block.height, this.#state.freeze(), snapshot);
+    this.#archivedAt = block;
+    this.#out.persist(DURABLE.stateBlock, { block });
   }
 
   /** Drops forks of the decided chain and what is below the root, in the tree and on disk. */

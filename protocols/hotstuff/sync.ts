@@ -235,9 +235,9 @@ export class CatchUp {
       this.#out.send([from], { type: 'block-response', blocks });
       return;
     }
-    const snapshot = this.#executor.snapshot;
-    if (body.height > 0 && body.height < root.block.height && snapshot !== undefined && this.#snapshotAnswers.take(from, now)) {
-      this.#out.send([from], { type: 'snapshot', block: snapshot.block, state: snapshot.state });
+    if (body.height > 0 && body.height < root.block.height && this.#snapshotAnswers.take(from, now)) {
+      const snapshot = this.#executor.snapshot();
+      if (snapshot !== undefined) this.#out.send([from], { type: 'snapshot', block: snapshot.block, state: snapshot.state });
     }
   }
 

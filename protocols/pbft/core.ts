@@ -11,6 +11,7 @@ import { peersOf, type ConsensusConfig, type NodeId } from '../consensus/config.
 import type { Signed } from '../consensus/certificate.js';
 import { Outputs, type Core, type CoreOptions, type Evidence, type Input, type NodeStatus, type Ready } from '../consensus/core.js';
 import { ConsensusError, invariant } from '../consensus/errors.js';
+import { StateArchive } from '../consensus/state-archive.js';
 import { ExecutionRun, ReplicatedState, type ReplicatedView } from '../consensus/state-machine.js';
 import { Checkpoints, genesisCheckpoint } from './checkpoints.js';
 import { DURABLE_KEYS, preparedRecord, readDurable, SLOT_FACTS, slotKey } from './durable.js';
@@ -34,7 +35,6 @@ import {
   type ViewChange,
 } from './messages.js';
 import { Slot } from './slot.js';
-import { StableState } from './stable-state.js';
 import { planNewView, primaryOf, validCheckpoint, validCommitted, validViewChange, ViewChangeLog, type Quorums } from './view-change.js';
 
 /** Tuning of a PBFT replica. */
@@ -113,7 +113,8 @@ export class PbftCore implements Core<PbftMessage> {
   #view = 0;
   #changing = false;
   #stable: StableCheckpoint;
-  readonly #stableState: StableState;
+  /** The state at the stable checkpoint (§4.3), stored and served to replicas behind it. */
+  readonly #stableState: StateArchive;
   #executed = 0;
   /** The batch after {@link #executed} while its execution is paused part-way. */
   #running: ExecutionRun | undefined;
@@ -171,7 +172,7 @@ export class PbftCore implements Core<PbftMessage> {
     if (this.#window % this.#k !== 0) throw new ConsensusError('INVALID_CONFIG', `pbft logWindow (${this.#window}) must be a multiple of checkpointInterval (${this.#k})`);
     this.#announcements = new Announcements(this.#out, this.#timeoutMs, () => this.#announceStatus());
     this.#state = new ReplicatedState(options.stateMachine);
-    this.#stableState = new StableState(this.#out);
+    this.#stableState = new StateArchive(this.#out);
     this.#stable = genesisCheckpoint(this.#state.freeze().digest);
     this.#recover(options.durable);
   }
@@ -565,7 +566,7 @@ export class PbftCore implements Core<PbftMessage> {
     const own = view ?? this.#checkpoints.own(cp.sequence);
     this.#stable = cp;
     this.#out.persist(DURABLE_KEYS.stable, { checkpoint: cp });
-    if (own !== undefined) this.#stableState.hold(cp, own);
+    if (own !== undefined) this.#holdStable(cp, own);
     else this.#stableState.forget();
     this.#checkpoints.truncate(cp.sequence);
     for (const s of [...this.#slots.keys()]) {
@@ -577,6 +578,12 @@ export class PbftCore implements Core<PbftMessage> {
     for (const [key, pp] of this.#early) if (pp.body.sequence <= cp.sequence) this.#early.delete(key);
     if (this.#executed < cp.sequence) this.#fetchState(cp);
     if (this.#nextSequence <= cp.sequence) this.#nextSequence = cp.sequence + 1;
+  }
+
+  /** `view` is the state at stable checkpoint `cp`: hold it, and store it in the same step as the proof. */
+  #holdStable(cp: StableCheckpoint, view: ReplicatedView): void {
+    invariant(sameBytes(view.digest, cp.stateDigest), `state at checkpoint ${cp.sequence} differs from the quorum's`, 'DOUBLE_COMMIT');
+    this.#stableState.store(cp.sequence, view);
   }
 
   // ── State transfer ─────────────────────────────────────────────────────────────────────
@@ -647,7 +654,7 @@ export class PbftCore implements Core<PbftMessage> {
     if (cp.sequence > this.#low) {
       this.#makeStable(cp, view);
       this.#proposeIfPrimary();
-    } else if (cp.sequence === this.#low) this.#stableState.hold(cp, view);
+    } else if (cp.sequence === this.#low) this.#holdStable(cp, view);
     else this.#fetchState(this.#stable);
     for (const key of [...this.#ordered]) if (!this.#pending.has(key)) this.#ordered.delete(key);
     this.#execute();
@@ -911,9 +918,14 @@ export class PbftCore implements Core<PbftMessage> {
   #recover(durable: ReadonlyMap<string, unknown>): void {
     const saved = readDurable(durable);
     if (saved.stable !== undefined) this.#stable = saved.stable.checkpoint;
-    if (saved.snapshot !== undefined) {
-      const recovered = this.#stableState.recover(this.#stable, this.#state, saved.snapshot, saved.stateChanges);
-      this.#executed = recovered.sequence;
+    const { snapshot, changes } = saved.archive;
+    if (snapshot !== undefined) {
+      const recovered = this.#stableState.recover(this.#state, { snapshot, changes });
+      this.#executed = recovered.position;
+      if (recovered.position !== this.#stable.sequence) this.#stableState.forget();
+      else if (!sameBytes(recovered.view.digest, this.#stable.stateDigest)) {
+        throw new ConsensusError('CORRUPT_STATE', `the stored state at sequence ${recovered.position} differs from the stable checkpoint's`);
+      }
       if (this.#executed > 0) this.#out.applied({ kind: 'snapshot', position: this.#executed, stateHash: recovered.view.stateHash });
     }
     this.#nextSequence = this.#low + 1;

@@ -3,8 +3,8 @@
  * messages that depend on them leave (consensus/core.ts): the view it is in or changing to, the
  * highest sequence it proposed as primary, every slot's accepted pre-prepare, prepared
  * certificate and commit certificate, the latest stable checkpoint's proof, the latest state it
- * holds at a stable checkpoint (stable-state.ts: a snapshot and the changes of the stable checkpoints
- * after it), the view-change quorum that justified leaving its last view, and the
+ * holds at a stable checkpoint (consensus/state-archive.ts: a snapshot and the changes of the
+ * stable checkpoints after it), the view-change quorum that justified leaving its last view, and the
  * NEW-VIEW of the view it is in. A slot's three facts are three records, so a pre-prepare's batch
  * is written once however far the slot gets. Records that do not parse, or contradict each other, are a
  * `CORRUPT_STATE` error: storage is never silently trusted.
@@ -13,13 +13,13 @@ import { t, type Infer } from '../../schema/schema.js';
 import { sameBytes } from '../consensus/codec.js';
 import { quorumCertSchema, signedSchema, type QuorumCert, type Signed } from '../consensus/certificate.js';
 import { ConsensusError } from '../consensus/errors.js';
+import { readArchive, type ArchiveRecords } from '../consensus/state-archive.js';
 import { certificatePreparesSchema, newViewSchema, prePrepareSchema, stableCheckpointSchema, viewChangeSchema, type NewView, type PreparedCert, type PrePrepare } from './messages.js';
 
 /** The record keys, one place. */
 export const DURABLE_KEYS = {
   view: 'view',
   stable: 'stable',
-  snapshot: 'snapshot',
   leftView: 'left-view',
   newView: 'new-view',
   newViewSent: 'new-view-sent',
@@ -27,12 +27,6 @@ export const DURABLE_KEYS = {
 } as const;
 
 const SLOT_PREFIX = 'slot/';
-const CHANGES_PREFIX = 'state-changes/';
-
-/** The key of the state's changes up to stable checkpoint `sequence`, zero-padded like {@link slotKey}. */
-export function stateChangesKey(sequence: number): string {
-  return `${CHANGES_PREFIX}${sequence.toString().padStart(16, '0')}`;
-}
 
 /** The facts a slot records, each in a record of its own so that its batch is written once. */
 export type SlotFact = 'pre-prepare' | 'prepared' | 'committed';
@@ -73,11 +67,6 @@ export function preparedRecord(cert: PreparedCert, slotPrePrepare: Signed<PrePre
 
 const viewRecordSchema = t.object({ view: t.uint(), changing: t.boolean() });
 const stableRecordSchema = t.object({ checkpoint: stableCheckpointSchema });
-const snapshotRecordSchema = t.object({ sequence: t.uint(), stateDigest: t.bytes({ length: 32 }), snapshot: t.bytes() });
-const changesRecordSchema = t.object({ sequence: t.uint(), stateDigest: t.bytes({ length: 32 }), changes: t.bytes() });
-
-/** The changes record of a stable checkpoint, as read back. */
-export type StateChangesRecord = Infer<typeof changesRecordSchema>;
 const leftViewRecordSchema = t.object({ view: t.uint(), viewChanges: t.array(signedSchema(viewChangeSchema)) });
 const proposedRecordSchema = t.object({ view: t.uint(), sequence: t.uint() });
 const newViewSentSchema = t.object({ body: newViewSchema });
@@ -86,9 +75,8 @@ const newViewSentSchema = t.object({ body: newViewSchema });
 export interface PbftDurableState {
   readonly view?: Infer<typeof viewRecordSchema>;
   readonly stable?: Infer<typeof stableRecordSchema>;
-  readonly snapshot?: Infer<typeof snapshotRecordSchema>;
-  /** The changes after {@link snapshot}, in sequence order. */
-  readonly stateChanges: readonly StateChangesRecord[];
+  /** The state at the last stable checkpoint it stored, positions being sequence numbers. */
+  readonly archive: ArchiveRecords;
   readonly leftView?: Infer<typeof leftViewRecordSchema>;
   readonly newView?: Signed<NewView>;
   readonly newViewSent?: Infer<typeof newViewSentSchema>;
@@ -104,10 +92,9 @@ function factOf(key: string): SlotFact {
 
 /**
  * Reads and checks a replica's records.
- * @throws {ConsensusError} `CORRUPT_STATE` for a record that does not parse, a snapshot or changes
- * ahead of the stable checkpoint's proof, changes without a snapshot before them, or a committed
- * slot without the pre-prepare its certificate names. Whether the state's records match their
- * digests only restoring them tells (stable-state.ts).
+ * @throws {ConsensusError} `CORRUPT_STATE` for a record that does not parse, state records ahead
+ * of the stable checkpoint's proof or out of order ({@link readArchive}), or a committed slot
+ * without the pre-prepare its certificate names.
  */
 export function readDurable(durable: ReadonlyMap<string, unknown>): PbftDurableState {
   const get = <T>(key: string, schema: { parse(v: unknown): T }): T | undefined => {
@@ -119,22 +106,8 @@ export function readDurable(durable: ReadonlyMap<string, unknown>): PbftDurableS
       throw new ConsensusError('CORRUPT_STATE', `durable PBFT record ${key} does not parse`, { cause });
     }
   };
-  const snapshot = get(DURABLE_KEYS.snapshot, snapshotRecordSchema);
   const stable = get(DURABLE_KEYS.stable, stableRecordSchema);
-  const stableSequence = stable?.checkpoint.sequence ?? 0;
-  if (snapshot !== undefined && snapshot.sequence > stableSequence) {
-    throw new ConsensusError('CORRUPT_STATE', `the snapshot at sequence ${snapshot.sequence} is ahead of the stable checkpoint`);
-  }
-  const stateChanges: StateChangesRecord[] = [];
-  for (const key of durable.keys()) {
-    if (!key.startsWith(CHANGES_PREFIX)) continue;
-    const record = get(key, changesRecordSchema) as StateChangesRecord;
-    if (key !== stateChangesKey(record.sequence)) throw new ConsensusError('CORRUPT_STATE', `durable PBFT record ${key} holds the changes of sequence ${record.sequence}`);
-    if (snapshot === undefined || record.sequence <= snapshot.sequence || record.sequence > stableSequence) {
-      throw new ConsensusError('CORRUPT_STATE', `the state changes at sequence ${record.sequence} lie outside the snapshot and the stable checkpoint after it`);
-    }
-    stateChanges.push(record);
-  }
+  const archive = readArchive(durable, stable?.checkpoint.sequence ?? 0, 'PBFT');
   const slots: { sequence: number; record: SlotRecord }[] = [];
   const sequences = new Set<number>();
   for (const key of durable.keys()) {
@@ -166,8 +139,7 @@ export function readDurable(durable: ReadonlyMap<string, unknown>): PbftDurableS
   return {
     view: get(DURABLE_KEYS.view, viewRecordSchema),
     stable,
-    snapshot,
-    stateChanges: stateChanges.sort((a, b) => a.sequence - b.sequence),
+    archive,
     leftView: get(DURABLE_KEYS.leftView, leftViewRecordSchema),
     newView: get(DURABLE_KEYS.newView, signedSchema(newViewSchema)),
     newViewSent: get(DURABLE_KEYS.newViewSent, newViewSentSchema),
