@@ -36,6 +36,20 @@ export function decodeStored<T>(bytes: Uint8Array, schema: Schema<T>, what: stri
   }
 }
 
+/**
+ * Record `key` of a core's durable records (CoreOptions.durable), validated; undefined when absent.
+ * @throws {ConsensusError} `CORRUPT_STATE` naming `what` and the key when it fails `schema`.
+ */
+export function readStored<T>(durable: ReadonlyMap<string, unknown>, key: string, schema: Schema<T>, what: string): T | undefined {
+  const value = durable.get(key);
+  if (value === undefined) return undefined;
+  try {
+    return schema.parse(value, key);
+  } catch (cause) {
+    throw new ConsensusError('CORRUPT_STATE', `durable ${what} record ${key} does not parse`, { cause });
+  }
+}
+
 const LONE_SURROGATE = /\p{Cs}/u;
 
 /**

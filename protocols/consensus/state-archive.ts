@@ -12,7 +12,7 @@
  * whole (state-machine.ts, `freezeState`).
  */
 import { t, type Infer } from '../../schema/schema.js';
-import { sameBytes } from './codec.js';
+import { readStored, sameBytes } from './codec.js';
 import type { Outputs } from './core.js';
 import { ConsensusError, invariant } from './errors.js';
 import type { ReplicatedState, ReplicatedView } from './state-machine.js';
@@ -52,23 +52,14 @@ export function archivedChangesKey(position: number): string {
  * match their digests only restoring them tells ({@link StateArchive.recover}).
  */
 export function readArchive(durable: ReadonlyMap<string, unknown>, latest: number, what: string): ArchiveRecords {
-  const get = <T>(key: string, schema: { parse(v: unknown): T }): T | undefined => {
-    const value = durable.get(key);
-    if (value === undefined) return undefined;
-    try {
-      return schema.parse(value);
-    } catch (cause) {
-      throw new ConsensusError('CORRUPT_STATE', `durable ${what} record ${key} does not parse`, { cause });
-    }
-  };
-  const snapshot = get(SNAPSHOT_KEY, archivedSnapshotSchema);
+  const snapshot = readStored(durable, SNAPSHOT_KEY, archivedSnapshotSchema, what);
   if (snapshot !== undefined && snapshot.position > latest) {
     throw new ConsensusError('CORRUPT_STATE', `the ${what} snapshot at position ${snapshot.position} is ahead of position ${latest}`);
   }
   const changes: ArchivedChanges[] = [];
   for (const key of durable.keys()) {
     if (!key.startsWith(CHANGES_PREFIX)) continue;
-    const record = get(key, archivedChangesSchema) as ArchivedChanges;
+    const record = readStored(durable, key, archivedChangesSchema, what) as ArchivedChanges;
     if (key !== archivedChangesKey(record.position)) throw new ConsensusError('CORRUPT_STATE', `durable ${what} record ${key} holds the changes of position ${record.position}`);
     if (snapshot === undefined || record.position <= snapshot.position || record.position > latest) {
       throw new ConsensusError('CORRUPT_STATE', `the ${what} state changes at position ${record.position} lie outside the snapshot and position ${latest} after it`);

@@ -8,9 +8,9 @@
  * decided it) and the replicated state as of a periodic snapshot height (consensus/state-archive.ts,
  * with the block it is at) let it rebuild what it executed without asking anyone.
  */
-import { t, type Schema } from '../../schema/schema.js';
+import { t } from '../../schema/schema.js';
 import { quorumCertSchema, type QuorumCert } from '../consensus/certificate.js';
-import { hex, type Digest } from '../consensus/codec.js';
+import { hex, readStored, type Digest } from '../consensus/codec.js';
 import type { ConsensusConfig } from '../consensus/config.js';
 import { ConsensusError } from '../consensus/errors.js';
 import { readArchive, type ArchiveRecords, type ArchivedSnapshot } from '../consensus/state-archive.js';
@@ -68,15 +68,6 @@ export interface DurableState {
   readonly blocks: ReadonlyMap<string, Block>;
 }
 
-function read<T>(durable: ReadonlyMap<string, unknown>, key: string, schema: Schema<T>): T | undefined {
-  const value = durable.get(key);
-  if (value === undefined) return undefined;
-  try {
-    return schema.parse(value, key);
-  } catch (cause) {
-    throw new ConsensusError('CORRUPT_STATE', `durable record ${key} is malformed`, { cause });
-  }
-}
 
 /**
  * Reads and validates the durable records.
@@ -87,24 +78,24 @@ export function readDurable(durable: ReadonlyMap<string, unknown>): DurableState
   const blocks = new Map<string, Block>();
   for (const key of durable.keys()) {
     if (!key.startsWith(BLOCK_PREFIX)) continue;
-    const block = read(durable, key, blockSchema) as Block;
+    const block = readStored(durable, key, blockSchema, 'HotStuff') as Block;
     blocks.set(key.slice(BLOCK_PREFIX.length), block);
   }
   return {
-    view: read(durable, DURABLE.view, t.uint()) ?? 1,
-    voted: read(durable, DURABLE.voted, t.uint()) ?? 0,
-    proposed: read(durable, DURABLE.proposed, t.uint()) ?? 0,
-    locked: read(durable, DURABLE.locked, quorumCertSchema),
-    high: read(durable, DURABLE.high, quorumCertSchema),
-    tc: read(durable, DURABLE.tc, timeoutCertSchema),
-    committed: read(durable, DURABLE.committed, committedSchema),
+    view: readStored(durable, DURABLE.view, t.uint(), 'HotStuff') ?? 1,
+    voted: readStored(durable, DURABLE.voted, t.uint(), 'HotStuff') ?? 0,
+    proposed: readStored(durable, DURABLE.proposed, t.uint(), 'HotStuff') ?? 0,
+    locked: readStored(durable, DURABLE.locked, quorumCertSchema, 'HotStuff'),
+    high: readStored(durable, DURABLE.high, quorumCertSchema, 'HotStuff'),
+    tc: readStored(durable, DURABLE.tc, timeoutCertSchema, 'HotStuff'),
+    committed: readStored(durable, DURABLE.committed, committedSchema, 'HotStuff'),
     state: readState(durable),
     blocks,
   };
 }
 
 function readState(durable: ReadonlyMap<string, unknown>): StoredState | undefined {
-  const block = read(durable, DURABLE.stateBlock, stateBlockSchema)?.block;
+  const block = readStored(durable, DURABLE.stateBlock, stateBlockSchema, 'HotStuff')?.block;
   const archive = readArchive(durable, block?.height ?? 0, 'HotStuff');
   const { snapshot, changes } = archive;
   const at = changes.at(-1)?.position ?? snapshot?.position;

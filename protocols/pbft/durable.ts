@@ -9,8 +9,8 @@
  * is written once however far the slot gets. Records that do not parse, or contradict each other, are a
  * `CORRUPT_STATE` error: storage is never silently trusted.
  */
-import { t, type Infer } from '../../schema/schema.js';
-import { sameBytes } from '../consensus/codec.js';
+import { t, type Infer, type Schema } from '../../schema/schema.js';
+import { readStored, sameBytes } from '../consensus/codec.js';
 import { quorumCertSchema, signedSchema, type QuorumCert, type Signed } from '../consensus/certificate.js';
 import { ConsensusError } from '../consensus/errors.js';
 import { readArchive, type ArchiveRecords } from '../consensus/state-archive.js';
@@ -97,15 +97,7 @@ function factOf(key: string): SlotFact {
  * without the pre-prepare its certificate names.
  */
 export function readDurable(durable: ReadonlyMap<string, unknown>): PbftDurableState {
-  const get = <T>(key: string, schema: { parse(v: unknown): T }): T | undefined => {
-    const value = durable.get(key);
-    if (value === undefined) return undefined;
-    try {
-      return schema.parse(value);
-    } catch (cause) {
-      throw new ConsensusError('CORRUPT_STATE', `durable PBFT record ${key} does not parse`, { cause });
-    }
-  };
+  const get = <T>(key: string, schema: Schema<T>): T | undefined => readStored(durable, key, schema, 'PBFT');
   const stable = get(DURABLE_KEYS.stable, stableRecordSchema);
   const archive = readArchive(durable, stable?.checkpoint.sequence ?? 0, 'PBFT');
   const slots: { sequence: number; record: SlotRecord }[] = [];
