@@ -523,7 +523,7 @@ export class Cluster {
     const replicas = config.members.map((i) => name(`replica-${i}`));
     const faults: { links: LinkFaults; byzantine: (ByzantineMode | undefined)[] } = { links: HEALTHY, byzantine: [] };
     let cluster: Cluster | undefined;
-    /** Rotation reports that arrive before the cluster object exists (replicas report what their stores hold as they start). */
+    /** Reports that arrive before the cluster object exists (replicas report what their stores hold as they start). */
     const early: ((c: Cluster) => void)[] = [];
     const whenReady = (report: (c: Cluster) => void): void => {
       if (cluster === undefined) early.push(report);
@@ -535,9 +535,8 @@ export class Cluster {
         const mode = faults.byzantine[node];
         return { links: faults.links, ...(mode === undefined ? {} : { byzantine: mode }) };
       },
-      applied: (node, executed) => {
-        if (cluster !== undefined) cluster.#applied(node, executed);
-      },
+      // A cluster started from its data directory replays what its replicas executed before it exists.
+      applied: (node, executed) => whenReady((c) => c.#applied(node, executed)),
       evidence: (reporter, kind, accused, detail) => {
         if (cluster !== undefined) cluster.#evidence.push({ reporter, kind, accused, detail });
       },

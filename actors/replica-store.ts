@@ -131,7 +131,8 @@ export class ReplicaStore {
       // killed mid-write may still have writes queued there; this write commits after them, so
       // what is read from here on includes everything the old incarnation will ever write.
       const opens = Number(store.#read(OPENS_KEY) ?? 0);
-      const created = stored === undefined ? [store.#db.put(IDENTITY_KEY, seal(wanted)), store.#db.put(FORMAT_KEY, seal(STORE_FORMAT))] : [];
+      // The format first: should a kill split the two puts, the store reads as new, not as formatless.
+      const created = stored === undefined ? [store.#db.put(FORMAT_KEY, seal(STORE_FORMAT)), store.#db.put(IDENTITY_KEY, seal(wanted))] : [];
       await Promise.all([...created, store.#db.put(OPENS_KEY, seal(opens + 1))]);
       await store.#finishTornStep();
     } catch (error) {

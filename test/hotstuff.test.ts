@@ -20,6 +20,7 @@ import {
   kvPayload,
   sameBytes,
   archivedChangesKey,
+  archivedSnapshotKey,
   type ArchivedChanges,
   type ArchivedSnapshot,
   type Command,
@@ -487,7 +488,7 @@ test('the state is stored whole at the first snapshot height, then as the change
     for (const a of ready.applied) if (a.kind === 'entry') hashes.set(a.position, hex(a.stateHash));
   }
   t.is(c.committedBlock.height, 8);
-  const snapshot = durable.get('snapshot') as ArchivedSnapshot;
+  const snapshot = durable.get(archivedSnapshotKey(2)) as ArchivedSnapshot;
   t.is(snapshot.position, 2, 'the first snapshot height stores the whole state');
   t.deepEqual([...durable.keys()].filter((k) => k.startsWith('state-changes/')), [4, 6, 8].map((h) => archivedChangesKey(h)));
   const changes = durable.get(archivedChangesKey(8)) as ArchivedChanges;
@@ -501,10 +502,13 @@ test('the state is stored whole at the first snapshot height, then as the change
   const tampered = (key: string, value: unknown): Map<string, unknown> => new Map([...durable, [key, value]]);
   const cases: [string, Map<string, unknown>][] = [
     ['changes that restore to another digest than their own', tampered(archivedChangesKey(8), { ...changes, digest: new Uint8Array(32).fill(1) })],
-    ['changes without the snapshot before them', new Map([...durable].filter(([k]) => k !== 'snapshot'))],
+    ['changes without the snapshot before them', new Map([...durable].filter(([k]) => k !== archivedSnapshotKey(2)))],
+    ['a record beside the stored state', tampered(archivedChangesKey(10), { ...changes, position: 10 })],
     ['a stored state without the block it is at', new Map([...durable].filter(([k]) => k !== 'state-block'))],
     ['a stored state at another block than the one stored with it', tampered('state-block', { block: at(blocks, 5) })],
-    ['a snapshot that does not restore to its digest', tampered('snapshot', { ...snapshot, digest: new Uint8Array(32) })],
+    ['a stored state short of the block stored with it', tampered('state-block', { block: at(blocks, 9) })],
+    ['a stored state whose last changes are missing', new Map([...durable].filter(([k]) => k !== archivedChangesKey(8)))],
+    ['a snapshot that does not restore to its digest', tampered(archivedSnapshotKey(2), { ...snapshot, digest: new Uint8Array(32) })],
   ];
   for (const [what, records] of cases) t.is(t.throws(() => core(1, records, { snapshotInterval: 2 }), { instanceOf: ConsensusError }, what)?.code, 'CORRUPT_STATE', what);
 });
@@ -542,7 +546,7 @@ test('HotStuff: with an execution slice, a decided chain executes a slice per st
   t.deepEqual(all(sliced, (r) => r.replies), all(whole, (r) => r.replies));
   const records = (outputs: Ready<HotStuffMessage>[]): string[] => all(outputs, (r) => r.persist.map((op) => `${op.key} ${op.value === undefined ? 'erased' : hex(digestOf(op.value))}`)).sort();
   t.deepEqual(records(sliced), records(whole), 'the same records written and erased');
-  t.true(sliced.slice(1).some((r) => r.persist.some((op) => op.key === 'snapshot')), 'the snapshot at height 2 was taken in a resumed step, once b2 was executed whole');
+  t.true(sliced.slice(1).some((r) => r.persist.some((op) => op.key === archivedSnapshotKey(2))), 'the snapshot at height 2 was taken in a resumed step, once b2 was executed whole');
   t.is(c.committedBlock.height, 3);
 });
 
@@ -901,8 +905,8 @@ test('a snapshot is installed once f+1 peers offer the same one, and written bef
   t.is(c.committedBlock.height, 64);
   t.deepEqual(installed.applied.map((a) => [a.kind, a.position]), [['snapshot', 64]]);
   const ops = installed.persist.map((p) => (p.value === undefined ? 'erase' : p.key));
-  const firstErase = ops.indexOf('erase');
-  t.true(firstErase > ops.indexOf('snapshot') && firstErase > ops.indexOf('committed'), ops.join(' '));
+  const [firstErase, snapshotAt, committedAt] = ['erase', archivedSnapshotKey(64), 'committed'].map((op) => ops.indexOf(op)) as [number, number, number];
+  t.true(snapshotAt >= 0 && committedAt >= 0 && firstErase > snapshotAt && firstErase > committedAt, ops.join(' '));
 });
 
 test('a replica fetching history keeps asking through two of the periods a peer waits between snapshots', (t) => {

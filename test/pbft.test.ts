@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { SchemaError } from '../schema/errors.js';
-import { command, commandDigest, consensusConfig, ConsensusError, hex, KvStateMachine, kvPayload, ReplicatedState, type ArchivedChanges, type ArchivedSnapshot, type Command, type Ready, type Signed } from '../protocols/consensus/index.js';
+import { command, commandDigest, consensusConfig, ConsensusError, hex, KvStateMachine, kvPayload, ReplicatedState, archivedSnapshotKey, type ArchivedChanges, type ArchivedSnapshot, type Command, type Ready, type Signed } from '../protocols/consensus/index.js';
 import { commit, pbftMessageSchema, PbftCore, prepare, prePrepare, type PbftMessage, type PbftOptions, type ViewChange } from '../protocols/pbft/index.js';
 
 const N = 4;
@@ -534,7 +534,8 @@ test('a stable checkpoint stores what changed since the last, the whole state on
     if (entry?.kind === 'entry') lastHash = hex(entry.stateHash);
   };
   const changeKeys = (): string[] => [...r.durable.keys()].filter((k) => k.startsWith('state-changes/'));
-  const snapshotRecord = (): ArchivedSnapshot => r.durable.get('snapshot') as ArchivedSnapshot;
+  const snapshotKeys = (): string[] => [...r.durable.keys()].filter((k) => k.startsWith('snapshot/'));
+  const snapshotRecord = (): ArchivedSnapshot => r.durable.get(snapshotKeys()[0] ?? '') as ArchivedSnapshot;
 
   commitAt(1, puts(400, 'x'.repeat(40)));
   commitAt(2, puts(1));
@@ -556,6 +557,7 @@ test('a stable checkpoint stores what changed since the last, the whole state on
   commitAt(10, puts(500, 'y'.repeat(40)));
   t.is(snapshotRecord().position, 10, 'changes that would outgrow the snapshot are stored as a new snapshot');
   t.deepEqual(changeKeys(), [], 'and the changes it replaces are erased in the same step');
+  t.deepEqual(snapshotKeys(), [archivedSnapshotKey(10)], 'with the snapshot before them');
   commitAt(11, puts(1));
   commitAt(12, puts(1));
   t.deepEqual(changeKeys(), ['state-changes/0000000000000012']);
@@ -568,12 +570,15 @@ test('a stable checkpoint stores what changed since the last, the whole state on
   const boot = (durable: Map<string, unknown>): PbftCore => new PbftCore({ config: consensusConfig({ nodeId: 1, n: N, algorithm: 'pbft' }), stateMachine: new KvStateMachine(), durable }, tuning);
   const tampered = new Map(r.durable);
   const record = tampered.get('state-changes/0000000000000012') as ArchivedChanges;
+  const stableRecord = r.durable.get('stable') as { checkpoint: { sequence: number; stateDigest: Uint8Array } };
   tampered.set('state-changes/0000000000000012', { ...record, digest: new Uint8Array(32).fill(1) });
   const cases: [string, Map<string, unknown>][] = [
     ['changes that restore to another digest than their own', tampered],
-    ['changes without the snapshot before them', new Map([...r.durable].filter(([k]) => k !== 'snapshot'))],
+    ['changes without the snapshot before them', new Map([...r.durable].filter(([k]) => !k.startsWith('snapshot/')))],
     ['changes filed under another sequence', new Map([...r.durable, ['state-changes/0000000000000011', record]])],
-    ['a snapshot that restores to another digest than its own', new Map([...r.durable, ['snapshot', { ...snapshotRecord(), digest: new Uint8Array(32) }]])],
+    ['a snapshot that restores to another digest than its own', new Map([...r.durable, [archivedSnapshotKey(10), { ...snapshotRecord(), digest: new Uint8Array(32) }]])],
+    ['a snapshot filed under another sequence', new Map([...r.durable, [archivedSnapshotKey(9), snapshotRecord()]])],
+    ['a stored state other than the stable checkpoint certifies', new Map([...r.durable, ['stable', { checkpoint: { ...stableRecord.checkpoint, stateDigest: new Uint8Array(32).fill(7) } }]])],
   ];
   for (const [what, durable] of cases) t.is(t.throws(() => boot(durable), { instanceOf: ConsensusError }, what)?.code, 'CORRUPT_STATE', what);
 });

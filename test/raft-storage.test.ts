@@ -4,8 +4,8 @@
  * non-matching logs, the trailing window kept after compaction, and restarts after each.
  */
 import test, { type ExecutionContext } from 'ava';
-import { ConsensusError, consensusConfig, hex, KvStateMachine, type ConsensusState, type PersistOp } from '../protocols/consensus/index.js';
-import { RaftCore, type RaftEntry, type RaftMessage, type RaftOptions } from '../protocols/raft/index.js';
+import { archivedSnapshotKey, ConsensusError, consensusConfig, hex, KvStateMachine, type ArchivedSnapshot, type ConsensusState, type PersistOp } from '../protocols/consensus/index.js';
+import { RaftCore, type RaftEntry, type RaftMessage, type RaftOptions, type SnapshotMeta } from '../protocols/raft/index.js';
 import { applyOps, coreFrom, Harness, put } from './helpers/raft.js';
 
 /** The last state hash node `id` reported. */
@@ -22,10 +22,11 @@ function persistedEntries(h: Harness, id: number): Map<number, RaftEntry> {
   return entries;
 }
 
-/** The InstallSnapshot a leader would send, built from its durable snapshot. */
+/** The InstallSnapshot a leader would send, built from its durable snapshot (stored whole: the leader's first). */
 function snapshotMessage(h: Harness, leader: number): RaftMessage {
-  const snapshot = h.durable[leader]!.get('raft/snapshot') as { index: number; term: number; members: number[]; timestamp: number; data: Uint8Array };
-  return { type: 'install-snapshot', term: h.cores[leader]!.term, lastIncludedIndex: snapshot.index, lastIncludedTerm: snapshot.term, members: snapshot.members, timestamp: snapshot.timestamp, data: snapshot.data, round: 0 };
+  const snapshot = h.durable[leader]!.get('raft/snapshot') as SnapshotMeta;
+  const state = h.durable[leader]!.get(archivedSnapshotKey(snapshot.index)) as ArchivedSnapshot;
+  return { type: 'install-snapshot', term: h.cores[leader]!.term, lastIncludedIndex: snapshot.index, lastIncludedTerm: snapshot.term, members: snapshot.members, timestamp: snapshot.timestamp, data: state.snapshot, round: 0 };
 }
 
 /**
@@ -64,7 +65,7 @@ test('every prefix of an InstallSnapshot step’s writes over a non-matching log
   const ops = h.send(0, 2, message).persist;
   t.deepEqual(
     ops.map((op) => `${op.value === undefined ? '−' : '+'}${op.key}`),
-    ['+raft/term', '−raft/log/9', '−raft/log/8', '−raft/log/7', '−raft/log/6', '+raft/snapshot', '−raft/log/1', '−raft/log/2', '−raft/log/3', '−raft/log/4', '−raft/log/5'],
+    ['+raft/term', '−raft/log/9', '−raft/log/8', '−raft/log/7', '−raft/log/6', '+snapshot/0000000000000005', '+raft/snapshot', '−raft/log/1', '−raft/log/2', '−raft/log/3', '−raft/log/4', '−raft/log/5'],
     'the contradicting tail goes first, last entry first; then the snapshot; then what it covers',
   );
   everyPrefix(t, before, ops, 2, options, (core, k) => {
@@ -85,7 +86,7 @@ test('every prefix of a compaction step’s writes loads, with the same log', (t
   const ops = h.send(ack.from, 0, ack.body).persist;
   t.deepEqual(
     ops.map((op) => `${op.value === undefined ? '−' : '+'}${op.key}`),
-    ['+raft/snapshot', '−raft/log/1', '−raft/log/2'],
+    ['+snapshot/0000000000000005', '+raft/snapshot', '−raft/log/1', '−raft/log/2'],
     'the snapshot first, then the entries below the trailing window, lowest first; entry 3 stays for its term',
   );
   everyPrefix(t, before, ops, 0, options, (core) => {
@@ -118,7 +119,7 @@ test('InstallSnapshot onto a longer matching log keeps the entries after it, and
   const install = h.send(0, 2, message);
   t.deepEqual(
     install.persist.map((op) => `${op.value === undefined ? '−' : '+'}${op.key}`),
-    ['+raft/snapshot', '−raft/log/1', '−raft/log/2', '−raft/log/3', '−raft/log/4', '−raft/log/5'],
+    ['+snapshot/0000000000000005', '+raft/snapshot', '−raft/log/1', '−raft/log/2', '−raft/log/3', '−raft/log/4', '−raft/log/5'],
     'nothing after the snapshot is erased',
   );
   everyPrefix(t, before, install.persist, 2, options, (core) => t.is(core.lastLogIndex, 8));
@@ -232,6 +233,7 @@ test('durable records that no correct server writes are CORRUPT_STATE: term 0, e
     ['a snapshot with no members', new Map<string, unknown>([...good, ['raft/snapshot', { ...snapshot, members: [] }]])],
     ['a configuration with no members', new Map<string, unknown>([['raft/term', 1], ['raft/log/1', { type: 'config', term: 1, timestamp: 0, members: [] }]])],
     ['an entry past a gap after the snapshot', new Map<string, unknown>([...good, ['raft/log/4', { type: 'noop', term: 1, timestamp: 0 }]])],
+    ['a snapshot without its state', new Map<string, unknown>([...good].filter(([key]) => !key.startsWith('snapshot/')))],
     [
       'a state machine that cannot restore the snapshot',
       good,
@@ -249,4 +251,58 @@ test('durable records that no correct server writes are CORRUPT_STATE: term 0, e
     const error = t.throws(() => build(durable, machine), { instanceOf: ConsensusError }, name);
     t.is(error?.code, 'CORRUPT_STATE', name);
   }
+});
+
+test('later compactions store the state’s changes, one that outgrows them the whole state again; every prefix of each step loads, and a restart comes back to the same state', (t) => {
+  const options: RaftOptions = { snapshotInterval: 2, snapshotTrailingEntries: 0 };
+  const h = new Harness(3, options);
+  // Follower 1's archive is watched, and it is the one restarted: leader 0 goes on leading.
+  h.elect(0);
+  // A large state first, so that a few puts later change little of it.
+  for (let i = 0; i < 300; i++) h.request(put(`bulk-${i}`), [0]);
+  h.deliverAll();
+  const archive = (): string[] => [...h.durable[1]!.keys()].filter((k) => k.startsWith('snapshot/') || k.startsWith('state-changes/')).sort();
+  const stepStoring = (prefix: string, submit: () => void): { before: Map<string, unknown>; ops: readonly PersistOp[] } => {
+    const before = new Map(h.durable[1]);
+    const from = h.readies[1]!.length;
+    submit();
+    const at = h.readies[1]!.slice(from).findIndex((r) => r.persist.some((op) => op.key.startsWith(prefix) && op.value !== undefined));
+    t.true(at >= 0, `a step stored ${prefix}: ${archive().join(' ')}`);
+    // The durable records as they were just before that step.
+    const ops = h.readies[1]!.slice(from, from + at).flatMap((r) => r.persist);
+    return { before: applyOps(before, ops), ops: h.readies[1]![from + at]!.persist };
+  };
+  const loadsEveryPrefix = ({ before, ops }: { before: Map<string, unknown>; ops: readonly PersistOp[] }): void =>
+    everyPrefix(t, before, ops, 1, options, (core, k) => t.true(core.snapshotIndex > 0, `after ${k} writes: a snapshot to start from`));
+
+  const first = archive();
+  t.is(first.filter((k) => k.startsWith('snapshot/')).length, 1, `one whole snapshot: ${first.join(' ')}`);
+  loadsEveryPrefix(stepStoring('state-changes/', () => h.submitEach('k', 0, 6, [0])));
+  const changed = archive().filter((k) => k.startsWith('state-changes/'));
+  t.true(changed.length >= 2, `changes stored: ${archive().join(' ')}`);
+  /** Restarts node 1, caught up first, and checks that it comes back to the state it had at its snapshot, then to where it was. */
+  const restartsToTheSameState = (): void => {
+    h.beat(0);
+    const at = h.cores[1]!.snapshotIndex;
+    const atSnapshot = h.applied[1]!.find((a) => a.position === at)?.stateHash;
+    const last = lastHash(h, 1);
+    t.is(h.restart(1).snapshotIndex, at);
+    t.like(h.applied[1]![0], { kind: 'snapshot', position: at });
+    t.is(hex(h.applied[1]![0]!.stateHash), atSnapshot === undefined ? '' : hex(atSnapshot), 'the snapshot and its changes rebuild the state at the snapshot');
+    h.beat(0);
+    t.is(lastHash(h, 1), last, 'and the log after it the rest');
+  };
+  restartsToTheSameState();
+
+  const big = 'x'.repeat(200);
+  loadsEveryPrefix(
+    stepStoring('snapshot/', () => {
+      for (let i = 0; i < 300; i++) h.request(put(`bulk-${i}`, big), [0]);
+      h.deliverAll();
+      h.beat(0);
+    }),
+  );
+  const after = archive();
+  t.is(after.length, 1, `changes that outgrow the snapshot store the state whole and drop the records before it: ${after.join(' ')}`);
+  restartsToTheSameState();
 });

@@ -1,13 +1,22 @@
 /**
  * A core's replicated state on disk: one whole snapshot, then the changes of each later state it
  * stores, until those changes add up to the size of the snapshot or number
- * {@link MAX_CHANGE_RECORDS}; then the whole state again, and the changes are dropped. What storing a
- * state costs is thus proportional to what the commands since the last one wrote, plus at most as
- * much again for the periodic snapshots, where encoding the whole state every time cost a pass
- * over a million keys at every checkpoint or snapshot interval.
+ * {@link MAX_CHANGE_RECORDS}; then the whole state again, and the records before it are dropped.
+ * What storing a state costs is thus proportional to what the commands since the last one wrote,
+ * plus at most as much again for the periodic snapshots, where encoding the whole state every
+ * time cost a pass over a million keys at every checkpoint or snapshot interval.
+ *
+ * Records are filed under their position, and a core names the position its state is at in a
+ * record of its own (its anchor: PBFT's stable checkpoint, HotStuff's state block, Raft's snapshot
+ * metadata). A state is stored as its record, then the anchor, then the erasure of the records it
+ * supersedes, so a store holding any prefix of those writes still loads (Raft relies on that):
+ * reading back takes the records up to the anchor's position and leaves the others, which are
+ * erased at the restart.
  *
  * The archive also holds the last state it stored in memory, as a frozen view (StateView), to
- * serve a peer that is behind it: its snapshot is encoded only when a peer asks for it.
+ * serve a peer that is behind it: its snapshot is encoded only when a peer asks for it, and kept
+ * until the next store. A frozen view of the key-value machine shares every slot not written since
+ * with the live state; the slots written since are held twice.
  * A state machine without `freeze` gets a view holding its snapshot, and every state is stored
  * whole (state-machine.ts, `freezeState`).
  */
@@ -30,52 +39,82 @@ export type ArchivedSnapshot = Infer<typeof archivedSnapshotSchema>;
 /** One state's changes, as stored. */
 export type ArchivedChanges = Infer<typeof archivedChangesSchema>;
 
-/** An archive's records as read back: its snapshot and the changes after it, in position order. */
+/**
+ * An archive's records as read back: the snapshot and the changes after it that lead to the
+ * anchor's position, in position order, and the keys of the records left over from a store that
+ * did not finish or from before the snapshot.
+ */
 export interface ArchiveRecords {
   readonly snapshot: ArchivedSnapshot | undefined;
   readonly changes: readonly ArchivedChanges[];
+  readonly leftovers: readonly string[];
 }
 
-const SNAPSHOT_KEY = 'snapshot';
+const SNAPSHOT_PREFIX = 'snapshot/';
 const CHANGES_PREFIX = 'state-changes/';
 
-/** The key of the changes stored for `position`, zero-padded so that stores sorting keys keep position order. */
+/** Zero-padded, so that stores sorting keys keep position order. */
+const filed = (prefix: string, position: number): string => `${prefix}${position.toString().padStart(16, '0')}`;
+
+/** The key of the whole snapshot stored for `position`. */
+export function archivedSnapshotKey(position: number): string {
+  return filed(SNAPSHOT_PREFIX, position);
+}
+
+/** The key of the changes stored for `position`. */
 export function archivedChangesKey(position: number): string {
-  return `${CHANGES_PREFIX}${position.toString().padStart(16, '0')}`;
+  return filed(CHANGES_PREFIX, position);
 }
 
 /**
- * Reads and checks the shape and order of an archive's records in a core's durable records.
- * `latest` is the highest position the core's other records allow the archive to be at.
- * @throws {ConsensusError} `CORRUPT_STATE` for a record that does not parse, changes filed under
- * another position, changes without a snapshot before them, or records past `latest`. Whether they
- * match their digests only restoring them tells ({@link StateArchive.recover}).
+ * Reads an archive's records from a core's durable records: the latest snapshot at or below
+ * `anchor` (the position the core's own records say its state is at), and the changes after it up
+ * to `anchor`. Whether they restore to their digests only restoring them tells
+ * ({@link StateArchive.recover}); whether they reach `anchor` exactly, the caller checks.
+ * @throws {ConsensusError} `CORRUPT_STATE` for a record that does not parse, a record filed under
+ * another position than its own, or changes up to `anchor` without a snapshot before them.
  */
-export function readArchive(durable: ReadonlyMap<string, unknown>, latest: number, what: string): ArchiveRecords {
-  const snapshot = readStored(durable, SNAPSHOT_KEY, archivedSnapshotSchema, what);
-  if (snapshot !== undefined && snapshot.position > latest) {
-    throw new ConsensusError('CORRUPT_STATE', `the ${what} snapshot at position ${snapshot.position} is ahead of position ${latest}`);
-  }
+export function readArchive(durable: ReadonlyMap<string, unknown>, anchor: number, what: string): ArchiveRecords {
+  const snapshots: ArchivedSnapshot[] = [];
   const changes: ArchivedChanges[] = [];
   for (const key of durable.keys()) {
-    if (!key.startsWith(CHANGES_PREFIX)) continue;
-    const record = readStored(durable, key, archivedChangesSchema, what) as ArchivedChanges;
-    if (key !== archivedChangesKey(record.position)) throw new ConsensusError('CORRUPT_STATE', `durable ${what} record ${key} holds the changes of position ${record.position}`);
-    if (snapshot === undefined || record.position <= snapshot.position || record.position > latest) {
-      throw new ConsensusError('CORRUPT_STATE', `the ${what} state changes at position ${record.position} lie outside the snapshot and position ${latest} after it`);
+    const snapshot = key.startsWith(SNAPSHOT_PREFIX);
+    if (!snapshot && !key.startsWith(CHANGES_PREFIX)) continue;
+    const record = snapshot ? readStored(durable, key, archivedSnapshotSchema, what) : readStored(durable, key, archivedChangesSchema, what);
+    if (record === undefined || key !== filed(snapshot ? SNAPSHOT_PREFIX : CHANGES_PREFIX, record.position)) {
+      throw new ConsensusError('CORRUPT_STATE', `durable ${what} record ${key} holds the state at position ${record?.position}`);
     }
-    changes.push(record);
+    if (snapshot) snapshots.push(record as ArchivedSnapshot);
+    else changes.push(record as ArchivedChanges);
   }
-  return { snapshot, changes: changes.sort((a, b) => a.position - b.position) };
+  let base: ArchivedSnapshot | undefined;
+  for (const s of snapshots) if (s.position <= anchor && s.position > (base?.position ?? -1)) base = s;
+  const from = base?.position ?? 0;
+  const chain = changes.filter((c) => c.position > from && c.position <= anchor).sort((a, b) => a.position - b.position);
+  if (base === undefined && chain.length > 0) {
+    throw new ConsensusError('CORRUPT_STATE', `the ${what} state changes at position ${chain[0]?.position} have no snapshot before them`);
+  }
+  const leftovers = [
+    ...snapshots.filter((s) => s !== base).map((s) => archivedSnapshotKey(s.position)),
+    ...changes.filter((c) => !chain.includes(c)).map((c) => archivedChangesKey(c.position)),
+  ];
+  return { snapshot: base, changes: chain, leftovers };
 }
 
 /** What is on disk: the state it ends at, and the sizes that decide when a snapshot is due. */
 interface Stored {
   view: ReplicatedView;
   position: number;
+  readonly snapshot: number;
   readonly snapshotBytes: number;
   changeBytes: number;
   readonly changes: number[];
+}
+
+/** A record a core writes beside a stored state, naming its position. */
+export interface Anchor {
+  readonly key: string;
+  readonly value: unknown;
 }
 
 /** A core's replicated state, in memory at the last state stored and on disk. */
@@ -95,11 +134,6 @@ export class StateArchive {
     return this.#view;
   }
 
-  /** The position of the last state stored, if any. */
-  get position(): number | undefined {
-    return this.#stored?.position;
-  }
-
   /** The snapshot of {@link view}, encoded on the first call after it was stored. */
   snapshot(): Uint8Array | undefined {
     if (this.#view === undefined) return undefined;
@@ -113,45 +147,65 @@ export class StateArchive {
   }
 
   /**
-   * Stores `view`, the state at `position`, in the current step, and holds it. `snapshot`: its
-   * bytes when the caller has them already (a state installed from peers).
+   * Stores `view`, the state at `position`, in the current step, then `anchor` if given, then
+   * erases what the state supersedes; holds the state. `snapshot`: its bytes when the caller has
+   * them already (a state installed from peers).
    */
-  store(position: number, view: ReplicatedView, snapshot?: Uint8Array): void {
-    this.#view = view;
-    this.#served = snapshot;
+  store(position: number, view: ReplicatedView, anchor?: Anchor, snapshot?: Uint8Array): void {
     const stored = this.#stored;
     if (stored !== undefined) invariant(position > stored.position, `state stored at position ${stored.position} before position ${position}`);
+    this.#view = view;
+    this.#served = snapshot;
     const due = stored === undefined || stored.changeBytes >= stored.snapshotBytes || stored.changes.length >= MAX_CHANGE_RECORDS;
     const changes = due ? undefined : view.changesSince(stored.view);
     if (stored !== undefined && changes !== undefined && stored.changeBytes + changes.length <= stored.snapshotBytes) {
       this.#out.persist(archivedChangesKey(position), { position, digest: view.digest, changes });
+      if (anchor !== undefined) this.#out.persist(anchor.key, anchor.value);
       stored.view = view;
       stored.position = position;
       stored.changeBytes += changes.length;
       stored.changes.push(position);
       return;
     }
-    const whole = this.snapshot() as Uint8Array;
-    this.#out.persist(SNAPSHOT_KEY, { position, digest: view.digest, snapshot: whole });
-    for (const earlier of stored?.changes ?? []) this.#out.erase(archivedChangesKey(earlier));
-    this.#stored = { view, position, snapshotBytes: whole.length, changeBytes: 0, changes: [] };
+    // Not kept for serving: a whole state held until the next store would double what a replica holds.
+    const whole = snapshot ?? view.snapshot();
+    this.#out.persist(archivedSnapshotKey(position), { position, digest: view.digest, snapshot: whole });
+    if (anchor !== undefined) this.#out.persist(anchor.key, anchor.value);
+    if (stored !== undefined) {
+      this.#out.erase(archivedSnapshotKey(stored.snapshot));
+      for (const earlier of stored.changes) this.#out.erase(archivedChangesKey(earlier));
+    }
+    this.#stored = { view, position, snapshot: position, snapshotBytes: whole.length, changeBytes: 0, changes: [] };
   }
 
   /**
    * Restores `state` from `records` (read by {@link readArchive}): the snapshot, then each state's
    * changes in order, each checked against the digest stored with it; holds the state reached.
-   * @returns the position the state is at, and its view.
+   * Erases the leftovers in the current step, before any later store could file a record beside them.
+   * @returns the position the state is at, and its view; undefined when there is no snapshot.
    * @throws {ConsensusError} `CORRUPT_STATE` when a record does not restore, or restores to
    * another digest than its own: storage is never silently trusted.
    */
-  recover(state: ReplicatedState, records: ArchiveRecords & { readonly snapshot: ArchivedSnapshot }): { readonly position: number; readonly view: ReplicatedView } {
+  recover(state: ReplicatedState, records: ArchiveRecords): { readonly position: number; readonly view: ReplicatedView } | undefined {
     invariant(this.#stored === undefined, 'an archive recovers once, before it stores');
+    for (const key of records.leftovers) this.#out.erase(key);
     const { snapshot } = records;
-    let view = state.adopt(snapshot.snapshot, snapshot.digest);
+    if (snapshot === undefined) return undefined;
+    let view: ReplicatedView | undefined;
+    try {
+      view = state.adopt(snapshot.snapshot, snapshot.digest);
+    } catch (cause) {
+      // adopt throws only when the state machine cannot even return to the empty state it had.
+      throw new ConsensusError('CORRUPT_STATE', `the snapshot at position ${snapshot.position} does not restore`, { cause });
+    }
     if (view === undefined) throw new ConsensusError('CORRUPT_STATE', `the snapshot at position ${snapshot.position} does not restore to its digest`);
-    const stored: Stored = { view, position: snapshot.position, snapshotBytes: snapshot.snapshot.length, changeBytes: 0, changes: [] };
+    const stored: Stored = { view, position: snapshot.position, snapshot: snapshot.position, snapshotBytes: snapshot.snapshot.length, changeBytes: 0, changes: [] };
     for (const record of records.changes) {
-      state.applyChanges(record.changes);
+      try {
+        state.applyChanges(record.changes);
+      } catch (cause) {
+        throw new ConsensusError('CORRUPT_STATE', `the state changes at position ${record.position} do not apply`, { cause });
+      }
       view = state.freeze();
       if (!sameBytes(view.digest, record.digest)) throw new ConsensusError('CORRUPT_STATE', `the state changes at position ${record.position} do not restore to their digest`);
       stored.view = view;
@@ -161,7 +215,6 @@ export class StateArchive {
     }
     this.#stored = stored;
     this.#view = view;
-    this.#served = records.changes.length === 0 ? snapshot.snapshot : undefined;
     return { position: stored.position, view };
   }
 }

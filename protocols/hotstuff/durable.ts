@@ -13,7 +13,7 @@ import { quorumCertSchema, type QuorumCert } from '../consensus/certificate.js';
 import { hex, readStored, type Digest } from '../consensus/codec.js';
 import type { ConsensusConfig } from '../consensus/config.js';
 import { ConsensusError } from '../consensus/errors.js';
-import { readArchive, type ArchiveRecords, type ArchivedSnapshot } from '../consensus/state-archive.js';
+import { readArchive, type ArchiveRecords } from '../consensus/state-archive.js';
 import { blockHash, blockSchema, type Block } from './block.js';
 import { validChild, type BlockTree } from './block-tree.js';
 import { timeoutCertSchema, type TimeoutCert } from './certificates.js';
@@ -51,7 +51,7 @@ const stateBlockSchema = t.object({ block: blockSchema });
 /** The replicated state as stored, right after executing `block` (the tree's root on restart). */
 export interface StoredState {
   readonly block: Block;
-  readonly archive: ArchiveRecords & { readonly snapshot: ArchivedSnapshot };
+  readonly archive: ArchiveRecords;
 }
 
 /** Everything an earlier incarnation persisted, validated. */
@@ -94,16 +94,17 @@ export function readDurable(durable: ReadonlyMap<string, unknown>): DurableState
   };
 }
 
+/** The stored state and its block. A replica writes a step at once, so a record the block does not lead to is damage, not a torn step. */
 function readState(durable: ReadonlyMap<string, unknown>): StoredState | undefined {
   const block = readStored(durable, DURABLE.stateBlock, stateBlockSchema, 'HotStuff')?.block;
   const archive = readArchive(durable, block?.height ?? 0, 'HotStuff');
-  const { snapshot, changes } = archive;
+  const { snapshot, changes, leftovers } = archive;
+  if (block === undefined && snapshot === undefined && leftovers.length === 0) return undefined;
   const at = changes.at(-1)?.position ?? snapshot?.position;
-  if (block === undefined && snapshot === undefined) return undefined;
-  if (block === undefined || snapshot === undefined || at !== block.height) {
-    throw new ConsensusError('CORRUPT_STATE', `the stored state (at height ${at ?? 'none'}) is not at the block stored with it (height ${block?.height ?? 'none'})`);
+  if (block === undefined || snapshot === undefined || at !== block.height || leftovers.length > 0) {
+    throw new ConsensusError('CORRUPT_STATE', `the stored state (at height ${at ?? 'none'}, ${leftovers.length} records aside) is not at the block stored with it (height ${block?.height ?? 'none'})`);
   }
-  return { block, archive: { snapshot, changes } };
+  return { block, archive };
 }
 
 /**

@@ -249,9 +249,8 @@ export class Executor {
 
   /** Stores the state as it is, right after `block`, with the block (`snapshot`: its bytes, when known). */
   #store(block: Block, snapshot?: Uint8Array): void {
-    this.#archive.store(block.height, this.#state.freeze(), snapshot);
+    this.#archive.store(block.height, this.#state.freeze(), { key: DURABLE.stateBlock, value: { block } }, snapshot);
     this.#archivedAt = block;
-    this.#out.persist(DURABLE.stateBlock, { block });
   }
 
   /** Drops forks of the decided chain and what is below the root, in the tree and on disk. */

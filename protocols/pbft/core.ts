@@ -918,9 +918,8 @@ export class PbftCore implements Core<PbftMessage> {
   #recover(durable: ReadonlyMap<string, unknown>): void {
     const saved = readDurable(durable);
     if (saved.stable !== undefined) this.#stable = saved.stable.checkpoint;
-    const { snapshot, changes } = saved.archive;
-    if (snapshot !== undefined) {
-      const recovered = this.#stableState.recover(this.#state, { snapshot, changes });
+    const recovered = this.#stableState.recover(this.#state, saved.archive);
+    if (recovered !== undefined) {
       this.#executed = recovered.position;
       if (recovered.position !== this.#stable.sequence) this.#stableState.forget();
       else if (!sameBytes(recovered.view.digest, this.#stable.stateDigest)) {

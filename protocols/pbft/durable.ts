@@ -92,9 +92,10 @@ function factOf(key: string): SlotFact {
 
 /**
  * Reads and checks a replica's records.
- * @throws {ConsensusError} `CORRUPT_STATE` for a record that does not parse, state records ahead
- * of the stable checkpoint's proof or out of order ({@link readArchive}), or a committed slot
- * without the pre-prepare its certificate names.
+ * @throws {ConsensusError} `CORRUPT_STATE` for a record that does not parse, state records filed
+ * under another sequence or changes without a snapshot before them ({@link readArchive}, which
+ * leaves aside those past the stable checkpoint's proof), or a committed slot without the
+ * pre-prepare its certificate names.
  */
 export function readDurable(durable: ReadonlyMap<string, unknown>): PbftDurableState {
   const get = <T>(key: string, schema: Schema<T>): T | undefined => readStored(durable, key, schema, 'PBFT');

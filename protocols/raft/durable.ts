@@ -3,7 +3,8 @@
  * their validation on restart.
  *
  * Keys: `raft/term` (current term), `raft/vote` ({ term, node }: the vote cast in that term),
- * `raft/log/<index>` (one entry each), `raft/snapshot` (the latest snapshot).
+ * `raft/log/<index>` (one entry each), `raft/snapshot` (what the latest snapshot covers), and
+ * the state at its index, in the records of consensus/state-archive.ts.
  *
  * Entries after the snapshot's index continue it. Entries at or below it are either a trailing
  * window the server kept after compacting (a contiguous run ending at the snapshot's index with
@@ -14,8 +15,9 @@
 import { t } from '../../schema/schema.js';
 import type { NodeId } from '../consensus/config.js';
 import { ConsensusError } from '../consensus/errors.js';
+import { readArchive, type ArchiveRecords } from '../consensus/state-archive.js';
 import { isMemberList } from './membership.js';
-import { raftEntrySchema, snapshotRecordSchema, type RaftEntry, type SnapshotRecord } from './messages.js';
+import { raftEntrySchema, snapshotMetaSchema, type RaftEntry, type SnapshotMeta } from './messages.js';
 
 /** Prefix of every key Raft writes. */
 const KEY_PREFIX = 'raft/';
@@ -23,7 +25,7 @@ const KEY_PREFIX = 'raft/';
 export const TERM_KEY = 'raft/term';
 /** The vote cast, with the term it was cast in. */
 export const VOTE_KEY = 'raft/vote';
-/** The latest snapshot. */
+/** What the latest snapshot covers. */
 export const SNAPSHOT_KEY = 'raft/snapshot';
 const LOG_PREFIX = 'raft/log/';
 
@@ -40,7 +42,9 @@ export interface DurableRaft {
   readonly term: number;
   /** The vote cast in `term`, if any. */
   readonly vote: NodeId | null;
-  readonly snapshot: SnapshotRecord | undefined;
+  readonly snapshot: SnapshotMeta | undefined;
+  /** The state at the snapshot's index, and leftovers of a compaction or installation cut short. */
+  readonly archive: ArchiveRecords;
   /** The last index before `entries` (the compaction point) and its term. */
   readonly compacted: { readonly index: number; readonly term: number };
   /** The entries after `compacted.index`, in index order. */
@@ -69,7 +73,8 @@ function parse<T>(what: string, parser: { parse(value: unknown): T }, value: unk
  * @throws {ConsensusError} `CORRUPT_STATE` when a record is malformed or the records contradict
  * each other: a vote, snapshot or entry from a term later than the current term, a snapshot or
  * entry of term 0 (no leader ever had it), a gap in the log after the snapshot, terms decreasing
- * along it, an unknown key, a configuration that is not a non-empty list of distinct ids of [0, n).
+ * along it, an unknown key, a configuration that is not a non-empty list of distinct ids of [0, n),
+ * state records that do not lead to the snapshot's index ({@link readArchive}).
  */
 export function loadDurable(durable: ReadonlyMap<string, unknown>, n: number): DurableRaft {
   const term = durable.has(TERM_KEY) ? parse('term', t.uint(), durable.get(TERM_KEY)) : 0;
@@ -77,10 +82,13 @@ export function loadDurable(durable: ReadonlyMap<string, unknown>, n: number): D
   if (voteRecord !== undefined && (voteRecord.term > term || voteRecord.node >= n)) {
     corrupt(`vote for ${voteRecord.node} in term ${voteRecord.term} with current term ${term} in a cluster of ${n}`);
   }
-  const snapshot = durable.has(SNAPSHOT_KEY) ? parse('snapshot', snapshotRecordSchema, durable.get(SNAPSHOT_KEY)) : undefined;
+  const snapshot = durable.has(SNAPSHOT_KEY) ? parse('snapshot', snapshotMetaSchema, durable.get(SNAPSHOT_KEY)) : undefined;
   if (snapshot !== undefined && (snapshot.term === 0 || snapshot.term > term || snapshot.index === 0 || !isMemberList(snapshot.members, n))) {
     corrupt(`snapshot at ${snapshot.index} of term ${snapshot.term} (current term ${term}) with members [${snapshot.members.join(', ')}]`);
   }
+  const archive = readArchive(durable, snapshot?.index ?? 0, 'Raft');
+  const stateAt = archive.changes.at(-1)?.position ?? archive.snapshot?.position;
+  if (stateAt !== snapshot?.index) corrupt(`the stored state is at ${stateAt ?? 'no index'}, the snapshot at ${snapshot?.index ?? 'no index'}`);
   const base = snapshot?.index ?? 0;
   const stored = new Map<number, unknown>();
   for (const [key, value] of durable) {
@@ -114,7 +122,7 @@ export function loadDurable(durable: ReadonlyMap<string, unknown>, n: number): D
   const trailing = snapshot === undefined ? [] : trailingWindow(snapshot, stored, entryAt);
   // The first entry of a trailing window is kept only for its term: it is the compaction point.
   const compacted = trailing.length > 0 ? { index: base - trailing.length + 1, term: (trailing[0] as RaftEntry).term } : { index: base, term: snapshot?.term ?? 0 };
-  return { term, vote: voteRecord !== undefined && voteRecord.term === term ? voteRecord.node : null, snapshot, compacted, entries: [...trailing.slice(1), ...after], lowestStored };
+  return { term, vote: voteRecord !== undefined && voteRecord.term === term ? voteRecord.node : null, snapshot, archive, compacted, entries: [...trailing.slice(1), ...after], lowestStored };
 }
 
 /**
@@ -123,7 +131,7 @@ export function loadDurable(durable: ReadonlyMap<string, unknown>, n: number): D
  * else there is what remains of a log the snapshot replaced (its writer erased that log in the
  * same step), and is ignored.
  */
-function trailingWindow(snapshot: SnapshotRecord, stored: ReadonlyMap<number, unknown>, entryAt: (index: number) => RaftEntry): RaftEntry[] {
+function trailingWindow(snapshot: SnapshotMeta, stored: ReadonlyMap<number, unknown>, entryAt: (index: number) => RaftEntry): RaftEntry[] {
   let low = snapshot.index + 1;
   while (low > 1 && stored.has(low - 1)) low--;
   const run: RaftEntry[] = [];

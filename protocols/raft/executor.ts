@@ -1,14 +1,17 @@
 /**
  * Execution of committed entries (§5.3: "apply log[lastApplied] to state machine"): the
- * replicated state with its client table (thesis §6.3), the applied and reply outputs the host
- * records, and the answer to a client retrying a command already executed.
+ * replicated state with its client table (thesis §6.3) and its snapshots (§7, stored by
+ * consensus/state-archive.ts), the applied and reply outputs the host records, and the answer to
+ * a client retrying a command already executed.
  */
 import type { Digest } from '../consensus/codec.js';
 import type { Command } from '../consensus/command.js';
 import type { Outputs } from '../consensus/core.js';
 import { ConsensusError, invariant, type ConsensusErrorCode } from '../consensus/errors.js';
+import { StateArchive, type ArchiveRecords } from '../consensus/state-archive.js';
 import { ExecutionRun, ReplicatedState, type ConsensusState } from '../consensus/state-machine.js';
-import type { RaftEntry, RaftMessage, SnapshotRecord } from './messages.js';
+import { SNAPSHOT_KEY } from './durable.js';
+import type { RaftEntry, RaftMessage, SnapshotMeta } from './messages.js';
 
 /** Where a client's last executed command was ordered. */
 interface Answer {
@@ -27,6 +30,8 @@ interface Running {
 /** Applies committed entries in index order and reports each execution. */
 export class Executor {
   readonly #state: ReplicatedState;
+  /** The state as of the latest snapshot, on disk and sent to followers behind it. */
+  readonly #archive: StateArchive;
   readonly #out: Outputs<RaftMessage>;
   readonly #answered = new Map<string, Answer>();
   #hash: Digest;
@@ -35,14 +40,18 @@ export class Executor {
   #base = { position: 0, view: 0 };
 
   /**
-   * Starts from the empty state, or from the durable `snapshot` (reported as a jump to it).
-   * @throws {ConsensusError} `CORRUPT_STATE` when the state machine cannot restore `snapshot`.
+   * Starts from the empty state, or from the state stored at `snapshot`'s index (reported as a
+   * jump to it); `archive` holds the state's records (durable.ts checked that they lead to that
+   * index, and to none without a snapshot).
+   * @throws {ConsensusError} `CORRUPT_STATE` when the stored state does not restore to its digests.
    */
-  constructor(machine: ConsensusState, out: Outputs<RaftMessage>, snapshot?: SnapshotRecord) {
+  constructor(machine: ConsensusState, out: Outputs<RaftMessage>, snapshot: SnapshotMeta | undefined, archive: ArchiveRecords) {
     this.#state = new ReplicatedState(machine);
+    this.#archive = new StateArchive(out);
     this.#out = out;
+    this.#archive.recover(this.#state, archive);
     this.#hash = this.#state.hash();
-    if (snapshot !== undefined) this.install(snapshot, 'CORRUPT_STATE');
+    if (snapshot !== undefined) this.#jumpTo(snapshot);
   }
 
   /** The highest index executed. */
@@ -87,24 +96,40 @@ export class Executor {
    * @throws {ConsensusError} `code` when the state machine cannot restore the snapshot's bytes;
    * the state machine may then be half restored, so the server must not go on.
    */
-  install(snapshot: SnapshotRecord, code: ConsensusErrorCode): void {
+  install(snapshot: SnapshotMeta, data: Uint8Array, code: ConsensusErrorCode): void {
     invariant(this.#running === undefined, `a snapshot installed while entry ${this.#running?.index} is executed part-way`);
     try {
-      this.#state.restore(snapshot.data);
+      this.#state.restore(data);
     } catch (cause) {
       throw new ConsensusError(code, `raft snapshot at ${snapshot.index} cannot be restored: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
     }
     this.#hash = this.#state.hash();
+    this.#jumpTo(snapshot);
+  }
+
+  #jumpTo(snapshot: SnapshotMeta): void {
     this.#lastApplied = snapshot.index;
     this.#answered.clear();
     this.#base = { position: snapshot.index, view: snapshot.term };
     this.#out.applied({ kind: 'snapshot', position: snapshot.index, stateHash: this.#hash });
   }
 
-  /** The state and client table as snapshot bytes. */
-  snapshot(): Uint8Array {
+  /**
+   * Stores the state as it is, the state at `snapshot.index`, with `snapshot` as the record that
+   * says what it covers (`data`: its bytes, when installed from a leader). `snapshot` is stored as
+   * it is: it must hold nothing else.
+   */
+  store(snapshot: SnapshotMeta, data?: Uint8Array): void {
     invariant(this.#running === undefined, `a snapshot taken while entry ${this.#running?.index} is executed part-way`);
-    return this.#state.snapshot();
+    invariant(snapshot.index === this.#lastApplied, `a snapshot at ${snapshot.index} of the state at ${this.#lastApplied}`);
+    this.#archive.store(snapshot.index, this.#state.freeze(), { key: SNAPSHOT_KEY, value: snapshot }, data);
+  }
+
+  /** The bytes of the state last stored, encoded when first asked for: what a follower behind the snapshot is sent. */
+  storedState(): Uint8Array {
+    const bytes = this.#archive.snapshot();
+    invariant(bytes !== undefined, 'a snapshot sent before any was stored');
+    return bytes;
   }
 
   /**

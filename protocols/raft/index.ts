@@ -8,7 +8,7 @@ import { raftMessageSchema, type RaftMessage } from './messages.js';
 import type { RaftOptions } from './options.js';
 
 export { RaftCore } from './core.js';
-export { entryBytes, raftEntrySchema, raftMessageSchema, type RaftEntry, type RaftMessage, type RaftMessageOf, type SnapshotRecord } from './messages.js';
+export { entryBytes, raftEntrySchema, raftMessageSchema, type RaftEntry, type RaftMessage, type RaftMessageOf, type SnapshotMeta, type SnapshotRecord } from './messages.js';
 export type { RaftOptions, ResolvedRaftOptions } from './options.js';
 
 /**

@@ -181,17 +181,25 @@ export function appendReply(term: number, request: RaftMessageOf<'append-entries
   };
 }
 
-/** A durable or transmitted snapshot: the state machine and configuration as of `index`. */
-export interface SnapshotRecord {
+/**
+ * What a snapshot covers (§7): the index and term of the last entry it replaces, and the
+ * configuration and agreed time as of that entry. Stored beside the state it describes
+ * (consensus/state-archive.ts), whose position is `index`.
+ */
+export interface SnapshotMeta {
   readonly index: number;
   readonly term: number;
   readonly members: readonly NodeId[];
   readonly timestamp: number;
-  readonly data: Uint8Array;
 }
 
-/** Schema of a {@link SnapshotRecord}. */
-export const snapshotRecordSchema = t.object({ index: t.uint(), term: t.uint(), members: membersSchema, timestamp: t.number(), data: t.bytes() });
+/** Schema of a {@link SnapshotMeta}. */
+export const snapshotMetaSchema = t.object({ index: t.uint(), term: t.uint(), members: membersSchema, timestamp: t.number() });
+
+/** A snapshot as a leader sends it and a follower installs it: what it covers, and the state's bytes. */
+export interface SnapshotRecord extends SnapshotMeta {
+  readonly data: Uint8Array;
+}
 
 /** An InstallSnapshot request carrying `snapshot`. */
 export function installSnapshot(term: number, snapshot: SnapshotRecord, round: number): RaftMessage {

@@ -93,7 +93,7 @@ export function sendAppend(s: RaftServer, lead: LeaderState, to: NodeId, heartbe
   if (progress.next <= s.log.compactedIndex) {
     const snapshot = s.snapshot;
     invariant(snapshot !== undefined && snapshot.index >= s.log.compactedIndex, `entries up to ${s.log.compactedIndex} compacted without a snapshot covering them`);
-    s.out.send([to], installSnapshot(s.term, snapshot, lead.round));
+    s.out.send([to], installSnapshot(s.term, { ...snapshot, data: s.executor.storedState() }, lead.round));
     progress.sentSnapshot(snapshot.index);
     return;
   }

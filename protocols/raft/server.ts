@@ -17,7 +17,7 @@ import { Executor } from './executor.js';
 import type { LeaderState } from './leader.js';
 import { RaftLog } from './log.js';
 import { configurationsAt, type Configuration } from './membership.js';
-import { entryBytes, type RaftEntry, type RaftMessage, type SnapshotRecord } from './messages.js';
+import { entryBytes, type RaftEntry, type RaftMessage, type SnapshotMeta } from './messages.js';
 import type { ResolvedRaftOptions } from './options.js';
 
 /** Fires when a follower has heard from no leader for an election timeout. */
@@ -68,8 +68,8 @@ export class RaftServer {
    * steps (a membership change) execute everything they commit.
    */
   executionBudget = Number.POSITIVE_INFINITY;
-  /** The latest snapshot, stored and sent to followers whose next entries were compacted. */
-  snapshot: SnapshotRecord | undefined;
+  /** What the latest snapshot covers; its state is stored and sent to followers whose next entries were compacted. */
+  snapshot: SnapshotMeta | undefined;
   /** The configuration the log's entries start from: the snapshot's, or the initial one. */
   base: Configuration;
   /** The latest configuration in the log, in force whether committed or not (thesis §4.1). */
@@ -108,7 +108,7 @@ export class RaftServer {
     this.current = current;
     this.previous = previous;
     this.commitIndex = snapshot?.index ?? 0;
-    this.executor = new Executor(options.stateMachine, this.out, snapshot);
+    this.executor = new Executor(options.stateMachine, this.out, snapshot, durable.archive);
     this.clock = snapshot?.timestamp ?? 0;
     for (const entry of durable.entries) this.clock = Math.max(this.clock, entry.timestamp);
   }

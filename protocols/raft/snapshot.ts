@@ -3,12 +3,13 @@
  * installing the snapshot its leader sent.
  *
  * Both order their writes so that a store holding any prefix of a step's writes still loads
- * (durable.ts): entries that contradict the snapshot go first, last entry first; then the
- * snapshot; then the entries it covers, lowest first.
+ * (durable.ts): entries that contradict the snapshot go first, last entry first; then the state
+ * (consensus/state-archive.ts), the record of what the snapshot covers, and the state records it
+ * supersedes; then the entries it covers, lowest first.
  */
-import { SNAPSHOT_KEY, entryKey } from './durable.js';
+import { entryKey } from './durable.js';
 import { configurationsAt } from './membership.js';
-import { snapshotReply, wellFormedSnapshot, type RaftMessageOf, type SnapshotRecord } from './messages.js';
+import { snapshotReply, wellFormedSnapshot, type RaftMessageOf, type SnapshotMeta } from './messages.js';
 import type { RaftServer } from './server.js';
 
 /**
@@ -21,8 +22,8 @@ export function compactIfDue(s: RaftServer): void {
   if (index - (s.snapshot?.index ?? 0) < s.options.snapshotInterval) return;
   const term = s.log.termAt(index) as number;
   const { current } = configurationsAt(s.log, s.base, index);
-  const snapshot: SnapshotRecord = { index, term, members: current.members, timestamp: s.log.entry(index).timestamp, data: s.executor.snapshot() };
-  s.out.persist(SNAPSHOT_KEY, snapshot);
+  const snapshot: SnapshotMeta = { index, term, members: current.members, timestamp: s.log.entry(index).timestamp };
+  s.executor.store(snapshot);
   const keepFrom = Math.max(s.log.compactedIndex, index - s.options.snapshotTrailingEntries);
   s.eraseStoredThrough(keepFrom === index ? index : keepFrom - 1);
   s.log.compactTo(keepFrom, s.log.termAt(keepFrom) as number);
@@ -41,22 +42,22 @@ export function onInstallSnapshot(s: RaftServer, from: number, m: RaftMessageOf<
   if (m.term < s.term) return s.out.send([from], snapshotReply(s.term, m, 0));
   s.follow(m.term, from);
   if (m.lastIncludedIndex > s.commitIndex) {
-    install(s, { index: m.lastIncludedIndex, term: m.lastIncludedTerm, members: m.members, timestamp: m.timestamp, data: m.data });
+    install(s, { index: m.lastIncludedIndex, term: m.lastIncludedTerm, members: m.members, timestamp: m.timestamp }, m.data);
   }
   // Entries up to a snapshot are committed, so the log matches the leader's up to its index.
   s.out.send([from], snapshotReply(s.term, m, m.lastIncludedIndex));
 }
 
 /** §7: keeps the log after the snapshot if it continues it (Figure 13 step 6), otherwise drops the whole log (step 7). */
-function install(s: RaftServer, snapshot: SnapshotRecord): void {
-  s.executor.install(snapshot, 'MALFORMED_MESSAGE');
+function install(s: RaftServer, snapshot: SnapshotMeta, data: Uint8Array): void {
+  s.executor.install(snapshot, data, 'MALFORMED_MESSAGE');
   const keeps = s.log.termAt(snapshot.index) === snapshot.term;
   if (!keeps) {
     // Before the snapshot is stored, entries after its index would load as continuing it.
     for (let i = s.log.lastIndex; i > snapshot.index; i--) s.out.erase(entryKey(i));
     s.inheritedTo = Math.min(s.inheritedTo, snapshot.index);
   }
-  s.out.persist(SNAPSHOT_KEY, snapshot);
+  s.executor.store(snapshot, data);
   s.eraseStoredThrough(Math.min(s.log.lastIndex, snapshot.index));
   s.durableFrom = snapshot.index + 1;
   s.log.compactTo(snapshot.index, snapshot.term);
