@@ -272,8 +272,22 @@ test('later compactions store the state’s changes, one that outgrows them the 
     const ops = h.readies[1]!.slice(from, from + at).flatMap((r) => r.persist);
     return { before: applyOps(before, ops), ops: h.readies[1]![from + at]!.persist };
   };
-  const loadsEveryPrefix = ({ before, ops }: { before: Map<string, unknown>; ops: readonly PersistOp[] }): void =>
-    everyPrefix(t, before, ops, 1, options, (core, k) => t.true(core.snapshotIndex > 0, `after ${k} writes: a snapshot to start from`));
+  const archiveIn = (durable: ReadonlyMap<string, unknown>): string[] => [...durable.keys()].filter((k) => k.startsWith('snapshot/') || k.startsWith('state-changes/')).sort();
+  /** Every prefix of the step loads at the snapshot before it or the one it stores, to the state node 1 had there, and its first writes erase what lies outside that state's records. */
+  const loadsEveryPrefix = ({ before, ops }: { before: Map<string, unknown>; ops: readonly PersistOp[] }): void => {
+    const indices = [before, applyOps(before, ops)].map((durable) => coreFrom(durable, 1, 3, options).snapshotIndex);
+    t.true(indices[1]! > indices[0]!, `the step stores a newer state: ${indices.join(' → ')}`);
+    everyPrefix(t, before, ops, 1, options, (core, k) => {
+      const ready = core.ready();
+      const start = ready.applied[0];
+      const seen = h.applied[1]!.findLast((a) => a.position === start?.position);
+      t.true(start?.kind === 'snapshot' && indices.includes(start.position), `after ${k} writes: a snapshot at ${indices.join(' or ')} to start from, not ${start?.position}`);
+      t.is(start && hex(start.stateHash), seen && hex(seen.stateHash), `after ${k} writes: the state node 1 had at ${start?.position}`);
+      const left = archiveIn(applyOps(applyOps(before, ops.slice(0, k)), ready.persist));
+      const chain = left.filter((key) => Number(key.slice(key.indexOf('/') + 1)) <= (start?.position ?? 0));
+      t.deepEqual(left, chain, `after ${k} writes: records past the state are erased at the restart`);
+    });
+  };
 
   const first = archive();
   t.is(first.filter((k) => k.startsWith('snapshot/')).length, 1, `one whole snapshot: ${first.join(' ')}`);

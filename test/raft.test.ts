@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import { SchemaError } from '../schema/errors.js';
-import { consensusConfig, decode, hex, KvStateMachine, kvOperationSchema, ConsensusError, type Command, type NodeId, type ReadState, type Ready } from '../protocols/consensus/index.js';
+import { archivedSnapshotKey, consensusConfig, decode, hex, KvStateMachine, kvOperationSchema, ConsensusError, ReplicatedState, type ArchivedSnapshot, type Command, type NodeId, type ReadState, type Ready } from '../protocols/consensus/index.js';
 import { RaftCore, raft, raftMessageSchema, type RaftEntry, type RaftMessage } from '../protocols/raft/index.js';
 import { Progress } from '../protocols/raft/progress.js';
 import { CountingRaft, durableWith, Harness, put, sent, type CoreFactory, type Envelope } from './helpers/raft.js';
@@ -328,6 +328,8 @@ test('a configuration entry that is truncated away gives way to the previous con
 });
 
 test('corrupted durable state is a typed CORRUPT_STATE error', (t) => {
+  /** A stored state at `position` whose digest is all zeros: no state has it. */
+  const stored = (position: number, snapshot: Uint8Array): ArchivedSnapshot => ({ position, digest: new Uint8Array(32), snapshot });
   const build = (durable: Map<string, unknown>): RaftCore =>
     new RaftCore({ config: consensusConfig({ nodeId: 0, n: 3, algorithm: 'raft' }), stateMachine: new KvStateMachine(), durable });
   t.notThrows(() => build(durableWith(3, [1, 2, 3], 1)));
@@ -340,13 +342,21 @@ test('corrupted durable state is a typed CORRUPT_STATE error', (t) => {
     ['gap in the log', ((d) => (d.delete('raft/log/2'), d))(durableWith(3, [1, 1, 1]))],
     ['malformed entry', ((d) => (d.set('raft/log/2', { type: 'noop', term: 1 }), d))(durableWith(3, [1, 1]))],
     ['unknown key', ((d) => (d.set('raft/log/x', 1), d))(durableWith(3, [1]))],
-    ['snapshot of a later term', new Map<string, unknown>([['raft/term', 1], ['raft/snapshot', { index: 3, term: 2, members: [0, 1, 2], timestamp: 0, data: new Uint8Array() }]])],
-    ['snapshot with bytes it cannot restore', new Map<string, unknown>([['raft/term', 2], ['raft/snapshot', { index: 3, term: 2, members: [0, 1, 2], timestamp: 0, data: new Uint8Array([1, 2, 3]) }]])],
+    ['snapshot of a later term', new Map<string, unknown>([['raft/term', 1], ['raft/snapshot', { index: 3, term: 2, members: [0, 1, 2], timestamp: 0 }], [archivedSnapshotKey(3), stored(3, new Uint8Array())]])],
+    ['snapshot with bytes it cannot restore', new Map<string, unknown>([['raft/term', 2], ['raft/snapshot', { index: 3, term: 2, members: [0, 1, 2], timestamp: 0 }], [archivedSnapshotKey(3), stored(3, new Uint8Array([1, 2, 3]))]])],
+    ['snapshot with the bytes of another state', new Map<string, unknown>([['raft/term', 2], ['raft/snapshot', { index: 3, term: 2, members: [0, 1, 2], timestamp: 0 }], [archivedSnapshotKey(3), stored(3, new ReplicatedState(new KvStateMachine()).snapshot())]])],
     ['configuration naming a non-member', ((d) => (d.set('raft/log/2', { type: 'config', term: 1, timestamp: 0, members: [0, 5] }), d))(durableWith(3, [1]))],
   ];
+  const messages: Record<string, RegExp> = {
+    'snapshot of a later term': /snapshot at 3 of term 2 \(current term 1\)/,
+    'snapshot with bytes it cannot restore': /snapshot at position 3 does not restore/,
+    'snapshot with the bytes of another state': /snapshot at position 3 does not restore to its digest/,
+  };
   for (const [name, durable] of cases) {
     const error = t.throws(() => build(durable), { instanceOf: ConsensusError }, name);
     t.is(error?.code, 'CORRUPT_STATE', name);
+    const message = messages[name];
+    if (message !== undefined) t.regex(error?.message ?? '', message, name);
   }
 });
 

@@ -156,7 +156,8 @@ export class StateArchive {
     if (stored !== undefined) invariant(position > stored.position, `state stored at position ${stored.position} before position ${position}`);
     this.#view = view;
     this.#served = snapshot;
-    const due = stored === undefined || stored.changeBytes >= stored.snapshotBytes || stored.changes.length >= MAX_CHANGE_RECORDS;
+    // A state given whole (installed from peers) is stored whole: nothing ties it to the last one stored.
+    const due = snapshot !== undefined || stored === undefined || stored.changeBytes >= stored.snapshotBytes || stored.changes.length >= MAX_CHANGE_RECORDS;
     const changes = due ? undefined : view.changesSince(stored.view);
     if (stored !== undefined && changes !== undefined && stored.changeBytes + changes.length <= stored.snapshotBytes) {
       this.#out.persist(archivedChangesKey(position), { position, digest: view.digest, changes });
