@@ -7,11 +7,11 @@
  * time cost a pass over a million keys at every checkpoint or snapshot interval.
  *
  * Records are filed under their position, and a core names the position its state is at in a
- * record of its own (its anchor: PBFT's stable checkpoint, HotStuff's state block, Raft's snapshot
- * metadata). A state is stored as its record, then the anchor, then the erasure of the records it
- * supersedes, so a store holding any prefix of those writes still loads (Raft relies on that):
- * reading back takes the records up to the anchor's position and leaves the others, which are
- * erased at the restart.
+ * record of its own (its anchor: HotStuff's state block, Raft's snapshot metadata; PBFT's stable
+ * checkpoint, written earlier in the step, may be ahead of the state it holds). A state is stored as
+ * its record, then the anchor, then the erasure of the records it supersedes, so a store holding
+ * any prefix of those writes still loads (Raft relies on that): reading back takes the records up
+ * to the anchor's position and leaves the others, which are erased at the restart.
  *
  * The archive also holds the last state it stored in memory, as a frozen view (StateView), to
  * serve a peer that is behind it: its snapshot is encoded only when a peer asks for it, and kept
