@@ -24,6 +24,7 @@
 import { ROOT_CONTEXT, SpanStatusCode, trace, type Attributes, type Context, type Link, type Span, type SpanContext } from '@opentelemetry/api';
 import {
   hex,
+  storedStateRecord,
   type AppliedEntry,
   type AppliedSnapshot,
   type Command,
@@ -34,6 +35,7 @@ import {
   type NodeStatus,
   type ProtocolDefinition,
   type Ready,
+  type StoredStateRecord,
 } from '../protocols/consensus/index.js';
 import { CONSENSUS_PHASES, type ConsensusPhase, type PositionReader, type PositionSighting } from '../protocols/consensus/core.js';
 import { INSTRUMENTED, instrumentsOf, tracerOf } from '../runtime/index.js';
@@ -94,6 +96,9 @@ const POSITION_SPANS = { pbft: 'consensus.pbft.round', hotstuff: 'consensus.hots
  */
 const MAX_FOLLOWED = 1024;
 
+/** From 1 KiB to 64 MiB, four times larger each: from the changes of a few keys to a large state whole. */
+const STORED_BYTES_BUCKETS = [1, 2, 3, 4, 5, 6, 7, 8, 9].map((k) => 4 ** k * 256);
+
 const rank = (phase: ConsensusPhase): number => CONSENSUS_PHASES.indexOf(phase);
 const COMMITTED = rank('commit');
 
@@ -109,6 +114,11 @@ const instruments = instrumentsOf(CONSENSUS_SCOPE, (meter) => ({
   byzantine: meter.createCounter('consensus.byzantine_detected', {
     description: 'Misbehaviour a replica proved with signed messages, or messages it refused for an invalid signature.',
     unit: '{evidence}',
+  }),
+  stateStored: meter.createHistogram('consensus.state.stored', {
+    description: 'Bytes of replicated state a replica stored at a checkpoint or snapshot: the whole state, or its changes since the last one stored.',
+    unit: 'By',
+    advice: { explicitBucketBoundaries: STORED_BYTES_BUCKETS },
   }),
 }));
 
@@ -159,6 +169,7 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
   /** `consensus.algorithm` and `consensus.node_id`: every metric's attributes. */
   readonly #labels: Attributes;
   readonly #forgedLabels: Attributes;
+  readonly #storedLabels: Readonly<Record<StoredStateRecord['record'], Attributes>>;
   readonly #followed = new Map<number, Position>();
   /** Where each command not yet seen proposed arrived here (the span handling its request), by client and timestamp. */
   readonly #awaiting = new RecentMap<string, SpanContext>(MAX_AWAITING);
@@ -180,6 +191,7 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
     this.#spanName = POSITION_SPANS[config.algorithm];
     this.#labels = { 'consensus.algorithm': config.algorithm, 'consensus.node_id': config.nodeId };
     this.#forgedLabels = { ...this.#labels, 'consensus.evidence.kind': 'invalid-signature' };
+    this.#storedLabels = { snapshot: { ...this.#labels, 'consensus.state.record': 'snapshot' }, changes: { ...this.#labels, 'consensus.state.record': 'changes' } };
   }
 
   /**
@@ -228,6 +240,10 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
     }
     const m = instruments();
     for (const e of evidence) m.byzantine.add(1, { ...this.#labels, 'consensus.evidence.kind': e.kind, 'consensus.evidence.node_id': e.node });
+    for (const op of ready.persist) {
+      const stored = storedStateRecord(op.key, op.value);
+      if (stored !== undefined) m.stateStored.record(stored.bytes, this.#storedLabels[stored.record]);
+    }
     this.#moved(m, status, step);
     this.#sweep(status);
     if (step.isRecording()) step.setAttributes({ ...this.#labels, 'consensus.view': status.view });

@@ -54,7 +54,8 @@ type Message = { readonly type: string };
 
 /** Timeouts short enough for a view change or an election to take a second, long enough for a loaded machine to keep its views. */
 const DEFINITIONS: Record<ConsensusAlgorithm, () => ProtocolDefinition<Message>> = {
-  pbft: () => pbft({ requestTimeoutMs: 1000 }) as ProtocolDefinition<Message>,
+  // Checkpoints every 2 sequences, so that a few commands store the state.
+  pbft: () => pbft({ requestTimeoutMs: 1000, checkpointInterval: 2 }) as ProtocolDefinition<Message>,
   hotstuff: () => hotstuff({ baseTimeoutMs: 500 }) as ProtocolDefinition<Message>,
   raft: () => raft({ electionTimeoutMs: 1000, heartbeatMs: 100 }) as ProtocolDefinition<Message>,
 };
@@ -270,6 +271,11 @@ test.serial('PBFT: a round span per sequence at each replica, finality, state tr
   t.is(valueOf(data, 'consensus.proposal.pending', of(leader)), 0);
   t.is(valueOf(data, 'consensus.has_leader', of(leader)), 0, 'a replica changing view knows no primary');
   t.is(valueOf(data, 'consensus.byzantine_detected', { ...of(0), 'consensus.evidence.kind': 'invalid-signature' }), 1);
+  for (const i of backups) {
+    const stored = data.find((m) => m.descriptor.name === 'consensus.state.stored')?.dataPoints.filter((p) => p.attributes['consensus.node_id'] === i) ?? [];
+    const bytes = stored.reduce((sum, p) => sum + ((p.value as { sum?: number }).sum ?? 0), 0);
+    t.true(stored.length > 0 && stored.every((p) => ['snapshot', 'changes'].includes(p.attributes['consensus.state.record'] as string)) && bytes > 0, `replica ${i} stored its state at stable checkpoints: ${bytes} bytes`);
+  }
   t.deepEqual(registryProblems(data), []);
 });
 

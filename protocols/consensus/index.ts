@@ -27,10 +27,12 @@ export {
   archivedSnapshotKey,
   archivedSnapshotSchema,
   readArchive,
+  storedStateRecord,
   type Anchor,
   type ArchiveRecords,
   type ArchivedChanges,
   type ArchivedSnapshot,
+  type StoredStateRecord,
 } from './state-archive.js';
 export { KvStateMachine, kvOperationSchema, kvPayload, kvResponse, type KvOperation, type KvResponse } from './kv.js';
 export { CONFIGURATION_SESSION_PREFIX, ConfiguredState, configurationResponse, isConfigurationCommand, type ConfigurationResponse } from './configuration.js';

@@ -111,6 +111,20 @@ interface Stored {
   readonly changes: number[];
 }
 
+/** What a persist op stores of a core's state: a whole snapshot or changes, and their size in bytes. */
+export interface StoredStateRecord {
+  readonly record: 'snapshot' | 'changes';
+  readonly bytes: number;
+}
+
+/** The state record `key` and `value` store, if they are one (for a host's telemetry: cores report nothing). */
+export function storedStateRecord(key: string, value: unknown): StoredStateRecord | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const bytes = key.startsWith(SNAPSHOT_PREFIX) ? (value as Partial<ArchivedSnapshot>).snapshot : key.startsWith(CHANGES_PREFIX) ? (value as Partial<ArchivedChanges>).changes : undefined;
+  if (!(bytes instanceof Uint8Array)) return undefined;
+  return { record: key.startsWith(SNAPSHOT_PREFIX) ? 'snapshot' : 'changes', bytes: bytes.length };
+}
+
 /** A record a core writes beside a stored state, naming its position. */
 export interface Anchor {
   readonly key: string;
