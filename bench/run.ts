@@ -6,6 +6,7 @@ import { actorsBench } from './actors.js';
 import { consensusBench } from './consensus.js';
 import { cryptoBench } from './crypto.js';
 import { receiptsBench } from './receipts.js';
+import { stateBench } from './state.js';
 import { telemetryBench } from './telemetry.js';
 import { toJson, toTable, type BenchResult } from './report.js';
 
@@ -14,6 +15,7 @@ const BENCHES: Record<string, (options: { quick?: boolean }) => Promise<BenchRes
   consensus: consensusBench,
   crypto: cryptoBench,
   receipts: receiptsBench,
+  state: stateBench,
   telemetry: telemetryBench,
 };
 

@@ -96,3 +96,15 @@ test('bench crypto --json reports every scheme, the hybrid overhead and the pool
   }
   t.true((result.metrics.pool_verify_scaling?.value ?? 0) > 0);
 });
+
+test('bench state --json reports what storing the state costs, whole and as changes, per size', async (t) => {
+  const { stdout } = await run(process.execPath, [script('../bench/run.js'), 'state', '--json', '--quick'], { timeout: 120_000 });
+  const result = JSON.parse(stdout.trim()) as { bench: string; metrics: Record<string, { value: number; unit: string }> };
+  t.is(result.bench, 'state');
+  for (const size of ['10k', '100k']) {
+    for (const what of ['snapshot_ms_p50', 'freeze_ms_p50', 'changes_ms_p50', 'snapshot_bytes', 'changes_bytes']) t.true(Number.isFinite(result.metrics[`state_${size}_${what}`]?.value), `state_${size}_${what}`);
+  }
+  const bytes = (key: string): number => result.metrics[key]?.value ?? Number.NaN;
+  t.true(bytes('state_100k_changes_bytes') * 10 < bytes('state_100k_snapshot_bytes'), 'the changes of a thousand keys are a small part of a hundred thousand');
+  t.true(bytes('state_100k_snapshot_bytes') > 5 * bytes('state_10k_snapshot_bytes'), 'a snapshot grows with the state');
+});
