@@ -113,6 +113,12 @@ export interface ClusterOptions {
   readonly batch?: number;
   /** The protocol's base timeout, ms (see {@link ReplicaTuning.timeoutMs}; default {@link DEFAULT_TIMEOUT_MS}). */
   readonly timeoutMs?: number;
+  /**
+   * Log positions between two states a replica stores (PBFT's checkpoint interval, default 10;
+   * HotStuff's snapshot interval, default 64; Raft's, default 1 024 entries): fewer means a shorter
+   * log to replay and keep, more means fewer stores.
+   */
+  readonly snapshotInterval?: number;
   /** How long the client waits before sending a command to every replica again, ms (default 1000). */
   readonly retryMs?: number;
   /**
@@ -489,7 +495,7 @@ export class Cluster {
     if (system.maxMessageBytes < MIN_MESSAGE_BYTES) {
       throw new ConfigError(`a cluster's replicas send envelopes in parts of ${PART_BYTES} bytes: the system's maxMessageBytes must be at least ${MIN_MESSAGE_BYTES}, got ${system.maxMessageBytes}`);
     }
-    for (const [name, value] of [['batch', options.batch], ['timeoutMs', options.timeoutMs], ['retryMs', options.retryMs]] as const) {
+    for (const [name, value] of [['batch', options.batch], ['timeoutMs', options.timeoutMs], ['retryMs', options.retryMs], ['snapshotInterval', options.snapshotInterval]] as const) {
       if (value !== undefined && !(Number.isSafeInteger(value) && value > 0)) throw new ConfigError(`${name} must be a positive integer, got ${value}`);
     }
     const index = clustersPerSystem.get(system) ?? 0;
@@ -592,6 +598,7 @@ export class Cluster {
       const tuning: ReplicaTuning = {
         ...(options.batch === undefined ? {} : { batch: options.batch }),
         timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS[options.protocol],
+        ...(options.snapshotInterval === undefined ? {} : { snapshotInterval: options.snapshotInterval }),
       };
       const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
       for (const i of config.members) {

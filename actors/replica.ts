@@ -34,6 +34,8 @@ export interface ReplicaTuning {
   readonly batch?: number;
   /** The protocol's base timeout, ms: PBFT's request timeout, HotStuff's view timeout, Raft's election timeout. */
   readonly timeoutMs?: number;
+  /** Log positions between two stored states: PBFT's checkpoint interval, HotStuff's and Raft's snapshot interval. */
+  readonly snapshotInterval?: number;
 }
 
 /** Names of the actors a replica talks to. */
@@ -95,25 +97,28 @@ const EXECUTION_SLICE = 128;
 
 /** The protocol definition a replica runs, with the cluster's tuning. */
 export function replicaProtocol(protocol: ConsensusAlgorithm, tuning: ReplicaTuning): ProtocolDefinition<{ readonly type: string }> {
-  const { batch, timeoutMs } = tuning;
+  const { batch, timeoutMs, snapshotInterval } = tuning;
   switch (protocol) {
     case 'pbft':
       return pbft({
         executionSlice: EXECUTION_SLICE,
         ...(batch === undefined ? {} : { batchSize: batch }),
         ...(timeoutMs === undefined ? {} : { requestTimeoutMs: timeoutMs }),
+        ...(snapshotInterval === undefined ? {} : { checkpointInterval: snapshotInterval }),
       }) as ProtocolDefinition<{ readonly type: string }>;
     case 'hotstuff':
       return hotstuff({
         executionSlice: EXECUTION_SLICE,
         ...(batch === undefined ? {} : { batchSize: batch }),
         ...(timeoutMs === undefined ? {} : { baseTimeoutMs: timeoutMs }),
+        ...(snapshotInterval === undefined ? {} : { snapshotInterval }),
       }) as ProtocolDefinition<{ readonly type: string }>;
     case 'raft':
       return raft({
         executionSlice: EXECUTION_SLICE,
         ...(batch === undefined ? {} : { maxCommandsPerEntry: batch }),
         ...(timeoutMs === undefined ? {} : { electionTimeoutMs: timeoutMs, heartbeatMs: Math.max(1, Math.floor(timeoutMs / 5)) }),
+        ...(snapshotInterval === undefined ? {} : { snapshotInterval }),
       }) as ProtocolDefinition<{ readonly type: string }>;
   }
 }
