@@ -105,10 +105,24 @@ export function readArchive(durable: ReadonlyMap<string, unknown>, anchor: numbe
 interface Stored {
   view: ReplicatedView;
   position: number;
+  /** The position of the whole snapshot the changes follow. */
   readonly snapshot: number;
   readonly snapshotBytes: number;
   changeBytes: number;
   readonly changes: number[];
+}
+
+/** What is on disk once a whole snapshot of `view`, the state at `position`, is stored. */
+function wholeAt(view: ReplicatedView, position: number, snapshotBytes: number): Stored {
+  return { view, position, snapshot: position, snapshotBytes, changeBytes: 0, changes: [] };
+}
+
+/** `stored` after the changes (of `bytes` bytes) that lead to `view`, the state at `position`. */
+function extend(stored: Stored, view: ReplicatedView, position: number, bytes: number): void {
+  stored.view = view;
+  stored.position = position;
+  stored.changeBytes += bytes;
+  stored.changes.push(position);
 }
 
 /** What a persist op stores of a core's state: a whole snapshot or changes, and their size in bytes. */
@@ -119,10 +133,11 @@ export interface StoredStateRecord {
 
 /** The state record `key` and `value` store, if they are one (for a host's telemetry: cores report nothing). */
 export function storedStateRecord(key: string, value: unknown): StoredStateRecord | undefined {
-  if (value === null || typeof value !== 'object') return undefined;
-  const bytes = key.startsWith(SNAPSHOT_PREFIX) ? (value as Partial<ArchivedSnapshot>).snapshot : key.startsWith(CHANGES_PREFIX) ? (value as Partial<ArchivedChanges>).changes : undefined;
-  if (!(bytes instanceof Uint8Array)) return undefined;
-  return { record: key.startsWith(SNAPSHOT_PREFIX) ? 'snapshot' : 'changes', bytes: bytes.length };
+  const record = key.startsWith(SNAPSHOT_PREFIX) ? 'snapshot' : key.startsWith(CHANGES_PREFIX) ? 'changes' : undefined;
+  if (record === undefined || value === null || typeof value !== 'object') return undefined;
+  // A record's bytes are in the field its kind is named after (archivedSnapshotSchema, archivedChangesSchema).
+  const bytes = (value as Record<string, unknown>)[record];
+  return bytes instanceof Uint8Array ? { record, bytes: bytes.length } : undefined;
 }
 
 /** A record a core writes beside a stored state, naming its position. */
@@ -176,10 +191,7 @@ export class StateArchive {
     if (stored !== undefined && changes !== undefined && stored.changeBytes + changes.length <= stored.snapshotBytes) {
       this.#out.persist(archivedChangesKey(position), { position, digest: view.digest, changes });
       if (anchor !== undefined) this.#out.persist(anchor.key, anchor.value);
-      stored.view = view;
-      stored.position = position;
-      stored.changeBytes += changes.length;
-      stored.changes.push(position);
+      extend(stored, view, position, changes.length);
       return;
     }
     // Not kept for serving: a whole state held until the next store would double what a replica holds.
@@ -190,7 +202,7 @@ export class StateArchive {
       this.#out.erase(archivedSnapshotKey(stored.snapshot));
       for (const earlier of stored.changes) this.#out.erase(archivedChangesKey(earlier));
     }
-    this.#stored = { view, position, snapshot: position, snapshotBytes: whole.length, changeBytes: 0, changes: [] };
+    this.#stored = wholeAt(view, position, whole.length);
   }
 
   /**
@@ -214,7 +226,7 @@ export class StateArchive {
       throw new ConsensusError('CORRUPT_STATE', `the snapshot at position ${snapshot.position} does not restore`, { cause });
     }
     if (view === undefined) throw new ConsensusError('CORRUPT_STATE', `the snapshot at position ${snapshot.position} does not restore to its digest`);
-    const stored: Stored = { view, position: snapshot.position, snapshot: snapshot.position, snapshotBytes: snapshot.snapshot.length, changeBytes: 0, changes: [] };
+    const stored = wholeAt(view, snapshot.position, snapshot.snapshot.length);
     for (const record of records.changes) {
       try {
         state.applyChanges(record.changes);
@@ -223,10 +235,7 @@ export class StateArchive {
       }
       view = state.freeze();
       if (!sameBytes(view.digest, record.digest)) throw new ConsensusError('CORRUPT_STATE', `the state changes at position ${record.position} do not restore to their digest`);
-      stored.view = view;
-      stored.position = record.position;
-      stored.changeBytes += record.changes.length;
-      stored.changes.push(record.position);
+      extend(stored, view, record.position, record.changes.length);
     }
     this.#stored = stored;
     this.#view = view;
