@@ -67,6 +67,12 @@ export interface ChaosOptions {
   readonly settleTimeoutMs?: number;
   /** Search budget per key of the linearizability checker (default: the checker's). */
   readonly maxSteps?: number;
+  /**
+   * Log positions between two stored states (the cluster option; default: the protocol's). A
+   * small interval makes crashed replicas restart from stored states, and lagging ones catch up
+   * by state transfer, several times in a short run.
+   */
+  readonly snapshotInterval?: number;
   /** How often `onProgress` is called during the run, ms (default 500). */
   readonly progressIntervalMs?: number;
   /** Ends the workload early (the run still drains, reads, converges and checks). */
@@ -74,10 +80,11 @@ export interface ChaosOptions {
 }
 
 /** {@link ChaosOptions} with every default filled in. */
-export interface ResolvedChaosOptions extends Required<Omit<ChaosOptions, 'maxSteps' | 'signal'>> {
+export interface ResolvedChaosOptions extends Required<Omit<ChaosOptions, 'maxSteps' | 'snapshotInterval' | 'signal'>> {
   /** Faults the cluster tolerates. */
   readonly f: number;
   readonly maxSteps: number | undefined;
+  readonly snapshotInterval: number | undefined;
   readonly signal: AbortSignal | undefined;
 }
 
@@ -218,6 +225,7 @@ export function resolveChaosOptions(options: ChaosOptions): ResolvedChaosOptions
     cryptoThreads: positiveInteger('cryptoThreads', options.cryptoThreads ?? 2),
     settleTimeoutMs: positiveInteger('settleTimeoutMs', options.settleTimeoutMs ?? 30_000),
     maxSteps: options.maxSteps,
+    snapshotInterval: options.snapshotInterval === undefined ? undefined : positiveInteger('snapshotInterval', options.snapshotInterval),
     progressIntervalMs: positiveInteger('progressIntervalMs', options.progressIntervalMs ?? 500),
     signal: options.signal,
   };
@@ -366,7 +374,14 @@ export async function runChaos(options: ChaosOptions, onProgress?: (progress: Ch
   let convergedNote = '';
   try {
     progress();
-    const cluster = await system.spawnCluster({ protocol: o.protocol, n: o.n, policy: o.policy, seed: o.seed, kdfLog2N: 10 });
+    const cluster = await system.spawnCluster({
+      protocol: o.protocol,
+      n: o.n,
+      policy: o.policy,
+      seed: o.seed,
+      kdfLog2N: 10,
+      ...(o.snapshotInterval === undefined ? {} : { snapshotInterval: o.snapshotInterval }),
+    });
 
     // Replicas that crash on their own (not killed by the schedule) are restarted by the
     // supervisor and would show only as restarts; watch each incarnation so the report says why.

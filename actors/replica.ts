@@ -10,9 +10,7 @@ import type { Context } from '@opentelemetry/api';
 import { defineBehavior, realClock, t, within, type ActorRef, type Infer } from '../runtime/index.js';
 import { commandSchema, ConfiguredState, consensusConfig, encode, type Applied, type ConsensusAlgorithm, type ProtocolDefinition } from '../protocols/consensus/index.js';
 import { KvStateMachine } from '../protocols/consensus/kv.js';
-import { pbft } from '../protocols/pbft/index.js';
-import { hotstuff } from '../protocols/hotstuff/index.js';
-import { raft } from '../protocols/raft/index.js';
+import { protocolDefinition, type CommonTuning } from '../protocols/sim/protocols.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
 import { Prng } from '../protocols/sim/prng.js';
 import { BINARY_SCHEMAS, encodeTreeHead, receiptToJson, TreeHeadSchedule, type LogContext, type TreeHead } from '../protocols/receipts/index.js';
@@ -28,15 +26,8 @@ import { observedSchemes } from './crypto-telemetry.js';
 import { HEALTHY, linkDelay, linkFaultsSchema, type LinkFaults } from './link-faults.js';
 import type { ExecutedPosition } from './cluster-agent.js';
 
-/** Protocol tuning a cluster passes to its replicas. */
-export interface ReplicaTuning {
-  /** Most commands per proposal (PBFT and HotStuff batches, Raft log entries). */
-  readonly batch?: number;
-  /** The protocol's base timeout, ms: PBFT's request timeout, HotStuff's view timeout, Raft's election timeout. */
-  readonly timeoutMs?: number;
-  /** Log positions between two stored states: PBFT's checkpoint interval, HotStuff's and Raft's snapshot interval. */
-  readonly snapshotInterval?: number;
-}
+/** Protocol tuning a cluster passes to its replicas (they execute in slices of their own size). */
+export type ReplicaTuning = Omit<CommonTuning, 'executionSlice'>;
 
 /** Names of the actors a replica talks to. */
 export interface ReplicaPeers {
@@ -97,30 +88,7 @@ const EXECUTION_SLICE = 128;
 
 /** The protocol definition a replica runs, with the cluster's tuning. */
 export function replicaProtocol(protocol: ConsensusAlgorithm, tuning: ReplicaTuning): ProtocolDefinition<{ readonly type: string }> {
-  const { batch, timeoutMs, snapshotInterval } = tuning;
-  switch (protocol) {
-    case 'pbft':
-      return pbft({
-        executionSlice: EXECUTION_SLICE,
-        ...(batch === undefined ? {} : { batchSize: batch }),
-        ...(timeoutMs === undefined ? {} : { requestTimeoutMs: timeoutMs }),
-        ...(snapshotInterval === undefined ? {} : { checkpointInterval: snapshotInterval }),
-      }) as ProtocolDefinition<{ readonly type: string }>;
-    case 'hotstuff':
-      return hotstuff({
-        executionSlice: EXECUTION_SLICE,
-        ...(batch === undefined ? {} : { batchSize: batch }),
-        ...(timeoutMs === undefined ? {} : { baseTimeoutMs: timeoutMs }),
-        ...(snapshotInterval === undefined ? {} : { snapshotInterval }),
-      }) as ProtocolDefinition<{ readonly type: string }>;
-    case 'raft':
-      return raft({
-        executionSlice: EXECUTION_SLICE,
-        ...(batch === undefined ? {} : { maxCommandsPerEntry: batch }),
-        ...(timeoutMs === undefined ? {} : { electionTimeoutMs: timeoutMs, heartbeatMs: Math.max(1, Math.floor(timeoutMs / 5)) }),
-        ...(snapshotInterval === undefined ? {} : { snapshotInterval }),
-      }) as ProtocolDefinition<{ readonly type: string }>;
-  }
+  return protocolDefinition(protocol, { ...tuning, executionSlice: EXECUTION_SLICE });
 }
 
 const statusFields = {

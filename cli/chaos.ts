@@ -15,14 +15,17 @@ import type { SignaturePolicy } from '../protocols/crypto/index.js';
 /** The command's help text. */
 export const CHAOS_USAGE = `usage: knhk chaos [--protocol pbft|hotstuff|raft] [--n N] [--duration 60s] [--seed S]
                   [--faults crash,partition,delay,byzantine] [--clients 8] [--keys 20]
-                  [--policy classical|hybrid|quantum] [--op-timeout 5s] [--json]
+                  [--policy classical|hybrid|quantum] [--op-timeout 5s]
+                  [--snapshot-interval I] [--json]
 
 Runs concurrent clients against a cluster of worker-thread replicas for --duration while
 injecting faults on a schedule drawn from --seed (crash and restart, minority partitions, link
 delays, a Byzantine replica; never more than f at once), records every operation and checks the
 history for linearizability, then reads every key and checks that no acknowledged write was lost
 and that the replicas converged. Defaults: pbft, n = 4 (5 for raft), 60s, a random seed, every
-fault kind the protocol tolerates (raft: crash,partition,delay; it refuses byzantine).
+fault kind the protocol tolerates (raft: crash,partition,delay; it refuses byzantine), and the
+protocol's own interval between stored states (--snapshot-interval: log positions; a small one
+makes replicas restart from stored states and catch up by state transfer within a short run).
 Durations take ms, s or m (a bare number is seconds). Exit status: 0 pass, 1 fail, 2 bad arguments.`;
 
 /** Arguments the command cannot run with (exit status 2). */
@@ -57,6 +60,7 @@ function parse(argv: readonly string[]): { options: ChaosOptions; json: boolean 
       keys: { type: 'string' },
       policy: { type: 'string' },
       'op-timeout': { type: 'string' },
+      'snapshot-interval': { type: 'string' },
       json: { type: 'boolean', default: false },
     },
     strict: true,
@@ -73,6 +77,7 @@ function parse(argv: readonly string[]): { options: ChaosOptions; json: boolean 
   const seed = integer('seed', values.seed) ?? Math.floor(Math.random() * 2 ** 31);
   const clients = integer('clients', values.clients);
   const keys = integer('keys', values.keys);
+  const snapshotInterval = integer('snapshot-interval', values['snapshot-interval']);
   const options: ChaosOptions = {
     protocol,
     n: integer('n', values.n) ?? (protocol === 'raft' ? 5 : 4),
@@ -83,6 +88,7 @@ function parse(argv: readonly string[]): { options: ChaosOptions; json: boolean 
     ...(keys === undefined ? {} : { keys }),
     ...(values.policy === undefined ? {} : { policy: values.policy as SignaturePolicy }),
     ...(values['op-timeout'] === undefined ? {} : { opTimeoutMs: parseDuration(values['op-timeout']) }),
+    ...(snapshotInterval === undefined ? {} : { snapshotInterval }),
   };
   return { options, json: values.json };
 }

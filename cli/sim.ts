@@ -10,7 +10,7 @@ import { FAULT_KINDS, sweep, type FaultKind, type SeedResult } from '../protocol
 
 export const SIM_USAGE = `usage: knhk sim [--protocol pbft|hotstuff|raft] [--n N] [--seeds S] [--seed-start S0]
                 [--faults crash,partition,byzantine,network,delay] [--commands C]
-                [--execution-slice K] [--json]
+                [--execution-slice K] [--snapshot-interval I] [--json]
 
 Runs S seeds of the deterministic simulator. Each seed injects random faults of the given kinds
 for 3 s of virtual time while clients submit C commands, then heals the network and requires
@@ -18,12 +18,15 @@ every command to commit. A safety violation prints the seed that replays it. Raf
 crashes only: --faults byzantine is ignored for it. With --execution-slice, replicas execute K
 commands per step (worker-backed replicas execute 128) and resume after 1 ms of virtual time, and
 messages and timers due meanwhile reach them part-way through a batch: a stress of the rule that
-a core finishes executing before it takes another input.`;
+a core finishes executing before it takes another input. With --snapshot-interval, replicas store
+their state every I log positions (PBFT's checkpoint interval, HotStuff's and Raft's snapshot
+interval), so that a crash restarts from stored states and lagging replicas catch up by state
+transfer even in short runs.`;
 
 /** Thrown for arguments the command cannot run with (exit status 2). */
 export class UsageError extends Error {}
 
-function positive(name: string, raw: string | undefined, fallback: number): number {
+function positive<F extends number | undefined>(name: string, raw: string | undefined, fallback: F): number | F {
   if (raw === undefined) return fallback;
   const v = Number(raw);
   if (!Number.isSafeInteger(v) || v < 1) throw new UsageError(`--${name} must be a positive integer, got ${raw}`);
@@ -42,6 +45,7 @@ export function runSim(argv: readonly string[]): number {
       faults: { type: 'string', default: 'crash,partition,byzantine' },
       commands: { type: 'string' },
       'execution-slice': { type: 'string' },
+      'snapshot-interval': { type: 'string' },
       json: { type: 'boolean', default: false },
     },
     strict: true,
@@ -61,10 +65,13 @@ export function runSim(argv: readonly string[]): number {
     }
     if (progress) process.stderr.write(`\r${protocol} n=${n}: seed ${r.seed} (${failures} failing)   `);
   };
-  const slice = values['execution-slice'] === undefined ? undefined : positive('execution-slice', values['execution-slice'], 1);
+  const slice = positive('execution-slice', values['execution-slice'], undefined);
+  const snapshotInterval = positive('snapshot-interval', values['snapshot-interval'], undefined);
+  const tuning = { ...(slice === undefined ? {} : { executionSlice: slice }), ...(snapshotInterval === undefined ? {} : { snapshotInterval }) };
   const summary = sweep({
     protocol,
-    ...(slice === undefined ? {} : { definition: protocolDefinition(protocol, { executionSlice: slice }), resumeAfterMs: 1 }),
+    ...(Object.keys(tuning).length === 0 ? {} : { definition: protocolDefinition(protocol, tuning) }),
+    ...(slice === undefined ? {} : { resumeAfterMs: 1 }),
     n,
     seeds,
     seedStart: positive('seed-start', values['seed-start'], 1),
@@ -84,6 +91,7 @@ export function runSim(argv: readonly string[]): number {
         `seeds run       ${summary.seeds}`,
         `commits         ${summary.commits}`,
         `resumes         ${summary.resumes}`,
+        `stored states   ${summary.stored_states}`,
         `violations      ${summary.violations}`,
         `liveness fails  ${summary.liveness_failures}`,
         `slowest seed    ${slowest}`,

@@ -15,6 +15,7 @@ import { consensusConfig, isByzantineTolerant, type ConsensusAlgorithm, type Con
 import { signedSchema, type Signed } from '../consensus/certificate.js';
 import type { Core, Evidence, Input, NodeStatus, ProtocolDefinition, ReadState, Reply } from '../consensus/core.js';
 import { ConsensusError } from '../consensus/errors.js';
+import { storedStateRecord } from '../consensus/state-archive.js';
 import { KvStateMachine, kvPayload, type KvOperation } from '../consensus/kv.js';
 import type { ConsensusState } from '../consensus/state-machine.js';
 import { corrupt, remember, type ByzantineMode } from './byzantine.js';
@@ -79,6 +80,8 @@ export interface SimulationStats {
   readonly steps: number;
   /** Steps that resumed a core paused part-way through execution (core.ts), at once or after a turn. */
   readonly resumes: number;
+  /** Persist operations that stored a replica's state, whole or as changes (state-archive.ts). */
+  readonly storedStates: number;
   readonly virtualMs: number;
   /** Messages sent between replicas (one per recipient, loopback excluded) and their bytes. */
   readonly messages: number;
@@ -173,6 +176,7 @@ export class Simulation<M extends Message = Message> {
   readonly #retryMs: number;
   readonly #resumeAfterMs: number | undefined;
   #resumes = 0;
+  #storedStates = 0;
   #nextClient = 0;
   #timerGenerations = 0;
   #now = 0;
@@ -444,6 +448,7 @@ export class Simulation<M extends Message = Message> {
     return {
       steps: this.#steps,
       resumes: this.#resumes,
+      storedStates: this.#storedStates,
       virtualMs: this.#now,
       messages: this.#messages,
       bytes: this.#bytes,
@@ -596,8 +601,12 @@ export class Simulation<M extends Message = Message> {
     if (core === null) return;
     const ready = core.ready();
     for (const op of ready.persist) {
-      if (op.value === undefined) replica.durable.delete(op.key);
-      else replica.durable.set(op.key, encode(op.value));
+      if (op.value === undefined) {
+        replica.durable.delete(op.key);
+        continue;
+      }
+      replica.durable.set(op.key, encode(op.value));
+      if (storedStateRecord(op.key, op.value) !== undefined) this.#storedStates++;
     }
     const mode = replica.byzantine;
     let signatures = 0;

@@ -60,6 +60,8 @@ export interface SeedResult {
   readonly virtualMs: number;
   /** Steps that resumed a core paused part-way through execution (0 unless it executes in slices). */
   readonly resumes: number;
+  /** Replica states stored, whole or as changes (more with a smaller snapshot interval). */
+  readonly storedStates: number;
 }
 
 /** What a sweep found; the JSON keys of `knhk sim --json`. */
@@ -71,6 +73,8 @@ export interface SweepSummary {
   readonly commits: number;
   /** Steps that resumed a paused core, over every seed (0 unless replicas execute in slices). */
   readonly resumes: number;
+  /** Replica states stored, whole or as changes, over every seed. */
+  readonly stored_states: number;
   readonly violations: number;
   readonly liveness_failures: number;
   readonly slowest_seed: { readonly seed: number; readonly wall_ms: number } | null;
@@ -203,6 +207,7 @@ export function runSeed<M extends Message>(options: SweepOptions<M>, seed: numbe
     wallMs: performance.now() - started,
     virtualMs: sim.now,
     resumes: sim.stats().resumes,
+    storedStates: sim.stats().storedStates,
   };
 }
 
@@ -212,6 +217,7 @@ export function sweep<M extends Message>(options: SweepOptions<M>): SweepSummary
   const start = options.seedStart ?? 1;
   let commits = 0;
   let resumes = 0;
+  let storedStates = 0;
   let violations = 0;
   let livenessFailures = 0;
   let seeds = 0;
@@ -223,6 +229,7 @@ export function sweep<M extends Message>(options: SweepOptions<M>): SweepSummary
     seeds++;
     commits += result.commits;
     resumes += result.resumes;
+    storedStates += result.storedStates;
     if (slowest === null || result.wallMs > slowest.wall_ms) slowest = { seed, wall_ms: Math.round(result.wallMs) };
     if (result.livenessFailure) {
       livenessFailures++;
@@ -242,6 +249,7 @@ export function sweep<M extends Message>(options: SweepOptions<M>): SweepSummary
     seeds,
     commits,
     resumes,
+    stored_states: storedStates,
     violations,
     liveness_failures: livenessFailures,
     slowest_seed: slowest,
