@@ -63,7 +63,7 @@ export interface ReplicaIdentity {
  * by name when it is opened rather than found to contradict itself during recovery. Stores
  * written before format records existed have none, and are refused alike.
  */
-export const STORE_FORMAT = 3;
+export const STORE_FORMAT = 4;
 
 const FORMAT_KEY = 'meta:format';
 const IDENTITY_KEY = 'meta:identity';

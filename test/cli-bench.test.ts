@@ -107,4 +107,5 @@ test('bench state --json reports what storing the state costs, whole and as chan
   const bytes = (key: string): number => result.metrics[key]?.value ?? Number.NaN;
   t.true(bytes('state_100k_changes_bytes') * 10 < bytes('state_100k_snapshot_bytes'), 'the changes of a thousand keys are a small part of a hundred thousand');
   t.true(bytes('state_100k_snapshot_bytes') > 5 * bytes('state_10k_snapshot_bytes'), 'a snapshot grows with the state');
+  t.true(bytes('state_10k_changes_bytes') * 5 < bytes('state_10k_snapshot_bytes'), 'changes carry the 256 sessions that wrote, not the 10 000 idle ones');
 });

@@ -20,6 +20,7 @@ import {
   quorumSize,
   type KvOperation,
 } from '../protocols/consensus/index.js';
+import { slotOf } from '../protocols/consensus/merkle-kv-map.js';
 import { testSeed } from './helpers/seed.js';
 
 test('a BFT configuration with n < 3f+1 is a typed error; f and the quorums are derived', (t) => {
@@ -147,6 +148,45 @@ test('a frozen state keeps its snapshot and digest while commands execute, and i
       { seed, numRuns: 150 },
     ),
   );
+});
+
+test('the client table is stored as what changed: changes since a view carry the sessions that executed, not every session', (t) => {
+  const put = (session: number, timestamp: number): ReturnType<typeof command> => command(`session-${session}`, timestamp, kvPayload({ type: 'put', key: `k${session % 10}`, value: `v${timestamp}` }));
+  const state = new ReplicatedState(new KvStateMachine());
+  for (let i = 0; i < 2000; i++) state.execute(put(i, 1), 1);
+  const older = state.freeze();
+  for (let i = 0; i < 10; i++) state.execute(put(i, 2), 2);
+  const newer = state.freeze();
+  const changes = newer.changesSince(older) as Uint8Array;
+  const whole = newer.snapshot();
+  t.true(changes.length * 50 < whole.length, `changes of 10 sessions take ${changes.length} bytes, the snapshot of 2 000 ${whole.length}`);
+  const replica = new ReplicatedState(new KvStateMachine());
+  replica.restore(older.snapshot());
+  replica.applyChanges(changes);
+  t.is(hex(replica.freeze().digest), hex(newer.digest));
+  t.true(replica.executed(put(3, 2)) && !replica.executed(put(30, 2)), 'the sessions that executed since, and only they, moved on');
+  t.deepEqual(replica.cached(put(3, 2)), state.cached(put(3, 2)));
+});
+
+test('client-table entries that a replica never writes are corrupt, in a snapshot and in changes', (t) => {
+  const noKeys = new KvStateMachine();
+  const cases: [string, unknown[]][] = [
+    ['a timestamp that is not a count', [['alice', [-1, new Uint8Array()]]]],
+    ['a response that is not bytes', [['alice', [1, 'text']]]],
+    ['an entry that is not a pair', [['alice']]],
+    ['a key that is not text', [[7, [1, new Uint8Array()]]]],
+    // Canonical order is by slot: the later slot's entry first is out of it.
+    ['entries out of order', (slotOf('zed') > slotOf('alice') ? ['zed', 'alice'] : ['alice', 'zed']).map((client) => [client, [1, new Uint8Array()]])],
+  ];
+  for (const [what, clients] of cases) {
+    const snapshot = encode({ state: noKeys.snapshot(), clients });
+    t.is(t.throws(() => new ReplicatedState(new KvStateMachine()).restore(snapshot), { instanceOf: ConsensusError }, what)?.code, 'CORRUPT_STATE', what);
+    const state = new ReplicatedState(new KvStateMachine());
+    t.is(state.adopt(snapshot, new Uint8Array(32)), undefined, `${what}: not adopted`);
+    const first = clients[0] as unknown[];
+    const changes = encode({ state: encode([]), clients: [{ slot: typeof first[0] === 'string' ? slotOf(first[0]) : 0, entries: clients }] });
+    t.is(t.throws(() => new ReplicatedState(new KvStateMachine()).applyChanges(changes), { instanceOf: ConsensusError }, what)?.code, 'CORRUPT_STATE', `${what} (changes)`);
+  }
 });
 
 test('the digest covers the client table; a snapshot that does not restore to the digest asked for is not adopted, and changes the state does not know are corrupt', (t) => {

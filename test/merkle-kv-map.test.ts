@@ -276,12 +276,13 @@ test('the changes between two views name only the slots written in between, and 
   t.deepEqual(after.changesSince(after), [], 'a view has no changes from itself');
   t.is(new Map(before.entries()).get('key-37'), 'value', 'the older view still holds what it held');
   t.is(new Map(before.entries()).get('key-1'), 'value');
-  const corrupt: [string, SlotChange[]][] = [
+  const corrupt: [string, SlotChange<readonly unknown[]>[]][] = [
     ['slots out of order', [...changes].reverse()],
     ['a slot out of range', [{ slot: 1 << 16, entries: [] }]],
     ['a key in the wrong slot', [{ slot: (slotOf('key-5') + 1) % (1 << 16), entries: [['key-5', 'v']] }]],
     ['a key twice', [{ slot: slotOf('key-5'), entries: [['key-5', 'v'], ['key-5', 'w']] }]],
     ['an entry that is not a pair', [{ slot: slotOf('key-5'), entries: [['key-5']] }]],
+    ['a key that is not text', [{ slot: slotOf('key-5'), entries: [[5, 'v']] }]],
   ];
   for (const [what, bad] of corrupt) {
     const target = new MerkleKvMap();

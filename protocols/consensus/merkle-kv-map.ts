@@ -1,5 +1,6 @@
 /**
- * The key-value machine's map and its state hash: entries spread over 2^16 slots, under a Merkle
+ * The key-value machine's map and its state hash (and, with values of another kind, the client
+ * table's: {@link MapKind}): entries spread over 2^16 slots, under a Merkle
  * tree whose shape adapts to the number of keys, so that the hash every executed position records
  * (receipts carry it) costs O(w · (log n + n / 2^16)) after w writes to n keys, not O(n).
  *
@@ -10,7 +11,7 @@
  * single slot, is a leaf, whose digest is SHA-256 of the msgpack encoding (smallest forms, no
  * extensions) of its [key, value] pairs ordered by key, comparing UTF-16 code units; any other
  * node's is SHA-256(0x01 ‖ left digest ‖ right digest). The state hash is
- * SHA-256("knhk/kv-state/v4" ‖ root digest). A leaf's input opens with a msgpack array header
+ * SHA-256("knhk/kv-state/v4" ‖ root digest) (another kind's root: its own domain). A leaf's input opens with a msgpack array header
  * (0x90–0x9f, 0xdc, 0xdd) and a node's with 0x01, so neither can pass for the other (RFC 9162
  * §2.1.1 separates them the same way). Keys and values must be well-formed Unicode: msgpack
  * writes a lone surrogate as U+FFFD, so two different maps would encode alike.
@@ -36,8 +37,28 @@ const SLOTS = 1 << SLOT_BITS;
 export const LEAF_KEYS = 16;
 
 const NODE = 0x01;
-const DOMAIN = new TextEncoder().encode('knhk/kv-state/v4');
 const DIGEST_BYTES = 32;
+
+/**
+ * What a map holds and what its root is called: the key-value machine's map holds text
+ * ({@link KV_TEXT}); the same tree serves other replicated tables (the client table of
+ * state-machine.ts), each under a domain of its own, so that no root can pass for another kind's.
+ */
+export interface MapKind<V> {
+  /** The prefix of the root's hash input (`SHA-256(domain ‖ root digest)`). */
+  readonly domain: string;
+  /** What errors call the map. */
+  readonly name: string;
+  /** Whether `value` may be stored: one msgpack value that every replica encodes alike. */
+  isValue(value: unknown): value is V;
+}
+
+/** The key-value machine's map: well-formed text to well-formed text, its root under `knhk/kv-state/v4`. */
+export const KV_TEXT: MapKind<string> = {
+  domain: 'knhk/kv-state/v4',
+  name: 'key-value',
+  isValue: (value): value is string => typeof value === 'string' && isWellFormed(value),
+};
 
 /** The slot of `key` (see the file comment). */
 export function slotOf(key: string): number {
@@ -46,8 +67,8 @@ export function slotOf(key: string): number {
   return (h ^ (h >>> 16)) & (SLOTS - 1);
 }
 
-/** Orders [key, value] entries by key, comparing UTF-16 code units: a leaf's order, and a slot's in {@link MerkleKvMap.entries}. */
-export const byKey = ([a]: readonly [string, string], [b]: readonly [string, string]): number => (a < b ? -1 : a > b ? 1 : 0);
+/** Orders [key, value] entries by key, comparing UTF-16 code units: a leaf's order, and a slot's in {@link MerkleMap.entries}. */
+export const byKey = <V>([a]: readonly [string, V], [b]: readonly [string, V]): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** The input of a node's hash, 0x01 ‖ left ‖ right, rewritten for every node. */
 const nodeInput = new Uint8Array(1 + 2 * DIGEST_BYTES);
@@ -56,28 +77,32 @@ nodeInput[0] = NODE;
 /** A leaf spanning at most this many slots finds its keys by scanning them, a wider one by descending. */
 const SCAN_SLOTS = 256;
 
-/** How much a {@link MerkleKvMap.root} re-hashed. */
+/** How much a {@link MerkleMap.root} re-hashed. */
 export interface RehashWork {
   leaves: number;
   nodes: number;
 }
 
-/** A slot and every entry it holds, ordered by key: a unit of {@link FrozenKvMap.changesSince}. */
-export interface SlotChange {
+/**
+ * A slot and every entry it holds, ordered by key: a unit of {@link FrozenMap.changesSince}. As
+ * {@link MerkleMap.replaceSlots} takes it, from bytes a peer or the disk gave, the entries are
+ * whatever decoded; the map checks each.
+ */
+export interface SlotChange<Entry = readonly [string, string]> {
   readonly slot: number;
-  readonly entries: readonly (readonly string[])[];
+  readonly entries: readonly Entry[];
 }
 
 /** A slot's entries: absent for a slot that never held a key, empty after its keys were deleted. */
-type SlotEntries = Map<string, string>;
+type SlotEntries<V> = Map<string, V>;
 
 /**
  * Lists the entries of `slots` in the map's canonical order: by slot, then by key. Equal maps list
  * their entries alike whatever order they were written in, and only a slot's few keys are ever
  * sorted, so a snapshot in this order costs no sort of the whole state.
  */
-function listEntries(slots: readonly (SlotEntries | undefined)[], size: number): [string, string][] {
-  const all = new Array<[string, string]>(size);
+function listEntries<V>(slots: readonly (SlotEntries<V> | undefined)[], size: number): [string, V][] {
+  const all = new Array<[string, V]>(size);
   let at = 0;
   for (const entries of slots) {
     if (entries === undefined || entries.size === 0) continue;
@@ -92,22 +117,22 @@ function listEntries(slots: readonly (SlotEntries | undefined)[], size: number):
 }
 
 /**
- * The map as it was when {@link MerkleKvMap.freeze} was called; later writes to the map do not
+ * The map as it was when {@link MerkleMap.freeze} was called; later writes to the map do not
  * change it.
  */
-export class FrozenKvMap {
-  /** The state hash at the freeze. */
+export class FrozenMap<V> {
+  /** The map's root at the freeze. */
   readonly root: Digest;
   /** Number of keys at the freeze. */
   readonly size: number;
-  readonly #slots: readonly (SlotEntries | undefined)[];
-  /** The epoch in which each slot's entries were last written (see {@link MerkleKvMap}). */
+  readonly #slots: readonly (SlotEntries<V> | undefined)[];
+  /** The epoch in which each slot's entries were last written (see {@link MerkleMap}). */
   readonly #written: Uint32Array;
   readonly #epoch: number;
   readonly #lineage: object;
 
-  /** @internal Made by {@link MerkleKvMap.freeze}. */
-  constructor(root: Digest, size: number, slots: readonly (SlotEntries | undefined)[], written: Uint32Array, epoch: number, lineage: object) {
+  /** @internal Made by {@link MerkleMap.freeze}. */
+  constructor(root: Digest, size: number, slots: readonly (SlotEntries<V> | undefined)[], written: Uint32Array, epoch: number, lineage: object) {
     this.root = root;
     this.size = size;
     this.#slots = slots;
@@ -116,20 +141,20 @@ export class FrozenKvMap {
     this.#lineage = lineage;
   }
 
-  /** Every entry at the freeze, in the order {@link MerkleKvMap.entries} lists them. */
-  entries(): [string, string][] {
+  /** Every entry at the freeze, in the order {@link MerkleMap.entries} lists them. */
+  entries(): [string, V][] {
     return listEntries(this.#slots, this.size);
   }
 
   /**
    * What changed from `older` to this view, as whole slots: each slot written in between with the
-   * entries it holds here, in ascending slot order ({@link MerkleKvMap.replaceSlots} applies them).
+   * entries it holds here, in ascending slot order ({@link MerkleMap.replaceSlots} applies them).
    * Undefined when `older` is not an earlier view of the same map, or the map was restored or
    * cleared in between.
    */
-  changesSince(older: FrozenKvMap): SlotChange[] | undefined {
+  changesSince(older: FrozenMap<V>): SlotChange<readonly [string, V]>[] | undefined {
     if (older.#lineage !== this.#lineage || older.#epoch > this.#epoch) return undefined;
-    const changes: SlotChange[] = [];
+    const changes: SlotChange<readonly [string, V]>[] = [];
     for (let slot = 0; slot < SLOTS; slot++) {
       if ((this.#written[slot] as number) <= older.#epoch) continue;
       const entries = this.#slots[slot];
@@ -140,13 +165,15 @@ export class FrozenKvMap {
 }
 
 /**
- * A string map that keeps the digests of its tree up to date as it is written, and hashes lazily
- * ({@link root}). Nodes are numbered as in a binary heap: the root is 1, node i's children are
- * 2i and 2i + 1, and slot s is node 2^16 + s.
+ * A map from text keys to values of one {@link MapKind} that keeps the digests of its tree up to
+ * date as it is written, and hashes lazily ({@link root}). Nodes are numbered as in a binary heap:
+ * the root is 1, node i's children are 2i and 2i + 1, and slot s is node 2^16 + s.
  */
-export class MerkleKvMap {
+export class MerkleMap<V> {
+  readonly #kind: MapKind<V>;
+  readonly #domain: Uint8Array;
   /** The entries of each slot, by slot number. */
-  readonly #slots = new Array<SlotEntries | undefined>(SLOTS);
+  readonly #slots = new Array<SlotEntries<V> | undefined>(SLOTS);
   /**
    * The epoch in which each slot's entries were last written. A freeze ends an epoch; a slot
    * written in a later one is copied first, since the frozen view may share its entries.
@@ -164,22 +191,30 @@ export class MerkleKvMap {
   #root: Digest | undefined;
   #work: Readonly<RehashWork> = { leaves: 0, nodes: 0 };
 
+  constructor(kind: MapKind<V>) {
+    this.#kind = kind;
+    this.#domain = new TextEncoder().encode(kind.domain);
+  }
+
   /** Number of keys. */
   get size(): number {
     return this.#counts[1] as number;
   }
 
   /** The value of `key`, if any. */
-  get(key: string): string | undefined {
+  get(key: string): V | undefined {
     return this.#slots[slotOf(key)]?.get(key);
   }
 
   /**
    * Sets `key` to `value`.
-   * @throws {ConsensusError} `INVALID_ENTRY` when either is not well-formed Unicode (a lone surrogate).
+   * @throws {ConsensusError} `INVALID_ENTRY` when the key is not well-formed Unicode text (a lone
+   *   surrogate) or the value not one of the map's kind (for text, the same rule).
    */
-  set(key: string, value: string): void {
-    if (!isWellFormed(key) || !isWellFormed(value)) throw new ConsensusError('INVALID_ENTRY', 'a key-value entry must be well-formed Unicode');
+  set(key: string, value: V): void {
+    if (typeof key !== 'string' || !isWellFormed(key) || !this.#kind.isValue(value)) {
+      throw new ConsensusError('INVALID_ENTRY', `a ${this.#kind.name} entry must have well-formed text for its key and a value of its kind`);
+    }
     const slot = slotOf(key);
     const entries = this.#writable(slot);
     const size = entries.size;
@@ -197,36 +232,35 @@ export class MerkleKvMap {
   }
 
   /** Every entry, in the map's canonical order (`listEntries`). */
-  entries(): [string, string][] {
+  entries(): [string, V][] {
     return listEntries(this.#slots, this.size);
   }
 
   /**
    * The map as it is now, unchanged by later writes: O(slots) to take, however many keys there are.
    */
-  freeze(): FrozenKvMap {
-    const view = new FrozenKvMap(this.root(), this.size, this.#slots.slice(), this.#written.slice(), this.#epoch, this.#lineage);
+  freeze(): FrozenMap<V> {
+    const view = new FrozenMap<V>(this.root(), this.size, this.#slots.slice(), this.#written.slice(), this.#epoch, this.#lineage);
     this.#epoch++;
     return view;
   }
 
   /**
-   * Replaces whole slots, as {@link FrozenKvMap.changesSince} lists them: each slot's entries
+   * Replaces whole slots, as {@link FrozenMap.changesSince} lists them: each slot's entries
    * become the ones given.
    * @throws {ConsensusError} `CORRUPT_STATE` for a slot out of range or out of order, an entry that
    *   is not a pair or belongs to another slot, or a repeated key; `INVALID_ENTRY` as {@link set}.
    *   Slots before the offending one are already replaced.
    */
-  replaceSlots(changes: readonly SlotChange[]): void {
+  replaceSlots(changes: readonly SlotChange<readonly unknown[]>[]): void {
     let previous = -1;
     for (const { slot, entries } of changes) {
-      if (!Number.isInteger(slot) || slot <= previous || slot >= SLOTS) throw new ConsensusError('CORRUPT_STATE', `key-value changes name slot ${slot} out of order or range`);
+      if (!Number.isInteger(slot) || slot <= previous || slot >= SLOTS) throw new ConsensusError('CORRUPT_STATE', `${this.#kind.name} changes name slot ${slot} out of order or range`);
       previous = slot;
       for (const key of [...this.#writable(slot).keys()]) this.delete(key);
       for (const entry of entries) {
-        if (entry.length !== 2) throw new ConsensusError('CORRUPT_STATE', 'key-value change entry is not a pair');
-        const [key, value] = entry as readonly [string, string];
-        if (slotOf(key) !== slot || this.#slots[slot]?.has(key) === true) throw new ConsensusError('CORRUPT_STATE', `key-value changes put a key in slot ${slot} twice or in the wrong slot`);
+        const [key, value] = this.#pair(entry, 'change');
+        if (slotOf(key) !== slot || this.#slots[slot]?.has(key) === true) throw new ConsensusError('CORRUPT_STATE', `${this.#kind.name} changes put a key in slot ${slot} twice or in the wrong slot`);
         this.set(key, value);
       }
     }
@@ -238,15 +272,14 @@ export class MerkleKvMap {
    * @throws {ConsensusError} `CORRUPT_STATE` for an entry that is not a pair, entries out of canonical
    *   order or a repeated key; `INVALID_ENTRY` as {@link set}.
    */
-  restore(entries: readonly (readonly string[])[]): void {
+  restore(entries: readonly (readonly unknown[])[]): void {
     this.clear();
     let previous: { readonly slot: number; readonly key: string } | undefined;
     for (const entry of entries) {
-      if (entry.length !== 2) throw new ConsensusError('CORRUPT_STATE', 'key-value snapshot entry is not a pair');
-      const [key, value] = entry as readonly [string, string];
+      const [key, value] = this.#pair(entry, 'snapshot');
       const slot = slotOf(key);
       if (previous !== undefined && (slot < previous.slot || (slot === previous.slot && key <= previous.key))) {
-        throw new ConsensusError('CORRUPT_STATE', 'key-value snapshot entries are out of order or repeat a key');
+        throw new ConsensusError('CORRUPT_STATE', `${this.#kind.name} snapshot entries are out of order or repeat a key`);
       }
       previous = { slot, key };
       this.set(key, value);
@@ -273,9 +306,9 @@ export class MerkleKvMap {
     this.#dirty = new Set();
     const work = { leaves: 0, nodes: 0 };
     const top = this.#digestOf(1, work);
-    const input = new Uint8Array(DOMAIN.length + DIGEST_BYTES);
-    input.set(DOMAIN);
-    input.set(top, DOMAIN.length);
+    const input = new Uint8Array(this.#domain.length + DIGEST_BYTES);
+    input.set(this.#domain);
+    input.set(top, this.#domain.length);
     this.#root = hashBytes(input);
     this.#work = work;
     return this.#root;
@@ -290,12 +323,18 @@ export class MerkleKvMap {
     return this.#work;
   }
 
+  /** `entry` as a [key, value] pair; whether the value is of the map's kind, {@link set} checks. */
+  #pair(entry: readonly unknown[], what: 'snapshot' | 'change'): readonly [string, V] {
+    if (entry.length !== 2 || typeof entry[0] !== 'string') throw new ConsensusError('CORRUPT_STATE', `${this.#kind.name} ${what} entry is not a [key, value] pair`);
+    return entry as readonly [string, V];
+  }
+
   #count(slot: number, delta: number): void {
     for (let node = SLOTS + slot; node >= 1; node >>>= 1) this.#counts[node] = (this.#counts[node] as number) + delta;
   }
 
   /** The slot's entries, ready to be written: copied first if a view frozen earlier may share them. */
-  #writable(slot: number): SlotEntries {
+  #writable(slot: number): SlotEntries<V> {
     this.#dirty.add(slot);
     this.#root = undefined;
     const entries = this.#slots[slot];
@@ -311,7 +350,7 @@ export class MerkleKvMap {
     if (cached !== undefined) return cached;
     let digest: Digest;
     if (node >= SLOTS || (this.#counts[node] as number) <= LEAF_KEYS) {
-      const entries: [string, string][] = [];
+      const entries: [string, V][] = [];
       this.#gather(node, entries);
       digest = hashBytes(encode(entries.sort(byKey)));
       work.leaves++;
@@ -332,7 +371,7 @@ export class MerkleKvMap {
    * descending into the halves that hold keys (a leaf of 10 000 keys spans about 100 slots, where
    * descending key by key cost a quarter of hashing in a profile).
    */
-  #gather(node: number, into: [string, string][]): void {
+  #gather(node: number, into: [string, V][]): void {
     if (this.#counts[node] === 0) return;
     // The slots under node span [first, first + width) at the bottom of the heap numbering.
     let first = node;
@@ -348,7 +387,17 @@ export class MerkleKvMap {
     }
     for (let slot = first - SLOTS; slot < first - SLOTS + width; slot++) {
       if (this.#counts[SLOTS + slot] === 0) continue;
-      for (const entry of this.#slots[slot] as SlotEntries) into.push(entry);
+      for (const entry of this.#slots[slot] as SlotEntries<V>) into.push(entry);
     }
   }
 }
+
+/** The key-value machine's map ({@link KV_TEXT}). */
+export class MerkleKvMap extends MerkleMap<string> {
+  constructor() {
+    super(KV_TEXT);
+  }
+}
+
+/** A frozen {@link MerkleKvMap}. */
+export type FrozenKvMap = FrozenMap<string>;

@@ -5,6 +5,7 @@ import { t, type Infer } from '../../schema/schema.js';
 import { decodeStored, encode, hashBytes, sameBytes, type Digest } from './codec.js';
 import type { Command } from './command.js';
 import { ConsensusError } from './errors.js';
+import { MerkleMap, type FrozenMap, type MapKind } from './merkle-kv-map.js';
 
 /**
  * A deterministic state machine replicated by consensus. Every replica applies the same commands
@@ -83,10 +84,25 @@ export interface Execution {
   readonly fresh: boolean;
 }
 
-const tableSchema = t.object({
-  state: t.bytes(),
-  clients: t.array(t.object({ client: t.string({ maxLength: 128 }), timestamp: t.uint(), response: t.bytes() })),
-});
+/** A client's entry in the client table: its last executed timestamp and the response to it. */
+type ClientEntry = readonly [timestamp: number, response: Uint8Array];
+
+/**
+ * The client table is a Merkle map like the key-value machine's (merkle-kv-map.ts), so that
+ * freezing it, hashing it and listing what changed cost what was written since, not the number
+ * of clients: a cluster serving thousands of sessions froze, sorted and hashed them all at every
+ * checkpoint, and stored them all with every state's changes.
+ */
+const CLIENT_TABLE: MapKind<ClientEntry> = {
+  domain: 'knhk/client-table/v1',
+  name: 'client table',
+  isValue: (value): value is ClientEntry =>
+    Array.isArray(value) && value.length === 2 && Number.isSafeInteger(value[0]) && (value[0] as number) >= 0 && value[1] instanceof Uint8Array,
+};
+
+const pairs = t.array(t.array(t.unknown(), { maxLength: 2 }), { maxLength: Number.MAX_SAFE_INTEGER });
+const snapshotSchema = t.object({ state: t.bytes(), clients: pairs });
+const changesSchema = t.object({ state: t.bytes(), clients: t.array(t.object({ slot: t.uint(), entries: pairs }), { maxLength: 1 << 16 }) });
 
 /**
  * A state machine behind a client table: each client's last timestamp and response
@@ -96,7 +112,7 @@ const tableSchema = t.object({
  */
 export class ReplicatedState {
   readonly #machine: ConsensusState;
-  readonly #clients = new Map<string, { timestamp: number; response: Uint8Array }>();
+  readonly #clients = new MerkleMap(CLIENT_TABLE);
 
   constructor(machine: ConsensusState) {
     this.#machine = machine;
@@ -105,11 +121,11 @@ export class ReplicatedState {
   /** Executes a committed command, ordered at log position `position`, at most once per (client, timestamp). */
   execute(cmd: Command, position: number): Execution {
     const last = this.#clients.get(cmd.client);
-    if (last !== undefined && cmd.timestamp <= last.timestamp) {
-      return { response: cmd.timestamp === last.timestamp ? last.response : new Uint8Array(0), fresh: false };
+    if (last !== undefined && cmd.timestamp <= last[0]) {
+      return { response: cmd.timestamp === last[0] ? last[1] : new Uint8Array(0), fresh: false };
     }
     const response = this.#machine.apply(cmd, position);
-    this.#clients.set(cmd.client, { timestamp: cmd.timestamp, response });
+    this.#clients.set(cmd.client, [cmd.timestamp, response]);
     return { response, fresh: true };
   }
 
@@ -119,13 +135,13 @@ export class ReplicatedState {
    */
   cached(cmd: Command): Uint8Array | undefined {
     const last = this.#clients.get(cmd.client);
-    return last !== undefined && last.timestamp === cmd.timestamp ? last.response : undefined;
+    return last !== undefined && last[0] === cmd.timestamp ? last[1] : undefined;
   }
 
   /** True when (client, timestamp) has been executed, or superseded by a newer request. */
   executed(cmd: Command): boolean {
     const last = this.#clients.get(cmd.client);
-    return last !== undefined && cmd.timestamp <= last.timestamp;
+    return last !== undefined && cmd.timestamp <= last[0];
   }
 
   /** The state machine's hash. */
@@ -135,12 +151,12 @@ export class ReplicatedState {
 
   /** State machine and client table as one snapshot. */
   snapshot(): Uint8Array {
-    return encode({ state: this.#machine.snapshot(), clients: this.#clientList() });
+    return encode({ state: this.#machine.snapshot(), clients: this.#clients.entries() });
   }
 
   /** State machine and client table as they are now, unchanged by later executions. */
   freeze(): ReplicatedView {
-    return new ReplicatedView(freezeState(this.#machine), this.#clientList());
+    return new ReplicatedView(freezeState(this.#machine), this.#clients.freeze());
   }
 
   /**
@@ -148,9 +164,9 @@ export class ReplicatedState {
    * @throws {ConsensusError} `CORRUPT_STATE` when the bytes are not such changes.
    */
   applyChanges(bytes: Uint8Array): void {
-    const parsed = decodeStored(bytes, tableSchema, 'replicated-state changes');
+    const parsed = decodeStored(bytes, changesSchema, 'replicated-state changes');
     applyStateChanges(this.#machine, parsed.state, 'replicated-state changes');
-    this.#adoptClients(parsed.clients);
+    storedTable('replicated-state changes', () => this.#clients.replaceSlots(parsed.clients));
   }
 
   /**
@@ -163,9 +179,9 @@ export class ReplicatedState {
    * produce, and a peer must not be able to crash a replica with them.
    */
   adopt(snapshot: Uint8Array, digest: Digest): ReplicatedView | undefined {
-    let parsed: Infer<typeof tableSchema>;
+    let parsed: Infer<typeof snapshotSchema>;
     try {
-      parsed = decodeStored(snapshot, tableSchema, 'replicated-state snapshot');
+      parsed = decodeStored(snapshot, snapshotSchema, 'replicated-state snapshot');
     } catch {
       return undefined;
     }
@@ -181,18 +197,9 @@ export class ReplicatedState {
     return undefined;
   }
 
-  #clientList(): ClientRecord[] {
-    return [...this.#clients].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([client, v]) => ({ client, timestamp: v.timestamp, response: v.response }));
-  }
-
-  #adoptClients(clients: readonly ClientRecord[]): void {
-    this.#clients.clear();
-    for (const c of clients) this.#clients.set(c.client, { timestamp: c.timestamp, response: c.response });
-  }
-
-  #install(parsed: Infer<typeof tableSchema>): void {
+  #install(parsed: Infer<typeof snapshotSchema>): void {
     this.#machine.restore(parsed.state);
-    this.#adoptClients(parsed.clients);
+    storedTable('replicated-state snapshot', () => this.#clients.restore(parsed.clients));
   }
 
   /**
@@ -200,18 +207,23 @@ export class ReplicatedState {
    * @throws {ConsensusError} `CORRUPT_STATE` when the bytes are not such a snapshot.
    */
   restore(bytes: Uint8Array): void {
-    this.#install(decodeStored(bytes, tableSchema, 'replicated-state snapshot'));
+    this.#install(decodeStored(bytes, snapshotSchema, 'replicated-state snapshot'));
   }
 }
 
-/** A client's entry in the client table. */
-interface ClientRecord {
-  readonly client: string;
-  readonly timestamp: number;
-  readonly response: Uint8Array;
+/**
+ * Runs `write` on the client table with bytes from a snapshot or changes: an entry the table
+ * refuses means the bytes are not what a replica stored or sent, `CORRUPT_STATE` like any other.
+ */
+function storedTable(what: string, write: () => void): void {
+  try {
+    write();
+  } catch (cause) {
+    throw cause instanceof ConsensusError && cause.code === 'CORRUPT_STATE' ? cause : new ConsensusError('CORRUPT_STATE', `${what}: the client table cannot be restored`, { cause });
+  }
 }
 
-const DIGEST_DOMAIN = 'knhk/replicated-state/v1';
+const DIGEST_DOMAIN = 'knhk/replicated-state/v2';
 
 /**
  * A {@link ReplicatedState} at one moment: the state machine's view and a copy of the client table.
@@ -225,29 +237,30 @@ export class ReplicatedView {
    */
   readonly digest: Digest;
   readonly #machine: StateView;
-  readonly #clients: readonly ClientRecord[];
+  readonly #clients: FrozenMap<ClientEntry>;
 
   /** @internal Made by {@link ReplicatedState.freeze}. */
-  constructor(machine: StateView, clients: readonly ClientRecord[]) {
+  constructor(machine: StateView, clients: FrozenMap<ClientEntry>) {
     this.#machine = machine;
     this.#clients = clients;
     this.stateHash = machine.hash;
-    this.digest = hashBytes(encode([DIGEST_DOMAIN, machine.hash, hashBytes(encode(clients))]));
+    this.digest = hashBytes(encode([DIGEST_DOMAIN, machine.hash, clients.root]));
   }
 
   /** What {@link ReplicatedState.snapshot} returned at that moment. */
   snapshot(): Uint8Array {
-    return encode({ state: this.#machine.snapshot(), clients: this.#clients });
+    return encode({ state: this.#machine.snapshot(), clients: this.#clients.entries() });
   }
 
   /**
    * What {@link ReplicatedState.applyChanges} needs to turn a state equal to `older` into this
-   * one: the state machine's changes and the whole client table. Undefined when the state machine
-   * cannot tell ({@link StateView.changesSince}).
+   * one: the state machine's changes and the client table's slots written since. Undefined when
+   * either cannot tell ({@link StateView.changesSince}).
    */
   changesSince(older: ReplicatedView): Uint8Array | undefined {
     const state = this.#machine.changesSince(older.#machine);
-    return state === undefined ? undefined : encode({ state, clients: this.#clients });
+    const clients = this.#clients.changesSince(older.#clients);
+    return state === undefined || clients === undefined ? undefined : encode({ state, clients });
   }
 }
 
