@@ -51,6 +51,12 @@ export interface MapKind<V> {
   readonly name: string;
   /** Whether `value` may be stored: one msgpack value that every replica encodes alike. */
   isValue(value: unknown): value is V;
+  /**
+   * A copy of a value decoded from a snapshot or changes that shares no memory with them, for a
+   * kind whose values may be views into the decoded bytes (a `Uint8Array`): the map keeps such
+   * values for as long as their keys go unwritten, and would keep the whole buffer alive with them.
+   */
+  own?(value: V): V;
 }
 
 /** The key-value machine's map: well-formed text to well-formed text, its root under `knhk/kv-state/v4`. */
@@ -261,7 +267,7 @@ export class MerkleMap<V> {
       for (const entry of entries) {
         const [key, value] = this.#pair(entry, 'change');
         if (slotOf(key) !== slot || this.#slots[slot]?.has(key) === true) throw new ConsensusError('CORRUPT_STATE', `${this.#kind.name} changes put a key in slot ${slot} twice or in the wrong slot`);
-        this.set(key, value);
+        this.#setDecoded(key, value);
       }
     }
   }
@@ -282,7 +288,7 @@ export class MerkleMap<V> {
         throw new ConsensusError('CORRUPT_STATE', `${this.#kind.name} snapshot entries are out of order or repeat a key`);
       }
       previous = { slot, key };
-      this.set(key, value);
+      this.#setDecoded(key, value);
     }
   }
 
@@ -321,6 +327,11 @@ export class MerkleMap<V> {
    */
   get lastWork(): Readonly<RehashWork> {
     return this.#work;
+  }
+
+  /** {@link set} with a value decoded from bytes, checked first and then owned (`MapKind.own`). */
+  #setDecoded(key: string, value: V): void {
+    this.set(key, this.#kind.own !== undefined && this.#kind.isValue(value) ? this.#kind.own(value) : value);
   }
 
   /** `entry` as a [key, value] pair; whether the value is of the map's kind, {@link set} checks. */

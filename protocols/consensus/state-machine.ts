@@ -2,7 +2,7 @@
  * The replicated state machine and the exactly-once layer in front of it.
  */
 import { t, type Infer } from '../../schema/schema.js';
-import { decodeStored, encode, hashBytes, sameBytes, type Digest } from './codec.js';
+import { decodeStored, encode, hashBytes, isWellFormed, sameBytes, type Digest } from './codec.js';
 import type { Command } from './command.js';
 import { ConsensusError } from './errors.js';
 import { MerkleMap, type FrozenMap, type MapKind } from './merkle-kv-map.js';
@@ -98,6 +98,7 @@ const CLIENT_TABLE: MapKind<ClientEntry> = {
   name: 'client table',
   isValue: (value): value is ClientEntry =>
     Array.isArray(value) && value.length === 2 && Number.isSafeInteger(value[0]) && (value[0] as number) >= 0 && value[1] instanceof Uint8Array,
+  own: ([timestamp, response]) => [timestamp, new Uint8Array(response)],
 };
 
 const pairs = t.array(t.array(t.unknown(), { maxLength: 2 }), { maxLength: Number.MAX_SAFE_INTEGER });
@@ -118,8 +119,14 @@ export class ReplicatedState {
     this.#machine = machine;
   }
 
-  /** Executes a committed command, ordered at log position `position`, at most once per (client, timestamp). */
+  /**
+   * Executes a committed command, ordered at log position `position`, at most once per (client,
+   * timestamp). A client id that is not well-formed text (a lone surrogate, which no decoder
+   * produces) cannot be recorded, so its command is answered empty and not executed, alike at
+   * every replica.
+   */
   execute(cmd: Command, position: number): Execution {
+    if (!isWellFormed(cmd.client)) return { response: new Uint8Array(0), fresh: false };
     const last = this.#clients.get(cmd.client);
     if (last !== undefined && cmd.timestamp <= last[0]) {
       return { response: cmd.timestamp === last[0] ? last[1] : new Uint8Array(0), fresh: false };
