@@ -909,19 +909,25 @@ test('a snapshot is installed once f+1 peers offer the same one, and written bef
   t.true(snapshotAt >= 0 && committedAt >= 0 && firstErase > snapshotAt && firstErase > committedAt, ops.join(' '));
 });
 
-test('a replica fetching history keeps asking through two of the periods a peer waits between snapshots', (t) => {
+test('a replica fetching history asks again at doubling gaps, three times more than a snapshot period apart, then gives up', (t) => {
   // Peers send a snapshot at most once per 20 fetch retries (see the block-request test above). A
-  // laggard that gave up sooner would lose for good a snapshot lost on the way, in an idle cluster.
+  // laggard that gave up sooner would lose for good a snapshot lost on the way, in an idle cluster;
+  // one that asked every period would send each peer a request per period while answers are on
+  // their way over a slow link.
   const c = core(3, new Map(), { fetchRetryMs: 50 });
   deliver(c, proposal(at(chainOf(70), 69)));
-  let rounds = 0;
-  while (rounds <= 2 * MAX_FETCH_ROUNDS) {
-    c.step({ kind: 'timeout', timer: 'fetch' }, 50 * (rounds + 1));
-    if (sent(c.ready(), 'block-request').length === 0) break;
-    rounds++;
+  const asked: number[] = [];
+  let gaveUp: number | undefined;
+  for (let round = 1; round <= 2 * MAX_FETCH_ROUNDS && gaveUp === undefined; round++) {
+    c.step({ kind: 'timeout', timer: 'fetch' }, 50 * round);
+    const ready = c.ready();
+    if (sent(ready, 'block-request').length > 0) asked.push(round);
+    if (!ready.timers.some((op) => op.kind === 'set' && op.timer === 'fetch')) gaveUp = round;
   }
-  t.is(rounds, MAX_FETCH_ROUNDS);
-  t.true(rounds > 2 * 20, `${rounds} rounds`);
+  t.deepEqual(asked, [1, 3, 7, 15, 23, 31, 39, 47, 55]);
+  t.is(gaveUp, MAX_FETCH_ROUNDS + 1, 'given up after as many periods as before the gaps grew');
+  const apart = asked.reduce<number[]>((kept, round) => (kept.length === 0 || round - (kept[kept.length - 1] as number) > 20 ? [...kept, round] : kept), []);
+  t.true(apart.length >= 3, `requests more than a snapshot period apart: ${apart.join(', ')}`);
 });
 
 test('a stale or repeated command in a block does not replace its client\'s recorded reply', (t) => {

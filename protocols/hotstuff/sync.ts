@@ -59,11 +59,24 @@ const FETCH_COUNT = 16;
 /** Block responses one peer may get at once; then one per half fetch-retry period. */
 const RESPONSE_BURST = 8;
 
+/**
+ * Most fetch-retry periods between two requests for one block. A block still missing is asked for
+ * again after 1, 2, 4 then 8 periods, so a peer whose answers take longer than a period to arrive
+ * (a slow link, or a large block behind others) is not sent the same request every period until
+ * they do; 8 keeps three requests inside the {@link MAX_FETCH_ROUNDS} that are two apart by more
+ * than {@link SNAPSHOT_PERIODS}, so that lost snapshots are still sent again.
+ */
+const MAX_FETCH_GAP = 8;
+
 /** A block named by a message, not yet held. Height 0 means unknown (the block was named by a QC). */
 interface Wanted {
   readonly hash: Digest;
   readonly height: number;
+  /** Fetch-retry periods since it was first wanted. */
   rounds: number;
+  /** The round at which it is asked for again, and the periods from then to the next request. */
+  due: number;
+  gap: number;
 }
 
 /** A block and its hash. */
@@ -203,9 +216,10 @@ export class CatchUp {
   }
 
   /**
-   * The fetch timer fired: asks every peer again for each missing block. A block asked for too
-   * often is given up (pruned everywhere, or never existed) together with the QC naming it, so a
-   * leader that waited for it (`waitingAbove`) extends its high QC again.
+   * The fetch timer fired: asks every peer again for each missing block that is due (the gaps
+   * between requests double, {@link MAX_FETCH_GAP}). A block wanted for too long is given up
+   * (pruned everywhere, or never existed) together with the QC naming it, so a leader that waited
+   * for it (`waitingAbove`) extends its high QC again.
    */
   onFetchTimer(): void {
     this.#fetchArmed = false;
@@ -213,8 +227,10 @@ export class CatchUp {
       if (++w.rounds > MAX_FETCH_ROUNDS) {
         this.#missing.delete(key);
         this.#qcs.delete(key);
-      } else {
+      } else if (w.rounds >= w.due) {
         this.#out.send(peersOf(this.#config), { type: 'block-request', hash: w.hash, height: w.height, count: FETCH_COUNT });
+        w.gap = Math.min(2 * w.gap, MAX_FETCH_GAP);
+        w.due = w.rounds + w.gap;
       }
     }
     if (this.#missing.size > 0) this.#armFetch();
@@ -383,7 +399,7 @@ export class CatchUp {
     if (this.#orphanKeys.has(key)) return false;
     const known = this.#missing.get(key);
     if (known !== undefined && (known.height > 0 || height === 0)) return false;
-    this.#missing.set(key, { hash, height, rounds: known?.rounds ?? 0 });
+    this.#missing.set(key, known === undefined ? { hash, height, rounds: 0, due: 1, gap: 1 } : { ...known, height });
     return known === undefined;
   }
 
