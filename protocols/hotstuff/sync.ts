@@ -63,8 +63,9 @@ const RESPONSE_BURST = 8;
  * Most fetch-retry periods between two requests for one block. A block still missing is asked for
  * again after 1, 2, 4 then 8 periods, so a peer whose answers take longer than a period to arrive
  * (a slow link, or a large block behind others) is not sent the same request every period until
- * they do; 8 keeps three requests inside the {@link MAX_FETCH_ROUNDS} that are two apart by more
- * than {@link SNAPSHOT_PERIODS}, so that lost snapshots are still sent again.
+ * they do. With 8, three of the requests made before a block is given up
+ * ({@link MAX_FETCH_ROUNDS}) are more than {@link SNAPSHOT_PERIODS} apart, so a snapshot lost on
+ * the way is still sent again.
  */
 const MAX_FETCH_GAP = 8;
 
@@ -74,8 +75,9 @@ interface Wanted {
   readonly height: number;
   /** Fetch-retry periods since it was first wanted. */
   rounds: number;
-  /** The round at which it is asked for again, and the periods from then to the next request. */
+  /** The round at which it is asked for again. */
   due: number;
+  /** Periods between its last two requests (doubling up to {@link MAX_FETCH_GAP}). */
   gap: number;
 }
 
