@@ -77,7 +77,7 @@ interface Wanted {
   rounds: number;
   /** The round at which it is asked for again. */
   due: number;
-  /** Periods between its last two requests (doubling up to {@link MAX_FETCH_GAP}). */
+  /** Periods from its last request to the next (doubling up to {@link MAX_FETCH_GAP}). */
   gap: number;
 }
 
