@@ -169,11 +169,14 @@ test('a replica restarted behind slow links catches up under load, asking for ea
   const requestsBefore = sim.stats().byType['block-request']?.messages ?? 0;
   sim.restart(3);
   submit(sim, 300);
-  t.true(sim.runUntil(() => sim.submissions().every((s) => s.done) && sim.executed(3) >= sim.executed(0), { maxMs: 60_000 }), `replica 3 executed ${sim.executed(3)} of ${sim.executed(0)}`);
+  // Every command, not every position: an idle leader may have committed an empty block the others never hear of.
+  const caughtUp = (): boolean => sim.submissions().every((s) => s.done) && sim.committed(3).length === sim.committed(0).length;
+  t.true(sim.runUntil(caughtUp, { maxMs: 60_000 }), `replica 3 executed ${sim.committed(3).length} of ${sim.committed(0).length} commands`);
   prefixesAgree(t, sim, [0, 1, 2, 3]);
-  // Asking every missing block of every period (before stop 25) sent 4 000–7 500 requests here.
+  // Asking for every missing block every period (before stop 25) sent about 6 000 requests here
+  // (2 650–8 900 over the 22 of 24 seeds that fetched at all); at growing gaps, at most 2 560 over 47.
   const requests = (sim.stats().byType['block-request']?.messages ?? 0) - requestsBefore;
-  t.true(requests < 3_000, `${requests} block requests while catching up`);
+  t.true(requests < 3_500, `${requests} block requests while catching up`);
 });
 
 test('progress on a lossy, duplicating, reordering network', (t) => {

@@ -924,10 +924,31 @@ test('a replica fetching history asks again at doubling gaps, three times more t
     if (sent(ready, 'block-request').length > 0) asked.push(round);
     if (!ready.timers.some((op) => op.kind === 'set' && op.timer === 'fetch')) gaveUp = round;
   }
-  t.deepEqual(asked, [1, 3, 7, 15, 23, 31, 39, 47, 55]);
+  t.deepEqual(asked, [1, 3, 7, 11, 15, 19, 23, 27, 31, 35, 39, 43, 47, 51, 55, 59]);
   t.is(gaveUp, MAX_FETCH_ROUNDS + 1, 'given up after as many periods as before the gaps grew');
-  const apart = asked.reduce<number[]>((kept, round) => (kept.length === 0 || round - (kept[kept.length - 1] as number) > 20 ? [...kept, round] : kept), []);
-  t.true(apart.length >= 3, `requests more than a snapshot period apart: ${apart.join(', ')}`);
+  // The requests a peer answers with a snapshot, at most one per 20 periods: the third must leave
+  // time for its answer to cross a slow link before the block is given up.
+  const answered = asked.reduce<number[]>((kept, round) => (kept.length === 0 || round - (kept[kept.length - 1] as number) >= 20 ? [...kept, round] : kept), []);
+  t.deepEqual(answered.slice(0, 3), [1, 23, 43]);
+  t.true((gaveUp as number) - (answered[2] as number) >= 15, `the third snapshot is asked for ${(gaveUp as number) - (answered[2] as number)} periods before the give-up`);
+});
+
+test('a block first named by a QC is asked for with its height at the next period once a child reveals it, however far apart its requests had grown', (t) => {
+  const c = core(3, new Map(), { fetchRetryMs: 50 });
+  const blocks = chainOf(12);
+  const named = at(blocks, 9);
+  deliver(c, signed(1, { type: 'new-view', view: named.view + 1, highQC: qcFor(named) }));
+  const requestsFor = (ready: Ready<HotStuffMessage>): number[] =>
+    sent(ready, 'block-request').flatMap(({ body }) => (body.type === 'block-request' && hex(body.hash) === hex(blockHash(named)) ? [body.height] : []));
+  const rounds: number[][] = [];
+  for (let round = 1; round <= 8; round++) {
+    c.step({ kind: 'timeout', timer: 'fetch' }, 50 * round);
+    rounds.push(requestsFor(c.ready()));
+  }
+  t.deepEqual(rounds.map((heights) => heights.length > 0), [true, false, true, false, false, false, true, false], 'asked at rounds 1, 3 and 7, with no height');
+  deliver(c, proposal(at(blocks, 10)), 50 * 8);
+  c.step({ kind: 'timeout', timer: 'fetch' }, 50 * 9);
+  t.deepEqual(requestsFor(c.ready()), [named.height], 'asked again at once, with the height a peer that pruned it answers');
 });
 
 test('a stale or repeated command in a block does not replace its client\'s recorded reply', (t) => {

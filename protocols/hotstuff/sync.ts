@@ -61,13 +61,14 @@ const RESPONSE_BURST = 8;
 
 /**
  * Most fetch-retry periods between two requests for one block. A block still missing is asked for
- * again after 1, 2, 4 then 8 periods, so a peer whose answers take longer than a period to arrive
- * (a slow link, or a large block behind others) is not sent the same request every period until
- * they do. With 8, three of the requests made before a block is given up
- * ({@link MAX_FETCH_ROUNDS}) are more than {@link SNAPSHOT_PERIODS} apart, so a snapshot lost on
- * the way is still sent again.
+ * again after 1, 2, then every 4 periods, so a peer whose answers take longer than a period to
+ * arrive (a slow link, or a large block behind others) is not sent the same request every period
+ * until they do. Peers answer a replica behind their pruned history with a snapshot at most once
+ * per {@link SNAPSHOT_PERIODS}: with requests at most 4 apart, the third snapshot still goes out
+ * some 18 periods before the block is given up ({@link MAX_FETCH_ROUNDS}), time for it to arrive
+ * over a slow link.
  */
-const MAX_FETCH_GAP = 8;
+const MAX_FETCH_GAP = 4;
 
 /** A block named by a message, not yet held. Height 0 means unknown (the block was named by a QC). */
 interface Wanted {
@@ -401,7 +402,8 @@ export class CatchUp {
     if (this.#orphanKeys.has(key)) return false;
     const known = this.#missing.get(key);
     if (known !== undefined && (known.height > 0 || height === 0)) return false;
-    this.#missing.set(key, known === undefined ? { hash, height, rounds: 0, due: 1, gap: 1 } : { ...known, height });
+    // A height learned later makes the block one a peer that pruned it answers with a snapshot: ask soon.
+    this.#missing.set(key, known === undefined ? { hash, height, rounds: 0, due: 1, gap: 1 } : { ...known, height, due: known.rounds + 1, gap: 1 });
     return known === undefined;
   }
 
