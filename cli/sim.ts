@@ -67,10 +67,10 @@ export function runSim(argv: readonly string[]): number {
   };
   const slice = positive('execution-slice', values['execution-slice'], undefined);
   const snapshotInterval = positive('snapshot-interval', values['snapshot-interval'], undefined);
-  const tuning = { ...(slice === undefined ? {} : { executionSlice: slice }), ...(snapshotInterval === undefined ? {} : { snapshotInterval }) };
   const summary = sweep({
     protocol,
-    ...(Object.keys(tuning).length === 0 ? {} : { definition: protocolDefinition(protocol, tuning) }),
+    // With no tuning this is the protocol's default definition, what the simulator builds by name.
+    definition: protocolDefinition(protocol, { executionSlice: slice, snapshotInterval }),
     ...(slice === undefined ? {} : { resumeAfterMs: 1 }),
     n,
     seeds,
