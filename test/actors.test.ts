@@ -328,7 +328,7 @@ test('kill ends a worker whose event loop is blocked; its pending asks fail at o
 test('an ask held by an async handler fails with ActorNotRunning when its in-thread actor is crashed from outside', async (t) => {
   const system = await startSystem(t, { root: { intensity: 5 } });
   const counter = await system.spawn(Counter, { name: 'c', args: { from: 0 } });
-  const held = counter.ask({ type: 'slow', ms: 60_000 }, { timeoutMs: 600_000 });
+  const held = counter.ask({ type: 'hold' }, { timeoutMs: 600_000 });
   await eventually(async () => (await system.control(counter).status()).handler.handled === 1);
   await system.control(counter).kill('test');
   await t.throwsAsync(held, { instanceOf: ActorNotRunning });
