@@ -45,4 +45,4 @@ export {
   MAX_DELAY_MS,
 } from './errors.js';
 export { INSTRUMENTED, instrumentsOf, TICK_MS, tracerOf, within } from './telemetry.js';
-export { SystemTelemetry, type TelemetryOptions } from './telemetry-hub.js';
+export type { SystemTelemetry, TelemetryOptions } from './telemetry-hub.js';

@@ -18,8 +18,11 @@ import type { RefShape } from '../schema/schema.js';
 import { Supervisor, type ChildInfo, type SpawnOptions, type SupervisorOptions } from './supervisor.js';
 import type { Task } from './task.js';
 import { installContextManager, runtimeInstruments, type RuntimeInstruments } from './telemetry.js';
-import { SystemTelemetry, type TelemetryOptions } from './telemetry-hub.js';
+import type { SystemTelemetry, TelemetryOptions } from './telemetry-hub.js';
 import type { FromWorker, ToWorker } from './thread-protocol.js';
+
+/** Makes a system's telemetry, given the threads it reads metrics from. */
+type TelemetryFactory = (threads: () => readonly number[]) => SystemTelemetry;
 
 /** Options of {@link ActorSystem.start}. */
 export interface ActorSystemOptions {
@@ -88,13 +91,16 @@ export class ActorSystem {
   /** Resolves when the system has stopped, saying why. */
   readonly terminated: Promise<SystemExit>;
 
-  /** @internal Use {@link ActorSystem.start} (of this class or a subclass). */
-  protected constructor(options: ActorSystemOptions) {
+  /**
+   * @internal Use {@link ActorSystem.start} (of this class or a subclass), which makes `telemetry`
+   * from `options.telemetry`.
+   */
+  protected constructor(options: ActorSystemOptions, telemetry?: TelemetryFactory) {
     const maxMessageBytes = options.maxMessageBytes ?? 8 * 1024 * 1024;
     if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes < 64) throw new ConfigError(`maxMessageBytes must be an integer >= 64, got ${maxMessageBytes}`);
     this.#clock = options.clock ?? realClock;
     // First: instruments made below must come from the providers it registers.
-    this.#telemetry = options.telemetry === undefined ? undefined : new SystemTelemetry(options.telemetry, () => [...this.#workers.keys(), ...this.#pool.threadIds]);
+    this.#telemetry = telemetry?.(() => [...this.#workers.keys(), ...this.#pool.threadIds]);
     this.#monitor = new EventLoopMonitor(MAIN_THREAD);
     this.#preload = [...(this.#telemetry === undefined ? [] : [this.#telemetry.preload]), ...(options.workerPreload ?? [])];
     this.#pool = new TaskPool({
@@ -138,8 +144,14 @@ export class ActorSystem {
   /** Starts an actor system in the calling thread. */
   static async start<S extends ActorSystem>(this: { readonly prototype: S }, options: ActorSystemOptions = {}): Promise<S> {
     installContextManager();
+    const exported = options.telemetry;
+    // The SDK is loaded only by a system that exports telemetry: every worker thread imports this
+    // module (an actor's behavior imports the runtime), and the SDK with its exporters took most
+    // of that import's time, paid again by each of a cluster's threads.
+    const telemetry: TelemetryFactory | undefined =
+      exported === undefined ? undefined : await import('./telemetry-hub.js').then(({ SystemTelemetry }) => (threads) => new SystemTelemetry(exported, threads));
     // `this` is ActorSystem or a subclass (knhk's own adds clusters); its constructor is protected.
-    const system = new (this as unknown as new (options: ActorSystemOptions) => S)(options);
+    const system = new (this as unknown as new (options: ActorSystemOptions, telemetry?: TelemetryFactory) => S)(options, telemetry);
     try {
       await system.#telemetry?.start();
     } catch (error) {

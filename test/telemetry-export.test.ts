@@ -4,7 +4,9 @@
  * merge is what Prometheus scrapes and OTLP receives. Bad options are configuration errors.
  */
 import test from 'ava';
+import { execFile } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import { context, metrics, trace } from '@opentelemetry/api';
 import { DataPointType, MeterProvider, type CollectionResult, type Histogram, type ScopeMetrics } from '@opentelemetry/sdk-metrics';
@@ -14,6 +16,23 @@ import { mergeScopeMetrics } from '../runtime/telemetry-merge.js';
 import { Counter, Observer } from './fixtures/actors.js';
 import { PoolWork } from './fixtures/telemetry.js';
 import { freePort } from './helpers/telemetry.js';
+
+test('the runtime loads the OpenTelemetry SDK only for a system that exports telemetry: every worker thread imports the runtime', async (t) => {
+  const loaded = async (options: string): Promise<string[]> => {
+    const code = `const { ActorSystem } = await import(${JSON.stringify(new URL('../runtime/index.js', import.meta.url).href)});
+      const system = await ActorSystem.start(${options});
+      await system.stop();`;
+    const hook = new URL('./fixtures/module-log.js', import.meta.url).href;
+    const { stderr } = await promisify(execFile)(process.execPath, ['--import', hook, '--input-type=module', '-e', code]);
+    return stderr.split('\n').flatMap((line) => (line.startsWith('loaded ') ? [line.slice('loaded '.length)] : []));
+  };
+  const sdk = (urls: string[]): string[] => urls.filter((url) => url.includes('/@opentelemetry/sdk-') || url.includes('/@opentelemetry/exporter-'));
+  const plain = await loaded('{}');
+  t.true(plain.some((url) => url.endsWith('/runtime/system.js')), 'the hook saw the runtime load');
+  t.deepEqual(sdk(plain), []);
+  const exporting = await loaded('{ telemetry: {} }');
+  t.true(sdk(exporting).some((url) => url.includes('/@opentelemetry/sdk-metrics/')), sdk(exporting).join(' '));
+});
 
 function metric(result: CollectionResult, name: string) {
   return result.resourceMetrics.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name === name);
