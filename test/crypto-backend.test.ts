@@ -8,6 +8,7 @@ import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-tr
 import { ActorSystem } from '../actors/system.js';
 import { verifyAsync } from '../actors/crypto-pool.js';
 import { SchemeRegistry } from '../protocols/crypto/index.js';
+import { built, modulesLoadedBy } from './helpers/modules.js';
 
 /** The backends named by the crypto spans of a classical cluster's run, forced to `backend` or left to choose. */
 async function backendsUsed(backend: 'noble' | 'node' | undefined): Promise<{ sign: Set<unknown>; verify: Set<unknown> }> {
@@ -55,4 +56,10 @@ test.serial('a pool job names the backend it verifies with; a backend that canno
   );
   await t.throwsAsync(system.spawnCluster({ protocol: 'raft', n: 3, policy: 'classical', cryptoBackend: 'openssl-9' }), { code: 'UNKNOWN_BACKEND' });
   await t.throwsAsync(system.spawnCluster({ protocol: 'raft', n: 3, policy: 'classical', cryptoBackend: { 'Falcon-512': 'node' } }), { code: 'BACKEND_UNAVAILABLE' });
+});
+
+test('importing the crypto layer leaves noble\'s Falcon unloaded: it builds its tables as it loads, in every thread, and is loaded when first used', async (t) => {
+  const loaded = await modulesLoadedBy(`await import(${JSON.stringify(built('protocols/crypto/index.js'))});`);
+  t.true(loaded.some((url) => url.endsWith('/@noble/post-quantum/ml-dsa.js')), 'the hook saw noble load');
+  t.deepEqual(loaded.filter((url) => url.includes('/@noble/post-quantum/falcon')), []);
 });

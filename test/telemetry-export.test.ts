@@ -4,9 +4,7 @@
  * merge is what Prometheus scrapes and OTLP receives. Bad options are configuration errors.
  */
 import test from 'ava';
-import { execFile } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
-import { promisify } from 'node:util';
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import { context, metrics, trace } from '@opentelemetry/api';
 import { DataPointType, MeterProvider, type CollectionResult, type Histogram, type ScopeMetrics } from '@opentelemetry/sdk-metrics';
@@ -15,17 +13,14 @@ import { ActorSystem, ConfigError } from '../runtime/index.js';
 import { mergeScopeMetrics } from '../runtime/telemetry-merge.js';
 import { Counter, Observer } from './fixtures/actors.js';
 import { PoolWork } from './fixtures/telemetry.js';
+import { built, modulesLoadedBy } from './helpers/modules.js';
 import { freePort } from './helpers/telemetry.js';
 
 test('the runtime loads the OpenTelemetry SDK only for a system that exports telemetry: every worker thread imports the runtime', async (t) => {
-  const loaded = async (options: string): Promise<string[]> => {
-    const code = `const { ActorSystem } = await import(${JSON.stringify(new URL('../runtime/index.js', import.meta.url).href)});
+  const loaded = (options: string): Promise<string[]> =>
+    modulesLoadedBy(`const { ActorSystem } = await import(${JSON.stringify(built('runtime/index.js'))});
       const system = await ActorSystem.start(${options});
-      await system.stop();`;
-    const hook = new URL('./fixtures/module-log.js', import.meta.url).href;
-    const { stderr } = await promisify(execFile)(process.execPath, ['--import', hook, '--input-type=module', '-e', code]);
-    return stderr.split('\n').flatMap((line) => (line.startsWith('loaded ') ? [line.slice('loaded '.length)] : []));
-  };
+      await system.stop();`);
   const sdk = (urls: string[]): string[] => urls.filter((url) => url.includes('/@opentelemetry/sdk-') || url.includes('/@opentelemetry/exporter-'));
   const plain = await loaded('{}');
   t.true(plain.some((url) => url.endsWith('/runtime/system.js')), 'the hook saw the runtime load');

@@ -6,7 +6,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { bytesToNumberLE, equalBytes } from '@noble/curves/utils.js';
 import { sha512 } from '@noble/hashes/sha2.js';
 import { concatBytes } from '@noble/hashes/utils.js';
-import { falcon512 } from '@noble/post-quantum/falcon.js';
+import { createRequire } from 'node:module';
 import { ml_dsa44, ml_dsa65, ml_dsa87 } from '@noble/post-quantum/ml-dsa.js';
 import { slh_dsa_sha2_128f } from '@noble/post-quantum/slh-dsa.js';
 import { ed25519Precheck } from '../ed25519.js';
@@ -57,11 +57,24 @@ function mlDsaPrimitive(dsa: NobleMlDsa): Primitive {
   };
 }
 
+type NobleFalcon = typeof import('@noble/post-quantum/falcon.js');
+let falconModule: NobleFalcon | undefined;
+
+/**
+ * noble's Falcon builds its tables as it loads, 50–150 ms here, in every thread that imports this
+ * backend (each replica, signer, verifier and pool thread), and few clusters sign with Falcon: it
+ * is loaded on first use instead, with `require`, which loads ES modules since Node 20.19.
+ */
+function falcon512(): NobleFalcon['falcon512'] {
+  falconModule ??= createRequire(import.meta.url)('@noble/post-quantum/falcon.js') as NobleFalcon;
+  return falconModule.falcon512;
+}
+
 /** Falcon-512: no context input; the scheme layer only lets the empty context through. */
 const falconPrimitive: Primitive = {
-  keygen: (seed) => falcon512.keygen(seed),
-  sign: (secretKey, message) => falcon512.sign(message, secretKey),
-  verify: (publicKey, message, signature) => falcon512.verify(signature, message, publicKey),
+  keygen: (seed) => falcon512().keygen(seed),
+  sign: (secretKey, message) => falcon512().sign(message, secretKey),
+  verify: (publicKey, message, signature) => falcon512().verify(signature, message, publicKey),
 };
 
 const slhDsaPrimitive: Primitive = {
