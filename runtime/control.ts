@@ -31,9 +31,12 @@ export interface ControlApi {
   status(): Promise<ActorStatus>;
   /** The actor's `inspect()` view of its state. */
   inspect(): Promise<unknown>;
-  /** Crashes the actor as if its handler had thrown `new Error(reason)` outside any handler. */
+  /**
+   * Crashes the actor as if its handler had thrown `new Error(reason)` outside any handler.
+   * Resolves once the crash is under way (or, worker-backed, its thread has ended already).
+   */
   crash(reason: string): Promise<void>;
-  /** Worker-backed only: ends the thread with `process.exit(code)` (a crash for the supervisor). */
+  /** Worker-backed only: ends the thread with `process.exit(code)` (a crash for the supervisor); resolves as {@link crash} does. */
   exit(code: number): Promise<void>;
   /**
    * Ends the incarnation from outside, as a crash: a worker thread is terminated (this works even

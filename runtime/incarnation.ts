@@ -152,6 +152,8 @@ export function startInWorker(host: WorkerHost, spec: IncarnationSpec, onExit: (
   });
   gone.catch(() => undefined);
   const whileAlive = <T>(call: () => Promise<T>): Promise<T> => (ended ? Promise.reject(notRunning()) : Promise.race([call(), gone]));
+  // A crash or an exit asked for ends the thread, and its end can overtake the call's answer.
+  const ending = (call: () => Promise<void>): Promise<void> => (ended ? Promise.reject(notRunning()) : Promise.race([call(), exit]));
   // Once the incarnation is over, the thread is unreachable at once (what is sent to it from now on
   // becomes a dead letter, not a message lost in a dying thread), and then terminated.
   const retire = (): void => {
@@ -207,8 +209,8 @@ export function startInWorker(host: WorkerHost, spec: IncarnationSpec, onExit: (
       control: {
         status: () => whileAlive(() => remote.status()),
         inspect: () => whileAlive(() => remote.inspect()),
-        crash: (why) => whileAlive(() => remote.crash(why)),
-        exit: (code) => whileAlive(() => remote.exit(code)),
+        crash: (why) => ending(() => remote.crash(why)),
+        exit: (code) => ending(() => remote.exit(code)),
         kill: async (why) => {
           reason ??= { kind: 'crash', error: { name: 'Killed', message: `killed: ${why}` } };
           retire();

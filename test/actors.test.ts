@@ -290,6 +290,23 @@ test('control plane: status, inspect and crash through comlink', async (t) => {
   t.regex(reason.kind === 'crash' ? reason.error.message : '', /injected/);
 });
 
+test('a control-plane crash or exit resolves even when the thread ends before its answer arrives', async (t) => {
+  const system = await startSystem(t, { root: { intensity: 5 } });
+  for (const op of ['crash', 'exit'] as const) {
+    const ref = await system.spawn(Counter, { name: op, thread: true, args: { from: 0 } });
+    await ref.ask({ type: 'get' });
+    const ended = system.watch(ref);
+    const control = system.control(ref);
+    const asked = op === 'crash' ? control.crash('asked to') : control.exit(3);
+    // This thread busy while the worker answers and ends: both events then wait, and the end can
+    // be handled first (it was, every time, before crash and exit waited for either).
+    const until = performance.now() + 150;
+    while (performance.now() < until);
+    await t.notThrowsAsync(asked, op);
+    t.is((await ended).kind, 'crash');
+  }
+});
+
 test('work an actor measures outside its handlers counts in its handler times', async (t) => {
   const system = await startSystem(t);
   const counter = await system.spawn(Counter, { name: 'c', thread: true, args: { from: 0 } });
