@@ -96,6 +96,8 @@ interface ChildSpec {
   readonly shutdownMs: number;
   /** Starts the child; resolves with its stop function and (for actors) its incarnation. */
   start(incarnation: number, onExit: (reason: ExitReason) => void): Promise<{ incarnation?: Incarnation; shutdown(ms: number): Promise<void> }>;
+  /** The child is forgotten, never to be restarted (a supervisor forgets its own children then). */
+  forget?(): void;
 }
 
 class Child {
@@ -193,6 +195,9 @@ export class Supervisor {
         if (current.#children.length > 0) await current.#startAll(current.#children);
         const sup = current;
         return { shutdown: () => sup.shutdown() };
+      },
+      forget: () => {
+        if (current !== undefined) current.#forgetChildren();
       },
     };
     await this.#add(spec);
@@ -401,7 +406,16 @@ export class Supervisor {
     const index = this.#children.indexOf(child);
     if (index >= 0) this.#children.splice(index, 1);
     this.#subs.delete(child.spec.name);
+    child.spec.forget?.();
     this.#host.releaseName(child.spec.name);
+  }
+
+  /**
+   * This supervisor was forgotten by its parent, stopped for good: so are its children, whose
+   * names are free again. A supervisor its parent restarts keeps them, to start them again.
+   */
+  #forgetChildren(): void {
+    for (const child of [...this.#children]) this.#forget(child);
   }
 
   /** A back-off wait that shutdown can cut short (it would otherwise queue behind it). */

@@ -176,6 +176,25 @@ test('a child supervisor that gives up is restarted by its parent, with its chil
   t.deepEqual(restarts(system, '/'), { sup: 1 });
 });
 
+test('a child supervisor stopped for good, by stopChild or as a temporary child that gave up, frees the names of its children', async (t) => {
+  const system = await startSystem(t, { root: { intensity: 5, periodMs: 60_000 } });
+  const first = await system.supervisor({ name: 'sup' });
+  (await first.spawn(Counter, { name: 'a', args: { from: 3 } })).tell({ type: 'add', n: 1 });
+  t.is(await value(system, 'a'), 4);
+  await system.root.stopChild('sup');
+  t.is(system.lookup('a'), undefined);
+  const second = await system.supervisor({ name: 'sup' });
+  await second.spawn(Counter, { name: 'a', args: { from: 3 } });
+  t.is(await value(system, 'a'), 3, 'a new actor under the old name');
+
+  const temporary = await system.supervisor({ name: 'tmp', intensity: 0, restart: 'temporary' });
+  const b = await temporary.spawn(Counter, { name: 'b', args: { from: 0 } });
+  await t.throwsAsync(b.ask({ type: 'boom' }));
+  await eventually(() => !system.status().some((c) => c.name === 'tmp'));
+  await system.spawn(Counter, { name: 'b', args: { from: 7 } });
+  t.is(await value(system, 'b'), 7);
+});
+
 test('restart back-off waits on the clock before restarting', async (t) => {
   const clock = new VirtualClock();
   const system = await startSystem(t, { clock });
