@@ -29,4 +29,5 @@ export {
   type TreeHead,
   type Trust,
 } from './protocols/receipts/index.js';
-export { kvPayload, kvResponse, type KvOperation, type KvResponse, type ConsensusAlgorithm } from './protocols/consensus/index.js';
+export { kvPayload, kvResponse, type KvOperation, type KvResponse, type ConsensusAlgorithm, type Command, type ConsensusState, type StateView } from './protocols/consensus/index.js';
+export { defineStateMachine, isStateMachine, KeyValue, type StateMachine, type StateMachineDefinition } from './actors/state-machine-definition.js';

@@ -40,6 +40,7 @@ import { Client, type ClientResult } from './client.js';
 import { checkDelay, checkPartition, HEALTHY, type LinkDelay, type LinkFaults } from './link-faults.js';
 import { Replica, type ReplicaReport, type ReplicaTuning } from './replica.js';
 import { Signer, type PublicKeyDescriptor } from './signer.js';
+import { KeyValue, stateMachineRef, type StateMachine } from './state-machine-definition.js';
 import { Verifier } from './verifier.js';
 import { verifyAsync } from './crypto-pool.js';
 import { CRYPTO_SCOPE, observedSchemes } from './crypto-telemetry.js';
@@ -147,6 +148,15 @@ export interface ClusterOptions {
    * A choice the registry cannot honour is refused at spawn (`CryptoError`).
    */
   readonly cryptoBackend?: BackendChoice;
+  /**
+   * The state machine to replicate, made by `defineStateMachine` and exported where it says
+   * (each replica makes its own, in its thread); default {@link KeyValue}, the built-in key-value
+   * machine. Its commands are the bytes given to {@link Cluster.submit}, its responses the bytes
+   * returned.
+   */
+  readonly stateMachine?: StateMachine<unknown>;
+  /** The arguments of the state machine's `create`, checked against its `args` schema; structured-cloneable. */
+  readonly stateMachineArgs?: unknown;
 }
 
 /** A committed command's result. */
@@ -522,6 +532,7 @@ export class Cluster {
     const backend = options.cryptoBackend;
     // Refused here, in the caller's thread, rather than as a failing start of every actor.
     observedSchemes(backend);
+    const stateMachine = stateMachineRef(options.stateMachine ?? KeyValue, options.stateMachineArgs);
     const dataDir = temporary ? await mkdtemp(join(tmpdir(), `knhk-${id}-`)) : resolve(options.dataDir as string);
     if (temporary) void system.terminated.then(() => rm(dataDir, { recursive: true, force: true }));
 
@@ -617,6 +628,7 @@ export class Cluster {
             genesis: histories.map((history) => history[0] as PublicKeyDescriptor),
             seed: (seed + i * 7919) >>> 0,
             ...(backend === undefined ? {} : { cryptoBackend: backend }),
+            stateMachine,
           },
         });
       }
@@ -643,8 +655,9 @@ export class Cluster {
   }
 
   /**
-   * Submits a command and resolves once the protocol has proved it committed (see client.ts).
-   * A key-value operation is encoded for the built-in key-value state machine.
+   * Submits a command and resolves once the protocol has proved it committed (see client.ts):
+   * the bytes the state machine applies, or a key-value operation, encoded for the built-in
+   * key-value machine.
    * @throws {AskTimeout} when no proof arrived within `timeoutMs` (default 30 s): the command may
    *   still commit later — the outcome is unknown, not failed.
    */

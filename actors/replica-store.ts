@@ -18,9 +18,9 @@
  *   inside a callback; one CI chaos run stalled on a crash that never completed, not reproduced
  *   since). Plain puts and removes are carried out by the writer alone.
  * - Checked: each record is stored as SHA-256(payload) ‖ payload and verified when loaded; the
- *   environment carries the identity of its replica (cluster, node, protocol, size) and the
- *   format it was written in, and opening it for another replica or with a build of another
- *   format is refused. Storage that is corrupted, foreign or of another format is a
+ *   environment carries the identity of its replica (cluster, node, protocol, size, state
+ *   machine) and the format it was written in, and opening it for another replica or with a
+ *   build of another format is refused. Storage that is corrupted, foreign or of another format is a
  *   {@link StorageError}, never silently used.
  */
 import { mkdir } from 'node:fs/promises';
@@ -54,6 +54,8 @@ export interface ReplicaIdentity {
   readonly nodeId: number;
   readonly protocol: ConsensusAlgorithm;
   readonly n: number;
+  /** The name of the replicated state machine (state-machine-definition.ts). */
+  readonly stateMachine: string;
 }
 
 /**
@@ -63,7 +65,7 @@ export interface ReplicaIdentity {
  * by name when it is opened rather than found to contradict itself during recovery. Stores
  * written before format records existed have none, and are refused alike.
  */
-export const STORE_FORMAT = 4;
+export const STORE_FORMAT = 5;
 
 const FORMAT_KEY = 'meta:format';
 const IDENTITY_KEY = 'meta:identity';
@@ -123,7 +125,7 @@ export class ReplicaStore {
         const written = format === undefined ? 'a knhk from before store formats were recorded' : `store format ${JSON.stringify(format)}`;
         throw new StorageError('STORAGE_FORMAT', dir, `was written by ${written}; this build reads store format ${STORE_FORMAT} only`);
       }
-      const wanted = { clusterId: identity.clusterId, nodeId: identity.nodeId, protocol: identity.protocol, n: identity.n };
+      const wanted = { clusterId: identity.clusterId, nodeId: identity.nodeId, protocol: identity.protocol, n: identity.n, stateMachine: identity.stateMachine };
       if (stored !== undefined && JSON.stringify(stored) !== JSON.stringify(wanted)) {
         throw new StorageError('STORAGE_MISMATCH', dir, `holds the state of ${JSON.stringify(stored)}, not of ${JSON.stringify(wanted)}`);
       }

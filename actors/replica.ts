@@ -9,7 +9,6 @@
 import type { Context } from '@opentelemetry/api';
 import { defineBehavior, realClock, t, within, type ActorRef, type Infer } from '../runtime/index.js';
 import { commandSchema, ConfiguredState, consensusConfig, encode, type Applied, type ConsensusAlgorithm, type ProtocolDefinition } from '../protocols/consensus/index.js';
-import { KvStateMachine } from '../protocols/consensus/kv.js';
 import { protocolDefinition, type CommonTuning } from '../protocols/sim/protocols.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
 import { Prng } from '../protocols/sim/prng.js';
@@ -20,6 +19,7 @@ import { ReceiptJournal } from './receipt-journal.js';
 import { agreedBodies } from './receipt-fill.js';
 import { ReplicaHost } from './replica-host.js';
 import { ReplicaStore } from './replica-store.js';
+import { createStateMachine, type StateMachineRef } from './state-machine-definition.js';
 import { PeerDirectory } from './peer-directory.js';
 import { cutIntoParts, PART_BYTES, PartJoiner, peerPartSchema } from './peer-parts.js';
 import { observedSchemes } from './crypto-telemetry.js';
@@ -56,6 +56,8 @@ export interface ReplicaArgs {
   readonly seed: number;
   /** The signature backend forced in the cluster (default: the registry's choice). */
   readonly cryptoBackend?: BackendChoice;
+  /** The replicated state machine, made in this thread. */
+  readonly stateMachine: StateMachineRef;
 }
 
 /** Under load, replicas sign one tree head per this many ms of agreed time (`TreeHeadSchedule`). */
@@ -150,7 +152,8 @@ export const Replica = defineBehavior({
   async start(ctx, args: ReplicaArgs) {
     const { names, nodeId } = args;
     const config = consensusConfig({ nodeId, n: args.n, algorithm: args.protocol });
-    const store = await ReplicaStore.open(args.directory, { clusterId: args.clusterId, nodeId, protocol: args.protocol, n: args.n });
+    const machine = await createStateMachine(args.stateMachine);
+    const store = await ReplicaStore.open(args.directory, { clusterId: args.clusterId, nodeId, protocol: args.protocol, n: args.n, stateMachine: args.stateMachine.name });
     const required = async <M, R>(name: string): Promise<ActorRef<M, R>> => {
       const ref = await ctx.lookup<M, R>(name);
       if (ref === undefined) throw new Error(`${name} is not running`);
@@ -227,7 +230,7 @@ export const Replica = defineBehavior({
       }
     };
 
-    const configuration = new ConfiguredState(new KvStateMachine(), { cluster: args.clusterId, genesis: args.genesis, schemes: observedSchemes(args.cryptoBackend), policy: args.policy });
+    const configuration = new ConfiguredState(machine, { cluster: args.clusterId, genesis: args.genesis, schemes: observedSchemes(args.cryptoBackend), policy: args.policy });
     /** Rotations of the configuration already carried out by this incarnation. */
     let carriedOut = 0;
     /**

@@ -147,7 +147,7 @@ async function cluster(t: ExecutionContext, algorithm: ConsensusAlgorithm, n: nu
     },
   };
   for (let i = 0; i < n; i++) {
-    const store = await ReplicaStore.open(join(dir, `replica-${i}`), { clusterId: 'telemetry', nodeId: i, protocol: algorithm, n });
+    const store = await ReplicaStore.open(join(dir, `replica-${i}`), { clusterId: 'telemetry', nodeId: i, protocol: algorithm, n, stateMachine: 'knhk/kv' });
     stores[i] = store;
     const jitter = new Prng(seed + i);
     c.hosts[i] = await ReplicaHost.start({

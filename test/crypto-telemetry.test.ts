@@ -294,7 +294,7 @@ const logContext: LogContext = { cluster: 'telemetry', protocol: 'hotstuff', pol
 const entry = (position: number): AppliedEntry => executed(position, 4);
 
 async function replicaStore(t: ExecutionContext, nodeId: number): Promise<ReplicaStore> {
-  const store = await ReplicaStore.open(await tempDir(t, 'knhk-receipts-'), { clusterId: logContext.cluster, nodeId, protocol: logContext.protocol, n: 4 });
+  const store = await ReplicaStore.open(await tempDir(t, 'knhk-receipts-'), { clusterId: logContext.cluster, nodeId, protocol: logContext.protocol, n: 4, stateMachine: 'knhk/kv' });
   t.teardown(() => store.close());
   return store;
 }

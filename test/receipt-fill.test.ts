@@ -17,7 +17,7 @@ const context: LogContext = { cluster: 'c1', protocol: 'pbft', policy: 'classica
 
 async function journal(t: ExecutionContext, node: number, onHead: (head: TreeHead) => void = () => undefined): Promise<ReceiptJournal> {
   const dir = await mkdtemp(join(tmpdir(), 'knhk-fill-'));
-  const store = await ReplicaStore.open(dir, { clusterId: 'c1', nodeId: node, protocol: 'pbft', n: 4 });
+  const store = await ReplicaStore.open(dir, { clusterId: 'c1', nodeId: node, protocol: 'pbft', n: 4, stateMachine: 'knhk/kv' });
   t.teardown(async () => {
     await store.close();
     await rm(dir, { recursive: true, force: true });

@@ -17,7 +17,7 @@ const context: LogContext = { cluster: 'c1', protocol: 'pbft', policy: 'classica
 
 async function store(t: ExecutionContext, node: number): Promise<ReplicaStore> {
   const dir = await mkdtemp(join(tmpdir(), 'knhk-journal-'));
-  const opened = await ReplicaStore.open(dir, { clusterId: 'c1', nodeId: node, protocol: 'pbft', n: 4 });
+  const opened = await ReplicaStore.open(dir, { clusterId: 'c1', nodeId: node, protocol: 'pbft', n: 4, stateMachine: 'knhk/kv' });
   t.teardown(async () => {
     await opened.close();
     await rm(dir, { recursive: true, force: true });

@@ -128,7 +128,7 @@ async function cluster(t: ExecutionContext, scheme: SchemeName, protocol: Extrac
     sent,
     resumes,
     async start(i) {
-      const store = await ReplicaStore.open(join(dir, `replica-${i}`), { clusterId: 'test', nodeId: i, protocol, n: N });
+      const store = await ReplicaStore.open(join(dir, `replica-${i}`), { clusterId: 'test', nodeId: i, protocol, n: N, stateMachine: 'knhk/kv' });
       c.stores[i] = store;
       c.hosts[i] = await ReplicaHost.start({
         definition: definitionFor(i),

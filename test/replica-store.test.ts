@@ -12,7 +12,7 @@ import { overwriteRecord, sealed } from './helpers/store.js';
 import { command, consensusConfig, KvStateMachine, kvPayload, type Ready } from '../protocols/consensus/index.js';
 import { PbftCore, prepare, prePrepare, commit, type PbftMessage } from '../protocols/pbft/index.js';
 
-const identity: ReplicaIdentity = { clusterId: 'c1', nodeId: 1, protocol: 'pbft', n: 4 };
+const identity: ReplicaIdentity = { clusterId: 'c1', nodeId: 1, protocol: 'pbft', n: 4, stateMachine: 'knhk/kv' };
 
 test('records survive a reopen, deletes included, with nested bytes intact', async (t) => {
   const dir = await tempDir(t, 'knhk-store-');
@@ -35,10 +35,10 @@ test('records survive a reopen, deletes included, with nested bytes intact', asy
   t.deepEqual(slot.list, [1, 'two']);
 });
 
-test('a directory holding another replica or cluster is refused', async (t) => {
+test('a directory holding another replica, cluster or state machine is refused', async (t) => {
   const dir = await tempDir(t, 'knhk-store-');
   await (await ReplicaStore.open(dir, identity)).close();
-  for (const other of [{ ...identity, nodeId: 2 }, { ...identity, clusterId: 'c2' }, { ...identity, protocol: 'raft' as const }, { ...identity, n: 7 }]) {
+  for (const other of [{ ...identity, nodeId: 2 }, { ...identity, clusterId: 'c2' }, { ...identity, protocol: 'raft' as const }, { ...identity, n: 7 }, { ...identity, stateMachine: 'example/ledger/v1' }]) {
     const error = await t.throwsAsync(ReplicaStore.open(dir, other), { instanceOf: StorageError });
     t.is(error?.code, 'STORAGE_MISMATCH');
   }
@@ -101,7 +101,7 @@ test('a step is atomic when its thread is killed mid-write', async (t) => {
     const raw = openLmdb({ path: dir, encoding: 'binary', compression: false });
     if (raw.get('meta:redo') !== undefined) torn++;
     await raw.close();
-    const store = await ReplicaStore.open(dir, { clusterId: 'crash-test', nodeId: 0, protocol: 'raft', n: 1 });
+    const store = await ReplicaStore.open(dir, { clusterId: 'crash-test', nodeId: 0, protocol: 'raft', n: 1, stateMachine: 'knhk/kv' });
     const records = store.load();
     await store.close();
     const a = records.get('a') as number;

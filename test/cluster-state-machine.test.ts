@@ -1,0 +1,81 @@
+/**
+ * Clusters on worker threads replicating a state machine of their user's (fixtures/ledger.ts):
+ * each replica makes it in its thread from its definition and arguments, executes it, stores it,
+ * brings it back after a crash, and refuses a store another machine wrote.
+ */
+import test from 'ava';
+import { ActorSystem } from '../actors/system.js';
+import { statusLine } from '../actors/cluster.js';
+import { ConfigError } from '../runtime/index.js';
+import { verifyReceipt } from '../protocols/receipts/index.js';
+import { Ledger, LedgerMachine, ledgerPayload, ledgerResponse, Misplaced, type LedgerOperation } from './fixtures/ledger.js';
+import { command } from '../protocols/consensus/index.js';
+import { testSeed } from './helpers/seed.js';
+import { tempDir } from './helpers/temp.js';
+
+test.serial('a cluster replicates a state machine of its own, made in every replica thread from its definition and arguments, through a crash and a restart', async (t) => {
+  t.timeout(180_000);
+  const system = await ActorSystem.start({ cryptoThreads: 2 });
+  t.teardown(() => system.stop());
+  const cluster = await system.spawnCluster({
+    protocol: 'pbft',
+    n: 4,
+    policy: 'classical',
+    kdfLog2N: 10,
+    seed: testSeed(t),
+    snapshotInterval: 2,
+    stateMachine: Ledger,
+    stateMachineArgs: { overdraft: 5 },
+  });
+  // What the replicas must end with: the same machine, applying the same commands here.
+  const local = new LedgerMachine(5);
+  const submit = async (operation: LedgerOperation) => {
+    const submitted = await cluster.submit(ledgerPayload(operation));
+    const expected = local.apply(command('local', 0, ledgerPayload(operation)));
+    t.deepEqual(ledgerResponse(submitted.response), ledgerResponse(expected), JSON.stringify(operation));
+    return submitted;
+  };
+  t.deepEqual(ledgerResponse((await submit({ type: 'deposit', account: 'alice', amount: 10 })).response), { ok: true, balances: { alice: 10 } });
+  // The overdraft the cluster was given, 5, lets alice go to -5 and no further.
+  t.deepEqual(ledgerResponse((await submit({ type: 'transfer', from: 'alice', to: 'bob', amount: 15 })).response), { ok: true, balances: { alice: -5, bob: 15 } });
+  t.deepEqual(ledgerResponse((await submit({ type: 'transfer', from: 'alice', to: 'bob', amount: 1 })).response), { ok: false, reason: 'insufficient funds' });
+  t.deepEqual(ledgerResponse((await cluster.submit(new TextEncoder().encode('{ not json'))).response), { ok: false, reason: 'malformed' });
+
+  await cluster.crash(3);
+  for (let k = 0; k < 6; k++) await submit({ type: 'transfer', from: 'bob', to: `carol-${k % 2}`, amount: 2 });
+  await cluster.restart(3);
+  const last = await submit({ type: 'deposit', account: 'dave', amount: 7 });
+  await Promise.all([0, 1, 2, 3].map((i) => cluster.executedUpTo(i, last.position, { timeoutMs: 90_000 })));
+  const status = await cluster.status();
+  t.log(status.map(statusLine).join('\n'));
+  const expected = Buffer.from(local.hash()).toString('hex');
+  t.deepEqual(
+    status.map((s) => s.stateHash),
+    status.map(() => expected),
+    'every replica, the restarted one too, holds the ledger the commands make',
+  );
+  t.true(verifyReceipt(await last.receipt, cluster.trust).ok, 'the receipt of a ledger command verifies');
+});
+
+test.serial('a state machine that is not defined, not exported as defined, or given arguments its schema refuses stops the cluster from spawning; a store another machine wrote is refused', async (t) => {
+  t.timeout(180_000);
+  const system = await ActorSystem.start({ cryptoThreads: 2 });
+  t.teardown(() => system.stop());
+  const base = { protocol: 'pbft', n: 4, policy: 'classical', kdfLog2N: 10 } as const;
+  const notDefined = { name: 'plain', module: import.meta.url, export: 'plain', create: () => new LedgerMachine(0) };
+  await t.throwsAsync(system.spawnCluster({ ...base, stateMachine: notDefined as never }), { instanceOf: ConfigError, message: /defineStateMachine/ });
+  await t.throwsAsync(system.spawnCluster({ ...base, stateMachine: Ledger, stateMachineArgs: { overdraft: -1 } }), { instanceOf: ConfigError, message: /stateMachineArgs.*overdraft/ });
+  await t.throwsAsync(system.spawnCluster({ ...base, stateMachine: Ledger }), { instanceOf: ConfigError, message: /stateMachineArgs/ });
+
+  const misplaced = await t.throwsAsync(system.spawnCluster({ ...base, id: 'misplaced', stateMachine: Misplaced }), { name: 'SpawnError' });
+  t.regex(misplaced?.message ?? '', /replica-0 failed to start: .*does not export the state machine knhk-test\/misplaced as Elsewhere/);
+  t.like(misplaced?.cause, { name: 'ConfigError', code: 'CONFIG_ERROR' });
+
+  const dataDir = await tempDir(t, 'knhk-machine-');
+  const stored = await system.spawnCluster({ ...base, id: 'switched', dataDir, passphrase: 'p' });
+  await stored.submit({ type: 'put', key: 'k', value: 'v' });
+  await stored.stop();
+  const switched = await t.throwsAsync(system.spawnCluster({ ...base, id: 'switched', dataDir, passphrase: 'p', stateMachine: Ledger, stateMachineArgs: { overdraft: 0 } }), { name: 'SpawnError' });
+  t.like(switched?.cause, { name: 'StorageError', code: 'STORAGE_MISMATCH' });
+  t.regex(switched?.message ?? '', /knhk\/kv.*knhk-test\/ledger\/v1/);
+});
