@@ -97,8 +97,8 @@ export const POLICY_SCHEME: Readonly<Record<SignaturePolicy, SchemeName>> = Obje
   quantum: 'ML-DSA-65',
 });
 
-/** What a cluster is made of. */
-export interface ClusterOptions {
+/** What a cluster is made of; `Args`: its state machine's arguments. */
+export interface ClusterOptions<Args = unknown> {
   readonly protocol: ConsensusAlgorithm;
   /** Replicas: at least 3f+1 for PBFT and HotStuff, 2f+1 for Raft. */
   readonly n: number;
@@ -154,9 +154,9 @@ export interface ClusterOptions {
    * machine. Its commands are the bytes given to {@link Cluster.submit}, its responses the bytes
    * returned.
    */
-  readonly stateMachine?: StateMachine<unknown>;
-  /** The arguments of the state machine's `create`, checked against its `args` schema; structured-cloneable. */
-  readonly stateMachineArgs?: unknown;
+  readonly stateMachine?: StateMachine<Args>;
+  /** The arguments of the state machine's `create`, checked against its `args` schema (a machine without one takes none). */
+  readonly stateMachineArgs?: Args;
 }
 
 /** A committed command's result. */
@@ -256,6 +256,8 @@ export class Cluster {
   readonly n: number;
   readonly f: number;
   readonly policy: SignaturePolicy;
+  /** The name of the state machine it replicates (`KeyValue.name` unless another was given). */
+  readonly stateMachine: string;
   /** Where the replica directories are. */
   readonly dataDir: string;
   /** Every replica's keys, oldest first, as its signer reported them (the last is the key in force). */
@@ -305,6 +307,7 @@ export class Cluster {
     faults: { links: LinkFaults; byzantine: (ByzantineMode | undefined)[] };
     trust: Trust;
     backend: BackendChoice | undefined;
+    stateMachine: string;
   }) {
     this.#system = init.system;
     this.#backend = init.backend;
@@ -316,6 +319,7 @@ export class Cluster {
     this.n = init.config.n;
     this.f = init.config.f;
     this.policy = init.policy;
+    this.stateMachine = init.stateMachine;
     this.dataDir = init.dataDir;
     this.#histories = init.histories;
     this.#temporary = init.temporary;
@@ -498,7 +502,7 @@ export class Cluster {
    *   below 2 MiB (replicas send large envelopes in 1 MiB parts); `SpawnError` when a replica cannot start (its
    *   storage is corrupted or another cluster's, for instance — the cause says which).
    */
-  static async spawn(system: ActorSystem, options: ClusterOptions): Promise<Cluster> {
+  static async spawn<Args>(system: ActorSystem, options: ClusterOptions<Args>): Promise<Cluster> {
     const config = consensusConfig({ nodeId: 0, n: options.n, algorithm: options.protocol, ...(options.f === undefined ? {} : { f: options.f }) });
     const policy = options.policy ?? 'hybrid';
     if (!isSignaturePolicy(policy)) throw new ConfigError(`unknown signature policy ${JSON.stringify(policy)}`);
@@ -532,7 +536,7 @@ export class Cluster {
     const backend = options.cryptoBackend;
     // Refused here, in the caller's thread, rather than as a failing start of every actor.
     observedSchemes(backend);
-    const stateMachine = stateMachineRef(options.stateMachine ?? KeyValue, options.stateMachineArgs);
+    const stateMachine = await stateMachineRef(options.stateMachine ?? KeyValue, options.stateMachineArgs);
     const dataDir = temporary ? await mkdtemp(join(tmpdir(), `knhk-${id}-`)) : resolve(options.dataDir as string);
     if (temporary) void system.terminated.then(() => rm(dataDir, { recursive: true, force: true }));
 
@@ -641,7 +645,7 @@ export class Cluster {
         policy,
         members: histories.map((history, i) => ({ node: String(i), keys: trustKeysOf(history) })),
       });
-      const made = new Cluster({ system, supervisor, client: client as never, config, id, policy, dataDir, temporary, histories, faults, trust, backend });
+      const made = new Cluster({ system, supervisor, client: client as never, config, id, policy, dataDir, temporary, histories, faults, trust, backend, stateMachine: stateMachine.name });
       cluster = made;
       for (const report of early.splice(0)) report(made);
       made.#rotationChecks = setInterval(() => made.#rotateDueKeys(), rotationCheckMs);
@@ -660,8 +664,12 @@ export class Cluster {
    * key-value machine.
    * @throws {AskTimeout} when no proof arrived within `timeoutMs` (default 30 s): the command may
    *   still commit later — the outcome is unknown, not failed.
+   * @throws {ConfigError} for a key-value operation to a cluster of another state machine.
    */
   async submit(command: Uint8Array | KvOperation, options: { readonly timeoutMs?: number } = {}): Promise<Submitted> {
+    if (!(command instanceof Uint8Array) && this.stateMachine !== KeyValue.name) {
+      throw new ConfigError(`a key-value operation was submitted to a cluster of ${this.stateMachine}, which takes bytes`);
+    }
     const payload = command instanceof Uint8Array ? command : kvPayload(command);
     const result = await this.#client.ask({ type: 'submit', payload }, { timeoutMs: options.timeoutMs ?? 30_000 });
     let receipt: Promise<Receipt> | undefined;

@@ -27,6 +27,7 @@ import { mkdir } from 'node:fs/promises';
 import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
 import { decode, encode, hashBytes, sameBytes, type ConsensusAlgorithm, type PersistOp } from '../protocols/consensus/index.js';
 import { KnhkError } from '../runtime/errors.js';
+import { KeyValue } from './state-machine-definition.js';
 
 /** Why a replica's storage cannot be used. */
 export type StorageErrorCode =
@@ -54,7 +55,10 @@ export interface ReplicaIdentity {
   readonly nodeId: number;
   readonly protocol: ConsensusAlgorithm;
   readonly n: number;
-  /** The name of the replicated state machine (state-machine-definition.ts). */
+  /**
+   * The name of the replicated state machine (state-machine-definition.ts). Identities written
+   * before clusters took other machines have none: theirs was the key-value machine.
+   */
   readonly stateMachine: string;
 }
 
@@ -65,7 +69,7 @@ export interface ReplicaIdentity {
  * by name when it is opened rather than found to contradict itself during recovery. Stores
  * written before format records existed have none, and are refused alike.
  */
-export const STORE_FORMAT = 5;
+export const STORE_FORMAT = 4;
 
 const FORMAT_KEY = 'meta:format';
 const IDENTITY_KEY = 'meta:identity';
@@ -126,8 +130,9 @@ export class ReplicaStore {
         throw new StorageError('STORAGE_FORMAT', dir, `was written by ${written}; this build reads store format ${STORE_FORMAT} only`);
       }
       const wanted = { clusterId: identity.clusterId, nodeId: identity.nodeId, protocol: identity.protocol, n: identity.n, stateMachine: identity.stateMachine };
-      if (stored !== undefined && JSON.stringify(stored) !== JSON.stringify(wanted)) {
-        throw new StorageError('STORAGE_MISMATCH', dir, `holds the state of ${JSON.stringify(stored)}, not of ${JSON.stringify(wanted)}`);
+      const recorded = typeof stored === 'object' && stored !== null && !('stateMachine' in stored) ? { ...stored, stateMachine: KeyValue.name } : stored;
+      if (recorded !== undefined && JSON.stringify(recorded) !== JSON.stringify(wanted)) {
+        throw new StorageError('STORAGE_MISMATCH', dir, `holds the state of ${JSON.stringify(recorded)}, not of ${JSON.stringify(wanted)}`);
       }
       // lmdb-js commits on a native thread shared by the process, in order. A replica thread
       // killed mid-write may still have writes queued there; this write commits after them, so

@@ -16,7 +16,9 @@ export interface StateMachineDefinition<Args = undefined> {
   /**
    * What the machine is, recorded in every replica's store: a replica started with a machine of
    * another name refuses its store (`STORAGE_MISMATCH`), where it would misread the snapshots.
-   * Give a new name when the machine's snapshots or commands change meaning.
+   * Give a new name when the machine's snapshots or commands change meaning. The store does not
+   * record the arguments: reopen a data directory with the arguments it was written with, since
+   * replaying its log with others could answer its commands otherwise than they were answered.
    */
   readonly name: string;
   /** URL of the module that exports the definition (`import.meta.url`). */
@@ -64,34 +66,48 @@ export function isStateMachine(value: unknown): value is StateMachine<unknown> {
 /** The built-in key-value machine (`KvStateMachine`), which a cluster replicates unless given another. */
 export const KeyValue = defineStateMachine({ name: 'knhk/kv', module: import.meta.url, export: 'KeyValue', create: () => new KvStateMachine() });
 
-/** What a replica is told of its state machine: where its definition is, and the arguments checked. */
+/** What a replica is told of its state machine. */
 export interface StateMachineRef {
+  /** The definition's `name`, which the replica's store records. */
   readonly name: string;
+  /** Where the definition is exported: the module's URL and the export's name. */
   readonly module: string;
   readonly export: string;
+  /** `create`'s arguments, as the definition's schema checked them. */
   readonly args: unknown;
 }
 
 /**
- * Checks a cluster's choice of state machine in the calling thread, before any replica starts.
- * @throws {ConfigError} for a value {@link defineStateMachine} did not make, or arguments its
- * schema refuses.
+ * Checks a cluster's choice of state machine in the calling thread, before anything of the
+ * cluster starts: that it was defined, that its module exports it under its `export` (where the
+ * replicas' threads will look for it), and that its arguments fit its schema.
+ * @throws {ConfigError} for a value {@link defineStateMachine} did not make, one its module does
+ * not export as it says, arguments its schema refuses, or arguments for a machine without one.
  */
-export function stateMachineRef(machine: StateMachine<unknown>, args: unknown): StateMachineRef {
+export async function stateMachineRef(machine: StateMachine<unknown>, args: unknown): Promise<StateMachineRef> {
   if (!isStateMachine(machine)) throw new ConfigError('stateMachine must be made by defineStateMachine');
-  let checked = args;
+  let exported: unknown;
   try {
-    if (machine.args !== undefined) checked = machine.args.parse(args, 'stateMachineArgs');
+    exported = ((await import(machine.module)) as Record<string, unknown>)[machine.export];
   } catch (error) {
-    throw new ConfigError(`stateMachineArgs do not fit ${machine.name}: ${(error as Error).message}`);
+    throw new ConfigError(`the module of the state machine ${machine.name}, ${machine.module}, does not load`, { cause: error });
   }
-  return { name: machine.name, module: machine.module, export: machine.export, args: checked };
+  if (exported !== machine) throw new ConfigError(`${machine.module} does not export the state machine ${machine.name} as ${machine.export}`);
+  if (machine.args === undefined) {
+    if (args !== undefined) throw new ConfigError(`the state machine ${machine.name} takes no stateMachineArgs`);
+    return { name: machine.name, module: machine.module, export: machine.export, args };
+  }
+  try {
+    return { name: machine.name, module: machine.module, export: machine.export, args: machine.args.parse(args, 'stateMachineArgs') };
+  } catch (error) {
+    throw new ConfigError(`stateMachineArgs do not fit ${machine.name}: ${(error as Error).message}`, { cause: error });
+  }
 }
 
 /**
  * Makes a replica's state machine in its thread.
  * @throws {ConfigError} when the module does not export, under the name given, a state machine
- * of the name given.
+ * of the name given (its code changed since the cluster checked it).
  */
 export async function createStateMachine(ref: StateMachineRef): Promise<ConsensusState> {
   const exported = ((await import(ref.module)) as Record<string, unknown>)[ref.export];

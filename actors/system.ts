@@ -12,7 +12,7 @@ export class ActorSystem extends RuntimeActorSystem {
    * Starts a replicated cluster: n replicas, their signers and a verifier, each in a worker
    * thread, under a supervisor of their own. See {@link Cluster}.
    */
-  spawnCluster(options: ClusterOptions): Promise<Cluster> {
+  spawnCluster<Args>(options: ClusterOptions<Args>): Promise<Cluster> {
     return Cluster.spawn(this, options);
   }
 }

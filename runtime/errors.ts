@@ -57,8 +57,8 @@ export class SpawnError extends KnhkError {
 
 /** An option passed to the runtime is invalid. */
 export class ConfigError extends KnhkError {
-  constructor(message: string) {
-    super('CONFIG_ERROR', message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CONFIG_ERROR', message, options);
   }
 }
 

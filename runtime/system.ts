@@ -100,6 +100,7 @@ export class ActorSystem {
     if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes < 64) throw new ConfigError(`maxMessageBytes must be an integer >= 64, got ${maxMessageBytes}`);
     this.#clock = options.clock ?? realClock;
     // First: instruments made below must come from the providers it registers.
+    if (options.telemetry !== undefined && telemetry === undefined) throw new ConfigError('a system exporting telemetry is started with ActorSystem.start, which loads the SDK');
     this.#telemetry = telemetry?.(() => [...this.#workers.keys(), ...this.#pool.threadIds]);
     this.#monitor = new EventLoopMonitor(MAIN_THREAD);
     this.#preload = [...(this.#telemetry === undefined ? [] : [this.#telemetry.preload]), ...(options.workerPreload ?? [])];

@@ -45,6 +45,17 @@ test('a directory holding another replica, cluster or state machine is refused',
   await (await ReplicaStore.open(dir, identity)).close();
 });
 
+test('an identity recorded without a state machine, as stores were written before clusters took other machines, is the key-value machine\'s', async (t) => {
+  const dir = await tempDir(t, 'knhk-store-');
+  await (await ReplicaStore.open(dir, identity)).close();
+  const { stateMachine: _, ...older } = identity;
+  await overwriteRecord(dir, 'meta:identity', sealed(older));
+  await (await ReplicaStore.open(dir, identity)).close();
+  const error = await t.throwsAsync(ReplicaStore.open(dir, { ...identity, stateMachine: 'example/ledger/v1' }), { instanceOf: StorageError });
+  t.is(error?.code, 'STORAGE_MISMATCH');
+  t.regex(error?.message ?? '', /"stateMachine":"knhk\/kv".*"stateMachine":"example\/ledger\/v1"/);
+});
+
 test('a store written in another format, or before formats were recorded, is refused by name; a damaged format record is corruption', async (t) => {
   const dir = await tempDir(t, 'knhk-store-');
   await (await ReplicaStore.open(dir, identity)).close();

@@ -9,7 +9,7 @@ import { createServer as createHttpServer, type IncomingMessage } from 'node:htt
 import { context, metrics, trace } from '@opentelemetry/api';
 import { DataPointType, MeterProvider, type CollectionResult, type Histogram, type ScopeMetrics } from '@opentelemetry/sdk-metrics';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { ActorSystem, ConfigError } from '../runtime/index.js';
+import { ActorSystem, ConfigError, type ActorSystemOptions } from '../runtime/index.js';
 import { mergeScopeMetrics } from '../runtime/telemetry-merge.js';
 import { Counter, Observer } from './fixtures/actors.js';
 import { PoolWork } from './fixtures/telemetry.js';
@@ -113,6 +113,14 @@ test.serial('bad telemetry options, a taken port and an SDK registered by someon
   const { port } = taken.address() as AddressInfo;
   await t.throwsAsync(ActorSystem.start({ telemetry: { prometheus: { port } } }), { instanceOf: ConfigError, message: /could not be served/ });
   await new Promise((resolve) => taken.close(resolve));
+
+  // A subclass whose constructor leaves out the SDK ActorSystem.start loaded has no telemetry to give.
+  class Forgetful extends ActorSystem {
+    constructor(options: ActorSystemOptions) {
+      super(options);
+    }
+  }
+  await t.throwsAsync(Forgetful.start({ telemetry: {} }), { instanceOf: ConfigError, message: /ActorSystem.start/ });
 
   const theirs = new MeterProvider();
   metrics.setGlobalMeterProvider(theirs);
