@@ -29,8 +29,9 @@ export interface StateMachineDefinition<Args = undefined> {
   readonly args?: Schema<Args>;
   /**
    * Makes one replica's machine, empty. The machine must be deterministic (see
-   * {@link ConsensusState}), and `apply` must answer a command it cannot carry out with a
-   * response that says so: a command that throws stops every replica that executes it.
+   * {@link ConsensusState}), and `apply` should answer a command it cannot carry out with a
+   * response that says so: one that throws is answered with an empty response, with the state as
+   * the throw left it.
    */
   create(args: Args): ConsensusState;
 }

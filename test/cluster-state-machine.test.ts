@@ -46,6 +46,8 @@ test.serial('a cluster replicates a state machine of its own, made in every repl
   t.deepEqual(ledgerResponse((await submit({ type: 'transfer', from: 'alice', to: 'bob', amount: 15 })).response), { ok: true, balances: { alice: -5, bob: 15 } });
   t.deepEqual(ledgerResponse((await submit({ type: 'transfer', from: 'alice', to: 'bob', amount: 1 })).response), { ok: false, reason: 'insufficient funds' });
   t.deepEqual(ledgerResponse((await cluster.submit(new TextEncoder().encode('{ not json'))).response), { ok: false, reason: 'malformed' });
+  // A command the machine throws on is answered empty at every replica, which go on.
+  t.deepEqual([...(await cluster.submit(ledgerPayload({ type: 'fail' }))).response], []);
 
   await cluster.crash(3);
   for (let k = 0; k < 6; k++) await submit({ type: 'transfer', from: 'bob', to: `carol-${k % 2}`, amount: 2 });

@@ -18,6 +18,7 @@ import {
   kvResponse,
   maxFaults,
   quorumSize,
+  type ConsensusState,
   type KvOperation,
 } from '../protocols/consensus/index.js';
 import { slotOf } from '../protocols/consensus/merkle-kv-map.js';
@@ -181,6 +182,26 @@ test('a command whose client id is not well-formed text is answered empty and no
   const execution = state.execute(command('lone \ud800', 1, kvPayload({ type: 'put', key: 'x', value: '1' })), 1);
   t.deepEqual(execution, { response: new Uint8Array(0), fresh: false });
   t.is(hex(state.freeze().digest), before);
+});
+
+test('a command the state machine throws on is answered empty and recorded as executed, and the state goes on', (t) => {
+  const throwing: ConsensusState = {
+    apply(cmd) {
+      if (cmd.payload[0] === 0xff) throw new Error('a bug');
+      return inner.apply(cmd);
+    },
+    hash: () => inner.hash(),
+    snapshot: () => inner.snapshot(),
+    restore: (bytes) => inner.restore(bytes),
+  };
+  const inner = new KvStateMachine();
+  const state = new ReplicatedState(throwing);
+  const poison = command('c', 1, new Uint8Array([0xff]));
+  t.deepEqual(state.execute(poison, 1), { response: new Uint8Array(0), fresh: true });
+  t.true(state.executed(poison));
+  t.deepEqual(state.execute(poison, 2), { response: new Uint8Array(0), fresh: false }, 'a retry is answered from the client table');
+  t.true(state.execute(command('c', 2, kvPayload({ type: 'put', key: 'k', value: 'v' })), 3).fresh);
+  t.deepEqual(kvResponse(state.execute(command('c', 3, kvPayload({ type: 'get', key: 'k' })), 4).response), { ok: true, value: 'v' });
 });
 
 test('client-table entries that a replica never writes are corrupt, in a snapshot and in changes', (t) => {

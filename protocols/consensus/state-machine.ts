@@ -15,7 +15,10 @@ import { MerkleMap, type FrozenMap, type MapKind } from './merkle-kv-map.js';
 export interface ConsensusState {
   /**
    * Applies one command, executed at log position `position` (the same at every replica), and
-   * returns its response.
+   * returns its response. A command it cannot carry out should be answered with a response that
+   * says so. One that throws is answered with an empty response and recorded as executed (see
+   * {@link ReplicatedState.execute}), with the state as the throw left it: throw before changing
+   * anything.
    */
   apply(command: Command, position: number): Uint8Array;
   /**
@@ -123,7 +126,7 @@ export class ReplicatedState {
    * Executes a committed command, ordered at log position `position`, at most once per (client,
    * timestamp). A client id that is not well-formed text (a lone surrogate, which no decoder
    * produces) cannot be recorded, so its command is answered empty and not executed, alike at
-   * every replica.
+   * every replica. A command the machine throws on is answered empty and recorded as executed.
    */
   execute(cmd: Command, position: number): Execution {
     if (!isWellFormed(cmd.client)) return { response: new Uint8Array(0), fresh: false };
@@ -131,7 +134,7 @@ export class ReplicatedState {
     if (last !== undefined && cmd.timestamp <= last[0]) {
       return { response: cmd.timestamp === last[0] ? last[1] : new Uint8Array(0), fresh: false };
     }
-    const response = this.#machine.apply(cmd, position);
+    const response = applied(this.#machine, cmd, position);
     this.#clients.set(cmd.client, [cmd.timestamp, response]);
     return { response, fresh: true };
   }
@@ -215,6 +218,20 @@ export class ReplicatedState {
    */
   restore(bytes: Uint8Array): void {
     this.#install(decodeStored(bytes, snapshotSchema, 'replicated-state snapshot'));
+  }
+}
+
+/**
+ * What `machine` answers `cmd` with, or an empty response when it throws. Every replica executes
+ * the command alike, so it throws alike everywhere; let through, the throw would stop every
+ * replica, and again at each restart as they replay their logs: one command would end the
+ * cluster.
+ */
+function applied(machine: ConsensusState, cmd: Command, position: number): Uint8Array {
+  try {
+    return machine.apply(cmd, position);
+  } catch {
+    return new Uint8Array(0);
   }
 }
 
