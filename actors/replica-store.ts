@@ -20,8 +20,8 @@
  * - Checked: each record is stored as SHA-256(payload) ‖ payload and verified when loaded; the
  *   environment carries the identity of its replica (cluster, node, protocol, size, state
  *   machine) and the format it was written in, and opening it for another replica or with a
- *   build of another format is refused. Storage that is corrupted, foreign or of another format is a
- *   {@link StorageError}, never silently used.
+ *   build of another format is refused. Storage that is corrupted, foreign or of another format
+ *   is a {@link StorageError}, never silently used.
  */
 import { mkdir } from 'node:fs/promises';
 import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';

@@ -71,8 +71,9 @@ export const KeyValue = defineStateMachine({ name: 'knhk/kv', module: import.met
 export interface StateMachineRef {
   /** The definition's `name`, which the replica's store records. */
   readonly name: string;
-  /** Where the definition is exported: the module's URL and the export's name. */
+  /** URL of the module that exports the definition. */
   readonly module: string;
+  /** The name the definition is exported under. */
   readonly export: string;
   /** `create`'s arguments, as the definition's schema checked them. */
   readonly args: unknown;
