@@ -6,7 +6,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
-import { command, hex, isByzantineTolerant, KvStateMachine, maxFaults, type AppliedEntry, type ConsensusAlgorithm, type Core, type ProtocolDefinition } from '../protocols/consensus/index.js';
+import { command, hex, isByzantineTolerant, KvStateMachine, maxFaults, type AppliedEntry, type ConsensusAlgorithm, type ConsensusState, type Core, type ProtocolDefinition } from '../protocols/consensus/index.js';
 import { hotstuff } from '../protocols/hotstuff/index.js';
 import { pbft } from '../protocols/pbft/index.js';
 import { raft } from '../protocols/raft/index.js';
@@ -77,6 +77,25 @@ test('execution in slices, with inputs reaching paused cores between resumes, ke
     t.is(summary.liveness_failures, 0, `${protocol}: first liveness failure at seed ${summary.first_liveness_failure}`);
     t.is(summary.commits, summary.seeds * 30, protocol);
     t.true(whilePaused > 0, `${protocol}: ${whilePaused} inputs reached a paused core`);
+  }
+});
+
+test('a state machine that cannot freeze, stored and sent whole at every stored state, keeps every protocol safe and live under faults', (t) => {
+  const seed = testSeed(t);
+  // The key-value machine without freeze and applyChanges: what a user's machine may well be.
+  const whole = (): ConsensusState => {
+    const kv = new KvStateMachine();
+    return { apply: (cmd) => kv.apply(cmd), hash: () => kv.hash(), snapshot: () => kv.snapshot(), restore: (bytes) => kv.restore(bytes) };
+  };
+  const definitions = { pbft: pbft({ checkpointInterval: 2 }), hotstuff: hotstuff({ snapshotInterval: 2 }), raft: raft({ snapshotInterval: 2 }) };
+  for (const protocol of CONSENSUS_ALGORITHMS) {
+    const definition = definitions[protocol] as ProtocolDefinition<{ readonly type: string }>;
+    const faults = isByzantineTolerant(protocol) ? (['crash', 'partition', 'byzantine', 'network', 'delay'] as const) : (['crash', 'partition', 'network', 'delay'] as const);
+    const summary = sweep({ protocol, definition, n: protocol === 'raft' ? 5 : 4, seeds: 10, seedStart: seed, faults, stateMachine: whole });
+    t.is(summary.violations, 0, `${protocol}: ${JSON.stringify(summary.first_violation)}`);
+    t.is(summary.liveness_failures, 0, `${protocol}: first liveness failure at seed ${summary.first_liveness_failure}`);
+    t.is(summary.commits, summary.seeds * 30, protocol);
+    t.true(summary.stored_states > 0, `${protocol}: ${summary.stored_states} states stored`);
   }
 });
 

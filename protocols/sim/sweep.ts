@@ -6,6 +6,7 @@
 import { isByzantineTolerant, maxFaults, type ConsensusAlgorithm } from '../consensus/config.js';
 import type { ProtocolDefinition } from '../consensus/core.js';
 import { ConsensusError } from '../consensus/errors.js';
+import type { ConsensusState } from '../consensus/state-machine.js';
 import { BYZANTINE_MODES, type ByzantineMode } from './byzantine.js';
 import { SafetyViolation } from './checker.js';
 import type { CryptoCost, CryptoCostPreset } from './cost.js';
@@ -40,6 +41,8 @@ export interface SweepOptions<M extends Message = Message> {
   readonly crypto?: CryptoCostPreset | CryptoCost;
   /** The simulation's `resumeAfterMs`: a turn between a paused core's steps, when its definition executes in slices. */
   readonly resumeAfterMs?: number;
+  /** Each replica's state machine (default: the key-value machine); the workload's commands are key-value operations. */
+  readonly stateMachine?: () => ConsensusState;
   /** Stop at the first violation (default true). */
   readonly stopOnViolation?: boolean;
   /** Called after each seed (progress). */
@@ -100,6 +103,7 @@ export function runSeed<M extends Message>(options: SweepOptions<M>, seed: numbe
     ...(options.network === undefined ? {} : { network: options.network }),
     ...(options.crypto === undefined ? {} : { crypto: options.crypto }),
     ...(options.resumeAfterMs === undefined ? {} : { resumeAfterMs: options.resumeAfterMs }),
+    ...(options.stateMachine === undefined ? {} : { stateMachine: options.stateMachine }),
   });
   const rng = sim.random;
   const chaosMs = options.chaosMs ?? 3000;
