@@ -1,14 +1,18 @@
 /**
- * Clusters on worker threads replicating a state machine of their user's (fixtures/ledger.ts):
- * each replica makes it in its thread from its definition and arguments, executes it, stores it,
- * brings it back after a crash, and refuses a store another machine wrote.
+ * Clusters on worker threads replicating a state machine of their user's (the ledger of
+ * examples/ledger): each replica makes it in its thread from its definition and arguments,
+ * executes it, stores it, brings it back after a crash and a whole restart, answers a command it
+ * throws on, and refuses a store another machine wrote.
  */
 import test from 'ava';
 import { ActorSystem } from '../actors/system.js';
 import { statusLine } from '../actors/cluster.js';
 import { ConfigError } from '../runtime/index.js';
 import { verifyReceipt } from '../protocols/receipts/index.js';
-import { Ledger, LedgerMachine, ledgerPayload, ledgerResponse, Misplaced, type LedgerOperation } from './fixtures/ledger.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Ledger, LedgerMachine, ledgerPayload, ledgerResponse, type LedgerOperation } from '../examples/ledger/ledger.js';
+import { Misplaced, POISON, ThrowingLedger } from './fixtures/state-machines.js';
 import { command } from '../protocols/consensus/index.js';
 import { testSeed } from './helpers/seed.js';
 import { tempDir } from './helpers/temp.js';
@@ -27,12 +31,12 @@ test.serial('a cluster replicates a state machine of its own, made in every repl
     kdfLog2N: 10,
     seed: testSeed(t),
     snapshotInterval: 2,
-    stateMachine: Ledger,
+    stateMachine: ThrowingLedger,
     stateMachineArgs: { overdraft: 5 },
   } as const;
   let cluster = await system.spawnCluster(options);
-  t.is(cluster.stateMachine, Ledger.name);
-  await t.throwsAsync(cluster.submit({ type: 'put', key: 'k', value: 'v' }), { instanceOf: ConfigError, message: /key-value operation.*knhk-test\/ledger\/v1/ });
+  t.is(cluster.stateMachine, ThrowingLedger.name);
+  await t.throwsAsync(cluster.submit({ type: 'put', key: 'k', value: 'v' }), { instanceOf: ConfigError, message: /key-value operation.*knhk-test\/throwing-ledger/ });
   // What the replicas must end with: the same machine, applying the same commands here.
   const local = new LedgerMachine(5);
   const submit = async (operation: LedgerOperation) => {
@@ -47,7 +51,7 @@ test.serial('a cluster replicates a state machine of its own, made in every repl
   t.deepEqual(ledgerResponse((await submit({ type: 'transfer', from: 'alice', to: 'bob', amount: 1 })).response), { ok: false, reason: 'insufficient funds' });
   t.deepEqual(ledgerResponse((await cluster.submit(new TextEncoder().encode('{ not json'))).response), { ok: false, reason: 'malformed' });
   // A command the machine throws on is answered empty at every replica, which go on.
-  t.deepEqual([...(await cluster.submit(ledgerPayload({ type: 'fail' }))).response], []);
+  t.deepEqual([...(await cluster.submit(POISON)).response], []);
 
   await cluster.crash(3);
   for (let k = 0; k < 6; k++) await submit({ type: 'transfer', from: 'bob', to: `carol-${k % 2}`, amount: 2 });
@@ -97,5 +101,16 @@ test.serial('a state machine that is not defined, not exported as defined, or gi
   await stored.stop();
   const switched = await t.throwsAsync(system.spawnCluster({ ...base, id: 'switched', dataDir, passphrase: 'p', stateMachine: Ledger, stateMachineArgs: { overdraft: 0 } }), { name: 'SpawnError' });
   t.like(switched?.cause, { name: 'StorageError', code: 'STORAGE_MISMATCH' });
-  t.regex(switched?.message ?? '', /knhk\/kv.*knhk-test\/ledger\/v1/);
+  t.regex(switched?.message ?? '', /knhk\/kv.*knhk-example\/ledger\/v1/);
+});
+
+test.serial('examples/ledger runs its ledger on a cluster through a crash and a restart, and every replica agrees', async (t) => {
+  t.timeout(180_000);
+  const main = new URL('../examples/ledger/main.js', import.meta.url);
+  const { stdout } = await promisify(execFile)(process.execPath, [main.pathname]);
+  t.log(stdout);
+  t.regex(stdout, /"from":"bob","to":"carol","amount":50\} → \{"ok":false,"reason":"insufficient funds"\}/);
+  t.regex(stdout, /"from":"carol","to":"bob","amount":20\} → \{"ok":true,"balances":\{"carol":30,"bob":50\}\}/);
+  t.regex(stdout, /every replica holds the same ledger/);
+  t.regex(stdout, /receipt of position \d+: verified/);
 });
