@@ -17,7 +17,7 @@ import { command } from '../protocols/consensus/index.js';
 import { testSeed } from './helpers/seed.js';
 import { tempDir } from './helpers/temp.js';
 
-test.serial('a cluster replicates a state machine of its own, made in every replica thread from its definition and arguments, through a crash and a restart', async (t) => {
+test.serial('a cluster replicates a state machine of its own, made in every replica thread from its definition and arguments, through a crash, a restart and a whole-cluster restart, and answers a command it throws on', async (t) => {
   t.timeout(180_000);
   const system = await ActorSystem.start({ cryptoThreads: 2 });
   t.teardown(() => system.stop());
