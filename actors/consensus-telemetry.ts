@@ -104,6 +104,7 @@ const COMMITTED = rank('commit');
 
 const instruments = instrumentsOf(CONSENSUS_SCOPE, (meter) => ({
   throughput: meter.createCounter('consensus.throughput', { description: 'Commands committed and executed by a replica.', unit: '{command}' }),
+  commandsFailed: meter.createCounter('consensus.command.failed', { description: "Commands a replica's state machine threw on, each answered with an empty response.", unit: '{command}' }),
   committed: meter.createCounter('consensus.proposal.committed', { description: 'Log positions a replica saw committed.', unit: '{proposal}' }),
   applied: meter.createCounter('consensus.proposal.applied', { description: 'Log positions a replica executed on its state machine.', unit: '{proposal}' }),
   pending: meter.createUpDownCounter('consensus.proposal.pending', { description: 'Proposals a leader or primary has made that are not committed yet.', unit: '{proposal}' }),
@@ -386,6 +387,7 @@ export class ReplicaTelemetry<M extends { readonly type: string }> {
     const m = instruments();
     m.applied.add(1, this.#labels);
     if (entry.commands.length > 0) m.throughput.add(entry.commands.length, this.#labels);
+    if (entry.failed > 0) m.commandsFailed.add(entry.failed, this.#labels);
     this.#end(position);
     this.#executed = Math.max(this.#executed, entry.position);
   }

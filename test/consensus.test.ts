@@ -180,7 +180,7 @@ test('a command whose client id is not well-formed text is answered empty and no
   const state = new ReplicatedState(new KvStateMachine());
   const before = hex(state.freeze().digest);
   const execution = state.execute(command('lone \ud800', 1, kvPayload({ type: 'put', key: 'x', value: '1' })), 1);
-  t.deepEqual(execution, { response: new Uint8Array(0), fresh: false });
+  t.deepEqual(execution, { response: new Uint8Array(0), fresh: false, failed: false });
   t.is(hex(state.freeze().digest), before);
 });
 
@@ -197,9 +197,9 @@ test('a command the state machine throws on is answered empty and recorded as ex
   const inner = new KvStateMachine();
   const state = new ReplicatedState(throwing);
   const poison = command('c', 1, new Uint8Array([0xff]));
-  t.deepEqual(state.execute(poison, 1), { response: new Uint8Array(0), fresh: true });
+  t.deepEqual(state.execute(poison, 1), { response: new Uint8Array(0), fresh: true, failed: true });
   t.true(state.executed(poison));
-  t.deepEqual(state.execute(poison, 2), { response: new Uint8Array(0), fresh: false }, 'a retry is answered from the client table');
+  t.deepEqual(state.execute(poison, 2), { response: new Uint8Array(0), fresh: false, failed: false }, 'a retry is answered from the client table');
   t.true(state.execute(command('c', 2, kvPayload({ type: 'put', key: 'k', value: 'v' })), 3).fresh);
   t.deepEqual(kvResponse(state.execute(command('c', 3, kvPayload({ type: 'get', key: 'k' })), 4).response), { ok: true, value: 'v' });
 });

@@ -380,6 +380,7 @@ test('the checker catches different commands or states at one position, a skippe
     view: 0,
     commands: [command(client, 1, new Uint8Array())],
     responses: [new Uint8Array()],
+    failed: 0,
     stateHashBefore: new Uint8Array(32),
     stateHash: new Uint8Array(32).fill(hash),
     timestamp: 0,

@@ -1,8 +1,9 @@
 /**
  * The live check (seed: test_consensus_telemetry_coverage, test_crypto_telemetry_coverage): real
  * clusters of the three protocols run through commits, a Byzantine primary, a crash and restart,
- * a key rotation and receipts, with every thread's telemetry exported to the main thread; what was emitted is
- * compared with the registry both ways. Midway, the Prometheus endpoint is scraped over loopback.
+ * a key rotation, receipts and a command a state machine throws on, with every thread's telemetry
+ * exported to the main thread; what was emitted is compared with the registry both ways. Midway,
+ * the Prometheus endpoint is scraped over loopback.
  */
 import test, { type ExecutionContext } from 'ava';
 import { trace } from '@opentelemetry/api';
@@ -12,6 +13,7 @@ import { ActorSystem } from '../actors/system.js';
 import type { Cluster } from '../actors/cluster.js';
 import type { LiveCheckReport } from '../registry/live-check.js';
 import { Counter } from './fixtures/actors.js';
+import { POISON, ThrowingLedger } from './fixtures/state-machines.js';
 import { checkTelemetry, freePort } from './helpers/telemetry.js';
 
 async function commit(cluster: Cluster, prefix: string, count: number): Promise<void> {
@@ -132,6 +134,15 @@ function runOnce(t: ExecutionContext): Promise<Run> {
       });
       await snapshot();
       await raft.stop();
+
+      // A state machine that throws on a command answers it empty, and each replica counts it.
+      const throwing = await system.spawnCluster({ protocol: 'raft', n: 3, policy: 'classical', kdfLog2N: 10, stateMachine: ThrowingLedger, stateMachineArgs: { overdraft: 0 } });
+      await step('raft: a command the state machine throws on', throwing, async () => {
+        const { position } = await throwing.submit(POISON);
+        await Promise.all([0, 1, 2].map((i) => throwing.executedUpTo(i, position)));
+      });
+      await snapshot();
+      await throwing.stop();
 
       await system.telemetry?.flush();
       // The test's own spans (scope knhk.test) are the caller's, not the system's.

@@ -79,6 +79,8 @@ export interface AppliedEntry {
   readonly commands: readonly Command[];
   /** One response per command (a retried command gets its first response). */
   readonly responses: readonly Uint8Array[];
+  /** How many of the commands the state machine threw on (each answered with an empty response). */
+  readonly failed: number;
   /** The state machine's hash before and after this position. */
   readonly stateHashBefore: Digest;
   readonly stateHash: Digest;

@@ -85,6 +85,8 @@ export interface Execution {
   readonly response: Uint8Array;
   /** False when the command was a retry of one already executed (its first response is returned). */
   readonly fresh: boolean;
+  /** True when the state machine threw on the command, which was answered with an empty response. */
+  readonly failed: boolean;
 }
 
 /** A client's entry in the client table: its last executed timestamp and the response to it. */
@@ -129,14 +131,14 @@ export class ReplicatedState {
    * every replica. A command the machine throws on is answered empty and recorded as executed.
    */
   execute(cmd: Command, position: number): Execution {
-    if (!isWellFormed(cmd.client)) return { response: new Uint8Array(0), fresh: false };
+    if (!isWellFormed(cmd.client)) return { response: new Uint8Array(0), fresh: false, failed: false };
     const last = this.#clients.get(cmd.client);
     if (last !== undefined && cmd.timestamp <= last[0]) {
-      return { response: cmd.timestamp === last[0] ? last[1] : new Uint8Array(0), fresh: false };
+      return { response: cmd.timestamp === last[0] ? last[1] : new Uint8Array(0), fresh: false, failed: false };
     }
-    const response = applied(this.#machine, cmd, position);
-    this.#clients.set(cmd.client, [cmd.timestamp, response]);
-    return { response, fresh: true };
+    const execution = applied(this.#machine, cmd, position);
+    this.#clients.set(cmd.client, [cmd.timestamp, execution.response]);
+    return execution;
   }
 
   /**
@@ -222,16 +224,16 @@ export class ReplicatedState {
 }
 
 /**
- * What `machine` answers `cmd` with, or an empty response when it throws. Every replica executes
+ * The execution of `cmd` on `machine`: its response, or an empty one when it throws. Every replica executes
  * the command alike, so it throws alike everywhere; let through, the throw would stop every
  * replica, and again at each restart as they replay their logs: one command would end the
  * cluster.
  */
-function applied(machine: ConsensusState, cmd: Command, position: number): Uint8Array {
+function applied(machine: ConsensusState, cmd: Command, position: number): Execution {
   try {
-    return machine.apply(cmd, position);
+    return { response: machine.apply(cmd, position), fresh: true, failed: false };
   } catch {
-    return new Uint8Array(0);
+    return { response: new Uint8Array(0), fresh: true, failed: true };
   }
 }
 
@@ -309,6 +311,13 @@ export class ExecutionRun {
     this.#commands = commands;
     this.position = position;
     this.stateHashBefore = stateHashBefore;
+  }
+
+  /** Commands executed so far that the state machine threw on. */
+  get failed(): number {
+    let failed = 0;
+    for (const execution of this.executions) if (execution.failed) failed++;
+    return failed;
   }
 
   /** True once every command has executed. */

@@ -234,6 +234,7 @@ export class Executor {
       view: block.view,
       commands: block.commands,
       responses: run.executions.map((e) => e.response),
+      failed: run.failed,
       stateHashBefore: run.stateHashBefore,
       stateHash: (this.#hash = this.#state.hash()),
       timestamp: block.timestamp,

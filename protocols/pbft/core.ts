@@ -477,6 +477,7 @@ export class PbftCore implements Core<PbftMessage> {
         view: pp.proposedIn,
         commands: pp.batch,
         responses,
+        failed: run.failed,
         stateHashBefore,
         stateHash: this.#state.hash(),
         timestamp: pp.timestamp,

@@ -79,7 +79,7 @@ export class Executor {
     const ran = running.run.advance(budget);
     if (!running.run.done) return ran;
     this.#running = undefined;
-    const { executions, stateHashBefore } = running.run;
+    const { executions, stateHashBefore, failed } = running.run;
     executions.forEach(({ response, fresh }, i) => {
       const command = commands[i] as Command;
       if (fresh) this.#answered.set(command.client, { timestamp: command.timestamp, position: index, view: entry.term });
@@ -87,7 +87,7 @@ export class Executor {
     });
     if (commands.length > 0) this.#hash = this.#state.hash();
     this.#lastApplied = index;
-    this.#out.applied({ kind: 'entry', position: index, view: entry.term, commands, responses: executions.map((e) => e.response), stateHashBefore, stateHash: this.#hash, timestamp: entry.timestamp });
+    this.#out.applied({ kind: 'entry', position: index, view: entry.term, commands, responses: executions.map((e) => e.response), failed, stateHashBefore, stateHash: this.#hash, timestamp: entry.timestamp });
     return ran;
   }
 

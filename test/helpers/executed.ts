@@ -12,6 +12,7 @@ export function executed(position: number, view = 0): AppliedEntry {
     view,
     commands: [command('alice', position, Uint8Array.of(position)), command('bob', position, Uint8Array.of(position, 1))],
     responses: [new Uint8Array(), new Uint8Array()],
+    failed: 0,
     stateHashBefore: stateAt(position - 1),
     stateHash: stateAt(position),
     timestamp: 1_700_000_000_000 + position,
