@@ -224,10 +224,10 @@ export class ReplicatedState {
 }
 
 /**
- * The execution of `cmd` on `machine`: its response, or an empty one when it throws. Every replica executes
- * the command alike, so it throws alike everywhere; let through, the throw would stop every
- * replica, and again at each restart as they replay their logs: one command would end the
- * cluster.
+ * The execution of `cmd` on `machine`: its response, or an empty one when it throws. Every
+ * replica executes the command alike, so it throws alike everywhere; let through, the throw would
+ * stop every replica, and again at each restart as they replay their logs: one command would end
+ * the cluster.
  */
 function applied(machine: ConsensusState, cmd: Command, position: number): Execution {
   try {
