@@ -7,6 +7,7 @@
  * overtake those of a bulk one, so a replica joins {@link JOINING_PER_PEER} envelopes per peer at
  * a time, of at most {@link MAX_JOINED_BYTES} each: a faulty peer cannot make it hold more.
  */
+import { MAX_STATE_BYTES } from '../protocols/consensus/index.js';
 import { t } from '../runtime/index.js';
 
 /** Envelopes up to this size go whole; larger ones in parts of this size. */
@@ -15,8 +16,12 @@ export const PART_BYTES = 1 << 20;
 /** The smallest `maxMessageBytes` a system running a cluster needs: a part with room to spare for what wraps it. */
 export const MIN_MESSAGE_BYTES = 2 * PART_BYTES;
 
-/** The largest envelope sent in parts: a state larger than this cannot be transferred. */
-export const MAX_JOINED_BYTES = 64 << 20;
+/**
+ * The largest envelope sent in parts: the largest state a replica sends ({@link MAX_STATE_BYTES}),
+ * with room for what wraps it (a checkpoint's certificate, the signed envelope, a HotStuff block
+ * of up to 4 MiB of commands). A larger envelope is not sent (`cutIntoParts`).
+ */
+export const MAX_JOINED_BYTES = MAX_STATE_BYTES + (4 << 20);
 
 /** Envelopes a replica joins at once from one peer: an urgent one and a bulk one. */
 export const JOINING_PER_PEER = 2;

@@ -7,7 +7,10 @@ import fc from 'fast-check';
 import {
   ConsensusError,
   KvStateMachine,
+  MAX_STATE_BYTES,
+  Outputs,
   ReplicatedState,
+  StateArchive,
   checkQuorum,
   command,
   consensusConfig,
@@ -18,11 +21,13 @@ import {
   kvResponse,
   maxFaults,
   quorumSize,
+  readArchive,
   type ConsensusState,
   type KvOperation,
 } from '../protocols/consensus/index.js';
 import { slotOf } from '../protocols/consensus/merkle-kv-map.js';
 import { testSeed } from './helpers/seed.js';
+import { BallastMachine, ballastPayload } from './fixtures/state-machines.js';
 
 test('a BFT configuration with n < 3f+1 is a typed error; f and the quorums are derived', (t) => {
   const error = t.throws(() => consensusConfig({ nodeId: 0, n: 6, algorithm: 'pbft', f: 2 }), { instanceOf: ConsensusError });
@@ -248,4 +253,55 @@ test('the digest covers the client table; a snapshot that does not restore to th
   const plain = new ReplicatedState({ apply: () => new Uint8Array(), hash: () => new Uint8Array(32), snapshot: () => new Uint8Array(), restore: () => undefined });
   t.is(plain.freeze().changesSince(plain.freeze()), undefined, 'a machine that cannot freeze has no changes, only snapshots');
   t.is(t.throws(() => plain.applyChanges(encode({ state: new Uint8Array(), clients: [] })), { instanceOf: ConsensusError })?.code, 'CORRUPT_STATE');
+});
+
+test('a state up to MAX_STATE_BYTES is stored, read back and adopted from a peer whole, past the 16 MiB a byte field takes by default; a larger one stops its replica with STATE_TOO_LARGE, storing nothing, and is not served', (t) => {
+  const large = 20 << 20;
+  const state = new ReplicatedState(new BallastMachine());
+  state.execute(command('loader', 1, ballastPayload(large)), 1);
+  const out = new Outputs<unknown>();
+  const archive = new StateArchive(out);
+  archive.store(1, state.freeze(), { key: 'anchor', value: 1 });
+  const durable = new Map(out.drain().persist.map((op) => [op.key, op.value] as const));
+  t.true(Math.max(...[...durable.values()].map((record) => encode(record).length)) > large, 'stored whole');
+
+  const recovered = new ReplicatedState(new BallastMachine());
+  t.is(new StateArchive(new Outputs()).recover(recovered, readArchive(durable, 1, 'test'))?.position, 1, 'read back from the store');
+  t.is(hex(recovered.freeze().digest), hex(state.freeze().digest));
+  const served = archive.snapshot();
+  t.true(served !== undefined && served.length > large, 'served to a peer behind');
+  t.truthy(new ReplicatedState(new BallastMachine()).adopt(served ?? new Uint8Array(), state.freeze().digest), 'adopted by the peer');
+
+  state.execute(command('loader', 2, ballastPayload(MAX_STATE_BYTES)), 2);
+  const grown = state.freeze();
+  const error = t.throws(() => archive.store(2, grown, { key: 'anchor', value: 2 }), { instanceOf: ConsensusError });
+  t.is(error?.code, 'STATE_TOO_LARGE');
+  t.deepEqual(out.drain().persist, [], 'nothing of the step is stored: the store keeps the state it can read back');
+
+  // A machine that stores what changed: its state can outgrow the bound between two whole snapshots.
+  let size = 1024;
+  const digestOf = (n: number): Uint8Array => {
+    const digest = new Uint8Array(32);
+    new DataView(digest.buffer).setUint32(0, n);
+    return digest;
+  };
+  const growing = new ReplicatedState({
+    apply: (cmd) => {
+      size = new DataView(cmd.payload.buffer, cmd.payload.byteOffset, cmd.payload.byteLength).getUint32(0);
+      return new Uint8Array(0);
+    },
+    hash: () => digestOf(size),
+    snapshot: () => new Uint8Array(size),
+    restore: () => undefined,
+    freeze: () => {
+      const at = size;
+      return { hash: digestOf(at), snapshot: () => new Uint8Array(at), changesSince: () => encode(at) };
+    },
+    applyChanges: () => undefined,
+  });
+  const serving = new StateArchive(new Outputs());
+  serving.store(1, growing.freeze());
+  growing.execute(command('loader', 1, ballastPayload(MAX_STATE_BYTES)), 1);
+  serving.store(2, growing.freeze());
+  t.is(serving.snapshot(), undefined, 'a state stored as its changes, grown too large to send, is not sent');
 });

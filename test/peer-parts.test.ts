@@ -4,7 +4,9 @@
  * holding more than a bounded number of envelopes per peer.
  */
 import test from 'ava';
-import { cutIntoParts, JOINING_PER_PEER, MAX_JOINED_BYTES, PART_BYTES, PartJoiner, type PeerPart } from '../actors/peer-parts.js';
+import { cutIntoParts, JOINING_PER_PEER, MAX_JOINED_BYTES, PART_BYTES, PartJoiner, peerPartSchema, type PeerPart } from '../actors/peer-parts.js';
+import { MAX_STATE_BYTES } from '../protocols/consensus/index.js';
+import { t as schema } from '../runtime/index.js';
 
 function envelope(size: number, fill: number): Uint8Array {
   const bytes = new Uint8Array(size);
@@ -30,6 +32,15 @@ test('an envelope that fits goes whole; a larger one in parts that join to the s
   t.is(joined.length, 1);
   t.is(Buffer.compare(joined[0] as Uint8Array, large), 0);
   t.deepEqual(cutIntoParts(new Uint8Array(MAX_JOINED_BYTES + 1), 0), []);
+});
+
+test('the largest state a replica sends, with a MiB of certificate and envelope around it, goes in parts its peer takes and joins', (t) => {
+  const wrapped = new Uint8Array(MAX_STATE_BYTES + PART_BYTES).fill(9);
+  const parts = cutIntoParts(wrapped, 4);
+  t.is(parts.length, MAX_STATE_BYTES / PART_BYTES + 1);
+  const part = schema.object(peerPartSchema);
+  t.true(parts.every((p) => part.parse(p) !== undefined), 'every part passes the schema of a part');
+  t.is(joinAll(new PartJoiner(), 'replica-2', parts)[0]?.length, wrapped.length);
 });
 
 test('parts of an urgent envelope may overtake a bulk one of the same peer; peers do not mix', (t) => {

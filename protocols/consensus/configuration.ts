@@ -28,7 +28,7 @@ import {
 import { decodeStored, encode, hashBytes, type Digest } from './codec.js';
 import type { Command } from './command.js';
 import { ConsensusError } from './errors.js';
-import { applyStateChanges, freezeState, type ConsensusState, type StateView } from './state-machine.js';
+import { MAX_STATE_BYTES, applyStateChanges, freezeState, type ConsensusState, type StateView } from './state-machine.js';
 
 /**
  * Client sessions whose ids start with this carry configuration commands. Clients of the
@@ -60,7 +60,7 @@ export function configurationResponse(bytes: Uint8Array): ConfigurationResponse 
 }
 
 const snapshotSchema = t.object({
-  state: t.bytes(),
+  state: t.bytes({ maxLength: MAX_STATE_BYTES }),
   rotations: t.array(t.object({ certificate: t.bytes({ maxLength: 1 << 16 }), sequence: t.uint() }), { maxLength: 1 << 20 }),
 });
 

@@ -25,6 +25,8 @@ export type ConsensusErrorCode =
   | 'SAFETY_VIOLATION'
   /** Durable state handed to a core on restart is inconsistent with itself. */
   | 'CORRUPT_STATE'
+  /** A replica's state outgrew MAX_STATE_BYTES (state-machine.ts): it can be neither stored whole nor sent. */
+  | 'STATE_TOO_LARGE'
   /** A state-machine entry its encoding cannot represent (text that is not well-formed Unicode). */
   | 'INVALID_ENTRY'
   /** An internal invariant of a core does not hold (a bug, never a peer's fault). */

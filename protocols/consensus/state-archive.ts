@@ -24,15 +24,15 @@ import { t, type Infer } from '../../schema/schema.js';
 import { readStored, sameBytes } from './codec.js';
 import type { Outputs } from './core.js';
 import { ConsensusError, invariant } from './errors.js';
-import type { ReplicatedState, ReplicatedView } from './state-machine.js';
+import { MAX_STATE_BYTES, type ReplicatedState, type ReplicatedView } from './state-machine.js';
 
 /** Change records after one snapshot at most: recovery applies and checks each. */
 export const MAX_CHANGE_RECORDS = 256;
 
 /** The state at `position` whole; `digest` is its {@link ReplicatedView.digest}. */
-export const archivedSnapshotSchema = t.object({ position: t.uint(), digest: t.bytes({ length: 32 }), snapshot: t.bytes() });
+export const archivedSnapshotSchema = t.object({ position: t.uint(), digest: t.bytes({ length: 32 }), snapshot: t.bytes({ maxLength: MAX_STATE_BYTES }) });
 /** What turns the state stored before `position` into the state at `position` (digest `digest`). */
-export const archivedChangesSchema = t.object({ position: t.uint(), digest: t.bytes({ length: 32 }), changes: t.bytes() });
+export const archivedChangesSchema = t.object({ position: t.uint(), digest: t.bytes({ length: 32 }), changes: t.bytes({ maxLength: MAX_STATE_BYTES }) });
 
 /** A whole snapshot, as stored. */
 export type ArchivedSnapshot = Infer<typeof archivedSnapshotSchema>;
@@ -163,10 +163,15 @@ export class StateArchive {
     return this.#view;
   }
 
-  /** The snapshot of {@link view}, encoded on the first call after it was stored. */
+  /**
+   * The snapshot of {@link view}, encoded on the first call after it was stored; undefined when
+   * there is none, or when it is larger than a peer takes (stored as its changes, the state grew
+   * past {@link MAX_STATE_BYTES}: storing it whole will stop the replica).
+   */
   snapshot(): Uint8Array | undefined {
     if (this.#view === undefined) return undefined;
-    return (this.#served ??= this.#view.snapshot());
+    this.#served ??= this.#view.snapshot();
+    return this.#served.length > MAX_STATE_BYTES ? undefined : this.#served;
   }
 
   /** Stops serving the last state stored (PBFT: the stable checkpoint moved past it); it stays on disk. */
@@ -183,8 +188,6 @@ export class StateArchive {
   store(position: number, view: ReplicatedView, anchor?: Anchor, snapshot?: Uint8Array): void {
     const stored = this.#stored;
     if (stored !== undefined) invariant(position > stored.position, `state stored at position ${stored.position} before position ${position}`);
-    this.#view = view;
-    this.#served = snapshot;
     // A state given whole (installed from peers) is stored whole: nothing ties it to the last one stored.
     const due = snapshot !== undefined || stored === undefined || stored.changeBytes >= stored.snapshotBytes || stored.changes.length >= MAX_CHANGE_RECORDS;
     const changes = due ? undefined : view.changesSince(stored.view);
@@ -192,10 +195,17 @@ export class StateArchive {
       this.#out.persist(archivedChangesKey(position), { position, digest: view.digest, changes });
       if (anchor !== undefined) this.#out.persist(anchor.key, anchor.value);
       extend(stored, view, position, changes.length);
+      this.#hold(view, snapshot);
       return;
     }
     // Not kept for serving: a whole state held until the next store would double what a replica holds.
     const whole = snapshot ?? view.snapshot();
+    if (whole.length > MAX_STATE_BYTES) {
+      // Nothing of this step is stored: the store keeps the last state it could read back, and the
+      // log what led here, for a build that takes larger states.
+      throw new ConsensusError('STATE_TOO_LARGE', `the state at position ${position} is ${whole.length} bytes whole, more than the ${MAX_STATE_BYTES} a replica stores and sends`);
+    }
+    this.#hold(view, snapshot);
     this.#out.persist(archivedSnapshotKey(position), { position, digest: view.digest, snapshot: whole });
     if (anchor !== undefined) this.#out.persist(anchor.key, anchor.value);
     if (stored !== undefined) {
@@ -203,6 +213,12 @@ export class StateArchive {
       for (const earlier of stored.changes) this.#out.erase(archivedChangesKey(earlier));
     }
     this.#stored = wholeAt(view, position, whole.length);
+  }
+
+  /** Serves `view` from now on; `snapshot`, its bytes if the caller had them. */
+  #hold(view: ReplicatedView, snapshot: Uint8Array | undefined): void {
+    this.#view = view;
+    this.#served = snapshot;
   }
 
   /**

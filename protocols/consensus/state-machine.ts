@@ -2,10 +2,19 @@
  * The replicated state machine and the exactly-once layer in front of it.
  */
 import { t, type Infer } from '../../schema/schema.js';
-import { decodeStored, encode, hashBytes, isWellFormed, sameBytes, type Digest } from './codec.js';
+import { decode, decodeStored, encode, hashBytes, isWellFormed, sameBytes, type Digest } from './codec.js';
 import type { Command } from './command.js';
 import { ConsensusError } from './errors.js';
 import { MerkleMap, type FrozenMap, type MapKind } from './merkle-kv-map.js';
+
+/**
+ * The largest replicated state, in bytes: the whole state as a replica stores it and sends it to a
+ * peer that is behind (the machine's snapshot with the client table). Every reader of a state, a
+ * replica's own store as well as a peer's message, takes states up to this size, and a core
+ * whose state outgrows it throws `STATE_TOO_LARGE` when it would store it whole, rather than write
+ * a state it could not read back or send one no peer would take (a replica then halts).
+ */
+export const MAX_STATE_BYTES = 64 << 20;
 
 /**
  * A deterministic state machine replicated by consensus. Every replica applies the same commands
@@ -27,7 +36,7 @@ export interface ConsensusState {
    * checkpoints certify it, and a snapshot from a peer is accepted only if it restores to it.
    */
   hash(): Digest;
-  /** The whole state as bytes, for checkpoints, snapshots and state transfer. */
+  /** The whole state as bytes, for checkpoints, snapshots and state transfer (at most {@link MAX_STATE_BYTES} with the client table). */
   snapshot(): Uint8Array;
   /** Replaces the state with one produced by `snapshot()`. Throws on bytes it did not produce. */
   restore(snapshot: Uint8Array): void;
@@ -107,8 +116,9 @@ const CLIENT_TABLE: MapKind<ClientEntry> = {
 };
 
 const pairs = t.array(t.array(t.unknown(), { maxLength: 2 }), { maxLength: Number.MAX_SAFE_INTEGER });
-const snapshotSchema = t.object({ state: t.bytes(), clients: pairs });
-const changesSchema = t.object({ state: t.bytes(), clients: t.array(t.object({ slot: t.uint(), entries: pairs }), { maxLength: 1 << 16 }) });
+const stateBytes = t.bytes({ maxLength: MAX_STATE_BYTES });
+const snapshotSchema = t.object({ state: stateBytes, clients: pairs });
+const changesSchema = t.object({ state: stateBytes, clients: t.array(t.object({ slot: t.uint(), entries: pairs }), { maxLength: 1 << 16 }) });
 
 /**
  * A state machine behind a client table: each client's last timestamp and response
@@ -205,7 +215,8 @@ export class ReplicatedState {
     } catch {
       // Bytes that do not restore are a lie like a wrong digest.
     }
-    this.restore(before.snapshot());
+    // Its own bytes, not held to the bound a peer's are: the state may have grown past it since it was stored.
+    this.#install(decode(before.snapshot()) as Infer<typeof snapshotSchema>);
     return undefined;
   }
 

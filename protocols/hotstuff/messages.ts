@@ -12,14 +12,12 @@
  */
 import { t, type Infer } from '../../schema/schema.js';
 import { quorumCertSchema, type QuorumCert, type Signed } from '../consensus/certificate.js';
+import { MAX_STATE_BYTES } from '../consensus/state-machine.js';
 import { blockSchema, type Block } from './block.js';
 import { signedTimeouts, signedVotes, timeoutCertSchema, type TimeoutCert } from './certificates.js';
 
 /** Most blocks one `block-response` carries. */
 export const MAX_BLOCKS_PER_RESPONSE = 64;
-
-/** Largest state snapshot a `snapshot` message carries. */
-export const MAX_SNAPSHOT_BYTES = 1 << 26;
 
 /** Schema of every HotStuff message body. */
 export const hotStuffMessageSchema = t.variants({
@@ -29,7 +27,7 @@ export const hotStuffMessageSchema = t.variants({
   'new-view': { view: t.uint(), highQC: quorumCertSchema, tc: t.optional(timeoutCertSchema) },
   'block-request': { hash: t.bytes({ length: 32 }), height: t.uint(), count: t.uint(MAX_BLOCKS_PER_RESPONSE) },
   'block-response': { blocks: t.array(blockSchema, { maxLength: MAX_BLOCKS_PER_RESPONSE }) },
-  snapshot: { block: blockSchema, state: t.bytes({ maxLength: MAX_SNAPSHOT_BYTES }) },
+  snapshot: { block: blockSchema, state: t.bytes({ maxLength: MAX_STATE_BYTES }) },
 });
 
 /** A HotStuff message body. */

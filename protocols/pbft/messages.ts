@@ -8,6 +8,7 @@ import { t, type Infer, type Schema } from '../../schema/schema.js';
 import { batchSchema, type Command } from '../consensus/command.js';
 import { digestOf, type Digest } from '../consensus/codec.js';
 import { quorumCertSchema, signedSchema, type QuorumCert, type Signed } from '../consensus/certificate.js';
+import { MAX_STATE_BYTES } from '../consensus/state-machine.js';
 
 const digest = t.bytes({ length: 32 });
 const seq = t.uint();
@@ -106,7 +107,7 @@ export const fetchStateSchema = t.object({ type: t.literal('fetch-state'), seque
 export type FetchState = Infer<typeof fetchStateSchema>;
 
 /** The state at a stable checkpoint, with its proof; the receiver checks the snapshot's hash. */
-export const stateSchema = t.object({ type: t.literal('state'), checkpoint: stableCheckpointSchema, snapshot: t.bytes() });
+export const stateSchema = t.object({ type: t.literal('state'), checkpoint: stableCheckpointSchema, snapshot: t.bytes({ maxLength: MAX_STATE_BYTES }) });
 /** A state body. */
 export type StateTransfer = Infer<typeof stateSchema>;
 

@@ -125,11 +125,13 @@ export class Executor {
     this.#archive.store(snapshot.index, this.#state.freeze(), { key: SNAPSHOT_KEY, value: snapshot }, data);
   }
 
-  /** The bytes of the state last stored, encoded when first asked for: what a follower behind the snapshot is sent. */
-  storedState(): Uint8Array {
-    const bytes = this.#archive.snapshot();
-    invariant(bytes !== undefined, 'a snapshot sent before any was stored');
-    return bytes;
+  /**
+   * The bytes of the state last stored, encoded when first asked for: what a follower behind the
+   * snapshot is sent; undefined when they are more than a follower takes.
+   */
+  storedState(): Uint8Array | undefined {
+    invariant(this.#archive.view !== undefined, 'a snapshot sent before any was stored');
+    return this.#archive.snapshot();
   }
 
   /**

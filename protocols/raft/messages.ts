@@ -7,6 +7,7 @@
 import { t, type Infer } from '../../schema/schema.js';
 import { MAX_BATCH_COMMANDS, commandSchema, type Command } from '../consensus/command.js';
 import type { NodeId } from '../consensus/config.js';
+import { MAX_STATE_BYTES } from '../consensus/state-machine.js';
 import { isMemberList } from './membership.js';
 
 /** Most entries one AppendEntries may carry. */
@@ -90,7 +91,7 @@ export const raftMessageSchema = t.variants({
     lastIncludedTerm: term,
     members: membersSchema,
     timestamp: t.number(),
-    data: t.bytes(),
+    data: t.bytes({ maxLength: MAX_STATE_BYTES }),
     round: t.uint(),
   },
   /** `requestTerm` and `round` echo the request, as for AppendEntries. */

@@ -93,7 +93,10 @@ export function sendAppend(s: RaftServer, lead: LeaderState, to: NodeId, heartbe
   if (progress.next <= s.log.compactedIndex) {
     const snapshot = s.snapshot;
     invariant(snapshot !== undefined && snapshot.index >= s.log.compactedIndex, `entries up to ${s.log.compactedIndex} compacted without a snapshot covering them`);
-    s.out.send([to], installSnapshot(s.term, { ...snapshot, data: s.executor.storedState() }, lead.round));
+    const data = s.executor.storedState();
+    // A state too large to send stays unsent; the leader stops when it next stores it whole (MAX_STATE_BYTES).
+    if (data === undefined) return;
+    s.out.send([to], installSnapshot(s.term, { ...snapshot, data }, lead.round));
     progress.sentSnapshot(snapshot.index);
     return;
   }

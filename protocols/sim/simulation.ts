@@ -587,7 +587,8 @@ export class Simulation<M extends Message = Message> {
         this.#queue.push(this.#now + this.#resumeAfterMs, { kind: 'resume', node: replica.id, core });
       }
     } catch (error) {
-      if (!(error instanceof ConsensusError)) throw error;
+      // A state too large to store is no safety matter: the run cannot go on, and says why.
+      if (!(error instanceof ConsensusError) || error.code === 'STATE_TOO_LARGE') throw error;
       // A Byzantine replica's own state is no one's concern but its own: it just stops.
       if (replica.byzantine !== null) return this.crash(replica.id);
       throw new SafetyViolation(this.seed, this.#steps, `replica ${replica.id} broke an invariant: ${error.message}`, [...this.#trace]);
