@@ -29,5 +29,5 @@ export {
   type TreeHead,
   type Trust,
 } from './protocols/receipts/index.js';
-export { kvPayload, kvResponse, type KvOperation, type KvResponse, type ConsensusAlgorithm, type Command, type ConsensusState, type StateView } from './protocols/consensus/index.js';
+export { ConsensusError, MAX_STATE_BYTES, kvPayload, kvResponse, type KvOperation, type KvResponse, type ConsensusAlgorithm, type ConsensusErrorCode, type Command, type ConsensusState, type StateView } from './protocols/consensus/index.js';
 export { defineStateMachine, isStateMachine, KeyValue, type StateMachine, type StateMachineDefinition } from './actors/state-machine-definition.js';

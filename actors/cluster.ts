@@ -188,6 +188,20 @@ export interface ReplicaStatus {
   /** The state machine's hash, hex. */
   readonly stateHash: string;
   readonly restarts: number;
+  /**
+   * The error that ended its latest incarnation to crash by itself, as `name: message` (a broken
+   * invariant, a store that failed); null while none has. {@link Cluster.crash} does not count:
+   * the cluster ended that one.
+   */
+  readonly lastCrash: string | null;
+  /**
+   * Why the replica halted, when it did: an error that a restart would meet again at the same
+   * position, since the replica replays its log to it (`ConsensusError` `STATE_TOO_LARGE`). A
+   * halted replica (role `halted`) takes no input and answers only questions like this one, where
+   * crashing would only restart it into the same error again and again; once more than f have
+   * halted, the others wait where they are. Null while it runs.
+   */
+  readonly halted: string | null;
   readonly byzantine: ByzantineMode | null;
   /** Envelopes refused before the core saw them. */
   readonly refused: { readonly malformed: number; readonly forged: number; readonly nonMember: number };
@@ -750,6 +764,7 @@ export class Cluster {
       Array.from({ length: this.n }, async (_, i): Promise<ReplicaStatus> => {
         const name = this.#replicaName(i);
         const child = children.get(name);
+        const exit = child?.lastExit;
         const ref = this.#system.lookup<{ type: 'status' }, ReplicaReport>(name);
         const report = ref && child?.running ? await ref.ask({ type: 'status' }, { timeoutMs: 10_000 }).catch(() => undefined) : undefined;
         return {
@@ -761,6 +776,8 @@ export class Cluster {
           leader: report?.leader ?? null,
           stateHash: report === undefined ? '' : hex(report.stateHash),
           restarts: child?.restarts ?? 0,
+          lastCrash: exit?.kind === 'crash' ? `${exit.error.name}: ${exit.error.message}` : null,
+          halted: report?.halted ?? null,
           byzantine: this.#faults.byzantine[i] ?? null,
           refused: { malformed: report?.malformed ?? 0, forged: report?.forged ?? 0, nonMember: report?.nonMember ?? 0 },
           receiptLog: report?.receiptLog ?? 0,

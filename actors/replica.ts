@@ -7,8 +7,8 @@
  * store is written before any message that depends on it leaves.
  */
 import type { Context } from '@opentelemetry/api';
-import { defineBehavior, realClock, t, within, type ActorRef, type Infer } from '../runtime/index.js';
-import { commandSchema, ConfiguredState, consensusConfig, encode, type Applied, type ConsensusAlgorithm, type ProtocolDefinition } from '../protocols/consensus/index.js';
+import { defineBehavior, KnhkError, realClock, t, within, type ActorRef, type Infer } from '../runtime/index.js';
+import { commandSchema, ConfiguredState, ConsensusError, consensusConfig, encode, type Applied, type ConsensusAlgorithm, type ProtocolDefinition } from '../protocols/consensus/index.js';
 import { protocolDefinition, type CommonTuning } from '../protocols/sim/protocols.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
 import { Prng } from '../protocols/sim/prng.js';
@@ -93,6 +93,9 @@ export function replicaProtocol(protocol: ConsensusAlgorithm, tuning: ReplicaTun
   return protocolDefinition(protocol, { ...tuning, executionSlice: EXECUTION_SLICE });
 }
 
+/** The most of an error a replica's `fault` message carries. */
+const FAULT_TEXT_LENGTH = 4096;
+
 const statusFields = {
   node: t.uint(),
   role: t.string({ maxLength: 32 }),
@@ -109,10 +112,24 @@ const statusFields = {
   /** Leaves in its receipt log, and whether the log has no hole (receipt-journal.ts). */
   receiptLog: t.uint(),
   receiptLogComplete: t.boolean(),
+  /** Why it halted, when it did (`halts`). */
+  halted: t.optional(t.string({ maxLength: FAULT_TEXT_LENGTH })),
 };
 
 /** What a replica reports about itself. */
 export type ReplicaReport = Infer<ReturnType<typeof t.object<typeof statusFields>>>;
+
+
+/** An error as a replica's `fault` message carries it: with its code when it has one (`STATE_TOO_LARGE`), cut to fit. */
+const faultText = (error: unknown): string =>
+  (error instanceof KnhkError ? `${error.name} ${error.code}: ${error.message}` : error instanceof Error ? `${error.name}: ${error.message}` : String(error)).slice(0, FAULT_TEXT_LENGTH);
+
+/**
+ * Whether `error` stops the replica for good: a restart would replay its log to the same point and
+ * meet it again, so restarting would only loop (and, with its peers looping alike, exceed the
+ * cluster's restart intensity and take every replica down). It halts instead, and says why.
+ */
+const halts = (error: unknown): boolean => error instanceof ConsensusError && error.code === 'STATE_TOO_LARGE';
 
 const optional = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } => (value === undefined ? {} : ({ [key]: value } as { [P in K]: V }));
 
@@ -138,8 +155,8 @@ export const Replica = defineBehavior({
     'receipt-fill': { from: t.uint(), to: t.uint() },
     /** The receipts of every command of a position under a signed tree head (of that position or a later one). */
     'receipts-at': { position: t.uint(), signed: BINARY_SCHEMAS.signedTreeHead },
-    /** The host stopped on a broken invariant or a failed store: crash, to be restarted. */
-    fault: { message: t.string({ maxLength: 4096 }) },
+    /** The host stopped on a broken invariant or a failed store: crash, to be restarted; or, when `halt`, stay down. */
+    fault: { message: t.string({ maxLength: FAULT_TEXT_LENGTH }), halt: t.boolean() },
   }),
   replies: t.variants({
     status: statusFields,
@@ -165,6 +182,7 @@ export const Replica = defineBehavior({
     const agent = await required(names.agent);
 
     let links: LinkFaults = HEALTHY;
+    let halted: string | undefined;
     let mode: ByzantineMode | undefined;
     const prng = new Prng(args.seed);
     const random = (): number => prng.u32() / 2 ** 32;
@@ -274,7 +292,7 @@ export const Replica = defineBehavior({
             return retireOldKey(adopted.key.keyId);
           })
           // Signing with a key the configuration replaced would be refused: start again, and adopt then.
-          .catch((error: unknown) => ctx.self.tell({ type: 'fault', message: String(error) }, { urgent: true }));
+          .catch((error: unknown) => ctx.self.tell({ type: 'fault', message: faultText(error), halt: false }, { urgent: true }));
       }
     };
 
@@ -321,11 +339,11 @@ export const Replica = defineBehavior({
           agent.tell({ type: 'applied', node: nodeId, applied: executed(applied) });
           carryOutRotations(trace, applied.position);
           if (applied.kind === 'snapshot') journal.skipTo(applied.position, applied.stateHash);
-          else void journal.append(applied).catch((error: unknown) => ctx.self.tell({ type: 'fault', message: String(error) }, { urgent: true }));
+          else void journal.append(applied).catch((error: unknown) => ctx.self.tell({ type: 'fault', message: faultText(error), halt: false }, { urgent: true }));
           if (journal.missing() !== undefined) void fillGap();
         },
         evidence: (evidence) => agent.tell({ type: 'evidence', node: nodeId, kind: evidence.kind, accused: evidence.node, detail: evidence.detail }),
-        fault: (error) => ctx.self.tell({ type: 'fault', message: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }, { urgent: true }),
+        fault: (error) => ctx.self.tell({ type: 'fault', message: faultText(error), halt: halts(error) }, { urgent: true }),
       },
     });
     // Faults in force before this incarnation started still apply to it.
@@ -377,7 +395,7 @@ export const Replica = defineBehavior({
             from.reply({
               type: 'status',
               node: nodeId,
-              role: status.role,
+              role: halted === undefined ? status.role : 'halted',
               view: status.view,
               commitIndex: status.commitIndex,
               ...(status.leader === null ? {} : { leader: status.leader }),
@@ -387,11 +405,15 @@ export const Replica = defineBehavior({
               storeOpens: store.opens,
               receiptLog: journal.size,
               receiptLogComplete: journal.complete,
+              ...optional('halted', halted),
             });
             return;
           }
           case 'fault':
-            throw new Error(`replica ${nodeId} stopped: ${msg.message}`);
+            // The host took no input since it stopped on the fault: a halted replica only answers.
+            if (msg.halt) halted = msg.message;
+            else throw new Error(`replica ${nodeId} stopped: ${msg.message}`);
+            return;
         }
       },
       signal(signal) {

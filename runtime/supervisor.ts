@@ -72,6 +72,8 @@ export interface ChildInfo {
   /** Restarts performed by this supervisor for this child. */
   readonly restarts: number;
   readonly running: boolean;
+  /** How its latest incarnation to end by itself ended (a crash's error, as OTP's crash report gives it); undefined while none has. */
+  readonly lastExit: ExitReason | undefined;
 }
 
 /** What a supervisor needs from the system. */
@@ -104,6 +106,7 @@ class Child {
   readonly spec: ChildSpec;
   incarnation = -1;
   restarts = 0;
+  lastExit: ExitReason | undefined;
   running: { incarnation?: Incarnation; shutdown(ms: number): Promise<void> } | undefined;
   /** Set while the supervisor itself is terminating this child: its exit is then expected. */
   terminating = false;
@@ -213,6 +216,7 @@ export class Supervisor {
       incarnation: c.incarnation,
       restarts: c.restarts,
       running: c.running !== undefined,
+      lastExit: c.lastExit,
     }));
   }
 
@@ -344,6 +348,7 @@ export class Supervisor {
     // Exits the supervisor caused itself, and exits of incarnations already replaced, are expected.
     if (incarnation !== child.incarnation || child.terminating || this.#state !== 'running') return;
     child.running = undefined;
+    child.lastExit = reason;
     if (!this.#children.includes(child)) return;
     if (child.spec.restart === 'temporary') {
       this.#forget(child);

@@ -42,6 +42,9 @@ test('one_for_one: a crashed worker-backed actor restarts with fresh state; its 
   t.is(await value(system, 'c'), 11);
   t.is(system.lookup('b')?.incarnation, 1);
   t.is(system.lookup('a')?.incarnation, 0);
+  const lastExits = Object.fromEntries(system.status().filter((c) => c.supervisor === 'sup').map((c) => [c.name, c.lastExit]));
+  t.like(lastExits['b'], { kind: 'crash', error: { message: 'boom' } }, 'the status says how the crashed child ended');
+  t.deepEqual([lastExits['a'], lastExits['c']], [undefined, undefined]);
 });
 
 test('one_for_all: every sibling is restarted', async (t) => {

@@ -1,0 +1,63 @@
+/**
+ * Clusters on worker threads whose replicated state is larger than one byte field of a message
+ * takes by default (16 MiB): a replica left behind catches up on it from its peers (PBFT's state
+ * transfer, HotStuff's snapshot, Raft's InstallSnapshot, each in parts over the peer links), and a
+ * replica restarts from it in its own store. A state larger than MAX_STATE_BYTES halts each
+ * replica that would store it whole, which says why in the cluster's status.
+ */
+import test from 'ava';
+import { setTimeout as pause } from 'node:timers/promises';
+import { ActorSystem } from '../actors/system.js';
+import { statusLine, type Cluster } from '../actors/cluster.js';
+import { MAX_STATE_BYTES, type ConsensusAlgorithm } from '../protocols/consensus/index.js';
+import { Ballast, ballastPayload } from './fixtures/state-machines.js';
+
+const LARGE = 20 << 20;
+
+/** Resolves once every replica has executed `position`, and returns their state hashes. */
+async function converged(cluster: Cluster, position: number): Promise<Set<string>> {
+  await Promise.all(Array.from({ length: cluster.n }, (_, i) => cluster.executedUpTo(i, position)));
+  return new Set((await cluster.status()).map((replica) => replica.stateHash));
+}
+
+for (const protocol of ['pbft', 'hotstuff', 'raft'] as const satisfies readonly ConsensusAlgorithm[]) {
+  test.serial(`${protocol}: a state of ${LARGE >> 20} MiB reaches a replica that fell behind and comes back from a replica's store; one over MAX_STATE_BYTES halts the replicas that would store it with STATE_TOO_LARGE`, async (t) => {
+    t.timeout(240_000);
+    const system = await ActorSystem.start({ cryptoThreads: 1 });
+    t.teardown(() => system.stop());
+    const cluster = await system.spawnCluster({ protocol, n: 4, policy: 'classical', stateMachine: Ballast, snapshotInterval: 4, kdfLog2N: 10 });
+    const submit = (bytes: number): Promise<number> => cluster.submit(ballastPayload(bytes)).then((result) => result.position);
+
+    await submit(LARGE);
+    await cluster.crash(3);
+    // Past several snapshots or checkpoints: what replica 3 lacks is no longer in any log.
+    let last = 0;
+    for (let i = 0; i < 12; i++) last = await submit(LARGE);
+    await cluster.restart(3);
+    t.is((await converged(cluster, last)).size, 1, 'replica 3 caught up');
+    const jumps = Array.from({ length: last }, (_, k) => cluster.executed(3, k + 1)).filter((position) => position?.type === 'snapshot');
+    t.true(jumps.length > 0, 'replica 3 took the state from its peers');
+
+    await cluster.crash(0);
+    await cluster.restart(0);
+    last = await submit(LARGE);
+    t.is((await converged(cluster, last)).size, 1, 'replica 0 came back from its store');
+    t.log((await cluster.status()).map(statusLine).join('\n'));
+
+    // Commands go on until the state reaches a position where the replicas store it (HotStuff's
+    // chain stands still without them); the status, polled, is where a replica's halt shows.
+    // Once a quorum cannot form without the halted, the others wait where they are.
+    const restarts = (await cluster.status()).map((replica) => replica.restarts);
+    let status = await cluster.status();
+    while (!status.some((replica) => replica.halted !== null)) {
+      void submit(MAX_STATE_BYTES).catch(() => undefined);
+      await pause(100);
+      status = await cluster.status();
+    }
+    for (const replica of status.filter((r) => r.halted !== null)) {
+      t.regex(replica.halted ?? '', new RegExp(`ConsensusError STATE_TOO_LARGE: the state at position \\d+ is \\d+ bytes whole, more than the ${MAX_STATE_BYTES}`));
+      t.is(replica.role, 'halted');
+    }
+    t.deepEqual(status.map((replica) => replica.restarts), restarts, 'halted, not restarted into the same error again');
+  });
+}
