@@ -11,8 +11,9 @@ import { hotstuff } from '../protocols/hotstuff/index.js';
 import { pbft } from '../protocols/pbft/index.js';
 import { raft } from '../protocols/raft/index.js';
 import { SafetyChecker } from '../protocols/sim/checker.js';
-import { BYZANTINE_MODES, CONSENSUS_ALGORITHMS, Simulation, SafetyViolation, sweep, type ByzantineMode, type Submission } from '../protocols/sim/index.js';
+import { BYZANTINE_MODES, CONSENSUS_ALGORITHMS, Simulation, SafetyViolation, sweep, type ByzantineMode, type Prng, type Submission } from '../protocols/sim/index.js';
 import { testSeed } from './helpers/seed.js';
+import { LedgerMachine, ledgerPayload, ledgerResponse } from '../examples/ledger/ledger.js';
 
 const N = 4;
 
@@ -97,6 +98,44 @@ test('a state machine that cannot freeze, stored and sent whole at every stored 
     t.is(summary.commits, summary.seeds * 30, protocol);
     t.true(summary.stored_states > 0, `${protocol}: ${summary.stored_states} states stored`);
   }
+});
+
+test('a sweep runs a workload of its user for a state machine of its user: the ledger of examples/ledger, under every fault, on every protocol', (t) => {
+  const seed = testSeed(t);
+  const accounts = ['alice', 'bob', 'carol'];
+  let drawn = 0;
+  let carriedOut = 0;
+  const ledger = (): ConsensusState => {
+    const machine = new LedgerMachine(5);
+    return {
+      apply: (cmd) => {
+        const response = machine.apply(cmd);
+        if (ledgerResponse(response).ok) carriedOut++;
+        return response;
+      },
+      hash: () => machine.hash(),
+      snapshot: () => machine.snapshot(),
+      restore: (bytes) => machine.restore(bytes),
+    };
+  };
+  const workload = (random: Prng): Uint8Array => {
+    drawn++;
+    const amount = 1 + random.int(10);
+    if (random.chance(0.3)) return ledgerPayload({ type: 'deposit', account: random.pick(accounts), amount });
+    const [from = 'alice', to = 'bob'] = random.shuffle(accounts);
+    return ledgerPayload({ type: 'transfer', from, to, amount });
+  };
+  const definitions = { pbft: pbft({ checkpointInterval: 2 }), hotstuff: hotstuff({ snapshotInterval: 2 }), raft: raft({ snapshotInterval: 2 }) };
+  for (const protocol of CONSENSUS_ALGORITHMS) {
+    const definition = definitions[protocol] as ProtocolDefinition<{ readonly type: string }>;
+    const faults = isByzantineTolerant(protocol) ? (['crash', 'partition', 'byzantine', 'network', 'delay'] as const) : (['crash', 'partition', 'network', 'delay'] as const);
+    const summary = sweep({ protocol, definition, n: protocol === 'raft' ? 5 : 4, seeds: 6, seedStart: seed, faults, stateMachine: ledger, workload });
+    t.is(summary.violations, 0, `${protocol}: ${JSON.stringify(summary.first_violation)}`);
+    t.is(summary.liveness_failures, 0, `${protocol}: first liveness failure at seed ${summary.first_liveness_failure}`);
+    t.is(summary.commits, summary.seeds * 30, protocol);
+  }
+  t.is(drawn, CONSENSUS_ALGORITHMS.length * 6 * 30, 'every command came from the workload');
+  t.true(carriedOut > 0, `the replicas carried out ${carriedOut} ledger commands`);
 });
 
 test('a resume queued for a core that crashed is dropped, and a restarted core is resumed as its own', (t) => {

@@ -11,6 +11,7 @@ import { BYZANTINE_MODES, type ByzantineMode } from './byzantine.js';
 import { SafetyViolation } from './checker.js';
 import type { CryptoCost, CryptoCostPreset } from './cost.js';
 import type { NetworkOptions } from './network.js';
+import type { Prng } from './prng.js';
 import type { Message } from './protocols.js';
 import { Simulation } from './simulation.js';
 
@@ -41,8 +42,13 @@ export interface SweepOptions<M extends Message = Message> {
   readonly crypto?: CryptoCostPreset | CryptoCost;
   /** The simulation's `resumeAfterMs`: a turn between a paused core's steps, when its definition executes in slices. */
   readonly resumeAfterMs?: number;
-  /** Each replica's state machine (default: the key-value machine); the workload's commands are key-value operations. */
+  /** Each replica's state machine (default: the key-value machine). */
   readonly stateMachine?: () => ConsensusState;
+  /**
+   * The payload of the `index`th command, drawn from the run's `random` stream so that a seed
+   * replays it (default: a key-value put of a fresh key, for the default machine).
+   */
+  readonly workload?: (random: Prng, index: number) => Uint8Array;
   /** Stop at the first violation (default true). */
   readonly stopOnViolation?: boolean;
   /** Called after each seed (progress). */
@@ -124,7 +130,8 @@ export function runSeed<M extends Message>(options: SweepOptions<M>, seed: numbe
   const crashBudget = f - byzantine.size;
   const down = new Set<number>();
 
-  for (let i = 0; i < (options.commands ?? 30); i++) sim.at(rng.between(0, chaosMs), () => void sim.submit());
+  const { workload } = options;
+  for (let i = 0; i < (options.commands ?? 30); i++) sim.at(rng.between(0, chaosMs), () => void sim.submit(workload?.(rng, i)));
   if (has('crash') && crashBudget > 0) {
     for (let k = 0; k < 1 + rng.int(4); k++) {
       sim.at(rng.between(0, chaosMs), () => {
