@@ -31,6 +31,15 @@ export const executedPositionSchema = t.variants({
 /** An execution as a replica reports it. */
 export type ExecutedPosition = Infer<typeof executedPositionSchema>;
 
+/**
+ * The codes of the errors a replica halts on rather than crash (replica.ts): a restart would
+ * replay its log to the same point and meet them again.
+ */
+export const HALTING_CODES = ['STATE_TOO_LARGE'] as const;
+
+/** One of {@link HALTING_CODES}. */
+export type HaltingCode = (typeof HALTING_CODES)[number];
+
 /** A key rotation consensus committed: its certificate (protocols/crypto/key-rotation.ts), the position it committed at, and whether the member's signer has adopted it. */
 export interface KnownRotation {
   readonly certificate: Uint8Array;
@@ -54,6 +63,10 @@ export interface AgentSink {
   /** Replica `node`'s signer adopted its rotated key `keyId`. */
   rotationAdopted(node: number, keyId: string): void;
   applied(node: number, executed: ExecutedPosition): void;
+  /** Replica `node` halted on an error of code `code` (`reason`, the error as text). */
+  halted(node: number, code: HaltingCode, reason: string): void;
+  /** An incarnation of replica `node` started: whatever halted before is over. */
+  started(node: number): void;
   evidence(node: number, kind: string, accused: number, detail: string): void;
   /** One replica's signed tree head (one signature). */
   treeHead(signed: SignedTreeHead): void;
@@ -67,6 +80,7 @@ export const ClusterAgent = defineBehavior({
     hello: { node: t.uint() },
     rotations: {},
     applied: { node: t.uint(), applied: executedPositionSchema },
+    halted: { node: t.uint(), code: t.oneOf(...HALTING_CODES), reason: t.string({ maxLength: 4096 }) },
     evidence: { node: t.uint(), kind: t.string({ maxLength: 64 }), accused: t.uint(), detail: t.string({ maxLength: 4096 }) },
     /** A replica's signature over its receipt log's tree head after a position. */
     'tree-head': { signed: BINARY_SCHEMAS.signedTreeHead },
@@ -86,11 +100,14 @@ export const ClusterAgent = defineBehavior({
         if ('node' in msg && msg.type !== 'hello' && from.ref?.name !== sink.replicas[msg.node]) return;
         switch (msg.type) {
           case 'hello':
+            if (from.ref?.name === sink.replicas[msg.node]) sink.started(msg.node);
             return from.reply({ type: 'faults', ...sink.faultsFor(msg.node) });
           case 'rotations':
             return from.reply({ type: 'rotations', rotations: [...sink.rotations()] });
           case 'applied':
             return sink.applied(msg.node, msg.applied);
+          case 'halted':
+            return sink.halted(msg.node, msg.code, msg.reason);
           case 'evidence':
             return sink.evidence(msg.node, msg.kind, msg.accused, msg.detail);
           case 'tree-head':

@@ -21,7 +21,7 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { AskTimeout, ConfigError, KnhkError, MAX_DELAY_MS, tracerOf, type ActorRef, type ActorSystem, type Supervisor } from '../runtime/index.js';
-import { configurationResponse, consensusConfig, hex, kvPayload, type ConsensusAlgorithm, type ConsensusConfig, type KvOperation } from '../protocols/consensus/index.js';
+import { ConsensusError, configurationResponse, consensusConfig, hex, kvPayload, type ConsensusAlgorithm, type ConsensusConfig, type KvOperation } from '../protocols/consensus/index.js';
 import {
   CryptoError,
   decodeRotationCertificate,
@@ -35,7 +35,7 @@ import {
   type SignaturePolicy,
 } from '../protocols/crypto/index.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
-import { ClusterAgent, type AgentSink, type ExecutedPosition } from './cluster-agent.js';
+import { ClusterAgent, type AgentSink, type ExecutedPosition, type HaltingCode } from './cluster-agent.js';
 import { Client, type ClientResult } from './client.js';
 import { checkDelay, checkPartition, HEALTHY, type LinkDelay, type LinkFaults } from './link-faults.js';
 import { Replica, type ReplicaReport, type ReplicaTuning } from './replica.js';
@@ -198,8 +198,9 @@ export interface ReplicaStatus {
    * Why the replica halted, when it did: an error that a restart would meet again at the same
    * position, since the replica replays its log to it (`ConsensusError` `STATE_TOO_LARGE`). A
    * halted replica (role `halted`) takes no input and answers only questions like this one, where
-   * crashing would only restart it into the same error again and again; once more than f have
-   * halted, the others wait where they are. Null while it runs.
+   * crashing would only restart it into the same error again and again; once more have halted
+   * than the others can form a quorum without, they wait, and {@link Cluster.submit} fails with
+   * the error. Null while it runs.
    */
   readonly halted: string | null;
   readonly byzantine: ByzantineMode | null;
@@ -306,6 +307,14 @@ export class Cluster {
   readonly #highest: number[];
   readonly #evidence: EvidenceReport[] = [];
   readonly #listeners = new Set<(node: number, executed: ExecutedPosition) => void>();
+  /** Replicas halted (replica.ts), by node: what they halted on. */
+  readonly #halts = new Map<number, { readonly code: HaltingCode; readonly reason: string }>();
+  /** Replicas that may halt before the rest can no longer form a quorum. */
+  readonly #haltsTolerated: number;
+  /** Set while too many replicas halted for the cluster to commit: what a submission fails with. */
+  #unavailable: ConsensusError | undefined;
+  /** Submissions waiting for their proof, to fail when the cluster becomes unavailable. */
+  readonly #waiting = new Set<(error: ConsensusError) => void>();
   #stopped = false;
 
   private constructor(init: {
@@ -332,6 +341,7 @@ export class Cluster {
     this.protocol = init.config.algorithm;
     this.n = init.config.n;
     this.f = init.config.f;
+    this.#haltsTolerated = init.config.n - init.config.quorumSize;
     this.policy = init.policy;
     this.stateMachine = init.stateMachine;
     this.dataDir = init.dataDir;
@@ -572,6 +582,8 @@ export class Cluster {
       },
       // A cluster started from its data directory replays what its replicas executed before it exists.
       applied: (node, executed) => whenReady((c) => c.#applied(node, executed)),
+      halted: (node, code, reason) => whenReady((c) => c.#halted(node, { code, reason })),
+      started: (node) => whenReady((c) => c.#halted(node, undefined)),
       evidence: (reporter, kind, accused, detail) => {
         if (cluster !== undefined) cluster.#evidence.push({ reporter, kind, accused, detail });
       },
@@ -679,13 +691,16 @@ export class Cluster {
    * @throws {AskTimeout} when no proof arrived within `timeoutMs` (default 30 s): the command may
    *   still commit later — the outcome is unknown, not failed.
    * @throws {ConfigError} for a key-value operation to a cluster of another state machine.
+   * @throws {ConsensusError} with the halting error's code (`STATE_TOO_LARGE`) once more replicas
+   *   halted than the others can form a quorum without (see {@link ReplicaStatus.halted}),
+   *   including for a submission that was waiting then.
    */
   async submit(command: Uint8Array | KvOperation, options: { readonly timeoutMs?: number } = {}): Promise<Submitted> {
     if (!(command instanceof Uint8Array) && this.stateMachine !== KeyValue.name) {
       throw new ConfigError(`a key-value operation was submitted to a cluster of ${this.stateMachine}, which takes bytes`);
     }
     const payload = command instanceof Uint8Array ? command : kvPayload(command);
-    const result = await this.#client.ask({ type: 'submit', payload }, { timeoutMs: options.timeoutMs ?? 30_000 });
+    const result = await this.#unlessUnavailable(this.#client.ask({ type: 'submit', payload }, { timeoutMs: options.timeoutMs ?? 30_000 }));
     let receipt: Promise<Receipt> | undefined;
     const receiptOf = (): Promise<Receipt> => (receipt ??= this.receipt(result));
     return Object.defineProperty({ ...result }, 'receipt', { get: receiptOf, enumerable: false }) as Submitted;
@@ -835,6 +850,35 @@ export class Cluster {
     clearInterval(this.#rotationChecks);
     await this.#system.root.stopChild(this.id);
     if (this.#temporary) await rm(this.dataDir, { recursive: true, force: true });
+  }
+
+  /** `proof`, unless the cluster becomes unavailable first; then its error. */
+  #unlessUnavailable<T>(proof: Promise<T>): Promise<T> {
+    if (this.#unavailable !== undefined) {
+      proof.catch(() => undefined);
+      return Promise.reject(this.#unavailable);
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.#waiting.add(reject);
+      proof.then(resolve, reject).finally(() => this.#waiting.delete(reject));
+    });
+  }
+
+  /** Replica `node` halted on `halt`, or (undefined) started again; fails the waiting submissions once too many halted. */
+  #halted(node: number, halt: { readonly code: HaltingCode; readonly reason: string } | undefined): void {
+    if (halt === undefined) this.#halts.delete(node);
+    else this.#halts.set(node, halt);
+    if (this.#halts.size <= this.#haltsTolerated) {
+      this.#unavailable = undefined;
+      return;
+    }
+    if (this.#unavailable !== undefined) return;
+    const [first] = this.#halts.values();
+    if (first === undefined) return;
+    const nodes = [...this.#halts.keys()].sort((a, b) => a - b).join(', ');
+    this.#unavailable = new ConsensusError(first.code, `replicas ${nodes} halted, more than the cluster can commit without: ${first.reason}`);
+    for (const reject of this.#waiting) reject(this.#unavailable);
+    this.#waiting.clear();
   }
 
   #applied(node: number, executed: ExecutedPosition): void {

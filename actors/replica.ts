@@ -24,7 +24,7 @@ import { PeerDirectory } from './peer-directory.js';
 import { cutIntoParts, PART_BYTES, PartJoiner, peerPartSchema } from './peer-parts.js';
 import { observedSchemes } from './crypto-telemetry.js';
 import { HEALTHY, linkDelay, linkFaultsSchema, type LinkFaults } from './link-faults.js';
-import type { ExecutedPosition } from './cluster-agent.js';
+import { HALTING_CODES, type ExecutedPosition, type HaltingCode } from './cluster-agent.js';
 
 /** Protocol tuning a cluster passes to its replicas (they execute in slices of their own size). */
 export type ReplicaTuning = Omit<CommonTuning, 'executionSlice'>;
@@ -125,11 +125,12 @@ const faultText = (error: unknown): string =>
   (error instanceof KnhkError ? `${error.name} ${error.code}: ${error.message}` : error instanceof Error ? `${error.name}: ${error.message}` : String(error)).slice(0, FAULT_TEXT_LENGTH);
 
 /**
- * Whether `error` stops the replica for good: a restart would replay its log to the same point and
- * meet it again, so restarting would only loop (and, with its peers looping alike, exceed the
- * cluster's restart intensity and take every replica down). It halts instead, and says why.
+ * The code of `error` if it stops the replica for good: a restart would replay its log to the same
+ * point and meet it again, so restarting would only loop (and, with its peers looping alike,
+ * exceed the cluster's restart intensity and take every replica down). It halts instead, and says why.
  */
-const halts = (error: unknown): boolean => error instanceof ConsensusError && error.code === 'STATE_TOO_LARGE';
+const haltingCode = (error: unknown): HaltingCode | undefined =>
+  error instanceof ConsensusError ? HALTING_CODES.find((code) => code === error.code) : undefined;
 
 const optional = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } => (value === undefined ? {} : ({ [key]: value } as { [P in K]: V }));
 
@@ -155,8 +156,8 @@ export const Replica = defineBehavior({
     'receipt-fill': { from: t.uint(), to: t.uint() },
     /** The receipts of every command of a position under a signed tree head (of that position or a later one). */
     'receipts-at': { position: t.uint(), signed: BINARY_SCHEMAS.signedTreeHead },
-    /** The host stopped on a broken invariant or a failed store: crash, to be restarted; or, when `halt`, stay down. */
-    fault: { message: t.string({ maxLength: FAULT_TEXT_LENGTH }), halt: t.boolean() },
+    /** The host stopped on a broken invariant or a failed store: crash, to be restarted; or, on an error of a code in `halt`, stay down. */
+    fault: { message: t.string({ maxLength: FAULT_TEXT_LENGTH }), halt: t.optional(t.oneOf(...HALTING_CODES)) },
   }),
   replies: t.variants({
     status: statusFields,
@@ -292,7 +293,7 @@ export const Replica = defineBehavior({
             return retireOldKey(adopted.key.keyId);
           })
           // Signing with a key the configuration replaced would be refused: start again, and adopt then.
-          .catch((error: unknown) => ctx.self.tell({ type: 'fault', message: faultText(error), halt: false }, { urgent: true }));
+          .catch((error: unknown) => ctx.self.tell({ type: 'fault', message: faultText(error) }, { urgent: true }));
       }
     };
 
@@ -339,11 +340,14 @@ export const Replica = defineBehavior({
           agent.tell({ type: 'applied', node: nodeId, applied: executed(applied) });
           carryOutRotations(trace, applied.position);
           if (applied.kind === 'snapshot') journal.skipTo(applied.position, applied.stateHash);
-          else void journal.append(applied).catch((error: unknown) => ctx.self.tell({ type: 'fault', message: faultText(error), halt: false }, { urgent: true }));
+          else void journal.append(applied).catch((error: unknown) => ctx.self.tell({ type: 'fault', message: faultText(error) }, { urgent: true }));
           if (journal.missing() !== undefined) void fillGap();
         },
         evidence: (evidence) => agent.tell({ type: 'evidence', node: nodeId, kind: evidence.kind, accused: evidence.node, detail: evidence.detail }),
-        fault: (error) => ctx.self.tell({ type: 'fault', message: faultText(error), halt: halts(error) }, { urgent: true }),
+        fault: (error) => {
+          const halt = haltingCode(error);
+          ctx.self.tell({ type: 'fault', message: faultText(error), ...optional('halt', halt) }, { urgent: true });
+        },
       },
     });
     // Faults in force before this incarnation started still apply to it.
@@ -411,8 +415,9 @@ export const Replica = defineBehavior({
           }
           case 'fault':
             // The host took no input since it stopped on the fault: a halted replica only answers.
-            if (msg.halt) halted = msg.message;
-            else throw new Error(`replica ${nodeId} stopped: ${msg.message}`);
+            if (msg.halt === undefined) throw new Error(`replica ${nodeId} stopped: ${msg.message}`);
+            halted = msg.message;
+            agent.tell({ type: 'halted', node: nodeId, code: msg.halt, reason: msg.message });
             return;
         }
       },

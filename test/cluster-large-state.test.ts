@@ -3,13 +3,13 @@
  * takes by default (16 MiB): a replica left behind catches up on it from its peers (PBFT's state
  * transfer, HotStuff's snapshot, Raft's InstallSnapshot, each in parts over the peer links), and a
  * replica restarts from it in its own store. A state larger than MAX_STATE_BYTES halts each
- * replica that would store it whole, which says why in the cluster's status.
+ * replica that would store it whole, which says why in the cluster's status; once too many have
+ * halted for a quorum, submissions fail with the error.
  */
 import test from 'ava';
-import { setTimeout as pause } from 'node:timers/promises';
 import { ActorSystem } from '../actors/system.js';
 import { statusLine, type Cluster } from '../actors/cluster.js';
-import { MAX_STATE_BYTES, type ConsensusAlgorithm } from '../protocols/consensus/index.js';
+import { ConsensusError, MAX_STATE_BYTES, quorumSize, type ConsensusAlgorithm } from '../protocols/consensus/index.js';
 import { Ballast, ballastPayload } from './fixtures/state-machines.js';
 
 const LARGE = 20 << 20;
@@ -45,17 +45,21 @@ for (const protocol of ['pbft', 'hotstuff', 'raft'] as const satisfies readonly 
     t.log((await cluster.status()).map(statusLine).join('\n'));
 
     // Commands go on until the state reaches a position where the replicas store it (HotStuff's
-    // chain stands still without them); the status, polled, is where a replica's halt shows.
-    // Once a quorum cannot form without the halted, the others wait where they are.
+    // chain stands still without them); the one waiting when too many have halted fails.
     const restarts = (await cluster.status()).map((replica) => replica.restarts);
-    let status = await cluster.status();
-    while (!status.some((replica) => replica.halted !== null)) {
-      void submit(MAX_STATE_BYTES).catch(() => undefined);
-      await pause(100);
-      status = await cluster.status();
-    }
-    for (const replica of status.filter((r) => r.halted !== null)) {
-      t.regex(replica.halted ?? '', new RegExp(`ConsensusError STATE_TOO_LARGE: the state at position \\d+ is \\d+ bytes whole, more than the ${MAX_STATE_BYTES}`));
+    const tooLarge = new RegExp(`ConsensusError STATE_TOO_LARGE: the state at position \\d+ is \\d+ bytes whole, more than the ${MAX_STATE_BYTES}`);
+    const unavailable = await t.throwsAsync(async () => {
+      for (;;) await submit(MAX_STATE_BYTES);
+    }, { instanceOf: ConsensusError });
+    t.is(unavailable?.code, 'STATE_TOO_LARGE');
+    t.regex(unavailable?.message ?? '', /^replicas \d+(, \d+)+ halted, more than the cluster can commit without: /);
+    t.regex(unavailable?.message ?? '', tooLarge);
+    await t.throwsAsync(submit(1), { instanceOf: ConsensusError, message: /halted/ }, 'and so does the next, at once');
+    const status = await cluster.status();
+    const halted = status.filter((replica) => replica.halted !== null);
+    t.true(halted.length > cluster.n - quorumSize(protocol, cluster.n, cluster.f), `${halted.length} halted`);
+    for (const replica of halted) {
+      t.regex(replica.halted ?? '', tooLarge);
       t.is(replica.role, 'halted');
     }
     t.deepEqual(status.map((replica) => replica.restarts), restarts, 'halted, not restarted into the same error again');
