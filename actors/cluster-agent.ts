@@ -94,19 +94,26 @@ export const ClusterAgent = defineBehavior({
     rotations: { rotations: t.array(rotationSchema, { maxLength: 1 << 16 }) },
   }),
   start(_ctx, sink: AgentSink) {
+    /** The latest incarnation of each replica that said hello. */
+    const incarnations = new Map<number, number>();
     return {
       receive(msg, from) {
         // One replica must not report in another's name: its executions, evidence or rotations.
-        if ('node' in msg && msg.type !== 'hello' && from.ref?.name !== sink.replicas[msg.node]) return;
+        if ('node' in msg && msg.type !== 'hello' && (from.ref === undefined || from.ref.name !== sink.replicas[msg.node])) return;
         switch (msg.type) {
           case 'hello':
-            if (from.ref?.name === sink.replicas[msg.node]) sink.started(msg.node);
+            if (from.ref !== undefined && from.ref.name === sink.replicas[msg.node]) {
+              incarnations.set(msg.node, from.ref.incarnation);
+              sink.started(msg.node);
+            }
             return from.reply({ type: 'faults', ...sink.faultsFor(msg.node) });
           case 'rotations':
             return from.reply({ type: 'rotations', rotations: [...sink.rotations()] });
           case 'applied':
             return sink.applied(msg.node, msg.applied);
           case 'halted':
+            // A late report of an incarnation that has since been replaced is about the past.
+            if ((from.ref?.incarnation ?? -1) < (incarnations.get(msg.node) ?? 0)) return;
             return sink.halted(msg.node, msg.code, msg.reason);
           case 'evidence':
             return sink.evidence(msg.node, msg.kind, msg.accused, msg.detail);

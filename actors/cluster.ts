@@ -200,7 +200,7 @@ export interface ReplicaStatus {
    * halted replica (role `halted`) takes no input and answers only questions like this one, where
    * crashing would only restart it into the same error again and again; once more have halted
    * than the others can form a quorum without, they wait, and {@link Cluster.submit} fails with
-   * the error. Null while it runs.
+   * the error (halted replicas alone count: with crashed ones besides, it times out). Null while it runs.
    */
   readonly halted: string | null;
   readonly byzantine: ByzantineMode | null;
@@ -692,14 +692,16 @@ export class Cluster {
    *   still commit later — the outcome is unknown, not failed.
    * @throws {ConfigError} for a key-value operation to a cluster of another state machine.
    * @throws {ConsensusError} with the halting error's code (`STATE_TOO_LARGE`) once more replicas
-   *   halted than the others can form a quorum without (see {@link ReplicaStatus.halted}),
-   *   including for a submission that was waiting then.
+   *   halted than the others can form a quorum without (see {@link ReplicaStatus.halted}; halted
+   *   replicas alone are counted, not crashed ones): at once, without sending the command, or for
+   *   a submission that was waiting then, whose outcome is unknown, as after a timeout.
    */
   async submit(command: Uint8Array | KvOperation, options: { readonly timeoutMs?: number } = {}): Promise<Submitted> {
     if (!(command instanceof Uint8Array) && this.stateMachine !== KeyValue.name) {
       throw new ConfigError(`a key-value operation was submitted to a cluster of ${this.stateMachine}, which takes bytes`);
     }
     const payload = command instanceof Uint8Array ? command : kvPayload(command);
+    if (this.#unavailable !== undefined) throw this.#unavailable;
     const result = await this.#unlessUnavailable(this.#client.ask({ type: 'submit', payload }, { timeoutMs: options.timeoutMs ?? 30_000 }));
     let receipt: Promise<Receipt> | undefined;
     const receiptOf = (): Promise<Receipt> => (receipt ??= this.receipt(result));
@@ -854,10 +856,6 @@ export class Cluster {
 
   /** `proof`, unless the cluster becomes unavailable first; then its error. */
   #unlessUnavailable<T>(proof: Promise<T>): Promise<T> {
-    if (this.#unavailable !== undefined) {
-      proof.catch(() => undefined);
-      return Promise.reject(this.#unavailable);
-    }
     return new Promise<T>((resolve, reject) => {
       this.#waiting.add(reject);
       proof.then(resolve, reject).finally(() => this.#waiting.delete(reject));

@@ -209,6 +209,7 @@ export class ReplicaHost<M extends { readonly type: string }> {
 
   /** Bytes from a peer: decoded, validated and verified before the core sees them. Their trace is the active context's. */
   async receive(bytes: Uint8Array): Promise<void> {
+    if (this.#stopped) return;
     const arrival = context.active();
     let envelope: Signed<M>;
     try {
@@ -259,6 +260,7 @@ export class ReplicaHost<M extends { readonly type: string }> {
   }
 
   #input(input: Input<M>, arrival: Context | undefined, timerOps?: number): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
     this.#inbox.push(timerOps === undefined ? { input, arrival } : { input, arrival, timerOps });
     this.#nextGroup ??= this.#enqueue(() => this.#stepInbox());
     return this.#nextGroup;

@@ -359,6 +359,8 @@ export const Replica = defineBehavior({
 
     return {
       async receive(msg, from) {
+        // A halted replica answers questions; what it would step its core with, it drops unread.
+        if (halted !== undefined && (msg.type === 'peer' || msg.type === 'peer-part' || msg.type === 'request')) return;
         switch (msg.type) {
           // Not awaited: the host verifies envelopes concurrently and steps its core with every input
           // that arrived meanwhile as one group (one disk sync, one signing round). Holding the
