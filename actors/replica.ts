@@ -112,13 +112,12 @@ const statusFields = {
   /** Leaves in its receipt log, and whether the log has no hole (receipt-journal.ts). */
   receiptLog: t.uint(),
   receiptLogComplete: t.boolean(),
-  /** Why it halted, when it did (`halts`). */
+  /** Why it halted, when it did (`haltingCode`). */
   halted: t.optional(t.string({ maxLength: FAULT_TEXT_LENGTH })),
 };
 
 /** What a replica reports about itself. */
 export type ReplicaReport = Infer<ReturnType<typeof t.object<typeof statusFields>>>;
-
 
 /** An error as a replica's `fault` message carries it: with its code when it has one (`STATE_TOO_LARGE`), cut to fit. */
 const faultText = (error: unknown): string =>
@@ -344,10 +343,7 @@ export const Replica = defineBehavior({
           if (journal.missing() !== undefined) void fillGap();
         },
         evidence: (evidence) => agent.tell({ type: 'evidence', node: nodeId, kind: evidence.kind, accused: evidence.node, detail: evidence.detail }),
-        fault: (error) => {
-          const halt = haltingCode(error);
-          ctx.self.tell({ type: 'fault', message: faultText(error), ...optional('halt', halt) }, { urgent: true });
-        },
+        fault: (error) => ctx.self.tell({ type: 'fault', message: faultText(error), ...optional('halt', haltingCode(error)) }, { urgent: true }),
       },
     });
     // Faults in force before this incarnation started still apply to it.
