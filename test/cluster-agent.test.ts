@@ -1,0 +1,53 @@
+/**
+ * The cluster agent (actors/cluster-agent.ts) passes on what a replica reports only when the
+ * replica it names sent it: a halt in another's name, or from no actor at all, is dropped, and a
+ * replica's new incarnation saying hello clears its halt.
+ */
+import test from 'ava';
+import { ClusterAgent, type AgentSink } from '../actors/cluster-agent.js';
+import { HEALTHY } from '../actors/link-faults.js';
+import type { ActorRef } from '../runtime/index.js';
+import { Relay } from './fixtures/actors.js';
+import { eventually, startSystem } from './helpers/system.js';
+
+test('the cluster agent takes a halt only from the replica it names, and a hello of its next incarnation clears it', async (t) => {
+  const system = await startSystem(t);
+  const reports: string[] = [];
+  const sink: AgentSink = {
+    replicas: ['c/replica-0', 'c/replica-1'],
+    faultsFor: () => ({ links: HEALTHY }),
+    rotations: () => [],
+    rotationInstalled: () => undefined,
+    rotationAdopted: () => undefined,
+    applied: () => undefined,
+    halted: (node, code) => void reports.push(`halted ${node} ${code}`),
+    started: (node) => void reports.push(`started ${node}`),
+    evidence: () => undefined,
+    treeHead: () => undefined,
+  };
+  const agent = (await system.spawn(ClusterAgent, { name: 'c/agent', args: sink })) as ActorRef<unknown>;
+  const replica = async (i: number): Promise<ActorRef<{ type: 'relay'; to: ActorRef<unknown>; message: unknown } | { type: 'boom' }>> => {
+    const ref = system.lookup<{ type: 'relay'; to: ActorRef<unknown>; message: unknown } | { type: 'boom' }>(`c/replica-${i}`);
+    return ref ?? system.spawn(Relay, { name: `c/replica-${i}` });
+  };
+  const say = async (i: number, message: unknown): Promise<void> => (await replica(i)).tell({ type: 'relay', to: agent, message });
+  const halt = (node: number): unknown => ({ type: 'halted', node, code: 'STATE_TOO_LARGE', reason: 'too large' });
+
+  await say(0, { type: 'hello', node: 0 });
+  await say(1, halt(0));
+  agent.tell(halt(0));
+  agent.tell(halt(2)); // a node no replica is
+  await say(1, { type: 'hello', node: 1 });
+  await say(0, halt(0));
+  // Each sender's messages arrive in order: once its last report is in, so is what came before.
+  await eventually(() => reports.includes('halted 0 STATE_TOO_LARGE') && reports.includes('started 1'));
+  await agent.ask({ type: 'rotations' }); // the main thread's tell came before it
+  t.deepEqual(reports.filter((r) => r.startsWith('halted')), ['halted 0 STATE_TOO_LARGE'], 'only replica 0 reports its own halt');
+
+  const first = (await replica(0)).incarnation;
+  (await replica(0)).tell({ type: 'boom' });
+  await eventually(() => (system.lookup('c/replica-0')?.incarnation ?? first) > first);
+  await say(0, { type: 'hello', node: 0 });
+  await eventually(() => reports.filter((r) => r === 'started 0').length === 2);
+  t.is(reports.at(-1), 'started 0', 'the new incarnation is started: its halt is over');
+});
