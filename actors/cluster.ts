@@ -206,14 +206,20 @@ export interface ReplicaStatus {
   readonly byzantine: ByzantineMode | null;
   /** Envelopes refused before the core saw them. */
   readonly refused: { readonly malformed: number; readonly forged: number; readonly nonMember: number };
+  /**
+   * Envelopes it did not send because even in parts they exceed what a peer joins (the state bound
+   * `MAX_STATE_BYTES` and 4 MiB): a HotStuff snapshot whose block carries more than 4 MiB of
+   * commands, say. They are lost as on a lossy link; a count above zero says why a peer stays behind.
+   */
+  readonly unsent: number;
   /** Leaves in its receipt log; whether the log has no hole (a replica that caught up by state transfer has one and signs no tree heads). */
   readonly receiptLog: number;
   readonly receiptLogComplete: boolean;
 }
 
-/** One replica's status in a line: node, role, view, executed position, restarts. */
+/** One replica's status in a line: node, role, view, executed position, restarts, and why it halted if it did. */
 export function statusLine(s: ReplicaStatus): string {
-  return `${s.node}: ${s.role} view ${s.view} commit ${s.commitIndex} restarts ${s.restarts}`;
+  return `${s.node}: ${s.role} view ${s.view} commit ${s.commitIndex} restarts ${s.restarts}${s.halted === null ? '' : ` (${s.halted})`}`;
 }
 
 /** Misbehaviour a replica proved with signed messages. */
@@ -797,6 +803,7 @@ export class Cluster {
           halted: report?.halted ?? null,
           byzantine: this.#faults.byzantine[i] ?? null,
           refused: { malformed: report?.malformed ?? 0, forged: report?.forged ?? 0, nonMember: report?.nonMember ?? 0 },
+          unsent: report?.unsent ?? 0,
           receiptLog: report?.receiptLog ?? 0,
           receiptLogComplete: report?.receiptLogComplete ?? false,
         };

@@ -53,6 +53,25 @@ export function cutIntoParts(bytes: Uint8Array, id: number): PeerPart[] {
   return Array.from({ length: count }, (_, index) => ({ id, index, count, bytes: bytes.subarray(index * PART_BYTES, Math.min(bytes.length, (index + 1) * PART_BYTES)) }));
 }
 
+/** Cuts the envelopes one replica sends: numbers those that go in parts, counts those too large to send. */
+export class PartCutter {
+  #inParts = 0;
+  #unsent = 0;
+
+  /** Envelopes not sent for exceeding {@link MAX_JOINED_BYTES}. */
+  get unsent(): number {
+    return this.#unsent;
+  }
+
+  /** The parts of `bytes` to send, under the next id when there are several (`cutIntoParts`). */
+  cut(bytes: Uint8Array): PeerPart[] {
+    const parts = cutIntoParts(bytes, this.#inParts);
+    if (parts.length === 0) this.#unsent++;
+    if (parts.length > 1) this.#inParts++;
+    return parts;
+  }
+}
+
 /** Joins the parts each peer sends. */
 export class PartJoiner {
   /** Envelopes being joined, oldest first, by peer, then by id. */

@@ -21,7 +21,7 @@ import { ReplicaHost } from './replica-host.js';
 import { ReplicaStore } from './replica-store.js';
 import { createStateMachine, type StateMachineRef } from './state-machine-definition.js';
 import { PeerDirectory } from './peer-directory.js';
-import { cutIntoParts, PART_BYTES, PartJoiner, peerPartSchema } from './peer-parts.js';
+import { PART_BYTES, PartCutter, PartJoiner, peerPartSchema } from './peer-parts.js';
 import { observedSchemes } from './crypto-telemetry.js';
 import { HEALTHY, linkDelay, linkFaultsSchema, type LinkFaults } from './link-faults.js';
 import { HALTING_CODES, type ExecutedPosition, type HaltingCode } from './cluster-agent.js';
@@ -108,6 +108,7 @@ const statusFields = {
   malformed: t.uint(),
   forged: t.uint(),
   nonMember: t.uint(),
+  unsent: t.uint(),
   storeOpens: t.uint(),
   /** Leaves in its receipt log, and whether the log has no hole (receipt-journal.ts). */
   receiptLog: t.uint(),
@@ -190,11 +191,10 @@ export const Replica = defineBehavior({
     const client = new PeerDirectory(ctx, [names.client]);
     const delayed = new Set<ReturnType<typeof setTimeout>>();
     const joiner = new PartJoiner();
-    let envelopesInParts = 0;
+    const cutter = new PartCutter();
     const deliver = (to: number, bytes: Uint8Array, urgent: boolean): void => {
-      const parts = cutIntoParts(bytes, envelopesInParts);
+      const parts = cutter.cut(bytes);
       if (parts.length === 1) return peers.tell(to, { type: 'peer', bytes }, urgent);
-      envelopesInParts++;
       for (const part of parts) peers.tell(to, { type: 'peer-part', ...part }, urgent);
     };
 
@@ -229,11 +229,12 @@ export const Replica = defineBehavior({
       if (filling) return;
       filling = true;
       try {
-        while (!stopped && journal.missing() !== undefined) {
+        // A halted replica asks nothing more: its store stays as the halting step left it.
+        while (!stopped && halted === undefined && journal.missing() !== undefined) {
           const wanted = journal.missing() as { from: number; to: number };
           const answers: Uint8Array[] = [];
           let filled = false;
-          for (let k = 1; k < args.n && !filled && !stopped; k++) {
+          for (let k = 1; k < args.n && !filled && !stopped && halted === undefined; k++) {
             const ref = await ctx.lookup(names.replicas[(nodeId + k) % args.n] as string);
             const answer = ref && ((await ref.ask({ type: 'receipt-fill', ...wanted }, { timeoutMs: 10_000 }).catch(() => undefined)) as { bytes: Uint8Array } | undefined);
             if (answer === undefined) continue;
@@ -404,6 +405,7 @@ export const Replica = defineBehavior({
               stateHash: host.stateHash(),
               ...(mode === undefined ? {} : { byzantine: mode }),
               ...stats,
+              unsent: cutter.unsent,
               storeOpens: store.opens,
               receiptLog: journal.size,
               receiptLogComplete: journal.complete,

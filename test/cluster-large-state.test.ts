@@ -64,6 +64,8 @@ for (const protocol of ['pbft', 'hotstuff', 'raft'] as const satisfies readonly 
     for (const replica of halted) {
       t.regex(replica.halted ?? '', tooLarge);
       t.is(replica.role, 'halted');
+      t.regex(statusLine(replica), tooLarge, 'the status line says why');
+      t.is(replica.unsent, 0);
     }
     t.deepEqual(status.map((replica) => replica.restarts), restarts, 'halted, not restarted into the same error again');
   });

@@ -4,7 +4,7 @@
  * holding more than a bounded number of envelopes per peer.
  */
 import test from 'ava';
-import { cutIntoParts, JOINING_PER_PEER, MAX_JOINED_BYTES, PART_BYTES, PartJoiner, peerPartSchema, type PeerPart } from '../actors/peer-parts.js';
+import { cutIntoParts, JOINING_PER_PEER, MAX_JOINED_BYTES, PART_BYTES, PartCutter, PartJoiner, peerPartSchema, type PeerPart } from '../actors/peer-parts.js';
 import { MAX_STATE_BYTES } from '../protocols/consensus/index.js';
 import { t as schema } from '../runtime/index.js';
 
@@ -32,6 +32,15 @@ test('an envelope that fits goes whole; a larger one in parts that join to the s
   t.is(joined.length, 1);
   t.is(Buffer.compare(joined[0] as Uint8Array, large), 0);
   t.deepEqual(cutIntoParts(new Uint8Array(MAX_JOINED_BYTES + 1), 0), []);
+});
+
+test('a replica numbers the envelopes it sends in parts, one id each, and counts those too large to send', (t) => {
+  const cutter = new PartCutter();
+  const sent = [envelope(PART_BYTES + 1, 1), envelope(10, 2), new Uint8Array(MAX_JOINED_BYTES + 1), envelope(3 * PART_BYTES, 4)].map((bytes) => cutter.cut(bytes));
+  t.deepEqual(sent.map((parts) => parts.map((p) => [p.id, p.index, p.count])), [[[0, 0, 2], [0, 1, 2]], [[1, 0, 1]], [], [[1, 0, 3], [1, 1, 3], [1, 2, 3]]]);
+  t.is(cutter.unsent, 1);
+  const joiner = new PartJoiner();
+  t.deepEqual(sent.flatMap((parts) => joinAll(joiner, 'replica-2', parts.length > 1 ? parts : [])).map((bytes) => bytes.length), [PART_BYTES + 1, 3 * PART_BYTES]);
 });
 
 test('the largest state a replica sends, with a MiB of certificate and envelope around it, goes in parts its peer takes and joins', (t) => {
