@@ -48,3 +48,41 @@ test('knhk sim --snapshot-interval makes every protocol store its state that oft
     t.true((often.stored_states as number) > 4 * (usual.stored_states as number) + 20, `${protocol}: ${String(often.stored_states)} states stored every 2 positions, ${String(usual.stored_states)} by default`);
   }
 });
+
+test('knhk sim --state-machine --workload sweeps a machine and commands of the user: the ledger passes; a machine whose replicas disagree is a safety violation; bad modules are refused with status 2', async (t) => {
+  const ledger = fileURLToPath(new URL('../examples/ledger/ledger.js', import.meta.url));
+  const workload = `${fileURLToPath(new URL('../examples/ledger/workload.js', import.meta.url))}#ledgerWorkload`;
+  const fixtures = fileURLToPath(new URL('./fixtures/state-machines.js', import.meta.url));
+  const workloads = fileURLToPath(new URL('./fixtures/workloads.js', import.meta.url));
+  const sim = (...args: string[]): Promise<{ stdout: string; stderr: string }> => run(process.execPath, [knhk, 'sim', '--seeds', '2', '--faults', 'crash,partition,byzantine', '--snapshot-interval', '2', ...args], { timeout: 120_000 });
+
+  const passed = JSON.parse((await sim('--state-machine', `${ledger}#Ledger`, '--state-machine-args', '{"overdraft":5}', '--workload', workload, '--json')).stdout) as Record<string, unknown>;
+  t.like(passed, { state_machine: 'knhk-example/ledger/v1', seeds: 2, commits: 60, violations: 0, liveness_failures: 0 });
+  t.true((passed.stored_states as number) > 0, 'the ledger was stored and restored');
+  t.regex((await sim('--workload', workload)).stdout, /state machine\s+knhk\/kv/);
+
+  const diverged = (await t.throwsAsync(sim('--state-machine', `${fixtures}#Divergent`, '--workload', workload, '--json'))) as unknown as { code: number; stdout: string; stderr: string };
+  t.is(diverged.code, 1);
+  t.like(JSON.parse(diverged.stdout) as Record<string, unknown>, { state_machine: 'knhk-test/divergent', violations: 2 });
+  t.regex(diverged.stderr, /seed 1: /);
+
+  const refused: Array<[string[], RegExp]> = [
+    [['--state-machine', ledger], /takes MODULE#EXPORT/],
+    [['--state-machine', `${ledger}#Nothing`], /exports no Nothing/],
+    [['--state-machine', `${ledger}#ledgerPayload`], /not made by defineStateMachine/],
+    [['--state-machine', `${ledger}#Ledger`], /stateMachineArgs do not fit/],
+    [['--state-machine', `${ledger}#Ledger`, '--state-machine-args', '{"overdraft":-1}'], /stateMachineArgs do not fit/],
+    [['--state-machine', `${ledger}#Ledger`, '--state-machine-args', '{overdraft'], /is not JSON/],
+    [['--state-machine', `${fixtures}#Misplaced`], /does not export the state machine/],
+    [['--state-machine', '/nowhere/machine.js#Machine'], /does not load/],
+    [['--state-machine-args', '{}'], /needs --state-machine/],
+    [['--workload', `${ledger}#Ledger`], /is not a function/],
+    [['--workload', `${workloads}#textWorkload`], /made command \d+ of string, not a Uint8Array/],
+    [['--workload', `${workloads}#failingWorkload`], /threw on command 2: no third command/],
+  ];
+  for (const [args, reason] of refused) {
+    const error = (await t.throwsAsync(sim(...args))) as unknown as { code: number; stderr: string };
+    t.is(error.code, 2, args.join(' '));
+    t.regex(error.stderr, reason, args.join(' '));
+  }
+});

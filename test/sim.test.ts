@@ -11,9 +11,10 @@ import { hotstuff } from '../protocols/hotstuff/index.js';
 import { pbft } from '../protocols/pbft/index.js';
 import { raft } from '../protocols/raft/index.js';
 import { SafetyChecker } from '../protocols/sim/checker.js';
-import { BYZANTINE_MODES, CONSENSUS_ALGORITHMS, Simulation, SafetyViolation, sweep, type ByzantineMode, type Prng, type Submission } from '../protocols/sim/index.js';
+import { BYZANTINE_MODES, CONSENSUS_ALGORITHMS, Simulation, SafetyViolation, sweep, type ByzantineMode, type Submission, type Workload } from '../protocols/sim/index.js';
 import { testSeed } from './helpers/seed.js';
-import { LedgerMachine, ledgerPayload, ledgerResponse } from '../examples/ledger/ledger.js';
+import { LedgerMachine, ledgerResponse } from '../examples/ledger/ledger.js';
+import { ledgerWorkload } from '../examples/ledger/workload.js';
 
 const N = 4;
 
@@ -102,7 +103,6 @@ test('a state machine that cannot freeze, stored and sent whole at every stored 
 
 test('a sweep runs a workload of its user for a state machine of its user: the ledger of examples/ledger, under every fault, on every protocol', (t) => {
   const seed = testSeed(t);
-  const accounts = ['alice', 'bob', 'carol'];
   let drawn = 0;
   let carriedOut = 0;
   const ledger = (): ConsensusState => {
@@ -118,12 +118,9 @@ test('a sweep runs a workload of its user for a state machine of its user: the l
       restore: (bytes) => machine.restore(bytes),
     };
   };
-  const workload = (random: Prng): Uint8Array => {
+  const workload: Workload = (random, index) => {
     drawn++;
-    const amount = 1 + random.int(10);
-    if (random.chance(0.3)) return ledgerPayload({ type: 'deposit', account: random.pick(accounts), amount });
-    const [from = 'alice', to = 'bob'] = random.shuffle(accounts);
-    return ledgerPayload({ type: 'transfer', from, to, amount });
+    return ledgerWorkload(random, index);
   };
   const definitions = { pbft: pbft({ checkpointInterval: 2 }), hotstuff: hotstuff({ snapshotInterval: 2 }), raft: raft({ snapshotInterval: 2 }) };
   for (const protocol of CONSENSUS_ALGORITHMS) {

@@ -12,7 +12,7 @@ export { CLIENT, regionTopology, type LinkOptions, type NetworkOptions, type Ran
 export { CRYPTO_COSTS, type CryptoCost, type CryptoCostPreset } from './cost.js';
 export { Prng } from './prng.js';
 export { protocolDefinition, type CommonTuning, type Message } from './protocols.js';
-export { FAULT_KINDS, runSeed, sweep, type FaultKind, type SeedResult, type SweepOptions, type SweepSummary } from './sweep.js';
+export { FAULT_KINDS, runSeed, sweep, type FaultKind, type SeedResult, type SweepOptions, type SweepSummary, type Workload } from './sweep.js';
 export * from '../consensus/index.js';
 export { pbft, PbftCore, type PbftOptions, type PbftMessage } from '../pbft/index.js';
 export { hotstuff, HotStuffCore, type HotStuffOptions, type HotStuffMessage } from '../hotstuff/index.js';

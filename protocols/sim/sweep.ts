@@ -44,16 +44,19 @@ export interface SweepOptions<M extends Message = Message> {
   readonly resumeAfterMs?: number;
   /** Each replica's state machine (default: the key-value machine). */
   readonly stateMachine?: () => ConsensusState;
-  /**
-   * The payload of the `index`th command, drawn from the run's `random` stream so that a seed
-   * replays it (default: a key-value put of a fresh key, for the default machine).
-   */
-  readonly workload?: (random: Prng, index: number) => Uint8Array;
+  /** The commands' payloads (default: key-value puts of fresh keys, for the default machine). */
+  readonly workload?: Workload;
   /** Stop at the first violation (default true). */
   readonly stopOnViolation?: boolean;
   /** Called after each seed (progress). */
   readonly onSeed?: (result: SeedResult) => void;
 }
+
+/**
+ * Makes the payload of a run's `index`th command. It draws what it chooses from `random`, the
+ * run's one stream, and from nothing else, so that a seed replays the run exactly.
+ */
+export type Workload = (random: Prng, index: number) => Uint8Array;
 
 /** The outcome of one seed. */
 export interface SeedResult {
