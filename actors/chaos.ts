@@ -142,8 +142,13 @@ export interface ChaosReport {
   readonly faults_by_kind: Readonly<Record<ChaosFaultKind, number>>;
   /** Replica restarts (the sum of `status().restarts`: the runner's and the supervisor's). */
   readonly restarts: number;
-  /** Misbehaviour honest replicas proved with signed messages. */
+  /** Misbehaviour honest replicas proved with signed messages, and receipt-log forks the cluster saw. */
   readonly evidence: number;
+  /**
+   * Evidence against a replica the schedule never made Byzantine, from one it never made so (the
+   * cluster's own checks included): a false accusation, or honest replicas that diverged. `problems` says which.
+   */
+  readonly evidence_against_honest: number;
   /** Replica crashes the schedule did not cause (the supervisor restarted them; `problems` says why). */
   readonly unplanned_crashes: number;
   /** The checker's verdict on the whole history, final reads included. */
@@ -174,9 +179,16 @@ export interface ChaosReport {
   readonly check_s: number;
 }
 
-/** True when a run passed: linearizable, no lost acknowledged write, every key read, converged, nothing stalled. */
+/** True when a run passed: linearizable, no lost acknowledged write, every key read, converged, no honest replica accused, nothing stalled. */
 export function chaosPassed(report: ChaosReport): boolean {
-  return report.linearizable === true && report.lost_acknowledged === 0 && report.final_reads_missing === 0 && report.converged && report.stalled.length === 0;
+  return (
+    report.linearizable === true &&
+    report.lost_acknowledged === 0 &&
+    report.final_reads_missing === 0 &&
+    report.converged &&
+    report.evidence_against_honest === 0 &&
+    report.stalled.length === 0
+  );
 }
 
 function positiveInteger(name: string, value: number): number {
@@ -369,6 +381,9 @@ export async function runChaos(options: ChaosOptions, onProgress?: (progress: Ch
   }, o.progressIntervalMs);
   let finalStatus: ReplicaStatus[] = [];
   let evidence = 0;
+  let againstHonest = 0;
+  /** Replicas the schedule made Byzantine at some point: evidence against them may be true. */
+  const everByzantine = new Set<number>();
   const finalReads = new Map<string, OkOperation<KvOperation, KvResponse>>();
   let converged = false;
   let convergedNote = '';
@@ -485,6 +500,7 @@ export async function runChaos(options: ChaosOptions, onProgress?: (progress: Ch
               for (const link of fault.links) cluster.delay(link);
               break;
             case 'byzantine':
+              everByzantine.add(fault.node);
               cluster.byzantine(fault.node, fault.mode);
               break;
           }
@@ -577,7 +593,13 @@ export async function runChaos(options: ChaosOptions, onProgress?: (progress: Ch
       if (performance.now() > convergeBy) break;
       await sleep(250);
     }
-    evidence = cluster.evidence().length;
+    const reports = cluster.evidence();
+    evidence = reports.length;
+    const honest = reports.filter((report) => !everByzantine.has(report.accused) && !everByzantine.has(report.reporter));
+    againstHonest = honest.length;
+    for (const report of honest.slice(0, 10)) {
+      problems.push(`replica ${report.accused}, never Byzantine, accused by ${report.reporter === -1 ? 'the cluster' : `replica ${report.reporter}`} of ${report.kind}: ${report.detail}`);
+    }
   } finally {
     clearInterval(ticker);
     clearTimeout(endTimer);
@@ -615,6 +637,7 @@ export async function runChaos(options: ChaosOptions, onProgress?: (progress: Ch
     faults_by_kind: faultsByKind,
     restarts: finalStatus.reduce((sum, s) => sum + s.restarts, 0),
     evidence,
+    evidence_against_honest: againstHonest,
     unplanned_crashes: [...crashes.values()].reduce((a, b) => a + b, 0),
     linearizable: verdict.linearizable,
     violation: verdict.linearizable === true ? null : verdict.linearizable === false ? formatViolation(verdict) : verdict.explanation,

@@ -237,7 +237,9 @@ export class ReceiptJournal {
       }
     });
     await this.#writing;
-    if (this.#accepted >= gap.to) {
+    // A state transfer further ahead, meanwhile, left a gap of its own beyond this one (skipTo):
+    // clearing it would append later positions over a hole, and the log would fork from its peers'.
+    if (this.#gap === gap && this.#accepted >= gap.to) {
       this.#gap = undefined;
       const queued = this.#queued;
       this.#queued = [];

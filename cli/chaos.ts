@@ -119,7 +119,7 @@ export function formatChaosReport(r: ChaosReport): string {
     `operations      ok ${r.ops_ok}, failed ${r.ops_failed}, indeterminate ${r.ops_indeterminate} (${r.throughput_ops_s.toFixed(1)} ok/s)`,
     `faults          ${r.faults} (${byKind})`,
     `restarts        ${r.restarts}${r.unplanned_crashes > 0 ? ` (${r.unplanned_crashes} after crashes the schedule did not cause: see problems)` : ''}`,
-    ...(r.protocol === 'raft' ? [] : [`evidence        ${r.evidence} Byzantine proofs reported by honest replicas`]),
+    `evidence        ${r.evidence} proofs of misbehaviour${r.evidence_against_honest > 0 ? `, ${r.evidence_against_honest} against replicas never Byzantine: see problems` : ''}`,
     `linearizable    ${yesNo(r.linearizable)} (checked in ${r.check_s.toFixed(2)} s)`,
     `lost acked      ${r.lost_acknowledged}`,
     `final reads     ${r.keys - r.final_reads_missing}/${r.keys} keys`,

@@ -7,10 +7,11 @@ import test from 'ava';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { ChaosSchedule, lostAcknowledgedWrites, runChaos, type ChaosFault, type ChaosOptions, type ChaosReport } from '../actors/chaos.js';
+import { chaosPassed, ChaosSchedule, lostAcknowledgedWrites, runChaos, type ChaosFault, type ChaosOptions, type ChaosReport } from '../actors/chaos.js';
 import type { OkOperation, Operation } from '../protocols/history/index.js';
 import type { KvOperation, KvResponse } from '../protocols/consensus/index.js';
 import { testSeed } from './helpers/seed.js';
+import { formatChaosReport } from '../cli/chaos.js';
 
 const run = promisify(execFile);
 const knhk = fileURLToPath(new URL('../cli/knhk.js', import.meta.url));
@@ -84,6 +85,22 @@ test('lostAcknowledgedWrites counts the acknowledged writes a final read proves 
   t.is(lostAcknowledgedWrites(history, finals).filter((l) => l.key === 'a').length, 2);
 });
 
+test('a run in which a replica the schedule left honest was accused fails, and its report says so', (t) => {
+  const report: ChaosReport = {
+    protocol: 'raft', n: 5, f: 2, policy: 'classical', seed: 1, clients: 8, keys: 20, fault_kinds: ['crash'], duration_s: 1, wall_s: 2,
+    ops_ok: 10, ops_failed: 0, ops_indeterminate: 0, throughput_ops_s: 10, faults: 1, faults_by_kind: { crash: 1, partition: 0, delay: 0, byzantine: 0 },
+    restarts: 1, evidence: 0, evidence_against_honest: 0, unplanned_crashes: 0, linearizable: true, violation: null, lost_acknowledged: 0, lost_writes: [],
+    final_reads_missing: 0, converged: true, convergence_note: '', replicas: [], schedule: [], problems: [], stalled: [], check_s: 0,
+  };
+  t.true(chaosPassed(report));
+  const accused: ChaosReport = { ...report, evidence: 1, evidence_against_honest: 1, problems: ['replica 2, never Byzantine, accused by the cluster of receipt-log-fork: …'] };
+  t.false(chaosPassed(accused));
+  const text = formatChaosReport(accused);
+  t.regex(text, /evidence\s+1 proofs of misbehaviour, 1 against replicas never Byzantine/);
+  t.regex(text, /verdict\s+FAIL/);
+  t.regex(text, /replica 2, never Byzantine, accused/);
+});
+
 /** A short real run; asserts the acceptance criteria and logs the summary. */
 async function shortRun(t: import('ava').ExecutionContext, options: Omit<ChaosOptions, 'seed'>): Promise<ChaosReport> {
   const seed = testSeed(t);
@@ -104,6 +121,7 @@ async function shortRun(t: import('ava').ExecutionContext, options: Omit<ChaosOp
   t.is(report.final_reads_missing, 0);
   t.true(report.converged, 'every replica reaches the same commit index and state hash');
   t.deepEqual(report.stalled, [], 'no step of the runner hung');
+  t.is(report.evidence_against_honest, 0, 'no replica the schedule left honest was accused');
   t.true(report.ops_ok > 0);
   t.true(report.faults > 0);
   return report;
@@ -132,10 +150,10 @@ test.serial('knhk chaos --json prints one object with the report keys and exits 
   const lines = stdout.trim().split('\n');
   t.is(lines.length, 1, 'nothing but the JSON object on stdout');
   const report = JSON.parse(lines[0] as string) as Record<string, unknown>;
-  for (const key of ['ops_ok', 'ops_failed', 'ops_indeterminate', 'faults', 'restarts', 'linearizable', 'lost_acknowledged', 'converged', 'seed', 'protocol', 'n', 'duration_s']) {
+  for (const key of ['ops_ok', 'ops_failed', 'ops_indeterminate', 'faults', 'restarts', 'linearizable', 'lost_acknowledged', 'converged', 'evidence', 'evidence_against_honest', 'seed', 'protocol', 'n', 'duration_s']) {
     t.true(key in report, key);
   }
-  t.like(report, { protocol: 'raft', n: 3, seed, linearizable: true, lost_acknowledged: 0, converged: true });
+  t.like(report, { protocol: 'raft', n: 3, seed, linearizable: true, lost_acknowledged: 0, converged: true, evidence_against_honest: 0 });
 });
 
 test('knhk chaos refuses bad arguments with status 2 and says why', async (t) => {

@@ -114,6 +114,31 @@ test('a gap left by state transfer is filled from a peer, checked against the st
   t.is(lagging.positionOf('alice', 4), 4);
 });
 
+test('a state transfer further ahead while a fill is being written leaves a gap of its own: the fill does not close it', async (t) => {
+  const peerHeads: TreeHead[] = [];
+  const peer = await ReceiptJournal.open(await store(t, 0), context, (head) => peerHeads.push(head));
+  for (let p = 1; p <= 9; p++) await peer.append(executed(p));
+  const heads: TreeHead[] = [];
+  const lagging = await ReceiptJournal.open(await store(t, 1), context, (head) => heads.push(head));
+  await lagging.append(executed(1));
+  lagging.skipTo(5, stateAt(5));
+  const filling = lagging.fill(encode(peer.bodies(2, 5)));
+  lagging.skipTo(8, stateAt(8));
+  const ninth = lagging.append(executed(9));
+  t.true(await filling);
+  t.false(lagging.complete, 'positions 6 to 8 are still missing');
+  t.deepEqual(lagging.missing(), { from: 6, to: 8 });
+  t.deepEqual(heads.map((h) => h.sequence), [1]);
+  t.true(await lagging.fill(encode(peer.bodies(6, 8))));
+  await ninth;
+  t.true(lagging.complete);
+  const [, last] = heads;
+  t.is(last?.sequence, 9);
+  t.is(last?.size, peer.size, 'the head of position 9 covers every command before it');
+  t.deepEqual(last?.root, peerHeads[8]?.root, 'the same log as the peer');
+  t.deepEqual(lagging.bodies(9, 9), peer.bodies(9, 9));
+});
+
 test('positions stored after a missing one (writes lost with a killed thread) are dropped when the journal opens', async (t) => {
   const s = await store(t, 2);
   const source = await ReceiptJournal.open(await store(t, 3), context, () => undefined);
