@@ -80,6 +80,7 @@ test.serial('test_node_crash_recovery: repeated crashes and restarts of random r
   }
   await converged(t, cluster, (last as Submitted).position, [0, 1, 2, 3]);
   t.is((await cluster.status()).reduce((sum, s) => sum + s.restarts, 0), 3);
+  t.deepEqual(cluster.evidence(), [], 'no honest replica accused (a receipt log with a hole would be a fork)');
 });
 
 test.serial('test_consensus_throughput: a four-replica PBFT cluster with hybrid signatures sustains more than 1000 commands/s', async (t) => {
@@ -151,6 +152,7 @@ test.serial('test_network_delay_injection on real threads: delayed links slow co
   last = await cluster.submit({ type: 'get', key: 'k4' });
   t.is(kvResponse(last.response).value, 'v4');
   await converged(t, cluster, last.position, [0, 1, 2, 3]);
+  t.deepEqual(cluster.evidence(), []);
 });
 
 test.serial('test_network_partition_recovery on real threads: no quorum, no commit; after the heal the command commits and replicas converge', async (t) => {
@@ -169,6 +171,7 @@ test.serial('test_network_partition_recovery on real threads: no quorum, no comm
   const read = await cluster.submit({ type: 'get', key: 'b' });
   t.is(kvResponse(read.response).value, '2');
   await converged(t, cluster, read.position, [0, 1, 2, 3, 4]);
+  t.deepEqual(cluster.evidence(), []);
 });
 
 /**

@@ -34,10 +34,11 @@ export const MAX_ORPHANS = 4096;
 const SNAPSHOT_PERIODS = 20;
 
 /**
- * Rounds of asking every peer for a block before giving up on it (it was pruned everywhere). A
- * replica behind everyone's pruned history gets snapshots instead, each peer sending one per
- * {@link SNAPSHOT_PERIODS}: it asks for three of those periods, so that the snapshots it needs
- * are sent again if the first ones are lost (in an idle cluster nothing would ask later).
+ * Rounds of asking every peer for a block only a QC names before giving up on it (it was pruned
+ * everywhere, and a leader waiting for it extends an older QC instead). A replica behind everyone's
+ * pruned history gets snapshots instead, each peer sending one per {@link SNAPSHOT_PERIODS}: it asks
+ * for three of those periods, so that the snapshots it needs are sent again if the first ones are
+ * lost. A block an orphan waits for is never given up while the orphan is kept (`onFetchTimer`).
  */
 export const MAX_FETCH_ROUNDS = 3 * SNAPSHOT_PERIODS;
 
@@ -227,7 +228,11 @@ export class CatchUp {
   onFetchTimer(): void {
     this.#fetchArmed = false;
     for (const [key, w] of this.#missing) {
-      if (++w.rounds > MAX_FETCH_ROUNDS) {
+      // A block an orphan waits for is certified by the orphan's justify: it exists. If every peer
+      // pruned it, only a snapshot gets past it, and peers send those only while it is asked for:
+      // it is asked for as long as the orphan is kept (ORPHAN_VIEWS; in an idle cluster, until the
+      // peers' snapshots agree).
+      if (++w.rounds > MAX_FETCH_ROUNDS && !this.#orphans.has(key)) {
         this.#missing.delete(key);
         this.#qcs.delete(key);
       } else if (w.rounds >= w.due) {
@@ -322,8 +327,14 @@ export class CatchUp {
         siblings.delete(key);
         this.#uncount(o);
       }
-      if (siblings.size === 0) this.#orphans.delete(parent);
-      else needed.add(parent);
+      if (siblings.size === 0) {
+        this.#orphans.delete(parent);
+        continue;
+      }
+      needed.add(parent);
+      // The parent was an orphan itself and expired first (older): the chain below is asked for again.
+      const child = siblings.values().next().value as Orphan;
+      if (!this.#orphanKeys.has(parent) && this.#tree.get(child.block.parent) === undefined && this.#want(child.block.parent, child.block.height - 1)) this.#armFetch();
     }
     for (const key of this.#missing.keys()) if (!needed.has(key)) this.#missing.delete(key);
     for (const [key, v] of this.#awaiting) if (v < view) this.#awaiting.delete(key);
