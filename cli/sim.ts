@@ -21,7 +21,7 @@ export const SIM_USAGE = `usage: knhk sim [--protocol pbft|hotstuff|raft] [--n N
 
 Runs S seeds of the deterministic simulator. Each seed injects random faults of the given kinds
 for 3 s of virtual time while clients submit C commands, then heals the network and requires
-every command to commit. A safety violation prints the seed that replays it. Raft tolerates
+every command to commit, then every correct replica to catch up. A safety violation prints the seed that replays it. Raft tolerates
 crashes only: --faults byzantine is ignored for it. With --execution-slice, replicas execute K
 commands per step (worker-backed replicas execute 128) and resume after 1 ms of virtual time, and
 messages and timers due meanwhile reach them part-way through a batch: a stress of the rule that
@@ -131,7 +131,7 @@ export async function runSim(argv: readonly string[]): Promise<number> {
   const onSeed = (r: SeedResult): void => {
     if (r.violation !== undefined || r.livenessFailure) {
       failures++;
-      process.stderr.write(`${progress ? '\n' : ''}seed ${r.seed}: ${r.violation?.message ?? 'liveness failure: not every command committed after the faults stopped'}\n  ${r.schedule.join('\n  ')}\n`);
+      process.stderr.write(`${progress ? '\n' : ''}seed ${r.seed}: ${r.violation?.message ?? 'liveness failure: not every command committed after the faults stopped, or a replica stayed behind'}\n  ${r.schedule.join('\n  ')}\n`);
     }
     if (progress) process.stderr.write(`\r${protocol} n=${n}: seed ${r.seed} (${failures} failing)   `);
   };

@@ -101,6 +101,28 @@ test('a state machine that cannot freeze, stored and sent whole at every stored 
   }
 });
 
+test('a sweep fails a seed in which a correct replica stays behind, though every command committed', (t) => {
+  const seed = testSeed(t);
+  const definition = pbft() as ProtocolDefinition<{ readonly type: string }>;
+  // Replica 3 hears nothing its peers send: the others commit without it, and nothing brings it up.
+  const deaf: ProtocolDefinition<{ readonly type: string }> = {
+    ...definition,
+    create(options) {
+      const core = definition.create(options);
+      if (options.config.nodeId !== 3) return core;
+      const step = core.step.bind(core);
+      core.step = (input, now) => (input.kind === 'message' ? undefined : step(input, now));
+      return core;
+    },
+  };
+  let schedule: readonly string[] = [];
+  const summary = sweep({ protocol: 'pbft', definition: deaf, n: 4, seeds: 1, seedStart: seed, faults: [], livenessMs: 5_000, onSeed: (r) => (schedule = r.schedule) });
+  t.is(summary.commits, 30, 'every command committed');
+  t.is(summary.liveness_failures, 1);
+  t.true(schedule.some((line) => /replicas 0, 1, 2, 3 stay at 30, 30, 30, 0 commands/.test(line)), schedule.join('\n'));
+  t.is(sweep({ protocol: 'pbft', definition, n: 4, seeds: 1, seedStart: seed, faults: [] }).liveness_failures, 0, 'with replica 3 hearing, the seed passes');
+});
+
 test('a sweep runs a workload of its user for a state machine of its user: the ledger of examples/ledger, under every fault, on every protocol', (t) => {
   const seed = testSeed(t);
   let drawn = 0;

@@ -141,10 +141,10 @@ export class PbftCore implements Core<PbftMessage> {
   #executedAtStallArm = 0;
   /** Status announcements in a row that brought no progress: each doubles the wait before the next. */
   #unansweredStatus = 0;
-  /** The status a starting replica repeats until it executes something or its view changes. */
+  /** The status a starting replica repeats until one after it was heard brings nothing more (`#onAnnounceTimer`). */
   readonly #announcements: Announcements;
-  /** Where this replica was when it started announcing. */
-  #announcedFrom = { view: 0, executed: 0 };
+  /** Where this replica was at its last announcement, and whether one was heard since it started. */
+  #announcedFrom = { view: 0, executed: 0, heard: false };
 
   constructor(options: CoreOptions, tuning: PbftOptions = {}) {
     this.config = options.config;
@@ -287,6 +287,8 @@ export class PbftCore implements Core<PbftMessage> {
         // (its verifier may finish them first), and are then past its window: the status it
         // sends from the checkpoint is a new question, answered even right after the first.
         if (body.executed < this.#low) return this.#bringUp(m.from);
+        // A peer that got further: this replica's own status is the question it answers.
+        if (body.executed > this.#executed) return void (this.#mayServe('status') && this.#announceStatus());
         return this.#retransmitCommitted(m.from, body.executed);
       case 'committed':
         return this.#onCommitted(m as Signed<Committed>);
@@ -416,6 +418,7 @@ export class PbftCore implements Core<PbftMessage> {
     const earlier = slot.vote(m);
     if (earlier !== undefined) return this.#evidence('double-vote', m.from, `two ${m.body.type}s for view ${view}, sequence ${sequence}`, [earlier, m]);
     if (view === this.#view && !this.#changing) this.#checkPrepared(slot);
+    if (slot.prePrepare === undefined) this.#watchStall();
   }
 
   /** prepared(m, v, n, i): the pre-prepare and enough matching prepares from distinct backups (§4.2). */
@@ -512,8 +515,11 @@ export class PbftCore implements Core<PbftMessage> {
    * primary, for one, a quorum can commit one variant while this replica holds the other, and
    * once clients stop sending, nothing else would tell it. Castro's thesis (§5.2) has replicas
    * send status periodically for this: here a replica does so only while it waits, and its peers
-   * answer with what committed. Votes alone do not count as waiting (any member can send those),
-   * and a wait that status does not end (no quorum anywhere) is re-announced ever more rarely.
+   * answer with what committed. Votes from f+1 replicas for a sequence count as waiting too: one
+   * of them is correct, so the sequence is real, and this replica missed its pre-prepare (it was
+   * cut off or restarting when it went out, and the cluster may be idle by now). Votes from fewer
+   * do not (any member can send those). A wait that status does not end (no quorum anywhere) is
+   * re-announced ever more rarely.
    */
   #watchStall(): void {
     if (this.#executed > this.#executedAtStallArm) this.#unansweredStatus = 0;
@@ -534,7 +540,7 @@ export class PbftCore implements Core<PbftMessage> {
 
   #waitingToExecute(): boolean {
     for (const slot of this.#slots.values()) {
-      if (slot.sequence > this.#executed && (slot.prePrepare !== undefined || slot.certificate !== undefined)) return true;
+      if (slot.sequence > this.#executed && (slot.prePrepare !== undefined || slot.certificate !== undefined || slot.voters > this.config.f)) return true;
     }
     return false;
   }
@@ -961,18 +967,25 @@ export class PbftCore implements Core<PbftMessage> {
     } else if (this.#changing) {
       // Its view change was lost with the crash: ask again.
       this.#broadcastViewChange();
-    } else {
-      // The others may have changed view or moved on while it was down; with no client traffic
-      // nothing would tell it (consensus/announcements.ts).
-      this.#announcedFrom = { view: this.#view, executed: this.#executed };
-      this.#announcements.start();
     }
+    // The others may have changed view or moved on while it was down; with no client traffic
+    // nothing would tell it (consensus/announcements.ts). A view change the others answer by
+    // relaying their view moves it there, but not past what they executed meanwhile.
+    this.#announcedFrom = { view: this.#view, executed: this.#executed, heard: false };
+    this.#announcements.start();
   }
 
-  /** Executing something, or a view change, shows the others heard: the announcements end. */
+  /**
+   * Executing something, or a view change, shows the others heard; the announcements end once one
+   * brought nothing more. While this replica caught up on the commits its first status asked for,
+   * the others may have committed a sequence whose pre-prepare and votes it missed, and then gone
+   * idle: nothing but another status would tell it.
+   */
   #onAnnounceTimer(): void {
-    if (this.#executed > this.#announcedFrom.executed || this.#view !== this.#announcedFrom.view) this.#announcements.stop();
-    else this.#announcements.onTimer();
+    const heard = this.#executed > this.#announcedFrom.executed || this.#view !== this.#announcedFrom.view;
+    if (!heard && this.#announcedFrom.heard) return this.#announcements.stop();
+    this.#announcedFrom = { view: this.#view, executed: this.#executed, heard: this.#announcedFrom.heard || heard };
+    this.#announcements.onTimer();
   }
 
   #announceStatus(): void {

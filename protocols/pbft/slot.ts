@@ -81,6 +81,13 @@ export class Slot {
     for (const v of this.#votes.keys()) if (v < view) this.#votes.delete(v);
   }
 
+  /** How many replicas sent a prepare or commit for the sequence, in the views whose votes are kept. */
+  get voters(): number {
+    const voters = new Set<NodeId>();
+    for (const { prepares, commits } of this.#votes.values()) for (const node of [...prepares.keys(), ...commits.keys()]) voters.add(node);
+    return voters.size;
+  }
+
   /** True once committed-local. */
   get committed(): boolean {
     return this.certificate !== undefined;

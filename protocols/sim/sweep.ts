@@ -35,7 +35,7 @@ export interface SweepOptions<M extends Message = Message> {
   readonly commands?: number;
   /** Length of the fault phase in virtual ms (default 3000). */
   readonly chaosMs?: number;
-  /** Bound on virtual ms for every command to commit after the faults stop (default 60 000). */
+  /** Bound on virtual ms for every command to commit after the faults stop, and again for every correct replica to catch up (default 60 000). */
   readonly livenessMs?: number;
   readonly network?: NetworkOptions;
   /** Signature costs charged to replicas' CPUs (default `free`). */
@@ -64,7 +64,7 @@ export interface SeedResult {
   /** Commands answered to the client. */
   readonly commits: number;
   readonly violation: SafetyViolation | undefined;
-  /** Some command was not answered within the liveness bound after the faults stopped. */
+  /** Some command was not answered within the liveness bound after the faults stopped, or some correct replica did not catch up within it after that. */
   readonly livenessFailure: boolean;
   /** What happened, for a failing seed: the schedule and the final status. */
   readonly schedule: readonly string[];
@@ -97,7 +97,9 @@ export interface SweepSummary {
 
 /**
  * Runs one seed: random commands and faults for `chaosMs`, then heals everything (Byzantine
- * replicas stay Byzantine: at most f of them) and requires every command to commit.
+ * replicas stay Byzantine: at most f of them) and requires every command to commit, then every
+ * correct replica to catch up with the others (in a cluster idle by then: nothing but the
+ * protocol's own messages brings a laggard up).
  * Crashed plus Byzantine replicas never exceed f at once, so the run stays within the fault model.
  */
 export function runSeed<M extends Message>(options: SweepOptions<M>, seed: number): SeedResult {
@@ -201,6 +203,13 @@ export function runSeed<M extends Message>(options: SweepOptions<M>, seed: numbe
     note('faults stop');
     // A command submitted at the very end of the fault phase gets the same bound.
     live = sim.runUntilCommitted({ maxMs: options.livenessMs ?? 60_000 });
+    // Then every correct replica catches up, however far behind the faults left it.
+    const correct = [...Array(n).keys()].filter((id) => !byzantine.has(id));
+    const commands = (): number[] => correct.map((id) => sim.committed(id).length);
+    if (live && !sim.runUntil(() => new Set(commands()).size === 1, { maxMs: options.livenessMs ?? 60_000 })) {
+      live = false;
+      note(`replicas ${correct.join(', ')} stay at ${commands().join(', ')} commands`);
+    }
   } catch (error) {
     if (!(error instanceof SafetyViolation)) throw error;
     violation = error;
