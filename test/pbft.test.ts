@@ -396,6 +396,17 @@ test('a replica restarted in the middle of a view change asks for it again and s
   t.like(sent(restarted, 'status'), [{ type: 'status', view: 1, executed: 0 }]);
 });
 
+test('votes from f+1 replicas for a sequence whose pre-prepare this replica missed make it wait, and say so when it stalls; fewer do not', (t) => {
+  const stallArmed = (ready: Ready<PbftMessage>): boolean => ready.timers.some((op) => op.kind === 'set' && op.timer === 'stall');
+  const r = new Replica(2, { requestTimeoutMs: 100 });
+  r.drain();
+  const pp = prePrepare(0, 1, 1000, [cmd(1)]);
+  t.false(stallArmed(r.receive(0, commit(0, 1, pp.digest))), 'one vote could be a faulty replica\'s alone');
+  t.true(stallArmed(r.receive(1, commit(0, 1, pp.digest))), 'two: a correct replica voted, the sequence is real');
+  r.core.step({ kind: 'timeout', timer: 'stall' }, 1000);
+  t.like(sent(r.drain(), 'status'), [{ type: 'status', view: 0, executed: 0 }]);
+});
+
 test('a status from a peer that got further is answered with this replica\'s own, at most once per half request timeout', (t) => {
   const r = new Replica(2, { requestTimeoutMs: 100 });
   r.drain();
