@@ -149,7 +149,7 @@ export interface ChaosReport {
    * cluster's own checks included): a false accusation, or honest replicas that diverged. `problems` says which.
    */
   readonly evidence_against_honest: number;
-  /** Replica crashes the schedule did not cause (the supervisor restarted them; `problems` says why). */
+  /** Replica crashes the schedule did not cause (the supervisor restarted them; `problems` says why): the run fails. */
   readonly unplanned_crashes: number;
   /** The checker's verdict on the whole history, final reads included. */
   readonly linearizable: boolean | 'unknown';
@@ -179,7 +179,10 @@ export interface ChaosReport {
   readonly check_s: number;
 }
 
-/** True when a run passed: linearizable, no lost acknowledged write, every key read, converged, no honest replica accused, nothing stalled. */
+/**
+ * True when a run passed: linearizable, no lost acknowledged write, every key read, converged, no
+ * honest replica accused, no replica crashed by itself (a broken invariant, a failed store), nothing stalled.
+ */
 export function chaosPassed(report: ChaosReport): boolean {
   return (
     report.linearizable === true &&
@@ -187,6 +190,7 @@ export function chaosPassed(report: ChaosReport): boolean {
     report.final_reads_missing === 0 &&
     report.converged &&
     report.evidence_against_honest === 0 &&
+    report.unplanned_crashes === 0 &&
     report.stalled.length === 0
   );
 }

@@ -85,7 +85,7 @@ test('lostAcknowledgedWrites counts the acknowledged writes a final read proves 
   t.is(lostAcknowledgedWrites(history, finals).filter((l) => l.key === 'a').length, 2);
 });
 
-test('a run in which a replica the schedule left honest was accused fails, and its report says so', (t) => {
+test('a run in which a replica the schedule left honest was accused, or a replica crashed by itself, fails, and its report says so', (t) => {
   const report: ChaosReport = {
     protocol: 'raft', n: 5, f: 2, policy: 'classical', seed: 1, clients: 8, keys: 20, fault_kinds: ['crash'], duration_s: 1, wall_s: 2,
     ops_ok: 10, ops_failed: 0, ops_indeterminate: 0, throughput_ops_s: 10, faults: 1, faults_by_kind: { crash: 1, partition: 0, delay: 0, byzantine: 0 },
@@ -99,6 +99,7 @@ test('a run in which a replica the schedule left honest was accused fails, and i
   t.regex(text, /evidence\s+1 proofs of misbehaviour, 1 against replicas never Byzantine/);
   t.regex(text, /verdict\s+FAIL/);
   t.regex(text, /replica 2, never Byzantine, accused/);
+  t.false(chaosPassed({ ...report, restarts: 2, unplanned_crashes: 1, problems: ['1.0s replica 3 crashed: Error: an invariant broke'] }), 'a replica that crashed by itself fails the run');
 });
 
 /** A short real run; asserts the acceptance criteria and logs the summary. */
@@ -122,6 +123,7 @@ async function shortRun(t: import('ava').ExecutionContext, options: Omit<ChaosOp
   t.true(report.converged, 'every replica reaches the same commit index and state hash');
   t.deepEqual(report.stalled, [], 'no step of the runner hung');
   t.is(report.evidence_against_honest, 0, 'no replica the schedule left honest was accused');
+  t.is(report.unplanned_crashes, 0, 'no replica crashed by itself');
   t.true(report.ops_ok > 0);
   t.true(report.faults > 0);
   return report;
