@@ -740,6 +740,60 @@ test('a leader stops waiting for a QC\'s block once fetching it gives up', (t) =
   t.true(proposed?.type === 'proposal' && proposed.tc?.view === 6 && proposed.block.justify.view === 0);
 });
 
+test('a leader stops waiting for a QC\'s block once fetching it gives up, though orphans keep it asked for', (t) => {
+  const c = core(3, new Map(), { fetchRetryMs: 50 });
+  c.step({ kind: 'request', command: put('client-0', 1, 'a') }, 0);
+  c.ready();
+  const unseen = child(child(GENESIS, 4), 5);
+  // An orphan proves the block exists, so it is asked for as long as the orphan is kept; the QC on
+  // it must not hold the leader for as long: an idle cluster would never move on.
+  deliver(c, proposal(child(unseen, 6)));
+  deliver(c, signed(1, { type: 'new-view', view: 5, highQC: qcFor(unseen) }));
+  deliver(c, signed(2, { type: 'new-view', view: 6, highQC: GENESIS_QC, tc: tcFor(6) }));
+  t.is(c.view, 7);
+  t.is(c.stats().orphans, 1);
+  let rounds = 0;
+  let proposed = false;
+  while (!proposed && rounds < 2 * MAX_FETCH_ROUNDS) {
+    rounds++;
+    c.step({ kind: 'timeout', timer: 'fetch' }, 50 * rounds);
+    proposed = sent(c.ready(), 'proposal').length > 0;
+  }
+  t.is(rounds, MAX_FETCH_ROUNDS + 1);
+  t.is(c.stats().waitingCertificates, 0);
+  const asked = [];
+  for (let round = rounds + 1; round <= rounds + 8; round++) {
+    c.step({ kind: 'timeout', timer: 'fetch' }, 50 * round);
+    asked.push(...sent(c.ready(), 'block-request').map((m) => m.body.type === 'block-request' && hex(m.body.hash)));
+  }
+  t.deepEqual(asked, [hex(blockHash(unseen)), hex(blockHash(unseen))], 'still asked for, every fourth period');
+});
+
+test('orphans on a fork off the committed chain are dropped with every orphan above them, and their parents are not asked for', (t) => {
+  // Below the fork, blocks of views 1 … 6; its orphans arrive in views 8 and 9; the chain goes on
+  // from view 10 (a TC for view 9) and commits its own block at the fork's height.
+  const common = chainOf(6);
+  const base = at(common, 5);
+  const fork = child(base, 7);
+  const lower = child(fork, 8);
+  const upper = child(lower, 9);
+  const c = core(3, new Map(), { fetchRetryMs: 50 });
+  for (const b of common) deliver(c, proposal(b));
+  deliver(c, proposal(lower));
+  deliver(c, proposal(upper));
+  t.deepEqual([c.stats().orphans, c.stats().missing], [2, 1], 'the fork block below them wanted');
+  const resumed = child(base, 10);
+  deliver(c, proposal(resumed, tcFor(9)));
+  let tip = resumed;
+  for (const view of [11, 12, 13]) deliver(c, proposal((tip = child(tip, view))));
+  t.is(c.committedBlock.height, fork.height, 'the chain committed a block at the fork\'s height');
+  t.deepEqual([c.stats().orphans, c.stats().missing], [0, 0]);
+  for (let round = 1; round <= 8; round++) {
+    c.step({ kind: 'timeout', timer: 'fetch' }, 50 * round);
+    t.deepEqual(sent(c.ready(), 'block-request'), [], `round ${round}`);
+  }
+});
+
 test('old-view forks, equivocations and blocks at or below the committed height stay out of the tree and off the disk', (t) => {
   const c = core(1);
   const blocks = chainOf(10);

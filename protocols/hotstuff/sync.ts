@@ -38,7 +38,8 @@ const SNAPSHOT_PERIODS = 20;
  * everywhere, and a leader waiting for it extends an older QC instead). A replica behind everyone's
  * pruned history gets snapshots instead, each peer sending one per {@link SNAPSHOT_PERIODS}: it asks
  * for three of those periods, so that the snapshots it needs are sent again if the first ones are
- * lost. A block an orphan waits for is never given up while the orphan is kept (`onFetchTimer`).
+ * lost. A block an orphan waits for is still asked for while the orphan is kept; only the QC naming
+ * it is given up (`onFetchTimer`).
  */
 export const MAX_FETCH_ROUNDS = 3 * SNAPSHOT_PERIODS;
 
@@ -223,19 +224,23 @@ export class CatchUp {
    * The fetch timer fired: asks every peer again for each missing block that is due (the gaps
    * between requests double, {@link MAX_FETCH_GAP}). A block wanted for too long is given up
    * (pruned everywhere, or never existed) together with the QC naming it, so a leader that waited
-   * for it (`waitingAbove`) extends its high QC again.
+   * for it (`waitingAbove`) extends its high QC again; only the QC, when orphans wait for the block.
    */
   onFetchTimer(): void {
     this.#fetchArmed = false;
     for (const [key, w] of this.#missing) {
-      // A block an orphan waits for is certified by the orphan's justify: it exists. If every peer
-      // pruned it, only a snapshot gets past it, and peers send those only while it is asked for:
-      // it is asked for as long as the orphan is kept (ORPHAN_VIEWS; in an idle cluster, until the
-      // peers' snapshots agree).
-      if (++w.rounds > MAX_FETCH_ROUNDS && !this.#orphans.has(key)) {
-        this.#missing.delete(key);
+      if (++w.rounds > MAX_FETCH_ROUNDS) {
         this.#qcs.delete(key);
-      } else if (w.rounds >= w.due) {
+        // A block an orphan waits for is certified by the orphan's justify: it exists. If every peer
+        // pruned it, only a snapshot gets past it, and peers send those only while it is asked for:
+        // it is asked for as long as the orphan is kept (ORPHAN_VIEWS; in an idle cluster, until the
+        // peers' snapshots agree).
+        if (!this.#orphans.has(key)) {
+          this.#missing.delete(key);
+          continue;
+        }
+      }
+      if (w.rounds >= w.due) {
         this.#out.send(peersOf(this.#config), { type: 'block-request', hash: w.hash, height: w.height, count: FETCH_COUNT });
         w.gap = Math.min(2 * w.gap, MAX_FETCH_GAP);
         w.due = w.rounds + w.gap;
@@ -309,28 +314,40 @@ export class CatchUp {
   }
 
   /**
-   * Forgets what can no longer join the tree or is no longer needed: orphans and offers at or
-   * below the committed height, orphans older than {@link ORPHAN_VIEWS} views, proposals of views
-   * before `view` (the replica's, which it records), and wanted blocks that neither a waiting QC
-   * nor a kept orphan needs any more (so what the fetch timer asks for stays bounded too).
+   * Forgets what can no longer join the tree or is no longer needed: orphans on a fork off the
+   * committed chain (their parent at or below the committed height, and every orphan above them),
+   * orphans older than {@link ORPHAN_VIEWS} views, offers at or below the committed height,
+   * proposals of views before `view` (the replica's, which it records), and wanted blocks that
+   * neither a waiting QC nor a kept orphan needs any more (so what the fetch timer asks for stays
+   * bounded too).
    */
   forget(view: number): void {
     this.#view = view;
     const height = this.#executor.committed.block.height;
-    const needed = new Set(this.#qcs.keys());
+    // An orphan whose parent is at or below the committed height is on a fork that can never join
+    // the tree, and so is every orphan above it: asking for their parents would go on for as long as
+    // they are kept.
+    const dead: string[] = [];
     for (const [parent, siblings] of this.#orphans) {
       for (const [key, o] of siblings) {
-        if (o.block.height - 1 > height && o.view + ORPHAN_VIEWS >= view) {
-          needed.add(key);
-          continue;
-        }
+        const forked = o.block.height - 1 <= height;
+        if (!forked && o.view + ORPHAN_VIEWS >= view) continue;
+        if (forked) dead.push(key);
         siblings.delete(key);
         this.#uncount(o);
       }
-      if (siblings.size === 0) {
-        this.#orphans.delete(parent);
-        continue;
+      if (siblings.size === 0) this.#orphans.delete(parent);
+    }
+    for (let key = dead.pop(); key !== undefined; key = dead.pop()) {
+      for (const child of this.#orphans.get(key)?.values() ?? []) {
+        dead.push(hex(child.hash));
+        this.#uncount(child);
       }
+      this.#orphans.delete(key);
+    }
+    // Only once every orphan that expired is gone: whether a parent is itself an orphan decides.
+    const needed = new Set(this.#qcs.keys());
+    for (const [parent, siblings] of this.#orphans) {
       needed.add(parent);
       // The parent was an orphan itself and expired first (older): the chain below is asked for again.
       const child = siblings.values().next().value as Orphan;
