@@ -319,9 +319,9 @@ test('a replica that missed committed sequences gets their commit certificates f
   for (const from of [2, 3]) peer.receive(from, prepare(0, 1, pp.digest));
   for (const from of [1, 2, 3]) peer.receive(from, commit(0, 1, pp.digest));
   t.is(peer.core.status().commitIndex, 1);
-  const answer = sent(peer.receive(3, { type: 'status', view: 0, executed: 0 }), 'committed');
+  const answer = sent(peer.receive(3, { type: 'status', view: 0, executed: 0, stable: 0 }), 'committed');
   t.is(answer.length, 1, 'the peer sends the sequence the laggard lacks');
-  t.is(sent(peer.receive(3, { type: 'status', view: 0, executed: 0 }), 'committed').length, 0, 'and not again at once for the same question');
+  t.is(sent(peer.receive(3, { type: 'status', view: 0, executed: 0, stable: 0 }), 'committed').length, 0, 'and not again at once for the same question');
   t.is(sent(peer.receive(3, { type: 'fetch-state', sequence: 2 }), 'committed').length, 0, 'nor what the asker already has');
   const retransmitted = answer[0];
   if (retransmitted?.type !== 'committed') return t.fail();
@@ -407,13 +407,60 @@ test('votes from f+1 replicas for a sequence whose pre-prepare this replica miss
   t.like(sent(r.drain(), 'status'), [{ type: 'status', view: 0, executed: 0 }]);
 });
 
-test('a status from a peer that got further is answered with this replica\'s own, at most once per half request timeout', (t) => {
+test('a status from a peer that got further is answered with this replica\'s own, to every peer, at most once per half request timeout', (t) => {
   const r = new Replica(2, { requestTimeoutMs: 100 });
   r.drain();
-  t.like(sent(r.receive(1, { type: 'status', view: 0, executed: 5 }, 1000), 'status'), [{ type: 'status', view: 0, executed: 0 }], 'its status is the question the peer answers');
-  t.deepEqual(sent(r.receive(3, { type: 'status', view: 0, executed: 5 }, 1020), 'status'), [], 'not again at once');
-  t.is(sent(r.receive(3, { type: 'status', view: 0, executed: 5 }, 1060), 'status').length, 1);
-  t.deepEqual(sent(r.receive(3, { type: 'status', view: 0, executed: 0 }, 2000), 'status'), [], 'a peer no further gets no status');
+  const statuses = (from: number, executed: number, now: number): { to: readonly number[]; body: PbftMessage }[] =>
+    r.receive(from, { type: 'status', view: 0, executed, stable: 0 }, now).messages.filter((m) => m.body.type === 'status');
+  t.like(statuses(1, 5, 1000), [{ to: [0, 1, 3], body: { type: 'status', view: 0, executed: 0, stable: 0 } }], 'its status is the question the peers answer');
+  t.deepEqual(statuses(3, 5, 1020), [], 'not again at once');
+  t.is(statuses(3, 5, 1060).length, 1);
+  t.deepEqual(statuses(3, 0, 2000), [], 'a peer no further gets no status');
+});
+
+test('a restarted replica keeps announcing while each announcement brings it something, sixteen times at most', (t) => {
+  const r = new Replica(1, { requestTimeoutMs: 100 });
+  r.drain();
+  const commitNext = (sequence: number): void => {
+    const pp = prePrepare(0, sequence, 1000, [cmd(sequence)]);
+    r.receive(0, pp);
+    for (const from of [2, 3]) r.receive(from, prepare(0, sequence, pp.digest));
+    for (const from of [0, 2, 3]) r.receive(from, commit(0, sequence, pp.digest));
+  };
+  let made = sent(r.restart(), 'status').length;
+  const waits: number[] = [];
+  for (let round = 1; round <= 24; round++) {
+    commitNext(round);
+    r.core.step({ kind: 'timeout', timer: 'announce' }, 1000 * round);
+    const ready = r.drain();
+    made += sent(ready, 'status').length;
+    waits.push(...ready.timers.flatMap((op) => (op.kind === 'set' && op.timer === 'announce' ? [op.afterMs] : [])));
+  }
+  t.is(r.core.status().commitIndex, 24);
+  t.is(made, 16);
+  t.deepEqual(waits, [200, 400, ...Array.from({ length: 12 }, () => 400)], 'the wait grows to four request timeouts, no further');
+});
+
+test('a replica restarted in the middle of a view change counts the view change\'s end as being heard', (t) => {
+  const r = new Replica(1, { requestTimeoutMs: 100 });
+  r.core.step({ kind: 'request', command: cmd(1) }, 0);
+  r.drain();
+  r.core.step({ kind: 'timeout', timer: 'view' }, 600);
+  r.drain();
+  r.restart();
+  t.is(r.core.status().role, 'view-change');
+  const statuses = (now: number): { made: number; cancelled: boolean } => {
+    r.core.step({ kind: 'timeout', timer: 'announce' }, now);
+    const ready = r.drain();
+    return { made: sent(ready, 'status').length, cancelled: ready.timers.some((op) => op.kind === 'cancel' && op.timer === 'announce') };
+  };
+  // It is the primary of view 1: the view changes of the three others complete it, once its
+  // NEW-VIEW reaches itself too.
+  const issued = [0, 2, 3].flatMap((from) => sent(r.receive(from, { type: 'view-change', view: 1, checkpoint: { sequence: 0, stateDigest: new Uint8Array(32), proof: [] }, prepared: [] }, 700), 'new-view'));
+  r.receive(1, issued[0] as PbftMessage, 700);
+  t.like(r.core.status(), { role: 'primary', view: 1 });
+  t.deepEqual(statuses(800), { made: 1, cancelled: false }, 'heard: one more');
+  t.deepEqual(statuses(1000), { made: 0, cancelled: true }, 'which brought nothing: the end');
 });
 
 test('a replica restarted into an idle cluster reaches the last sequence even when the commits after the checkpoint reach it before the state does', (t) => {
@@ -425,12 +472,12 @@ test('a replica restarted into an idle cluster reaches the last sequence even wh
   t.like(peer.core.status(), { commitIndex: 5 });
 
   const laggard = new Replica(3, tuning);
-  const answer = peer.receive(3, { type: 'status', view: 0, executed: 0 });
+  const answer = peer.receive(3, { type: 'status', view: 0, executed: 0, stable: 0 });
   const [state] = sent(answer, 'state');
   const [late] = sent(answer, 'committed');
   if (state?.type !== 'state' || late?.type !== 'committed') return t.fail('the peer sends its stable state and the commit after it');
   t.is(state.checkpoint.sequence, 4);
-  t.is(peer.receive(3, { type: 'status', view: 0, executed: 1 }).messages.length, 0, 'any other status from below the checkpoint asks the same: not answered again at once');
+  t.is(peer.receive(3, { type: 'status', view: 0, executed: 1, stable: 0 }).messages.length, 0, 'any other status from below the checkpoint asks the same: not answered again at once');
   t.is(laggard.receive(1, late).applied.length, 0, 'sequence 5 is past the window of a replica that has not executed anything');
   const restored = laggard.receive(1, state);
   t.like(restored.applied, [{ kind: 'snapshot', position: 4 }]);
@@ -443,6 +490,35 @@ test('a replica restarted into an idle cluster reaches the last sequence even wh
   t.like(laggard.receive(1, retransmitted).applied, [{ kind: 'entry', position: 5 }]);
   t.is(laggard.core.status().commitIndex, 5);
   t.is(sent(peer.receive(3, asked), 'committed').length, 0, 'the same question again at once is not');
+});
+
+test('a replica that executed past a checkpoint it never saw become stable gets there from its peers\' checkpoint messages, then takes the commit past its old window (thesis §5.2)', (t) => {
+  // Found by the simulator's sweep (PBFT, snapshots every 2, seed 185): replica 0 executed up to
+  // the end of its window from retransmitted commits while the checkpoint messages went out
+  // without it, and the cluster went idle: the next sequence's commit was past its window.
+  const tuning = { checkpointInterval: 2, logWindow: 4 };
+  const peer = new Replica(1, tuning);
+  for (let s = 1; s <= 5; s++) commitWithCheckpoint(peer, s, [cmd(s)]);
+  const laggard = new Replica(3, tuning);
+  for (let s = 1; s <= 4; s++) {
+    const pp = prePrepare(0, s, 1000, [cmd(s)]);
+    laggard.receive(0, pp);
+    for (const from of [1, 2]) laggard.receive(from, prepare(0, s, pp.digest));
+    // Its own checkpoint messages reach it; nobody else's do.
+    const own = [0, 1, 2].flatMap((from) => sent(laggard.receive(from, commit(0, s, pp.digest)), 'checkpoint'));
+    for (const m of own) laggard.receive(3, m);
+  }
+  t.is(laggard.core.status().commitIndex, 4);
+  const answer = peer.receive(3, { type: 'status', view: 0, executed: 4, stable: 0 });
+  const [proof] = sent(answer, 'checkpoint');
+  const [late] = sent(answer, 'committed');
+  if (proof?.type !== 'checkpoint' || late?.type !== 'committed') return t.fail('the peer sends its checkpoint message and the commit after it');
+  t.is(proof.sequence, 4);
+  t.deepEqual(sent(peer.receive(3, { type: 'status', view: 0, executed: 4, stable: 0 }), 'checkpoint'), [], 'not again at once for the same question');
+  t.deepEqual(laggard.receive(1, late).applied, [], 'sequence 5 is past the window of a replica whose checkpoint 4 is not stable');
+  laggard.receive(1, proof);
+  laggard.receive(2, proof);
+  t.like(laggard.receive(1, late).applied, [{ kind: 'entry', position: 5 }], 'two peers\' checkpoint messages and its own are a quorum');
 });
 
 test('a replica whose logged sequence does not execute within a timeout says how far it got, and the commit certificate it missed brings it up (thesis §5.2)', (t) => {
@@ -463,7 +539,7 @@ test('a replica whose logged sequence does not execute within a timeout says how
   peer.receive(0, pp);
   for (const from of [2, 3]) peer.receive(from, prepare(0, 1, pp.digest));
   for (const from of [0, 1, 3]) peer.receive(from, commit(0, 1, pp.digest));
-  const answer = sent(peer.receive(2, { type: 'status', view: 0, executed: 0 }), 'committed')[0];
+  const answer = sent(peer.receive(2, { type: 'status', view: 0, executed: 0, stable: 0 }), 'committed')[0];
   if (answer?.type !== 'committed') return t.fail('the peer sends the certificate');
   t.like(laggard.receive(1, answer, 2100).applied[0], { kind: 'entry', position: 1 });
   laggard.core.step({ kind: 'timeout', timer: 'stall' }, 3000);
@@ -627,7 +703,7 @@ test('a peer whose state does not restore to the digest its checkpoint certifies
   const tuning = { checkpointInterval: 2, logWindow: 4 };
   const peer = new Replica(1, tuning);
   for (let s = 1; s <= 4; s++) commitWithCheckpoint(peer, s, [cmd(s)]);
-  const [state] = sent(peer.receive(3, { type: 'status', view: 0, executed: 0 }), 'state');
+  const [state] = sent(peer.receive(3, { type: 'status', view: 0, executed: 0, stable: 0 }), 'state');
   if (state?.type !== 'state') return t.fail('the peer sends its stable state');
   const other = new KvStateMachine();
   other.apply(cmd(99));

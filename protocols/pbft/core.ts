@@ -143,8 +143,8 @@ export class PbftCore implements Core<PbftMessage> {
   #unansweredStatus = 0;
   /** The status a starting replica repeats until one after it was heard brings nothing more (`#onAnnounceTimer`). */
   readonly #announcements: Announcements;
-  /** Where this replica was at its last announcement, and whether one was heard since it started. */
-  #announcedFrom = { view: 0, executed: 0, heard: false };
+  /** Where this replica was at its last announcement (view, executed, changing view), and whether one was heard since it started. */
+  #announcedFrom = { view: 0, executed: 0, changing: false, heard: false };
 
   constructor(options: CoreOptions, tuning: PbftOptions = {}) {
     this.config = options.config;
@@ -287,7 +287,9 @@ export class PbftCore implements Core<PbftMessage> {
         // (its verifier may finish them first), and are then past its window: the status it
         // sends from the checkpoint is a new question, answered even right after the first.
         if (body.executed < this.#low) return this.#bringUp(m.from);
-        // A peer that got further: this replica's own status is the question it answers.
+        if (body.stable < this.#low) this.#resendCheckpoint(m.from);
+        // A peer that got further: this replica's own status is the question it answers. To every
+        // peer: if its stable checkpoint is behind, only a quorum's checkpoint messages move it.
         if (body.executed > this.#executed) return void (this.#mayServe('status') && this.#announceStatus());
         return this.#retransmitCommitted(m.from, body.executed);
       case 'committed':
@@ -418,7 +420,7 @@ export class PbftCore implements Core<PbftMessage> {
     const earlier = slot.vote(m);
     if (earlier !== undefined) return this.#evidence('double-vote', m.from, `two ${m.body.type}s for view ${view}, sequence ${sequence}`, [earlier, m]);
     if (view === this.#view && !this.#changing) this.#checkPrepared(slot);
-    if (slot.prePrepare === undefined) this.#watchStall();
+    if (slot.prePrepare === undefined) this.#watchStall(slot);
   }
 
   /** prepared(m, v, n, i): the pre-prepare and enough matching prepares from distinct backups (§4.2). */
@@ -519,11 +521,12 @@ export class PbftCore implements Core<PbftMessage> {
    * of them is correct, so the sequence is real, and this replica missed its pre-prepare (it was
    * cut off or restarting when it went out, and the cluster may be idle by now). Votes from fewer
    * do not (any member can send those). A wait that status does not end (no quorum anywhere) is
-   * re-announced ever more rarely.
+   * re-announced ever more rarely. With `changed`, only that slot is looked at: every other slot
+   * was looked at when it last changed, and a waiting one armed the timer then.
    */
-  #watchStall(): void {
+  #watchStall(changed?: Slot): void {
     if (this.#executed > this.#executedAtStallArm) this.#unansweredStatus = 0;
-    if (this.#stallArmed || !this.#waitingToExecute()) return;
+    if (this.#stallArmed || !(changed === undefined ? this.#waitingToExecute() : this.#waits(changed))) return;
     this.#stallArmed = true;
     this.#executedAtStallArm = this.#executed;
     this.#out.setTimer(STALL_TIMER, this.#timeoutMs * 2 ** Math.min(this.#unansweredStatus, MAX_BACKOFF_DOUBLINGS));
@@ -539,10 +542,12 @@ export class PbftCore implements Core<PbftMessage> {
   }
 
   #waitingToExecute(): boolean {
-    for (const slot of this.#slots.values()) {
-      if (slot.sequence > this.#executed && (slot.prePrepare !== undefined || slot.certificate !== undefined || slot.voters > this.config.f)) return true;
-    }
+    for (const slot of this.#slots.values()) if (this.#waits(slot)) return true;
     return false;
+  }
+
+  #waits(slot: Slot): boolean {
+    return slot.sequence > this.#executed && (slot.prePrepare !== undefined || slot.certificate !== undefined || slot.voters > this.config.f);
   }
 
   // ── Checkpoints and garbage collection (§4.3) ──────────────────────────────────────────
@@ -634,6 +639,19 @@ export class PbftCore implements Core<PbftMessage> {
   #bringUp(peer: NodeId): void {
     this.#serveState(peer);
     this.#retransmitCommitted(peer, this.#low, -1);
+  }
+
+  /**
+   * A peer executed past this replica's stable checkpoint but never saw it become stable: it was
+   * away when the checkpoint messages went out. Its log window ends where it is, so commits past
+   * it are dropped and, in an idle cluster, nothing else would move it (thesis §5.2 has replicas
+   * retransmit their checkpoint messages for this). This replica's own message, with those of
+   * the other peers its status reached, is a quorum for it. Each costs a signature: at most one
+   * per peer per half request timeout, whatever the peer claims.
+   */
+  #resendCheckpoint(peer: NodeId): void {
+    if (this.#low === 0 || !this.#mayServe(`checkpoint:${peer}`)) return;
+    this.#out.send([peer], checkpoint(this.#low, this.#stable.stateDigest));
   }
 
   #serveState(peer: NodeId): void {
@@ -971,25 +989,27 @@ export class PbftCore implements Core<PbftMessage> {
     // The others may have changed view or moved on while it was down; with no client traffic
     // nothing would tell it (consensus/announcements.ts). A view change the others answer by
     // relaying their view moves it there, but not past what they executed meanwhile.
-    this.#announcedFrom = { view: this.#view, executed: this.#executed, heard: false };
+    this.#announcedFrom = { view: this.#view, executed: this.#executed, changing: this.#changing, heard: false };
     this.#announcements.start();
   }
 
   /**
-   * Executing something, or a view change, shows the others heard; the announcements end once one
-   * brought nothing more. While this replica caught up on the commits its first status asked for,
-   * the others may have committed a sequence whose pre-prepare and votes it missed, and then gone
-   * idle: nothing but another status would tell it.
+   * Executing something, a newer view, or the end of the view change it restarted in shows the
+   * others heard; the announcements go on while each brings something, and end once one brought
+   * nothing more. While this replica caught up on the commits its first status asked for, the
+   * others may have committed a sequence whose pre-prepare and votes it missed, and then gone idle:
+   * nothing but another status would tell it.
    */
   #onAnnounceTimer(): void {
-    const heard = this.#executed > this.#announcedFrom.executed || this.#view !== this.#announcedFrom.view;
-    if (!heard && this.#announcedFrom.heard) return this.#announcements.stop();
-    this.#announcedFrom = { view: this.#view, executed: this.#executed, heard: this.#announcedFrom.heard || heard };
-    this.#announcements.onTimer();
+    const from = this.#announcedFrom;
+    const heard = this.#executed > from.executed || this.#view !== from.view || (from.changing && !this.#changing);
+    if (!heard && from.heard) return this.#announcements.stop();
+    this.#announcedFrom = { view: this.#view, executed: this.#executed, changing: this.#changing, heard: from.heard || heard };
+    this.#announcements.onTimer(heard);
   }
 
   #announceStatus(): void {
-    this.#out.send(peersOf(this.config), { type: 'status', view: this.#view, executed: this.#executed });
+    this.#out.send(peersOf(this.config), { type: 'status', view: this.#view, executed: this.#executed, stable: this.#low });
   }
 
   #evidence(kind: Evidence['kind'], node: NodeId, detail: string, messages: readonly Signed<unknown>[]): void {

@@ -112,11 +112,13 @@ export const stateSchema = t.object({ type: t.literal('state'), checkpoint: stab
 export type StateTransfer = Infer<typeof stateSchema>;
 
 /**
- * What a replica that restarted announces (Castro's thesis §5.2 status messages): its view and how
- * far it executed. A peer in a later view answers with that view's NEW-VIEW (a relay), a peer
- * with a later stable checkpoint with its state, so an idle cluster brings it back too.
+ * What a replica that restarted or stalls announces (Castro's thesis §5.2 status messages): its
+ * view, how far it executed and its last stable checkpoint. A peer in a later view answers with
+ * that view's NEW-VIEW (a relay), a peer with a later stable checkpoint with its state, or with its
+ * own checkpoint message when the replica executed past that checkpoint, so an idle cluster
+ * brings it back too.
  */
-export const statusSchema = t.object({ type: t.literal('status'), view: t.uint(), executed: t.uint() });
+export const statusSchema = t.object({ type: t.literal('status'), view: t.uint(), executed: t.uint(), stable: t.uint() });
 /** A status body. */
 export type Status = Infer<typeof statusSchema>;
 

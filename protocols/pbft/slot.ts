@@ -84,7 +84,10 @@ export class Slot {
   /** How many replicas sent a prepare or commit for the sequence, in the views whose votes are kept. */
   get voters(): number {
     const voters = new Set<NodeId>();
-    for (const { prepares, commits } of this.#votes.values()) for (const node of [...prepares.keys(), ...commits.keys()]) voters.add(node);
+    for (const { prepares, commits } of this.#votes.values()) {
+      for (const node of prepares.keys()) voters.add(node);
+      for (const node of commits.keys()) voters.add(node);
+    }
     return voters.size;
   }
 
