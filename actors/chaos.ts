@@ -142,7 +142,10 @@ export interface ChaosReport {
   readonly faults_by_kind: Readonly<Record<ChaosFaultKind, number>>;
   /** Replica restarts (the sum of `status().restarts`: the runner's and the supervisor's). */
   readonly restarts: number;
-  /** Misbehaviour honest replicas proved with signed messages, and receipt-log forks the cluster saw. */
+  /**
+   * Misbehaviour honest replicas proved with signed messages, and what the cluster's own checks of
+   * receipts found: receipt-log forks, and tree heads whose signature does not verify.
+   */
   readonly evidence: number;
   /**
    * Evidence against a replica the schedule never made Byzantine, from one it never made so (the

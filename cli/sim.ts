@@ -34,7 +34,9 @@ transfer even in short runs.
 module (a path from the working directory, or a file: URL) made by defineStateMachine, as a
 cluster takes it, with its arguments as JSON. --workload makes the commands: an export of type
 Workload (knhk/sim), (random, index) => Uint8Array, drawing only from random so a seed replays
-the run; without it, commands are key-value puts. A machine that answers differently on some
+the run; without it, commands are key-value puts. A workload that throws, or makes something
+other than a Uint8Array of at most the command size, ends the run with exit status 2 and no
+summary. A machine that answers differently on some
 replica, or restores a state other than it stored, shows as a safety violation.`;
 
 /** Thrown for arguments the command cannot run with (exit status 2). */
