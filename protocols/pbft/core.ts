@@ -30,6 +30,7 @@ import {
   type PrePrepare,
   type Prepare,
   type Relay,
+  type Stable,
   type StableCheckpoint,
   type StateTransfer,
   type ViewChange,
@@ -104,6 +105,12 @@ export class PbftCore implements Core<PbftMessage> {
   readonly #viewChanges = new ViewChangeLog();
   /** Pre-prepares of the next view that arrived before its NEW-VIEW, by `view:sequence`. */
   readonly #early = new Map<string, Signed<PrePrepare>>();
+  /**
+   * Commit certificates for the log window after this one, by sequence. A replica catching up can
+   * get them before what moves its window (a stable checkpoint's proof or messages): they are
+   * taken once it moves, where dropping them could leave it short in an idle cluster.
+   */
+  readonly #committedAhead = new Map<number, Signed<Committed>>();
   /** Requests received and not yet executed, in arrival order. */
   readonly #pending = new Map<string, Command>();
   /** Requests in a pre-prepare of the current view that is not yet executed. */
@@ -143,8 +150,8 @@ export class PbftCore implements Core<PbftMessage> {
   #unansweredStatus = 0;
   /** The status a starting replica repeats until one after it was heard brings nothing more (`#onAnnounceTimer`). */
   readonly #announcements: Announcements;
-  /** Where this replica was at its last announcement (view, executed, changing view), and whether one was heard since it started. */
-  #announcedFrom = { view: 0, executed: 0, changing: false, heard: false };
+  /** Where this replica was at its last announcement (view, executed, low watermark, changing view), and whether one was heard since it started. */
+  #announcedFrom = { view: 0, executed: 0, low: 0, changing: false, heard: false };
 
   constructor(options: CoreOptions, tuning: PbftOptions = {}) {
     this.config = options.config;
@@ -270,6 +277,8 @@ export class PbftCore implements Core<PbftMessage> {
         return this.#onVote(m as Signed<Prepare | Commit>);
       case 'checkpoint':
         return this.#onCheckpoint(m as Signed<Checkpoint>);
+      case 'stable':
+        return this.#onStable(m as Signed<Stable>);
       case 'view-change':
         return this.#onViewChange(m as Signed<ViewChange>);
       case 'new-view':
@@ -287,9 +296,8 @@ export class PbftCore implements Core<PbftMessage> {
         // (its verifier may finish them first), and are then past its window: the status it
         // sends from the checkpoint is a new question, answered even right after the first.
         if (body.executed < this.#low) return this.#bringUp(m.from);
-        if (body.stable < this.#low) this.#resendCheckpoint(m.from);
-        // A peer that got further: this replica's own status is the question it answers. To every
-        // peer: if its stable checkpoint is behind, only a quorum's checkpoint messages move it.
+        if (body.stable < this.#low) this.#sendStable(m.from);
+        // A peer that got further: this replica's own status is the question it answers.
         if (body.executed > this.#executed) return void (this.#mayServe('status') && this.#announceStatus());
         return this.#retransmitCommitted(m.from, body.executed);
       case 'committed':
@@ -564,6 +572,7 @@ export class PbftCore implements Core<PbftMessage> {
     const stable = this.#checkpoints.add(m, this.config.quorumSize, this.#low + this.#window);
     if (stable === undefined) return;
     this.#makeStable(stable);
+    this.#takeCommittedAhead();
     this.#proposeIfPrimary();
   }
 
@@ -588,6 +597,7 @@ export class PbftCore implements Core<PbftMessage> {
       }
     }
     for (const [key, pp] of this.#early) if (pp.body.sequence <= cp.sequence) this.#early.delete(key);
+    for (const sequence of this.#committedAhead.keys()) if (sequence <= cp.sequence) this.#committedAhead.delete(sequence);
     if (this.#executed < cp.sequence) this.#fetchState(cp);
     if (this.#nextSequence <= cp.sequence) this.#nextSequence = cp.sequence + 1;
   }
@@ -644,14 +654,22 @@ export class PbftCore implements Core<PbftMessage> {
   /**
    * A peer executed past this replica's stable checkpoint but never saw it become stable: it was
    * away when the checkpoint messages went out. Its log window ends where it is, so commits past
-   * it are dropped and, in an idle cluster, nothing else would move it (thesis §5.2 has replicas
-   * retransmit their checkpoint messages for this). This replica's own message, with those of
-   * the other peers its status reached, is a quorum for it. Each costs a signature: at most one
-   * per peer per half request timeout, whatever the peer claims.
+   * it cannot be logged and, in an idle cluster, nothing else would move it (thesis §5.2 has
+   * replicas retransmit checkpoint messages for this). The proof, a quorum's signed checkpoint
+   * messages, moves it alone, whichever stable checkpoint other peers hold.
    */
-  #resendCheckpoint(peer: NodeId): void {
-    if (this.#low === 0 || !this.#mayServe(`checkpoint:${peer}`)) return;
-    this.#out.send([peer], checkpoint(this.#low, this.#stable.stateDigest));
+  #sendStable(peer: NodeId): void {
+    if (this.#low === 0 || !this.#mayServe(`stable:${peer}`)) return;
+    this.#out.send([peer], { type: 'stable', checkpoint: this.#stable });
+  }
+
+  #onStable(m: Signed<Stable>): void {
+    const cp = m.body.checkpoint;
+    if (cp.sequence <= this.#low || cp.sequence % this.#k !== 0) return;
+    if (!validCheckpoint(cp, this.config, this.#quorums)) return this.#evidence('invalid-certificate', m.from, `stable checkpoint ${cp.sequence} without a quorum's proof`, [m]);
+    this.#makeStable(cp);
+    this.#takeCommittedAhead();
+    this.#proposeIfPrimary();
   }
 
   #serveState(peer: NodeId): void {
@@ -682,6 +700,7 @@ export class PbftCore implements Core<PbftMessage> {
     } else if (cp.sequence === this.#low) this.#holdStable(cp, view);
     else this.#fetchState(this.#stable);
     for (const key of [...this.#ordered]) if (!this.#pending.has(key)) this.#ordered.delete(key);
+    this.#takeCommittedAhead();
     this.#execute();
     // Sequences committed after the checkpoint may be all there is if the cluster went idle:
     // say how far this replica got, and peers send the commits it lacks.
@@ -705,8 +724,9 @@ export class PbftCore implements Core<PbftMessage> {
   #onCommitted(m: Signed<Committed>): void {
     const { prePrepare: pp, certificate } = m.body;
     const sequence = pp.body.sequence;
-    if (sequence <= this.#executed || !this.#inWindow(sequence)) return;
+    if (sequence <= this.#executed || sequence <= this.#low || sequence > this.#low + 2 * this.#window) return;
     if (!validCommitted(pp, certificate, this.config, this.#quorums)) return this.#evidence('invalid-certificate', m.from, `commit certificate for sequence ${sequence} does not hold`, [m]);
+    if (!this.#inWindow(sequence)) return void this.#committedAhead.set(sequence, m);
     const slot = this.#slot(sequence);
     if (slot.certificate !== undefined) return;
     slot.prePrepare = pp;
@@ -718,10 +738,20 @@ export class PbftCore implements Core<PbftMessage> {
     this.#persistCommitted(slot);
     this.#execute(true);
   }
+  /** The window moved: the commit certificates held for it are taken now. */
+  #takeCommittedAhead(): void {
+    for (const [sequence, m] of this.#committedAhead) {
+      if (!this.#inWindow(sequence)) continue;
+      this.#committedAhead.delete(sequence);
+      this.#onCommitted(m);
+    }
+  }
+
 
   /**
-   * At most one relay, state transfer or retransmission per peer per half request timeout, unless
-   * the peer asks for something else (`what`: where its retransmission starts).
+   * At most one relay, state transfer, retransmission, stable proof or status per key (most name
+   * a peer) per half request timeout, unless the peer asks for something else (`what`: where its
+   * retransmission starts).
    */
   #mayServe(key: string, what = 0): boolean {
     const last = this.#lastServed.get(key);
@@ -989,22 +1019,22 @@ export class PbftCore implements Core<PbftMessage> {
     // The others may have changed view or moved on while it was down; with no client traffic
     // nothing would tell it (consensus/announcements.ts). A view change the others answer by
     // relaying their view moves it there, but not past what they executed meanwhile.
-    this.#announcedFrom = { view: this.#view, executed: this.#executed, changing: this.#changing, heard: false };
+    this.#announcedFrom = { view: this.#view, executed: this.#executed, low: this.#low, changing: this.#changing, heard: false };
     this.#announcements.start();
   }
 
   /**
-   * Executing something, a newer view, or the end of the view change it restarted in shows the
-   * others heard; the announcements go on while each brings something, and end once one brought
+   * Executing something, a moved window, a newer view, or the end of the view change it restarted
+   * in shows the others heard; the announcements go on while each brings something, and end once one brought
    * nothing more. While this replica caught up on the commits its first status asked for, the
    * others may have committed a sequence whose pre-prepare and votes it missed, and then gone idle:
    * nothing but another status would tell it.
    */
   #onAnnounceTimer(): void {
     const from = this.#announcedFrom;
-    const heard = this.#executed > from.executed || this.#view !== from.view || (from.changing && !this.#changing);
+    const heard = this.#executed > from.executed || this.#low > from.low || this.#view !== from.view || (from.changing && !this.#changing);
     if (!heard && from.heard) return this.#announcements.stop();
-    this.#announcedFrom = { view: this.#view, executed: this.#executed, changing: this.#changing, heard: from.heard || heard };
+    this.#announcedFrom = { view: this.#view, executed: this.#executed, low: this.#low, changing: this.#changing, heard: from.heard || heard };
     this.#announcements.onTimer(heard);
   }
 

@@ -114,13 +114,21 @@ export type StateTransfer = Infer<typeof stateSchema>;
 /**
  * What a replica that restarted or stalls announces (Castro's thesis §5.2 status messages): its
  * view, how far it executed and its last stable checkpoint. A peer in a later view answers with
- * that view's NEW-VIEW (a relay), a peer with a later stable checkpoint with its state, or with its
- * own checkpoint message when the replica executed past that checkpoint, so an idle cluster
- * brings it back too.
+ * that view's NEW-VIEW (a relay), a peer with a later stable checkpoint with its state, or with the
+ * checkpoint's proof alone when the replica executed past it, so an idle cluster brings it back too.
  */
 export const statusSchema = t.object({ type: t.literal('status'), view: t.uint(), executed: t.uint(), stable: t.uint() });
 /** A status body. */
 export type Status = Infer<typeof statusSchema>;
+
+/**
+ * A stable checkpoint's proof, for a replica that executed past the checkpoint but never saw it
+ * become stable (it was away when the checkpoint messages went out): a quorum's signed checkpoint
+ * messages, which any one peer can pass on.
+ */
+export const stableSchema = t.object({ type: t.literal('stable'), checkpoint: stableCheckpointSchema });
+/** A stable body. */
+export type Stable = Infer<typeof stableSchema>;
 
 /**
  * A committed sequence retransmitted to a replica that missed it (Castro's thesis §5.2): the
@@ -143,13 +151,14 @@ const cases = {
   'fetch-state': fetchStateSchema,
   state: stateSchema,
   status: statusSchema,
+  stable: stableSchema,
   committed: committedSchema,
 } as const;
 
 const messageType = t.oneOf(...(Object.keys(cases) as (keyof typeof cases)[]));
 
 /** Every PBFT message body. */
-export type PbftMessage = PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView | Relay | FetchState | StateTransfer | Status | Committed;
+export type PbftMessage = PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView | Relay | FetchState | StateTransfer | Status | Stable | Committed;
 
 /** Schema of {@link PbftMessage}: dispatches on `type`. */
 export const pbftMessageSchema: Schema<PbftMessage> = {
@@ -201,6 +210,7 @@ export function nestedSignatures(body: PbftMessage): Signed<unknown>[] {
         ...(body.newView === undefined ? [] : [body.newView, ...newViewSignatures(body.newView.body)]),
       ];
     case 'state':
+    case 'stable':
       return [...body.checkpoint.proof];
     case 'committed':
       return [body.prePrepare, ...commitsOf(body.prePrepare.body.sequence, body.certificate)];
