@@ -2,8 +2,8 @@
  * How a restarted replica makes itself found. The others may have moved on while it was down, and
  * in a cluster that went idle meanwhile no message would reach it: it must speak first, saying how
  * far it got (Castro's thesis §5.2 has PBFT replicas send status for this). A replica that is not
- * behind hears nothing back, so it cannot wait for an answer; it says it again a few times, each
- * wait longer than the last, until its core sees that it was heard — one lost message must not
+ * behind hears nothing back, so it cannot wait for an answer; it says it again a few times, the
+ * waits growing to four times the first, until its core sees that it was heard — one lost message must not
  * leave it behind for good, and a current replica must fall silent. A core may ask for more while
  * each announcement brings the replica something (it may still be missing more), within a bound.
  */

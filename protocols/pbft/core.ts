@@ -38,6 +38,15 @@ import {
 import { Slot } from './slot.js';
 import { planNewView, primaryOf, validCheckpoint, validCommitted, validViewChange, ViewChangeLog, type Quorums } from './view-change.js';
 
+/** Where a replica was at its last announcement, and whether one was heard since it started. */
+interface AnnouncedFrom {
+  readonly view: number;
+  readonly executed: number;
+  readonly low: number;
+  readonly changing: boolean;
+  readonly heard: boolean;
+}
+
 /** Tuning of a PBFT replica. */
 export interface PbftOptions {
   /** K: a checkpoint every K sequence numbers (default 10). */
@@ -150,8 +159,8 @@ export class PbftCore implements Core<PbftMessage> {
   #unansweredStatus = 0;
   /** The status a starting replica repeats until one after it was heard brings nothing more (`#onAnnounceTimer`). */
   readonly #announcements: Announcements;
-  /** Where this replica was at its last announcement (view, executed, low watermark, changing view), and whether one was heard since it started. */
-  #announcedFrom = { view: 0, executed: 0, low: 0, changing: false, heard: false };
+  /** Where this replica was at its last announcement (`#onAnnounceTimer`). */
+  #announcedFrom: AnnouncedFrom = { view: 0, executed: 0, low: 0, changing: false, heard: false };
 
   constructor(options: CoreOptions, tuning: PbftOptions = {}) {
     this.config = options.config;
@@ -1019,14 +1028,14 @@ export class PbftCore implements Core<PbftMessage> {
     // The others may have changed view or moved on while it was down; with no client traffic
     // nothing would tell it (consensus/announcements.ts). A view change the others answer by
     // relaying their view moves it there, but not past what they executed meanwhile.
-    this.#announcedFrom = { view: this.#view, executed: this.#executed, low: this.#low, changing: this.#changing, heard: false };
+    this.#announcedFrom = this.#whereNow(false);
     this.#announcements.start();
   }
 
   /**
    * Executing something, a moved window, a newer view, or the end of the view change it restarted
-   * in shows the others heard; the announcements go on while each brings something, and end once one brought
-   * nothing more. While this replica caught up on the commits its first status asked for, the
+   * in shows the others heard; the announcements go on while each brings something, and end once
+   * one brought nothing more. While this replica caught up on the commits its first status asked for, the
    * others may have committed a sequence whose pre-prepare and votes it missed, and then gone idle:
    * nothing but another status would tell it.
    */
@@ -1034,8 +1043,12 @@ export class PbftCore implements Core<PbftMessage> {
     const from = this.#announcedFrom;
     const heard = this.#executed > from.executed || this.#low > from.low || this.#view !== from.view || (from.changing && !this.#changing);
     if (!heard && from.heard) return this.#announcements.stop();
-    this.#announcedFrom = { view: this.#view, executed: this.#executed, low: this.#low, changing: this.#changing, heard: from.heard || heard };
+    this.#announcedFrom = this.#whereNow(from.heard || heard);
     this.#announcements.onTimer(heard);
+  }
+
+  #whereNow(heard: boolean): AnnouncedFrom {
+    return { view: this.#view, executed: this.#executed, low: this.#low, changing: this.#changing, heard };
   }
 
   #announceStatus(): void {
