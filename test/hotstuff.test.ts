@@ -770,29 +770,81 @@ test('a leader stops waiting for a QC\'s block once fetching it gives up, though
 });
 
 test('orphans on a fork off the committed chain are dropped with every orphan above them, and their parents are not asked for', (t) => {
-  // Below the fork, blocks of views 1 … 6; its orphans arrive in views 8 and 9; the chain goes on
-  // from view 10 (a TC for view 9) and commits its own block at the fork's height.
+  // Below the fork, blocks of views 1 … 6; its orphans arrive in views 8, 9 and 10; the chain goes
+  // on from view 11 (a TC for view 10) and commits its own block at the fork's height.
   const common = chainOf(6);
   const base = at(common, 5);
   const fork = child(base, 7);
   const lower = child(fork, 8);
-  const upper = child(lower, 9);
+  const middle = child(lower, 9);
+  const upper = child(middle, 10);
   const c = core(3, new Map(), { fetchRetryMs: 50 });
   for (const b of common) deliver(c, proposal(b));
-  deliver(c, proposal(lower));
-  deliver(c, proposal(upper));
-  t.deepEqual([c.stats().orphans, c.stats().missing], [2, 1], 'the fork block below them wanted');
-  const resumed = child(base, 10);
-  deliver(c, proposal(resumed, tcFor(9)));
-  let tip = resumed;
-  for (const view of [11, 12, 13]) deliver(c, proposal((tip = child(tip, view))));
+  for (const b of [lower, middle, upper]) deliver(c, proposal(b));
+  t.deepEqual([c.stats().orphans, c.stats().missing], [3, 1], 'the fork block below them wanted');
+  commitAtHeight7(c, base);
   t.is(c.committedBlock.height, fork.height, 'the chain committed a block at the fork\'s height');
-  t.deepEqual([c.stats().orphans, c.stats().missing], [0, 0]);
-  for (let round = 1; round <= 8; round++) {
-    c.step({ kind: 'timeout', timer: 'fetch' }, 50 * round);
-    t.deepEqual(sent(c.ready(), 'block-request'), [], `round ${round}`);
-  }
+  t.deepEqual([c.stats().orphans, c.stats().missing], [0, 0], 'the walk up from the forked orphan reaches the top');
+  t.deepEqual(requestsInRounds(c, 8), []);
 });
+
+test('orphans waiting for a block that arrives off the committed chain are dropped, and it is not asked for again', (t) => {
+  // The orphans' own heights are above the committed one, so they look joinable until the block
+  // they wait for arrives: its parent, not held, is at the committed height.
+  const common = chainOf(6);
+  const base = at(common, 5);
+  const forkBottom = child(base, 7);
+  const forkTop = child(forkBottom, 8);
+  const lower = child(forkTop, 9);
+  const upper = child(lower, 10);
+  const c = core(3, new Map(), { fetchRetryMs: 50 });
+  for (const b of common) deliver(c, proposal(b));
+  for (const b of [lower, upper]) deliver(c, proposal(b));
+  commitAtHeight7(c, base);
+  t.deepEqual([c.stats().orphans, c.stats().missing], [2, 1], 'still waiting for the fork\'s top block');
+  deliver(c, signed(1, { type: 'block-response', blocks: [forkTop, forkBottom] }));
+  t.deepEqual([c.stats().orphans, c.stats().missing], [0, 0]);
+  t.deepEqual(requestsInRounds(c, 8), []);
+});
+
+test('an orphan whose parent expired asks for it again, though the parent arrived after it', (t) => {
+  // Orphans are grouped by parent in arrival order: the child's group comes before the parent's.
+  // Whether the parent is still held may be decided only once every expired orphan is gone.
+  const blocks = chainOf(12);
+  const parent = at(blocks, 9);
+  const c = core(3, new Map(), { fetchRetryMs: 50 });
+  for (const b of blocks.slice(0, 5)) deliver(c, proposal(b));
+  deliver(c, proposal(at(blocks, 10)));
+  deliver(c, signed(1, { type: 'block-response', blocks: [parent] }));
+  t.is(c.stats().orphans, 2);
+  const kept = c.view;
+  // A sibling kept 19 views later outlives them both.
+  deliver(c, proposal(child(parent, kept + 19), tcFor(kept + 18)));
+  for (let v = kept + 19; v <= kept + ORPHAN_VIEWS; v++) deliver(c, signed(1, { type: 'new-view', view: v + 1, highQC: GENESIS_QC, tc: tcFor(v) }));
+  t.is(c.stats().orphans, 1, 'the first two expired');
+  c.step({ kind: 'timeout', timer: 'fetch' }, 50);
+  t.deepEqual(
+    sent(c.ready(), 'block-request').map((m) => m.body.type === 'block-request' && [hex(m.body.hash), m.body.height]),
+    [[hex(blockHash(parent)), parent.height]],
+  );
+});
+
+/** From `base` (height 6, view 6), the chain of views 11 … 14 (entered by a TC for view 10): it commits its block of view 11, at height 7. */
+function commitAtHeight7(c: HotStuffCore, base: Block): void {
+  let tip = child(base, 11);
+  deliver(c, proposal(tip, tcFor(10)));
+  for (const view of [12, 13, 14]) deliver(c, proposal((tip = child(tip, view))));
+}
+
+/** The block requests `c` sends in `rounds` fetch-timer rounds. */
+function requestsInRounds(c: HotStuffCore, rounds: number): HotStuffMessage[] {
+  const asked: HotStuffMessage[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    c.step({ kind: 'timeout', timer: 'fetch' }, 50 * round);
+    asked.push(...sent(c.ready(), 'block-request').map((m) => m.body));
+  }
+  return asked;
+}
 
 test('old-view forks, equivocations and blocks at or below the committed height stay out of the tree and off the disk', (t) => {
   const c = core(1);

@@ -181,7 +181,11 @@ export class CatchUp {
     const queue: HashedBlock[] = [first];
     for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
       const { block, hash } = item;
-      if (block.height <= this.#executor.committed.block.height || this.#tree.get(hash) !== undefined) continue;
+      if (this.#tree.get(hash) !== undefined) continue;
+      if (block.height <= this.#executor.committed.block.height) {
+        this.#refuse(hex(hash));
+        continue;
+      }
       const parent = this.#tree.get(block.parent);
       if (parent === undefined) {
         if (!this.#keepOrphan(item, from)) continue;
@@ -190,7 +194,10 @@ export class CatchUp {
         this.#fetch(block.parent, block.height - 1, from);
         continue;
       }
-      if (!validChild(block, parent, this.#config)) continue;
+      if (!validChild(block, parent, this.#config)) {
+        this.#refuse(hex(hash));
+        continue;
+      }
       const node = this.#tree.add(block, hash);
       this.#out.persist(blockKey(node.key), block);
       this.#tallest = Math.max(this.#tallest, block.height);
@@ -324,27 +331,10 @@ export class CatchUp {
   forget(view: number): void {
     this.#view = view;
     const height = this.#executor.committed.block.height;
-    // An orphan whose parent is at or below the committed height is on a fork that can never join
-    // the tree, and so is every orphan above it: asking for their parents would go on for as long as
-    // they are kept.
-    const dead: string[] = [];
-    for (const [parent, siblings] of this.#orphans) {
-      for (const [key, o] of siblings) {
-        const forked = o.block.height - 1 <= height;
-        if (!forked && o.view + ORPHAN_VIEWS >= view) continue;
-        if (forked) dead.push(key);
-        siblings.delete(key);
-        this.#uncount(o);
-      }
-      if (siblings.size === 0) this.#orphans.delete(parent);
-    }
-    for (let key = dead.pop(); key !== undefined; key = dead.pop()) {
-      for (const child of this.#orphans.get(key)?.values() ?? []) {
-        dead.push(hex(child.hash));
-        this.#uncount(child);
-      }
-      this.#orphans.delete(key);
-    }
+    // Forks first: an orphan that expired between a forked one and younger ones above must not
+    // hide them from the walk up.
+    this.#drop(this.#orphansWhere((o) => o.block.height - 1 <= height), true);
+    this.#drop(this.#orphansWhere((o) => o.view + ORPHAN_VIEWS < view), false);
     // Only once every orphan that expired is gone: whether a parent is itself an orphan decides.
     const needed = new Set(this.#qcs.keys());
     for (const [parent, siblings] of this.#orphans) {
@@ -362,7 +352,8 @@ export class CatchUp {
    * Keeps `item` until its parent arrives, if it may be kept: above the committed block's child,
    * no higher than {@link ORPHAN_HEIGHTS} above the greatest height known to exist, self-consistent
    * (its justify certifies its parent and is well formed, and its proposer may lead its view), and
-   * within its sender's share of {@link MAX_ORPHANS}.
+   * within its sender's share of {@link MAX_ORPHANS}. A block that can never join (its parent, not
+   * held, is at or below the committed height: a fork; or it is not self-consistent) is refused.
    * @returns true when the orphan is kept (or already was).
    */
   #keepOrphan(item: HashedBlock, from: NodeId): boolean {
@@ -370,8 +361,11 @@ export class CatchUp {
     const key = hex(hash);
     // A QC names this hash, so a quorum saw the block: its height is real.
     if (this.#qcs.has(key)) this.#tallest = Math.max(this.#tallest, block.height);
-    if (block.height - 1 <= this.#executor.committed.block.height || block.height > this.#tallest + ORPHAN_HEIGHTS) return false;
-    if (!sameBytes(block.justify.valueHash, block.parent) || !mayLead(block, this.#config.n) || !isValidQC(block.justify, this.#config)) return false;
+    if (block.height - 1 <= this.#executor.committed.block.height || !sameBytes(block.justify.valueHash, block.parent) || !mayLead(block, this.#config.n) || !isValidQC(block.justify, this.#config)) {
+      this.#refuse(key);
+      return false;
+    }
+    if (block.height > this.#tallest + ORPHAN_HEIGHTS) return false;
     const parent = hex(block.parent);
     const siblings = this.#orphans.get(parent) ?? new Map<string, Orphan>();
     if (siblings.has(key)) return true;
@@ -386,6 +380,35 @@ export class CatchUp {
     this.#orphansFrom.set(from, sent + 1);
     this.#orphanCount++;
     return true;
+  }
+
+  /**
+   * The block `key` can never join the tree: it is no longer wanted, and the orphans waiting for it
+   * (and every orphan above them) go, or they would keep it asked for as long as they are kept.
+   */
+  #refuse(key: string): void {
+    this.#missing.delete(key);
+    this.#drop(this.#orphans.get(key)?.values() ?? [], true);
+  }
+
+  /** The orphans `keep` is true of. */
+  #orphansWhere(keep: (orphan: Orphan) => boolean): Orphan[] {
+    const found: Orphan[] = [];
+    for (const siblings of this.#orphans.values()) for (const o of siblings.values()) if (keep(o)) found.push(o);
+    return found;
+  }
+
+  /** Drops `orphans` and, with `above`, every orphan waiting for one of them or for one above. */
+  #drop(orphans: Iterable<Orphan>, above: boolean): void {
+    const queue = [...orphans];
+    for (let o = queue.pop(); o !== undefined; o = queue.pop()) {
+      const parent = hex(o.block.parent);
+      const siblings = this.#orphans.get(parent);
+      if (siblings?.delete(hex(o.hash)) !== true) continue;
+      if (siblings.size === 0) this.#orphans.delete(parent);
+      this.#uncount(o);
+      if (above) queue.push(...(this.#orphans.get(hex(o.hash))?.values() ?? []));
+    }
   }
 
   #uncount(orphan: Orphan): void {
