@@ -770,20 +770,12 @@ test('a leader stops waiting for a QC\'s block once fetching it gives up, though
 });
 
 test('orphans on a fork off the committed chain are dropped with every orphan above them, and their parents are not asked for', (t) => {
-  // Below the fork, blocks of views 1 … 6; its orphans arrive in views 8, 9 and 10; the chain goes
-  // on from view 11 (a TC for view 10) and commits its own block at the fork's height.
-  const common = chainOf(6);
-  const base = at(common, 5);
-  const fork = child(base, 7);
-  const lower = child(fork, 8);
-  const middle = child(lower, 9);
-  const upper = child(middle, 10);
-  const c = core(3, new Map(), { fetchRetryMs: 50 });
-  for (const b of common) deliver(c, proposal(b));
-  for (const b of [lower, middle, upper]) deliver(c, proposal(b));
+  // Orphans in views 8, 9 and 10 above a fork block of view 7; the chain commits its own block at
+  // the fork's height.
+  const { c, fork } = forkAboveOrphans(1);
   t.deepEqual([c.stats().orphans, c.stats().missing], [3, 1], 'the fork block below them wanted');
-  commitAtHeight7(c, base);
-  t.is(c.committedBlock.height, fork.height, 'the chain committed a block at the fork\'s height');
+  commitAtHeight7(c, at(fork, 0));
+  t.is(c.committedBlock.height, at(fork, 1).height, 'the chain committed a block at the fork\'s height');
   t.deepEqual([c.stats().orphans, c.stats().missing], [0, 0], 'the walk up from the forked orphan reaches the top');
   t.deepEqual(requestsInRounds(c, 8), []);
 });
@@ -791,18 +783,10 @@ test('orphans on a fork off the committed chain are dropped with every orphan ab
 test('orphans waiting for a block that arrives off the committed chain are dropped, and it is not asked for again', (t) => {
   // The orphans' own heights are above the committed one, so they look joinable until the block
   // they wait for arrives: its parent, not held, is at the committed height.
-  const common = chainOf(6);
-  const base = at(common, 5);
-  const forkBottom = child(base, 7);
-  const forkTop = child(forkBottom, 8);
-  const lower = child(forkTop, 9);
-  const upper = child(lower, 10);
-  const c = core(3, new Map(), { fetchRetryMs: 50 });
-  for (const b of common) deliver(c, proposal(b));
-  for (const b of [lower, upper]) deliver(c, proposal(b));
-  commitAtHeight7(c, base);
+  const { c, fork } = forkAboveOrphans(2);
+  commitAtHeight7(c, at(fork, 0));
   t.deepEqual([c.stats().orphans, c.stats().missing], [2, 1], 'still waiting for the fork\'s top block');
-  deliver(c, signed(1, { type: 'block-response', blocks: [forkTop, forkBottom] }));
+  deliver(c, signed(1, { type: 'block-response', blocks: fork.slice(1).reverse() }));
   t.deepEqual([c.stats().orphans, c.stats().missing], [0, 0]);
   t.deepEqual(requestsInRounds(c, 8), []);
 });
@@ -829,7 +813,21 @@ test('an orphan whose parent expired asks for it again, though the parent arrive
   );
 });
 
-/** From `base` (height 6, view 6), the chain of views 11 … 14 (entered by a TC for view 10): it commits its block of view 11, at height 7. */
+/**
+ * A replica holding blocks of views 1 … 6 and, above them, a fork of views 7 … 10 whose first
+ * `missing` blocks it lacks and the rest it holds as orphans. `fork` is the base (view 6), then
+ * the fork's blocks.
+ */
+function forkAboveOrphans(missing: number): { c: HotStuffCore; fork: Block[] } {
+  const common = chainOf(6);
+  const fork = [at(common, 5)];
+  for (const view of [7, 8, 9, 10]) fork.push(child(at(fork, fork.length - 1), view));
+  const c = core(3, new Map(), { fetchRetryMs: 50 });
+  for (const b of [...common, ...fork.slice(1 + missing)]) deliver(c, proposal(b));
+  return { c, fork };
+}
+
+/** From `base` (height 6, view 6), the chain of views 11 … 14 (entered by a TC for view 10): it commits its block of view 11, at height 7, the fork's first. */
 function commitAtHeight7(c: HotStuffCore, base: Block): void {
   let tip = child(base, 11);
   deliver(c, proposal(tip, tcFor(10)));
