@@ -3,7 +3,11 @@
  * proof — `replyQuorum` matching replies from distinct replicas: f+1 for the Byzantine-tolerant
  * protocols (at least one is from a correct replica, PBFT §4.1; the same rule serves HotStuff,
  * whose replies each come from a replica that saw the commit certificate), one for Raft, where
- * only the leader answers, and only for an entry it knows committed (Raft §8).
+ * only the leader answers, and only for an entry it knows committed (Raft §8). Replies match when
+ * they give the same response at the same log position, which every correct replica executed the
+ * command at. A reply counts for the replica that sent it (the runtime names the sender, not the
+ * message), and only a replica's first answer to a command counts: a faulty one can neither speak
+ * for others nor vote for every response.
  *
  * Each command goes out under a session of its own: a session has at most one command in flight
  * and its timestamps only grow, which is what the replicas' client table needs to execute each
@@ -51,7 +55,9 @@ const instruments = instrumentsOf(CONSENSUS_SCOPE, (meter) => ({
 
 const resultSchema = t.object({
   response: t.bytes({ maxLength: 1 << 20 }),
+  /** The log position the command executed at, which every reply of the proof gave. */
   position: t.uint(),
+  /** The lowest view (term) among the proof's replies: replicas report the one they were in. */
   view: t.uint(),
   /** The replicas whose matching replies were the proof. */
   replicas: t.array(t.uint(), { maxLength: 1024 }),
@@ -65,11 +71,16 @@ const replySchema = t.object({ client: t.string({ maxLength: 128 }), timestamp: 
 /** A command's accepted result. */
 export type ClientResult = ReturnType<typeof resultSchema.parse>;
 
+/** Replicas that gave one answer, each with the view (term) its reply carried. */
+type Voters = Map<number, number>;
+
 interface InFlight {
   readonly command: Command;
   readonly sender: Sender<ClientResult>;
-  /** Response (hex) → replicas that answered it. */
-  readonly votes: Map<string, Set<number>>;
+  /** Position and response (hex) → the replicas that answered them. */
+  readonly votes: Map<string, Voters>;
+  /** The replicas that answered, whatever they answered. */
+  readonly answered: Set<number>;
   sends: number;
   /** When it was submitted (`performance.now()`). */
   readonly submitted: number;
@@ -117,16 +128,22 @@ export const Client = defineBehavior({
       ctx.timers.start(flight.command.client, wait, { type: 'retry', session: flight.command.client });
     };
 
-    /** Counts `node`'s reply; the command is accepted once `replyQuorum` replicas gave the same response. */
+    /** Counts replica `node`'s reply; the command is accepted once `replyQuorum` replicas gave the same one. */
     const accept = (node: number, reply: Reply): void => {
       const flight = inFlight.get(reply.client);
-      if (flight === undefined || flight.command.timestamp !== reply.timestamp || node >= n) return;
-      const key = hex(reply.response);
-      const voters = flight.votes.get(key) ?? new Set<number>();
-      voters.add(node);
+      if (flight === undefined || flight.command.timestamp !== reply.timestamp || flight.answered.has(node)) return;
+      flight.answered.add(node);
+      const key = `${reply.position}:${hex(reply.response)}`;
+      const voters: Voters = flight.votes.get(key) ?? new Map();
+      voters.set(node, reply.view);
       flight.votes.set(key, voters);
       if (voters.size < args.replyQuorum) return;
-      if (args.leaderOf === 'view-primary') leader = reply.view % n;
+      // Replicas may answer from different views; a lowest one of the proof is the one reported, and
+      // only a view they all agree on names a leader (a faulty replica's must not steer the next send).
+      const views = [...voters.values()];
+      const view = Math.min(...views);
+      const agreed = views.every((v) => v === view);
+      if (args.leaderOf === 'view-primary' && agreed) leader = view % n;
       else if (args.leaderOf === 'sender') leader = node;
       inFlight.delete(reply.client);
       ctx.timers.cancel(reply.client);
@@ -135,7 +152,7 @@ export const Client = defineBehavior({
       if (flight.span?.isRecording() === true) {
         flight.span.setAttributes({
           'consensus.sequence': reply.position,
-          'consensus.view': reply.view,
+          'consensus.view': view,
           'consensus.received_votes': voters.size,
           'consensus.command.attempts': flight.sends,
         });
@@ -143,7 +160,7 @@ export const Client = defineBehavior({
       flight.span?.end();
       // The asker may have given up (its ask timed out); the answer is then a dead letter.
       if (flight.sender.expectsReply) {
-        flight.sender.reply({ response: reply.response, position: reply.position, view: reply.view, replicas: [...voters], client: reply.client, timestamp: reply.timestamp });
+        flight.sender.reply({ response: reply.response, position: reply.position, view, replicas: [...voters.keys()], client: reply.client, timestamp: reply.timestamp });
       }
     };
 
@@ -164,6 +181,7 @@ export const Client = defineBehavior({
               command: { client: session, timestamp, payload: msg.payload },
               sender: from,
               votes: new Map(),
+              answered: new Set(),
               sends: 0,
               submitted: performance.now(),
               span,
@@ -179,6 +197,8 @@ export const Client = defineBehavior({
             return;
           }
           case 'replies': {
+            // Replica `node` is the actor of that name, whatever incarnation: no other may speak for it.
+            if (from.ref === undefined || from.ref.name !== args.replicas[msg.node]) return;
             replicas.heard(from.ref);
             for (const reply of msg.replies) accept(msg.node, reply);
             return;

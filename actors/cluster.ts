@@ -163,8 +163,9 @@ export interface ClusterOptions<Args = unknown> {
 export interface Submitted {
   /** The state machine's response. */
   readonly response: Uint8Array;
-  /** Where it was ordered. */
+  /** Where it was ordered: the log position every reply of the proof gave. */
   readonly position: number;
+  /** The lowest view (term) among the proof's replies (each replica reports the one it was in). */
   readonly view: number;
   /** The replicas whose matching replies were the proof. */
   readonly replicas: readonly number[];
