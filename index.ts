@@ -9,6 +9,7 @@ export * from './protocols/crypto/index.js';
 export { ActorSystem } from './actors/system.js';
 export { Cluster, CatchUpTimeout, statusLine, POLICY_SCHEME, EXECUTIONS_KEPT, DEFAULT_TIMEOUT_MS, type ClusterOptions, type KeyRotation, type Submitted, type ReplicaStatus, type EvidenceReport } from './actors/cluster.js';
 export type { ExecutedPosition } from './actors/cluster-agent.js';
+export type { ReceiptSubject } from './actors/receipt-answers.js';
 export type { LinkDelay } from './actors/link-faults.js';
 export type { PublicKeyDescriptor } from './actors/signer.js';
 export { STORE_FORMAT, StorageError, type StorageErrorCode } from './actors/replica-store.js';

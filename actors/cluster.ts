@@ -44,6 +44,7 @@ import { KeyValue, stateMachineRef, type StateMachine } from './state-machine-de
 import { Verifier } from './verifier.js';
 import { verifyAsync } from './crypto-pool.js';
 import { CRYPTO_SCOPE, observedSchemes } from './crypto-telemetry.js';
+import { positionAnswer, receiptAnswer, type PositionAnswer, type ReceiptSubject } from './receipt-answers.js';
 import { verifyReceiptAsync } from './receipt-tasks.js';
 import { SchemeRegistry, type KeyId } from '../protocols/crypto/index.js';
 import { isByzantineTolerant } from '../protocols/consensus/config.js';
@@ -53,7 +54,6 @@ import {
   TreeHeadCollector,
   checkTrust,
   keyAt,
-  receiptFromJson,
   treeHeadSigningInput,
   trustToJson,
   type Json,
@@ -247,6 +247,13 @@ export const DEFAULT_TIMEOUT_MS: Readonly<Record<ConsensusAlgorithm, number>> = 
  */
 const RECEIPT_ASK_MS = 2000;
 const askTimeout = (deadline: number): number => Math.max(1, Math.min(RECEIPT_ASK_MS, deadline - performance.now()));
+
+/** `ref`'s answer to `msg`, or undefined when it gives none in time (see {@link askTimeout}). */
+const askUntil = <R>(ref: ActorRef, msg: unknown, deadline: number): Promise<R | undefined> =>
+  ref.ask(msg, { timeoutMs: askTimeout(deadline) }).then(
+    (answer) => answer as R,
+    () => undefined,
+  );
 
 /** Executions remembered per replica, for {@link Cluster.executed}: the latest this many at least, twice as many at most. */
 export const EXECUTIONS_KEPT = 4096;
@@ -711,7 +718,7 @@ export class Cluster {
     if (this.#unavailable !== undefined) throw this.#unavailable;
     const result = await this.#unlessUnavailable(this.#client.ask({ type: 'submit', payload }, { timeoutMs: options.timeoutMs ?? 30_000 }));
     let receipt: Promise<Receipt> | undefined;
-    const receiptOf = (): Promise<Receipt> => (receipt ??= this.receipt(result));
+    const receiptOf = (): Promise<Receipt> => (receipt ??= this.receipt({ ...result, payload }));
     return Object.defineProperty({ ...result }, 'receipt', { get: receiptOf, enumerable: false }) as Submitted;
   }
 
@@ -719,24 +726,26 @@ export class Cluster {
    * The receipt of a committed command: its receipt body, an inclusion proof in the receipt log,
    * and the log's tree head signed by a quorum of replicas (protocols/receipts). It is fetched from
    * a replica and verified against {@link trust} (on the pool) before it is returned, so a
-   * Byzantine replica cannot hand out a bad one.
+   * Byzantine replica cannot hand out a bad one, nor another command's: the body must be the
+   * command's (its session and timestamp, and its payload's hash when `command.payload` is given,
+   * as for a {@link Submitted}'s receipt).
    * @throws {ReceiptError} `UNAVAILABLE` when no replica can make it within `timeoutMs` (default 30 s).
    */
-  async receipt(command: { readonly client: string; readonly timestamp: number }, options: { readonly timeoutMs?: number } = {}): Promise<Receipt> {
+  async receipt(command: ReceiptSubject, options: { readonly timeoutMs?: number } = {}): Promise<Receipt> {
     const deadline = performance.now() + (options.timeoutMs ?? 30_000);
-    const replicas = (): ActorRef[] => Array.from({ length: this.n }, (_, i) => this.#system.lookup(this.#replicaName(i))).filter((r) => r !== undefined);
-    const ask = <R>(ref: ActorRef, msg: unknown): Promise<R | undefined> =>
-      ref.ask(msg, { timeoutMs: askTimeout(deadline) }).then((r) => r as R, () => undefined);
-    for (;;) {
-      for (const ref of replicas()) {
-        const located = await ask<{ position?: number }>(ref, { type: 'locate', client: command.client, timestamp: command.timestamp });
+    for (let round = 0; ; round++) {
+      // Each round starts at the next replica: a faulty one asked first would cost every request its wait.
+      for (let k = 0; k < this.n; k++) {
+        const ref = this.#system.lookup(this.#replicaName((round + k) % this.n));
+        if (ref === undefined) continue;
+        const located = await askUntil<{ position?: number }>(ref, { type: 'locate', client: command.client, timestamp: command.timestamp }, deadline);
         if (located?.position === undefined) continue;
-        const signed = await this.#signedHead(located.position, deadline);
-        if (signed === undefined) break;
-        const answer = await ask<{ json?: string }>(ref, { type: 'receipt', client: command.client, timestamp: command.timestamp, signed });
-        if (answer?.json === undefined) continue;
-        const json = JSON.parse(answer.json) as Json<Receipt>;
-        if ((await verifyReceiptAsync(this.#system, json, this.#trustJson, this.#backend)).ok) return receiptFromJson(json);
+        // The position is the replica's word: a head that never comes is waited for as long as one replica is.
+        const signed = await this.#signedHead(located.position, Math.min(deadline, performance.now() + RECEIPT_ASK_MS));
+        if (signed === undefined) continue;
+        const text = await askUntil<{ json?: string }>(ref, { type: 'receipt', client: command.client, timestamp: command.timestamp, signed }, deadline);
+        const answer = receiptAnswer(text?.json, command);
+        if (answer !== undefined && (await verifyReceiptAsync(this.#system, answer.json, this.#trustJson, this.#backend)).ok) return answer.receipt;
       }
       if (performance.now() >= deadline) throw new ReceiptError('UNAVAILABLE', `no replica produced a valid receipt for ${command.client}/${command.timestamp} in time`);
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -897,21 +906,28 @@ export class Cluster {
 
   /**
    * The receipts of every command executed at `position` (a batch), each verified against
-   * {@link trust} on the pool. Empty when the position executed no command.
+   * {@link trust} on the pool. Empty when the position executed no command. A receipt proves its
+   * command is in the log, not that the batch is whole: as many replicas as prove a command's
+   * result (f+1; one for Raft) must give the same receipts (or none).
    * @throws {ReceiptError} `UNAVAILABLE` when no replica can make them within `timeoutMs` (default 30 s),
    *   for instance because the position is older than the last {@link EXECUTIONS_KEPT} this cluster saw signed.
    */
   async receiptsAt(position: number, options: { readonly timeoutMs?: number } = {}): Promise<Receipt[]> {
     const deadline = performance.now() + (options.timeoutMs ?? 30_000);
     const signed = await this.#signedHead(position, deadline);
-    if (signed !== undefined) {
-      for (let i = 0; i < this.n; i++) {
-        const ref = this.#system.lookup(this.#replicaName(i));
-        const answer = ref && ((await ref.ask({ type: 'receipts-at', position, signed }, { timeoutMs: askTimeout(deadline) }).catch(() => undefined)) as { json?: string } | undefined);
-        if (answer?.json === undefined) continue;
-        const receipts = JSON.parse(answer.json) as Json<Receipt>[];
-        const verdicts = await Promise.all(receipts.map((json) => verifyReceiptAsync(this.#system, json, this.#trustJson, this.#backend)));
-        if (verdicts.every((v) => v.ok)) return receipts.map((json) => receiptFromJson(json));
+    const alike = new Map<string, PositionAnswer[]>();
+    for (let i = 0; signed !== undefined && i < this.n; i++) {
+      const ref = this.#system.lookup(this.#replicaName(i));
+      const text = ref && (await askUntil<{ json?: string }>(ref, { type: 'receipts-at', position, signed }, deadline));
+      const answer = positionAnswer(text?.json, position);
+      if (answer === undefined) continue;
+      const answers = [...(alike.get(answer.key) ?? []), answer];
+      alike.set(answer.key, answers);
+      if (answers.length < this.#replyQuorum) continue;
+      // The replicas agree on the bodies; any one's proofs that verify will do.
+      for (const { receipts } of answers) {
+        const verdicts = await Promise.all(receipts.map(({ json }) => verifyReceiptAsync(this.#system, json, this.#trustJson, this.#backend)));
+        if (verdicts.every((v) => v.ok)) return receipts.map(({ receipt }) => receipt);
       }
     }
     throw new ReceiptError('UNAVAILABLE', `no replica produced valid receipts for position ${position} in time`);

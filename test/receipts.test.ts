@@ -11,8 +11,7 @@ import test from 'ava';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import fc from 'fast-check';
 import { hashBytes } from '../protocols/consensus/codec.js';
-import { command } from '../protocols/consensus/command.js';
-import { SchemeRegistry, SigningKey, type SchemeName, type SignaturePolicy } from '../protocols/crypto/index.js';
+import { SigningKey } from '../protocols/crypto/index.js';
 import {
   ForkError,
   MerkleLog,
@@ -46,7 +45,6 @@ import {
   verifyTreeHead,
   type BatchRecord,
   type ExecutedBatch,
-  type LogContext,
   type Receipt,
   type ReceiptBody,
   type SignedTreeHead,
@@ -54,72 +52,8 @@ import {
   type TreeHeadSignature,
   type Trust,
 } from '../protocols/receipts/index.js';
+import { CREATED, asFile, batch, execute, fixture, receiptsOf, registry, type Executed, type Fixture, type Member } from './helpers/receipts.js';
 import { testSeed } from './helpers/seed.js';
-
-const registry = SchemeRegistry.create();
-const CREATED = 1_700_000_000_000;
-
-interface Member {
-  readonly node: string;
-  readonly key: SigningKey;
-}
-
-interface Fixture {
-  readonly trust: Trust;
-  readonly members: readonly Member[];
-  readonly context: LogContext;
-}
-
-function fixture(options: { n?: number; f?: number; scheme?: SchemeName; policy?: SignaturePolicy } = {}): Fixture {
-  const n = options.n ?? 4;
-  const f = options.f ?? Math.floor((n - 1) / 3);
-  const policy = options.policy ?? 'classical';
-  const scheme = registry.get(options.scheme ?? 'Ed25519');
-  const members = Array.from({ length: n }, (_, i) => ({ node: `r${i}`, key: SigningKey.generate(scheme, CREATED + i) }));
-  const trust = checkTrust({ version: 1, cluster: 'ledger-eu', n, f, policy, members: members.map((m) => ({ node: m.node, keys: [trustKeyOf(m.key, 0)] })) });
-  return { trust, members, context: { cluster: 'ledger-eu', protocol: 'pbft', policy } };
-}
-
-function batch(position: number, commands: number, salt = 0): ExecutedBatch {
-  return {
-    position,
-    view: 3,
-    timestamp: CREATED + 1000 * position,
-    commands: Array.from({ length: commands }, (_, i) => command(`client-${i % 3}`, position * 100 + i, Uint8Array.of(position, i, salt))),
-    stateHashBefore: hashBytes(Uint8Array.of(position - 1, salt)),
-    stateHash: hashBytes(Uint8Array.of(position, salt)),
-  };
-}
-
-interface Executed {
-  /** Replica 0's log (all logs are identical). */
-  readonly log: MerkleLog;
-  /** Per batch: its record and every member's signature over its tree head. */
-  readonly batches: readonly { readonly record: BatchRecord; readonly signatures: readonly TreeHeadSignature[] }[];
-}
-
-/** Every member appends the batches to its own log and signs each tree head; the heads must agree byte for byte. */
-function execute(fx: Fixture, batches: readonly ExecutedBatch[]): Executed {
-  const logs = fx.members.map(() => new MerkleLog());
-  const out = batches.map((b) => {
-    const records = logs.map((log) => appendBatch(log, b, fx.context));
-    const bytes = records.map((r) => Buffer.from(encodeTreeHead(r.treeHead)).toString('hex'));
-    if (new Set(bytes).size !== 1) throw new Error('replicas built different tree heads');
-    const record = records[0] as BatchRecord;
-    return { record, signatures: fx.members.map((m) => signTreeHead(record.treeHead, m.node, m.key)) };
-  });
-  return { log: logs[0] as MerkleLog, batches: out };
-}
-
-/** Receipts for every command of every batch, each with the first `signers` signatures (default: a quorum). */
-function receiptsOf(fx: Fixture, executed: Executed, signers = trustQuorum(fx.trust)): Receipt[] {
-  return executed.batches.flatMap(({ record, signatures }) =>
-    record.bodies.map((body) => buildReceipt(body, executed.log, { treeHead: record.treeHead, signatures: signatures.slice(0, signers) })),
-  );
-}
-
-/** A receipt as another process sees it: JSON text, parsed. */
-const asFile = (receipt: Receipt): unknown => JSON.parse(JSON.stringify(receiptToJson(receipt)));
 
 test('test_receipt_generation_and_verification', (t) => {
   const fx = fixture();
