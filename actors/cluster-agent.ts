@@ -68,8 +68,8 @@ export interface AgentSink {
   /** An incarnation of replica `node` started: whatever halted before is over. */
   started(node: number): void;
   evidence(node: number, kind: string, accused: number, detail: string): void;
-  /** One replica's signed tree head (one signature). */
-  treeHead(signed: SignedTreeHead): void;
+  /** Replica `node`'s signed tree head (one signature, which should be its own). */
+  treeHead(node: number, signed: SignedTreeHead): void;
 }
 
 /** The agent of one cluster. */
@@ -83,7 +83,7 @@ export const ClusterAgent = defineBehavior({
     halted: { node: t.uint(), code: t.oneOf(...HALTING_CODES), reason: t.string({ maxLength: 4096 }) },
     evidence: { node: t.uint(), kind: t.string({ maxLength: 64 }), accused: t.uint(), detail: t.string({ maxLength: 4096 }) },
     /** A replica's signature over its receipt log's tree head after a position. */
-    'tree-head': { signed: BINARY_SCHEMAS.signedTreeHead },
+    'tree-head': { node: t.uint(), signed: BINARY_SCHEMAS.signedTreeHead },
     /** A replica's configuration installed a key rotation at log position `sequence`. */
     rotation: { node: t.uint(), certificate, sequence: t.uint() },
     /** A replica's signer adopted its rotated key. */
@@ -118,7 +118,7 @@ export const ClusterAgent = defineBehavior({
           case 'evidence':
             return sink.evidence(msg.node, msg.kind, msg.accused, msg.detail);
           case 'tree-head':
-            return sink.treeHead(msg.signed);
+            return sink.treeHead(msg.node, msg.signed);
           case 'rotation':
             return sink.rotationInstalled(msg.node, msg.certificate, msg.sequence);
           case 'adopted':

@@ -601,8 +601,8 @@ export class Cluster {
       evidence: (reporter, kind, accused, detail) => {
         if (cluster !== undefined) cluster.#evidence.push({ reporter, kind, accused, detail });
       },
-      treeHead: (signed) => {
-        if (cluster !== undefined) void cluster.#treeHead(signed);
+      treeHead: (node, signed) => {
+        if (cluster !== undefined) void cluster.#treeHead(node, signed);
       },
       rotations: () =>
         cluster === undefined ? [] : [...cluster.#rotations.values()].filter((r) => r.committed).map(({ certificate, sequence, adopted }) => ({ certificate, sequence, adopted })),
@@ -933,13 +933,18 @@ export class Cluster {
     throw new ReceiptError('UNAVAILABLE', `no replica produced valid receipts for position ${position} in time`);
   }
 
-  /** A replica's tree-head signature: checked on the pool, then counted towards its position's quorum. */
-  async #treeHead(signed: SignedTreeHead): Promise<void> {
+  /**
+   * Replica `node`'s tree-head signature (the agent checked that `node` sent it): checked on the
+   * pool, then counted towards its position's quorum. A signature in another member's name is
+   * dropped, as is a head too far past what replicas vouch they executed (see {@link #vouched}):
+   * the collector keeps every head it is given until its position is settled.
+   */
+  async #treeHead(node: number, signed: SignedTreeHead): Promise<void> {
     const [signature] = signed.signatures;
-    const node = Number(signature?.node);
     const member = this.#trust.members[node];
-    const key = signature === undefined || member === undefined ? undefined : keyAt(member, signature.keyId, signed.treeHead.sequence);
-    if (signature === undefined || key === undefined || signature.scheme !== key.scheme) return;
+    if (signature === undefined || signature.node !== String(node) || member === undefined || signed.treeHead.sequence > this.#vouched() + EXECUTIONS_KEPT) return;
+    const key = keyAt(member, signature.keyId, signed.treeHead.sequence);
+    if (key === undefined || signature.scheme !== key.scheme) return;
     const input = treeHeadSigningInput(signed.treeHead, this.#registry.get(key.scheme));
     const valid = await verifyAsync(this.#system, {
       scheme: key.scheme,
@@ -971,6 +976,14 @@ export class Cluster {
         waiter.wake();
       }
     }
+  }
+
+  /**
+   * The highest position that as many replicas as prove a result (f+1; one for Raft) reported
+   * executing: at least one correct replica did, whatever faulty ones report.
+   */
+  #vouched(): number {
+    return [...this.#highest].sort((a, b) => b - a)[this.#replyQuorum - 1] ?? 0;
   }
 
   /** Index in {@link #signedPositions} of the first position ≥ `position` (binary search). */

@@ -215,7 +215,7 @@ export const Replica = defineBehavior({
       };
       // A signer that refused leaves this head unsigned here; the other replicas' signatures carry it.
       if (signature === undefined) return;
-      agent.tell({ type: 'tree-head', signed: { treeHead: head, signatures: [{ node: String(nodeId), keyId, scheme, signature }] } });
+      agent.tell({ type: 'tree-head', node: nodeId, signed: { treeHead: head, signatures: [{ node: String(nodeId), keyId, scheme, signature }] } });
     };
     const pacer = new TreeHeadPacer(new TreeHeadSchedule(TREE_HEAD_PERIOD_MS, TREE_HEAD_IDLE_MS), realClock, (head) => void signHead(head).catch(() => undefined));
     const journal = await ReceiptJournal.open(store, context, (head) => pacer.executed(head), { nodeId, measure: ctx.measure });

@@ -1,7 +1,7 @@
 /**
  * The cluster agent (actors/cluster-agent.ts) passes on what a replica reports only when the
- * replica it names sent it: a halt in another's name, or from no actor at all, is dropped, and a
- * replica's new incarnation saying hello clears its halt.
+ * replica it names sent it: a halt or a tree head in another's name, or from no actor at all, is
+ * dropped, and a replica's new incarnation saying hello clears its halt.
  */
 import test from 'ava';
 import { ClusterAgent, type AgentSink } from '../actors/cluster-agent.js';
@@ -50,4 +50,37 @@ test('the cluster agent takes a halt only from the replica it names, and a hello
   await say(0, { type: 'hello', node: 0 });
   await eventually(() => reports.filter((r) => r === 'started 0').length === 2);
   t.is(reports.at(-1), 'started 0', 'the new incarnation is started: its halt is over');
+});
+
+test('the cluster agent passes on a tree head only from the replica it names', async (t) => {
+  const system = await startSystem(t);
+  const heads: number[] = [];
+  const sink: AgentSink = {
+    replicas: ['c/replica-0', 'c/replica-1'],
+    faultsFor: () => ({ links: HEALTHY }),
+    rotations: () => [],
+    rotationInstalled: () => undefined,
+    rotationAdopted: () => undefined,
+    applied: () => undefined,
+    halted: () => undefined,
+    started: () => undefined,
+    evidence: () => undefined,
+    treeHead: (node, signed) => void heads.push(node, signed.treeHead.sequence),
+  };
+  const agent = (await system.spawn(ClusterAgent, { name: 'c/agent', args: sink })) as ActorRef<unknown>;
+  const replica = await system.spawn(Relay, { name: 'c/replica-1' });
+  const head = (node: number, sequence: number): unknown => ({
+    type: 'tree-head',
+    node,
+    signed: {
+      treeHead: { version: 1, cluster: 'c', policy: 'classical', sequence, view: 0, size: 1, root: new Uint8Array(32), timestamp: 0 },
+      signatures: [{ node: String(node), keyId: '0'.repeat(64), scheme: 'Ed25519', signature: new Uint8Array(64) }],
+    },
+  });
+  replica.tell({ type: 'relay', to: agent, message: head(0, 7) });
+  agent.tell(head(1, 8));
+  replica.tell({ type: 'relay', to: agent, message: head(1, 9) });
+  await eventually(() => heads.length > 0);
+  await agent.ask({ type: 'rotations' });
+  t.deepEqual(heads, [1, 9], 'replica 1 in its own name only; neither in another\'s nor from outside a replica');
 });

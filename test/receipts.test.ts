@@ -551,12 +551,11 @@ test('forks: two tree heads that cannot both be honest are reported with transfe
   t.like(collector.add(h.record.treeHead, h.signatures[0] as TreeHeadSignature), { kind: 'pending', signatures: 1 });
   const fork = collector.add(f.record.treeHead, f.signatures[1] as TreeHeadSignature);
   t.like(fork, { kind: 'fork', evidence: { kind: 'same-sequence' } });
-  t.like(collector.add(f.record.treeHead, f.signatures[2] as TreeHeadSignature), { kind: 'pending', signatures: 2 });
   t.like(collector.add(h.record.treeHead, h.signatures[2] as TreeHeadSignature), { kind: 'pending', signatures: 2 });
   t.like(fork, { accused: [] }, 'before a quorum, two heads do not say which one lies');
   const completed = collector.add(h.record.treeHead, h.signatures[3] as TreeHeadSignature);
   t.like(completed, { kind: 'complete' });
-  t.deepEqual(completed.kind === 'complete' ? completed.accused : undefined, [f.signatures[1]?.node, f.signatures[2]?.node], 'the quorum accuses who signed the other head');
+  t.deepEqual(completed.kind === 'complete' ? completed.accused : undefined, [f.signatures[1]?.node], 'the quorum accuses who signed the other head');
   t.like(collector.add(h.record.treeHead, h.signatures[1] as TreeHeadSignature), { kind: 'ignored' });
   const late = collector.add(f.record.treeHead, f.signatures[3] as TreeHeadSignature);
   t.like(late, { kind: 'fork' });
@@ -568,4 +567,17 @@ test('forks: two tree heads that cannot both be honest are reported with transfe
   t.like(collector.add(h.record.treeHead, h.signatures[0] as TreeHeadSignature), { kind: 'ignored' }, 'forget keeps the sequence it is given');
   collector.forget(3);
   t.like(collector.add(h.record.treeHead, h.signatures[1] as TreeHeadSignature), { kind: 'pending', signatures: 1 }, 'forgotten sequences start afresh');
+
+  // A member that signs two heads for one sequence proves its own equivocation; the second head is not kept.
+  const twice = new TreeHeadCollector(fx.trust, { registry });
+  t.like(twice.add(h.record.treeHead, h.signatures[0] as TreeHeadSignature), { kind: 'pending', signatures: 1 });
+  const equivocation = twice.add(f.record.treeHead, f.signatures[0] as TreeHeadSignature);
+  t.like(equivocation, { kind: 'fork', accused: [f.signatures[0]?.node], evidence: { kind: 'same-sequence' } });
+  t.deepEqual(
+    equivocation.kind === 'fork' ? [equivocation.evidence.first.signatures, equivocation.evidence.second.signatures] : undefined,
+    [[h.signatures[0]], [f.signatures[0]]],
+    'the two signatures of the one member are the proof',
+  );
+  const next = twice.add(f.record.treeHead, f.signatures[1] as TreeHeadSignature);
+  t.deepEqual(next.kind === 'fork' ? next.evidence.second.signatures : undefined, [f.signatures[1]], 'the other head holds no signature of the member that signed both');
 });

@@ -2,7 +2,9 @@
  * The collector's side of receipts: it gathers the replicas' signatures over each batch's tree
  * head until a quorum of distinct members signed the same bytes, then hands over the signed tree
  * head (with exactly a quorum of signatures, so that a receipt carries none to spare). A member
- * that signs a different tree head for a sequence than others did is reported as a fork.
+ * that signs a different tree head for a sequence than others did is reported as a fork, and so
+ * is one that signs two. It holds at most one head per member and pending sequence; which
+ * sequences it is given, its host bounds (`forget` drops those below a point).
  */
 import { hex } from '../consensus/codec.js';
 import { SchemeRegistry } from '../crypto/index.js';
@@ -83,6 +85,23 @@ export class TreeHeadCollector {
       return { kind: 'ignored', reason: `${signature.node} is not a member` };
     }
     const heads = this.#pending.get(head.sequence) ?? new Map<string, Candidate>();
+    // A member signs one head per sequence. A second is its own equivocation, proved by the two
+    // signatures, and is not kept: a faulty member could otherwise add heads without end.
+    const earlier = [...heads.entries()].find(([k, c]) => k !== key && c.signatures.some((s) => s.node === signature.node))?.[1];
+    if (earlier !== undefined) {
+      const first = earlier.signatures.find((s) => s.node === signature.node) as TreeHeadSignature;
+      return {
+        kind: 'fork',
+        accused: [signature.node],
+        evidence: {
+          kind: 'same-sequence',
+          cluster: head.cluster,
+          reason: `${signature.node} signed two different tree heads for sequence ${head.sequence}`,
+          first: { treeHead: earlier.head, signatures: [first] },
+          second: { treeHead: head, signatures: [signature] },
+        },
+      };
+    }
     this.#pending.set(head.sequence, heads);
     const candidate = heads.get(key) ?? { head, signatures: [] };
     heads.set(key, candidate);
