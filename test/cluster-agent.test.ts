@@ -10,21 +10,27 @@ import type { ActorRef } from '../runtime/index.js';
 import { Relay } from './fixtures/actors.js';
 import { eventually, startSystem } from './helpers/system.js';
 
-test('the cluster agent takes a halt only from the replica it names, and a hello of its next incarnation clears it', async (t) => {
-  const system = await startSystem(t);
-  const reports: string[] = [];
-  const sink: AgentSink = {
+/** The sink of a cluster of two replicas, `c/replica-0` and `c/replica-1`, that ignores what `take` does not handle. */
+function sinkOf(take: Partial<Pick<AgentSink, 'halted' | 'started' | 'treeHead'>>): AgentSink {
+  return {
     replicas: ['c/replica-0', 'c/replica-1'],
     faultsFor: () => ({ links: HEALTHY }),
     rotations: () => [],
     rotationInstalled: () => undefined,
     rotationAdopted: () => undefined,
     applied: () => undefined,
-    halted: (node, code) => void reports.push(`halted ${node} ${code}`),
-    started: (node) => void reports.push(`started ${node}`),
+    halted: () => undefined,
+    started: () => undefined,
     evidence: () => undefined,
     treeHead: () => undefined,
+    ...take,
   };
+}
+
+test('the cluster agent takes a halt only from the replica it names, and a hello of its next incarnation clears it', async (t) => {
+  const system = await startSystem(t);
+  const reports: string[] = [];
+  const sink = sinkOf({ halted: (node, code) => void reports.push(`halted ${node} ${code}`), started: (node) => void reports.push(`started ${node}`) });
   const agent = (await system.spawn(ClusterAgent, { name: 'c/agent', args: sink })) as ActorRef<unknown>;
   const replica = async (i: number): Promise<ActorRef<{ type: 'relay'; to: ActorRef<unknown>; message: unknown } | { type: 'boom' }>> => {
     const ref = system.lookup<{ type: 'relay'; to: ActorRef<unknown>; message: unknown } | { type: 'boom' }>(`c/replica-${i}`);
@@ -55,18 +61,7 @@ test('the cluster agent takes a halt only from the replica it names, and a hello
 test('the cluster agent passes on a tree head only from the replica it names', async (t) => {
   const system = await startSystem(t);
   const heads: number[] = [];
-  const sink: AgentSink = {
-    replicas: ['c/replica-0', 'c/replica-1'],
-    faultsFor: () => ({ links: HEALTHY }),
-    rotations: () => [],
-    rotationInstalled: () => undefined,
-    rotationAdopted: () => undefined,
-    applied: () => undefined,
-    halted: () => undefined,
-    started: () => undefined,
-    evidence: () => undefined,
-    treeHead: (node, signed) => void heads.push(node, signed.treeHead.sequence),
-  };
+  const sink = sinkOf({ treeHead: (node, signed) => void heads.push(node, signed.treeHead.sequence) });
   const agent = (await system.spawn(ClusterAgent, { name: 'c/agent', args: sink })) as ActorRef<unknown>;
   const replica = await system.spawn(Relay, { name: 'c/replica-1' });
   const head = (node: number, sequence: number): unknown => ({
