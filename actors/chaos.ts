@@ -601,9 +601,9 @@ export async function runChaos(options: ChaosOptions, onProgress?: (progress: Ch
       await sleep(250);
     }
     const reports = cluster.evidence();
-    evidence = reports.length;
+    evidence = reports.reduce((sum, report) => sum + report.count, 0);
     const honest = reports.filter((report) => !everByzantine.has(report.accused) && !everByzantine.has(report.reporter));
-    againstHonest = honest.length;
+    againstHonest = honest.reduce((sum, report) => sum + report.count, 0);
     for (const report of honest.slice(0, 10)) {
       problems.push(`replica ${report.accused}, never Byzantine, accused by ${report.reporter === -1 ? 'the cluster' : `replica ${report.reporter}`} of ${report.kind}: ${report.detail}`);
     }

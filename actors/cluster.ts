@@ -37,6 +37,7 @@ import {
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
 import { ClusterAgent, type AgentSink, type ExecutedPosition, type HaltingCode } from './cluster-agent.js';
 import { Client, type ClientResult } from './client.js';
+import { EvidenceLog, type EvidenceReport } from './evidence-log.js';
 import { checkDelay, checkPartition, HEALTHY, type LinkDelay, type LinkFaults } from './link-faults.js';
 import { Replica, type ReplicaReport, type ReplicaTuning } from './replica.js';
 import { Signer, type PublicKeyDescriptor } from './signer.js';
@@ -223,14 +224,6 @@ export function statusLine(s: ReplicaStatus): string {
   return `${s.node}: ${s.role} view ${s.view} commit ${s.commitIndex} restarts ${s.restarts}${s.halted === null ? '' : ` (${s.halted})`}`;
 }
 
-/** Misbehaviour a replica proved with signed messages. */
-export interface EvidenceReport {
-  readonly reporter: number;
-  readonly accused: number;
-  readonly kind: string;
-  readonly detail: string;
-}
-
 const clustersPerSystem = new WeakMap<ActorSystem, number>();
 
 /**
@@ -319,7 +312,7 @@ export class Cluster {
   /** Recent executions per replica, by position (the last {@link EXECUTIONS_KEPT}). */
   readonly #executions: RecentMap<number, ExecutedPosition>[];
   readonly #highest: number[];
-  readonly #evidence: EvidenceReport[] = [];
+  readonly #evidence = new EvidenceLog();
   readonly #listeners = new Set<(node: number, executed: ExecutedPosition) => void>();
   /** Replicas halted (replica.ts), by node: what they halted on. */
   readonly #halts = new Map<number, { readonly code: HaltingCode; readonly reason: string }>();
@@ -599,7 +592,7 @@ export class Cluster {
       halted: (node, code, reason) => whenReady((c) => c.#halted(node, { code, reason })),
       started: (node) => whenReady((c) => c.#halted(node, undefined)),
       evidence: (reporter, kind, accused, detail) => {
-        if (cluster !== undefined) cluster.#evidence.push({ reporter, kind, accused, detail });
+        if (cluster !== undefined) cluster.#evidence.add(reporter, accused, kind, detail);
       },
       treeHead: (node, signed) => {
         if (cluster !== undefined) void cluster.#treeHead(node, signed);
@@ -821,9 +814,13 @@ export class Cluster {
     );
   }
 
-  /** Evidence of misbehaviour reported by honest replicas so far. */
+  /**
+   * Evidence of misbehaviour reported so far, one report per reporter, accused and kind (see
+   * {@link EvidenceReport}): a replica's report is its word (a faulty replica may accuse anyone);
+   * the cluster's own (reporter -1) rest on signatures it verified.
+   */
   evidence(): readonly EvidenceReport[] {
-    return this.#evidence;
+    return this.#evidence.reports();
   }
 
   /** What replica `i` reported executing at `position`, if it has and it is among the last {@link EXECUTIONS_KEPT}. */
@@ -955,13 +952,13 @@ export class Cluster {
       ...(this.#backend === undefined ? {} : { backend: this.#backend }),
     });
     if (!valid) {
-      this.#evidence.push({ reporter: -1, accused: node, kind: 'invalid-tree-head-signature', detail: `position ${signed.treeHead.sequence}` });
+      this.#evidence.add(-1, node, 'invalid-tree-head-signature', `position ${signed.treeHead.sequence}`);
       return;
     }
     const update = this.#collector.add(signed.treeHead, signature);
     if (update.kind === 'fork' || update.kind === 'complete') {
       for (const accused of update.accused) {
-        this.#evidence.push({ reporter: -1, accused: Number(accused), kind: 'receipt-log-fork', detail: `signed a tree head for position ${signed.treeHead.sequence} other than the one a quorum signed` });
+        this.#evidence.add(-1, Number(accused), 'receipt-log-fork', `signed a tree head for position ${signed.treeHead.sequence} other than the one a quorum signed`);
       }
     }
     if (update.kind === 'complete') {

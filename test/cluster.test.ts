@@ -6,7 +6,8 @@
 import test, { type ExecutionContext } from 'ava';
 import { join } from 'node:path';
 import { ActorSystem } from '../actors/system.js';
-import { CatchUpTimeout, statusLine, type Cluster, type ClusterOptions, type EvidenceReport, type Submitted } from '../actors/cluster.js';
+import { CatchUpTimeout, statusLine, type Cluster, type ClusterOptions, type Submitted } from '../actors/cluster.js';
+import type { EvidenceReport } from '../actors/evidence-log.js';
 import { STORE_FORMAT } from '../actors/replica-store.js';
 import { closedLoop } from '../actors/workload.js';
 import { decode, kvResponse } from '../protocols/consensus/index.js';
