@@ -20,6 +20,17 @@ export async function recordKeys(dir: string): Promise<string[]> {
   }
 }
 
+/** The raw record `key` of the store in `dir`, as stored (checksum and payload). */
+export async function rawRecord(dir: string, key: string): Promise<Uint8Array | undefined> {
+  const raw = openLmdb({ path: dir, encoding: 'binary', compression: false });
+  try {
+    const bytes = raw.get(key) as Uint8Array | undefined;
+    return bytes === undefined ? undefined : Uint8Array.from(bytes);
+  } finally {
+    await raw.close();
+  }
+}
+
 /** Replaces the raw record `key` of the closed store in `dir` with `bytes`, or removes it. */
 export async function overwriteRecord(dir: string, key: string, bytes: Uint8Array | undefined): Promise<void> {
   const raw = openLmdb({ path: dir, encoding: 'binary', compression: false });
