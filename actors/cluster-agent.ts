@@ -11,6 +11,8 @@ import { defineBehavior, t, type Infer } from '../runtime/index.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
 import { BINARY_SCHEMAS, type SignedTreeHead } from '../protocols/receipts/index.js';
 import { linkFaultsSchema, type LinkFaults } from './link-faults.js';
+import type { ConsensusErrorCode } from '../protocols/consensus/index.js';
+import type { StorageErrorCode } from './replica-store.js';
 
 const digest = t.bytes({ maxLength: 64 });
 
@@ -32,10 +34,16 @@ export const executedPositionSchema = t.variants({
 export type ExecutedPosition = Infer<typeof executedPositionSchema>;
 
 /**
- * The codes of the errors a replica halts on rather than crash (replica.ts): a restart would
- * replay its log to the same point and meet them again.
+ * The codes of the errors a replica halts on rather than crash (replica-halt.ts): a restart would
+ * meet them again, replaying its log to the same point (`STATE_TOO_LARGE`) or reading the same
+ * damaged bytes (`CORRUPT_STATE`, durable records that contradict each other; `STORAGE_CORRUPT`,
+ * a store whose file or records fail their checks). Not `STORAGE_FORMAT` nor `STORAGE_MISMATCH`,
+ * though a restart meets them again too: they say the directory belongs to another build or
+ * replica, which is met as a cluster starts from a data directory, and that start is better
+ * refused, naming the store (the spawn's `SpawnError`), than begun with the replicas halted. A
+ * running replica's store changes neither its format nor its owner.
  */
-export const HALTING_CODES = ['STATE_TOO_LARGE'] as const;
+export const HALTING_CODES = ['STATE_TOO_LARGE', 'CORRUPT_STATE', 'STORAGE_CORRUPT'] as const satisfies readonly (ConsensusErrorCode | StorageErrorCode)[];
 
 /** One of {@link HALTING_CODES}. */
 export type HaltingCode = (typeof HALTING_CODES)[number];

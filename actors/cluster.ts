@@ -40,6 +40,7 @@ import { Client, type ClientResult } from './client.js';
 import { EvidenceLog, type EvidenceReport } from './evidence-log.js';
 import { checkDelay, checkPartition, HEALTHY, type LinkDelay, type LinkFaults } from './link-faults.js';
 import { Replica, type ReplicaReport, type ReplicaTuning } from './replica.js';
+import { StorageError } from './replica-store.js';
 import { Signer, type PublicKeyDescriptor } from './signer.js';
 import { KeyValue, stateMachineRef, type StateMachine } from './state-machine-definition.js';
 import { Verifier } from './verifier.js';
@@ -80,6 +81,9 @@ export interface KeyRotation {
 
 const tracer = tracerOf(CRYPTO_SCOPE);
 const HOUR_MS = 3_600_000;
+
+/** Replica `node`'s store directory in the cluster's data directory. */
+const replicaStore = (dataDir: string, node: number): string => join(dataDir, `replica-${node}`, 'store');
 
 /** The trust entry of each of a member's keys, from its signer's custody history. */
 const trustKeysOf = (history: readonly PublicKeyDescriptor[]): TrustKey[] =>
@@ -197,12 +201,14 @@ export interface ReplicaStatus {
    */
   readonly lastCrash: string | null;
   /**
-   * Why the replica halted, when it did: an error that a restart would meet again at the same
-   * position, since the replica replays its log to it (`ConsensusError` `STATE_TOO_LARGE`). A
-   * halted replica (role `halted`) takes no input and answers only questions like this one, where
-   * crashing would only restart it into the same error again and again; once more have halted
-   * than the others can form a quorum without, they wait, and {@link Cluster.submit} fails with
-   * the error (halted replicas alone count: with crashed ones besides, it times out). Null while it runs.
+   * Why the replica halted, when it did: an error that a restart would meet again, since the
+   * replica replays its log to the same point or reads the same damaged bytes (`ConsensusError`
+   * `STATE_TOO_LARGE` or `CORRUPT_STATE`, `StorageError` `STORAGE_CORRUPT`; cluster-agent.ts
+   * `HALTING_CODES`), met as it ran or as it started. A halted replica (role `halted`) takes no
+   * input, no longer reads its store and answers only questions like this one, where crashing
+   * would only restart it into the same error again and again; once more have halted than the
+   * others can form a quorum without, they wait, and {@link Cluster.submit} fails with the error
+   * (halted replicas alone count: with crashed ones besides, it times out). Null while it runs.
    */
   readonly halted: string | null;
   readonly byzantine: ByzantineMode | null;
@@ -319,9 +325,9 @@ export class Cluster {
   /** Replicas that may halt before the rest can no longer form a quorum. */
   readonly #haltsTolerated: number;
   /** Set while too many replicas halted for the cluster to commit: what a submission fails with. */
-  #unavailable: ConsensusError | undefined;
+  #unavailable: ConsensusError | StorageError | undefined;
   /** Submissions waiting for their proof, to fail when the cluster becomes unavailable. */
-  readonly #waiting = new Set<(error: ConsensusError) => void>();
+  readonly #waiting = new Set<(error: ConsensusError | StorageError) => void>();
   #stopped = false;
 
   private constructor(init: {
@@ -659,7 +665,7 @@ export class Cluster {
             policy,
             n: config.n,
             nodeId: i,
-            directory: join(dataDir, `replica-${i}`, 'store'),
+            directory: replicaStore(dataDir, i),
             tuning,
             names: { replicas, signer: name(`signer-${i}`), verifier: name('verifier'), agent: name('agent'), client: name('client') },
             genesis: histories.map((history) => history[0] as PublicKeyDescriptor),
@@ -698,10 +704,11 @@ export class Cluster {
    * @throws {AskTimeout} when no proof arrived within `timeoutMs` (default 30 s): the command may
    *   still commit later — the outcome is unknown, not failed.
    * @throws {ConfigError} for a key-value operation to a cluster of another state machine.
-   * @throws {ConsensusError} with the halting error's code (`STATE_TOO_LARGE`) once more replicas
-   *   halted than the others can form a quorum without (see {@link ReplicaStatus.halted}; halted
-   *   replicas alone are counted, not crashed ones): at once, without sending the command, or for
-   *   a submission that was waiting then, whose outcome is unknown, as after a timeout.
+   * @throws {ConsensusError} with the halting error's code (`STATE_TOO_LARGE`, `CORRUPT_STATE`), or
+   *   {@link StorageError} `STORAGE_CORRUPT` naming the first halted replica's store, once more
+   *   replicas halted than the others can form a quorum without (see {@link ReplicaStatus.halted};
+   *   halted replicas alone are counted, not crashed ones): at once, without sending the command,
+   *   or for a submission that was waiting then, whose outcome is unknown, as after a timeout.
    */
   async submit(command: Uint8Array | KvOperation, options: { readonly timeoutMs?: number } = {}): Promise<Submitted> {
     if (!(command instanceof Uint8Array) && this.stateMachine !== KeyValue.name) {
@@ -885,10 +892,12 @@ export class Cluster {
       return;
     }
     if (this.#unavailable !== undefined) return;
-    const [first] = this.#halts.values();
+    const [first] = this.#halts;
     if (first === undefined) return;
+    const [firstNode, { code, reason }] = first;
     const nodes = [...this.#halts.keys()].sort((a, b) => a - b).join(', ');
-    this.#unavailable = new ConsensusError(first.code, `replicas ${nodes} halted, more than the cluster can commit without: ${first.reason}`);
+    const message = `replicas ${nodes} halted, more than the cluster can commit without: ${reason}`;
+    this.#unavailable = code === 'STORAGE_CORRUPT' ? new StorageError(code, replicaStore(this.dataDir, firstNode), message) : new ConsensusError(code, message);
     for (const reject of this.#waiting) reject(this.#unavailable);
     this.#waiting.clear();
   }

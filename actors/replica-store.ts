@@ -22,12 +22,23 @@
  *   machine) and the format it was written in, and opening it for another replica or with a
  *   build of another format is refused. Storage that is corrupted, foreign or of another format
  *   is a {@link StorageError}, never silently used.
+ * - Checked before it is mapped: LMDB has no page checksums and trusts its file, so a truncated
+ *   or damaged `data.mdb` could fault the whole process (every replica of every cluster in it)
+ *   instead of raising an error. `open` first reads the file's meta pages and the pages of its
+ *   B-trees with plain reads (lmdb-file.ts), and an error LMDB itself raises on a damaged file
+ *   (`MDB_PAGE_NOTFOUND`, `MDB_CORRUPTED`, `MDB_INVALID`, `MDB_VERSION_MISMATCH`) while opening or
+ *   reading is `STORAGE_CORRUPT` too, with LMDB's error as its cause. What those reads cannot see
+ *   can still crash the process: damage to the bytes of keys (values are checksummed), to the
+ *   free-page lists, or to the file while it is mapped. If a replica's start kills the process
+ *   with SIGBUS or SIGSEGV, its store is what to move aside (README, "Replica").
  */
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
 import { decode, encode, hashBytes, sameBytes, type ConsensusAlgorithm, type PersistOp } from '../protocols/consensus/index.js';
 import { KnhkError } from '../runtime/errors.js';
 import { KeyValue } from './state-machine-definition.js';
+import { lmdbFileDamage } from './lmdb-file.js';
 
 /** Why a replica's storage cannot be used. */
 export type StorageErrorCode =
@@ -82,6 +93,20 @@ const RECEIPT_PREFIX = 'receipt:';
 /** Zero-padded, so that the keys' byte order is the positions' order. */
 const receiptKey = (position: number): string => `${RECEIPT_PREFIX}${String(position).padStart(16, '0')}`;
 
+/**
+ * The codes of LMDB's errors (lmdb.h) that say its file is not what it wrote: a page it cannot
+ * find or that is not what its parent says, no LMDB file, or another LMDB data version. Its other
+ * errors (a full map or reader table, say) are about this process, not the file.
+ */
+const LMDB_DAMAGE = new Set(Object.values({ MDB_PAGE_NOTFOUND: -30797, MDB_CORRUPTED: -30796, MDB_VERSION_MISMATCH: -30794, MDB_INVALID: -30793 }));
+
+/** `error` as `STORAGE_CORRUPT` of the store in `path` if LMDB raised it on a damaged file, else `error` itself. */
+function fromLmdb(error: unknown, path: string, doing: string): unknown {
+  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
+  if (typeof code !== 'number' || !LMDB_DAMAGE.has(code)) return error;
+  return new StorageError('STORAGE_CORRUPT', path, `LMDB found its file damaged ${doing}: ${(error as Error).message}`, { cause: error });
+}
+
 function seal(value: unknown): Uint8Array {
   const payload = encode(value);
   const out = new Uint8Array(CHECKSUM_BYTES + payload.length);
@@ -114,13 +139,20 @@ export class ReplicaStore {
   /**
    * Opens (creating if needed) the store in `dir` for `identity`.
    * @throws {StorageError} `STORAGE_FORMAT` when it was written in another {@link STORE_FORMAT},
-   * `STORAGE_MISMATCH` when it belongs to another replica, `STORAGE_CORRUPT` when its identity or
-   * format record is damaged.
+   * `STORAGE_MISMATCH` when it belongs to another replica, `STORAGE_CORRUPT` when its LMDB file or
+   * its identity or format record is damaged.
    */
   static async open(dir: string, identity: ReplicaIdentity): Promise<ReplicaStore> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    // overlappingSync off: a transaction's promise resolves only once it is flushed to disk.
-    const env = openLmdb({ path: dir, encoding: 'binary', compression: false, noSync: false, overlappingSync: false });
+    const damage = lmdbFileDamage(join(dir, 'data.mdb'));
+    if (damage !== undefined) throw new StorageError('STORAGE_CORRUPT', dir, `data.mdb is damaged: ${damage}`);
+    let env: RootDatabase;
+    try {
+      // overlappingSync off: a transaction's promise resolves only once it is flushed to disk.
+      env = openLmdb({ path: dir, encoding: 'binary', compression: false, noSync: false, overlappingSync: false });
+    } catch (error) {
+      throw fromLmdb(error, dir, 'opening it');
+    }
     const store = new ReplicaStore(dir, env);
     try {
       const stored = store.#read(IDENTITY_KEY);
@@ -166,7 +198,12 @@ export class ReplicaStore {
   }
 
   #read(key: string): unknown {
-    const bytes = this.#db.get(key);
+    let bytes: Uint8Array | undefined;
+    try {
+      bytes = this.#db.get(key);
+    } catch (error) {
+      throw fromLmdb(error, this.path, `reading ${JSON.stringify(key)}`);
+    }
     return bytes === undefined ? undefined : this.#open(key, bytes);
   }
 
@@ -185,15 +222,33 @@ export class ReplicaStore {
 
   /**
    * Every record the core persisted, as `CoreOptions.durable` wants them.
-   * @throws {StorageError} `STORAGE_CORRUPT` naming the first damaged record.
+   * @throws {StorageError} `STORAGE_CORRUPT` naming the first damaged record, or when LMDB finds its file damaged.
    */
   load(): Map<string, unknown> {
     const records = new Map<string, unknown>();
     // One range read is one read transaction: a consistent snapshot of the records.
-    for (const { key, value } of this.#db.getRange({ start: RECORD_PREFIX, end: `${RECORD_PREFIX}\uffff` })) {
-      records.set(key.slice(RECORD_PREFIX.length), this.#open(key, value));
-    }
+    for (const { key, value } of this.#range(RECORD_PREFIX)) records.set(key.slice(RECORD_PREFIX.length), this.#open(key, value));
     return records;
+  }
+
+  /** The records whose keys start with `prefix`, in key order. @throws {StorageError} `STORAGE_CORRUPT` when LMDB finds its file damaged. */
+  *#range(prefix: string): Generator<{ readonly key: string; readonly value: Uint8Array }> {
+    const range = this.#db.getRange({ start: prefix, end: `${prefix}\uffff` })[Symbol.iterator]();
+    try {
+      for (;;) {
+        let next: IteratorResult<{ key: string; value: Uint8Array }>;
+        try {
+          next = range.next();
+        } catch (error) {
+          throw fromLmdb(error, this.path, `reading the records from ${JSON.stringify(prefix)} on`);
+        }
+        if (next.done === true) return;
+        yield next.value;
+      }
+    } finally {
+      // A reader that stops early ends the range's read transaction.
+      range.return?.();
+    }
   }
 
   /** Writes one step's persist ops in one transaction; resolves once it is committed to disk. */
@@ -230,9 +285,7 @@ export class ReplicaStore {
 
   /** Every position's receipt-log entries, in position order. @throws {StorageError} `STORAGE_CORRUPT`. */
   *receiptPositions(): Generator<{ readonly position: number; readonly entries: unknown }> {
-    for (const { key, value } of this.#db.getRange({ start: RECEIPT_PREFIX, end: `${RECEIPT_PREFIX}\uffff` })) {
-      yield { position: Number(key.slice(RECEIPT_PREFIX.length)), entries: this.#open(key, value) };
-    }
+    for (const { key, value } of this.#range(RECEIPT_PREFIX)) yield { position: Number(key.slice(RECEIPT_PREFIX.length)), entries: this.#open(key, value) };
   }
 
   /** How many times the store has been opened, this time included (restarts + 1). */

@@ -7,8 +7,8 @@
  * store is written before any message that depends on it leaves.
  */
 import type { Context } from '@opentelemetry/api';
-import { defineBehavior, KnhkError, realClock, t, within, type ActorRef, type Infer } from '../runtime/index.js';
-import { commandSchema, ConfiguredState, ConsensusError, consensusConfig, encode, type Applied, type ConsensusAlgorithm, type ProtocolDefinition } from '../protocols/consensus/index.js';
+import { defineBehavior, KnhkError, realClock, t, within, type ActorHandlers, type ActorRef, type Infer, type Sender } from '../runtime/index.js';
+import { commandSchema, ConfiguredState, consensusConfig, encode, type Applied, type ConsensusAlgorithm, type ProtocolDefinition } from '../protocols/consensus/index.js';
 import { protocolDefinition, type CommonTuning } from '../protocols/sim/protocols.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
 import { Prng } from '../protocols/sim/prng.js';
@@ -17,7 +17,7 @@ import { CryptoError, decodeRotationCertificate, type BackendChoice, type KeyDes
 import { TreeHeadPacer } from './tree-head-pacer.js';
 import { ReceiptJournal } from './receipt-journal.js';
 import { agreedBodies } from './receipt-fill.js';
-import { ReplicaHost } from './replica-host.js';
+import { ReplicaHost, type ReplicaHostOptions } from './replica-host.js';
 import { ReplicaStore } from './replica-store.js';
 import { createStateMachine, type StateMachineRef } from './state-machine-definition.js';
 import { PeerDirectory } from './peer-directory.js';
@@ -25,6 +25,7 @@ import { PART_BYTES, PartCutter, PartJoiner, peerPartSchema } from './peer-parts
 import { observedSchemes } from './crypto-telemetry.js';
 import { HEALTHY, linkDelay, linkFaultsSchema, type LinkFaults } from './link-faults.js';
 import { HALTING_CODES, type ExecutedPosition, type HaltingCode } from './cluster-agent.js';
+import { answerHalted, haltedAtStart, haltingCode } from './replica-halt.js';
 
 /** Protocol tuning a cluster passes to its replicas (they execute in slices of their own size). */
 export type ReplicaTuning = Omit<CommonTuning, 'executionSlice'>;
@@ -113,7 +114,7 @@ const statusFields = {
   /** Leaves in its receipt log, and whether the log has no hole (receipt-journal.ts). */
   receiptLog: t.uint(),
   receiptLogComplete: t.boolean(),
-  /** Why it halted, when it did (`haltingCode`). */
+  /** Why it halted, when it did (replica-halt.ts). */
   halted: t.optional(t.string({ maxLength: FAULT_TEXT_LENGTH })),
 };
 
@@ -124,63 +125,89 @@ export type ReplicaReport = Infer<ReturnType<typeof t.object<typeof statusFields
 const faultText = (error: unknown): string =>
   (error instanceof KnhkError ? `${error.name} ${error.code}: ${error.message}` : error instanceof Error ? `${error.name}: ${error.message}` : String(error)).slice(0, FAULT_TEXT_LENGTH);
 
-/**
- * The code of `error` if it stops the replica for good: a restart would replay its log to the same
- * point and meet it again, so restarting would only loop (and, with its peers looping alike,
- * exceed the cluster's restart intensity and take every replica down). It halts instead, and says why.
- */
-const haltingCode = (error: unknown): HaltingCode | undefined =>
-  error instanceof ConsensusError ? HALTING_CODES.find((code) => code === error.code) : undefined;
-
 const optional = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } => (value === undefined ? {} : ({ [key]: value } as { [P in K]: V }));
+
+const replicaMessages = t.variants({
+  /** An envelope from a peer replica. */
+  peer: { bytes: t.bytes({ maxLength: PART_BYTES }) },
+  /** Part of an envelope too large for one message (peer-parts.ts). */
+  'peer-part': peerPartSchema,
+  /** A client's command. */
+  request: { command: commandSchema },
+  /** The network faults and this replica's Byzantine mode, now in force. */
+  faults: { links: linkFaultsSchema, byzantine: t.optional(t.oneOf(...BYZANTINE_MODES)) },
+  status: {},
+  /** Where this replica executed a command, if it did. */
+  locate: { client: t.string({ maxLength: 128 }), timestamp: t.uint() },
+  /** The receipt of a command under a signed tree head the cluster collected. */
+  receipt: { client: t.string({ maxLength: 128 }), timestamp: t.uint(), signed: BINARY_SCHEMAS.signedTreeHead },
+  /** A replica filling its receipt log's gap asks for the bodies of these positions. */
+  'receipt-fill': { from: t.uint(), to: t.uint() },
+  /** The receipts of every command of a position under a signed tree head (of that position or a later one). */
+  'receipts-at': { position: t.uint(), signed: BINARY_SCHEMAS.signedTreeHead },
+  /** The host, the receipt log or a key rotation failed: crash, to be restarted; or, on an error of a code in `halt`, halt. */
+  fault: { message: t.string({ maxLength: FAULT_TEXT_LENGTH }), halt: t.optional(t.oneOf(...HALTING_CODES)) },
+});
+
+/** A message a replica takes. */
+export type ReplicaMessage = Infer<typeof replicaMessages>;
+
+const replicaReplies = t.variants({
+  status: statusFields,
+  located: { position: t.optional(t.uint()) },
+  /** A receipt in its JSON form, serialized; absent when this replica cannot make it. */
+  receipt: { json: t.optional(t.string({ maxLength: 1 << 22 })) },
+  /** Receipt bodies of consecutive positions, msgpack-encoded (receipt-journal.ts `bodies`). */
+  bodies: { bytes: t.bytes({ maxLength: 1 << 26 }) },
+});
+
+/** What a replica answers. */
+export type ReplicaReply = Infer<typeof replicaReplies>;
 
 /** A replica of a cluster. */
 export const Replica = defineBehavior({
   module: import.meta.url,
   export: 'Replica',
-  messages: t.variants({
-    /** An envelope from a peer replica. */
-    peer: { bytes: t.bytes({ maxLength: PART_BYTES }) },
-    /** Part of an envelope too large for one message (peer-parts.ts). */
-    'peer-part': peerPartSchema,
-    /** A client's command. */
-    request: { command: commandSchema },
-    /** The network faults and this replica's Byzantine mode, now in force. */
-    faults: { links: linkFaultsSchema, byzantine: t.optional(t.oneOf(...BYZANTINE_MODES)) },
-    status: {},
-    /** Where this replica executed a command, if it did. */
-    locate: { client: t.string({ maxLength: 128 }), timestamp: t.uint() },
-    /** The receipt of a command under a signed tree head the cluster collected. */
-    receipt: { client: t.string({ maxLength: 128 }), timestamp: t.uint(), signed: BINARY_SCHEMAS.signedTreeHead },
-    /** A replica filling its receipt log's gap asks for the bodies of these positions. */
-    'receipt-fill': { from: t.uint(), to: t.uint() },
-    /** The receipts of every command of a position under a signed tree head (of that position or a later one). */
-    'receipts-at': { position: t.uint(), signed: BINARY_SCHEMAS.signedTreeHead },
-    /** The host stopped on a broken invariant or a failed store: crash, to be restarted; or, on an error of a code in `halt`, stay down. */
-    fault: { message: t.string({ maxLength: FAULT_TEXT_LENGTH }), halt: t.optional(t.oneOf(...HALTING_CODES)) },
-  }),
-  replies: t.variants({
-    status: statusFields,
-    located: { position: t.optional(t.uint()) },
-    /** A receipt in its JSON form, serialized; absent when this replica cannot make it. */
-    receipt: { json: t.optional(t.string({ maxLength: 1 << 22 })) },
-    /** Receipt bodies of consecutive positions, msgpack-encoded (receipt-journal.ts `bodies`). */
-    bodies: { bytes: t.bytes({ maxLength: 1 << 26 }) },
-  }),
+  messages: replicaMessages,
+  replies: replicaReplies,
   async start(ctx, args: ReplicaArgs) {
     const { names, nodeId } = args;
     const config = consensusConfig({ nodeId, n: args.n, algorithm: args.protocol });
     const machine = await createStateMachine(args.stateMachine);
-    const store = await ReplicaStore.open(args.directory, { clusterId: args.clusterId, nodeId, protocol: args.protocol, n: args.n, stateMachine: args.stateMachine.name });
     const required = async <M, R>(name: string): Promise<ActorRef<M, R>> => {
       const ref = await ctx.lookup<M, R>(name);
       if (ref === undefined) throw new Error(`${name} is not running`);
       return ref;
     };
+    const agent = await required(names.agent);
+    /** Tells the cluster agent this incarnation started; it answers with the faults in force. */
+    const hello = async (): Promise<{ links: LinkFaults; byzantine?: ByzantineMode }> =>
+      (await agent.ask({ type: 'hello', node: nodeId }, { timeoutMs: 30_000 })) as { links: LinkFaults; byzantine?: ByzantineMode };
+    /**
+     * Comes up halted on a halting `error` met while opening the store or replaying it (any other
+     * fails the start, to be restarted), having closed the store if it was open. The halt is told
+     * after the hello: the agent takes a new incarnation's hello as the end of its predecessor's halt.
+     */
+    const startHalted = async (error: unknown, opened?: ReplicaStore): Promise<ActorHandlers<ReplicaMessage, ReplicaReply>> => {
+      await opened?.close();
+      const code = haltingCode(error);
+      if (code === undefined) throw error;
+      const reason = faultText(error);
+      await hello();
+      agent.tell({ type: 'halted', node: nodeId, code, reason });
+      return { receive: (msg, from) => answerHalted(msg, from, () => haltedAtStart(nodeId, reason)), inspect: () => ({ halted: reason }) };
+    };
+    let store: ReplicaStore;
+    try {
+      store = await ReplicaStore.open(args.directory, { clusterId: args.clusterId, nodeId, protocol: args.protocol, n: args.n, stateMachine: args.stateMachine.name });
+    } catch (error) {
+      return startHalted(error);
+    }
+    // Written once as the store opens: read now, so that status never reads a store closed by a halt.
+    const storeOpens = store.opens;
     // The signer and verifier may be restarted too: their refs are looked up again when one fails.
     let signer = await required(names.signer);
     let verifier = await required(names.verifier);
-    const agent = await required(names.agent);
 
     let links: LinkFaults = HEALTHY;
     let halted: string | undefined;
@@ -218,7 +245,14 @@ export const Replica = defineBehavior({
       agent.tell({ type: 'tree-head', node: nodeId, signed: { treeHead: head, signatures: [{ node: String(nodeId), keyId, scheme, signature }] } });
     };
     const pacer = new TreeHeadPacer(new TreeHeadSchedule(TREE_HEAD_PERIOD_MS, TREE_HEAD_IDLE_MS), realClock, (head) => void signHead(head).catch(() => undefined));
-    const journal = await ReceiptJournal.open(store, context, (head) => pacer.executed(head), { nodeId, measure: ctx.measure });
+    let journal: ReceiptJournal;
+    try {
+      journal = await ReceiptJournal.open(store, context, (head) => pacer.executed(head), { nodeId, measure: ctx.measure });
+    } catch (error) {
+      return startHalted(error, store);
+    }
+    /** Carries `error` to this replica's mailbox: it crashes there, or halts on a halting error. */
+    const fault = (error: unknown): void => ctx.self.tell({ type: 'fault', message: faultText(error), ...optional('halt', haltingCode(error)) }, { urgent: true });
     let stopped = false;
     let filling = false;
     /**
@@ -293,11 +327,11 @@ export const Replica = defineBehavior({
             return retireOldKey(adopted.key.keyId);
           })
           // Signing with a key the configuration replaced would be refused: start again, and adopt then.
-          .catch((error: unknown) => ctx.self.tell({ type: 'fault', message: faultText(error) }, { urgent: true }));
+          .catch(fault);
       }
     };
 
-    const host = await ReplicaHost.start({
+    const hostOptions: ReplicaHostOptions<{ readonly type: string }> = {
       definition: replicaProtocol(args.protocol, args.tuning),
       config,
       stateMachine: configuration,
@@ -340,85 +374,117 @@ export const Replica = defineBehavior({
           agent.tell({ type: 'applied', node: nodeId, applied: executed(applied) });
           carryOutRotations(trace, applied.position);
           if (applied.kind === 'snapshot') journal.skipTo(applied.position, applied.stateHash);
-          else void journal.append(applied).catch((error: unknown) => ctx.self.tell({ type: 'fault', message: faultText(error) }, { urgent: true }));
+          else void journal.append(applied).catch(fault);
           if (journal.missing() !== undefined) void fillGap();
         },
         evidence: (evidence) => agent.tell({ type: 'evidence', node: nodeId, kind: evidence.kind, accused: evidence.node, detail: evidence.detail }),
-        fault: (error) => ctx.self.tell({ type: 'fault', message: faultText(error), ...optional('halt', haltingCode(error)) }, { urgent: true }),
+        fault,
       },
-    });
+    };
+    let host: ReplicaHost<{ readonly type: string }>;
+    try {
+      host = await ReplicaHost.start(hostOptions);
+    } catch (error) {
+      return startHalted(error, store);
+    }
     // Faults in force before this incarnation started still apply to it.
-    const known = (await agent.ask({ type: 'hello', node: nodeId }, { timeoutMs: 30_000 })) as { links: LinkFaults; byzantine?: ByzantineMode };
+    const known = await hello();
     links = known.links;
     mode = known.byzantine;
     host.byzantine(mode ?? null);
     carryOutRotations();
 
+    let released: Promise<void> | undefined;
+    /** Stops everything that uses the store, then closes it: once, when the replica halts or stops. */
+    const release = (): Promise<void> =>
+      (released ??= (async () => {
+        await host.stop();
+        // The journal may still report a head, and the pacer then set a timer: the pacer stops last.
+        await journal.close();
+        pacer.stop();
+        await store.close();
+      })());
+    /** Halts on an error of `code`: the cluster hears why, and the store, which may be what failed, is closed. */
+    const halt = async (code: HaltingCode, reason: string): Promise<void> => {
+      halted = reason;
+      agent.tell({ type: 'halted', node: nodeId, code, reason });
+      await release();
+    };
+    const status = (): ReplicaReport => {
+      const status = host.status();
+      return {
+        node: nodeId,
+        role: halted === undefined ? status.role : 'halted',
+        view: status.view,
+        commitIndex: status.commitIndex,
+        ...(status.leader === null ? {} : { leader: status.leader }),
+        stateHash: host.stateHash(),
+        ...(mode === undefined ? {} : { byzantine: mode }),
+        ...host.stats(),
+        unsent: cutter.unsent,
+        storeOpens,
+        receiptLog: journal.size,
+        receiptLogComplete: journal.complete,
+        ...optional('halted', halted),
+      };
+    };
+    const handle = async (msg: ReplicaMessage, from: Sender<ReplicaReply>): Promise<void> => {
+      switch (msg.type) {
+        // Not awaited: the host verifies envelopes concurrently and steps its core with every input
+        // that arrived meanwhile as one group (one disk sync, one signing round). Holding the
+        // mailbox per message would make every group a group of one.
+        case 'peer':
+          peers.heard(from.ref);
+          void host.receive(msg.bytes);
+          return;
+        case 'peer-part': {
+          peers.heard(from.ref);
+          const envelope = from.ref === undefined ? undefined : joiner.accept(from.ref.name, msg);
+          if (envelope !== undefined) void host.receive(envelope);
+          return;
+        }
+        case 'request':
+          void host.request(msg.command);
+          return;
+        case 'locate':
+          return from.reply({ type: 'located', ...(optional('position', journal.positionOf(msg.client, msg.timestamp))) });
+        case 'receipt': {
+          const receipt = journal.receipt(msg.client, msg.timestamp, msg.signed);
+          return from.reply({ type: 'receipt', ...(receipt === undefined ? {} : { json: JSON.stringify(receiptToJson(receipt)) }) });
+        }
+        case 'receipt-fill':
+          return from.reply({ type: 'bodies', bytes: encode(journal.bodies(msg.from, msg.to)) });
+        case 'receipts-at': {
+          const receipts = journal.receiptsAt(msg.position, msg.signed);
+          return from.reply({ type: 'receipt', ...(receipts === undefined ? {} : { json: JSON.stringify(receipts.map(receiptToJson)) }) });
+        }
+        case 'faults':
+          links = msg.links;
+          mode = msg.byzantine;
+          host.byzantine(mode ?? null);
+          return;
+        case 'status':
+          return from.reply({ type: 'status', ...status() });
+        case 'fault':
+          // The host stopped on the fault and has taken no input since.
+          if (msg.halt === undefined) throw new Error(`replica ${nodeId} stopped: ${msg.message}`);
+          return halt(msg.halt, msg.message);
+      }
+    };
+
     return {
       async receive(msg, from) {
         // A halted replica answers questions; what it would step its core with, it drops unread.
-        if (halted !== undefined && (msg.type === 'peer' || msg.type === 'peer-part' || msg.type === 'request')) return;
-        switch (msg.type) {
-          // Not awaited: the host verifies envelopes concurrently and steps its core with every input
-          // that arrived meanwhile as one group (one disk sync, one signing round). Holding the
-          // mailbox per message would make every group a group of one.
-          case 'peer':
-            peers.heard(from.ref);
-            void host.receive(msg.bytes);
-            return;
-          case 'peer-part': {
-            peers.heard(from.ref);
-            const envelope = from.ref === undefined ? undefined : joiner.accept(from.ref.name, msg);
-            if (envelope !== undefined) void host.receive(envelope);
-            return;
-          }
-          case 'request':
-            void host.request(msg.command);
-            return;
-          case 'locate':
-            return from.reply({ type: 'located', ...(optional('position', journal.positionOf(msg.client, msg.timestamp))) });
-          case 'receipt': {
-            const receipt = journal.receipt(msg.client, msg.timestamp, msg.signed);
-            return from.reply({ type: 'receipt', ...(receipt === undefined ? {} : { json: JSON.stringify(receiptToJson(receipt)) }) });
-          }
-          case 'receipt-fill':
-            return from.reply({ type: 'bodies', bytes: encode(journal.bodies(msg.from, msg.to)) });
-          case 'receipts-at': {
-            const receipts = journal.receiptsAt(msg.position, msg.signed);
-            return from.reply({ type: 'receipt', ...(receipts === undefined ? {} : { json: JSON.stringify(receipts.map(receiptToJson)) }) });
-          }
-          case 'faults':
-            links = msg.links;
-            mode = msg.byzantine;
-            host.byzantine(mode ?? null);
-            return;
-          case 'status': {
-            const status = host.status();
-            const stats = host.stats();
-            from.reply({
-              type: 'status',
-              node: nodeId,
-              role: halted === undefined ? status.role : 'halted',
-              view: status.view,
-              commitIndex: status.commitIndex,
-              ...(status.leader === null ? {} : { leader: status.leader }),
-              stateHash: host.stateHash(),
-              ...(mode === undefined ? {} : { byzantine: mode }),
-              ...stats,
-              unsent: cutter.unsent,
-              storeOpens: store.opens,
-              receiptLog: journal.size,
-              receiptLogComplete: journal.complete,
-              ...optional('halted', halted),
-            });
-            return;
-          }
-          case 'fault':
-            // The host took no input since it stopped on the fault: a halted replica only answers.
-            if (msg.halt === undefined) throw new Error(`replica ${nodeId} stopped: ${msg.message}`);
-            halted = msg.message;
-            agent.tell({ type: 'halted', node: nodeId, code: msg.halt, reason: msg.message });
-            return;
+        if (halted !== undefined) return answerHalted(msg, from, status);
+        try {
+          await handle(msg, from);
+        } catch (error) {
+          // Answering a question met a damaged store (a receipt record that fails its checksum):
+          // the replica halts, and answers as a halted replica does.
+          const code = haltingCode(error);
+          if (code === undefined) throw error;
+          await halt(code, faultText(error));
+          answerHalted(msg, from, status);
         }
       },
       signal(signal) {
@@ -428,11 +494,7 @@ export const Replica = defineBehavior({
       async stop() {
         stopped = true;
         for (const timer of delayed) clearTimeout(timer);
-        await host.stop();
-        // The journal may still report a head, and the pacer then set a timer: the pacer stops last.
-        await journal.close();
-        pacer.stop();
-        await store.close();
+        await release();
       },
       inspect: () => ({ ...host.status(), ...host.stats() }),
     };

@@ -1,14 +1,16 @@
 /**
  * The LMDB replica store: records survive a reopen, a step is atomic even when its thread is
- * killed mid-write, damaged or foreign storage is refused, and a PBFT replica restarts from it.
+ * killed mid-write, damaged or foreign storage is refused (a damaged LMDB file before LMDB maps
+ * it, where it crashed the process), and a PBFT replica restarts from it.
  */
 import test from 'ava';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { open as openLmdb } from 'lmdb';
 import { ReplicaStore, StorageError, STORE_FORMAT, type ReplicaIdentity } from '../actors/replica-store.js';
 import { tempDir } from './helpers/temp.js';
-import { overwriteRecord, sealed } from './helpers/store.js';
+import { dataFile, metaInForce, overwriteRecord, pointRootAway, sealed } from './helpers/store.js';
 import { command, consensusConfig, KvStateMachine, kvPayload, type Ready } from '../protocols/consensus/index.js';
 import { PbftCore, prepare, prePrepare, commit, type PbftMessage } from '../protocols/pbft/index.js';
 
@@ -95,6 +97,83 @@ test('a damaged record is reported with its key, never used', async (t) => {
   const error = t.throws(() => reopened.load(), { instanceOf: StorageError });
   t.is(error?.code, 'STORAGE_CORRUPT');
   t.regex(error?.message ?? '', /slot\/7/);
+});
+
+/** A closed store in a fresh directory whose main tree is two levels deep (300 receipt records). */
+async function storeOfTwoLevels(t: Parameters<typeof tempDir>[0]): Promise<string> {
+  const dir = await tempDir(t, 'knhk-store-');
+  const store = await ReplicaStore.open(dir, identity);
+  for (let position = 1; position <= 300; position++) await store.putReceipts(position, new Uint8Array(100).fill(position));
+  await store.close();
+  return dir;
+}
+
+test('a data.mdb cut short or damaged where LMDB would crash the process is refused as STORAGE_CORRUPT before it is mapped; a new one opens', async (t) => {
+  const dir = await storeOfTwoLevels(t);
+  const healthy = await readFile(dataFile(dir));
+  const { mainRoot, pageSize } = await metaInForce(dir);
+  const damaged = (damage: (bytes: Buffer) => Buffer): Buffer => damage(Buffer.from(healthy));
+  const cases: [string, Buffer, RegExp][] = [
+    ['cut to 3 pages', healthy.subarray(0, 3 * pageSize), /past the end of the file \(3 whole pages of 4096 bytes\)/],
+    ['cut to 8192 bytes', healthy.subarray(0, 8192), /past the end of the file \(2 whole pages of 4096 bytes\)/],
+    ['its meta pages zeroed', damaged((bytes) => bytes.fill(0, 0, 2 * pageSize)), /meta page 0 does not have the header of a meta page/],
+    ['meta page 1 zeroed', damaged((bytes) => bytes.fill(0, pageSize, 2 * pageSize)), /meta page 1 does not have the header of a meta page/],
+    ['the magic of meta page 0 changed', damaged((bytes) => bytes.fill(0, 24, 25)), /meta page 0 has magic 0xbeefc000/],
+    ['the header of the main tree\'s root flipped', damaged((bytes) => bytes.fill(0x5a, mainRoot * pageSize, mainRoot * pageSize + 24)), new RegExp(`page ${mainRoot} of the main tree does not have the header of a branch or leaf page`)],
+    ['byte 20 of every page flipped', damaged((bytes) => { for (let at = 20; at < bytes.length; at += pageSize) bytes[at] = (bytes[at] as number) ^ 0xff; return bytes; }), /of the main tree (has its free space at|does not lie inside its page)/],
+  ];
+  for (const [what, bytes, reason] of cases) {
+    await writeFile(dataFile(dir), bytes);
+    const error = await t.throwsAsync(ReplicaStore.open(dir, identity), { instanceOf: StorageError }, what);
+    t.is(error?.code, 'STORAGE_CORRUPT', what);
+    t.is(error?.path, dir, what);
+    t.regex(error?.message ?? '', reason, what);
+  }
+  await writeFile(dataFile(dir), healthy);
+  const restored = await ReplicaStore.open(dir, identity);
+  t.is(restored.opens, 2, 'refused opens leave the store as it was');
+  await restored.close();
+  // What a first open killed before LMDB wrote its meta pages leaves: a store not written yet.
+  const fresh = await tempDir(t, 'knhk-store-');
+  await writeFile(dataFile(fresh), new Uint8Array(0));
+  await (await ReplicaStore.open(fresh, identity)).close();
+});
+
+test('a data.mdb that ends before the last page of its meta opens, when every page past its end is free', async (t) => {
+  const dir = await tempDir(t, 'knhk-store-');
+  const store = await ReplicaStore.open(dir, identity);
+  // A step's redo record takes the last pages and frees them in the same transaction, so LMDB
+  // never writes them; growing steps, and removals between them, leave the file short so.
+  for (let step = 0; step < 5; step++) {
+    await store.apply(Array.from({ length: step + 1 }, (_, j) => ({ key: `k${j}`, value: new Uint8Array(1000 * (7 * j + step)) })));
+    if (step % 2 === 1) await store.apply([{ key: `k${step}` }, { key: 'x', value: new Uint8Array(0) }]);
+  }
+  await store.close();
+  const { pageSize, lastPage } = await metaInForce(dir);
+  const { size } = await stat(dataFile(dir));
+  t.true(size < (lastPage + 1) * pageSize, `the file (${size / pageSize} pages) ends before page ${lastPage}`);
+  const reopened = await ReplicaStore.open(dir, identity);
+  t.teardown(() => reopened.close());
+  t.deepEqual([...reopened.load().keys()].sort(), ['k0', 'k1', 'k2', 'k3', 'k4', 'x']);
+});
+
+test('an error LMDB raises on finding its file damaged while the store is open is STORAGE_CORRUPT, with LMDB\'s error as its cause', async (t) => {
+  const dir = await storeOfTwoLevels(t);
+  // LMDB's read transaction is unusable after the error: each read is tried on a store of its own.
+  const reads: [string, (store: ReplicaStore) => unknown][] = [
+    ['a range read', (store) => [...store.receiptPositions()]],
+    ['a read of one record', (store) => store.receipts(1)],
+  ];
+  for (const [what, read] of reads) {
+    const store = await ReplicaStore.open(dir, identity);
+    const undo = await pointRootAway(dir);
+    const error = t.throws(() => read(store), { instanceOf: StorageError }, what);
+    await store.close();
+    await undo();
+    t.is(error?.code, 'STORAGE_CORRUPT', what);
+    t.regex(error?.message ?? '', /LMDB found its file damaged .*MDB_PAGE_NOTFOUND/, what);
+    t.like(error?.cause, { code: -30797 }, what);
+  }
 });
 
 test('a step is atomic when its thread is killed mid-write', async (t) => {
