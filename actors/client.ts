@@ -4,10 +4,11 @@
  * protocols (at least one is from a correct replica, PBFT §4.1; the same rule serves HotStuff,
  * whose replies each come from a replica that saw the commit certificate), one for Raft, where
  * only the leader answers, and only for an entry it knows committed (Raft §8). Replies match when
- * they give the same response at the same log position, which every correct replica executed the
- * command at. A reply counts for the replica that sent it (the runtime names the sender, not the
- * message), and only a replica's first answer to a command counts: a faulty one can neither speak
- * for others nor vote for every response.
+ * they give the same response. A reply counts for the replica that sent it (the runtime names the
+ * sender, not the message), and only a replica's first answer to a command counts: a faulty one
+ * can neither speak for others nor vote for every response. Positions are not matched: a replica
+ * answering a retry from its client table names its execution height, not where the command
+ * executed (the table keeps responses, not positions), so correct replicas may differ.
  *
  * Each command goes out under a session of its own: a session has at most one command in flight
  * and its timestamps only grow, which is what the replicas' client table needs to execute each
@@ -55,7 +56,10 @@ const instruments = instrumentsOf(CONSENSUS_SCOPE, (meter) => ({
 
 const resultSchema = t.object({
   response: t.bytes({ maxLength: 1 << 20 }),
-  /** The log position the command executed at, which every reply of the proof gave. */
+  /**
+   * The lowest log position among the proof's replies: where the command executed, or, when every
+   * reply of the proof answered a retry, the lowest execution height among them (at or after it).
+   */
   position: t.uint(),
   /** The lowest view (term) among the proof's replies: replicas report the one they were in. */
   view: t.uint(),
@@ -71,13 +75,13 @@ const replySchema = t.object({ client: t.string({ maxLength: 128 }), timestamp: 
 /** A command's accepted result. */
 export type ClientResult = ReturnType<typeof resultSchema.parse>;
 
-/** Replicas that gave one answer, each with the view (term) its reply carried. */
-type Voters = Map<number, number>;
+/** Replicas that gave one response, each with the position and view (term) its reply named. */
+type Voters = Map<number, { readonly position: number; readonly view: number }>;
 
 interface InFlight {
   readonly command: Command;
   readonly sender: Sender<ClientResult>;
-  /** Position and response (hex) → the replicas that answered them. */
+  /** Response (hex) → the replicas that answered it. */
   readonly votes: Map<string, Voters>;
   /** The replicas that answered, whatever they answered. */
   readonly answered: Set<number>;
@@ -133,16 +137,18 @@ export const Client = defineBehavior({
       const flight = inFlight.get(reply.client);
       if (flight === undefined || flight.command.timestamp !== reply.timestamp || flight.answered.has(node)) return;
       flight.answered.add(node);
-      const key = `${reply.position}:${hex(reply.response)}`;
+      const key = hex(reply.response);
       const voters: Voters = flight.votes.get(key) ?? new Map();
-      voters.set(node, reply.view);
+      voters.set(node, { position: reply.position, view: reply.view });
       flight.votes.set(key, voters);
       if (voters.size < args.replyQuorum) return;
-      // Replicas may answer from different views; a lowest one of the proof is the one reported, and
-      // only a view they all agree on names a leader (a faulty replica's must not steer the next send).
-      const views = [...voters.values()];
-      const view = Math.min(...views);
-      const agreed = views.every((v) => v === view);
+      // The lowest position and view of the proof are reported: a faulty replica cannot raise them
+      // past a correct one's (a position 2^40 would have a caller wait for it). Only a view they all
+      // agree on names a leader, so that a faulty replica's does not steer the next send.
+      const answers = [...voters.values()];
+      const position = Math.min(...answers.map((a) => a.position));
+      const view = Math.min(...answers.map((a) => a.view));
+      const agreed = answers.every((a) => a.view === view);
       if (args.leaderOf === 'view-primary' && agreed) leader = view % n;
       else if (args.leaderOf === 'sender') leader = node;
       inFlight.delete(reply.client);
@@ -151,7 +157,7 @@ export const Client = defineBehavior({
       if (labels !== undefined) instruments().latency.record(performance.now() - flight.submitted, labels);
       if (flight.span?.isRecording() === true) {
         flight.span.setAttributes({
-          'consensus.sequence': reply.position,
+          'consensus.sequence': position,
           'consensus.view': view,
           'consensus.received_votes': voters.size,
           'consensus.command.attempts': flight.sends,
@@ -160,7 +166,7 @@ export const Client = defineBehavior({
       flight.span?.end();
       // The asker may have given up (its ask timed out); the answer is then a dead letter.
       if (flight.sender.expectsReply) {
-        flight.sender.reply({ response: reply.response, position: reply.position, view, replicas: [...voters.keys()], client: reply.client, timestamp: reply.timestamp });
+        flight.sender.reply({ response: reply.response, position, view, replicas: [...voters.keys()], client: reply.client, timestamp: reply.timestamp });
       }
     };
 

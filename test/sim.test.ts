@@ -6,7 +6,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
-import { command, hex, isByzantineTolerant, KvStateMachine, maxFaults, type AppliedEntry, type ConsensusAlgorithm, type ConsensusState, type Core, type ProtocolDefinition } from '../protocols/consensus/index.js';
+import { command, hex, isByzantineTolerant, KvStateMachine, maxFaults, type AppliedEntry, type ConsensusAlgorithm, type ConsensusState, type Core, type ProtocolDefinition, type Reply } from '../protocols/consensus/index.js';
 import { hotstuff } from '../protocols/hotstuff/index.js';
 import { pbft } from '../protocols/pbft/index.js';
 import { raft } from '../protocols/raft/index.js';
@@ -459,5 +459,82 @@ test('the checker catches different commands or states at one position, a skippe
   leaders.leader(0, 5);
   leaders.leader(0, 5);
   t.throws(() => leaders.leader(1, 5), { instanceOf: SafetyViolation });
-  t.is(violations.length, 5);
+  const snapshotFirst = fresh();
+  snapshotFirst.applied(2, { kind: 'snapshot', position: 1, stateHash: new Uint8Array(32).fill(3) });
+  t.throws(() => snapshotFirst.applied(0, entry(1, 'a', 1)), { instanceOf: SafetyViolation }, 'an execution after a snapshot of another state');
+  t.is(violations.length, 6);
+});
+
+/** A core that answers every request at once, before ordering it: what a core replying before commit would do. */
+class HastyCore<M> implements Core<M> {
+  readonly #inner: Core<M>;
+  readonly #early: Reply[] = [];
+  constructor(inner: Core<M>) {
+    this.#inner = inner;
+  }
+  get config(): Core<M>['config'] {
+    return this.#inner.config;
+  }
+  get executionPaused(): boolean | undefined {
+    return this.#inner.executionPaused;
+  }
+  step(input: Parameters<Core<M>['step']>[0], now: number): void {
+    if (input.kind === 'request') this.#early.push({ client: input.command.client, timestamp: input.command.timestamp, position: 0, view: 0, response: new Uint8Array([0x7b, 0x7d]) });
+    this.#inner.step(input, now);
+  }
+  ready(): ReturnType<Core<M>['ready']> {
+    const ready = this.#inner.ready();
+    return { ...ready, replies: [...this.#early.splice(0), ...ready.replies] };
+  }
+  status(): ReturnType<Core<M>['status']> {
+    return this.#inner.status();
+  }
+}
+
+/** `definition` with cores that answer every request at once (see {@link HastyCore}). */
+function hasty<M extends { readonly type: string }>(definition: ProtocolDefinition<M>): ProtocolDefinition<M> {
+  return { ...definition, create: (options) => new HastyCore(definition.create(options)) };
+}
+
+test('a sweep catches replicas that answer clients before the command is executed', (t) => {
+  const sweeps = [sweep({ protocol: 'pbft', definition: hasty(pbft()), n: 4, seeds: 1, faults: [] }), sweep({ protocol: 'hotstuff', definition: hasty(hotstuff()), n: 4, seeds: 1, faults: [] }), sweep({ protocol: 'raft', definition: hasty(raft()), n: 4, seeds: 1, faults: [] })];
+  for (const summary of sweeps) {
+    t.is(summary.violations, 1, summary.protocol);
+    t.regex(summary.first_violation?.detail ?? '', /answered client-\d+\/\d+ at position 0, which no correct replica executed/, summary.protocol);
+  }
+});
+
+test('the checker catches a correct replica answering what it has not executed, or otherwise than another, and a client accepting what none answered', (t) => {
+  const fresh = (): SafetyChecker =>
+    new SafetyChecker((detail) => {
+      throw new SafetyViolation(7, 0, detail, []);
+    });
+  const ok = new Uint8Array([1]);
+  const reply = (client: string, position: number, response = ok): Reply => ({ client, timestamp: 1, position, view: 0, response });
+  const entry = (position: number, client: string): AppliedEntry => ({
+    kind: 'entry',
+    position,
+    view: 0,
+    commands: [command(client, 1, new Uint8Array())],
+    responses: [ok],
+    failed: 0,
+    stateHashBefore: new Uint8Array(32),
+    stateHash: new Uint8Array(32).fill(position),
+    timestamp: 0,
+  });
+  const checker = fresh();
+  checker.applied(0, entry(1, 'a'));
+  checker.applied(0, entry(2, 'b'));
+  checker.replied(0, reply('a', 1));
+  checker.replied(0, reply('a', 2));
+  t.notThrows(() => checker.accepted(reply('a', 2)), 'a retry answered at the execution height');
+  t.throws(() => checker.replied(0, reply('c', 2)), { instanceOf: SafetyViolation, message: /which no correct replica executed/ });
+  t.throws(() => checker.replied(0, reply('b', 1)), { instanceOf: SafetyViolation, message: /decided at 2/ });
+  t.throws(() => checker.replied(0, reply('a', 3)), { instanceOf: SafetyViolation, message: /having executed up to 2/ });
+  checker.applied(1, entry(1, 'a'));
+  t.throws(() => checker.replied(1, reply('a', 1, new Uint8Array([2]))), { instanceOf: SafetyViolation, message: /different responses/ });
+  t.throws(() => fresh().accepted(reply('a', 1)), { instanceOf: SafetyViolation, message: /no correct replica answered/ });
+  const snapshot = fresh();
+  snapshot.applied(3, { kind: 'snapshot', position: 5, stateHash: new Uint8Array(32) });
+  t.notThrows(() => snapshot.replied(3, reply('z', 5)), 'a command taken in a snapshot');
 });

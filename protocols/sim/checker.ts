@@ -1,13 +1,18 @@
 /**
- * The safety checker. It watches what correct replicas execute and stops the run at the first
- * violation of state-machine replication's safety property: two correct replicas executing
- * different commands, or reaching different state hashes, at one log position; a replica skipping
- * a position; two leaders claiming one term or view.
+ * The safety checker. It watches what correct replicas execute and answer, and what clients
+ * accept, and stops the run at the first violation of state-machine replication's safety
+ * property: two correct replicas executing different commands, or reaching different state
+ * hashes, at one log position; a replica skipping a position; two leaders claiming one term or
+ * view; a correct replica answering a command it has not executed (no correct replica executed
+ * it, or not at or below the position the answer names, which must be one the replica reached),
+ * or with another response than another correct replica; a client accepting a response no correct
+ * replica gave. An answer to a retry names the replica's execution height, not where the command
+ * executed (the client table keeps responses, not positions), so positions are checked as bounds.
  */
 import { digestOf, hex, sameBytes, type Digest } from '../consensus/codec.js';
 import type { Command } from '../consensus/command.js';
 import type { NodeId } from '../consensus/config.js';
-import type { Applied } from '../consensus/core.js';
+import type { Applied, Reply } from '../consensus/core.js';
 import { ConsensusError } from '../consensus/errors.js';
 
 /** A run broke safety. The seed and step replay it exactly. */
@@ -49,6 +54,12 @@ export class SafetyChecker {
   readonly #snapshotHashes = new Map<number, { hash: Digest; node: NodeId }>();
   readonly #executed = new Map<NodeId, number>();
   readonly #leaders = new Map<number, NodeId>();
+  /** The first correct replica's response to each command, by client and timestamp. */
+  readonly #answers = new Map<string, { readonly response: string; readonly node: NodeId }>();
+  /** Where each command was first decided, by client and timestamp. */
+  readonly #decidedAt = new Map<string, number>();
+  /** The position of each correct replica's last installed snapshot in its current incarnation. */
+  readonly #snapshots = new Map<NodeId, number>();
 
   constructor(violate: Violate) {
     this.#violate = violate;
@@ -76,6 +87,7 @@ export class SafetyChecker {
   /** A replica lost its volatile state: it must start again from position 1 or a snapshot. */
   restarted(node: NodeId): void {
     this.#executed.set(node, 0);
+    this.#snapshots.delete(node);
   }
 
   /** Checks one execution step of a correct replica. */
@@ -85,6 +97,7 @@ export class SafetyChecker {
       this.#checkHash(node, step.position, step.stateHash);
       if (step.position < last) this.#violate(`node ${node} installed a snapshot at ${step.position} after executing up to ${last}`);
       this.#executed.set(node, step.position);
+      this.#snapshots.set(node, step.position);
       return;
     }
     if (step.position !== last + 1) this.#violate(`node ${node} executed position ${step.position} after ${last}`);
@@ -92,6 +105,15 @@ export class SafetyChecker {
     const earlier = this.#decided.get(step.position);
     if (earlier === undefined) {
       this.#decided.set(step.position, { commands: step.commands, digest, view: step.view, timestamp: step.timestamp, stateHash: step.stateHash, node });
+      for (const c of step.commands) {
+        const command = `${c.client}/${c.timestamp}`;
+        if (!this.#decidedAt.has(command)) this.#decidedAt.set(command, step.position);
+      }
+      // A snapshot installed at the position before anyone's execution of it was recorded.
+      const snapshot = this.#snapshotHashes.get(step.position);
+      if (snapshot !== undefined && !sameBytes(snapshot.hash, step.stateHash)) {
+        this.#violate(`node ${node} has state hash ${hex(step.stateHash).slice(0, 16)} at position ${step.position}, node ${snapshot.node}'s snapshot ${hex(snapshot.hash).slice(0, 16)}`);
+      }
     } else if (earlier.digest !== digest) {
       this.#violate(`nodes ${earlier.node} and ${node} executed different commands at position ${step.position} (${earlier.digest.slice(0, 16)} ≠ ${digest.slice(0, 16)})`);
     } else if (earlier.view !== step.view || earlier.timestamp !== step.timestamp) {
@@ -100,6 +122,34 @@ export class SafetyChecker {
     }
     this.#checkHash(node, step.position, step.stateHash);
     this.#executed.set(node, step.position);
+  }
+
+  /**
+   * Checks a correct replica's answer to a command: it executed it (some correct replica executed
+   * it at or below the answer's position, or the replica took it in a snapshot there), the
+   * position is one it reached, and it answers as other correct replicas did.
+   */
+  replied(node: NodeId, reply: Reply): void {
+    const command = `${reply.client}/${reply.timestamp}`;
+    if (reply.position > this.executed(node)) this.#violate(`node ${node} answered ${command} at position ${reply.position}, having executed up to ${this.executed(node)}`);
+    const at = this.#decidedAt.get(command);
+    const snapshot = this.#snapshots.get(node);
+    const viaSnapshot = at === undefined && snapshot !== undefined && reply.position <= snapshot;
+    if (!viaSnapshot && !(at !== undefined && at <= reply.position)) {
+      this.#violate(`node ${node} answered ${command} at position ${reply.position}, ${at === undefined ? 'which no correct replica executed' : `decided at ${at}`}`);
+    }
+    const response = hex(reply.response);
+    const first = this.#answers.get(command);
+    if (first === undefined) this.#answers.set(command, { response, node });
+    else if (first.response !== response) this.#violate(`nodes ${first.node} and ${node} answered ${command} with different responses`);
+  }
+
+  /** Checks a result a client accepted against the correct replicas' answers. */
+  accepted(reply: Reply): void {
+    const command = `${reply.client}/${reply.timestamp}`;
+    if (this.#answers.get(command)?.response !== hex(reply.response)) {
+      this.#violate(`a client accepted ${command} with response ${hex(reply.response).slice(0, 16)}, which no correct replica answered`);
+    }
   }
 
   /** Checks that at most one correct replica claims leadership of each view or term. */

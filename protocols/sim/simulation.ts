@@ -111,7 +111,10 @@ interface SubmissionState extends Submission {
   latencyMs: number | undefined;
   response: Uint8Array | undefined;
   sentAt: number;
+  /** Response (hex) → the replicas that answered it, as the client actor counts (actors/client.ts). */
   readonly votes: Map<string, Set<NodeId>>;
+  /** The replicas that answered, whatever they answered: only a replica's first answer counts. */
+  readonly answered: Set<NodeId>;
 }
 
 /**
@@ -266,6 +269,7 @@ export class Simulation<M extends Message = Message> {
       response: undefined,
       sentAt: -1,
       votes: new Map(),
+      answered: new Set(),
     };
     this.#submissions.push(submission);
     const queue = this.#clientQueues[client] as SubmissionState[];
@@ -656,6 +660,7 @@ export class Simulation<M extends Message = Message> {
     }
     if (mode !== 'silent') {
       for (const reply of ready.replies) {
+        if (mode === null) this.#checker.replied(replica.id, reply);
         for (const d of this.#network.deliveries(replica.id, CLIENT, this.#rng)) this.#queue.push(leaves + d, { kind: 'reply', from: replica.id, reply });
       }
     }
@@ -680,12 +685,14 @@ export class Simulation<M extends Message = Message> {
     const client = Number(reply.client.slice('client-'.length));
     const queue = this.#clientQueues[client];
     const submission = queue?.[0];
-    if (submission === undefined || submission.done || submission.command.timestamp !== reply.timestamp || submission.command.client !== reply.client) return;
+    if (submission === undefined || submission.done || submission.command.timestamp !== reply.timestamp || submission.command.client !== reply.client || submission.answered.has(from)) return;
+    submission.answered.add(from);
     const key = hex(reply.response);
     const voters = submission.votes.get(key) ?? new Set<NodeId>();
     voters.add(from);
     submission.votes.set(key, voters);
     if (voters.size < (this.#configs[0] as ConsensusConfig).replyQuorum) return;
+    this.#checker.accepted(reply);
     submission.done = true;
     submission.latencyMs = this.#now - submission.sentAt;
     submission.response = reply.response;
