@@ -152,7 +152,11 @@ export interface ChaosReport {
    * cluster's own checks included): a false accusation, or honest replicas that diverged. `problems` says which.
    */
   readonly evidence_against_honest: number;
-  /** Replica crashes the schedule did not cause (the supervisor restarted them; `problems` says why): the run fails. */
+  /**
+   * Replica crashes the schedule did not cause (the supervisor restarted them; `problems` says why,
+   * when the runner watched the incarnation that crashed), restarts beyond the schedule's (an
+   * incarnation that crashed before it was watched), and replicas halted at the end: the run fails.
+   */
   readonly unplanned_crashes: number;
   /** The checker's verdict on the whole history, final reads included. */
   readonly linearizable: boolean | 'unknown';
@@ -387,6 +391,8 @@ export async function runChaos(options: ChaosOptions, onProgress?: (progress: Ch
     progress();
   }, o.progressIntervalMs);
   let finalStatus: ReplicaStatus[] = [];
+  /** Restarts the schedule made: any others were the supervisor's, after crashes of the replicas' own. */
+  let plannedRestarts = 0;
   let evidence = 0;
   let againstHonest = 0;
   /** Replicas the schedule made Byzantine at some point: evidence against them may be true. */
@@ -525,6 +531,7 @@ export async function runChaos(options: ChaosOptions, onProgress?: (progress: Ch
             case 'crash':
               schedule.push(`${stamp()} restart ${fault.node}`);
               await within(`restarting replica ${fault.node}`, STEP_BOUND_MS, cluster.restart(fault.node));
+              plannedRestarts++;
               break;
             case 'partition':
             case 'delay':
@@ -622,6 +629,13 @@ export async function runChaos(options: ChaosOptions, onProgress?: (progress: Ch
   const checkS = (performance.now() - checkStart) / 1000;
   const lost = lostAcknowledgedWrites(history, finalReads);
   const durationS = (Math.min(end, performance.now()) - start) / 1000;
+  // Crashes watched on the progress ticker miss an incarnation that crashed before the next tick.
+  const watchedCrashes = [...crashes.values()].reduce((a, b) => a + b, 0);
+  const restarts = finalStatus.reduce((sum, s) => sum + s.restarts, 0);
+  const unseen = Math.max(0, restarts - plannedRestarts - watchedCrashes);
+  if (unseen > 0) problems.push(`${unseen} restart(s) the schedule did not make: replicas crashed by themselves before the runner watched them`);
+  const halted = finalStatus.filter((s) => s.halted !== null);
+  for (const s of halted) problems.push(`replica ${s.node} halted: ${s.halted}`);
   if (!converged) {
     problems.push(`replicas did not converge within ${o.settleTimeoutMs} ms: ${finalStatus.map((s) => `${s.node}:${s.up ? `${s.commitIndex}/${short(s.stateHash)}` : 'down'}`).join(' ')}`);
   }
@@ -642,10 +656,10 @@ export async function runChaos(options: ChaosOptions, onProgress?: (progress: Ch
     throughput_ops_s: durationS > 0 ? round(counts.ok / durationS, 1) : 0,
     faults: Object.values(faultsByKind).reduce((a, b) => a + b, 0),
     faults_by_kind: faultsByKind,
-    restarts: finalStatus.reduce((sum, s) => sum + s.restarts, 0),
+    restarts,
     evidence,
     evidence_against_honest: againstHonest,
-    unplanned_crashes: [...crashes.values()].reduce((a, b) => a + b, 0),
+    unplanned_crashes: watchedCrashes + unseen + halted.length,
     linearizable: verdict.linearizable,
     violation: verdict.linearizable === true ? null : verdict.linearizable === false ? formatViolation(verdict) : verdict.explanation,
     lost_acknowledged: lost.length,
