@@ -38,7 +38,7 @@ import {
   type Reply,
   type Signed,
 } from '../protocols/consensus/index.js';
-import { corrupt, remember, type ByzantineMode, type Transmission } from '../protocols/sim/byzantine.js';
+import { answerClient, corrupt, remember, type ByzantineMode, type Transmission } from '../protocols/sim/byzantine.js';
 import { Prng } from '../protocols/sim/prng.js';
 import { replicaTelemetry, type ReplicaInstrumentation } from './consensus-telemetry.js';
 import { nextTurn, within, type Measure } from '../runtime/index.js';
@@ -405,7 +405,7 @@ export class ReplicaHost<M extends { readonly type: string }> {
     }
     for (const applied of ready.applied) listener?.applied?.(applied, this.#telemetry.positionContext(applied.position));
     if (mode !== 'silent') {
-      for (const run of byPosition(ready.replies)) within(this.#telemetry.positionContext(run.position), () => listener?.replies?.(run.replies));
+      for (const run of byPosition(ready.replies)) within(this.#telemetry.positionContext(run.position), () => listener?.replies?.(run.replies.map((reply) => answerClient(mode, reply))));
     }
     for (const read of ready.reads) listener?.read?.(read);
     // A Byzantine replica's accusations are worth nothing.

@@ -723,3 +723,16 @@ test('a peer whose state does not restore to the digest its checkpoint certifies
     t.is(laggard.core.status().commitIndex, 4);
   }
 });
+
+test('a repeated or outdated command in a batch is not answered: its client was answered for its one execution', (t) => {
+  // Found by the sweep's answer check (seed 475, snapshots every 2): a backup answered alice/1
+  // with an empty response at a later position, where the other correct replicas had answered it
+  // with its result at the first.
+  const r = new Replica(1);
+  const ready = agree(r, [cmd(2), cmd(1), cmd(2)]);
+  t.deepEqual(
+    ready.replies.map((reply) => [reply.timestamp, reply.position]),
+    [[2, 1]],
+    'alice/2 once; alice/1, older than her last, and the repeat of alice/2 not',
+  );
+});

@@ -509,7 +509,9 @@ export class PbftCore implements Core<PbftMessage> {
         const key = commandKey(cmd);
         this.#pending.delete(key);
         this.#ordered.delete(key);
-        this.#out.reply({ client: cmd.client, timestamp: cmd.timestamp, position: slot.sequence, view: pp.view, response: responses[i] as Uint8Array });
+        // A repeat or an outdated command changed nothing and is not its client's answer: the
+        // client was (or is, on retry, from the client table) answered for its one execution.
+        if (run.executions[i]?.fresh === true) this.#out.reply({ client: cmd.client, timestamp: cmd.timestamp, position: slot.sequence, view: pp.view, response: responses[i] as Uint8Array });
       });
       if (slot.sequence % this.#k === 0) this.#takeCheckpoint(slot.sequence);
       this.#failedViews = 0;

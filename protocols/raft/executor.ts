@@ -82,7 +82,9 @@ export class Executor {
     const { executions, stateHashBefore, failed } = running.run;
     executions.forEach(({ response, fresh }, i) => {
       const command = commands[i] as Command;
-      if (fresh) this.#answered.set(command.client, { timestamp: command.timestamp, position: index, view: entry.term });
+      if (!fresh) return;
+      this.#answered.set(command.client, { timestamp: command.timestamp, position: index, view: entry.term });
+      // A repeat or an outdated command is not its client's answer (as in PBFT and HotStuff).
       if (running.answer) this.#out.reply({ client: command.client, timestamp: command.timestamp, position: index, view: entry.term, response });
     });
     if (commands.length > 0) this.#hash = this.#state.hash();

@@ -3,12 +3,12 @@
  * it sends. It holds only its own signing key, so everything it sends in its own name carries a
  * valid signature, and everything it sends in another's name does not.
  */
-import type { Adversary, NodeId, Outbound } from '../consensus/index.js';
+import type { Adversary, NodeId, Outbound, Reply } from '../consensus/index.js';
 import type { Prng } from './prng.js';
 
 /** The Byzantine modes the simulator (and the chaos runner) can switch a replica into. */
 export type ByzantineMode =
-  /** Different proposals and votes to different peers. */
+  /** Different proposals and votes to different peers (and false answers to clients, as `forge` and `double-vote`: {@link answerClient}). */
   | 'equivocate'
   /** Also sends messages in other members' names, with signatures it cannot make. */
   | 'forge'
@@ -23,6 +23,17 @@ export type ByzantineMode =
 
 /** All modes, in documentation order. */
 export const BYZANTINE_MODES: readonly ByzantineMode[] = ['equivocate', 'forge', 'replay', 'double-vote', 'silent', 'withhold'];
+
+/**
+ * What a replica in `mode` answers a client instead of `reply`: the modes that lie to peers lie to
+ * clients too, with a response the command never produced (and a position past any executed), so
+ * that a client's rule of f+1 matching replies is put to the test. A lie is made without drawing
+ * from the run's random numbers, so a seed's schedule is the same whether replies lie or not.
+ */
+export function answerClient(mode: ByzantineMode | null, reply: Reply): Reply {
+  if (mode !== 'equivocate' && mode !== 'forge' && mode !== 'double-vote') return reply;
+  return { ...reply, position: reply.position + 1_000_000, response: Uint8Array.of(...reply.response, 0x21) };
+}
 
 /** One message to sign and send as `from` (a forged one names someone else). */
 export interface Transmission<M> {

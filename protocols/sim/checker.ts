@@ -55,7 +55,7 @@ export class SafetyChecker {
   readonly #executed = new Map<NodeId, number>();
   readonly #leaders = new Map<number, NodeId>();
   /** The first correct replica's response to each command, by client and timestamp. */
-  readonly #answers = new Map<string, { readonly response: string; readonly node: NodeId }>();
+  readonly #answers = new Map<string, { readonly response: string; readonly node: NodeId; readonly position: number }>();
   /** Where each command was first decided, by client and timestamp. */
   readonly #decidedAt = new Map<string, number>();
   /** The position of each correct replica's last installed snapshot in its current incarnation. */
@@ -140,8 +140,10 @@ export class SafetyChecker {
     }
     const response = hex(reply.response);
     const first = this.#answers.get(command);
-    if (first === undefined) this.#answers.set(command, { response, node });
-    else if (first.response !== response) this.#violate(`nodes ${first.node} and ${node} answered ${command} with different responses`);
+    if (first === undefined) this.#answers.set(command, { response, node, position: reply.position });
+    else if (first.response !== response) {
+      this.#violate(`nodes ${first.node} and ${node} answered ${command} with different responses, ${first.response.slice(0, 16) || 'empty'} at position ${first.position} and ${response.slice(0, 16) || 'empty'} at ${reply.position}`);
+    }
   }
 
   /** Checks a result a client accepted against the correct replicas' answers. */

@@ -18,7 +18,7 @@ import { ConsensusError } from '../consensus/errors.js';
 import { storedStateRecord } from '../consensus/state-archive.js';
 import { KvStateMachine, kvPayload, type KvOperation } from '../consensus/kv.js';
 import type { ConsensusState } from '../consensus/state-machine.js';
-import { corrupt, remember, type ByzantineMode } from './byzantine.js';
+import { answerClient, corrupt, remember, type ByzantineMode } from './byzantine.js';
 import { SafetyChecker, SafetyViolation } from './checker.js';
 import { CRYPTO_COSTS, type CryptoCost, type CryptoCostPreset } from './cost.js';
 import { EventQueue } from './event-queue.js';
@@ -661,7 +661,8 @@ export class Simulation<M extends Message = Message> {
     if (mode !== 'silent') {
       for (const reply of ready.replies) {
         if (mode === null) this.#checker.replied(replica.id, reply);
-        for (const d of this.#network.deliveries(replica.id, CLIENT, this.#rng)) this.#queue.push(leaves + d, { kind: 'reply', from: replica.id, reply });
+        const answer = answerClient(mode, reply);
+        for (const d of this.#network.deliveries(replica.id, CLIENT, this.#rng)) this.#queue.push(leaves + d, { kind: 'reply', from: replica.id, reply: answer });
       }
     }
     replica.reads.push(...ready.reads);
