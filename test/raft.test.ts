@@ -1050,3 +1050,17 @@ test('Progress (etcd flow control): a probe at a time, pipelining once matched, 
   t.is(p.state, 'replicate');
   t.is(p.next, 31);
 });
+
+test('a command older than its client\'s last, committed after it, is not answered: its client was answered for its one execution', (t) => {
+  const h = new Harness(3);
+  h.elect(0);
+  const older = put('older', 'v', 'late');
+  const newer = put('newer', 'v', 'late');
+  h.request(newer);
+  h.request(older);
+  h.deliverAll();
+  h.fire(0, 'heartbeat');
+  h.deliverAll();
+  t.is(h.cores[0]!.lastLogIndex, 3, 'one no-op and both commands, the newer first');
+  for (const replies of h.replies) t.deepEqual(replies.filter((r) => r.client === 'late').map((r) => r.timestamp), [newer.timestamp]);
+});
