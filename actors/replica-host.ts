@@ -405,7 +405,7 @@ export class ReplicaHost<M extends { readonly type: string }> {
     }
     for (const applied of ready.applied) listener?.applied?.(applied, this.#telemetry.positionContext(applied.position));
     if (mode !== 'silent') {
-      for (const run of byPosition(ready.replies)) within(this.#telemetry.positionContext(run.position), () => listener?.replies?.(run.replies.map((reply) => answerClient(mode, reply))));
+      for (const run of byPosition(ready.replies)) within(this.#telemetry.positionContext(run.position), () => listener?.replies?.(mode === null ? run.replies : run.replies.map((reply) => answerClient(mode, reply))));
     }
     for (const read of ready.reads) listener?.read?.(read);
     // A Byzantine replica's accusations are worth nothing.
