@@ -81,10 +81,8 @@ type Voters = Map<number, { readonly position: number; readonly view: number }>;
 interface InFlight {
   readonly command: Command;
   readonly sender: Sender<ClientResult>;
-  /** Response (hex) → the replicas that answered it. */
+  /** Response (hex) → the replicas that answered it; a replica is in one entry at most (its first answer). */
   readonly votes: Map<string, Voters>;
-  /** The replicas that answered, whatever they answered. */
-  readonly answered: Set<number>;
   sends: number;
   /** When it was submitted (`performance.now()`). */
   readonly submitted: number;
@@ -135,8 +133,8 @@ export const Client = defineBehavior({
     /** Counts replica `node`'s reply; the command is accepted once `replyQuorum` replicas gave the same one. */
     const accept = (node: number, reply: Reply): void => {
       const flight = inFlight.get(reply.client);
-      if (flight === undefined || flight.command.timestamp !== reply.timestamp || flight.answered.has(node)) return;
-      flight.answered.add(node);
+      if (flight === undefined || flight.command.timestamp !== reply.timestamp) return;
+      for (const voters of flight.votes.values()) if (voters.has(node)) return;
       const key = hex(reply.response);
       const voters: Voters = flight.votes.get(key) ?? new Map();
       voters.set(node, { position: reply.position, view: reply.view });
@@ -187,7 +185,6 @@ export const Client = defineBehavior({
               command: { client: session, timestamp, payload: msg.payload },
               sender: from,
               votes: new Map(),
-              answered: new Set(),
               sends: 0,
               submitted: performance.now(),
               span,

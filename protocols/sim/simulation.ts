@@ -111,10 +111,8 @@ interface SubmissionState extends Submission {
   latencyMs: number | undefined;
   response: Uint8Array | undefined;
   sentAt: number;
-  /** Response (hex) → the replicas that answered it, as the client actor counts (actors/client.ts). */
+  /** Response (hex) → the replicas that answered it, as the client actor counts (actors/client.ts): a replica's first answer only. */
   readonly votes: Map<string, Set<NodeId>>;
-  /** The replicas that answered, whatever they answered: only a replica's first answer counts. */
-  readonly answered: Set<NodeId>;
 }
 
 /**
@@ -269,7 +267,6 @@ export class Simulation<M extends Message = Message> {
       response: undefined,
       sentAt: -1,
       votes: new Map(),
-      answered: new Set(),
     };
     this.#submissions.push(submission);
     const queue = this.#clientQueues[client] as SubmissionState[];
@@ -686,8 +683,8 @@ export class Simulation<M extends Message = Message> {
     const client = Number(reply.client.slice('client-'.length));
     const queue = this.#clientQueues[client];
     const submission = queue?.[0];
-    if (submission === undefined || submission.done || submission.command.timestamp !== reply.timestamp || submission.command.client !== reply.client || submission.answered.has(from)) return;
-    submission.answered.add(from);
+    if (submission === undefined || submission.done || submission.command.timestamp !== reply.timestamp || submission.command.client !== reply.client) return;
+    for (const voters of submission.votes.values()) if (voters.has(from)) return;
     const key = hex(reply.response);
     const voters = submission.votes.get(key) ?? new Set<NodeId>();
     voters.add(from);
