@@ -15,7 +15,7 @@
  * Given its replica's node id, a journal reports its size (`receipt.log.entries`) and the receipts
  * it assembles (`receipt.generated`, `crypto.receipt.generated`), see crypto-telemetry.ts.
  */
-import { decode, sameBytes, type AppliedEntry, type Digest } from '../protocols/consensus/index.js';
+import { commandKey, decode, sameBytes, type AppliedEntry, type Digest } from '../protocols/consensus/index.js';
 import {
   BatchAppend,
   MerkleLog,
@@ -52,7 +52,6 @@ export interface PositionBodies {
   readonly bodies: readonly ReceiptBody[];
 }
 
-const commandKey = (client: string, timestamp: number): string => `${client}\u0000${timestamp}`;
 
 /** How long one stretch of leaf hashing runs: half the 8-tick budget, ms. */
 const HASHING_SLICE_MS = 0.5;
@@ -287,7 +286,7 @@ export class ReceiptJournal {
 
   /** The position of the command (`client`, `timestamp`), if this replica executed it recently. */
   positionOf(client: string, timestamp: number): number | undefined {
-    return this.#index.get(commandKey(client, timestamp))?.position;
+    return this.#index.get(commandKey({ client, timestamp }))?.position;
   }
 
   /**
@@ -295,7 +294,7 @@ export class ReceiptJournal {
    * replica cannot make it (it never executed the command, or its log does not match the head).
    */
   receipt(client: string, timestamp: number, signed: SignedTreeHead): Receipt | undefined {
-    const at = this.#index.get(commandKey(client, timestamp));
+    const at = this.#index.get(commandKey({ client, timestamp }));
     if (at === undefined) return undefined;
     const body = this.#stored(at.position)?.[at.batchIndex];
     if (body === undefined) return undefined;
@@ -325,7 +324,7 @@ export class ReceiptJournal {
 
   #remember(bodies: readonly ReceiptBody[]): void {
     for (const body of bodies) {
-      this.#index.set(commandKey(body.client, body.clientTimestamp), { position: body.sequence, batchIndex: body.batchIndex });
+      this.#index.set(commandKey({ client: body.client, timestamp: body.clientTimestamp }), { position: body.sequence, batchIndex: body.batchIndex });
     }
   }
 }

@@ -26,6 +26,14 @@ export function command(client: string, timestamp: number, payload: Uint8Array):
   return { client, timestamp, payload };
 }
 
+/**
+ * A command's identity as a map key: its client and timestamp, which tell a client's commands
+ * apart (PBFT §4.1). The timestamp, digits only, follows the last NUL, so no two commands share a key.
+ */
+export function commandKey(cmd: Pick<Command, 'client' | 'timestamp'>): string {
+  return `${cmd.client}\u0000${cmd.timestamp}`;
+}
+
 /** The digest a command is known by. */
 export function commandDigest(cmd: Command): Digest {
   return digestOf(cmd);

@@ -17,7 +17,7 @@ export {
   type NodeId,
 } from './config.js';
 export { ZERO_DIGEST, decode, decodeStored, digestOf, encode, hashBytes, hex, readStored, sameBytes, type Digest } from './codec.js';
-export { MAX_BATCH_COMMANDS, MAX_COMMAND_BYTES, batchSchema, command, commandDigest, commandSchema, type Command, type LogEntry } from './command.js';
+export { MAX_BATCH_COMMANDS, MAX_COMMAND_BYTES, batchSchema, command, commandDigest, commandKey, commandSchema, type Command, type LogEntry } from './command.js';
 export { ExecutionRun, MAX_STATE_BYTES, ReplicatedState, ReplicatedView, applyStateChanges, freezeState, type ConsensusState, type Execution, type StateView } from './state-machine.js';
 export {
   MAX_CHANGE_RECORDS,

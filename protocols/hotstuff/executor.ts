@@ -10,7 +10,7 @@
  */
 import type { QuorumCert } from '../consensus/certificate.js';
 import { sameBytes, type Digest } from '../consensus/codec.js';
-import type { Command } from '../consensus/command.js';
+import { commandKey, type Command } from '../consensus/command.js';
 import type { Outputs, Reply } from '../consensus/core.js';
 import { invariant } from '../consensus/errors.js';
 import { StateArchive } from '../consensus/state-archive.js';
@@ -25,10 +25,6 @@ export interface ExecutorOptions {
   readonly batchSize: number;
   readonly snapshotInterval: number;
   readonly maxPending: number;
-}
-
-function commandKey(cmd: Command): string {
-  return `${cmd.client}\u0000${cmd.timestamp}`;
 }
 
 /** A decided block whose chain is not yet executed to its end, with the QC that decided it. */

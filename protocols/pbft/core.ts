@@ -6,7 +6,7 @@
  */
 import { ANNOUNCE_TIMER, Announcements } from '../consensus/announcements.js';
 import { sameBytes } from '../consensus/codec.js';
-import type { Command } from '../consensus/command.js';
+import { commandKey, type Command } from '../consensus/command.js';
 import { peersOf, type ConsensusConfig, type NodeId } from '../consensus/config.js';
 import type { Signed } from '../consensus/certificate.js';
 import { Outputs, type Core, type CoreOptions, type Evidence, type Input, type NodeStatus, type Ready } from '../consensus/core.js';
@@ -87,7 +87,6 @@ const FETCH_TIMER = 'fetch-state';
 /** Armed while an accepted proposal waits to execute; see `#watchStall`. */
 const STALL_TIMER = 'stall';
 
-const commandKey = (cmd: Command): string => `${cmd.client}\u0000${cmd.timestamp}`;
 
 /** A new primary's NEW-VIEW in the making: the view changes V it computed O from, and O's pre-prepares as they come back signed. */
 interface NewViewPlan {

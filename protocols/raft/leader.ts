@@ -5,7 +5,7 @@
  * yet applied with their bytes (those held for a follower's window, then those appended), a
  * server catching up before it is added, and servers it removed that have yet to learn so.
  */
-import type { Command } from '../consensus/command.js';
+import { commandKey, type Command } from '../consensus/command.js';
 import type { NodeId } from '../consensus/config.js';
 import type { ReadState } from '../consensus/core.js';
 import { invariant } from '../consensus/errors.js';
@@ -31,10 +31,6 @@ interface Departure {
 interface Held {
   readonly command: Command;
   readonly bytes: number;
-}
-
-function commandKey(command: Command): string {
-  return `${command.client}\u0000${command.timestamp}`;
 }
 
 /** Everything a leader tracks for its term only. */
