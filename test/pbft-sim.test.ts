@@ -211,7 +211,8 @@ class TwoFPbft extends PbftCore {
 
 test('the safety checker catches PBFT counting 2f votes instead of 2f+1 within a bounded number of seeds', (t) => {
   const seed = testSeed(t);
-  const summary = sweep({ protocol: 'pbft', definition: { ...pbft(), create: (o) => new TwoFPbft(o) }, n: 4, seeds: 200, seedStart: seed, faults: ['byzantine', 'partition'] });
+  // Most start seeds find it within 50 seeds; KNHK_SEED=2117804047 needs 232 (200 was once too few, in stop 30's CI).
+  const summary = sweep({ protocol: 'pbft', definition: { ...pbft(), create: (o) => new TwoFPbft(o) }, n: 4, seeds: 1000, seedStart: seed, faults: ['byzantine', 'partition'] });
   t.log(`violation after ${summary.seeds} seed(s): ${summary.first_violation?.detail}`);
   t.is(summary.violations, 1);
   t.regex(summary.first_violation?.detail ?? '', /different commands|state hash|invariant/);
