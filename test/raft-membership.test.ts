@@ -69,9 +69,7 @@ test('a new leader changes membership only after committing an entry of its term
 test('a removed follower learns that its removal committed and stops campaigning', (t) => {
   const h = new Harness(4);
   h.elect(0);
-  h.request(put('x'), [0]);
-  h.deliverAll();
-  h.beat(0);
+  h.commit(0, [put('x')], [0]);
   t.true(h.cores[0]!.proposeRemoveServer(3));
   h.flush(0);
   h.deliverAll();

@@ -310,11 +310,7 @@ test('later compactions store the state’s changes, one that outgrows them the 
 
   const big = 'x'.repeat(200);
   loadsEveryPrefix(
-    stepStoring('snapshot/', () => {
-      for (let i = 0; i < 300; i++) h.request(put(`bulk-${i}`, big), [0]);
-      h.deliverAll();
-      h.beat(0);
-    }),
+    stepStoring('snapshot/', () => h.commit(0, Array.from({ length: 300 }, (_, i) => put(`bulk-${i}`, big)), [0])),
   );
   const after = archive();
   t.is(after.length, 1, `changes that outgrow the snapshot store the state whole and drop the records before it: ${after.join(' ')}`);

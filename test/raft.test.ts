@@ -15,10 +15,7 @@ test('a three-server cluster elects one leader, replicates and applies a command
   h.elect(0);
   t.is(h.leader(), 0);
   t.is(h.cores[0]!.term, 1);
-  h.request(put('a'));
-  h.deliverAll();
-  h.fire(0, 'heartbeat');
-  h.deliverAll();
+  h.commit(0, [put('a')]);
   for (const core of h.cores) t.is(core.status().commitIndex, 2, 'the no-op and the command are applied');
   t.deepEqual(
     h.replies.map((replies) => replies.map((r) => ({ client: r.client, position: r.position, view: r.view }))),
@@ -166,10 +163,7 @@ test('persistence before reply: a vote or an acknowledgement leaves in the step 
 test('restart from the durable map keeps term, vote and log, and replays the committed prefix', (t) => {
   const h = new Harness(3);
   h.elect(0);
-  for (const key of ['a', 'b', 'c']) h.request(put(key));
-  h.deliverAll();
-  h.fire(0, 'heartbeat');
-  h.deliverAll();
+  h.commit(0, ['a', 'b', 'c'].map((key) => put(key)));
   const before = h.cores[1]!;
   const snapshot = { term: before.term, vote: before.votedFor, last: before.lastLogIndex, terms: [1, 2, 3, 4].map((i) => before.logTerm(i)) };
   t.is(before.status().commitIndex, 4);
@@ -291,10 +285,7 @@ test('single-server membership changes: a learner is added after catching up, a 
   h.inflight.length = 0;
   h.elect(1);
   t.is(h.leader(), 1);
-  h.request(put('after'));
-  h.deliverAll();
-  h.fire(1, 'heartbeat');
-  h.deliverAll();
+  h.commit(1, [put('after')]);
   for (const id of [1, 2, 3]) t.is(h.cores[id]!.status().commitIndex, h.cores[1]!.status().commitIndex);
 });
 
@@ -395,11 +386,7 @@ test('a retried command is appended once and a retry of an executed one is answe
   const h = new Harness(3);
   h.elect(0);
   const cmd = put('once');
-  h.request(cmd);
-  h.request(cmd);
-  h.deliverAll();
-  h.fire(0, 'heartbeat');
-  h.deliverAll();
+  h.commit(0, [cmd, cmd]);
   t.is(h.cores[0]!.lastLogIndex, 2, 'one no-op and one command');
   const retry = h.step(1, { kind: 'request', command: cmd });
   t.is(retry.replies.length, 1);
@@ -443,9 +430,7 @@ test('ReadIndex: a reply to a request of an earlier term confirms no read of a l
   h.cut.add(0);
   h.beat(1);
   h.elect(2);
-  h.request(put('W', 'new'), [2]);
-  h.deliverAll();
-  h.beat(2);
+  h.commit(2, [put('W', 'new')], [2]);
   t.is(h.cores[2]!.term, 4);
   const committedW = h.cores[2]!.knownCommitIndex;
   // Node 0 still leads term 3 in its own eyes; a read there must not be confirmed by the old reply.
@@ -672,9 +657,8 @@ test('commands held by a leader that loses its leadership are retried to the nex
   t.is(h.cores[1]!.status().role, 'leader');
   h.cut.delete(0);
   h.beat(1);
-  for (const command of commands) h.request(command, [0, 1, 2]);
-  h.deliverAll();
-  h.beat(1);
+  h.commit(1, commands, [0, 1, 2]);
+  // One round more, so that executed once below also means not executed again later.
   h.beat(1);
   for (const command of commands) {
     const executions = h.applied[1]!.flatMap((a) => (a.kind === 'entry' ? a.commands.filter((c) => c.client === command.client && c.timestamp === command.timestamp) : []));
@@ -711,13 +695,9 @@ test('held commands count against maxUncommittedBytes: past the budget a command
   h.request(second, [0]);
   h.request(third, [0]);
   t.is(h.cores[0]!.lastLogIndex, before + 1, 'the first is appended, the next two are held behind the full windows');
-  h.request(fourth, [0]);
-  h.deliverAll();
-  h.beat(0);
+  h.commit(0, [fourth], [0]);
   t.deepEqual(entriesAfter(h, 1, before), [['h0'], ['h1', 'h2']], 'the fourth was dropped, not held for later');
-  h.request(fourth, [0]);
-  h.deliverAll();
-  h.beat(0);
+  h.commit(0, [fourth], [0]);
   t.deepEqual(entriesAfter(h, 1, before), [['h0'], ['h1', 'h2'], ['h3']], 'its retry is taken once the budget has room');
   for (const core of h.cores) t.is(core.status().commitIndex, h.cores[0]!.lastLogIndex);
 });
@@ -731,12 +711,7 @@ test('one entry may carry two commands of a client and a retry of neither: they 
   h.request(gate, [0]);
   const older = put('same', 'one', 'pipelining');
   const newer = put('same', 'two', 'pipelining');
-  h.request(older, [0]);
-  h.request(newer, [0]);
-  h.request(older, [0]);
-  h.request(newer, [0]);
-  h.deliverAll();
-  h.beat(0);
+  h.commit(0, [older, newer, older, newer], [0]);
   t.deepEqual(entriesAfter(h, 0, before), [['gate'], ['same', 'same']], 'the retries were not held again');
   const entry = h.applied[1]!.find((a) => a.kind === 'entry' && a.commands.length === 2);
   t.deepEqual(entry?.kind === 'entry' ? entry.commands.map((c) => c.timestamp) : [], [older.timestamp, newer.timestamp], 'in the order they arrived');
@@ -754,9 +729,7 @@ test('a restart replays entries of several commands: the same state hash, and no
   h.elect(0);
   h.beat(0);
   const before = h.cores[0]!.lastLogIndex;
-  for (let i = 0; i < 9; i++) h.request(put(`r${i}`), [0]);
-  h.deliverAll();
-  h.beat(0);
+  h.commit(0, Array.from({ length: 9 }, (_, i) => put(`r${i}`)), [0]);
   t.deepEqual(entriesAfter(h, 1, before).map((keys) => keys.length), [1, 4, 4]);
   const lastHash = (id: NodeId): string => {
     const last = h.applied[id]!.filter((a) => a.kind === 'entry').at(-1);
@@ -801,11 +774,8 @@ test('a held command larger than maxBytesPerMessage is appended in an entry of i
   h.elect(0);
   h.beat(0);
   const before = h.cores[0]!.lastLogIndex;
-  h.request(put('small-1'), [0]);
-  h.request(put('large', 'x'.repeat(2000)), [0]);
-  h.request(put('small-2'), [0]);
-  h.deliverAll();
-  h.beat(0);
+  h.commit(0, [put('small-1'), put('large', 'x'.repeat(2000)), put('small-2')], [0]);
+  // One round more, so that the entries checked below are all there will be.
   h.beat(0);
   t.deepEqual(entriesAfter(h, 1, before), [['small-1'], ['large'], ['small-2']], 'the large one alone, the next after it');
   const carriers = h.readies[0]!.flatMap((r) => sent(r, 'append-entries')).filter((m) => m.entries.some((e) => e.type === 'commands' && e.commands.some((c) => keyOf(c) === 'large')));
@@ -940,9 +910,7 @@ test('a new leader keeps an earlier leader’s command appended once when a clie
   h.deliverOne((m) => m.to === 1 && m.body.type === 'append-entries');
   h.depose(0, 1, 2);
   t.is(h.cores[1]!.status().role, 'leader');
-  h.request(cmd, [1, 2]);
-  h.deliverAll();
-  h.beat(1);
+  h.commit(1, [cmd], [1, 2]);
   const executions = h.applied[1]!.filter((a) => a.kind === 'entry' && a.commands.some((c) => c.timestamp === cmd.timestamp));
   t.is(executions.length, 1);
   t.is(h.cores[1]!.lastLogIndex, 3, 'no-op of term 1, the command, no-op of term 2');
@@ -1002,18 +970,14 @@ test('budgets: a full uncommitted log drops proposals, pending reads are capped,
 test('a restart answers no client for the entries it replays, only for entries new to this incarnation', (t) => {
   const h = new Harness(3);
   h.elect(0);
-  for (const key of ['a', 'b', 'c']) h.request(put(key), [0]);
-  h.deliverAll();
-  h.beat(0);
+  h.commit(0, ['a', 'b', 'c'].map((key) => put(key)), [0]);
   t.is(h.replies[1]!.length, 3);
   h.restart(1);
   h.beat(0);
   t.is(h.cores[1]!.status().commitIndex, 4, 'the log is executed again…');
   t.deepEqual(h.replies[1], [], '…but its commands were answered by the previous incarnation');
   const fresh = put('d');
-  h.request(fresh, [0]);
-  h.deliverAll();
-  h.beat(0);
+  h.commit(0, [fresh], [0]);
   t.like(h.replies[1], [{ timestamp: fresh.timestamp, position: 5 }]);
 });
 
@@ -1056,11 +1020,7 @@ test('a command older than its client\'s last, committed after it, is not answer
   h.elect(0);
   const older = put('older', 'v', 'late');
   const newer = put('newer', 'v', 'late');
-  h.request(newer);
-  h.request(older);
-  h.deliverAll();
-  h.fire(0, 'heartbeat');
-  h.deliverAll();
+  h.commit(0, [newer, older]);
   t.is(h.cores[0]!.lastLogIndex, 3, 'one no-op and both commands, the newer first');
   for (const replies of h.replies) t.deepEqual(replies.filter((r) => r.client === 'late').map((r) => r.timestamp), [newer.timestamp]);
 });

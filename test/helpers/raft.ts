@@ -197,6 +197,25 @@ export class Harness {
     this.deliverAll();
   }
 
+  /**
+   * Gets `commands` committed through `leader`, which must already lead: submits them in order to
+   * `ids` (every node by default), delivers everything, then has `leader` send a heartbeat and
+   * delivers what that causes.
+   *
+   * On return, if no message was dropped, every command `leader` appended is committed, and
+   * executed on `leader` and on every member it replicates to (unless execution is sliced).
+   * Delivering is enough for `leader` to commit, commands that waited for a window included,
+   * since the acknowledgements that commit an entry also open the windows; the heartbeat is there
+   * because a follower learns that an entry is committed only from an AppendEntries sent after it
+   * was. A command `leader` refused (over a budget, a retry of one it holds) is not appended, so
+   * not committed either.
+   */
+  commit(leader: NodeId, commands: readonly Command[], ids?: readonly NodeId[]): void {
+    for (const cmd of commands) this.request(cmd, ids);
+    this.deliverAll();
+    this.beat(leader);
+  }
+
   /** The leader, if exactly one node claims to be. */
   leader(): NodeId | undefined {
     const leaders = this.cores.map((c, id) => (c.status().role === 'leader' ? id : -1)).filter((id) => id >= 0);
