@@ -35,18 +35,23 @@ export type ExecutedPosition = Infer<typeof executedPositionSchema>;
 
 /**
  * The codes of the errors a replica halts on rather than crash (replica-halt.ts): a restart would
- * meet them again, replaying its log to the same point (`STATE_TOO_LARGE`) or reading the same
+ * meet them again, replaying its log to the same point (`STATE_TOO_LARGE`), reading the same
  * damaged bytes (`CORRUPT_STATE`, durable records that contradict each other; `STORAGE_CORRUPT`,
- * a store whose file or records fail their checks). Not `STORAGE_FORMAT` nor `STORAGE_MISMATCH`,
- * though a restart meets them again too: they say the directory belongs to another build or
- * replica, which is met as a cluster starts from a data directory, and that start is better
- * refused, naming the store (the spawn's `SpawnError`), than begun with the replicas halted. A
- * running replica's store changes neither its format nor its owner.
+ * a store whose file or records fail their checks) or the same stale copy of its store
+ * (`STORAGE_ROLLBACK`), or, likely, the same full disk (`STORAGE_WRITE`; an operator who freed it
+ * restarts the replica). Not `STORAGE_FORMAT` nor `STORAGE_MISMATCH`, though a restart meets them
+ * again too: they say the directory belongs to another build or replica, which is met as a
+ * cluster starts from a data directory, and that start is better refused, naming the store (the
+ * spawn's `SpawnError`), than begun with the replicas halted. A running replica's store changes
+ * neither its format nor its owner.
  */
-export const HALTING_CODES = ['STATE_TOO_LARGE', 'CORRUPT_STATE', 'STORAGE_CORRUPT'] as const satisfies readonly (ConsensusErrorCode | StorageErrorCode)[];
+export const HALTING_CODES = ['STATE_TOO_LARGE', 'CORRUPT_STATE', 'STORAGE_CORRUPT', 'STORAGE_ROLLBACK', 'STORAGE_WRITE'] as const satisfies readonly (ConsensusErrorCode | StorageErrorCode)[];
 
 /** One of {@link HALTING_CODES}. */
 export type HaltingCode = (typeof HALTING_CODES)[number];
+
+/** Whether a replica halted on its store (a `StorageError`) rather than on its core's state (a `ConsensusError`). */
+export const isStorageHalt = (code: HaltingCode): code is Extract<HaltingCode, StorageErrorCode> => code.startsWith('STORAGE_');
 
 /** A key rotation consensus committed: its certificate (protocols/crypto/key-rotation.ts), the position it committed at, and whether the member's signer has adopted it. */
 export interface KnownRotation {

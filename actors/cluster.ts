@@ -35,7 +35,7 @@ import {
   type SignaturePolicy,
 } from '../protocols/crypto/index.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
-import { ClusterAgent, type AgentSink, type ExecutedPosition, type HaltingCode } from './cluster-agent.js';
+import { ClusterAgent, isStorageHalt, type AgentSink, type ExecutedPosition, type HaltingCode } from './cluster-agent.js';
 import { Client, type ClientResult } from './client.js';
 import { EvidenceLog, type EvidenceReport } from './evidence-log.js';
 import { checkDelay, checkPartition, HEALTHY, type LinkDelay, type LinkFaults } from './link-faults.js';
@@ -203,8 +203,8 @@ export interface ReplicaStatus {
   /**
    * Why the replica halted, when it did: an error that a restart would meet again, since the
    * replica replays its log to the same point or reads the same damaged bytes (`ConsensusError`
-   * `STATE_TOO_LARGE` or `CORRUPT_STATE`, `StorageError` `STORAGE_CORRUPT`; cluster-agent.ts
-   * `HALTING_CODES`), met as it ran or as it started. A halted replica (role `halted`) takes no
+   * `STATE_TOO_LARGE` or `CORRUPT_STATE`, `StorageError` `STORAGE_CORRUPT`, `STORAGE_ROLLBACK` or
+   * `STORAGE_WRITE`; cluster-agent.ts `HALTING_CODES`), met as it ran or as it started. A halted replica (role `halted`) takes no
    * input, no longer reads its store and answers only questions like this one, where crashing
    * would only restart it into the same error again and again; once more have halted than the
    * others can form a quorum without, they wait, and {@link Cluster.submit} fails with the error
@@ -705,7 +705,7 @@ export class Cluster {
    *   still commit later — the outcome is unknown, not failed.
    * @throws {ConfigError} for a key-value operation to a cluster of another state machine.
    * @throws {ConsensusError} with the halting error's code (`STATE_TOO_LARGE`, `CORRUPT_STATE`), or
-   *   {@link StorageError} `STORAGE_CORRUPT` naming the first halted replica's store, once more
+   *   {@link StorageError} with its code naming the first halted replica's store, once more
    *   replicas halted than the others can form a quorum without (see {@link ReplicaStatus.halted};
    *   halted replicas alone are counted, not crashed ones): at once, without sending the command,
    *   or for a submission that was waiting then, whose outcome is unknown, as after a timeout.
@@ -897,7 +897,7 @@ export class Cluster {
     const [firstNode, { code, reason }] = first;
     const nodes = [...this.#halts.keys()].sort((a, b) => a - b).join(', ');
     const message = `replicas ${nodes} halted, more than the cluster can commit without: ${reason}`;
-    this.#unavailable = code === 'STORAGE_CORRUPT' ? new StorageError(code, replicaStore(this.dataDir, firstNode), message) : new ConsensusError(code, message);
+    this.#unavailable = isStorageHalt(code) ? new StorageError(code, replicaStore(this.dataDir, firstNode), message) : new ConsensusError(code, message);
     for (const reject of this.#waiting) reject(this.#unavailable);
     this.#waiting.clear();
   }

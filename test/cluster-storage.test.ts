@@ -3,10 +3,11 @@
  * for ever: met at runtime (a receipt record that fails its checksum, read to answer a peer) or as
  * it starts (the receipt log, the core's records, an LMDB file cut short that would have killed
  * the process). It stays up, says why, is not restarted again, and the others go on committing;
- * once more have halted than a quorum can spare, submissions fail with the storage error.
+ * once more have halted than a quorum can spare, submissions fail with the storage error. A halted
+ * replica closes its store.
  */
 import test from 'ava';
-import { truncate } from 'node:fs/promises';
+import { readFile, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ActorSystem } from '../actors/system.js';
 import { statusLine, type Cluster, type ReplicaStatus } from '../actors/cluster.js';
@@ -16,6 +17,9 @@ import { eventually } from './helpers/system.js';
 import { dataFile, overwriteRecord, rawRecord, sealed } from './helpers/store.js';
 
 const receiptKey = (position: number): string => `receipt:${String(position).padStart(16, '0')}`;
+
+/** Whether this process maps the LMDB file of the store in `dir`: an open store does, a closed one not (Linux). */
+const mapped = async (dir: string): Promise<boolean> => (await readFile('/proc/self/maps', 'utf8')).includes(dataFile(dir));
 
 test.serial('a replica whose store is damaged, met as it runs or as it starts, halts saying why and is not restarted into it again; the others go on committing', async (t) => {
   t.timeout(240_000);
@@ -41,6 +45,7 @@ test.serial('a replica whose store is damaged, met as it runs or as it starts, h
   };
 
   const position = await put();
+  if (process.platform === 'linux') t.true(await mapped(store(2)), 'a running replica maps its store (the check below sees a store that is open)');
   const victim = ((await statusOf(0)).leader ?? 0) === 2 ? 1 : 2;
   const replica = system.lookup<{ type: 'receipt-fill'; from: number; to: number }, { bytes: Uint8Array }>(`${cluster.id}/replica-${victim}`);
   if (replica === undefined) return t.fail(`replica ${victim} is not running`);
@@ -56,6 +61,7 @@ test.serial('a replica whose store is damaged, met as it runs or as it starts, h
   t.deepEqual(await fill(), [], 'the question that met the damage is answered as a halted replica answers it');
   const atRuntime = await haltedOn(victim, checksum);
   t.is(atRuntime.restarts, 0, 'halted, not crashed');
+  if (process.platform === 'linux') await eventually(async () => !(await mapped(store(victim))));
   t.regex(statusLine(atRuntime), new RegExp(`^${victim}: halted .* restarts 0 \\(StorageError STORAGE_CORRUPT: `));
   await othersCommit(victim);
 
@@ -69,7 +75,7 @@ test.serial('a replica whose store is damaged, met as it runs or as it starts, h
   // As it starts: the core's records, consistent with their checksums but not with Raft.
   await cluster.crash(victim);
   await overwriteRecord(store(victim), receiptKey(position), stored);
-  await overwriteRecord(store(victim), 'core:raft/term', sealed('not a term'));
+  await overwriteRecord(store(victim), 'core:raft/term', sealed('core:raft/term', 'not a term'));
   await cluster.restart(victim);
   t.is((await haltedOn(victim, /^ConsensusError CORRUPT_STATE: raft durable state: /)).restarts, 2);
   await othersCommit(victim);

@@ -298,7 +298,7 @@ test.serial('a HotStuff cluster stopped whole starts again from its data directo
 
 test.serial('a PBFT cluster stopped whole starts again from its data directory, past stable checkpoints; a replica store of another format stops it from starting', async (t) => {
   const { dataDir, run } = await coldRestart(t, 'pbft', 35, true);
-  await overwriteRecord(join(dataDir, 'replica-1', 'store'), 'meta:format', sealed(0));
+  await overwriteRecord(join(dataDir, 'replica-1', 'store'), 'meta:format', sealed('meta:format', 0));
   const error = await t.throwsAsync(run(() => Promise.resolve()), { name: 'SpawnError' });
   t.regex(error?.message ?? '', new RegExp(`replica-1 failed to start: .*replica-1/store: was written by store format 0; this build reads store format ${STORE_FORMAT} only`));
   t.like(error?.cause, { name: 'StorageError', code: 'STORAGE_FORMAT' });

@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { open as openLmdb } from 'lmdb';
 import { encode, hashBytes } from '../../protocols/consensus/index.js';
 
-/** A record as the store keeps it: SHA-256(payload) ‖ payload. */
-export function sealed(value: unknown): Uint8Array {
+/** Record `key` as the store keeps it: SHA-256(msgpack(key) ‖ payload) ‖ payload, the format record SHA-256(payload) ‖ payload. */
+export function sealed(key: string, value: unknown): Uint8Array {
   const payload = encode(value);
-  return Uint8Array.from([...hashBytes(payload), ...payload]);
+  const covered = key === 'meta:format' ? payload : Uint8Array.from([...encode(key), ...payload]);
+  return Uint8Array.from([...hashBytes(covered), ...payload]);
 }
 
 /** The keys of the closed store in `dir`, in order. */
