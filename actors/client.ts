@@ -4,11 +4,11 @@
  * protocols (at least one is from a correct replica, PBFT §4.1; the same rule serves HotStuff,
  * whose replies each come from a replica that saw the commit certificate), one for Raft, where
  * only the leader answers, and only for an entry it knows committed (Raft §8). Replies match when
- * they give the same response. A reply counts for the replica that sent it (the runtime names the
- * sender, not the message), and only a replica's first answer to a command counts: a faulty one
- * can neither speak for others nor vote for every response. Positions are not matched: a replica
- * answering a retry from its client table names its execution height, not where the command
- * executed (the table keeps responses, not positions), so correct replicas may differ.
+ * they give the same response at the same log position: correct replicas agree on both, since a
+ * retry is answered from the client table, which records where its command executed. A reply
+ * counts for the replica that sent it (the runtime names the sender, not the message), and only a
+ * replica's first answer to a command counts: a faulty one can neither speak for others nor vote
+ * for every response.
  *
  * Each command goes out under a session of its own: a session has at most one command in flight
  * and its timestamps only grow, which is what the replicas' client table needs to execute each
@@ -25,7 +25,7 @@
  */
 import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
 import { defineBehavior, INSTRUMENTED, instrumentsOf, t, tracerOf, within, type Sender } from '../runtime/index.js';
-import { CONFIGURATION_SESSION_PREFIX, hex, MAX_BATCH_COMMANDS, type Command, type ConsensusAlgorithm, type Reply } from '../protocols/consensus/index.js';
+import { CONFIGURATION_SESSION_PREFIX, MAX_BATCH_COMMANDS, replyKey, type Command, type ConsensusAlgorithm, type Reply } from '../protocols/consensus/index.js';
 import type { SignaturePolicy } from '../protocols/crypto/index.js';
 import { CONSENSUS_SCOPE } from './consensus-telemetry.js';
 import { PeerDirectory } from './peer-directory.js';
@@ -56,10 +56,7 @@ const instruments = instrumentsOf(CONSENSUS_SCOPE, (meter) => ({
 
 const resultSchema = t.object({
   response: t.bytes({ maxLength: 1 << 20 }),
-  /**
-   * The lowest log position among the proof's replies: where the command executed, or, when every
-   * reply of the proof answered a retry, the lowest execution height among them (at or after it).
-   */
+  /** The log position the command executed at, as the proof's replies agree. */
   position: t.uint(),
   /** The lowest view (term) among the proof's replies: replicas report the one they were in. */
   view: t.uint(),
@@ -75,13 +72,13 @@ const replySchema = t.object({ client: t.string({ maxLength: 128 }), timestamp: 
 /** A command's accepted result. */
 export type ClientResult = ReturnType<typeof resultSchema.parse>;
 
-/** Replicas that gave one response, each with the position and view (term) its reply named. */
-type Voters = Map<number, { readonly position: number; readonly view: number }>;
+/** The replicas that gave one response at one position, each with the view (term) its reply named. */
+type Voters = Map<number, number>;
 
 interface InFlight {
   readonly command: Command;
   readonly sender: Sender<ClientResult>;
-  /** Response (hex) → the replicas that answered it; a replica is in one entry at most (its first answer). */
+  /** Position and response (hex) → the replicas that answered them; a replica is in one entry at most (its first answer). */
   readonly votes: Map<string, Voters>;
   sends: number;
   /** When it was submitted (`performance.now()`). */
@@ -135,18 +132,18 @@ export const Client = defineBehavior({
       const flight = inFlight.get(reply.client);
       if (flight === undefined || flight.command.timestamp !== reply.timestamp) return;
       for (const voters of flight.votes.values()) if (voters.has(node)) return;
-      const key = hex(reply.response);
+      const key = replyKey(reply);
       const voters: Voters = flight.votes.get(key) ?? new Map();
-      voters.set(node, { position: reply.position, view: reply.view });
+      voters.set(node, reply.view);
       flight.votes.set(key, voters);
       if (voters.size < args.replyQuorum) return;
-      // The lowest position and view of the proof are reported: a faulty replica cannot raise them
-      // past a correct one's (a position 2^40 would have a caller wait for it). Only a view they all
-      // agree on names a leader, so that a faulty replica's does not steer the next send.
-      const answers = [...voters.values()];
-      const position = Math.min(...answers.map((a) => a.position));
-      const view = Math.min(...answers.map((a) => a.view));
-      const agreed = answers.every((a) => a.view === view);
+      const { position } = reply;
+      // The lowest view of the proof is reported: a faulty replica cannot raise it past a correct
+      // one's. Only a view they all agree on names a leader, so that a faulty replica's does not
+      // steer the next send.
+      const views = [...voters.values()];
+      const view = Math.min(...views);
+      const agreed = views.every((v) => v === view);
       if (args.leaderOf === 'view-primary' && agreed) leader = view % n;
       else if (args.leaderOf === 'sender') leader = node;
       inFlight.delete(reply.client);

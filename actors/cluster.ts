@@ -735,8 +735,7 @@ export class Cluster {
    */
   async receipt(command: ReceiptSubject, options: { readonly timeoutMs?: number } = {}): Promise<Receipt> {
     const deadline = performance.now() + (options.timeoutMs ?? 30_000);
-    const first = this.#receiptTurn;
-    this.#receiptTurn = (first + 1) % this.n;
+    const first = this.#firstAsked();
     for (let round = 0; ; round++) {
       // A round that found no receipt is followed by one that starts at the next replica, not with the same one's wait.
       for (let k = 0; k < this.n; k++) {
@@ -926,8 +925,9 @@ export class Cluster {
     const deadline = performance.now() + (options.timeoutMs ?? 30_000);
     const signed = await this.#signedHead(position, deadline);
     const alike = new Map<string, PositionAnswer[]>();
-    for (let i = 0; signed !== undefined && i < this.n; i++) {
-      const ref = this.#system.lookup(this.#replicaName(i));
+    const first = this.#firstAsked();
+    for (let k = 0; signed !== undefined && k < this.n; k++) {
+      const ref = this.#system.lookup(this.#replicaName((first + k) % this.n));
       const text = ref && (await askUntil<{ json?: string }>(ref, { type: 'receipts-at', position, signed }, deadline));
       const answer = positionAnswer(text?.json, position);
       if (answer === undefined) continue;
@@ -941,6 +941,13 @@ export class Cluster {
       }
     }
     throw new ReceiptError('UNAVAILABLE', `no replica produced valid receipts for position ${position} in time`);
+  }
+
+  /** The replica a receipt request asks first, one further at each request (see {@link #receiptTurn}). */
+  #firstAsked(): number {
+    const first = this.#receiptTurn;
+    this.#receiptTurn = (first + 1) % this.n;
+    return first;
   }
 
   /**

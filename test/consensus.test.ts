@@ -88,7 +88,7 @@ test('the client table executes each (client, timestamp) once and answers retrie
   t.false(retry.fresh);
   t.deepEqual(retry.response, first.response);
   t.is(hex(state.hash()), hash, 'a retry is not applied again');
-  t.deepEqual(state.cached(put), first.response);
+  t.deepEqual(state.cached(put), { response: first.response, position: 1 });
   const older = command('alice', 0, kvPayload({ type: 'put', key: 'x', value: 'stale' }));
   t.false(state.execute(older, 1).fresh, 'a request older than the last one is not applied');
   t.true(state.executed(older));
@@ -171,14 +171,16 @@ test('the client table is stored as what changed: changes since a view carry the
   replica.applyChanges(changes);
   t.is(hex(replica.freeze().digest), hex(newer.digest));
   t.true(replica.executed(put(3, 2)) && !replica.executed(put(30, 2)), 'the sessions that executed since, and only they, moved on');
-  t.is(hex(replica.cached(put(3, 2)) ?? new Uint8Array()), hex(state.cached(put(3, 2)) ?? new Uint8Array(1)));
+  t.is(hex(replica.cached(put(3, 2))?.response ?? new Uint8Array()), hex(state.cached(put(3, 2))?.response ?? new Uint8Array(1)));
+  t.is(replica.cached(put(3, 2))?.position, 2, 'a retry is answered with the position its command executed at');
+  t.is(replica.cached(put(30, 1))?.position, 1);
   // An idle session's response outlives the record it came in: it must not hold that record's bytes.
   const restored = new ReplicatedState(new KvStateMachine());
   const snapshot = older.snapshot();
   restored.restore(snapshot);
   restored.applyChanges(changes);
-  t.not(restored.cached(put(1999, 1))?.buffer, snapshot.buffer, 'a response restored from a snapshot is a copy');
-  t.not(restored.cached(put(3, 2))?.buffer, changes.buffer, 'a response applied from changes is a copy');
+  t.not(restored.cached(put(1999, 1))?.response.buffer, snapshot.buffer, 'a response restored from a snapshot is a copy');
+  t.not(restored.cached(put(3, 2))?.response.buffer, changes.buffer, 'a response applied from changes is a copy');
 });
 
 test('a command whose client id is not well-formed text is answered empty and not executed, alike everywhere', (t) => {

@@ -278,6 +278,49 @@ test('the new primary re-proposes the prepared batch at the same sequence, and b
   t.not(liar.core.status().role, 'backup');
 });
 
+test('a new primary whose view change makes a checkpoint stable proposes nothing fresh before O is in: O re-proposes the sequence after it (§4.4)', (t) => {
+  // Found by a sweep seed (2145245938, before the sweep's faults changed): the new primary made the
+  // NEW-VIEW's checkpoint stable on entering the view, the window moved, and it proposed a pending
+  // request at the sequence O re-proposes with an earlier view's prepared batch.
+  const options = { checkpointInterval: 2 };
+  const replicas = [1, 2, 3].map((id) => new Replica(id, options));
+  const [primary, ...backups] = replicas as [Replica, Replica, Replica];
+  for (const s of [1, 2]) for (const r of backups) commitWithCheckpoint(r, s, [cmd(s)]);
+  for (const s of [1, 2]) {
+    const pp = prePrepare(0, s, 1000, [cmd(s)]);
+    primary.receive(0, pp);
+    for (const from of [2, 3]) primary.receive(from, prepare(0, s, pp.digest));
+    for (const from of [1, 2, 3]) primary.receive(from, commit(0, s, pp.digest));
+  }
+  t.is(primary.core.status().commitIndex, 2, 'the new primary executed up to the checkpoint, which it does not know is stable');
+  const pp = prePrepare(0, 3, 1000, [cmd(3)]);
+  for (const r of replicas) {
+    r.receive(0, pp);
+    for (const from of [1, 2, 3]) r.receive(from, prepare(0, 3, pp.digest));
+  }
+  primary.core.step({ kind: 'request', command: command('bob', 1, kvPayload({ type: 'put', key: 'b', value: '1' })) }, 0);
+  const vcs = replicas.map((r) => {
+    r.core.step({ kind: 'timeout', timer: 'view' }, 600);
+    return signed(r.id, sent(r.drain(), 'view-change')[0] as ViewChange);
+  });
+  t.is(vcs[1]?.body.checkpoint?.sequence, 2, 'the backups\' view changes carry checkpoint 2 as stable');
+  const proposed: PbftMessage[] = [];
+  let inbox: PbftMessage[] = vcs.map((vc) => vc.body);
+  const from = [1, 2, 3];
+  for (let round = 0; round < 4 && inbox.length > 0; round++) {
+    const next: PbftMessage[] = [];
+    inbox.forEach((body, i) => {
+      const ready = primary.receive(round === 0 ? (from[i] as number) : 1, body);
+      proposed.push(...sent(ready, 'pre-prepare'), ...sent(ready, 'new-view'));
+      next.push(...ready.messages.filter((m) => m.to.includes(1)).map((m) => m.body));
+    });
+    inbox = next;
+  }
+  const atThree = proposed.filter((m): m is Extract<PbftMessage, { type: 'pre-prepare' }> => m.type === 'pre-prepare' && m.view === 1 && m.sequence === 3);
+  t.true(atThree.length > 0, 'O re-proposes sequence 3');
+  t.true(atThree.every((m) => hex(m.digest) === hex(pp.digest)), 'every proposal of sequence 3 in view 1 is the prepared batch');
+});
+
 test('a NEW-VIEW whose re-proposed batch does not hash to the digest O requires is refused', (t) => {
   const replicas = [1, 2, 3].map((id) => new Replica(id));
   const pp = prePrepare(0, 1, 0, [cmd(1)]);

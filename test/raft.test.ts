@@ -915,7 +915,8 @@ test('a new leader keeps an earlier leader’s command appended once when a clie
   t.is(executions.length, 1);
   t.is(h.cores[1]!.lastLogIndex, 3, 'no-op of term 1, the command, no-op of term 2');
   const retry = h.step(2, { kind: 'request', command: cmd });
-  t.like(retry.replies, [{ client: cmd.client, timestamp: cmd.timestamp, position: 2, view: 1 }]);
+  // Where the command executed, from the client table, in the term the server is in.
+  t.like(retry.replies, [{ client: cmd.client, timestamp: cmd.timestamp, position: 2, view: 2 }]);
 });
 
 test('incoming entries, configurations and snapshots that no correct leader sends are dropped unanswered and unstored', (t) => {

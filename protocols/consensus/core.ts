@@ -24,7 +24,7 @@
  * correct and only loses the slicing; no rule of a protocol ever sees half a batch executed.
  */
 import type { Schema } from '../../schema/schema.js';
-import type { Digest } from './codec.js';
+import { hex, type Digest } from './codec.js';
 import type { Command } from './command.js';
 import type { ConsensusAlgorithm, ConsensusConfig, NodeId } from './config.js';
 import type { QuorumCert, Signed } from './certificate.js';
@@ -108,6 +108,13 @@ export interface Reply {
   readonly view: number;
   readonly response: Uint8Array;
 }
+
+/**
+ * What replies must share to count towards one proof: the response and the log position. Correct
+ * replicas agree on both (a retry is answered from the client table, which records the position),
+ * so a reply that names another is not one of theirs.
+ */
+export const replyKey = (reply: Reply): string => `${reply.position} ${hex(reply.response)}`;
 
 /** A linearizable read became safe to serve at `index` (Raft's ReadIndex, thesis §6.4). */
 export interface ReadState {

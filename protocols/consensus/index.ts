@@ -69,4 +69,5 @@ export {
   type Role,
   type SetTimer,
   type TimerOp,
+  replyKey,
 } from './core.js';

@@ -98,8 +98,18 @@ export interface Execution {
   readonly failed: boolean;
 }
 
-/** A client's entry in the client table: its last executed timestamp and the response to it. */
-type ClientEntry = readonly [timestamp: number, response: Uint8Array];
+/**
+ * A client's entry in the client table: its last executed timestamp, the response to it and the
+ * log position it executed at, so that a retry is answered with where the command ran, alike at
+ * every replica, whatever each has executed since.
+ */
+type ClientEntry = readonly [timestamp: number, response: Uint8Array, position: number];
+
+/** What the client table recorded of a command: its response and the log position it executed at. */
+export interface RecordedExecution {
+  readonly response: Uint8Array;
+  readonly position: number;
+}
 
 /**
  * The client table is a Merkle map like the key-value machine's (merkle-kv-map.ts), so that
@@ -108,11 +118,17 @@ type ClientEntry = readonly [timestamp: number, response: Uint8Array];
  * checkpoint, and stored them all with every state's changes.
  */
 const CLIENT_TABLE: MapKind<ClientEntry> = {
-  domain: 'knhk/client-table/v1',
+  domain: 'knhk/client-table/v2',
   name: 'client table',
   isValue: (value): value is ClientEntry =>
-    Array.isArray(value) && value.length === 2 && Number.isSafeInteger(value[0]) && (value[0] as number) >= 0 && value[1] instanceof Uint8Array,
-  own: ([timestamp, response]) => [timestamp, new Uint8Array(response)],
+    Array.isArray(value) &&
+    value.length === 3 &&
+    Number.isSafeInteger(value[0]) &&
+    (value[0] as number) >= 0 &&
+    value[1] instanceof Uint8Array &&
+    Number.isSafeInteger(value[2]) &&
+    (value[2] as number) >= 1,
+  own: ([timestamp, response, position]) => [timestamp, new Uint8Array(response), position],
 };
 
 const pairs = t.array(t.array(t.unknown(), { maxLength: 2 }), { maxLength: Number.MAX_SAFE_INTEGER });
@@ -147,17 +163,17 @@ export class ReplicatedState {
       return { response: cmd.timestamp === last[0] ? last[1] : new Uint8Array(0), fresh: false, failed: false };
     }
     const execution = applied(this.#machine, cmd, position);
-    this.#clients.set(cmd.client, [cmd.timestamp, execution.response]);
+    this.#clients.set(cmd.client, [cmd.timestamp, execution.response, position]);
     return execution;
   }
 
   /**
-   * The recorded response when `cmd` is its client's last executed request, so a retry can be
-   * answered without ordering it again (Castro & Liskov §4.1).
+   * The recorded response and position when `cmd` is its client's last executed request, so a
+   * retry can be answered without ordering it again (Castro & Liskov §4.1).
    */
-  cached(cmd: Command): Uint8Array | undefined {
+  cached(cmd: Command): RecordedExecution | undefined {
     const last = this.#clients.get(cmd.client);
-    return last !== undefined && last[0] === cmd.timestamp ? last[1] : undefined;
+    return last !== undefined && last[0] === cmd.timestamp ? { response: last[1], position: last[2] } : undefined;
   }
 
   /** True when (client, timestamp) has been executed, or superseded by a newer request. */

@@ -40,8 +40,6 @@ export class Executor {
   readonly #out: Outputs<HotStuffMessage>;
   readonly #options: ExecutorOptions;
   readonly #pending = new Map<string, Command>();
-  /** Each client's reply to its latest executed command, with the position it executed at. */
-  readonly #lastReply = new Map<string, Reply>();
   #executed: TreeNode;
   /** The state's hash as of the end of `#executed`. */
   #hash: Digest;
@@ -109,11 +107,9 @@ export class Executor {
    * (Castro & Liskov §4.1), kept for a proposal when new.
    */
   request(cmd: Command): void {
-    const cached = this.#state.cached(cmd);
-    if (cached !== undefined) {
-      const last = this.#lastReply.get(cmd.client);
-      const c = this.#executed.block;
-      this.#out.reply(last?.timestamp === cmd.timestamp ? last : { client: cmd.client, timestamp: cmd.timestamp, position: c.height, view: c.view, response: cached });
+    const recorded = this.#state.cached(cmd);
+    if (recorded !== undefined) {
+      this.#out.reply({ client: cmd.client, timestamp: cmd.timestamp, view: this.#executed.block.view, ...recorded });
       return;
     }
     const key = commandKey(cmd);
@@ -219,10 +215,7 @@ export class Executor {
       const { response, fresh } = run.executions[i] as Execution;
       // A repeat or an outdated command changes nothing and is not its client's answer: its
       // client was (or will be, on retry) answered from the table, at the position it executed.
-      if (!fresh) return;
-      const reply: Reply = { client: cmd.client, timestamp: cmd.timestamp, position: block.height, view: block.view, response };
-      this.#lastReply.set(cmd.client, reply);
-      this.#out.reply(reply);
+      if (fresh) this.#out.reply({ client: cmd.client, timestamp: cmd.timestamp, position: block.height, view: block.view, response });
     });
     this.#out.applied({
       kind: 'entry',

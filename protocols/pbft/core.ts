@@ -317,10 +317,9 @@ export class PbftCore implements Core<PbftMessage> {
 
   #onRequest(cmd: Command): void {
     if (this.#state.executed(cmd)) {
-      // §4.1: a retried request that was already executed is answered again. The reply carries
-      // this replica's execution height, as the client table keeps responses, not positions.
-      const response = this.#state.cached(cmd);
-      if (response !== undefined) this.#out.reply({ client: cmd.client, timestamp: cmd.timestamp, position: this.#executed, view: this.#view, response });
+      // §4.1: a retried request that was already executed is answered again, from the client table.
+      const recorded = this.#state.cached(cmd);
+      if (recorded !== undefined) this.#out.reply({ client: cmd.client, timestamp: cmd.timestamp, view: this.#view, ...recorded });
       return;
     }
     const key = commandKey(cmd);

@@ -14,12 +14,6 @@ import { SNAPSHOT_KEY } from './durable.js';
 import type { RaftEntry, RaftMessage, SnapshotMeta } from './messages.js';
 
 /** Where a client's last executed command was ordered. */
-interface Answer {
-  readonly timestamp: number;
-  readonly position: number;
-  readonly view: number;
-}
-
 /** An entry executed part-way: the rest of its commands run when it is applied again. */
 interface Running {
   readonly index: number;
@@ -33,11 +27,9 @@ export class Executor {
   /** The state as of the latest snapshot, on disk and sent to followers behind it. */
   readonly #archive: StateArchive;
   readonly #out: Outputs<RaftMessage>;
-  readonly #answered = new Map<string, Answer>();
   #hash: Digest;
   #lastApplied = 0;
   #running: Running | undefined;
-  #base = { position: 0, view: 0 };
 
   /**
    * Starts from the empty state, or from the state stored at `snapshot`'s index (reported as a
@@ -82,10 +74,8 @@ export class Executor {
     const { executions, stateHashBefore, failed } = running.run;
     executions.forEach(({ response, fresh }, i) => {
       const command = commands[i] as Command;
-      if (!fresh) return;
-      this.#answered.set(command.client, { timestamp: command.timestamp, position: index, view: entry.term });
       // A repeat or an outdated command is not its client's answer (as in PBFT and HotStuff).
-      if (running.answer) this.#out.reply({ client: command.client, timestamp: command.timestamp, position: index, view: entry.term, response });
+      if (fresh && running.answer) this.#out.reply({ client: command.client, timestamp: command.timestamp, position: index, view: entry.term, response });
     });
     if (commands.length > 0) this.#hash = this.#state.hash();
     this.#lastApplied = index;
@@ -111,8 +101,6 @@ export class Executor {
 
   #jumpTo(snapshot: SnapshotMeta): void {
     this.#lastApplied = snapshot.index;
-    this.#answered.clear();
-    this.#base = { position: snapshot.index, view: snapshot.term };
     this.#out.applied({ kind: 'snapshot', position: snapshot.index, stateHash: this.#hash });
   }
 
@@ -137,16 +125,14 @@ export class Executor {
   }
 
   /**
-   * Answers a retry of its client's last executed command from the client table and returns
-   * true; false when `command` has not been executed. A command executed before the snapshot this
-   * server started from is answered with the snapshot's position, the latest it can vouch for.
+   * Answers a retry of its client's last executed command from the client table, with where it
+   * executed and the server's current `term`, and returns true; false when `command` has not been
+   * executed.
    */
-  answer(command: Command): boolean {
-    const response = this.#state.cached(command);
-    if (response === undefined) return false;
-    const answer = this.#answered.get(command.client);
-    const at = answer !== undefined && answer.timestamp === command.timestamp ? answer : this.#base;
-    this.#out.reply({ client: command.client, timestamp: command.timestamp, position: at.position, view: at.view, response });
+  answer(command: Command, term: number): boolean {
+    const recorded = this.#state.cached(command);
+    if (recorded === undefined) return false;
+    this.#out.reply({ client: command.client, timestamp: command.timestamp, view: term, ...recorded });
     return true;
   }
 

@@ -30,7 +30,7 @@ import { compactIfDue } from './snapshot.js';
  * the leader by retrying or through `status().leader`.
  */
 export function request(s: RaftServer, command: Command): void {
-  if (s.executor.answer(command)) return;
+  if (s.executor.answer(command, s.term)) return;
   const lead = s.lead;
   if (lead === undefined || s.executor.executed(command) || lead.proposed(command)) return;
   // etcd's MaxUncommittedEntriesSize: an empty budget takes any command, so a large one can still commit.

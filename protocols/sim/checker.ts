@@ -3,11 +3,10 @@
  * accept, and stops the run at the first violation of state-machine replication's safety
  * property: two correct replicas executing different commands, or reaching different state
  * hashes, at one log position; a replica skipping a position; two leaders claiming one term or
- * view; a correct replica answering a command it has not executed (no correct replica executed
- * it, or not at or below the position the answer names, which must be one the replica reached),
- * or with another response than another correct replica; a client accepting a response no correct
- * replica gave. An answer to a retry names the replica's execution height, not where the command
- * executed (the client table keeps responses, not positions), so positions are checked as bounds.
+ * view; a correct replica answering a command it has not executed, or naming another position
+ * than the one the command executed at (a retry is answered from the client table, which records
+ * it), or with another response than another correct replica; a client accepting a response no
+ * correct replica gave.
  */
 import { digestOf, hex, sameBytes, type Digest } from '../consensus/codec.js';
 import type { Command } from '../consensus/command.js';
@@ -125,19 +124,18 @@ export class SafetyChecker {
   }
 
   /**
-   * Checks a correct replica's answer to a command: it executed it (some correct replica executed
-   * it at or below the answer's position, or the replica took it in a snapshot there), the
-   * position is one it reached, and it answers as other correct replicas did.
+   * Checks a correct replica's answer to a command: the position it names is the one where correct
+   * replicas executed the command (or, when none was seen executing it, one at or below the
+   * snapshot the replica took it in), a position it reached, and it answers as other correct
+   * replicas did.
    */
   replied(node: NodeId, reply: Reply): void {
     const command = `${reply.client}/${reply.timestamp}`;
     if (reply.position > this.executed(node)) this.#violate(`node ${node} answered ${command} at position ${reply.position}, having executed up to ${this.executed(node)}`);
     const at = this.#decidedAt.get(command);
     const snapshot = this.#snapshots.get(node);
-    const viaSnapshot = at === undefined && snapshot !== undefined && reply.position <= snapshot;
-    if (!viaSnapshot && !(at !== undefined && at <= reply.position)) {
-      this.#violate(`node ${node} answered ${command} at position ${reply.position}, ${at === undefined ? 'which no correct replica executed' : `decided at ${at}`}`);
-    }
+    const where = at === undefined ? snapshot !== undefined && reply.position <= snapshot : reply.position === at;
+    if (!where) this.#violate(`node ${node} answered ${command} at position ${reply.position}, ${at === undefined ? 'which no correct replica executed' : `executed at ${at}`}`);
     const response = hex(reply.response);
     const first = this.#answers.get(command);
     if (first === undefined) this.#answers.set(command, { response, node, position: reply.position });

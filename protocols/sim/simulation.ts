@@ -13,7 +13,7 @@ import { decode, digestOf, encode, hex } from '../consensus/codec.js';
 import { command as makeCommand, type Command } from '../consensus/command.js';
 import { consensusConfig, isByzantineTolerant, type ConsensusAlgorithm, type ConsensusConfig, type NodeId } from '../consensus/config.js';
 import { signedSchema, type Signed } from '../consensus/certificate.js';
-import type { Core, Evidence, Input, NodeStatus, ProtocolDefinition, ReadState, Reply } from '../consensus/core.js';
+import { replyKey, type Core, type Evidence, type Input, type NodeStatus, type ProtocolDefinition, type ReadState, type Reply } from '../consensus/core.js';
 import { ConsensusError } from '../consensus/errors.js';
 import { storedStateRecord } from '../consensus/state-archive.js';
 import { KvStateMachine, kvPayload, type KvOperation } from '../consensus/kv.js';
@@ -111,7 +111,7 @@ interface SubmissionState extends Submission {
   latencyMs: number | undefined;
   response: Uint8Array | undefined;
   sentAt: number;
-  /** Response (hex) → the replicas that answered it, as the client actor counts (actors/client.ts): a replica's first answer only. */
+  /** Position and response (hex) → the replicas that answered them, as the client actor counts (actors/client.ts): a replica's first answer only. */
   readonly votes: Map<string, Set<NodeId>>;
 }
 
@@ -685,7 +685,7 @@ export class Simulation<M extends Message = Message> {
     const submission = queue?.[0];
     if (submission === undefined || submission.done || submission.command.timestamp !== reply.timestamp || submission.command.client !== reply.client) return;
     for (const voters of submission.votes.values()) if (voters.has(from)) return;
-    const key = hex(reply.response);
+    const key = replyKey(reply);
     const voters = submission.votes.get(key) ?? new Set<NodeId>();
     voters.add(from);
     submission.votes.set(key, voters);

@@ -135,6 +135,11 @@ export function runSeed<M extends Message>(options: SweepOptions<M>, seed: numbe
   const crashBudget = f - byzantine.size;
   const down = new Set<number>();
 
+  /** A link between two replicas: one from a replica to itself is loopback, which no fault touches. */
+  const link = (): [from: number, to: number] => {
+    const from = rng.int(n);
+    return [from, (from + 1 + rng.int(n - 1)) % n];
+  };
   const { workload } = options;
   for (let i = 0; i < (options.commands ?? 30); i++) sim.at(rng.between(0, chaosMs), () => void sim.submit(workload?.(rng, i)));
   if (has('crash') && crashBudget > 0) {
@@ -155,14 +160,19 @@ export function runSeed<M extends Message>(options: SweepOptions<M>, seed: numbe
     }
   }
   if (has('partition')) {
+    // A partition replaces the one before; each heals only its own, or an earlier partition's
+    // timer would cut a later one short.
+    let partitions = 0;
     for (let k = 0; k < 1 + rng.int(3); k++) {
       sim.at(rng.between(0, chaosMs), () => {
         const order = rng.shuffle([...Array(n).keys()]);
         const cut = 1 + rng.int(n - 1);
         const groups = [order.slice(0, cut), order.slice(cut)];
+        const partition = ++partitions;
         sim.partition(groups);
         note(`partition ${JSON.stringify(groups)}`);
         sim.at(rng.between(100, 1500), () => {
+          if (partition !== partitions) return;
           sim.heal();
           note('heal');
         });
@@ -174,8 +184,7 @@ export function runSeed<M extends Message>(options: SweepOptions<M>, seed: numbe
     sim.impair(impairment);
     note(`impair ${JSON.stringify(impairment)}`);
     for (let k = 0; k < rng.int(3); k++) {
-      const from = rng.int(n);
-      const to = rng.int(n);
+      const [from, to] = link();
       const loss = rng.between(0.2, 0.6);
       sim.link(from, to, { loss });
       note(`flaky link ${from}→${to} loss ${loss.toFixed(2)}`);
@@ -183,8 +192,7 @@ export function runSeed<M extends Message>(options: SweepOptions<M>, seed: numbe
   }
   if (has('delay')) {
     for (let k = 0; k < 1 + rng.int(4); k++) {
-      const from = rng.int(n);
-      const to = rng.int(n);
+      const [from, to] = link();
       const extra = rng.between(10, 200);
       sim.delay(from, to, [0, extra]);
       note(`delay ${from}→${to} +0…${extra.toFixed(0)}ms`);
