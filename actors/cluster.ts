@@ -635,6 +635,7 @@ export class Cluster {
           thread: true,
           args: {
             cluster: id,
+            replica: name(`replica-${i}`),
             directory: join(dataDir, `replica-${i}`, 'keys'),
             member: i,
             scheme: POLICY_SCHEME[policy],

@@ -117,7 +117,7 @@ interface Waiting<M> {
   readonly timerOps?: number;
 }
 
-/** Verdicts kept (the latest this many at least, twice as many at most), so a signature seen twice (a certificate relayed again) is checked once. */
+/** Verdicts on certificates' votes kept (the latest this many at least, twice as many at most), so a vote relayed again is checked once. */
 const VERDICT_CACHE = 4096;
 
 /** A consensus core with real signatures, timers and storage around it. */
@@ -249,12 +249,16 @@ export class ReplicaHost<M extends { readonly type: string }> {
 
   async #verify(signed: Signed<unknown>, nested: boolean): Promise<boolean> {
     const digest = digestOf(signed.body);
-    // Keyed by signer, digest, signature and kind: a replica re-using its own valid signature under
-    // another member's name must miss the cache, and so must an old vote presented as an envelope.
-    const key = `${signed.from}:${nested ? 'n' : 'e'}:${hex(digest)}:${hex(signed.signature)}`;
+    // An envelope's verdict is not kept here: it depends on the keys that sign envelopes, which
+    // change when a member adopts a rotated key, and only the verifier hears of that (it clears
+    // its own verdicts then). A certificate's votes are what is seen again and again.
+    if (!nested) return this.#options.crypto.verify(signed.from, digest, signed.signature, false);
+    // Keyed by signer, digest and signature: a replica re-using its own valid signature under
+    // another member's name must miss the cache.
+    const key = `${signed.from}:${hex(digest)}:${hex(signed.signature)}`;
     const cached = this.#verdicts.get(key);
     if (cached !== undefined) return cached;
-    const ok = await this.#options.crypto.verify(signed.from, digest, signed.signature, nested);
+    const ok = await this.#options.crypto.verify(signed.from, digest, signed.signature, true);
     this.#verdicts.set(key, ok);
     return ok;
   }

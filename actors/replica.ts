@@ -12,7 +12,7 @@ import { commandSchema, ConfiguredState, consensusConfig, encode, type Applied, 
 import { protocolDefinition, type CommonTuning } from '../protocols/sim/protocols.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
 import { Prng } from '../protocols/sim/prng.js';
-import { BINARY_SCHEMAS, encodeTreeHead, receiptToJson, TreeHeadSchedule, type LogContext, type TreeHead } from '../protocols/receipts/index.js';
+import { BINARY_SCHEMAS, receiptToJson, TreeHeadSchedule, type LogContext, type TreeHead } from '../protocols/receipts/index.js';
 import { CryptoError, decodeRotationCertificate, type BackendChoice, type KeyDescriptor, type SchemeName, type SignaturePolicy } from '../protocols/crypto/index.js';
 import { TreeHeadPacer } from './tree-head-pacer.js';
 import { ReceiptJournal } from './receipt-journal.js';
@@ -235,7 +235,7 @@ export const Replica = defineBehavior({
       if (mode === 'double-vote') await signAndReport({ ...head, root: Uint8Array.from(head.root, (byte, i) => (i === 0 ? byte ^ 1 : byte)) });
     };
     const signAndReport = async (head: TreeHead): Promise<void> => {
-      const { signature, keyId, scheme } = (await signer.ask({ type: 'sign-tree-head', head: encodeTreeHead(head) }, { timeoutMs: 60_000 })) as {
+      const { signature, keyId, scheme } = (await signer.ask({ type: 'sign-tree-head', head }, { timeoutMs: 60_000 })) as {
         signature?: Uint8Array;
         keyId: string;
         scheme: SchemeName;

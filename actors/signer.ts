@@ -33,7 +33,8 @@ import {
   type SchemeRegistry,
   type SignatureScheme,
 } from '../protocols/crypto/index.js';
-import { treeHeadContext } from '../protocols/receipts/index.js';
+import { sameBytes } from '../protocols/consensus/index.js';
+import { BINARY_SCHEMAS, encodeTreeHead, treeHeadContext } from '../protocols/receipts/index.js';
 import { measured, observedSchemes } from './crypto-telemetry.js';
 import { custodyFields, readCustody, writeCustody, type CustodyRecord } from './key-custody.js';
 import { KeyStore } from './key-store.js';
@@ -48,8 +49,15 @@ export interface PublicKeyDescriptor extends KeyDescriptor {
 
 /** Start arguments of a signer. */
 export interface SignerArgs {
-  /** The cluster's id: the rotation certificates of this replica's keys name it. */
+  /** The cluster's id: the rotation certificates of this replica's keys name it, and so must the tree heads it signs. */
   readonly cluster: string;
+  /**
+   * The actor name of the replica whose keys these are: the only actor it signs for and adopts a
+   * rotation from (plain code, which owns the system, may too). A signature is what authenticates
+   * a replica's messages to its peers, so a signer that signed for any actor would let any actor
+   * speak as its replica.
+   */
+  readonly replica: string;
   /** Where the replica's key files live (created on first use, mode 0700). */
   readonly directory: string;
   /** The replica whose keys these are: the member a rotation certificate names. */
@@ -102,14 +110,22 @@ class Custody {
    * Opens the replica's keys: the one its custody record names, or, on the very first start, a
    * new key, sealed and recorded. A store that has keys but no record is one whose first start
    * ended between the two writes: it holds exactly one key, the first.
-   * @throws {CryptoError} `KEYSTORE_CORRUPT` for several unrecorded keys or a damaged record, and the key store's errors.
+   * @throws {CryptoError} `KEYSTORE_CORRUPT` for several unrecorded keys, a damaged record or one that
+   * describes its key otherwise than the sealed key file, and the key store's errors.
    */
   static async open(args: SignerArgs, registry: SchemeRegistry): Promise<Custody> {
     const store = new KeyStore(args.directory, registry, args.kdfLog2N === undefined ? {} : { kdf: { log2N: args.kdfLog2N, r: 8, p: 1 } });
     const history = await readCustody(args.directory);
     if (history !== undefined) {
       const current = history[history.length - 1] as CustodyRecord;
-      return new Custody(store, args, registry, history, await store.load(current.descriptor.keyId, args.passphrase));
+      const key = await store.load(current.descriptor.keyId, args.passphrase);
+      // The record is what the cluster learns the key from (describe): it must be the sealed key's.
+      const { scheme, publicKey, createdAt } = current.descriptor;
+      if (scheme !== key.scheme.name || createdAt !== key.createdAt || !sameBytes(publicKey, key.publicKey)) {
+        key.dispose();
+        throw new CryptoError('KEYSTORE_CORRUPT', `${args.directory}: custody.json describes key ${current.descriptor.keyId} otherwise than its sealed key file`);
+      }
+      return new Custody(store, args, registry, history, key);
     }
     const ids = await store.list();
     if (ids.length > 1) throw new CryptoError('KEYSTORE_CORRUPT', `${args.directory} holds ${ids.length} keys and no custody record naming the one in force`);
@@ -215,14 +231,20 @@ const generate = (scheme: SignatureScheme, createdAt: number): SigningKey => mea
 /**
  * A replica's signer. `sign` answers a signature over the digest; `describe` the key in force and
  * its predecessors; `propose-rotation` and `adopt-rotation` rotate the key (see the module comment).
+ * It signs, and adopts a rotation, for its replica's actor only ({@link SignerArgs.replica}), and
+ * proposes a rotation for no actor at all; plain code (the cluster, on the thread that owns the
+ * system) may ask all of it. Any other actor's request is refused with code `FORBIDDEN`. A tree head is given as its fields and
+ * encoded here, for its own cluster only, so that no caller can have arbitrary bytes signed
+ * under the key (an Ed25519 tree head has no context to tell it from a rotation statement).
  */
 export const Signer = defineBehavior({
   module: import.meta.url,
   export: 'Signer',
   messages: t.variants({
-    sign: { digest: t.bytes({ maxLength: 64 }) },
-    /** A receipt-log tree head's canonical bytes, signed under the tree-head context (protocols/receipts). */
-    'sign-tree-head': { head: t.bytes({ maxLength: 4096 }) },
+    /** The SHA-256 digest of a consensus message body. */
+    sign: { digest: t.bytes({ length: 32 }) },
+    /** A receipt-log tree head, signed in its canonical encoding under the tree-head context (protocols/receipts). */
+    'sign-tree-head': { head: BINARY_SCHEMAS.treeHead },
     describe: {},
     'propose-rotation': {},
     /** Whether the key in force is due for rotation (its expiry is within the lead time), or a proposal awaits consensus. */
@@ -264,14 +286,22 @@ export const Signer = defineBehavior({
         refuse(from, error);
       }
     };
+    /** Refuses `from` unless `allowed`: whether the sender may ask what it asks. */
+    const permitted = (from: Refusable & { readonly ref?: { readonly name: string } | undefined }, allowed: boolean, what: string): boolean => {
+      if (!allowed) from.reply({ type: 'refused', code: 'FORBIDDEN', reason: `${what} is not for ${from.ref?.name ?? 'plain code'} to ask` });
+      return allowed;
+    };
     /** Carries out a rotation step, answering a `CryptoError` as a refusal. */
     const rotating = <R>(step: Promise<R>, answer: (result: R) => void, from: Refusable): Promise<void> =>
       step.then(answer, (error: unknown) => refuse(from, error));
     return {
       receive(msg, from) {
         const scheme = custody.scheme;
+        const owner = from.ref === undefined;
+        const fromReplica = owner || from.ref?.name === args.replica;
         switch (msg.type) {
           case 'sign':
+            if (!permitted(from, fromReplica, 'signing')) return;
             return refusing(from, () => {
               const context = scheme.name === 'Ed25519' ? undefined : args.context;
               const { signature } = measured('sign', scheme, () => custody.sign(msg.digest, context));
@@ -279,8 +309,10 @@ export const Signer = defineBehavior({
               from.reply({ type: 'signature', signature });
             });
           case 'sign-tree-head':
+            if (!permitted(from, fromReplica, 'signing')) return;
+            if (msg.head.cluster !== args.cluster) return from.reply({ type: 'refused', code: 'FORBIDDEN', reason: `a tree head of cluster ${JSON.stringify(msg.head.cluster)}, not ${JSON.stringify(args.cluster)}` });
             return refusing(from, () => {
-              const { keyId, signature } = measured('sign', scheme, () => custody.sign(msg.head, treeHeadContext(scheme)));
+              const { keyId, signature } = measured('sign', scheme, () => custody.sign(encodeTreeHead(msg.head), treeHeadContext(scheme)));
               signatures++;
               treeHeads++;
               from.reply({ type: 'head-signature', signature, keyId, scheme: scheme.name });
@@ -292,8 +324,10 @@ export const Signer = defineBehavior({
           case 'rotation-due':
             return refusing(from, () => from.reply({ type: 'due', due: custody.due }));
           case 'propose-rotation':
+            if (!permitted(from, owner, 'proposing a rotation')) return;
             return rotating(custody.propose(), (certificate) => from.reply({ type: 'rotation', certificate }), from);
           case 'adopt-rotation':
+            if (!permitted(from, fromReplica, 'adopting a rotation')) return;
             return rotating(custody.adopt(msg.certificate, msg.sequence), () => from.reply(describe()), from);
         }
       },

@@ -10,7 +10,7 @@ import test, { type ExecutionContext } from 'ava';
 import { ActorSystem } from '../actors/system.js';
 import { EXECUTIONS_KEPT, type Cluster, type Submitted } from '../actors/cluster.js';
 import type { EvidenceReport } from '../actors/evidence-log.js';
-import { BINARY_SCHEMAS, encodeTreeHead, receiptFromJson, receiptToJson, verifyReceipt, type Receipt, type SignedTreeHead, type TreeHead } from '../protocols/receipts/index.js';
+import { BINARY_SCHEMAS, receiptFromJson, receiptToJson, verifyReceipt, type Receipt, type SignedTreeHead, type TreeHead } from '../protocols/receipts/index.js';
 import type { KeyId, SchemeName } from '../protocols/crypto/index.js';
 import { defineBehavior, t as schema, type ActorRef, type Infer } from '../runtime/index.js';
 import { testSeed } from './helpers/seed.js';
@@ -274,7 +274,7 @@ const headSceneFor = (t: ExecutionContext): Promise<HeadScene> =>
 async function signedBy({ system, cluster }: Started, signer: number, head: TreeHead, as: readonly number[]): Promise<SignedTreeHead[]> {
   const ref = system.lookup(`${cluster.id}/signer-${signer}`);
   if (ref === undefined) throw new Error(`signer ${signer} is not running`);
-  const { signature, keyId, scheme } = (await ref.ask({ type: 'sign-tree-head', head: encodeTreeHead(head) })) as { signature: Uint8Array; keyId: KeyId; scheme: SchemeName };
+  const { signature, keyId, scheme } = (await ref.ask({ type: 'sign-tree-head', head })) as { signature: Uint8Array; keyId: KeyId; scheme: SchemeName };
   return as.map((node) => ({ treeHead: head, signatures: [{ node: String(node), keyId, scheme, signature }] }));
 }
 

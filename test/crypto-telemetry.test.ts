@@ -158,11 +158,11 @@ test.serial('pool threads: crypto.sign, and the verifier\'s crypto.verify with i
 test.serial('the signer reports generating its key on first start, and every signature with its hybrid components', async (t) => {
   takeSpans();
   const system = await startSystem(t);
-  const args: SignerArgs = { cluster: 'test', directory: await tempDir(t, 'knhk-signer-'), member: 0, scheme: 'ML-DSA-65+Ed25519', passphrase: 'telemetry', kdfLog2N: 10 };
+  const args: SignerArgs = { cluster: 'test', replica: 'replica', directory: await tempDir(t, 'knhk-signer-'), member: 0, scheme: 'ML-DSA-65+Ed25519', passphrase: 'telemetry', kdfLog2N: 10 };
   const signer = await system.spawn(Signer, { name: 'signer', args });
   const traceId = await tracer.startActiveSpan('test.request', async (root) => {
     await signer.ask({ type: 'sign', digest: hashBytes(message) });
-    await signer.ask({ type: 'sign-tree-head', head: message });
+    await signer.ask({ type: 'sign-tree-head', head: { version: 1, cluster: 'test', size: 1, root: hashBytes(message), sequence: 1, view: 0, timestamp: 0, policy: 'hybrid' } });
     root.end();
     return root.spanContext().traceId;
   });

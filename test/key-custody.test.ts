@@ -7,6 +7,7 @@ import test from 'ava';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Signer, type SignerArgs } from '../actors/signer.js';
+import { Asker } from './fixtures/actors.js';
 import { readCustody, writeCustody } from '../actors/key-custody.js';
 import { KeyStore } from '../actors/key-store.js';
 import { CryptoError, decodeRotationCertificate, KeyManager, SchemeRegistry, SigningKey, encodeRotationCertificate } from '../protocols/crypto/index.js';
@@ -16,7 +17,7 @@ import { tempDir } from './helpers/temp.js';
 const schemes = SchemeRegistry.create();
 
 async function signerArgs(t: Parameters<typeof tempDir>[0]): Promise<SignerArgs> {
-  return { cluster: 'test', directory: await tempDir(t, 'knhk-custody-'), member: 3, scheme: 'Ed25519', passphrase: 'custody', kdfLog2N: 10 };
+  return { cluster: 'test', replica: 'replica-3', directory: await tempDir(t, 'knhk-custody-'), member: 3, scheme: 'Ed25519', passphrase: 'custody', kdfLog2N: 10 };
 }
 
 type SignerRef = Awaited<ReturnType<typeof spawnSigner>>;
@@ -78,7 +79,29 @@ test("a rotation of another member's key is refused and the signer keeps its key
   t.like(await signer.ask({ type: 'sign', digest: new Uint8Array(32) }), { type: 'signature' });
 });
 
-test('a damaged custody record, one whose keys do not chain, and several keys with no record are KEYSTORE_CORRUPT', async (t) => {
+test('a signer signs and adopts rotations for its replica\'s actor only, proposes for no actor, and signs tree heads of its own cluster only', async (t) => {
+  const system = await startSystem(t);
+  const args = await signerArgs(t);
+  const signer = await spawnSigner(system, 'signer', args);
+  const intruder = await system.spawn(Asker, { name: 'intruder' });
+  const replica = await system.spawn(Asker, { name: args.replica });
+  const as = (actor: typeof intruder, message: unknown): Promise<unknown> => actor.ask({ type: 'ask', to: signer, message });
+  const head = { version: 1, cluster: args.cluster, size: 1, root: new Uint8Array(32), sequence: 1, view: 0, timestamp: 0, policy: 'classical' } as const;
+  const certificate = await proposal(signer);
+  const forbidden = { type: 'refused', code: 'FORBIDDEN' };
+  for (const message of [{ type: 'sign', digest: new Uint8Array(32) }, { type: 'sign-tree-head', head }, { type: 'adopt-rotation', certificate, sequence: 9 }, { type: 'propose-rotation' }]) {
+    t.like(await as(intruder, message), forbidden, `${message.type} from another actor`);
+  }
+  t.like(await as(intruder, { type: 'describe' }), { type: 'key' }, 'the public keys are anyone\'s to read');
+  t.like(await as(replica, { type: 'sign', digest: new Uint8Array(32) }), { type: 'signature' });
+  t.like(await as(replica, { type: 'sign-tree-head', head }), { type: 'head-signature' });
+  t.like(await as(replica, { type: 'sign-tree-head', head: { ...head, cluster: 'another' } }), forbidden, 'a tree head of another cluster');
+  t.like(await as(replica, { type: 'propose-rotation' }), forbidden, 'a rotation is proposed by the cluster, not its replica');
+  t.like(await as(replica, { type: 'adopt-rotation', certificate, sequence: 9 }), { type: 'key', key: { epoch: 1, fromSequence: 9 } });
+  t.like(await signer.ask({ type: 'sign', digest: new Uint8Array(32) }), { type: 'signature' }, 'plain code owns the system');
+});
+
+test('a damaged custody record, one whose keys do not chain, one that describes its key otherwise than the key file, and several keys with no record are KEYSTORE_CORRUPT', async (t) => {
   const system = await startSystem(t);
   const args = await signerArgs(t);
   await spawnSigner(system, 'signer', args);
@@ -92,6 +115,13 @@ test('a damaged custody record, one whose keys do not chain, and several keys wi
   await t.throwsAsync(readCustody(args.directory), { instanceOf: CryptoError, message: /not a custody record/ });
   const refused = await t.throwsAsync(spawnSigner(system, 'again', args));
   t.regex(refused?.message ?? '', /custody/);
+
+  // A record naming the sealed key but describing another public key: the cluster would learn that one.
+  await writeCustody(args.directory, history);
+  const [record] = history as [(typeof history)[number]];
+  await writeCustody(args.directory, [{ ...record, descriptor: { ...record.descriptor, publicKey: SigningKey.generate(schemes.get('Ed25519'), Date.now()).publicKey } }]);
+  const described = await t.throwsAsync(spawnSigner(system, 'described', args));
+  t.regex(described?.message ?? '', /custody\.json describes key .* otherwise than its sealed key file/);
 
   // Two key files and no record saying which one signs.
   const bare = await signerArgs(t);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ReplicaHost, type ReplicaCrypto } from '../actors/replica-host.js';
 import { ReplicaStore } from '../actors/replica-store.js';
-import { command, consensusConfig, encode, hex, KvStateMachine, kvPayload, Outputs, type ConsensusAlgorithm, type Core, type ProtocolDefinition, type Reply } from '../protocols/consensus/index.js';
+import { command, consensusConfig, digestOf, encode, hex, KvStateMachine, kvPayload, Outputs, type ConsensusAlgorithm, type Core, type ProtocolDefinition, type Reply } from '../protocols/consensus/index.js';
 import { SchemeRegistry, type SchemeName } from '../protocols/crypto/index.js';
 import { pbft, type PbftOptions } from '../protocols/pbft/index.js';
 import { raft } from '../protocols/raft/index.js';
@@ -205,6 +205,24 @@ test('four PBFT replicas with Ed25519 signatures and LMDB stores commit, refuse 
   // Every execution and reply happened inside a stretch the host measured (its actor's tick budget).
   t.deepEqual(c.unmeasured, []);
   t.true(c.stretches.every((count) => count > 25), `each host measured its work (${c.stretches.join(', ')} stretches)`);
+});
+
+test('an envelope is verified each time it arrives, so a key retired meanwhile refuses a replay of it', async (t) => {
+  t.timeout(120_000);
+  const c = await cluster(t, 'Ed25519');
+  await c.submit('alice', 1, 'a1');
+  const body = { type: 'prepare', view: 0, sequence: 40, digest: new Uint8Array(32) };
+  const envelope = encode({ from: 1, body, signature: await c.crypto[1]?.sign(digestOf(body)) });
+  const host = c.hosts[0];
+  const crypto = c.crypto[0];
+  if (host === undefined || crypto === undefined) return t.fail('replica 0 is not running');
+  await host.receive(envelope);
+  t.is(host.stats().forged, 0);
+  // Replica 1 adopted a successor: the verifier no longer takes its old key for envelopes.
+  const verify = crypto.verify;
+  crypto.verify = (node, digest, signature, nested) => (node === 1 && !nested ? false : verify(node, digest, signature, nested));
+  await host.receive(envelope);
+  t.is(host.stats().forged, 1, 'the replay is refused, not taken on a verdict kept from before');
 });
 
 test('hybrid ML-DSA-65+Ed25519 signatures on every vote', async (t) => {

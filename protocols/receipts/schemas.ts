@@ -132,6 +132,7 @@ function shapes(form: BinaryForm) {
   });
   const proof = t.array(form.digest, { maxLength: MAX_PROOF_HASHES });
   return {
+    treeHead,
     receipt: t.object({ body, inclusionProof: proof, treeHead, signatures }),
     signedTreeHead: t.object({ treeHead, signatures }),
     trust: t.object({
