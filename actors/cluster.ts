@@ -168,7 +168,7 @@ export interface ClusterOptions<Args = unknown> {
 export interface Submitted {
   /** The state machine's response. */
   readonly response: Uint8Array;
-  /** Where it was ordered: the lowest log position among the proof's replies (see client.ts). */
+  /** The log position it executed at, on which the proof's replies agree (see client.ts). */
   readonly position: number;
   /** The lowest view (term) among the proof's replies (each replica reports the one it was in). */
   readonly view: number;

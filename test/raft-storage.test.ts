@@ -178,10 +178,7 @@ test('a leader keeps a trailing window after compacting: a follower just behind 
   const far = new Harness(3, { snapshotInterval: 10, snapshotTrailingEntries: 5 });
   far.elect(0);
   far.cut.add(2);
-  for (let i = 0; i < 11; i++) {
-    far.request(put(`f${i}`), [0]);
-    far.deliverAll();
-  }
+  far.submitEach('f', 0, 11, [0]);
   far.cut.delete(2);
   far.fire(0, 'heartbeat');
   t.true(far.deliverAll().some((m) => m.body.type === 'install-snapshot'), 'node 2 holds only entry 1, below the window');
