@@ -46,7 +46,7 @@ function measure(keys: number): Round[] {
   let timestamp = 0;
   const put = (session: string, key: string, value: string): void => {
     timestamp++;
-    state.execute(command(session, timestamp, kvPayload({ type: 'put', key, value })), timestamp);
+    state.execute(command(session, timestamp, kvPayload({ type: 'put', key, value })), timestamp, 0);
   };
   for (let k = 0; k < keys; k++) put(`loader-${k % LOAD_SESSIONS}`, `load-${k}`, `value-${k}`);
   let older: ReplicatedView = state.freeze();

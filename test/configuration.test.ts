@@ -30,8 +30,8 @@ function cluster(n: number, policy: SignaturePolicy = 'classical'): { managers: 
 
 let timestamps = 0;
 let position = 0;
-/** Executes `command` at the next log position. */
-const run = (state: ConfiguredState, command: Command): Uint8Array => state.apply(command, ++position);
+/** Executes `command` at the next log position, agreed at time `at` (within every test key's window unless given). */
+const run = (state: ConfiguredState, command: Command, at = T0 + 10_000): Uint8Array => state.apply(command, ++position, at);
 const configure = (payload: Uint8Array): Command => ({ client: `${CONFIGURATION_SESSION_PREFIX}test`, timestamp: ++timestamps, payload });
 const put = (key: string): Command => ({ client: 'app', timestamp: ++timestamps, payload: kvPayload({ type: 'put', key, value: 'v' }) });
 
@@ -74,6 +74,19 @@ test('a replayed rotation, one for a member outside the configuration, garbage, 
   t.like(configurationResponse(run(state, configure(encodeRotationCertificate(quantum)))), { ok: false, error: 'SCHEME_NOT_ALLOWED' }, 'the classical policy admits no ML-DSA key');
   t.deepEqual(state.hash(), hash);
   t.is(state.installed().length, 1);
+});
+
+test('a rotation committed when the old key\'s window has closed, or before it opened, is refused and changes nothing: an expired key vouches for no successor', (t) => {
+  const { managers, state } = cluster(4);
+  const manager = managers[1] as KeyManager;
+  const { notBefore, notAfter } = state.current(1).descriptor;
+  const cert = encodeRotationCertificate(manager.propose(T0 + 1000));
+  const hash = state.hash();
+  for (const at of [notAfter, notAfter + 24 * 3600 * 1000, notBefore - 1]) {
+    t.like(configurationResponse(run(state, configure(cert), at)), { ok: false, error: 'ROTATION_INVALID' }, `agreed at ${at - notBefore} ms into the window`);
+  }
+  t.deepEqual(state.hash(), hash);
+  t.like(configurationResponse(run(state, configure(cert), notAfter - 1)), { ok: true, member: 1, epoch: 1 });
 });
 
 test('a rotation back to a key the member had before is refused; installed rotations carry the position that installed them', (t) => {

@@ -81,22 +81,22 @@ test('the key-value machine applies puts, gets and deletes and rejects malformed
 test('the client table executes each (client, timestamp) once and answers retries from its cache', (t) => {
   const state = new ReplicatedState(new KvStateMachine());
   const put = command('alice', 1, kvPayload({ type: 'put', key: 'x', value: '1' }));
-  const first = state.execute(put, 1);
+  const first = state.execute(put, 1, 0);
   t.true(first.fresh);
   const hash = hex(state.hash());
-  const retry = state.execute(put, 1);
+  const retry = state.execute(put, 1, 0);
   t.false(retry.fresh);
   t.deepEqual(retry.response, first.response);
   t.is(hex(state.hash()), hash, 'a retry is not applied again');
   t.deepEqual(state.cached(put), { response: first.response, position: 1 });
   const older = command('alice', 0, kvPayload({ type: 'put', key: 'x', value: 'stale' }));
-  t.false(state.execute(older, 1).fresh, 'a request older than the last one is not applied');
+  t.false(state.execute(older, 1, 0).fresh, 'a request older than the last one is not applied');
   t.true(state.executed(older));
   t.is(state.cached(older), undefined);
   const copy = new ReplicatedState(new KvStateMachine());
   copy.restore(state.snapshot());
   t.is(hex(copy.hash()), hash);
-  t.false(copy.execute(put, 1).fresh, 'a replica restored from a snapshot de-duplicates like its peers');
+  t.false(copy.execute(put, 1, 0).fresh, 'a replica restored from a snapshot de-duplicates like its peers');
   t.is(t.throws(() => copy.restore(new Uint8Array([1, 2, 3])), { instanceOf: ConsensusError })?.code, 'CORRUPT_STATE');
 });
 
@@ -114,15 +114,15 @@ test('a state hash depends only on the commands applied, and a snapshot restores
         const commands = ops.map((op, i) => command(`c${i % 3}`, i + 1, kvPayload(op)));
         const a = new ReplicatedState(new KvStateMachine());
         const b = new ReplicatedState(new KvStateMachine());
-        const responsesA = commands.map((c) => hex(a.execute(c, 1).response));
-        const responsesB = commands.map((c) => hex(b.execute(c, 1).response));
+        const responsesA = commands.map((c) => hex(a.execute(c, 1, 0).response));
+        const responsesB = commands.map((c) => hex(b.execute(c, 1, 0).response));
         if (hex(a.hash()) !== hex(b.hash()) || responsesA.join() !== responsesB.join()) return false;
         // A replica that restores a snapshot taken part-way and applies the rest ends in the same state.
         const c = new ReplicatedState(new KvStateMachine());
         const head = new ReplicatedState(new KvStateMachine());
-        for (const cmd of commands.slice(0, cut)) head.execute(cmd, 1);
+        for (const cmd of commands.slice(0, cut)) head.execute(cmd, 1, 0);
         c.restore(head.snapshot());
-        for (const cmd of commands.slice(cut)) c.execute(cmd, 1);
+        for (const cmd of commands.slice(cut)) c.execute(cmd, 1, 0);
         return hex(c.hash()) === hex(a.hash()) && hex(c.snapshot()) === hex(a.snapshot());
       }),
       { seed, numRuns: 200 },
@@ -137,10 +137,10 @@ test('a frozen state keeps its snapshot and digest while commands execute, and i
       fc.property(fc.array(kvOp, { minLength: 1, maxLength: 80, size: 'max' }), fc.nat(80), (ops, cut) => {
         const commands = ops.map((op, i) => command(`c${i % 4}`, i + 1, kvPayload(op)));
         const live = new ReplicatedState(new KvStateMachine());
-        for (const cmd of commands.slice(0, cut)) live.execute(cmd, 1);
+        for (const cmd of commands.slice(0, cut)) live.execute(cmd, 1, 0);
         const older = live.freeze();
         const olderSnapshot = live.snapshot();
-        for (const cmd of commands.slice(cut)) live.execute(cmd, 1);
+        for (const cmd of commands.slice(cut)) live.execute(cmd, 1, 0);
         const newer = live.freeze();
         if (hex(older.snapshot()) !== hex(olderSnapshot)) return false;
         if (hex(newer.snapshot()) !== hex(live.snapshot()) || hex(newer.stateHash) !== hex(live.hash())) return false;
@@ -159,9 +159,9 @@ test('a frozen state keeps its snapshot and digest while commands execute, and i
 test('the client table is stored as what changed: changes since a view carry the sessions that executed, not every session', (t) => {
   const put = (session: number, timestamp: number): ReturnType<typeof command> => command(`session-${session}`, timestamp, kvPayload({ type: 'put', key: `k${session % 10}`, value: `v${timestamp}` }));
   const state = new ReplicatedState(new KvStateMachine());
-  for (let i = 0; i < 2000; i++) state.execute(put(i, 1), 1);
+  for (let i = 0; i < 2000; i++) state.execute(put(i, 1), 1, 0);
   const older = state.freeze();
-  for (let i = 0; i < 10; i++) state.execute(put(i, 2), 2);
+  for (let i = 0; i < 10; i++) state.execute(put(i, 2), 2, 0);
   const newer = state.freeze();
   const changes = newer.changesSince(older) as Uint8Array;
   const whole = newer.snapshot();
@@ -186,7 +186,7 @@ test('the client table is stored as what changed: changes since a view carry the
 test('a command whose client id is not well-formed text is answered empty and not executed, alike everywhere', (t) => {
   const state = new ReplicatedState(new KvStateMachine());
   const before = hex(state.freeze().digest);
-  const execution = state.execute(command('lone \ud800', 1, kvPayload({ type: 'put', key: 'x', value: '1' })), 1);
+  const execution = state.execute(command('lone \ud800', 1, kvPayload({ type: 'put', key: 'x', value: '1' })), 1, 0);
   t.deepEqual(execution, { response: new Uint8Array(0), fresh: false, failed: false });
   t.is(hex(state.freeze().digest), before);
 });
@@ -204,11 +204,11 @@ test('a command the state machine throws on is answered empty and recorded as ex
   const inner = new KvStateMachine();
   const state = new ReplicatedState(throwing);
   const poison = command('c', 1, new Uint8Array([0xff]));
-  t.deepEqual(state.execute(poison, 1), { response: new Uint8Array(0), fresh: true, failed: true });
+  t.deepEqual(state.execute(poison, 1, 0), { response: new Uint8Array(0), fresh: true, failed: true });
   t.true(state.executed(poison));
-  t.deepEqual(state.execute(poison, 2), { response: new Uint8Array(0), fresh: false, failed: false }, 'a retry is answered from the client table');
-  t.true(state.execute(command('c', 2, kvPayload({ type: 'put', key: 'k', value: 'v' })), 3).fresh);
-  t.deepEqual(kvResponse(state.execute(command('c', 3, kvPayload({ type: 'get', key: 'k' })), 4).response), { ok: true, value: 'v' });
+  t.deepEqual(state.execute(poison, 2, 0), { response: new Uint8Array(0), fresh: false, failed: false }, 'a retry is answered from the client table');
+  t.true(state.execute(command('c', 2, kvPayload({ type: 'put', key: 'k', value: 'v' })), 3, 0).fresh);
+  t.deepEqual(kvResponse(state.execute(command('c', 3, kvPayload({ type: 'get', key: 'k' })), 4, 0).response), { ok: true, value: 'v' });
 });
 
 test('client-table entries that a replica never writes are corrupt, in a snapshot and in changes', (t) => {
@@ -234,9 +234,9 @@ test('client-table entries that a replica never writes are corrupt, in a snapsho
 
 test('the digest covers the client table; a snapshot that does not restore to the digest asked for is not adopted, and changes the state does not know are corrupt', (t) => {
   const state = new ReplicatedState(new KvStateMachine());
-  state.execute(command('alice', 1, kvPayload({ type: 'put', key: 'x', value: '1' })), 1);
+  state.execute(command('alice', 1, kvPayload({ type: 'put', key: 'x', value: '1' })), 1, 0);
   const donor = new ReplicatedState(new KvStateMachine());
-  donor.execute(command('bob', 1, kvPayload({ type: 'put', key: 'x', value: '1' })), 1);
+  donor.execute(command('bob', 1, kvPayload({ type: 'put', key: 'x', value: '1' })), 1, 0);
   t.is(hex(donor.hash()), hex(state.hash()), 'the same key-value state');
   t.not(hex(donor.freeze().digest), hex(state.freeze().digest), 'but another client table');
   const before = { snapshot: hex(state.snapshot()), digest: hex(state.freeze().digest) };
@@ -260,7 +260,7 @@ test('the digest covers the client table; a snapshot that does not restore to th
 test('a state up to MAX_STATE_BYTES is stored, read back and adopted from a peer whole, past the 16 MiB a byte field takes by default; a larger one stops its replica with STATE_TOO_LARGE, storing nothing, and is not served', (t) => {
   const large = 20 << 20;
   const state = new ReplicatedState(new BallastMachine());
-  state.execute(command('loader', 1, ballastPayload(large)), 1);
+  state.execute(command('loader', 1, ballastPayload(large)), 1, 0);
   const out = new Outputs<unknown>();
   const archive = new StateArchive(out);
   archive.store(1, state.freeze(), { key: 'anchor', value: 1 });
@@ -274,7 +274,7 @@ test('a state up to MAX_STATE_BYTES is stored, read back and adopted from a peer
   t.true(served !== undefined && served.length > large, 'served to a peer behind');
   t.truthy(new ReplicatedState(new BallastMachine()).adopt(served ?? new Uint8Array(), state.freeze().digest), 'adopted by the peer');
 
-  state.execute(command('loader', 2, ballastPayload(MAX_STATE_BYTES)), 2);
+  state.execute(command('loader', 2, ballastPayload(MAX_STATE_BYTES)), 2, 0);
   const grown = state.freeze();
   const error = t.throws(() => archive.store(2, grown, { key: 'anchor', value: 2 }), { instanceOf: ConsensusError });
   t.is(error?.code, 'STATE_TOO_LARGE');
@@ -303,7 +303,7 @@ test('a state up to MAX_STATE_BYTES is stored, read back and adopted from a peer
   });
   const serving = new StateArchive(new Outputs());
   serving.store(1, growing.freeze());
-  growing.execute(command('loader', 1, ballastPayload(MAX_STATE_BYTES)), 1);
+  growing.execute(command('loader', 1, ballastPayload(MAX_STATE_BYTES)), 1, 0);
   serving.store(2, growing.freeze());
   t.is(serving.snapshot(), undefined, 'a state stored as its changes, grown too large to send, is not sent');
 });

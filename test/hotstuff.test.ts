@@ -127,7 +127,7 @@ function blocksPersisted(ready: Ready<HotStuffMessage>): number {
 /** Replicated-state bytes as a snapshot carries them. */
 function stateBytes(key: string): Uint8Array {
   const state = new ReplicatedState(new KvStateMachine());
-  state.execute(put('client-9', 1, key), 1);
+  state.execute(put('client-9', 1, key), 1, 0);
   return state.snapshot();
 }
 

@@ -128,8 +128,8 @@ export class ConfiguredState implements ConsensusState {
     return this.#installed;
   }
 
-  apply(command: Command, position: number): Uint8Array {
-    if (!isConfigurationCommand(command)) return this.#machine.apply(command, position);
+  apply(command: Command, position: number, timestamp: number): Uint8Array {
+    if (!isConfigurationCommand(command)) return this.#machine.apply(command, position, timestamp);
     let cert: RotationCertificate;
     try {
       cert = decodeRotationCertificate(command.payload);
@@ -137,8 +137,10 @@ export class ConfiguredState implements ConsensusState {
         throw new CryptoError('SCHEME_NOT_ALLOWED', `the ${this.#policy} policy does not admit a ${cert.next.scheme} key`);
       }
       // The directory's rules, the verifier's too: the certificate replaces the key in force, a
-      // key enters once, its window is bounded, and the new key signs from this position on.
-      this.#directory.applyRotation(cert, position);
+      // key enters once, its window is bounded, and the new key signs from this position on. The
+      // old key must be within its window at the time agreed for the position, alike everywhere:
+      // an expired key, stolen or not, vouches for no successor.
+      this.#directory.applyRotation(cert, position, timestamp);
     } catch (error) {
       // Anything a certificate makes the checks throw is a refusal, the same at every replica: a
       // crash here would let one bad command stop every replica of the cluster.

@@ -18,18 +18,20 @@ export const MAX_STATE_BYTES = 64 << 20;
 
 /**
  * A deterministic state machine replicated by consensus. Every replica applies the same commands
- * in the same order, so `apply` must depend only on the state and the command (no clock, no
- * randomness, no I/O), and `hash` only on the state.
+ * in the same order, so `apply` must depend only on the state, the command and what the protocol
+ * agreed for it (its log position and time; no clock of its own, no randomness, no I/O), and
+ * `hash` only on the state.
  */
 export interface ConsensusState {
   /**
-   * Applies one command, executed at log position `position` (the same at every replica), and
-   * returns its response. A command it cannot carry out should be answered with a response that
-   * says so. One that throws is answered with an empty response and recorded as executed (see
+   * Applies one command, executed at log position `position` at the time `timestamp` the protocol
+   * agreed for that position (ms since the epoch; both the same at every replica), and returns its
+   * response. A command it cannot carry out should be answered with a response that says so. One
+   * that throws is answered with an empty response and recorded as executed (see
    * {@link ReplicatedState.execute}), with the state as the throw left it: throw before changing
    * anything.
    */
-  apply(command: Command, position: number): Uint8Array;
+  apply(command: Command, position: number, timestamp: number): Uint8Array;
   /**
    * A 32-byte digest of the whole state. Equal states hash equal on every replica, and different
    * states differently but with negligible probability (a cryptographic hash): receipts and PBFT
@@ -151,18 +153,18 @@ export class ReplicatedState {
   }
 
   /**
-   * Executes a committed command, ordered at log position `position`, at most once per (client,
-   * timestamp). A client id that is not well-formed text (a lone surrogate, which no decoder
+   * Executes a committed command, ordered at log position `position` at the agreed time
+   * `timestamp`, at most once per (client, client timestamp). A client id that is not well-formed text (a lone surrogate, which no decoder
    * produces) cannot be recorded, so its command is answered empty and not executed, alike at
    * every replica. A command the machine throws on is answered empty and recorded as executed.
    */
-  execute(cmd: Command, position: number): Execution {
+  execute(cmd: Command, position: number, timestamp: number): Execution {
     if (!isWellFormed(cmd.client)) return { response: new Uint8Array(0), fresh: false, failed: false };
     const last = this.#clients.get(cmd.client);
     if (last !== undefined && cmd.timestamp <= last[0]) {
       return { response: cmd.timestamp === last[0] ? last[1] : new Uint8Array(0), fresh: false, failed: false };
     }
-    const execution = applied(this.#machine, cmd, position);
+    const execution = applied(this.#machine, cmd, position, timestamp);
     this.#clients.set(cmd.client, [cmd.timestamp, execution.response, position]);
     return execution;
   }
@@ -256,9 +258,9 @@ export class ReplicatedState {
  * stop every replica, and again at each restart as they replay their logs: one command would end
  * the cluster.
  */
-function applied(machine: ConsensusState, cmd: Command, position: number): Execution {
+function applied(machine: ConsensusState, cmd: Command, position: number, timestamp: number): Execution {
   try {
-    return { response: machine.apply(cmd, position), fresh: true, failed: false };
+    return { response: machine.apply(cmd, position, timestamp), fresh: true, failed: false };
   } catch {
     return { response: new Uint8Array(0), fresh: true, failed: true };
   }
@@ -325,6 +327,8 @@ export class ReplicatedView {
 export class ExecutionRun {
   /** The log position the commands execute at. */
   readonly position: number;
+  /** The time the protocol agreed for the position, ms since the epoch. */
+  readonly timestamp: number;
   /** The state's hash before the first command. */
   readonly stateHashBefore: Digest;
   /** What each command executed so far answered, in order. */
@@ -333,10 +337,11 @@ export class ExecutionRun {
   readonly #commands: readonly Command[];
 
   /** `stateHashBefore`: the state's hash, when the caller holds it already (a state machine's hash may cost a pass over the state). */
-  constructor(state: ReplicatedState, commands: readonly Command[], position: number, stateHashBefore: Digest = state.hash()) {
+  constructor(state: ReplicatedState, commands: readonly Command[], position: number, timestamp: number, stateHashBefore: Digest = state.hash()) {
     this.#state = state;
     this.#commands = commands;
     this.position = position;
+    this.timestamp = timestamp;
     this.stateHashBefore = stateHashBefore;
   }
 
@@ -356,7 +361,7 @@ export class ExecutionRun {
   advance(budget: number): number {
     const end = Math.min(this.#commands.length, this.executions.length + budget);
     const start = this.executions.length;
-    for (let i = start; i < end; i++) this.executions.push(this.#state.execute(this.#commands[i] as Command, this.position));
+    for (let i = start; i < end; i++) this.executions.push(this.#state.execute(this.#commands[i] as Command, this.position, this.timestamp));
     return end - start;
   }
 }

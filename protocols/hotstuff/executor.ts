@@ -176,7 +176,7 @@ export class Executor {
     for (let decision = this.#decisions[0]; decision !== undefined; decision = this.#decisions[0]) {
       for (const node of this.#tree.chain(decision.node, this.#executed.block.height).reverse()) {
         if (this.budget <= 0) return;
-        const running = (this.#running ??= { node, run: new ExecutionRun(this.#state, node.block.commands, node.block.height, this.#hash) });
+        const running = (this.#running ??= { node, run: new ExecutionRun(this.#state, node.block.commands, node.block.height, node.block.timestamp, this.#hash) });
         invariant(running.node === node, `block at height ${running.node.block.height} paused part-way, block at height ${node.block.height} executed`);
         this.budget -= running.run.advance(this.budget);
         if (!running.run.done) return;

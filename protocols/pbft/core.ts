@@ -482,7 +482,7 @@ export class PbftCore implements Core<PbftMessage> {
         break;
       }
       const pp = slot.prePrepare.body;
-      const run = (this.#running ??= new ExecutionRun(this.#state, pp.batch, slot.sequence));
+      const run = (this.#running ??= new ExecutionRun(this.#state, pp.batch, slot.sequence, pp.timestamp));
       invariant(run.position === slot.sequence, `execution paused at ${run.position} resumed at ${slot.sequence}`);
       budget -= run.advance(budget);
       if (!run.done) return;

@@ -66,7 +66,7 @@ export class Executor {
   apply(index: number, entry: RaftEntry, answer: boolean, budget = Number.POSITIVE_INFINITY): number {
     invariant(index === this.#lastApplied + 1, `applying ${index} after ${this.#lastApplied}`);
     const commands = entry.type === 'commands' ? entry.commands : [];
-    const running = (this.#running ??= { index, run: new ExecutionRun(this.#state, commands, index, this.#hash), answer });
+    const running = (this.#running ??= { index, run: new ExecutionRun(this.#state, commands, index, entry.timestamp, this.#hash), answer });
     invariant(running.index === index, `entry ${running.index} paused part-way, entry ${index} applied`);
     const ran = running.run.advance(budget);
     if (!running.run.done) return ran;
