@@ -48,7 +48,7 @@ import { verifyAsync } from './crypto-pool.js';
 import { CRYPTO_SCOPE, observedSchemes } from './crypto-telemetry.js';
 import { positionAnswer, receiptAnswer, type PositionAnswer, type ReceiptSubject } from './receipt-answers.js';
 import { verifyReceiptAsync } from './receipt-tasks.js';
-import { SchemeRegistry, type KeyId } from '../protocols/crypto/index.js';
+import { SchemeRegistry } from '../protocols/crypto/index.js';
 import { isByzantineTolerant } from '../protocols/consensus/config.js';
 import {
   ReceiptError,

@@ -233,9 +233,10 @@ const generate = (scheme: SignatureScheme, createdAt: number): SigningKey => mea
  * its predecessors; `propose-rotation` and `adopt-rotation` rotate the key (see the module comment).
  * It signs, and adopts a rotation, for its replica's actor only ({@link SignerArgs.replica}), and
  * proposes a rotation for no actor at all; plain code (the cluster, on the thread that owns the
- * system) may ask all of it. Any other actor's request is refused with code `FORBIDDEN`. A tree head is given as its fields and
- * encoded here, for its own cluster only, so that no caller can have arbitrary bytes signed
- * under the key (an Ed25519 tree head has no context to tell it from a rotation statement).
+ * system) may ask all of it. Any other actor's request is refused with code `FORBIDDEN`. A tree
+ * head is given as its fields and encoded here, for its own cluster only, so that no caller can
+ * have arbitrary bytes signed under the key (an Ed25519 tree head has no context to tell it from
+ * a rotation statement).
  */
 export const Signer = defineBehavior({
   module: import.meta.url,

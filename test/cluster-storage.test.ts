@@ -10,7 +10,7 @@ import test from 'ava';
 import { readFile, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ActorSystem } from '../actors/system.js';
-import { statusLine, type Cluster, type ReplicaStatus } from '../actors/cluster.js';
+import { statusLine, type ReplicaStatus } from '../actors/cluster.js';
 import { StorageError } from '../actors/replica-store.js';
 import { decode } from '../protocols/consensus/index.js';
 import { eventually } from './helpers/system.js';

@@ -11,7 +11,7 @@
 import type { QuorumCert } from '../consensus/certificate.js';
 import { sameBytes, type Digest } from '../consensus/codec.js';
 import { commandKey, type Command } from '../consensus/command.js';
-import type { Outputs, Reply } from '../consensus/core.js';
+import type { Outputs } from '../consensus/core.js';
 import { invariant } from '../consensus/errors.js';
 import { StateArchive } from '../consensus/state-archive.js';
 import { ExecutionRun, ReplicatedState, type ConsensusState, type Execution } from '../consensus/state-machine.js';

@@ -13,7 +13,6 @@ import { ExecutionRun, ReplicatedState, type ConsensusState } from '../consensus
 import { SNAPSHOT_KEY } from './durable.js';
 import type { RaftEntry, RaftMessage, SnapshotMeta } from './messages.js';
 
-/** Where a client's last executed command was ordered. */
 /** An entry executed part-way: the rest of its commands run when it is applied again. */
 interface Running {
   readonly index: number;
