@@ -204,11 +204,12 @@ export interface ReplicaStatus {
    * Why the replica halted, when it did: an error that a restart would meet again, since the
    * replica replays its log to the same point or reads the same damaged bytes (`ConsensusError`
    * `STATE_TOO_LARGE` or `CORRUPT_STATE`, `StorageError` `STORAGE_CORRUPT`, `STORAGE_ROLLBACK` or
-   * `STORAGE_WRITE`; cluster-agent.ts `HALTING_CODES`), met as it ran or as it started. A halted replica (role `halted`) takes no
-   * input, no longer reads its store and answers only questions like this one, where crashing
-   * would only restart it into the same error again and again; once more have halted than the
-   * others can form a quorum without, they wait, and {@link Cluster.submit} fails with the error
-   * (halted replicas alone count: with crashed ones besides, it times out). Null while it runs.
+   * `STORAGE_WRITE`; cluster-agent.ts `HALTING_CODES`), met as it ran or as it started. A halted
+   * replica (role `halted`) takes no input, no longer reads its store and answers only questions
+   * like this one, where crashing would only restart it into the same error again and again; once
+   * more have halted than the others can form a quorum without, they wait, and
+   * {@link Cluster.submit} fails with the error (halted replicas alone count: with crashed ones
+   * besides, it times out). Null while it runs.
    */
   readonly halted: string | null;
   readonly byzantine: ByzantineMode | null;

@@ -47,7 +47,7 @@ import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
 import { decode, encode, hashBytes, sameBytes, type ConsensusAlgorithm, type PersistOp } from '../protocols/consensus/index.js';
 import { lmdbFileDamage } from './lmdb-file.js';
 import { StorageError } from './storage-error.js';
-import { readWitness, writeWitness, WITNESS_FILE } from './store-witness.js';
+import { isCountOfOpens, readWitness, writeWitness, WITNESS_FILE } from './store-witness.js';
 
 export { StorageError, type StorageErrorCode } from './storage-error.js';
 
@@ -363,7 +363,7 @@ export class ReplicaStore {
    */
   get opens(): number {
     const opens = this.#read(OPENS_KEY);
-    if (typeof opens !== 'number' || !Number.isSafeInteger(opens) || opens < 1) throw new StorageError('STORAGE_CORRUPT', this.path, `record ${JSON.stringify(OPENS_KEY)} is not a count of opens`);
+    if (!isCountOfOpens(opens)) throw new StorageError('STORAGE_CORRUPT', this.path, `record ${JSON.stringify(OPENS_KEY)} is not a count of opens`);
     return opens;
   }
 

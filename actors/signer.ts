@@ -299,10 +299,10 @@ export const Signer = defineBehavior({
       receive(msg, from) {
         const scheme = custody.scheme;
         const owner = from.ref === undefined;
-        const fromReplica = owner || from.ref?.name === args.replica;
+        const replicaOrOwner = owner || from.ref?.name === args.replica;
         switch (msg.type) {
           case 'sign':
-            if (!permitted(from, fromReplica, 'signing')) return;
+            if (!permitted(from, replicaOrOwner, 'signing')) return;
             return refusing(from, () => {
               const context = scheme.name === 'Ed25519' ? undefined : args.context;
               const { signature } = measured('sign', scheme, () => custody.sign(msg.digest, context));
@@ -310,7 +310,7 @@ export const Signer = defineBehavior({
               from.reply({ type: 'signature', signature });
             });
           case 'sign-tree-head':
-            if (!permitted(from, fromReplica, 'signing')) return;
+            if (!permitted(from, replicaOrOwner, 'signing')) return;
             if (msg.head.cluster !== args.cluster) return from.reply({ type: 'refused', code: 'FORBIDDEN', reason: `a tree head of cluster ${JSON.stringify(msg.head.cluster)}, not ${JSON.stringify(args.cluster)}` });
             return refusing(from, () => {
               const { keyId, signature } = measured('sign', scheme, () => custody.sign(encodeTreeHead(msg.head), treeHeadContext(scheme)));
@@ -328,7 +328,7 @@ export const Signer = defineBehavior({
             if (!permitted(from, owner, 'proposing a rotation')) return;
             return rotating(custody.propose(), (certificate) => from.reply({ type: 'rotation', certificate }), from);
           case 'adopt-rotation':
-            if (!permitted(from, fromReplica, 'adopting a rotation')) return;
+            if (!permitted(from, replicaOrOwner, 'adopting a rotation')) return;
             return rotating(custody.adopt(msg.certificate, msg.sequence), () => from.reply(describe()), from);
         }
       },

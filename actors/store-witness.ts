@@ -22,6 +22,9 @@ export const WITNESS_FILE = 'witness.json';
 /** A witness is a few bytes; anything much larger is not one, and is refused unread. */
 const MAX_WITNESS_BYTES = 1024;
 
+/** Whether `value` is a count of a store's opens: a whole number from 1 (the store's own record says the same). */
+export const isCountOfOpens = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= 1;
+
 /** What a witness says of its store. */
 export interface StoreWitness {
   /** How many times the store has been opened, as it last counted (`ReplicaStore.opens`). */
@@ -48,7 +51,7 @@ export async function readWitness(dir: string): Promise<StoreWitness | undefined
     throw new StorageError('STORAGE_CORRUPT', dir, `${WITNESS_FILE} is not JSON`, { cause });
   }
   const opens = typeof parsed === 'object' && parsed !== null ? (parsed as { opens?: unknown }).opens : undefined;
-  if (typeof opens !== 'number' || !Number.isSafeInteger(opens) || opens < 1) throw new StorageError('STORAGE_CORRUPT', dir, `${WITNESS_FILE} does not hold a count of opens`);
+  if (!isCountOfOpens(opens)) throw new StorageError('STORAGE_CORRUPT', dir, `${WITNESS_FILE} does not hold a count of opens`);
   return { opens };
 }
 

@@ -154,9 +154,10 @@ export class ReplicatedState {
 
   /**
    * Executes a committed command, ordered at log position `position` at the agreed time
-   * `timestamp`, at most once per (client, client timestamp). A client id that is not well-formed text (a lone surrogate, which no decoder
-   * produces) cannot be recorded, so its command is answered empty and not executed, alike at
-   * every replica. A command the machine throws on is answered empty and recorded as executed.
+   * `timestamp`, at most once per (client, client timestamp). A client id that is not well-formed
+   * text (a lone surrogate, which no decoder produces) cannot be recorded, so its command is
+   * answered empty and not executed, alike at every replica. A command the machine throws on is
+   * answered empty and recorded as executed.
    */
   execute(cmd: Command, position: number, timestamp: number): Execution {
     if (!isWellFormed(cmd.client)) return { response: new Uint8Array(0), fresh: false, failed: false };
