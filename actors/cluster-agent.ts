@@ -11,7 +11,7 @@ import { defineBehavior, t, type Infer } from '../runtime/index.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
 import { BINARY_SCHEMAS, type SignedTreeHead } from '../protocols/receipts/index.js';
 import { linkFaultsSchema, type LinkFaults } from './link-faults.js';
-import type { ConsensusErrorCode } from '../protocols/consensus/index.js';
+import { signedPositionSchema, type ConsensusErrorCode, type SignedPosition } from '../protocols/consensus/index.js';
 import type { StorageErrorCode } from './replica-store.js';
 
 const digest = t.bytes({ maxLength: 64 });
@@ -53,15 +53,16 @@ export type HaltingCode = (typeof HALTING_CODES)[number];
 /** Whether a replica halted on its store (a `StorageError`) rather than on its core's state (a `ConsensusError`). */
 export const isStorageHalt = (code: HaltingCode): code is Extract<HaltingCode, StorageErrorCode> => code.startsWith('STORAGE_');
 
-/** A key rotation consensus committed: its certificate (protocols/crypto/key-rotation.ts), the position it committed at, and whether the member's signer has adopted it. */
+/** A key rotation consensus committed: its certificate (protocols/crypto/key-rotation.ts) and the position it committed at. */
 export interface KnownRotation {
   readonly certificate: Uint8Array;
   readonly sequence: number;
-  readonly adopted: boolean;
+  /** Once the member's signer has adopted the new key: how far what the member had signed with the old one reaches (Core.signedThrough). */
+  readonly adopted?: SignedPosition;
 }
 
 const certificate = t.bytes({ maxLength: 1 << 16 });
-const rotationSchema = t.object({ certificate, sequence: t.uint(), adopted: t.boolean() });
+const rotationSchema = t.object({ certificate, sequence: t.uint(), adopted: t.optional(signedPositionSchema) });
 
 /** What the agent passes to its owner. */
 export interface AgentSink {
@@ -73,8 +74,8 @@ export interface AgentSink {
   rotations(): readonly KnownRotation[];
   /** Replica `node`'s configuration installed a rotation at `sequence`. */
   rotationInstalled(node: number, certificate: Uint8Array, sequence: number): void;
-  /** Replica `node`'s signer adopted its rotated key `keyId`. */
-  rotationAdopted(node: number, keyId: string): void;
+  /** Replica `node`'s signer adopted its rotated key `keyId`; what it had signed with the one before reaches `through`. */
+  rotationAdopted(node: number, keyId: string, through: SignedPosition): void;
   applied(node: number, executed: ExecutedPosition): void;
   /** Replica `node` halted on an error of code `code` (`reason`, the error as text). */
   halted(node: number, code: HaltingCode, reason: string): void;
@@ -99,8 +100,8 @@ export const ClusterAgent = defineBehavior({
     'tree-head': { node: t.uint(), signed: BINARY_SCHEMAS.signedTreeHead },
     /** A replica's configuration installed a key rotation at log position `sequence`. */
     rotation: { node: t.uint(), certificate, sequence: t.uint() },
-    /** A replica's signer adopted its rotated key. */
-    adopted: { node: t.uint(), keyId: t.string({ maxLength: 128 }) },
+    /** A replica's signer adopted its rotated key; what it had signed with the one before reaches `through`. */
+    adopted: { node: t.uint(), keyId: t.string({ maxLength: 128 }), through: signedPositionSchema },
   }),
   replies: t.variants({
     faults: { links: linkFaultsSchema, byzantine: t.optional(t.oneOf(...BYZANTINE_MODES)) },
@@ -135,7 +136,7 @@ export const ClusterAgent = defineBehavior({
           case 'rotation':
             return sink.rotationInstalled(msg.node, msg.certificate, msg.sequence);
           case 'adopted':
-            return sink.rotationAdopted(msg.node, msg.keyId);
+            return sink.rotationAdopted(msg.node, msg.keyId, msg.through);
         }
       },
     };

@@ -21,7 +21,7 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { AskTimeout, ConfigError, KnhkError, MAX_DELAY_MS, tracerOf, type ActorRef, type ActorSystem, type Supervisor } from '../runtime/index.js';
-import { ConsensusError, configurationResponse, consensusConfig, hex, kvPayload, type ConsensusAlgorithm, type ConsensusConfig, type KvOperation } from '../protocols/consensus/index.js';
+import { ConsensusError, configurationResponse, consensusConfig, hex, kvPayload, type ConsensusAlgorithm, type ConsensusConfig, type KvOperation, type SignedPosition } from '../protocols/consensus/index.js';
 import {
   CryptoError,
   decodeRotationCertificate,
@@ -293,8 +293,12 @@ export class Cluster {
   readonly #histories: PublicKeyDescriptor[][];
   #trust: Trust;
   #trustJson: Json<Trust>;
-  /** Rotations replicas reported installed, by new key id and position: who reported, whether that makes them committed, whether their signer adopted them. */
-  readonly #rotations = new Map<string, { readonly cert: RotationCertificate; readonly certificate: Uint8Array; readonly sequence: number; readonly reporters: Set<number>; committed: boolean; adopted: boolean }>();
+  /**
+   * Rotations replicas reported installed, by new key id and position: who reported, whether that
+   * makes them committed, and once their signer adopted them, how far what the member had signed
+   * with the old key reaches.
+   */
+  readonly #rotations = new Map<string, { readonly cert: RotationCertificate; readonly certificate: Uint8Array; readonly sequence: number; readonly reporters: Set<number>; committed: boolean; adopted: SignedPosition | undefined }>();
   readonly #adoptionWaiters = new Set<{ readonly keyId: string; readonly done: () => void }>();
   /** Matching reports that prove a rotation committed when the member's own is missing: f+1 (one for Raft, crash faults only). */
   readonly #replyQuorum: number;
@@ -507,17 +511,17 @@ export class Cluster {
       return;
     }
     const id = `${cert.next.keyId}@${sequence}`;
-    const known = this.#rotations.get(id) ?? { cert, certificate: certificate.slice(), sequence, reporters: new Set<number>(), committed: false, adopted: false };
+    const known = this.#rotations.get(id) ?? { cert, certificate: certificate.slice(), sequence, reporters: new Set<number>(), committed: false, adopted: undefined };
     known.reporters.add(node);
     known.committed ||= node === cert.member || known.reporters.size >= this.#replyQuorum;
     this.#rotations.set(id, known);
   }
 
   /** Replica `node`'s signer adopted key `keyId`: the trust grows by it, from the position its rotation committed at. */
-  #rotationAdopted(node: number, keyId: string): void {
+  #rotationAdopted(node: number, keyId: string, through: SignedPosition): void {
     const known = [...this.#rotations.values()].find((r) => r.committed && r.cert.member === node && r.cert.next.keyId === keyId);
     const history = this.#histories[node];
-    if (known === undefined || history === undefined || known.adopted) return;
+    if (known === undefined || history === undefined || known.adopted !== undefined) return;
     const current = history[history.length - 1] as PublicKeyDescriptor;
     // Adopted before this cluster object read the signer's keys (a restart), or now.
     if (current.keyId !== keyId) {
@@ -527,7 +531,7 @@ export class Cluster {
       this.#trust = checkTrust({ ...this.#trust, members: this.#trust.members.map((m, k) => (k === node ? { ...m, keys: trustKeysOf(this.#histories[node] as PublicKeyDescriptor[]) } : m)) });
       this.#trustJson = trustToJson(this.#trust);
     }
-    known.adopted = true;
+    known.adopted = through;
     for (const waiter of [...this.#adoptionWaiters]) {
       if (waiter.keyId !== keyId) continue;
       this.#adoptionWaiters.delete(waiter);
@@ -607,9 +611,9 @@ export class Cluster {
         if (cluster !== undefined) void cluster.#treeHead(node, signed);
       },
       rotations: () =>
-        cluster === undefined ? [] : [...cluster.#rotations.values()].filter((r) => r.committed).map(({ certificate, sequence, adopted }) => ({ certificate, sequence, adopted })),
+        cluster === undefined ? [] : [...cluster.#rotations.values()].filter((r) => r.committed).map(({ certificate, sequence, adopted }) => ({ certificate, sequence, ...(adopted === undefined ? {} : { adopted }) })),
       rotationInstalled: (node, certificate, sequence) => whenReady((c) => c.#rotationInstalled(node, certificate, sequence)),
-      rotationAdopted: (node, keyId) => whenReady((c) => c.#rotationAdopted(node, keyId)),
+      rotationAdopted: (node, keyId, through) => whenReady((c) => c.#rotationAdopted(node, keyId, through)),
     };
 
     // A cluster that keeps failing is given up alone: `temporary`, so the root forgets it instead of stopping the system.

@@ -37,6 +37,7 @@ import {
   type Ready,
   type Reply,
   type Signed,
+  type SignedPosition,
 } from '../protocols/consensus/index.js';
 import { answerClient, corrupt, remember, type ByzantineMode, type Transmission } from '../protocols/sim/byzantine.js';
 import { Prng } from '../protocols/sim/prng.js';
@@ -50,10 +51,12 @@ export interface ReplicaCrypto {
   /** This replica's signature over a message body's digest. */
   sign(digest: Digest): Promise<Uint8Array> | Uint8Array;
   /**
-   * Whether `signature` is `node`'s over `digest`: on a message's envelope, or (`nested`) on a vote
-   * inside a certificate, which may have been signed with a key the member has since rotated away from.
+   * Whether `signature` is `node`'s over `digest`: on a message's envelope (`nested` undefined), or
+   * on a vote inside a certificate, standing at `nested`, which may have been signed with a key
+   * the member has since rotated away from (crypto/key-directory.ts) if it stands where the member
+   * had signed up to when it did (Core.signedThrough).
    */
-  verify(node: NodeId, digest: Digest, signature: Uint8Array, nested: boolean): Promise<boolean> | boolean;
+  verify(node: NodeId, digest: Digest, signature: Uint8Array, nested: SignedPosition | undefined): Promise<boolean> | boolean;
 }
 
 /** What the host reports to its owner. All optional. */
@@ -172,6 +175,11 @@ export class ReplicaHost<M extends { readonly type: string }> {
     return this.#core.status();
   }
 
+  /** How far what this replica has signed reaches (Core.signedThrough). */
+  signedThrough(): SignedPosition {
+    return this.#core.signedThrough();
+  }
+
   /**
    * Turns this replica Byzantine in `mode` (the simulator's modes, protocols/sim/byzantine.ts), or
    * honest again with `null`. It keeps its honest core and its own key only: what it sends in
@@ -218,12 +226,12 @@ export class ReplicaHost<M extends { readonly type: string }> {
       this.#refused.malformed++;
       return;
     }
-    const signatures: Signed<unknown>[] = [envelope, ...this.#options.definition.nested(envelope.body)];
-    if (signatures.some((s) => !this.config.members.includes(s.from))) {
+    const nested = this.#options.definition.nested(envelope.body);
+    if ([envelope, ...nested].some((s) => !this.config.members.includes(s.from))) {
       this.#refused.nonMember++;
       return;
     }
-    const verdicts = await Promise.all(signatures.map((s, i) => this.#verify(s, i > 0)));
+    const verdicts = await Promise.all([this.#verifyEnvelope(envelope), ...nested.map((s) => this.#verifyNested(s))]);
     if (verdicts.includes(false)) {
       this.#refused.forged++;
       this.#telemetry.refusedSignature();
@@ -247,18 +255,26 @@ export class ReplicaHost<M extends { readonly type: string }> {
     this.#timers.clear();
   }
 
-  async #verify(signed: Signed<unknown>, nested: boolean): Promise<boolean> {
+  /**
+   * An envelope's verdict is not kept here: it depends on the keys that sign envelopes, which
+   * change when a member adopts a rotated key, and only the verifier hears of that (it clears its
+   * own verdicts then).
+   */
+  #verifyEnvelope(signed: Signed<M>): Promise<boolean> | boolean {
+    return this.#options.crypto.verify(signed.from, digestOf(signed.body), signed.signature, undefined);
+  }
+
+  /** A certificate's votes are what is seen again and again: their verdicts are kept. */
+  async #verifyNested(signed: Signed<SignedPosition>): Promise<boolean> {
     const digest = digestOf(signed.body);
-    // An envelope's verdict is not kept here: it depends on the keys that sign envelopes, which
-    // change when a member adopts a rotated key, and only the verifier hears of that (it clears
-    // its own verdicts then). A certificate's votes are what is seen again and again.
-    if (!nested) return this.#options.crypto.verify(signed.from, digest, signed.signature, false);
     // Keyed by signer, digest and signature: a replica re-using its own valid signature under
-    // another member's name must miss the cache.
+    // another member's name must miss the cache. The digest covers the body, and so where it stands.
     const key = `${signed.from}:${hex(digest)}:${hex(signed.signature)}`;
     const cached = this.#verdicts.get(key);
     if (cached !== undefined) return cached;
-    const ok = await this.#options.crypto.verify(signed.from, digest, signed.signature, true);
+    const { view, sequence } = signed.body;
+    const at = { ...(view === undefined ? {} : { view }), ...(sequence === undefined ? {} : { sequence }) };
+    const ok = await this.#options.crypto.verify(signed.from, digest, signed.signature, at);
     this.#verdicts.set(key, ok);
     return ok;
   }

@@ -286,19 +286,26 @@ export const Replica = defineBehavior({
     const configuration = new ConfiguredState(machine, { cluster: args.clusterId, genesis: args.genesis, schemes: observedSchemes(args.cryptoBackend), policy: args.policy });
     /** Rotations of the configuration already carried out by this incarnation. */
     let carriedOut = 0;
+    /** The host once started: a rotation can be installed while it is starting (it executes what the store holds). Never, if it fails to start: the replica halts. */
+    let started: (host: ReplicaHost<{ readonly type: string }>) => void = () => undefined;
+    const hostStarted = new Promise<ReplicaHost<{ readonly type: string }>>((resolve) => (started = resolve));
     /**
-     * Tells the verifier, then the cluster, that this replica's signer signs with `keyId` now. The
-     * cluster hears it only once the verifier has retired the old key (or could not be reached
-     * twice), so whoever learns of the adoption from the cluster finds the old key refused.
+     * Tells the verifier, then the cluster, that this replica's signer signs with `keyId` now, and
+     * how far what it signed with the old key reaches: the core's reach once the signer answered,
+     * which is at least its reach when the signer adopted (it only grows), after which nothing
+     * was signed with the old key. The cluster hears it only once the verifier has retired the old
+     * key (or could not be reached twice), so whoever learns of the adoption from the cluster
+     * finds the old key refused.
      */
     const retireOldKey = async (keyId: string): Promise<void> => {
-      const report = { type: 'adopted', member: nodeId, keyId } as const;
+      const through = (await hostStarted).signedThrough();
+      const report = { type: 'adopted', member: nodeId, keyId, through } as const;
       await verifier.ask(report, { timeoutMs: 10_000 }).catch(async () => {
         // A restarted verifier learns adoptions from the cluster agent, which has not heard of this one yet.
         verifier = await required(names.verifier);
         await verifier.ask(report, { timeoutMs: 10_000 });
       }).catch(() => undefined);
-      agent.tell({ type: 'adopted', node: nodeId, keyId });
+      agent.tell({ type: 'adopted', node: nodeId, keyId, through });
     };
     /**
      * Carries out the key rotations the replicated configuration installed since last time, up to
@@ -384,6 +391,7 @@ export const Replica = defineBehavior({
     let host: ReplicaHost<{ readonly type: string }>;
     try {
       host = await ReplicaHost.start(hostOptions);
+      started(host);
     } catch (error) {
       return startHalted(error, store);
     }

@@ -11,10 +11,12 @@
  * (protocols/consensus/configuration.ts); the verifier installs it (`crypto.key.rotation`) on the
  * report of the member itself, whose signer holds both keys, or of enough replicas that one is
  * correct. It keeps accepting the old key until the member reports that its signer adopted the
- * new one. From then on the old key counts only inside certificates — votes signed before the
- * rotation, relayed in checkpoints, view changes and state transfer — never on a message's own
- * envelope, which is signed when it is sent. A restarted verifier learns the rotations from the
- * cluster's agent.
+ * new one, with how far what it had signed then reaches (Core.signedThrough: a view, a log
+ * position). From then on the old key counts only inside certificates — votes signed before the
+ * adoption, relayed in checkpoints, view changes and state transfer — and only for votes standing
+ * within that reach; never on a message's own envelope, which is signed when it is sent. So a
+ * retired key that leaks vouches for nothing in views or positions its member had not reached
+ * when it retired the key. A restarted verifier learns the rotations from the cluster's agent.
  */
 import { defineBehavior, t } from '../runtime/index.js';
 import {
@@ -29,7 +31,7 @@ import {
   type SchemeName,
   type SignaturePolicy,
 } from '../protocols/crypto/index.js';
-import { hashBytes, hex } from '../protocols/consensus/index.js';
+import { hashBytes, hex, signedPositionSchema, standsWithin, type SignedPosition } from '../protocols/consensus/index.js';
 import type { KnownRotation } from './cluster-agent.js';
 import { applyKeyRotation, observedSchemes } from './crypto-telemetry.js';
 import { verifyBatchTask, type VerifyJob } from './crypto-pool.js';
@@ -72,12 +74,12 @@ const checkSchema = t.object({
   node: t.uint(),
   digest: t.bytes({ maxLength: 64 }),
   signature: t.bytes({ maxLength: 16384 }),
-  /** A vote inside a certificate, signed when it was cast, rather than the envelope of a message being sent. */
-  nested: t.optional(t.boolean()),
+  /** A vote inside a certificate, signed when it was cast, standing here, rather than the envelope of a message being sent. */
+  nested: t.optional(signedPositionSchema),
 });
 
-/** What a check is: `node`'s signature over `digest`, on an envelope or (`nested`) on a vote inside a certificate. */
-export type SignatureCheck = { readonly node: number; readonly digest: Uint8Array; readonly signature: Uint8Array; readonly nested?: boolean };
+/** What a check is: `node`'s signature over `digest`, on an envelope or on a vote inside a certificate standing at `nested`. */
+export type SignatureCheck = { readonly node: number; readonly digest: Uint8Array; readonly signature: Uint8Array; readonly nested?: SignedPosition };
 
 const rotationFields = { certificate: t.bytes({ maxLength: 1 << 16 }), sequence: t.uint() };
 
@@ -85,6 +87,11 @@ const rotationFields = { certificate: t.bytes({ maxLength: 1 << 16 }), sequence:
 interface Accepted {
   readonly scheme: SchemeName;
   readonly publicKey: Uint8Array;
+}
+
+/** A key its member no longer signs with, and how far what it signed with it reaches. */
+interface Retired extends Accepted {
+  readonly through: SignedPosition;
 }
 
 const acceptedOf = (descriptor: KeyDescriptor): Accepted => ({ scheme: descriptor.scheme, publicKey: descriptor.publicKey });
@@ -97,8 +104,8 @@ export const Verifier = defineBehavior({
     verify: { checks: t.array(checkSchema, { maxLength: 1024 }) },
     /** Replica `reporter`'s configuration installed this rotation at log position `sequence`. */
     installed: { reporter: t.uint(), ...rotationFields },
-    /** Member `member`'s signer adopted its key `keyId`: its earlier key no longer signs envelopes. */
-    adopted: { member: t.uint(), keyId: t.string({ maxLength: 128 }) },
+    /** Member `member`'s signer adopted its key `keyId`: its earlier key no longer signs envelopes, and vouched for votes up to `through`. */
+    adopted: { member: t.uint(), keyId: t.string({ maxLength: 128 }), through: signedPositionSchema },
     stats: {},
   }),
   replies: t.variants({
@@ -121,7 +128,7 @@ export const Verifier = defineBehavior({
     /** Per member: the key that signs envelopes, and one still being adopted (its predecessor), first the key in force. */
     const signing: Accepted[][] = args.members.map((member) => [acceptedOf(member)]);
     /** Per member: keys it no longer signs with, whose votes still stand inside certificates. */
-    const retired: Accepted[][] = args.members.map(() => []);
+    const retired: Retired[][] = args.members.map(() => []);
     /** Replicas that reported each rotation not installed yet, by new key id and position. */
     const reports = new RecentMap<string, Set<number>>(MAX_REPORTED);
     const verdicts = new RecentMap<string, Promise<boolean>>(VERDICTS);
@@ -139,12 +146,12 @@ export const Verifier = defineBehavior({
       else directory.applyRotation(cert, sequence);
       signing[cert.member] = [acceptedOf(cert.next), acceptedOf(cert.old)];
     };
-    /** The member's signer signs with `keyId` now: its earlier keys count only inside certificates. */
-    const adopted = (member: number, keyId: string): void => {
+    /** The member's signer signs with `keyId` now: its earlier keys count only inside certificates, for votes up to `through`. */
+    const adopted = (member: number, keyId: string, through: SignedPosition): void => {
       const keys = signing[member];
       if (keys === undefined || directory.current(member).descriptor.keyId !== keyId || keys.length === 1) return;
       signing[member] = keys.slice(0, 1);
-      retired[member]?.push(...keys.slice(1));
+      retired[member]?.push(...keys.slice(1).map((key) => ({ ...key, through })));
       // A verdict reached with the retired key on an envelope must not outlive its retirement.
       verdicts.clear();
     };
@@ -153,12 +160,12 @@ export const Verifier = defineBehavior({
       const agent = await ctx.lookup(args.agent);
       if (agent === undefined) throw new Error(`${args.agent} is not running`);
       const known = (await agent.ask({ type: 'rotations' }, { timeoutMs: 30_000 })) as { rotations: KnownRotation[] };
-      for (const { certificate, sequence, adopted: done } of known.rotations) {
+      for (const { certificate, sequence, adopted: through } of known.rotations) {
         try {
           const cert = decodeRotationCertificate(certificate);
           if (cert.epoch <= directory.current(cert.member).epoch) continue;
           install(cert, sequence, false);
-          if (done) adopted(cert.member, cert.next.keyId);
+          if (through !== undefined) adopted(cert.member, cert.next.keyId, through);
         } catch (error) {
           if (!(error instanceof CryptoError)) throw error;
           counts.rotationsRefused++;
@@ -189,11 +196,13 @@ export const Verifier = defineBehavior({
       counts.checks++;
       const current = signing[check.node];
       if (current === undefined) return Promise.resolve(false);
-      const keys = check.nested === true ? [...current, ...(retired[check.node] ?? [])] : current;
+      const at = check.nested;
+      const keys = at === undefined ? current : [...current, ...(retired[check.node] ?? []).filter((key) => standsWithin(at, key.through))];
       // Keyed by signer, digest, (a hash of) the signature and the kind of check: another member's
       // valid signature presented under this member's name must miss, and so must an old vote
-      // presented as an envelope.
-      const key = `${check.node}:${check.nested === true ? 'n' : 'e'}:${hex(check.digest)}:${hex(hashBytes(check.signature))}`;
+      // presented as an envelope, or as standing elsewhere.
+      const kind = at === undefined ? 'e' : `n${at.view ?? ''}/${at.sequence ?? ''}`;
+      const key = `${check.node}:${kind}:${hex(check.digest)}:${hex(hashBytes(check.signature))}`;
       const known = verdicts.get(key);
       if (known !== undefined) return known;
       const pending = verifies(keys, check).then((ok) => {
@@ -236,7 +245,7 @@ export const Verifier = defineBehavior({
           }
           case 'adopted':
             if (!sentBy(from, msg.member)) return;
-            adopted(msg.member, msg.keyId);
+            adopted(msg.member, msg.keyId, msg.through);
             return from.reply({ type: 'adopted' });
           case 'verify':
             // Answered when the pool is done, without holding the mailbox: checks run concurrently.

@@ -22,6 +22,7 @@ import {
   maxFaults,
   quorumSize,
   readArchive,
+  standsWithin,
   type ConsensusState,
   type KvOperation,
 } from '../protocols/consensus/index.js';
@@ -40,6 +41,20 @@ test('a BFT configuration with n < 3f+1 is a typed error; f and the quorums are 
   t.throws(() => consensusConfig({ nodeId: 0, n: 4, algorithm: 'paxos' as 'pbft' }), { instanceOf: ConsensusError });
   t.deepEqual(consensusConfig({ nodeId: 1, n: 4, algorithm: 'pbft' }), { nodeId: 1, n: 4, algorithm: 'pbft', f: 1, quorumSize: 3, replyQuorum: 2, members: [0, 1, 2, 3] });
   t.like(consensusConfig({ nodeId: 0, n: 5, algorithm: 'raft' }), { f: 2, quorumSize: 3, replyQuorum: 1 });
+});
+
+test('a signed body stands within a reach on every axis both name; one naming no axis stands within nothing', (t) => {
+  const reach = { view: 3, sequence: 40 };
+  t.true(standsWithin({ view: 3, sequence: 40 }, reach));
+  t.true(standsWithin({ view: 0, sequence: 1 }, reach));
+  t.true(standsWithin({ sequence: 40 }, reach), 'a checkpoint names no view');
+  t.true(standsWithin({ view: 2 }, reach), 'a HotStuff vote names no sequence');
+  t.false(standsWithin({ view: 4, sequence: 1 }, reach));
+  t.false(standsWithin({ view: 1, sequence: 41 }, reach));
+  t.false(standsWithin({ sequence: 41 }, reach));
+  t.false(standsWithin({}, reach));
+  t.false(standsWithin({}, {}));
+  t.true(standsWithin({ view: 9, sequence: 1_000 }, { view: 9 }), 'a reach that leaves out an axis does not bound it');
 });
 
 test('test_pbft_quorum_intersection', (t) => {

@@ -6,7 +6,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
-import type { ConsensusConfig, Core, CoreOptions, Input, NodeStatus, QuorumCert, Ready } from '../protocols/consensus/index.js';
+import type { ConsensusConfig, Core, CoreOptions, Input, NodeStatus, QuorumCert, Ready, SignedPosition } from '../protocols/consensus/index.js';
 import { HotStuffCore, hotstuff, leaderOf, makeBlock, proposalBody, type Block, type HotStuffMessage } from '../protocols/hotstuff/index.js';
 import { BYZANTINE_MODES } from '../protocols/sim/byzantine.js';
 import { SafetyViolation } from '../protocols/sim/checker.js';
@@ -320,6 +320,10 @@ class ForkingLeader implements Core<HotStuffMessage> {
 
   status(): NodeStatus {
     return this.#core.status();
+  }
+
+  signedThrough(): SignedPosition {
+    return this.#core.signedThrough();
   }
 
   ready(): Ready<HotStuffMessage> {

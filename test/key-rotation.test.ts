@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { ActorRef, ActorSystem } from '../runtime/index.js';
 import { ActorSystem as KnhkSystem } from '../actors/system.js';
 import type { Cluster } from '../actors/cluster.js';
-import { configurationResponse, hashBytes } from '../protocols/consensus/index.js';
+import { configurationResponse, hashBytes, type SignedPosition } from '../protocols/consensus/index.js';
 import { decodeRotationCertificate } from '../protocols/crypto/index.js';
 import { receiptToJson, verifyReceipt } from '../protocols/receipts/index.js';
 import type { ClientResult } from '../actors/client.js';
@@ -23,9 +23,10 @@ function actor(system: ActorSystem, cluster: Cluster, name: string): Ask {
   return ref as Ask;
 }
 
-/** Whether the cluster's verifier accepts `signature` as replica `node`'s over `digest`, on an envelope or (`nested`) a vote inside a certificate. */
-async function accepts(system: ActorSystem, cluster: Cluster, node: number, digest: Uint8Array, signature: Uint8Array, nested = false): Promise<boolean> {
-  const answer = (await actor(system, cluster, 'verifier').ask({ type: 'verify', checks: [{ node, digest, signature, nested }] })) as { verdicts: boolean[] };
+/** Whether the cluster's verifier accepts `signature` as replica `node`'s over `digest`, on an envelope or on a vote inside a certificate standing at `nested`. */
+async function accepts(system: ActorSystem, cluster: Cluster, node: number, digest: Uint8Array, signature: Uint8Array, nested?: SignedPosition): Promise<boolean> {
+  const check = nested === undefined ? { node, digest, signature } : { node, digest, signature, nested };
+  const answer = (await actor(system, cluster, 'verifier').ask({ type: 'verify', checks: [check] })) as { verdicts: boolean[] };
   return answer.verdicts[0] === true;
 }
 
@@ -59,7 +60,11 @@ test('a key rotated through consensus: the new key signs and counts, the old one
   );
 
   t.false(await accepts(system, cluster, 1, digest, before), 'the retired key no longer signs envelopes');
-  t.true(await accepts(system, cluster, 1, digest, before, true), 'a vote it cast before the rotation still counts inside a certificate');
+  // Replica 1 had executed the rotation's position when its signer adopted the new key: its reach (h + L) covers it.
+  t.true(await accepts(system, cluster, 1, digest, before, { view: 0, sequence: rotation.sequence }), 'a vote it cast before the rotation still counts inside a certificate');
+  t.false(await accepts(system, cluster, 1, digest, before, { view: 0, sequence: rotation.sequence + 100_000 }), 'but not one for a position it had not reached with that key');
+  t.false(await accepts(system, cluster, 1, digest, before, { view: 100_000, sequence: rotation.sequence }), 'nor one in a view it had not reached');
+  t.false(await accepts(system, cluster, 1, digest, before, {}), 'nor one standing nowhere');
   t.true(await accepts(system, cluster, 1, digest, await signature(system, cluster, 1, digest)), 'the signer signs with the new key');
   const files = await readdir(join(cluster.dataDir, 'replica-1', 'keys'));
   t.deepEqual(files.filter((f) => f.endsWith('.key')).sort(), [`${rotation.key.keyId}.key`], 'the old key file is deleted');
@@ -84,6 +89,8 @@ test('a rotation is carried out by the replicas that installed it, whoever order
   const cluster = await system.spawnCluster({ protocol: 'raft', n: 3, policy: 'classical', kdfLog2N: 10 });
   await cluster.submit({ type: 'put', key: 'k', value: 'v' });
   const signer = actor(system, cluster, 'signer-2');
+  const old = hashBytes(new TextEncoder().encode('signed with the key that is rotated away'));
+  const oldSignature = await signature(system, cluster, 2, old);
   const { certificate } = (await signer.ask({ type: 'propose-rotation' })) as { certificate: Uint8Array };
   const next = decodeRotationCertificate(certificate).next;
   const client = actor(system, cluster, 'client') as unknown as ActorRef<{ type: 'configure'; payload: Uint8Array }, ClientResult>;
@@ -96,11 +103,11 @@ test('a rotation is carried out by the replicas that installed it, whoever order
   // otherwise take this uncommitted rotation on the word of whoever sent it.
   const verifier = actor(system, cluster, 'verifier');
   verifier.tell({ type: 'installed', reporter: 2, certificate, sequence: 9 });
-  verifier.tell({ type: 'adopted', member: 2, keyId: next.keyId });
+  verifier.tell({ type: 'adopted', member: 2, keyId: next.keyId, through: {} });
   t.like(await verifier.ask({ type: 'stats' }), { reportsRefused: 2, rotationsRefused: 0 });
   const agent = actor(system, cluster, 'agent');
   agent.tell({ type: 'rotation', node: 2, certificate, sequence: 9 });
-  agent.tell({ type: 'adopted', node: 2, keyId: next.keyId });
+  agent.tell({ type: 'adopted', node: 2, keyId: next.keyId, through: {} });
   t.like(await agent.ask({ type: 'rotations' }), { rotations: [] }, 'nor does the cluster agent take them');
   t.is(cluster.keys[2]?.epoch, 0);
 
@@ -121,6 +128,9 @@ test('a rotation is carried out by the replicas that installed it, whoever order
   });
   const described = (await actor(system, cluster, 'signer-2').ask({ type: 'describe' })) as { key: { keyId: string; epoch: number } };
   t.like(described.key, { keyId: next.keyId, epoch: 1 }, 'the restarted signer holds the key in force');
+  t.false(await accepts(system, cluster, 2, old, oldSignature), 'the restarted verifier refuses the old key on an envelope');
+  t.true(await accepts(system, cluster, 2, old, oldSignature, { view: 1 }), 'and takes it inside a certificate, in a term its member had reached');
+  t.false(await accepts(system, cluster, 2, old, oldSignature, { view: 100_000 }), 'but not in a term it had not');
   const last = await cluster.submit({ type: 'put', key: 'k', value: 'w' });
   t.true(last.position > installed.position, 'the cluster commits after the restarts');
 });

@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { SchemaError } from '../schema/errors.js';
-import { command, commandDigest, consensusConfig, ConsensusError, hex, KvStateMachine, kvPayload, ReplicatedState, archivedSnapshotKey, type ArchivedChanges, type ArchivedSnapshot, type Command, type Ready, type Signed } from '../protocols/consensus/index.js';
+import { command, commandDigest, consensusConfig, ConsensusError, hex, standsWithin, KvStateMachine, kvPayload, ReplicatedState, archivedSnapshotKey, type ArchivedChanges, type ArchivedSnapshot, type Command, type Ready, type Signed } from '../protocols/consensus/index.js';
 import { commit, pbftMessageSchema, PbftCore, prepare, prePrepare, type PbftMessage, type PbftOptions, type ViewChange } from '../protocols/pbft/index.js';
 
 const N = 4;
@@ -281,8 +281,10 @@ test('the new primary re-proposes the prepared batch at the same sequence, and b
 test('a new primary whose view change makes a checkpoint stable proposes nothing fresh before O is in: O re-proposes the sequence after it (§4.4)', (t) => {
   // Found by a sweep seed (2145245938, before the sweep's faults changed): the new primary made the
   // NEW-VIEW's checkpoint stable on entering the view, the window moved, and it proposed a pending
-  // request at the sequence O re-proposes with an earlier view's prepared batch.
-  const options = { checkpointInterval: 2 };
+  // request at the sequence O re-proposes with an earlier view's prepared batch. And found by the
+  // simulator's reach check: the new primary signed O, past its own window, before making min-s
+  // stable. The window is one checkpoint wide, so that sequence 3 lies past the primary's own.
+  const options = { checkpointInterval: 2, logWindow: 2 };
   const replicas = [1, 2, 3].map((id) => new Replica(id, options));
   const [primary, ...backups] = replicas as [Replica, Replica, Replica];
   for (const s of [1, 2]) for (const r of backups) commitWithCheckpoint(r, s, [cmd(s)]);
@@ -305,12 +307,16 @@ test('a new primary whose view change makes a checkpoint stable proposes nothing
   });
   t.is(vcs[1]?.body.checkpoint?.sequence, 2, 'the backups\' view changes carry checkpoint 2 as stable');
   const proposed: PbftMessage[] = [];
+  /** Pre-prepares the primary signed past what it said, right then, it had signed through. */
+  const beyond: PbftMessage[] = [];
   let inbox: PbftMessage[] = vcs.map((vc) => vc.body);
   const from = [1, 2, 3];
   for (let round = 0; round < 4 && inbox.length > 0; round++) {
     const next: PbftMessage[] = [];
     inbox.forEach((body, i) => {
       const ready = primary.receive(round === 0 ? (from[i] as number) : 1, body);
+      const reach = primary.core.signedThrough();
+      beyond.push(...sent(ready, 'pre-prepare').filter((m) => m.type === 'pre-prepare' && !standsWithin(m, reach)));
       proposed.push(...sent(ready, 'pre-prepare'), ...sent(ready, 'new-view'));
       next.push(...ready.messages.filter((m) => m.to.includes(1)).map((m) => m.body));
     });
@@ -319,6 +325,7 @@ test('a new primary whose view change makes a checkpoint stable proposes nothing
   const atThree = proposed.filter((m): m is Extract<PbftMessage, { type: 'pre-prepare' }> => m.type === 'pre-prepare' && m.view === 1 && m.sequence === 3);
   t.true(atThree.length > 0, 'O re-proposes sequence 3');
   t.true(atThree.every((m) => hex(m.digest) === hex(pp.digest)), 'every proposal of sequence 3 in view 1 is the prepared batch');
+  t.deepEqual(beyond, [], 'the primary made checkpoint 2 stable before signing O: its window reached sequence 3 (Core.signedThrough)');
 });
 
 test('a NEW-VIEW whose re-proposed batch does not hash to the digest O requires is refused', (t) => {

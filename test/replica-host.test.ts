@@ -11,7 +11,7 @@ import { ReplicaHost, type ReplicaCrypto } from '../actors/replica-host.js';
 import { ReplicaStore } from '../actors/replica-store.js';
 import { command, consensusConfig, digestOf, encode, hex, KvStateMachine, kvPayload, Outputs, type ConsensusAlgorithm, type Core, type ProtocolDefinition, type Reply } from '../protocols/consensus/index.js';
 import { SchemeRegistry, type SchemeName } from '../protocols/crypto/index.js';
-import { pbft, type PbftOptions } from '../protocols/pbft/index.js';
+import { pbft, prepare, prePrepare, type PbftOptions } from '../protocols/pbft/index.js';
 import { raft } from '../protocols/raft/index.js';
 import { realClock, VirtualClock } from '../runtime/clock.js';
 
@@ -225,6 +225,36 @@ test('an envelope is verified each time it arrives, so a key retired meanwhile r
   t.is(host.stats().forged, 1, 'the replay is refused, not taken on a verdict kept from before');
 });
 
+test('a vote inside a certificate is checked as standing where its body says, an envelope as standing nowhere', async (t) => {
+  t.timeout(120_000);
+  const c = await cluster(t, 'Ed25519');
+  const host = c.hosts[0];
+  const crypto = c.crypto[0];
+  if (host === undefined || crypto === undefined) return t.fail('replica 0 is not running');
+  const signed = async <B extends object>(from: number, body: B): Promise<{ from: number; body: B; signature: Uint8Array }> => ({ from, body, signature: await (c.crypto[from] as ReplicaCrypto).sign(digestOf(body)) });
+  const proposal = prePrepare(0, 7, 1, []);
+  const body = {
+    type: 'view-change',
+    view: 1,
+    checkpoint: { sequence: 0, stateDigest: new Uint8Array(32), proof: [] },
+    prepared: [{ prePrepare: await signed(0, proposal), prepares: [await signed(2, prepare(0, 7, proposal.digest)), await signed(3, prepare(0, 7, proposal.digest))] }],
+  };
+  const seen: unknown[] = [];
+  const verify = crypto.verify;
+  crypto.verify = (node, digest, signature, nested) => {
+    seen.push([node, nested]);
+    return verify(node, digest, signature, nested);
+  };
+  await host.receive(encode(await signed(1, body)));
+  t.deepEqual(seen, [
+    [1, undefined],
+    [0, { view: 0, sequence: 7 }],
+    [2, { view: 0, sequence: 7 }],
+    [3, { view: 0, sequence: 7 }],
+  ]);
+  t.is(host.stats().forged, 0);
+});
+
 test('hybrid ML-DSA-65+Ed25519 signatures on every vote', async (t) => {
   t.timeout(300_000);
   const c = await cluster(t, 'ML-DSA-65+Ed25519');
@@ -276,6 +306,7 @@ test('a timer firing queued behind a step that set the timer again is void, as i
     },
     ready: () => out.drain(),
     status: () => ({ role: 'primary', view: 0, commitIndex: 0, leader: 0 }),
+    signedThrough: () => ({ view: 0 }),
   };
   out.setTimer('t', 10);
   // A store whose next write finishes when the test says, so that the timer can fire while a step's outputs wait for it.

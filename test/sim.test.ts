@@ -489,6 +489,9 @@ class HastyCore<M> implements Core<M> {
   status(): ReturnType<Core<M>['status']> {
     return this.#inner.status();
   }
+  signedThrough(): ReturnType<Core<M>['signedThrough']> {
+    return this.#inner.signedThrough();
+  }
 }
 
 /** `definition` with cores that answer every request at once (see {@link HastyCore}). */
@@ -501,6 +504,24 @@ test('a sweep catches replicas that answer clients before the command is execute
   for (const summary of sweeps) {
     t.is(summary.violations, 1, summary.protocol);
     t.regex(summary.first_violation?.detail ?? '', /answered client-\d+\/\d+ at position 0, which no correct replica executed/, summary.protocol);
+  }
+});
+
+/** `definition` with cores that say they have signed nothing past view 0 and sequence 0, whatever they sign. */
+function shortReach<M extends { readonly type: string }>(definition: ProtocolDefinition<M>): ProtocolDefinition<M> {
+  return {
+    ...definition,
+    create(options) {
+      return Object.assign(definition.create(options), { signedThrough: () => ({ view: 0, sequence: 0 }) });
+    },
+  };
+}
+
+test('a sweep catches a replica whose votes inside certificates stand past what it says it signed through', (t) => {
+  for (const [protocol, definition] of [['pbft', shortReach(pbft())], ['hotstuff', shortReach(hotstuff())]] as const) {
+    const summary = sweep({ protocol, definition: definition as ProtocolDefinition<{ readonly type: string }>, n: 4, seeds: 1, faults: ['crash'] });
+    t.is(summary.violations, 1, protocol);
+    t.regex(summary.first_violation?.detail ?? '', /replica \d signed a vote at view \d+, sequence [\d-]+, beyond the view 0 and sequence 0 it says it signed through/, protocol);
   }
 });
 

@@ -23,7 +23,7 @@
  * gets any other input while paused finishes executing first, so a host that ignores pauses stays
  * correct and only loses the slicing; no rule of a protocol ever sees half a batch executed.
  */
-import type { Schema } from '../../schema/schema.js';
+import { t, type Schema } from '../../schema/schema.js';
 import { hex, type Digest } from './codec.js';
 import type { Command } from './command.js';
 import type { ConsensusAlgorithm, ConsensusConfig, NodeId } from './config.js';
@@ -158,6 +158,28 @@ export interface NodeStatus {
   readonly leader: NodeId | null;
 }
 
+/**
+ * Where a signed body stands: the view (Raft: term) and the log position it names, each where the
+ * body names one. Bodies relayed inside certificates name at least one.
+ */
+export interface SignedPosition {
+  readonly view?: number;
+  readonly sequence?: number;
+}
+
+/** Schema of a {@link SignedPosition}. */
+export const signedPositionSchema: Schema<SignedPosition> = t.object({ view: t.optional(t.uint()), sequence: t.optional(t.uint()) });
+
+/**
+ * Whether a body standing at `at` lies within `reach`: on every axis both name, not beyond it (an
+ * axis `reach` leaves out is not bounded). A body naming no axis at all lies within nothing.
+ */
+export function standsWithin(at: SignedPosition, reach: SignedPosition): boolean {
+  if (at.view === undefined && at.sequence === undefined) return false;
+  const within = (value: number | undefined, bound: number | undefined): boolean => value === undefined || bound === undefined || value <= bound;
+  return within(at.view, reach.view) && within(at.sequence, reach.sequence);
+}
+
 /** A consensus core. */
 export interface Core<M> {
   readonly config: ConsensusConfig;
@@ -167,6 +189,13 @@ export interface Core<M> {
   ready(): Ready<M>;
   /** Role, view/term, commit index, leader. */
   status(): NodeStatus;
+  /**
+   * How far what this replica has signed reaches, its earlier incarnations included: no body it
+   * signed names a later view or log position (an axis left out is not bounded). When a member
+   * retires a key, this bounds the votes the key still vouches for inside certificates, so that a
+   * retired key that leaks cannot vouch for votes in views and positions the member never reached.
+   */
+  signedThrough(): SignedPosition;
   /**
    * True while the core has paused part-way through executing committed commands: step
    * `{ kind: 'resume' }` next. Absent on a core that never pauses.
@@ -247,8 +276,11 @@ export interface ProtocolDefinition<M extends { readonly type: string }> {
   readonly uniqueLeader: boolean;
   /** Schema of message bodies. */
   readonly message: Schema<M>;
-  /** The signed messages nested in a body (certificate votes rebuilt as signed bodies), for the host to verify. */
-  nested(body: M): readonly Signed<unknown>[];
+  /**
+   * The signed messages nested in a body (certificate votes rebuilt as signed bodies), for the host
+   * to verify; each body names where it stands, which bounds the keys it may be signed with.
+   */
+  nested(body: M): readonly Signed<SignedPosition>[];
   /** Builds a core (fresh, or from an earlier incarnation's durable records). */
   create(options: CoreOptions): Core<M>;
   readonly adversary: Adversary<M>;

@@ -68,6 +68,9 @@ export {
   type Reply,
   type Role,
   type SetTimer,
+  type SignedPosition,
   type TimerOp,
   replyKey,
+  signedPositionSchema,
+  standsWithin,
 } from './core.js';

@@ -17,7 +17,7 @@ import { ANNOUNCE_TIMER } from '../consensus/announcements.js';
 import type { QuorumCert, Signed } from '../consensus/certificate.js';
 import { hex, sameBytes, type Digest } from '../consensus/codec.js';
 import type { ConsensusConfig, NodeId } from '../consensus/config.js';
-import { Outputs, type Core, type CoreOptions, type Input, type NodeStatus, type Ready } from '../consensus/core.js';
+import { Outputs, type Core, type CoreOptions, type Input, type NodeStatus, type Ready, type SignedPosition } from '../consensus/core.js';
 import { ConsensusError } from '../consensus/errors.js';
 import { GENESIS, GENESIS_QC, blockHash, makeBlock, type Block } from './block.js';
 import { BlockTree, type TreeNode } from './block-tree.js';
@@ -251,6 +251,14 @@ export class HotStuffCore implements Core<HotStuffMessage> {
     const view = this.#views.view;
     const leader = this.#leaderOf(view);
     return { role: leader === this.config.nodeId ? 'leader' : 'replica', view, commitIndex: this.#executor.executed.block.height, leader };
+  }
+
+  /**
+   * Its view, made durable on entering it: it votes, proposes and times out in the view it is in
+   * only. HotStuff's signed bodies name views, never heights.
+   */
+  signedThrough(): SignedPosition {
+    return { view: this.#views.view };
   }
 
   /**

@@ -13,6 +13,7 @@
 import { t, type Infer } from '../../schema/schema.js';
 import { quorumCertSchema, type QuorumCert, type Signed } from '../consensus/certificate.js';
 import { MAX_STATE_BYTES } from '../consensus/state-machine.js';
+import type { SignedPosition } from '../consensus/core.js';
 import { blockSchema, type Block } from './block.js';
 import { signedTimeouts, signedVotes, timeoutCertSchema, type TimeoutCert } from './certificates.js';
 
@@ -61,11 +62,11 @@ function firstPerSigner<B>(signed: readonly Signed<B>[]): Signed<B>[] {
   });
 }
 
-function votesOf(qc: QuorumCert): Signed<unknown>[] {
+function votesOf(qc: QuorumCert): Signed<SignedPosition>[] {
   return firstPerSigner(signedVotes(qc));
 }
 
-function timeoutsOf(tc: TimeoutCert | undefined): Signed<unknown>[] {
+function timeoutsOf(tc: TimeoutCert | undefined): Signed<SignedPosition>[] {
   return tc === undefined ? [] : firstPerSigner(signedTimeouts(tc));
 }
 
@@ -73,7 +74,7 @@ function timeoutsOf(tc: TimeoutCert | undefined): Signed<unknown>[] {
  * Every signature nested in `body` (QC votes and TC timeouts), with its signed body rebuilt, for
  * the host to verify before the core sees `body`; one per signer and certificate (see above).
  */
-export function nestedSignatures(body: HotStuffMessage): Signed<unknown>[] {
+export function nestedSignatures(body: HotStuffMessage): Signed<SignedPosition>[] {
   switch (body.type) {
     case 'proposal':
       return [...votesOf(body.block.justify), ...timeoutsOf(body.tc)];

@@ -9,7 +9,7 @@ import { sameBytes } from '../consensus/codec.js';
 import { commandKey, type Command } from '../consensus/command.js';
 import { peersOf, type ConsensusConfig, type NodeId } from '../consensus/config.js';
 import type { Signed } from '../consensus/certificate.js';
-import { Outputs, type Core, type CoreOptions, type Evidence, type Input, type NodeStatus, type Ready } from '../consensus/core.js';
+import { Outputs, type Core, type CoreOptions, type Evidence, type Input, type NodeStatus, type Ready, type SignedPosition } from '../consensus/core.js';
 import { ConsensusError, invariant } from '../consensus/errors.js';
 import { StateArchive } from '../consensus/state-archive.js';
 import { ExecutionRun, ReplicatedState, type ReplicatedView } from '../consensus/state-machine.js';
@@ -229,6 +229,15 @@ export class PbftCore implements Core<PbftMessage> {
       commitIndex: this.#executed,
       leader: this.#changing ? null : this.#primary,
     };
+  }
+
+  /**
+   * The view it is in or changing to, made durable before anything naming it leaves (a VIEW-CHANGE
+   * names the view it asks for), and its high watermark h + L: it prepares, commits and
+   * checkpoints only inside its log window (§4.2, §4.3), and h, durable too, only grows.
+   */
+  signedThrough(): SignedPosition {
+    return { view: this.#view, sequence: this.#low + this.#window };
   }
 
   ready(): Ready<PbftMessage> {
@@ -889,6 +898,9 @@ export class PbftCore implements Core<PbftMessage> {
     const viewChanges = this.#viewChanges.forView(this.#view).slice(0, this.config.quorumSize);
     if (viewChanges.length < this.config.quorumSize) return;
     const plan = planNewView(viewChanges.map((vc) => vc.body));
+    // §4.4: the primary makes min-s's checkpoint stable as it creates the NEW-VIEW, before signing
+    // O, whose sequences run up to min-s + L: what it signs stays inside its log window.
+    this.#makeStable(plan.checkpoint);
     this.#newViewPlan = { viewChanges, size: plan.proposals.length, signed: [] };
     for (const p of plan.proposals) this.#out.send([this.config.nodeId], prePrepare(this.#view, p.sequence, p.timestamp, p.batch, p.proposedIn));
     if (plan.proposals.length === 0) this.#sendNewView();

@@ -9,6 +9,7 @@ import { batchSchema, type Command } from '../consensus/command.js';
 import { digestOf, type Digest } from '../consensus/codec.js';
 import { quorumCertSchema, signedSchema, type QuorumCert, type Signed } from '../consensus/certificate.js';
 import { MAX_STATE_BYTES } from '../consensus/state-machine.js';
+import type { SignedPosition } from '../consensus/core.js';
 
 const digest = t.bytes({ length: 32 });
 const seq = t.uint();
@@ -198,7 +199,7 @@ export function checkpoint(sequence: number, stateDigest: Digest): Checkpoint {
 }
 
 /** Every signed message nested in a body, for the host to verify before the core sees it. */
-export function nestedSignatures(body: PbftMessage): Signed<unknown>[] {
+export function nestedSignatures(body: PbftMessage): Signed<SignedPosition>[] {
   switch (body.type) {
     case 'view-change':
       return viewChangeSignatures(body);
@@ -224,10 +225,10 @@ export function commitsOf(sequence: number, cert: QuorumCert): Signed<Commit>[] 
   return cert.signatures.map((s) => ({ from: s.node, body: commit(cert.view, sequence, cert.valueHash), signature: s.signature }));
 }
 
-function newViewSignatures(nv: NewView): Signed<unknown>[] {
+function newViewSignatures(nv: NewView): Signed<SignedPosition>[] {
   return [...nv.viewChanges.flatMap((vc) => [vc, ...viewChangeSignatures(vc.body)]), ...nv.prePrepares];
 }
 
-function viewChangeSignatures(vc: ViewChange): Signed<unknown>[] {
+function viewChangeSignatures(vc: ViewChange): Signed<SignedPosition>[] {
   return [...vc.checkpoint.proof, ...vc.prepared.flatMap((p) => [p.prePrepare, ...p.prepares])];
 }

@@ -10,7 +10,7 @@
  * operations a host calls directly (reads, membership changes, inspection).
  */
 import type { ConsensusConfig, NodeId } from '../consensus/config.js';
-import type { Core, CoreOptions, Input, NodeStatus, Ready } from '../consensus/core.js';
+import type { Core, CoreOptions, Input, NodeStatus, Ready, SignedPosition } from '../consensus/core.js';
 import { ConsensusError } from '../consensus/errors.js';
 import { heartbeat, onPreVote, onPreVoteReply, onRequestVote, onVoteReply, preVote } from './election.js';
 import { withoutMember } from './membership.js';
@@ -89,6 +89,15 @@ export class RaftCore implements Core<RaftMessage> {
   status(): NodeStatus {
     const s = this.#s;
     return { role: s.role === 'follower' && !s.isMember() ? 'learner' : s.role, view: s.term, commitIndex: s.executor.lastApplied, leader: s.leader };
+  }
+
+  /**
+   * Its term, durable before anything naming it leaves (Figure 2's currentTerm), and never lower
+   * afterwards. Log indexes are left out: a follower's log can shrink (§5.3). No Raft message
+   * carries another server's signed one, so this bounds nothing today.
+   */
+  signedThrough(): SignedPosition {
+    return { view: this.#s.term };
   }
 
   /** The current term. */

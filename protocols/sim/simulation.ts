@@ -13,7 +13,7 @@ import { decode, digestOf, encode, hex } from '../consensus/codec.js';
 import { command as makeCommand, type Command } from '../consensus/command.js';
 import { consensusConfig, isByzantineTolerant, type ConsensusAlgorithm, type ConsensusConfig, type NodeId } from '../consensus/config.js';
 import { signedSchema, type Signed } from '../consensus/certificate.js';
-import { replyKey, type Core, type Evidence, type Input, type NodeStatus, type ProtocolDefinition, type ReadState, type Reply } from '../consensus/core.js';
+import { replyKey, standsWithin, type Core, type Evidence, type Input, type NodeStatus, type ProtocolDefinition, type ReadState, type Reply, type SignedPosition } from '../consensus/core.js';
 import { ConsensusError } from '../consensus/errors.js';
 import { storedStateRecord } from '../consensus/state-archive.js';
 import { KvStateMachine, kvPayload, type KvOperation } from '../consensus/kv.js';
@@ -141,6 +141,8 @@ interface Replica<M> {
   readonly timers: Map<string, number>;
   busyUntil: number;
   byzantine: ByzantineMode | null;
+  /** Byzantine at some point of the run: what it signed need not follow its core. */
+  everByzantine: boolean;
   restarts: number;
   lastStatus: NodeStatus;
   readonly seen: Set<string>;
@@ -226,6 +228,7 @@ export class Simulation<M extends Message = Message> {
       timers: new Map(),
       busyUntil: 0,
       byzantine: null,
+      everByzantine: false,
       restarts: 0,
       lastStatus: { role: 'follower', view: 0, commitIndex: 0, leader: null },
       resuming: null,
@@ -393,7 +396,9 @@ export class Simulation<M extends Message = Message> {
     if (mode !== null && !isByzantineTolerant(this.protocol.algorithm)) {
       throw new ConsensusError('INVALID_CONFIG', `${this.protocol.algorithm} tolerates crashes, not Byzantine replicas`);
     }
-    this.#replica(i).byzantine = mode;
+    const replica = this.#replica(i);
+    replica.byzantine = mode;
+    replica.everByzantine ||= mode !== null;
     this.#log(`byzantine ${i} ${mode ?? 'off'}`);
   }
 
@@ -538,7 +543,8 @@ export class Simulation<M extends Message = Message> {
     } catch {
       return (packet.verdict = 'malformed');
     }
-    const signatures: Signed<unknown>[] = [envelope, ...this.protocol.nested(envelope.body)];
+    const nested = this.protocol.nested(envelope.body);
+    const signatures: Signed<unknown>[] = [envelope, ...nested];
     for (const signed of signatures) {
       if (signed.from >= this.#replicas.length) return (packet.verdict = 'nonMember');
       // Always checked: a verdict cache keyed by signature bytes alone would let a replica
@@ -548,7 +554,22 @@ export class Simulation<M extends Message = Message> {
         return (packet.verdict = 'forged');
       }
     }
+    for (const signed of nested) this.#checkReach(signed);
     return (packet.verdict = { envelope, signatures });
+  }
+
+  /**
+   * A correct replica's vote inside a certificate stands within what the replica, as it is now,
+   * says it has signed through (Core.signedThrough, which only grows): a verifier holding a key
+   * the replica retired accepts the key's votes up to there and no further.
+   */
+  #checkReach(signed: Signed<SignedPosition>): void {
+    const signer = this.#replicas[signed.from];
+    if (signer === undefined || signer.core === null || signer.everByzantine) return;
+    const reach = signer.core.signedThrough();
+    if (standsWithin(signed.body, reach)) return;
+    const at = `view ${signed.body.view ?? '-'}, sequence ${signed.body.sequence ?? '-'}`;
+    throw new SafetyViolation(this.seed, this.#steps, `replica ${signed.from} signed a vote at ${at}, beyond the view ${reach.view ?? '-'} and sequence ${reach.sequence ?? '-'} it says it signed through`, [...this.#trace]);
   }
 
   #deliver(replica: Replica<M>, packet: Packet<M>): void {
