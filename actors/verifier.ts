@@ -17,6 +17,7 @@
  * within that reach; never on a message's own envelope, which is signed when it is sent. So a
  * retired key that leaks vouches for nothing in views or positions its member had not reached
  * when it retired the key. A restarted verifier learns the rotations from the cluster's agent.
+ * An envelope also needs its key within the key's validity window when it is checked.
  */
 import { defineBehavior, t } from '../runtime/index.js';
 import {
@@ -83,10 +84,12 @@ export type SignatureCheck = { readonly node: number; readonly digest: Uint8Arra
 
 const rotationFields = { certificate: t.bytes({ maxLength: 1 << 16 }), sequence: t.uint() };
 
-/** A key signatures are checked with. */
+/** A key signatures are checked with, and its validity window (milliseconds since the epoch). */
 interface Accepted {
   readonly scheme: SchemeName;
   readonly publicKey: Uint8Array;
+  readonly notBefore: number;
+  readonly notAfter: number;
 }
 
 /** A key its member no longer signs with, and how far what it signed with it reaches. */
@@ -94,7 +97,7 @@ interface Retired extends Accepted {
   readonly through: SignedPosition;
 }
 
-const acceptedOf = (descriptor: KeyDescriptor): Accepted => ({ scheme: descriptor.scheme, publicKey: descriptor.publicKey });
+const acceptedOf = (descriptor: KeyDescriptor): Accepted => ({ scheme: descriptor.scheme, publicKey: descriptor.publicKey, notBefore: descriptor.notBefore, notAfter: descriptor.notAfter });
 
 /** A cluster's verifier: `verify` answers one verdict per check, in order. */
 export const Verifier = defineBehavior({
@@ -110,7 +113,8 @@ export const Verifier = defineBehavior({
   }),
   replies: t.variants({
     verdicts: { verdicts: t.array(t.boolean(), { maxLength: 1024 }) },
-    stats: { checks: t.uint(), verified: t.uint(), rejected: t.uint(), rotationsRefused: t.uint(), reportsRefused: t.uint() },
+    /** `expired`: envelopes whose signature verified with a key outside its validity window when checked. */
+    stats: { checks: t.uint(), verified: t.uint(), rejected: t.uint(), expired: t.uint(), rotationsRefused: t.uint(), reportsRefused: t.uint() },
     /** The adoption is applied: from now on every check sees the earlier key retired. */
     adopted: {},
   }),
@@ -131,8 +135,9 @@ export const Verifier = defineBehavior({
     const retired: Retired[][] = args.members.map(() => []);
     /** Replicas that reported each rotation not installed yet, by new key id and position. */
     const reports = new RecentMap<string, Set<number>>(MAX_REPORTED);
-    const verdicts = new RecentMap<string, Promise<boolean>>(VERDICTS);
-    const counts = { checks: 0, verified: 0, rejected: 0, rotationsRefused: 0, reportsRefused: 0 };
+    /** The key each check verified with, or undefined. */
+    const verdicts = new RecentMap<string, Promise<Accepted | undefined>>(VERDICTS);
+    const counts = { checks: 0, verified: 0, rejected: 0, expired: 0, rotationsRefused: 0, reportsRefused: 0 };
     /** Whether the message came from the actor of replica `member`. */
     const sentBy = (from: { readonly ref: { readonly name: string } | undefined }, member: number): boolean => {
       if (from.ref !== undefined && from.ref.name === args.replicas[member]) return true;
@@ -183,12 +188,26 @@ export const Verifier = defineBehavior({
       ...(key.scheme === 'Ed25519' || args.context === undefined ? {} : { context: args.context }),
     });
 
-    /** Whether any key the check may be made with verifies it (the key in force first: the others are tried only on a failure). */
-    const verifies = async (keys: readonly Accepted[], check: SignatureCheck): Promise<boolean> => {
+    /** The first key the check may be made with that verifies it (the key in force first: the others are tried only on a failure). */
+    const verifies = async (keys: readonly Accepted[], check: SignatureCheck): Promise<Accepted | undefined> => {
       for (const key of keys) {
         const [ok] = await ctx.runTask(verifyBatchTask, [jobFor(key, check)]);
-        if (ok === true) return true;
+        if (ok === true) return key;
       }
+      return undefined;
+    };
+
+    /**
+     * An envelope is signed as it is sent, which is now give or take its time in flight, and its
+     * signer's key must be within its window then, as the signer requires (crypto/key-manager.ts)
+     * by the same wall clock: a key past its window, leaked or kept, speaks for no one. One
+     * verifier judges for the whole cluster, so its replicas cannot disagree on it. A vote inside a
+     * certificate was cast when it was cast: its key's window is no concern of a later reader.
+     */
+    const inForce = (key: Accepted): boolean => {
+      const now = Date.now();
+      if (key.notBefore <= now && now < key.notAfter) return true;
+      counts.expired++;
       return false;
     };
 
@@ -203,15 +222,16 @@ export const Verifier = defineBehavior({
       // presented as an envelope, or as standing elsewhere.
       const kind = at === undefined ? 'e' : `n${at.view ?? ''}/${at.sequence ?? ''}`;
       const key = `${check.node}:${kind}:${hex(check.digest)}:${hex(hashBytes(check.signature))}`;
-      const known = verdicts.get(key);
-      if (known !== undefined) return known;
-      const pending = verifies(keys, check).then((ok) => {
-        if (ok) counts.verified++;
-        else counts.rejected++;
-        return ok;
-      });
-      verdicts.set(key, pending);
-      return pending;
+      let verified = verdicts.get(key);
+      if (verified === undefined) {
+        verified = verifies(keys, check).then((found) => {
+          if (found === undefined) counts.rejected++;
+          else counts.verified++;
+          return found;
+        });
+        verdicts.set(key, verified);
+      }
+      return verified.then((found) => found !== undefined && (at !== undefined || inForce(found)));
     };
 
     return {

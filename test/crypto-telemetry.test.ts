@@ -124,7 +124,8 @@ test.serial('pool threads: crypto.sign, and the verifier\'s crypto.verify with i
   using key = SigningKey.generate(scheme, T0);
   const handle = table.register(key);
   const signature = await signAsync(system, handle, message);
-  const member = { ...describeKey(key, { notBefore: T0, notAfter: T0 + DEFAULT_KEY_LIFETIME_MS }), epoch: 0, fromSequence: 0 };
+  // A window around now: the verifier takes an envelope only while its key is in force.
+  const member = { ...describeKey(key, { notBefore: Date.now() - 60_000, notAfter: Date.now() + DEFAULT_KEY_LIFETIME_MS }), epoch: 0, fromSequence: 0 };
   const verifier = await system.spawn(Verifier, { name: 'verifier', args: { cluster: 'test', policy: 'hybrid', members: [member], replicas: ['replica-0'] } });
   t.like(await verifier.ask({ type: 'verify', checks: [{ node: 0, digest: message, signature }] }), { verdicts: [true] });
   table.release(handle);
