@@ -26,6 +26,7 @@ import {
   type SchemeRegistry,
   type ScryptParameters,
   type SigningKey,
+  type ValidityWindow,
 } from '../protocols/crypto/index.js';
 
 /** Largest key file read: the biggest (Falcon-512) is a few KiB. */
@@ -99,12 +100,13 @@ export async function atomicWriteFile(path: string, bytes: Uint8Array): Promise<
 }
 
 /**
- * Encrypts `key` under `passphrase` (fresh 32-byte salt and 24-byte nonce from the CSPRNG) and
- * writes it to `path` atomically. Errors as `sealKey`, plus the file system's.
+ * Encrypts `key` with its validity `window` under `passphrase` (fresh 32-byte salt and 24-byte
+ * nonce from the CSPRNG) and writes it to `path` atomically. Errors as `sealKey`, plus the file
+ * system's.
  */
-export async function writeKeyFile(path: string, key: SigningKey, passphrase: Passphrase, options: WriteOptions = {}): Promise<void> {
+export async function writeKeyFile(path: string, key: SigningKey, window: ValidityWindow, passphrase: Passphrase, options: WriteOptions = {}): Promise<void> {
   const inputs = { salt: randomBytes(KEY_FILE_SALT_BYTES), nonce: randomBytes(KEY_FILE_NONCE_BYTES), kdf: options.kdf };
-  await atomicWriteFile(path, await sealKey(key, passphrase, inputs));
+  await atomicWriteFile(path, await sealKey(key, window, passphrase, inputs));
 }
 
 /**
@@ -152,24 +154,25 @@ export class KeyStore {
     return join(this.directory, `${id}${KEY_FILE_SUFFIX}`);
   }
 
-  /** Encrypts and writes `key` (replacing a file of the same id atomically); answers its path. */
-  async save(key: SigningKey, passphrase: Passphrase): Promise<string> {
+  /** Encrypts and writes `key` with its validity `window` (replacing a file of the same id atomically); answers its path. */
+  async save(key: SigningKey, window: ValidityWindow, passphrase: Passphrase): Promise<string> {
     // `mode` applies only to a directory mkdir creates: an existing one is narrowed explicitly,
     // and a new one is made durable in its parent before a key is written into it.
     const created = await mkdir(this.directory, { recursive: true, mode: KEY_DIRECTORY_MODE });
     if (created === undefined) await chmod(this.directory, KEY_DIRECTORY_MODE);
     else await syncDirectory(dirname(this.directory));
     const path = this.pathOf(key.keyId);
-    await writeKeyFile(path, key, passphrase, this.#options);
+    await writeKeyFile(path, key, window, passphrase, this.#options);
     return path;
   }
 
   /**
-   * Reads and decrypts the key `id`. Errors as {@link readKeyFile}, and `KEYSTORE_MISMATCH` when
-   * the file holds a key of another id (a file renamed or copied under the wrong name).
+   * Reads and decrypts the key `id`, which must have been sealed with validity `window` when one
+   * is given. Errors as {@link readKeyFile}, and `KEYSTORE_MISMATCH` when the file holds a key of
+   * another id (a file renamed or copied under the wrong name) or of another window.
    */
-  async load(id: KeyId, passphrase: Passphrase): Promise<SigningKey> {
-    const key = await readKeyFile(this.pathOf(id), passphrase, this.#registry, this.#options);
+  async load(id: KeyId, passphrase: Passphrase, window?: ValidityWindow): Promise<SigningKey> {
+    const key = await readKeyFile(this.pathOf(id), passphrase, this.#registry, window === undefined ? this.#options : { ...this.#options, window });
     if (key.keyId !== id) {
       key.dispose();
       throw new CryptoError('KEYSTORE_MISMATCH', `the file for key ${id} holds key ${key.keyId}`);

@@ -32,6 +32,7 @@ import {
   type SchemeName,
   type SchemeRegistry,
   type SignatureScheme,
+  type ValidityWindow,
 } from '../protocols/crypto/index.js';
 import { sameBytes } from '../protocols/consensus/index.js';
 import { BINARY_SCHEMAS, encodeTreeHead, treeHeadContext } from '../protocols/receipts/index.js';
@@ -118,8 +119,14 @@ class Custody {
     const history = await readCustody(args.directory);
     if (history !== undefined) {
       const current = history[history.length - 1] as CustodyRecord;
-      const key = await store.load(current.descriptor.keyId, args.passphrase);
-      // The record is what the cluster learns the key from (describe): it must be the sealed key's.
+      // The record is what the cluster learns the key from (describe): it must be the sealed key's,
+      // its validity window included (sealed with the key, so that editing the record cannot lengthen it).
+      const key = await store.load(current.descriptor.keyId, args.passphrase, windowOf(current.descriptor)).catch((error: unknown) => {
+        if (error instanceof CryptoError && error.code === 'KEYSTORE_MISMATCH') {
+          throw new CryptoError('KEYSTORE_CORRUPT', `${args.directory}: custody.json describes key ${current.descriptor.keyId} otherwise than its sealed key file: ${error.message}`, { cause: error });
+        }
+        throw error;
+      });
       const { scheme, publicKey, createdAt } = current.descriptor;
       if (scheme !== key.scheme.name || createdAt !== key.createdAt || !sameBytes(publicKey, key.publicKey)) {
         key.dispose();
@@ -129,10 +136,13 @@ class Custody {
     }
     const ids = await store.list();
     if (ids.length > 1) throw new CryptoError('KEYSTORE_CORRUPT', `${args.directory} holds ${ids.length} keys and no custody record naming the one in force`);
-    const key = ids.length === 1 ? await store.load(ids[0] as (typeof ids)[number], args.passphrase) : generate(registry.get(args.scheme), Date.now());
-    if (ids.length === 0) await store.save(key, args.passphrase);
     // The window the key manager gives every key it holds: from its creation, for the key lifetime.
-    const first = [{ descriptor: describeKey(key, { notBefore: key.createdAt, notAfter: key.createdAt + (args.keyLifetimeMs ?? DEFAULT_KEY_LIFETIME_MS) }), epoch: 0, fromSequence: 0 }];
+    const windowFrom = (createdAt: number): ValidityWindow => ({ notBefore: createdAt, notAfter: createdAt + (args.keyLifetimeMs ?? DEFAULT_KEY_LIFETIME_MS) });
+    // A first start that ended before its record left the key sealed with the window computed the
+    // same way (a key lifetime changed in between makes the record disagree, refused next start).
+    const key = ids.length === 1 ? await store.load(ids[0] as (typeof ids)[number], args.passphrase) : generate(registry.get(args.scheme), Date.now());
+    if (ids.length === 0) await store.save(key, windowFrom(key.createdAt), args.passphrase);
+    const first = [{ descriptor: describeKey(key, windowFrom(key.createdAt)), epoch: 0, fromSequence: 0 }];
     await writeCustody(args.directory, first);
     return new Custody(store, args, registry, first, key);
   }
@@ -168,7 +178,7 @@ class Custody {
     const made = this.#made as SigningKey;
     this.#made = undefined;
     try {
-      await this.#store.save(made, this.#args.passphrase);
+      await this.#store.save(made, windowOf(cert.next), this.#args.passphrase);
     } catch (error) {
       // A successor that is not sealed must not be certified: it would not survive a restart.
       this.#manager.withdraw();
@@ -193,7 +203,7 @@ class Custody {
     if (this.#manager.pending?.next.keyId === cert.next.keyId) this.#manager.applyRotation(cert, sequence);
     else {
       // Proposed by an earlier incarnation: the successor waits in the store.
-      const next = await this.#store.load(cert.next.keyId, this.#args.passphrase);
+      const next = await this.#store.load(cert.next.keyId, this.#args.passphrase, windowOf(cert.next));
       const record: CustodyRecord = { descriptor: cert.next, epoch: cert.epoch, fromSequence: sequence };
       const manager = this.#managerOf(next, record);
       this.#manager.dispose();
@@ -218,13 +228,15 @@ class Custody {
       key,
       epoch: record.epoch,
       fromSequence: record.fromSequence,
-      window: { notBefore: record.descriptor.notBefore, notAfter: record.descriptor.notAfter },
+      window: windowOf(record.descriptor),
       ...(this.#args.keyLifetimeMs === undefined ? {} : { lifetimeMs: this.#args.keyLifetimeMs }),
       ...(this.#args.rotationLeadMs === undefined ? {} : { rotationLeadMs: this.#args.rotationLeadMs }),
       generate: (scheme, createdAt) => (this.#made = generate(scheme, createdAt)),
     });
   }
 }
+
+const windowOf = ({ notBefore, notAfter }: ValidityWindow): ValidityWindow => ({ notBefore, notAfter });
 
 const generate = (scheme: SignatureScheme, createdAt: number): SigningKey => measured('keygen', scheme, () => SigningKey.generate(scheme, createdAt));
 

@@ -122,11 +122,20 @@ test('a damaged custody record, one whose keys do not chain, one that describes 
   await writeCustody(args.directory, [{ ...record, descriptor: { ...record.descriptor, publicKey: SigningKey.generate(schemes.get('Ed25519'), Date.now()).publicKey } }]);
   const described = await t.throwsAsync(spawnSigner(system, 'described', args));
   t.regex(described?.message ?? '', /custody\.json describes key .* otherwise than its sealed key file/);
+  // The window too is sealed with the key: a record that lengthens the key's life is refused.
+  await writeCustody(args.directory, [{ ...record, descriptor: { ...record.descriptor, notAfter: record.descriptor.notAfter + 365 * 86_400_000 } }]);
+  const lengthened = await t.throwsAsync(spawnSigner(system, 'lengthened', args));
+  t.regex(lengthened?.message ?? '', /custody\.json describes key .* otherwise than its sealed key file: .*sealed with validity window/);
+  await writeCustody(args.directory, history);
+  await t.notThrowsAsync(spawnSigner(system, 'restored', args), 'the record as it was opens again');
 
   // Two key files and no record saying which one signs.
   const bare = await signerArgs(t);
   const store = new KeyStore(bare.directory, schemes, { kdf: { log2N: 10, r: 8, p: 1 } });
-  for (const offset of [0, 1]) await store.save(SigningKey.generate(schemes.get('Ed25519'), Date.now() + offset), bare.passphrase);
+  for (const offset of [0, 1]) {
+    const key = SigningKey.generate(schemes.get('Ed25519'), Date.now() + offset);
+    await store.save(key, { notBefore: key.createdAt, notAfter: key.createdAt + 60_000 }, bare.passphrase);
+  }
   const ambiguous = await t.throwsAsync(spawnSigner(system, 'ambiguous', bare));
   t.regex(ambiguous?.message ?? '', /2 keys and no custody record/);
   t.is((await readdir(bare.directory)).filter((f) => f === 'custody.json').length, 0, 'nothing is written over an ambiguous store');

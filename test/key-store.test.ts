@@ -30,6 +30,8 @@ const registry = SchemeRegistry.create();
 /** 2023-11-14T22:13:20.123Z. */
 const CREATED_AT = 1_700_000_000_123;
 const PASSPHRASE = 'correct horse battery staple';
+/** The validity window keys are sealed with: 90 days from their creation. */
+const WINDOW = { notBefore: CREATED_AT, notAfter: CREATED_AT + 90 * 86_400_000 };
 /** Lowered scrypt cost (N = 2^10, r = 8: 1 MiB) so that each test derives in milliseconds. */
 const FAST: ScryptParameters = { log2N: 10, r: 8, p: 1 };
 const message = utf8ToBytes('commit 12 at view 4');
@@ -45,7 +47,7 @@ async function savedKey(t: ExecutionContext, scheme: SignatureScheme = registry.
   const key = SigningKey.generate(scheme, CREATED_AT);
   t.teardown(() => key.dispose());
   const path = join(await tempDir(t, 'knhk-key-store-'), 'replica.key');
-  await writeKeyFile(path, key, PASSPHRASE, { kdf: FAST });
+  await writeKeyFile(path, key, WINDOW, PASSPHRASE, { kdf: FAST });
   return { path, key };
 }
 
@@ -63,7 +65,7 @@ for (const scheme of SCHEMES) {
   test(`round trip: ${scheme.name} saved and loaded signs for the original public key`, async (t) => {
     const store = new KeyStore(await tempDir(t, 'knhk-key-store-'), registry, { kdf: FAST });
     using original = SigningKey.generate(scheme, CREATED_AT);
-    await store.save(original, PASSPHRASE);
+    await store.save(original, WINDOW, PASSPHRASE);
     t.deepEqual(await store.list(), [original.keyId]);
     using loaded = await store.load(original.keyId, PASSPHRASE);
     t.is(loaded.keyId, original.keyId);
@@ -77,7 +79,7 @@ for (const scheme of SCHEMES) {
 test('the default scrypt parameters (N = 2^17, r = 8, p = 1) are written and read back', async (t) => {
   using key = SigningKey.generate(registry.get('Ed25519'), CREATED_AT);
   const path = join(await tempDir(t, 'knhk-key-store-'), 'default.key');
-  await writeKeyFile(path, key, PASSPHRASE);
+  await writeKeyFile(path, key, WINDOW, PASSPHRASE);
   const file = await readFile(path);
   t.deepEqual([...file.subarray(10, 19)], [17, 0, 0, 0, 8, 0, 0, 0, 1]);
   using loaded = await readKeyFile(path, PASSPHRASE, registry);
@@ -93,7 +95,7 @@ test('a wrong passphrase is KEYSTORE_WRONG_PASSPHRASE', async (t) => {
 test('a passphrase given as text is NFC-normalized: composed and decomposed forms open the same file', async (t) => {
   using key = SigningKey.generate(registry.get('Ed25519'), CREATED_AT);
   const path = join(await tempDir(t, 'knhk-key-store-'), 'nfc.key');
-  await writeKeyFile(path, key, 'pass\u00e9', { kdf: FAST });
+  await writeKeyFile(path, key, WINDOW, 'pass\u00e9', { kdf: FAST });
   using loaded = await readKeyFile(path, 'passe\u0301', registry);
   t.is(loaded.keyId, key.keyId);
 });
@@ -145,12 +147,28 @@ test('every truncation, and an appended byte, is KEYSTORE_CORRUPT', async (t) =>
   await t.throwsAsync(openKey(concatBytes(file, Uint8Array.of(0)), PASSPHRASE, registry), code('KEYSTORE_CORRUPT'));
 });
 
-test('an unknown format version, or a scrypt cost above the reader limit, is KEYSTORE_UNSUPPORTED', async (t) => {
+test('an unknown format version (version 1 included, which sealed no window), or a scrypt cost above the reader limit, is KEYSTORE_UNSUPPORTED', async (t) => {
   const { path } = await savedKey(t);
   const file = Uint8Array.from(await readFile(path));
   await t.throwsAsync(openKey(file, PASSPHRASE, registry, { maxScryptCost: 2 ** 19 }), code('KEYSTORE_UNSUPPORTED'));
-  file[8] = 2;
-  await t.throwsAsync(openKey(file, PASSPHRASE, registry), code('KEYSTORE_UNSUPPORTED'));
+  for (const version of [1, 3]) {
+    file[8] = version;
+    await t.throwsAsync(openKey(file, PASSPHRASE, registry), code('KEYSTORE_UNSUPPORTED'), `version ${version}`);
+  }
+});
+
+test('a key opened expecting another validity window than it was sealed with is KEYSTORE_MISMATCH; a window that cannot be is refused when sealing', async (t) => {
+  const { path, key } = await savedKey(t);
+  using opened = await readKeyFile(path, PASSPHRASE, registry, { window: WINDOW });
+  t.is(opened.keyId, key.keyId);
+  for (const window of [{ ...WINDOW, notAfter: WINDOW.notAfter + 1 }, { ...WINDOW, notBefore: WINDOW.notBefore + 1 }]) {
+    const refused = await t.throwsAsync(readKeyFile(path, PASSPHRASE, registry, { window }), code('KEYSTORE_MISMATCH'));
+    t.regex(refused?.message ?? '', /sealed with validity window/);
+  }
+  const elsewhere = join(await tempDir(t, 'knhk-key-store-'), 'bad.key');
+  for (const window of [{ notBefore: CREATED_AT - 1, notAfter: CREATED_AT + 1 }, { notBefore: CREATED_AT, notAfter: CREATED_AT }, { notBefore: CREATED_AT, notAfter: 2 ** 53 }]) {
+    await t.throwsAsync(writeKeyFile(elsewhere, key, window, PASSPHRASE, { kdf: FAST }), code('INVALID_INPUT'), JSON.stringify(window));
+  }
 });
 
 test('a secret that does not produce the stored public key is KEYSTORE_MISMATCH', async (t) => {
@@ -160,7 +178,7 @@ test('a secret that does not produce the stored public key is KEYSTORE_MISMATCH'
     // adopt trusts its pair, so it can make the inconsistent key a buggy writer would store.
     using forged = SigningKey.adopt(scheme, { publicKey: other.publicKey, secretKey: pair.secretKey }, CREATED_AT);
     const path = join(await tempDir(t, 'knhk-key-store-'), 'forged.key');
-    await writeKeyFile(path, forged, PASSPHRASE, { kdf: FAST });
+    await writeKeyFile(path, forged, WINDOW, PASSPHRASE, { kdf: FAST });
     await t.throwsAsync(readKeyFile(path, PASSPHRASE, registry), code('KEYSTORE_MISMATCH'), scheme.name);
   }
 });
@@ -170,7 +188,7 @@ test('a key file under another key id name is KEYSTORE_MISMATCH; a missing one i
   using a = SigningKey.generate(registry.get('Ed25519'), CREATED_AT);
   using b = SigningKey.generate(registry.get('Ed25519'), CREATED_AT);
   await t.throwsAsync(store.load(a.keyId, PASSPHRASE), code('KEYSTORE_NOT_FOUND'));
-  await store.save(a, PASSPHRASE);
+  await store.save(a, WINDOW, PASSPHRASE);
   await writeFile(store.pathOf(b.keyId), await readFile(store.pathOf(a.keyId)));
   await t.throwsAsync(store.load(b.keyId, PASSPHRASE), code('KEYSTORE_MISMATCH'));
 });
@@ -187,7 +205,7 @@ test('a store reads only files named by key ids, and only files of key-file size
 test('an interrupted replacement leaves the previous file intact and loadable', async (t) => {
   const store = new KeyStore(await tempDir(t, 'knhk-key-store-'), registry, { kdf: FAST });
   using first = SigningKey.generate(registry.get('Ed25519'), CREATED_AT);
-  const path = await store.save(first, PASSPHRASE);
+  const path = await store.save(first, WINDOW, PASSPHRASE);
   const before = await readFile(path);
   // A crash after the temporary file was written and synced, before the rename …
   const staged = await stageFile(path, utf8ToBytes('a half-written replacement'));
@@ -230,18 +248,18 @@ test('an independent decoder following the documented layout recovers the secret
   const file = await readFile(path);
   const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
   t.is(file.subarray(0, 8).toString('ascii'), 'KNHK-KEY');
-  t.deepEqual([file[8], file[9], file[10]], [1, 1, FAST.log2N]);
+  t.deepEqual([file[8], file[9], file[10]], [2, 1, FAST.log2N]);
   const [r, p, s] = [view.getUint32(11), view.getUint32(15), file[19]!];
   const salt = file.subarray(20, 20 + s);
   const nonce = file.subarray(20 + s, 44 + s);
-  t.is(Number(view.getBigUint64(44 + s)), CREATED_AT);
-  const l = file[52 + s]!;
-  t.is(file.subarray(53 + s, 53 + s + l).toString('ascii'), scheme.name);
-  const pLen = view.getUint32(53 + s + l);
-  t.deepEqual(new Uint8Array(file.subarray(57 + s + l, 57 + s + l + pLen)), key.publicKey);
-  t.is(bytesToHex(file.subarray(57 + s + l + pLen, 89 + s + l + pLen)), key.keyId);
-  const cLen = view.getUint32(89 + s + l + pLen);
-  const headerEnd = 93 + s + l + pLen;
+  t.deepEqual([44, 52, 60].map((offset) => Number(view.getBigUint64(offset + s))), [CREATED_AT, WINDOW.notBefore, WINDOW.notAfter]);
+  const l = file[68 + s]!;
+  t.is(file.subarray(69 + s, 69 + s + l).toString('ascii'), scheme.name);
+  const pLen = view.getUint32(69 + s + l);
+  t.deepEqual(new Uint8Array(file.subarray(73 + s + l, 73 + s + l + pLen)), key.publicKey);
+  t.is(bytesToHex(file.subarray(73 + s + l + pLen, 105 + s + l + pLen)), key.keyId);
+  const cLen = view.getUint32(105 + s + l + pLen);
+  const headerEnd = 109 + s + l + pLen;
   t.is(file.length, headerEnd + cLen + 32);
   t.deepEqual(file.subarray(headerEnd + cLen), Buffer.from(sha256(file.subarray(0, headerEnd + cLen))));
   const fileKey = await scryptAsync(utf8ToBytes(PASSPHRASE), salt, { N: 2 ** FAST.log2N, r, p, dkLen: 32 });

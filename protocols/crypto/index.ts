@@ -67,6 +67,7 @@ export {
   encodeRotationStatement,
   signRotation,
   verifyRotationCertificate,
+  windowFits,
   type KeyDescriptor,
   type MemberId,
   type RotationCertificate,

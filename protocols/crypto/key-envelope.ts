@@ -3,41 +3,47 @@
  * passphrase-derived key): pure encoding, decoding, sealing and opening. No file system here;
  * `actors/key-store.ts` reads and writes the bytes, and draws the salt and the nonce.
  *
- * ## Layout, version 1
+ * ## Layout, version 2
  *
  * All integers are unsigned and big-endian. Offsets are from the start of the file.
  *
  * | offset      | size | field                                                                  |
  * |-------------|------|------------------------------------------------------------------------|
  * | 0           | 8    | magic: ASCII `KNHK-KEY` (4B 4E 48 4B 2D 4B 45 59)                       |
- * | 8           | 1    | format version: 1                                                      |
+ * | 8           | 1    | format version: 2                                                      |
  * | 9           | 1    | KDF id: 1 = scrypt (RFC 7914)                                           |
  * | 10          | 1    | scrypt log2(N): N = 2^value                                            |
  * | 11          | 4    | scrypt r                                                               |
  * | 15          | 4    | scrypt p                                                               |
- * | 19          | 1    | salt length S, 16 to 64 (version-1 writers use 32)                     |
+ * | 19          | 1    | salt length S, 16 to 64 (writers use 32)                               |
  * | 20          | S    | salt                                                                   |
  * | 20+S        | 24   | XChaCha20-Poly1305 nonce                                               |
  * | 44+S        | 8    | createdAt: milliseconds since the epoch, at most 2^53 − 1              |
- * | 52+S        | 1    | scheme name length L, 1 to 64                                          |
- * | 53+S        | L    | scheme name, ASCII, as in `SchemeName` (e.g. `ML-DSA-65+Ed25519`)      |
- * | 53+S+L      | 4    | public key length P                                                    |
- * | 57+S+L      | P    | public key, the scheme's raw encoding                                  |
- * | 57+S+L+P    | 32   | key id: the 32-byte BLAKE3 digest whose hex is the `KeyId`             |
- * | 89+S+L+P    | 4    | ciphertext length C (= the scheme's secret-key length + 16)            |
- * | 93+S+L+P    | C    | XChaCha20-Poly1305 ciphertext ‖ 16-byte Poly1305 tag                   |
- * | 93+S+L+P+C  | 32   | checksum: SHA-256 of every byte before it                              |
+ * | 52+S        | 8    | notBefore: first millisecond of the key's validity window              |
+ * | 60+S        | 8    | notAfter: first millisecond past it (createdAt ≤ notBefore < notAfter) |
+ * | 68+S        | 1    | scheme name length L, 1 to 64                                          |
+ * | 69+S        | L    | scheme name, ASCII, as in `SchemeName` (e.g. `ML-DSA-65+Ed25519`)      |
+ * | 69+S+L      | 4    | public key length P                                                    |
+ * | 73+S+L      | P    | public key, the scheme's raw encoding                                  |
+ * | 73+S+L+P    | 32   | key id: the 32-byte BLAKE3 digest whose hex is the `KeyId`             |
+ * | 105+S+L+P   | 4    | ciphertext length C (= the scheme's secret-key length + 16)            |
+ * | 109+S+L+P   | C    | XChaCha20-Poly1305 ciphertext ‖ 16-byte Poly1305 tag                   |
+ * | 109+S+L+P+C | 32   | checksum: SHA-256 of every byte before it                              |
  *
  * The file ends right after the checksum; trailing bytes make it corrupt.
  *
  * - Key derivation: key = scrypt(passphrase, salt, N, r, p, dkLen = 32) (RFC 7914 §2). A string
  *   passphrase is Unicode-normalized to NFC and encoded as UTF-8, so the same typed characters
  *   give the same key whichever input method composed them; a byte passphrase is used as is.
- * - Encryption: ciphertext = XChaCha20-Poly1305(key, nonce, aad = bytes [0, 93+S+L+P)), i.e.
+ * - Encryption: ciphertext = XChaCha20-Poly1305(key, nonce, aad = bytes [0, 109+S+L+P)), i.e.
  *   the AEAD construction of RFC 8439 §2.8 with the 24-byte nonce of draft-irtf-cfrg-xchacha §2.
  *   The associated data is the whole header, from the magic to the ciphertext length, so that
- *   changing any header field (the scheme, the public key, the creation time, the KDF cost) makes
- *   decryption fail rather than yield a key with other metadata.
+ *   changing any header field (the scheme, the public key, the creation time, the validity
+ *   window, the KDF cost) makes decryption fail rather than yield a key with other metadata.
+ * - The validity window (version 2; version 1 had none and is refused as unsupported) is sealed so
+ *   that whoever can write the key directory but does not know the passphrase cannot lengthen a
+ *   key's life by editing the public record beside it (`custody.json`): a reader states the window
+ *   it expects ({@link OpenOptions.window}) and a file sealed with another is refused.
  * - Plaintext: the scheme's secret key as `SignatureScheme.keygen` returns it.
  * - Checksum: catches accidental damage (a bad disk block, a truncated copy) before any key is
  *   derived, so that damage is reported as corruption and not as a wrong passphrase. It is not
@@ -56,6 +62,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 import { CryptoError, type CryptoErrorCode } from './errors.js';
 import { encodeTimestamp, keyId, type KeyId } from './key-id.js';
+import { windowFits, type ValidityWindow } from './key-rotation.js';
 import { SCHEME_NAMES, type SchemeRegistry } from './registry.js';
 import type { SchemeName, SignatureScheme } from './scheme.js';
 import { SigningKey } from './signing-key.js';
@@ -63,8 +70,8 @@ import { SigningKey } from './signing-key.js';
 /** The file's first eight bytes: ASCII `KNHK-KEY`. */
 export const KEY_FILE_MAGIC: Uint8Array = utf8ToBytes('KNHK-KEY');
 /** The format version this module writes and reads. */
-export const KEY_FILE_VERSION = 1;
-/** Length of the salt version-1 writers draw. */
+export const KEY_FILE_VERSION = 2;
+/** Length of the salt writers draw. */
 export const KEY_FILE_SALT_BYTES = 32;
 /** Length of an XChaCha20 nonce (draft-irtf-cfrg-xchacha §2.3). */
 export const KEY_FILE_NONCE_BYTES = 24;
@@ -114,6 +121,8 @@ export interface KeyEnvelopeHeader {
   readonly nonce: Uint8Array;
   /** Creation time of the key, milliseconds since the epoch. */
   readonly createdAt: number;
+  /** The key's validity window, sealed with it. */
+  readonly window: ValidityWindow;
   /** Scheme of the key. */
   readonly scheme: SchemeName;
   /** The key's public key. */
@@ -150,6 +159,8 @@ export interface OpenOptions {
    * reader must not be made to spend gigabytes or hours on it. Default {@link DEFAULT_MAX_SCRYPT_COST}.
    */
   readonly maxScryptCost?: number;
+  /** The validity window the key must have been sealed with: a file sealed with another is `KEYSTORE_MISMATCH`. */
+  readonly window?: ValidityWindow;
 }
 
 function fail(code: CryptoErrorCode, message: string, cause?: unknown): never {
@@ -196,6 +207,8 @@ function encodeHeader(header: KeyEnvelopeHeader, ciphertextBytes: number): Uint8
     header.salt,
     header.nonce,
     encodeTimestamp(header.createdAt),
+    encodeTimestamp(header.window.notBefore),
+    encodeTimestamp(header.window.notAfter),
     Uint8Array.of(name.length),
     name,
     u32(header.publicKey.length),
@@ -267,8 +280,11 @@ export function decodeKeyEnvelope(bytes: Uint8Array): KeyEnvelope {
   if (saltLength < MIN_SALT_BYTES || saltLength > MAX_SALT_BYTES) fail('KEYSTORE_CORRUPT', `key file salt of ${saltLength} bytes`);
   const salt = reader.bytes(saltLength, 'salt');
   const nonce = reader.bytes(KEY_FILE_NONCE_BYTES, 'nonce');
-  const createdAt = reader.u64('createdAt');
-  if (createdAt > BigInt(Number.MAX_SAFE_INTEGER)) fail('KEYSTORE_CORRUPT', 'key file creation time out of range');
+  const times = ['createdAt', 'notBefore', 'notAfter'].map((field) => reader.u64(field));
+  if (times.some((time) => time > BigInt(Number.MAX_SAFE_INTEGER))) fail('KEYSTORE_CORRUPT', 'key file times out of range');
+  const [createdAt, notBefore, notAfter] = times.map(Number) as [number, number, number];
+  const window: ValidityWindow = { notBefore, notAfter };
+  if (!windowFits(window, createdAt)) fail('KEYSTORE_CORRUPT', `key file validity window [${notBefore}, ${notAfter}) is empty or starts before the key's creation at ${createdAt}`);
   const nameLength = reader.u8('scheme name length');
   if (nameLength === 0 || nameLength > MAX_SCHEME_NAME_BYTES) fail('KEYSTORE_CORRUPT', `key file scheme name of ${nameLength} bytes`);
   const name = new TextDecoder().decode(reader.bytes(nameLength, 'scheme name'));
@@ -281,7 +297,7 @@ export function decodeKeyEnvelope(bytes: Uint8Array): KeyEnvelope {
   const ciphertext = reader.bytes(ciphertextLength, 'ciphertext');
   if (reader.offset !== body.length) fail('KEYSTORE_CORRUPT', 'key file has trailing bytes');
   return {
-    header: { kdf, salt, nonce, createdAt: Number(createdAt), scheme, publicKey, keyId: id },
+    header: { kdf, salt, nonce, createdAt, window, scheme, publicKey, keyId: id },
     associatedData,
     ciphertext,
   };
@@ -304,21 +320,22 @@ async function deriveFileKey(passphrase: Passphrase, salt: Uint8Array, kdf: Scry
 }
 
 /**
- * Encrypts `key` under `passphrase` into a complete key file (header ‖ ciphertext ‖ checksum).
- * The salt and nonce come from the caller, who must draw them fresh from a CSPRNG for every call:
- * a repeated (key, nonce) pair would void XChaCha20-Poly1305's guarantees (RFC 8439 §4).
- * Throws `CryptoError` `INVALID_INPUT` for an empty passphrase or out-of-range inputs,
- * `KEY_DISPOSED` for a disposed key.
+ * Encrypts `key`, with its validity `window`, under `passphrase` into a complete key file (header
+ * ‖ ciphertext ‖ checksum). The salt and nonce come from the caller, who must draw them fresh from
+ * a CSPRNG for every call: a repeated (key, nonce) pair would void XChaCha20-Poly1305's guarantees
+ * (RFC 8439 §4). Throws `CryptoError` `INVALID_INPUT` for an empty passphrase, out-of-range inputs
+ * or a window that is empty or opens before the key's creation, `KEY_DISPOSED` for a disposed key.
  */
-export async function sealKey(key: SigningKey, passphrase: Passphrase, inputs: SealInputs): Promise<Uint8Array> {
+export async function sealKey(key: SigningKey, window: ValidityWindow, passphrase: Passphrase, inputs: SealInputs): Promise<Uint8Array> {
   const kdf = inputs.kdf ?? DEFAULT_SCRYPT;
   if (!validScrypt(kdf)) fail('INVALID_INPUT', `scrypt parameters out of range (RFC 7914 §2): ${JSON.stringify(kdf)}`);
   const { salt, nonce } = inputs;
   if (salt.length < MIN_SALT_BYTES || salt.length > MAX_SALT_BYTES) fail('INVALID_INPUT', `a salt is ${MIN_SALT_BYTES} to ${MAX_SALT_BYTES} bytes`);
   if (nonce.length !== KEY_FILE_NONCE_BYTES) fail('INVALID_INPUT', `a nonce is ${KEY_FILE_NONCE_BYTES} bytes`);
+  if (!windowFits(window, key.createdAt)) fail('INVALID_INPUT', `validity window [${window.notBefore}, ${window.notAfter}) is not whole milliseconds, empty, or starts before the key's creation at ${key.createdAt}`);
   // Checked before the KDF runs, so a disposed key fails fast.
   if (key.disposed) fail('KEY_DISPOSED', `${key.scheme.name} key ${key.keyId} has been disposed`);
-  const header: KeyEnvelopeHeader = { kdf, salt, nonce, createdAt: key.createdAt, scheme: key.scheme.name, publicKey: key.publicKey, keyId: key.keyId };
+  const header: KeyEnvelopeHeader = { kdf, salt, nonce, createdAt: key.createdAt, window: { notBefore: window.notBefore, notAfter: window.notAfter }, scheme: key.scheme.name, publicKey: key.publicKey, keyId: key.keyId };
   const associatedData = encodeHeader(header, key.scheme.secretKeyBytes + TAG_BYTES);
   // The writer chose the cost, so it pays exactly what it asked for; readers apply their own limit.
   const fileKey = await deriveFileKey(passphrase, salt, kdf, scryptMemory(kdf));
@@ -356,8 +373,9 @@ function secretMatches(scheme: SignatureScheme, secret: Uint8Array, publicKey: U
  * Throws `CryptoError`: `KEYSTORE_CORRUPT` or `KEYSTORE_UNSUPPORTED` as {@link decodeKeyEnvelope}
  * does, and `KEYSTORE_CORRUPT` when a length disagrees with the scheme; `KEYSTORE_UNSUPPORTED` when
  * the file's scrypt cost exceeds `maxScryptCost`; `KEYSTORE_MISMATCH` when the stored key id is
- * not that of the public key and creation time, or the decrypted secret does not produce the
- * public key; `KEYSTORE_WRONG_PASSPHRASE` when authenticated decryption fails on an intact file.
+ * not that of the public key and creation time, the decrypted secret does not produce the public
+ * key, or the key was sealed with another validity window than `options.window`;
+ * `KEYSTORE_WRONG_PASSPHRASE` when authenticated decryption fails on an intact file.
  *
  * Wiped: the encoded passphrase (when given as a string), the derived file key, and the decrypted
  * secret on every failure; on success the decrypted buffer becomes the key's own storage, wiped by
@@ -395,6 +413,11 @@ export async function openKey(file: Uint8Array, passphrase: Passphrase, registry
       fail('KEYSTORE_MISMATCH', `key file secret is not a valid ${scheme.name} secret key`, cause);
     }
     if (!matches) fail('KEYSTORE_MISMATCH', `key file secret does not belong to the public key of ${header.keyId}`);
+    const sealed = header.window;
+    const expected = options.window;
+    if (expected !== undefined && (expected.notBefore !== sealed.notBefore || expected.notAfter !== sealed.notAfter)) {
+      fail('KEYSTORE_MISMATCH', `key ${header.keyId} was sealed with validity window [${sealed.notBefore}, ${sealed.notAfter}), not [${expected.notBefore}, ${expected.notAfter})`);
+    }
     const key = SigningKey.adopt(scheme, { publicKey: scheme.importPublicKey(header.publicKey), secretKey: scheme.importSecretKey(secret) }, header.createdAt);
     secret = undefined; // custody passed to the key, which wipes it on dispose
     return key;

@@ -132,9 +132,16 @@ function encodeKey(key: KeyDescriptor): Uint8Array {
 }
 
 /**
+ * Whether `window` is whole milliseconds in [0, 2^53 − 1] with createdAt ≤ notBefore < notAfter:
+ * a key is not valid before it exists, and an empty window is no key.
+ */
+export function windowFits(window: ValidityWindow, createdAt: number): boolean {
+  return [createdAt, window.notBefore, window.notAfter].every((time) => isUint(time)) && createdAt <= window.notBefore && window.notBefore < window.notAfter;
+}
+
+/**
  * Checks the public facts of one key and resolves its scheme: a known scheme, a public key of the
- * scheme's length, times in [0, 2^53 − 1] with createdAt ≤ notBefore < notAfter (a key is not
- * valid before it exists, and an empty window is no key), and an id that matches. Throws
+ * scheme's length, a window that fits ({@link windowFits}), and an id that matches. Throws
  * `CryptoError` with `code` (the caller's: a certificate's fault or an enrolment's) otherwise.
  */
 export function checkDescriptor(key: KeyDescriptor, schemes: SchemeResolver, code: CryptoErrorCode): SignatureScheme {
@@ -143,9 +150,8 @@ export function checkDescriptor(key: KeyDescriptor, schemes: SchemeResolver, cod
   if (!(key.publicKey instanceof Uint8Array) || key.publicKey.length !== scheme.publicKeyBytes) {
     fail(code, `${key.scheme}: a public key is ${scheme.publicKeyBytes} bytes`);
   }
-  if (![key.createdAt, key.notBefore, key.notAfter].every((t) => isUint(t))) fail(code, 'key times are whole milliseconds in [0, 2^53 − 1]');
-  if (!(key.createdAt <= key.notBefore && key.notBefore < key.notAfter)) {
-    fail(code, `key window [${key.notBefore}, ${key.notAfter}) must be non-empty and not start before creation at ${key.createdAt}`);
+  if (!windowFits(key, key.createdAt)) {
+    fail(code, `key window [${key.notBefore}, ${key.notAfter}) must be whole milliseconds in [0, 2^53 − 1], non-empty and not start before creation at ${key.createdAt}`);
   }
   if (key.keyId !== keyId(scheme.importPublicKey(key.publicKey), key.createdAt)) fail(code, `key id ${key.keyId} does not match the key`);
   return scheme;
