@@ -471,9 +471,9 @@ export class Cluster {
       const result = await this.#client.ask({ type: 'configure', payload: proposal.certificate }, { timeoutMs });
       const response = configurationResponse(result.response);
       if (!response.ok) throw new CryptoError(response.error as never, `the replicas refused the rotation: ${response.reason}`);
-      // A reply for another rotation (a client table answering a reused session) is not this one's proof.
-      if (response.member !== member || response.keyId !== cert.next.keyId) {
-        throw new CryptoError('ROTATION_INVALID', `the replicas answered for member ${response.member}'s key ${response.keyId}, not this rotation`);
+      // A reply for another command (a client table answering a reused session) is not this rotation's proof.
+      if (response.kind !== 'rotation' || response.member !== member || response.keyId !== cert.next.keyId) {
+        throw new CryptoError('ROTATION_INVALID', `the replicas answered ${JSON.stringify(response)}, not this rotation`);
       }
       await Promise.race([adoption.done, new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - performance.now()))))]);
     } finally {

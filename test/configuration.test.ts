@@ -11,11 +11,25 @@ import {
   ConsensusError,
   KvStateMachine,
   configurationResponse,
+  decode,
+  encode,
+  encodePolicyMigration,
   kvPayload,
   kvResponse,
   type Command,
 } from '../protocols/consensus/index.js';
-import { describeKey, encodeRotationCertificate, KeyManager, SchemeRegistry, signRotation, SigningKey, type KeyDescriptor, type SignaturePolicy } from '../protocols/crypto/index.js';
+import {
+  describeKey,
+  encodeRotationCertificate,
+  KeyManager,
+  SchemeRegistry,
+  signRotation,
+  SigningKey,
+  type KeyDescriptor,
+  type RotationCertificate,
+  type SchemeName,
+  type SignaturePolicy,
+} from '../protocols/crypto/index.js';
 import { testSeed } from './helpers/seed.js';
 
 const schemes = SchemeRegistry.create();
@@ -50,7 +64,7 @@ test('a rotation signed by the key in force and its successor is installed; it c
   const manager = managers[2] as KeyManager;
   const before = state.hash();
   const cert = manager.propose(T0 + 1000);
-  t.deepEqual(configurationResponse(run(state, configure(encodeRotationCertificate(cert)))), { ok: true, member: 2, epoch: 1, keyId: cert.next.keyId });
+  t.deepEqual(configurationResponse(run(state, configure(encodeRotationCertificate(cert)))), { ok: true, kind: 'rotation', member: 2, epoch: 1, keyId: cert.next.keyId });
   t.is(state.current(2).descriptor.keyId, cert.next.keyId);
   t.is(state.current(2).epoch, 1);
   t.notDeepEqual(state.hash(), before);
@@ -159,4 +173,91 @@ test('a frozen configured state carries its rotations: its changes since an olde
   t.is(replica.current(1).descriptor.keyId, cert.next.keyId);
   t.deepEqual(replica.snapshot(), newer.snapshot());
   t.is(t.throws(() => replica.applyChanges(new Uint8Array([0xc1])), { instanceOf: ConsensusError })?.code, 'CORRUPT_STATE');
+});
+
+/** Every member's rotation to a fresh key of `scheme`, proposed by its manager. */
+const rotationsTo = (managers: readonly KeyManager[], scheme: SchemeName, at = T0 + 1000): RotationCertificate[] => managers.map((m) => m.propose(at, schemes.get(scheme)));
+
+test('a policy migration replaces every member\'s key at one position and puts the next policy in force; rotations then follow it', (t) => {
+  const { managers, state } = cluster(4);
+  const before = state.hash();
+  const rotations = rotationsTo(managers, 'ML-DSA-65+Ed25519');
+  const at = position + 1;
+  const response = configurationResponse(run(state, configure(encodePolicyMigration({ from: 'classical', to: 'hybrid', rotations }))));
+  t.deepEqual(response, { ok: true, kind: 'migration', policy: 'hybrid', keys: rotations.map((cert) => ({ member: cert.member, epoch: 1, keyId: cert.next.keyId })) });
+  t.is(state.policy(), 'hybrid');
+  t.deepEqual(state.policyChanges(), [{ policy: 'hybrid', sequence: at, rotations: 4 }]);
+  t.deepEqual(state.installed().map((r) => r.sequence), [at, at, at, at]);
+  for (const member of [0, 1, 2, 3]) t.like(state.current(member), { epoch: 1, fromSequence: at, descriptor: { scheme: 'ML-DSA-65+Ed25519' } });
+  t.notDeepEqual(state.hash(), before);
+
+  rotations.forEach((cert, member) => (managers[member] as KeyManager).applyRotation(cert, at));
+  const classical = (managers[1] as KeyManager).propose(T0 + 2000, schemes.get('Ed25519'));
+  t.like(configurationResponse(run(state, configure(encodeRotationCertificate(classical)))), { ok: false, error: 'SCHEME_NOT_ALLOWED' }, 'the classical policy is no longer in force');
+  const hybrid = (managers[2] as KeyManager).propose(T0 + 2000);
+  t.like(configurationResponse(run(state, configure(encodeRotationCertificate(hybrid)))), { ok: true, kind: 'rotation', member: 2, epoch: 2 });
+  t.like(configurationResponse(run(state, configure(encodePolicyMigration({ from: 'classical', to: 'hybrid', rotations })))), { ok: false, error: 'POLICY_TRANSITION_INVALID' }, 'the same migration again starts from a policy no longer in force');
+});
+
+test('a migration that is not one step forward, misses or repeats a member, installs a key of another category, or holds one bad certificate is refused whole', (t) => {
+  const { managers, state } = cluster(4);
+  const rotations = rotationsTo(managers, 'ML-DSA-65+Ed25519');
+  const forged = { ...(rotations[3] as RotationCertificate), newSignature: (rotations[3] as RotationCertificate).newSignature.map((byte, i) => (i === 0 ? byte ^ 1 : byte)) };
+  const stranger = new KeyManager({ cluster: 'test', member: 2, schemes, key: SigningKey.generate(schemes.get('Ed25519'), T0) });
+  const classicalKey = stranger.propose(T0 + 1000, schemes.get('Ed25519'));
+  const garbage = encodePolicyMigration({ from: 'classical', to: 'hybrid', rotations: [] }).slice(0, -1);
+  const cases: [string, Uint8Array, string][] = [
+    ['a skipped step', encodePolicyMigration({ from: 'classical', to: 'quantum', rotations }), 'POLICY_TRANSITION_INVALID'],
+    ['a step back', encodePolicyMigration({ from: 'classical', to: 'classical', rotations }), 'POLICY_TRANSITION_INVALID'],
+    ['a step from a policy not in force', encodePolicyMigration({ from: 'hybrid', to: 'quantum', rotations }), 'POLICY_TRANSITION_INVALID'],
+    ['a member missing', encodePolicyMigration({ from: 'classical', to: 'hybrid', rotations: rotations.slice(0, 3) }), 'POLICY_TRANSITION_INVALID'],
+    ['a member twice', encodePolicyMigration({ from: 'classical', to: 'hybrid', rotations: [...rotations.slice(0, 3), rotations[0] as RotationCertificate] }), 'POLICY_TRANSITION_INVALID'],
+    ['a classical key among them', encodePolicyMigration({ from: 'classical', to: 'hybrid', rotations: [...rotations.slice(0, 2), classicalKey, rotations[3] as RotationCertificate] }), 'SCHEME_NOT_ALLOWED'],
+    ['the last certificate forged', encodePolicyMigration({ from: 'classical', to: 'hybrid', rotations: [...rotations.slice(0, 3), forged] }), 'ROTATION_INVALID'],
+    ['a truncated payload', garbage, 'POLICY_TRANSITION_INVALID'],
+  ];
+  const hash = state.hash();
+  for (const [what, payload, error] of cases) {
+    t.like(configurationResponse(run(state, configure(payload))), { ok: false, error }, what);
+    t.is(state.policy(), 'classical', what);
+    t.deepEqual([state.installed().length, state.policyChanges().length], [0, 0], what);
+    t.deepEqual([0, 1, 2, 3].map((member) => state.current(member).epoch), [0, 0, 0, 0], `${what}: no member's key changed`);
+    t.deepEqual(state.hash(), hash, what);
+  }
+  t.like(configurationResponse(run(state, configure(encodePolicyMigration({ from: 'classical', to: 'hybrid', rotations })))), { ok: true, policy: 'hybrid' }, 'the certificates themselves are still good');
+});
+
+test('a snapshot and changes carry the policy among the rotations, in the order they executed; a configuration that never migrated stores no policies; a snapshot whose policies skip a step is CORRUPT_STATE', (t) => {
+  const { managers, state, genesis } = cluster(4);
+  const fresh = (): ConfiguredState => new ConfiguredState(new KvStateMachine(), { cluster: 'test', genesis, schemes, policy: 'classical' });
+  const lone = (managers[0] as KeyManager).propose(T0 + 500);
+  run(state, configure(encodeRotationCertificate(lone)));
+  (managers[0] as KeyManager).applyRotation(lone, position);
+  t.false('policies' in (decode(state.snapshot()) as object), 'stored as before migrations existed');
+  const older = state.freeze();
+  const rotations = rotationsTo(managers, 'ML-DSA-65+Ed25519');
+  run(state, configure(encodePolicyMigration({ from: 'classical', to: 'hybrid', rotations })));
+  rotations.forEach((cert, member) => (managers[member] as KeyManager).applyRotation(cert, position));
+  const after = (managers[2] as KeyManager).propose(T0 + 2000);
+  run(state, configure(encodeRotationCertificate(after)));
+  run(state, put('x'));
+
+  const restored = fresh();
+  restored.restore(state.snapshot());
+  t.deepEqual(restored.hash(), state.hash());
+  t.is(restored.policy(), 'hybrid');
+  t.deepEqual(restored.policyChanges(), state.policyChanges());
+  t.is(restored.current(2).descriptor.keyId, after.next.keyId);
+
+  const caughtUp = fresh();
+  caughtUp.restore(older.snapshot());
+  caughtUp.applyChanges(state.freeze().changesSince(older) as Uint8Array);
+  t.deepEqual(caughtUp.hash(), state.hash());
+  t.is(caughtUp.policy(), 'hybrid');
+
+  const { state: machine, rotations: installed } = decode(state.snapshot()) as { state: Uint8Array; rotations: unknown[] };
+  for (const policies of [[{ policy: 'quantum', sequence: 1, rotations: 1 }], [{ policy: 'hybrid', sequence: 1, rotations: 99 }]]) {
+    const damaged = encode({ state: machine, rotations: installed, policies });
+    t.is(t.throws(() => fresh().restore(damaged), { instanceOf: ConsensusError })?.code, 'CORRUPT_STATE', JSON.stringify(policies));
+  }
 });

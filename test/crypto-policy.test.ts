@@ -9,8 +9,13 @@ import { concatBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 import {
   CryptoError,
   MLDSA44_ED25519,
+  POLICY_CATEGORY,
   SIGNATURE_POLICIES,
   SchemeRegistry,
+  KeyDirectory,
+  KeyManager,
+  SigningKey,
+  applyPolicyMigration,
   checkPolicyTransition,
   isSignaturePolicy,
   policyAdmits,
@@ -100,6 +105,34 @@ test('test_signature_policy_migration', (t) => {
   t.false(isSignaturePolicy('QuantumOnly'));
   t.true(SIGNATURE_POLICIES.every(isSignaturePolicy));
   t.is(verdict(() => verifyAs('QuantumOnly' as SignaturePolicy, PHASES[2]!)), 'UNKNOWN_POLICY');
+});
+
+test('test_signature_policy_migration: a key directory takes the cluster classical → hybrid → quantum, each step every member at once, and a signature verifies under the policy of its epoch', (t) => {
+  const T0 = Date.UTC(2026, 0, 1);
+  const managers = [0, 1, 2].map((member) => new KeyManager({ cluster: 'c', member, schemes: registry, key: SigningKey.generate(registry.get('Ed25519'), T0) }));
+  // The verifier's view of the cluster, beside each member's own.
+  const directory = new KeyDirectory(registry, { cluster: 'c' });
+  managers.forEach((m) => directory.enroll(m.member, m.directory.current(m.member).descriptor));
+  const steps = [
+    { from: 'classical', to: 'hybrid', scheme: 'ML-DSA-44+Ed25519', at: 10 },
+    { from: 'hybrid', to: 'quantum', scheme: 'ML-DSA-44', at: 20 },
+  ] as const;
+  const signed = [{ policy: 'classical' as SignaturePolicy, sequence: 5, signature: (managers[1] as KeyManager).sign(T0 + 1, message) }];
+  for (const step of steps) {
+    const rotations = managers.map((m) => m.propose(T0 + step.at, registry.get(step.scheme)));
+    t.throws(() => applyPolicyMigration(directory, registry, step.from, { ...step, rotations: rotations.slice(1) }, step.at), { instanceOf: CryptoError, code: 'POLICY_TRANSITION_INVALID' }, 'every member, or none');
+    t.is(directory.current(0).scheme.category, POLICY_CATEGORY[step.from]);
+    const installed = applyPolicyMigration(directory, registry, step.from, { ...step, rotations }, step.at, T0 + step.at);
+    t.deepEqual(installed.map((record) => record.scheme.name), [step.scheme, step.scheme, step.scheme]);
+    rotations.forEach((cert, member) => (managers[member] as KeyManager).applyRotation(cert, step.at));
+    signed.push({ policy: step.to, sequence: step.at + 5, signature: (managers[1] as KeyManager).sign(T0 + step.at + 1, message) });
+  }
+  for (const { policy, sequence, signature } of signed) {
+    t.notThrows(() => directory.verify(policy, 1, { sequence }, signature, message), `a ${policy} signature at sequence ${sequence}`);
+    for (const later of SIGNATURE_POLICIES.filter((other) => other !== policy)) {
+      t.throws(() => directory.verify(later, 1, { sequence }, signature, message), { instanceOf: CryptoError, code: 'SCHEME_NOT_ALLOWED' }, `not widened to ${later}`);
+    }
+  }
 });
 
 test('a policy written as a literal demands its key category at compile time', (t) => {

@@ -35,7 +35,18 @@ export {
   type StoredStateRecord,
 } from './state-archive.js';
 export { KvStateMachine, kvOperationSchema, kvPayload, kvResponse, type KvOperation, type KvResponse } from './kv.js';
-export { CONFIGURATION_SESSION_PREFIX, ConfiguredState, configurationResponse, isConfigurationCommand, type ConfigurationResponse } from './configuration.js';
+export {
+  CONFIGURATION_SESSION_PREFIX,
+  ConfiguredState,
+  MIGRATION_DOMAIN,
+  configurationResponse,
+  encodePolicyMigration,
+  isConfigurationCommand,
+  type ConfigurationResponse,
+  type InstalledKey,
+  type InstalledRotation,
+  type PolicyChange,
+} from './configuration.js';
 export {
   MAX_SIGNATURE_BYTES,
   checkQuorum,

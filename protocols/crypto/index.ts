@@ -40,6 +40,7 @@ export {
   type PolicyCategories,
   type SignaturePolicy,
 } from './policy.js';
+export { applyPolicyMigration, type PolicyMigration } from './policy-migration.js';
 export { encodeTimestamp, isKeyId, keyId, type KeyId } from './key-id.js';
 export { SigningKey } from './signing-key.js';
 export {

@@ -185,6 +185,22 @@ export class KeyDirectory {
   }
 
   /**
+   * Installs several committed rotations at one sequence, all or none: each as
+   * {@link KeyDirectory.applyRotation} would, in order; when one is refused, the directory is left
+   * as it was before the first and the refusal is thrown. A signature policy migration replaces
+   * every member's key this way (policy-migration.ts).
+   */
+  applyRotations(certs: readonly RotationCertificate[], atSequence: number, atTime?: number): KeyRecord[] {
+    const before = new Map([...this.#keys].map(([member, records]) => [member, records.slice()]));
+    try {
+      return certs.map((cert) => this.applyRotation(cert, atSequence, atTime));
+    } catch (error) {
+      for (const [member, records] of before) this.#keys.set(member, records);
+      throw error;
+    }
+  }
+
+  /**
    * Revokes `member`'s key `keyId` from `at` on (a revocation agreed by consensus: its time and
    * sequence). Revoking again keeps the earlier point on each axis, so revocations only ever
    * widen. Throws `UNKNOWN_KEY` for a key the directory does not know, `INVALID_INPUT` for a bad point.

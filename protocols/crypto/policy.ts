@@ -25,13 +25,13 @@
  *
  * Migration. A cluster moves one step at a time, classical → hybrid → quantum, each step a
  * configuration change agreed by consensus and taking effect at an agreed point (a sequence
- * number); the consensus protocols wire this in. Because a policy admits one category, the
- * policy in force at a point fixes the shape of every replica's key there, so no two correct
- * replicas can disagree about whether a key is current. The change carries every replica's new
- * key as a rotation certificate signed by the old key and the new one; whoever applies it (the
- * cluster layer, which knows the policies in force) must check `policyAdmits(old policy, old
- * scheme)` and `policyAdmits(new policy, new scheme)` first — `KeyDirectory.applyRotation` checks
- * signatures and windows, not policies. A signature made before the change still verifies
+ * number): the replicated configuration executes it (consensus/configuration.ts). Because a
+ * policy admits one category, the policy in force at a point fixes the shape of every replica's
+ * key there, so no two correct replicas can disagree about whether a key is current. The change
+ * carries every replica's new key as a rotation certificate signed by the old key and the new
+ * one, and installs all of them or none (`applyPolicyMigration`, policy-migration.ts, which
+ * checks the step and the new keys' category; `KeyDirectory.applyRotation` checks signatures and
+ * windows, not policies). A signature made before the change still verifies
  * afterwards under the policy of its own epoch; policies are never widened to let old signatures
  * through. There is no step back and no skipped step, see
  * {@link checkPolicyTransition}.
