@@ -168,13 +168,20 @@ class Custody {
   }
 
   /**
-   * The rotation certificate of a successor key, sealed in the store before it is answered: the
-   * one already proposed if it is still pending, else a new one.
+   * The rotation certificate of a successor key of `scheme` (default: the key in force's), sealed
+   * in the store before it is answered: the one already proposed if it is still pending, else a
+   * new one. A successor of another scheme than the one pending is refused (`ROTATION_INVALID`):
+   * the pending one may still commit, and the next proposal waits for it or its withdrawal.
    */
-  async propose(): Promise<Uint8Array> {
+  async propose(scheme?: SchemeName): Promise<Uint8Array> {
     const pending = this.#manager.pending;
-    if (pending !== undefined) return encodeRotationCertificate(pending);
-    const cert = this.#manager.propose(Date.now());
+    if (pending !== undefined) {
+      if (scheme !== undefined && pending.next.scheme !== scheme) {
+        throw new CryptoError('ROTATION_INVALID', `a rotation to a ${pending.next.scheme} key is pending; a ${scheme} successor waits for it`);
+      }
+      return encodeRotationCertificate(pending);
+    }
+    const cert = this.#manager.propose(Date.now(), scheme === undefined ? undefined : this.#registry.get(scheme));
     const made = this.#made as SigningKey;
     this.#made = undefined;
     try {
@@ -259,7 +266,8 @@ export const Signer = defineBehavior({
     /** A receipt-log tree head, signed in its canonical encoding under the tree-head context (protocols/receipts). */
     'sign-tree-head': { head: BINARY_SCHEMAS.treeHead },
     describe: {},
-    'propose-rotation': {},
+    /** A successor of `scheme` (default: the scheme of the key in force), as a signature policy migration asks. */
+    'propose-rotation': { scheme: t.optional(t.oneOf(...SCHEME_NAMES)) },
     /** Whether the key in force is due for rotation (its expiry is within the lead time), or a proposal awaits consensus. */
     'rotation-due': {},
     'adopt-rotation': { certificate: certificateBytes, sequence: t.uint() },
@@ -338,7 +346,7 @@ export const Signer = defineBehavior({
             return refusing(from, () => from.reply({ type: 'due', due: custody.due }));
           case 'propose-rotation':
             if (!permitted(from, owner, 'proposing a rotation')) return;
-            return rotating(custody.propose(), (certificate) => from.reply({ type: 'rotation', certificate }), from);
+            return rotating(custody.propose(msg.scheme), (certificate) => from.reply({ type: 'rotation', certificate }), from);
           case 'adopt-rotation':
             if (!permitted(from, replicaOrOwner, 'adopting a rotation')) return;
             return rotating(custody.adopt(msg.certificate, msg.sequence), () => from.reply(describe()), from);

@@ -63,6 +63,25 @@ test('a successor proposed by one incarnation is adopted by the next; the old ke
   t.deepEqual(keysOf(await third.ask({ type: 'describe' })).history.map((k) => k.keyId), [before.key.keyId, next.keyId]);
 });
 
+test('asked for a successor of another scheme (a policy migration), a signer seals one, answers it again, adopts it in its next incarnation and signs with it; a third scheme waits while it is pending', async (t) => {
+  const system = await startSystem(t);
+  const args = await signerArgs(t);
+  const first = await spawnSigner(system, 'first', args);
+  const answer = await first.ask({ type: 'propose-rotation', scheme: 'ML-DSA-44+Ed25519' });
+  if (answer.type !== 'rotation') return t.fail(JSON.stringify(answer));
+  const cert = decodeRotationCertificate(answer.certificate);
+  t.deepEqual([cert.old.scheme, cert.next.scheme], ['Ed25519', 'ML-DSA-44+Ed25519']);
+  t.deepEqual(await first.ask({ type: 'propose-rotation', scheme: 'ML-DSA-44+Ed25519' }), answer, 'asked again, the pending proposal is answered');
+  t.like(await first.ask({ type: 'propose-rotation', scheme: 'ML-DSA-65' }), { type: 'refused', code: 'ROTATION_INVALID' });
+  await t.throwsAsync(first.ask({ type: 'propose-rotation', scheme: 'Nope' } as never), { code: 'SCHEMA_ERROR' }, 'an unknown scheme is refused at the boundary');
+  await system.root.stopChild('first');
+
+  const second = await spawnSigner(system, 'second', args);
+  t.like(keysOf(await second.ask({ type: 'adopt-rotation', certificate: answer.certificate, sequence: 7 })).key, { keyId: cert.next.keyId, scheme: 'ML-DSA-44+Ed25519', epoch: 1 });
+  const head = { version: 1, cluster: args.cluster, size: 0, root: new Uint8Array(32), sequence: 7, view: 0, timestamp: 1, policy: 'hybrid' } as const;
+  t.like(await second.ask({ type: 'sign-tree-head', head }), { type: 'head-signature', keyId: cert.next.keyId, scheme: 'ML-DSA-44+Ed25519' });
+});
+
 test("a rotation of another member's key is refused and the signer keeps its key", async (t) => {
   const system = await startSystem(t);
   const args = await signerArgs(t);
