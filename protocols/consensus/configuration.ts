@@ -1,13 +1,13 @@
 /**
  * The cluster's configuration as replicated state: which key each member signs with, and the
- * signature policy they sign under. A key
- * rotation is agreed through consensus (DESIGN.md "Cryptography"): its certificate is submitted
- * as a command of a configuration session, ordered like any other command, and executed by every
- * correct replica here — checked against the member's key in force and the cluster's signature
- * policy by the same `KeyDirectory` rules the verifier applies, and recorded with the log position
- * that installed it (the new key signs from there on). Since every correct replica executes the same commands in
- * the same order, they all accept or refuse the same rotations, at the same log position, and a
- * snapshot carries the configuration to a replica that catches up by state transfer.
+ * signature policy they sign under. A key rotation is agreed through consensus (DESIGN.md
+ * "Cryptography"): its certificate is submitted as a command of a configuration session, ordered
+ * like any other command, and executed by every correct replica here — checked against the
+ * member's key in force and the policy in force by the same `KeyDirectory` rules the verifier
+ * applies, and recorded with the log position that installed it (the new key signs from there
+ * on). Since every correct replica executes the same commands in the same order, they all accept
+ * or refuse the same rotations, at the same log position, and a snapshot carries the
+ * configuration to a replica that catches up by state transfer.
  *
  * A signature policy migration (crypto/policy-migration.ts) is a configuration command too: the
  * next policy and every member's rotation to a key it admits, installed together at one position
@@ -70,12 +70,12 @@ export type ConfigurationResponse =
   | { readonly ok: false; readonly error: string; readonly reason: string };
 
 const MAX_MEMBERS = 1 << 10;
-const installedKeySchema = t.object({ member: t.uint(), epoch: t.uint(), keyId: t.string({ maxLength: 128 }) });
+const installedKeyFields = { member: t.uint(), epoch: t.uint(), keyId: t.string({ maxLength: 128 }) };
 const policySchema = t.oneOf(...SIGNATURE_POLICIES);
 
 const responseSchema = t.variants({
-  installed: { member: t.uint(), epoch: t.uint(), keyId: t.string({ maxLength: 128 }) },
-  migrated: { policy: policySchema, keys: t.array(installedKeySchema, { maxLength: MAX_MEMBERS }) },
+  installed: installedKeyFields,
+  migrated: { policy: policySchema, keys: t.array(t.object(installedKeyFields), { maxLength: MAX_MEMBERS }) },
   refused: { error: t.string({ maxLength: 64 }), reason: t.string({ maxLength: 1024 }) },
 });
 
