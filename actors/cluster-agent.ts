@@ -10,6 +10,7 @@
 import { defineBehavior, t, type Infer } from '../runtime/index.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
 import { BINARY_SCHEMAS, type SignedTreeHead } from '../protocols/receipts/index.js';
+import { SIGNATURE_POLICIES, type SignaturePolicy } from '../protocols/crypto/index.js';
 import { linkFaultsSchema, type LinkFaults } from './link-faults.js';
 import { signedPositionSchema, type ConsensusErrorCode, type SignedPosition } from '../protocols/consensus/index.js';
 import type { StorageErrorCode } from './replica-store.js';
@@ -53,16 +54,26 @@ export type HaltingCode = (typeof HALTING_CODES)[number];
 /** Whether a replica halted on its store (a `StorageError`) rather than on its core's state (a `ConsensusError`). */
 export const isStorageHalt = (code: HaltingCode): code is Extract<HaltingCode, StorageErrorCode> => code.startsWith('STORAGE_');
 
+/** A signature policy migration's step: the policy it left and the one it put in force. */
+export interface PolicyStep {
+  readonly from: SignaturePolicy;
+  readonly to: SignaturePolicy;
+}
+
 /** A key rotation consensus committed: its certificate (protocols/crypto/key-rotation.ts) and the position it committed at. */
 export interface KnownRotation {
   readonly certificate: Uint8Array;
   readonly sequence: number;
   /** Once the member's signer has adopted the new key: how far what the member had signed with the old one reaches (Core.signedThrough). */
   readonly adopted?: SignedPosition;
+  /** The policy migration that installed it, if one did (every member's rotation at once). */
+  readonly step?: PolicyStep;
 }
 
 const certificate = t.bytes({ maxLength: 1 << 16 });
-const rotationSchema = t.object({ certificate, sequence: t.uint(), adopted: t.optional(signedPositionSchema) });
+const policy = t.oneOf(...SIGNATURE_POLICIES);
+const stepSchema = t.object({ from: policy, to: policy });
+const rotationSchema = t.object({ certificate, sequence: t.uint(), adopted: t.optional(signedPositionSchema), step: t.optional(stepSchema) });
 
 /** What the agent passes to its owner. */
 export interface AgentSink {
@@ -74,6 +85,8 @@ export interface AgentSink {
   rotations(): readonly KnownRotation[];
   /** Replica `node`'s configuration installed a rotation at `sequence`. */
   rotationInstalled(node: number, certificate: Uint8Array, sequence: number): void;
+  /** Replica `node`'s configuration took the policy step `step` at `sequence`, installing these rotations. */
+  migrationInstalled(node: number, step: PolicyStep, sequence: number, certificates: readonly Uint8Array[]): void;
   /** Replica `node`'s signer adopted its rotated key `keyId`; what it had signed with the one before reaches `through`. */
   rotationAdopted(node: number, keyId: string, through: SignedPosition): void;
   applied(node: number, executed: ExecutedPosition): void;
@@ -100,6 +113,8 @@ export const ClusterAgent = defineBehavior({
     'tree-head': { node: t.uint(), signed: BINARY_SCHEMAS.signedTreeHead },
     /** A replica's configuration installed a key rotation at log position `sequence`. */
     rotation: { node: t.uint(), certificate, sequence: t.uint() },
+    /** A replica's configuration took a signature policy step at log position `sequence`, installing every member's rotation. */
+    migration: { node: t.uint(), step: stepSchema, sequence: t.uint(), certificates: t.array(certificate, { maxLength: 1 << 10 }) },
     /** A replica's signer adopted its rotated key; what it had signed with the one before reaches `through`. */
     adopted: { node: t.uint(), keyId: t.string({ maxLength: 128 }), through: signedPositionSchema },
   }),
@@ -135,6 +150,8 @@ export const ClusterAgent = defineBehavior({
             return sink.treeHead(msg.node, msg.signed);
           case 'rotation':
             return sink.rotationInstalled(msg.node, msg.certificate, msg.sequence);
+          case 'migration':
+            return sink.migrationInstalled(msg.node, msg.step, msg.sequence, msg.certificates);
           case 'adopted':
             return sink.rotationAdopted(msg.node, msg.keyId, msg.through);
         }

@@ -21,9 +21,10 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { AskTimeout, ConfigError, KnhkError, MAX_DELAY_MS, tracerOf, type ActorRef, type ActorSystem, type Supervisor } from '../runtime/index.js';
-import { ConsensusError, configurationResponse, consensusConfig, hex, kvPayload, type ConsensusAlgorithm, type ConsensusConfig, type KvOperation, type SignedPosition } from '../protocols/consensus/index.js';
+import { ConsensusError, configurationResponse, consensusConfig, encode, encodePolicyMigration, hashBytes, hex, kvPayload, type ConfigurationResponse, type ConsensusAlgorithm, type ConsensusConfig, type KvOperation, type SignedPosition } from '../protocols/consensus/index.js';
 import {
   CryptoError,
+  checkPolicyTransition,
   decodeRotationCertificate,
   isSignaturePolicy,
   DEFAULT_HYBRID,
@@ -35,7 +36,7 @@ import {
   type SignaturePolicy,
 } from '../protocols/crypto/index.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
-import { ClusterAgent, isStorageHalt, type AgentSink, type ExecutedPosition, type HaltingCode } from './cluster-agent.js';
+import { ClusterAgent, isStorageHalt, type AgentSink, type ExecutedPosition, type HaltingCode, type PolicyStep } from './cluster-agent.js';
 import { Client, type ClientResult } from './client.js';
 import { EvidenceLog, type EvidenceReport } from './evidence-log.js';
 import { checkDelay, checkPartition, HEALTHY, type LinkDelay, type LinkFaults } from './link-faults.js';
@@ -77,6 +78,18 @@ export interface KeyRotation {
   readonly key: PublicKeyDescriptor;
   /** The log position at which consensus committed the rotation. */
   readonly sequence: number;
+}
+
+/** A signature policy migration carried out by {@link Cluster.migratePolicy}. */
+export interface PolicyMigrationResult {
+  /** The policy the cluster left. */
+  readonly from: SignaturePolicy;
+  /** The policy in force from `sequence` on. */
+  readonly to: SignaturePolicy;
+  /** The log position at which consensus committed the step. */
+  readonly sequence: number;
+  /** Every member's key from `sequence` on, member i's at index i. */
+  readonly keys: readonly PublicKeyDescriptor[];
 }
 
 const tracer = tracerOf(CRYPTO_SCOPE);
@@ -284,7 +297,7 @@ export class Cluster {
   readonly protocol: ConsensusAlgorithm;
   readonly n: number;
   readonly f: number;
-  readonly policy: SignaturePolicy;
+  #policy: SignaturePolicy;
   /** The name of the state machine it replicates (`KeyValue.name` unless another was given). */
   readonly stateMachine: string;
   /** Where the replica directories are. */
@@ -298,7 +311,16 @@ export class Cluster {
    * makes them committed, and once their signer adopted them, how far what the member had signed
    * with the old key reaches.
    */
-  readonly #rotations = new Map<string, { readonly cert: RotationCertificate; readonly certificate: Uint8Array; readonly sequence: number; readonly reporters: Set<number>; committed: boolean; adopted: SignedPosition | undefined }>();
+  readonly #rotations = new Map<
+    string,
+    { readonly cert: RotationCertificate; readonly certificate: Uint8Array; readonly sequence: number; readonly reporters: Set<number>; committed: boolean; adopted: SignedPosition | undefined; readonly step?: PolicyStep }
+  >();
+  /** Adoptions reported before the rotation they adopt was proved committed here, by key id. */
+  readonly #earlyAdoptions = new RecentMap<string, { readonly node: number; readonly through: SignedPosition }>(EXECUTIONS_KEPT);
+  /** Successor keys whose certificate was sent to consensus: whatever became of the command, they are never withdrawn. */
+  readonly #submitted = new Set<string>();
+  /** Replicas that reported each policy step not proved committed yet, by its content. */
+  readonly #steps = new Map<string, Set<number>>();
   readonly #adoptionWaiters = new Set<{ readonly keyId: string; readonly done: () => void }>();
   /** Matching reports that prove a rotation committed when the member's own is missing: f+1 (one for Raft, crash faults only). */
   readonly #replyQuorum: number;
@@ -362,7 +384,7 @@ export class Cluster {
     this.n = init.config.n;
     this.f = init.config.f;
     this.#haltsTolerated = init.config.n - init.config.quorumSize;
-    this.policy = init.policy;
+    this.#policy = init.policy;
     this.stateMachine = init.stateMachine;
     this.dataDir = init.dataDir;
     this.#histories = init.histories;
@@ -374,6 +396,11 @@ export class Cluster {
     this.#replyQuorum = init.config.replyQuorum;
     this.#executions = init.config.members.map(() => new RecentMap(EXECUTIONS_KEPT));
     this.#highest = init.config.members.map(() => 0);
+  }
+
+  /** The signature policy in force: the one the cluster was spawned with, or the one the last migration committed ({@link migratePolicy}). */
+  get policy(): SignaturePolicy {
+    return this.#policy;
   }
 
   /** Each replica's key in force, as its signer reported it. */
@@ -458,32 +485,99 @@ export class Cluster {
   }
 
   async #rotate(member: number, timeoutMs: number): Promise<KeyRotation> {
-    const signer = this.#system.lookup<{ type: 'propose-rotation' }, { type: string; certificate?: Uint8Array; code?: string; reason?: string }>(`${this.id}/signer-${member}`);
-    if (signer === undefined) throw new CryptoError('NO_VALID_KEY', `the signer of replica ${member} is not running`);
-    const proposal = await signer.ask({ type: 'propose-rotation' }, { timeoutMs });
-    if (proposal.type !== 'rotation' || proposal.certificate === undefined) throw new CryptoError((proposal.code ?? 'ROTATION_INVALID') as never, proposal.reason ?? 'the signer made no proposal');
-    const cert = decodeRotationCertificate(proposal.certificate);
-    const deadline = performance.now() + timeoutMs;
-    // Waiting starts before the command is sent: the replicas may report the adoption first.
-    const adoption = this.#adoption(cert.next.keyId);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      const result = await this.#client.ask({ type: 'configure', payload: proposal.certificate }, { timeoutMs });
-      const response = configurationResponse(result.response);
-      if (!response.ok) throw new CryptoError(response.error as never, `the replicas refused the rotation: ${response.reason}`);
-      // A reply for another command (a client table answering a reused session) is not this rotation's proof.
-      if (response.kind !== 'rotation' || response.member !== member || response.keyId !== cert.next.keyId) {
-        throw new CryptoError('ROTATION_INVALID', `the replicas answered ${JSON.stringify(response)}, not this rotation`);
-      }
-      await Promise.race([adoption.done, new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - performance.now()))))]);
-    } finally {
-      clearTimeout(timer);
-      adoption.cancel();
-    }
+    const { certificate, cert } = await this.#propose(member, undefined, timeoutMs);
+    await this.#agree(certificate, [cert], timeoutMs, (response) => response.kind === 'rotation' && response.member === member && response.keyId === cert.next.keyId);
     const history = this.#histories[member] as PublicKeyDescriptor[];
     const key = history[history.length - 1] as PublicKeyDescriptor;
-    if (key.keyId !== cert.next.keyId) throw new AskTimeout(`the signer of replica ${member} (adopting key ${cert.next.keyId})`, timeoutMs);
     return { member, previous: history[history.length - 2] as PublicKeyDescriptor, key, sequence: key.fromSequence };
+  }
+
+  /**
+   * Takes the cluster one step along classical → hybrid → quantum (DESIGN.md "Cryptography"):
+   * every signer makes a successor key of the next policy's scheme, with a rotation certificate
+   * signed by both keys, sealed in its store; the certificates go to consensus as one configuration
+   * command, which every replica's configuration installs whole or refuses whole
+   * (crypto/policy-migration.ts). The replicas then carry it out as they do a rotation: the
+   * verifier takes every new key at once, on the report of enough replicas that one is correct,
+   * and each signer adopts its member's; from then on every envelope is signed under the new
+   * policy, and the keys of the one left count only inside certificates, for votes cast before.
+   * It needs every signer: a member whose signer cannot propose blocks the step.
+   *
+   * It runs in turn with key rotations.
+   * @throws {CryptoError} `POLICY_TRANSITION_INVALID` for a step that is not the next one, or the
+   *   code a signer or the replicas refused with (`ROTATION_INVALID` while a rotation of a signer
+   *   is pending, for instance)
+   * @throws {AskTimeout} when the step was not proved committed and adopted by every signer within
+   *   `timeoutMs` (default 60 s): the outcome is unknown — if it commits later, the replicas carry it out.
+   */
+  migratePolicy(to: SignaturePolicy, options: { readonly timeoutMs?: number } = {}): Promise<PolicyMigrationResult> {
+    const migration = this.#rotating.catch(() => undefined).then(() => this.#migrate(to, options.timeoutMs ?? 60_000));
+    this.#rotating = migration;
+    return migration;
+  }
+
+  async #migrate(to: SignaturePolicy, timeoutMs: number): Promise<PolicyMigrationResult> {
+    const from = this.#policy;
+    checkPolicyTransition(from, to);
+    const proposals = await Promise.allSettled(Array.from({ length: this.n }, (_, member) => this.#propose(member, POLICY_SCHEME[to], timeoutMs)));
+    const made = proposals.flatMap((proposal) => (proposal.status === 'fulfilled' ? [proposal.value.cert] : []));
+    const refusal = proposals.find((proposal) => proposal.status === 'rejected');
+    if (refusal !== undefined) {
+      // Given up before anything was ordered: the successors made for it would otherwise stay
+      // pending, and a later rotation of their members would propose them under the old policy.
+      await Promise.all(made.filter((cert) => !this.#submitted.has(cert.next.keyId)).map((cert) => this.#withdraw(cert, timeoutMs)));
+      throw refusal.reason;
+    }
+    const certs = made;
+    const payload = encodePolicyMigration({ from, to, rotations: certs });
+    const installs = (keys: readonly { readonly member: number; readonly keyId: string }[]): boolean => certs.every((cert, member) => keys[member]?.member === member && keys[member]?.keyId === cert.next.keyId);
+    await this.#agree(payload, certs, timeoutMs, (response) => response.kind === 'migration' && response.policy === to && installs(response.keys));
+    const keys = this.#histories.map((history) => history[history.length - 1] as PublicKeyDescriptor);
+    return { from, to, sequence: (keys[0] as PublicKeyDescriptor).fromSequence, keys };
+  }
+
+  /** Has the signer of `cert.member` withdraw its pending proposal `cert`, never sent to consensus; a failure leaves it pending. */
+  async #withdraw(cert: RotationCertificate, timeoutMs: number): Promise<void> {
+    await this.#system.lookup(`${this.id}/signer-${cert.member}`)?.ask({ type: 'withdraw-rotation', keyId: cert.next.keyId }, { timeoutMs }).catch(() => undefined);
+  }
+
+  /** Member `member`'s signer's proposal of a successor key (of `scheme`, default its key's). */
+  async #propose(member: number, scheme: SchemeName | undefined, timeoutMs: number): Promise<{ readonly certificate: Uint8Array; readonly cert: RotationCertificate }> {
+    const signer = this.#system.lookup<{ type: 'propose-rotation'; scheme?: SchemeName }, { type: string; certificate?: Uint8Array; code?: string; reason?: string }>(`${this.id}/signer-${member}`);
+    if (signer === undefined) throw new CryptoError('NO_VALID_KEY', `the signer of replica ${member} is not running`);
+    const proposal = await signer.ask({ type: 'propose-rotation', ...(scheme === undefined ? {} : { scheme }) }, { timeoutMs });
+    if (proposal.type !== 'rotation' || proposal.certificate === undefined) throw new CryptoError((proposal.code ?? 'ROTATION_INVALID') as never, proposal.reason ?? `the signer of replica ${member} made no proposal`);
+    return { certificate: proposal.certificate, cert: decodeRotationCertificate(proposal.certificate) };
+  }
+
+  /**
+   * Has consensus order the configuration command `payload`, which installs the rotations `certs`,
+   * and waits, `timeoutMs` in all, for each member's signer to adopt its new key. `answers` tells this command's response from another's (a client table answering
+   * a reused session).
+   * @throws {CryptoError} the code the replicas refused with
+   * @throws {AskTimeout} when a signer had not adopted its key by the deadline
+   */
+  async #agree(payload: Uint8Array, certs: readonly RotationCertificate[], timeoutMs: number, answers: (response: ConfigurationResponse & { ok: true }) => boolean): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    const remaining = (): number => Math.max(0, deadline - performance.now());
+    // Waiting starts before the command is sent: the replicas may report the adoption first.
+    const adoptions = certs.map((cert) => this.#adoption(cert.next.keyId));
+    for (const cert of certs) this.#submitted.add(cert.next.keyId);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const result = await this.#client.ask({ type: 'configure', payload }, { timeoutMs: remaining() });
+      const response = configurationResponse(result.response);
+      if (!response.ok) throw new CryptoError(response.error as never, `the replicas refused it: ${response.reason}`);
+      if (!answers(response)) throw new CryptoError('ROTATION_INVALID', `the replicas answered ${JSON.stringify(response)}, not this command`);
+      await Promise.race([Promise.all(adoptions.map((adoption) => adoption.done)), new Promise((resolve) => (timer = setTimeout(resolve, remaining())))]);
+    } finally {
+      clearTimeout(timer);
+      for (const adoption of adoptions) adoption.cancel();
+    }
+    for (const cert of certs) {
+      const history = this.#histories[cert.member] as PublicKeyDescriptor[];
+      if (history[history.length - 1]?.keyId !== cert.next.keyId) throw new AskTimeout(`the signer of replica ${cert.member} (adopting key ${cert.next.keyId})`, timeoutMs);
+    }
   }
 
   /** `done` resolves once a member's signer has adopted key `keyId` (at once if it has); `cancel` stops waiting. */
@@ -517,19 +611,61 @@ export class Cluster {
     this.#rotations.set(id, known);
   }
 
+  /**
+   * A replica reported that its configuration took the policy step `step` at `sequence`, with
+   * these rotations. It counts as committed on the report of enough replicas that one is correct:
+   * a member's own does not do, since the step changes every member's key. Its rotations are then
+   * committed ones, adopted like any other, and the step's policy is in force.
+   */
+  #migrationInstalled(node: number, step: PolicyStep, sequence: number, certificates: readonly Uint8Array[]): void {
+    if (step.from !== this.#policy) return;
+    const id = `${step.from}>${step.to}@${sequence}:${hex(hashBytes(encode(certificates)))}`;
+    const reporters = this.#steps.get(id) ?? new Set<number>();
+    reporters.add(node);
+    this.#steps.set(id, reporters);
+    if (reporters.size < this.#replyQuorum) return;
+    let certs: RotationCertificate[];
+    try {
+      checkPolicyTransition(step.from, step.to);
+      certs = certificates.map(decodeRotationCertificate);
+    } catch {
+      return;
+    }
+    this.#steps.clear();
+    for (const [i, cert] of certs.entries()) {
+      this.#rotations.set(`${cert.next.keyId}@${sequence}`, { cert, certificate: (certificates[i] as Uint8Array).slice(), sequence, reporters, committed: true, adopted: undefined, step });
+    }
+    this.#policy = step.to;
+    this.#trustGrew({ ...this.#trust, migrations: [...(this.#trust.migrations ?? []), { policy: step.to, sequence }] });
+    for (const cert of certs) {
+      const adoption = this.#earlyAdoptions.get(cert.next.keyId);
+      this.#earlyAdoptions.delete(cert.next.keyId);
+      if (adoption !== undefined) this.#rotationAdopted(adoption.node, cert.next.keyId, adoption.through);
+    }
+  }
+
+  /** The cluster's trust is `trust` from now on: for receipts, and for the tree heads collected here. */
+  #trustGrew(trust: Trust): void {
+    this.#trust = checkTrust(trust);
+    this.#trustJson = trustToJson(this.#trust);
+    this.#collector.updateTrust(this.#trust);
+  }
+
   /** Replica `node`'s signer adopted key `keyId`: the trust grows by it, from the position its rotation committed at. */
   #rotationAdopted(node: number, keyId: string, through: SignedPosition): void {
     const known = [...this.#rotations.values()].find((r) => r.committed && r.cert.member === node && r.cert.next.keyId === keyId);
     const history = this.#histories[node];
-    if (known === undefined || history === undefined || known.adopted !== undefined) return;
+    if (history === undefined) return;
+    // A member adopts the key a policy step gave it once its own configuration took the step, which may be before enough replicas reported the step here.
+    if (known === undefined) this.#earlyAdoptions.set(keyId, { node, through });
+    if (known === undefined || known.adopted !== undefined) return;
     const current = history[history.length - 1] as PublicKeyDescriptor;
     // Adopted before this cluster object read the signer's keys (a restart), or now.
     if (current.keyId !== keyId) {
       if (current.keyId !== known.cert.old.keyId) return;
       const next: PublicKeyDescriptor = { ...known.cert.next, epoch: known.cert.epoch, fromSequence: known.sequence };
       this.#histories[node] = [...history.slice(0, -1), { ...current, untilSequence: known.sequence - 1 }, next];
-      this.#trust = checkTrust({ ...this.#trust, members: this.#trust.members.map((m, k) => (k === node ? { ...m, keys: trustKeysOf(this.#histories[node] as PublicKeyDescriptor[]) } : m)) });
-      this.#trustJson = trustToJson(this.#trust);
+      this.#trustGrew({ ...this.#trust, members: this.#trust.members.map((m, k) => (k === node ? { ...m, keys: trustKeysOf(this.#histories[node] as PublicKeyDescriptor[]) } : m)) });
     }
     known.adopted = through;
     for (const waiter of [...this.#adoptionWaiters]) {
@@ -611,8 +747,14 @@ export class Cluster {
         if (cluster !== undefined) void cluster.#treeHead(node, signed);
       },
       rotations: () =>
-        cluster === undefined ? [] : [...cluster.#rotations.values()].filter((r) => r.committed).map(({ certificate, sequence, adopted }) => ({ certificate, sequence, ...(adopted === undefined ? {} : { adopted }) })),
+        cluster === undefined
+          ? []
+          : [...cluster.#rotations.values()]
+              .filter((r) => r.committed)
+              .sort((a, b) => a.sequence - b.sequence)
+              .map(({ certificate, sequence, adopted, step }) => ({ certificate, sequence, ...(adopted === undefined ? {} : { adopted }), ...(step === undefined ? {} : { step }) })),
       rotationInstalled: (node, certificate, sequence) => whenReady((c) => c.#rotationInstalled(node, certificate, sequence)),
+      migrationInstalled: (node, step, sequence, certificates) => whenReady((c) => c.#migrationInstalled(node, step, sequence, certificates)),
       rotationAdopted: (node, keyId, through) => whenReady((c) => c.#rotationAdopted(node, keyId, through)),
     };
 

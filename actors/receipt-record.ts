@@ -1,12 +1,16 @@
 /**
  * How a replica stores the receipt bodies of one executed position. The bodies of a position
  * share everything but each command's client, timestamp and hash (protocols/receipts/batch.ts),
- * and the cluster, protocol and policy are the journal's own, so a record keeps the shared facts
- * once: about 50 bytes per command instead of 300, which is what the receipt log costs on disk.
- * Expanding a record gives back the bodies byte for byte, and so the same leaves.
+ * and the cluster and protocol are the journal's own, so a record keeps the shared facts once:
+ * about 50 bytes per command instead of 300, which is what the receipt log costs on disk.
+ * Expanding a record gives back the bodies byte for byte, and so the same leaves. The policy is
+ * stored with each position: a migration changes it, and a journal reopened after a restart
+ * reads its records before the replica's configuration knows of the migrations again (records
+ * written before there were migrations lack it, and are under the cluster's first policy).
  */
 import { t } from '../schema/schema.js';
-import { MAX_CLIENT_LENGTH, RECEIPT_VERSION, sameHash, type LogContext, type ReceiptBody } from '../protocols/receipts/index.js';
+import { SIGNATURE_POLICIES } from '../protocols/crypto/index.js';
+import { MAX_CLIENT_LENGTH, RECEIPT_VERSION, policyAt, sameHash, type LogContext, type ReceiptBody } from '../protocols/receipts/index.js';
 
 const MAX_COMMANDS = 1 << 20;
 const digest = t.bytes({ length: 32 });
@@ -20,6 +24,7 @@ const recordSchema = t.object({
   clients: t.array(t.string({ maxLength: MAX_CLIENT_LENGTH }), { maxLength: MAX_COMMANDS }),
   timestamps: t.array(t.uint(), { maxLength: MAX_COMMANDS }),
   commandHashes: t.array(digest, { maxLength: MAX_COMMANDS }),
+  policy: t.optional(t.oneOf(...SIGNATURE_POLICIES)),
 });
 
 /** The stored form of one position's receipt bodies. */
@@ -38,7 +43,7 @@ export function isPositionOfLog(bodies: readonly ReceiptBody[], position: number
       body.version === RECEIPT_VERSION &&
       body.cluster === context.cluster &&
       body.protocol === context.protocol &&
-      body.policy === context.policy &&
+      body.policy === policyAt(context, position) &&
       body.sequence === position &&
       body.batchIndex === i &&
       body.leafIndex === first.leafIndex + i &&
@@ -65,6 +70,7 @@ export function toRecord(bodies: readonly ReceiptBody[]): ReceiptRecord {
     clients: bodies.map((body) => body.client),
     timestamps: bodies.map((body) => body.clientTimestamp),
     commandHashes: bodies.map((body) => body.commandHash),
+    policy: first.policy,
   };
 }
 
@@ -89,7 +95,7 @@ export function fromRecord(stored: unknown, position: number, context: LogContex
     stateHashBefore: record.stateHashBefore,
     stateHashAfter: record.stateHashAfter,
     timestamp: record.timestamp,
-    policy: context.policy,
+    policy: record.policy ?? context.policy,
     leafIndex: record.firstLeaf + i,
   }));
 }

@@ -225,7 +225,9 @@ export const Replica = defineBehavior({
       for (const part of parts) peers.tell(to, { type: 'peer-part', ...part }, urgent);
     };
 
-    const context: LogContext = { cluster: args.clusterId, protocol: args.protocol, policy: args.policy };
+    const configuration = new ConfiguredState(machine, { cluster: args.clusterId, genesis: args.genesis, schemes: observedSchemes(args.cryptoBackend), policy: args.policy });
+    // The configuration's list of migrations, read as it grows: each position's receipts are under the policy in force there.
+    const context: LogContext = { cluster: args.clusterId, protocol: args.protocol, policy: args.policy, migrations: configuration.policyChanges() };
     /** Signs a tree head of the receipt log and hands it to the cluster's collector (a silent replica keeps quiet). */
     const signHead = async (head: TreeHead): Promise<void> => {
       if (mode === 'silent') return;
@@ -283,7 +285,6 @@ export const Replica = defineBehavior({
       }
     };
 
-    const configuration = new ConfiguredState(machine, { cluster: args.clusterId, genesis: args.genesis, schemes: observedSchemes(args.cryptoBackend), policy: args.policy });
     /** Rotations of the configuration already carried out by this incarnation. */
     let carriedOut = 0;
     /** The host once started: a rotation can be installed while it is starting (it executes what the store holds). Never, if it fails to start: the replica halts. */
@@ -322,9 +323,17 @@ export const Replica = defineBehavior({
       for (; carriedOut < installed.length; carriedOut++) {
         const { certificate, sequence } = installed[carriedOut] as (typeof installed)[number];
         if (sequence > upTo) return;
-        // In the trace of the position that installed it: the rotation's, where the verifier records it.
-        within(trace, () => verifier.tell({ type: 'installed', reporter: nodeId, certificate, sequence }));
-        agent.tell({ type: 'rotation', node: nodeId, certificate, sequence });
+        const migration = configuration.migrationOf(carriedOut);
+        if (migration === undefined) {
+          // In the trace of the position that installed it: the rotation's, where the verifier records it.
+          within(trace, () => verifier.tell({ type: 'installed', reporter: nodeId, certificate, sequence }));
+          agent.tell({ type: 'rotation', node: nodeId, certificate, sequence });
+        } else if (carriedOut === migration.first) {
+          // A policy step is reported whole, once: the verifier and the cluster take every member's key at once.
+          const certificates = installed.slice(migration.first, migration.end).map((rotation) => rotation.certificate);
+          within(trace, () => verifier.tell({ type: 'migrated', reporter: nodeId, from: migration.from, to: migration.to, sequence, certificates }));
+          agent.tell({ type: 'migration', node: nodeId, step: { from: migration.from, to: migration.to }, sequence, certificates });
+        }
         if (decodeRotationCertificate(certificate).member !== nodeId) continue;
         void signer
           .ask({ type: 'adopt-rotation', certificate, sequence }, { timeoutMs: 60_000 })

@@ -29,6 +29,7 @@ import {
   SigningKey,
   type BackendChoice,
   type KeyDescriptor,
+  type KeyId,
   type SchemeName,
   type SchemeRegistry,
   type SignatureScheme,
@@ -195,6 +196,18 @@ class Custody {
   }
 
   /**
+   * Withdraws the pending proposal of key `keyId`, wiping the key and deleting its file: for a
+   * proposal that never went to consensus (a policy migration given up before any command was
+   * sent). Returns whether it was pending; another pending proposal stays.
+   */
+  async withdraw(keyId: string): Promise<boolean> {
+    if (this.#manager.pending?.next.keyId !== keyId) return false;
+    this.#manager.withdraw();
+    await this.#store.remove(keyId as KeyId);
+    return true;
+  }
+
+  /**
    * Adopts the rotation `certificate`, which consensus committed at position `sequence`: signs with
    * the new key from now on, records it, wipes the old secret and deletes its file. Adopting the
    * rotation in force again answers the same. Throws `ROTATION_INVALID` for a rotation that does
@@ -270,6 +283,8 @@ export const Signer = defineBehavior({
     'propose-rotation': { scheme: t.optional(t.oneOf(...SCHEME_NAMES)) },
     /** Whether the key in force is due for rotation (its expiry is within the lead time), or a proposal awaits consensus. */
     'rotation-due': {},
+    /** Withdraw the pending proposal of this key, which was never sent to consensus. */
+    'withdraw-rotation': { keyId: t.string({ maxLength: 128 }) },
     'adopt-rotation': { certificate: certificateBytes, sequence: t.uint() },
     /** Signatures made by this incarnation (for the consensus benchmark's crypto ceiling). */
     stats: {},
@@ -281,6 +296,7 @@ export const Signer = defineBehavior({
     key: { key: descriptorSchema, history: t.array(descriptorSchema, { maxLength: 1 << 16 }) },
     rotation: { certificate: certificateBytes },
     due: { due: t.boolean() },
+    withdrawn: { withdrawn: t.boolean() },
     /** A rotation request refused, with the `CryptoError` code saying why; the keys are unchanged. */
     refused: { code: t.string({ maxLength: 64 }), reason: t.string({ maxLength: 1024 }) },
     stats: { signatures: t.uint(), treeHeads: t.uint() },
@@ -347,6 +363,9 @@ export const Signer = defineBehavior({
           case 'propose-rotation':
             if (!permitted(from, owner, 'proposing a rotation')) return;
             return rotating(custody.propose(msg.scheme), (certificate) => from.reply({ type: 'rotation', certificate }), from);
+          case 'withdraw-rotation':
+            if (!permitted(from, owner, 'withdrawing a rotation')) return;
+            return rotating(custody.withdraw(msg.keyId), (withdrawn) => from.reply({ type: 'withdrawn', withdrawn }), from);
           case 'adopt-rotation':
             if (!permitted(from, replicaOrOwner, 'adopting a rotation')) return;
             return rotating(custody.adopt(msg.certificate, msg.sequence), () => from.reply(describe()), from);

@@ -18,10 +18,19 @@
  * retired key that leaks vouches for nothing in views or positions its member had not reached
  * when it retired the key. A restarted verifier learns the rotations from the cluster's agent.
  * An envelope also needs its key within the key's validity window when it is checked.
+ *
+ * A signature policy migration (crypto/policy-migration.ts) takes effect here the same way, as
+ * one step: on the report of enough replicas that one is correct (a member's own report does not
+ * do, since the step changes every member's key), every member's new key is installed at once
+ * and the next policy is in force for rotations after it. Each key is judged under the policy
+ * that admitted it, so the votes of the category the cluster left still count inside
+ * certificates, within their reach, while no envelope can be signed with them any more.
  */
 import { defineBehavior, t } from '../runtime/index.js';
 import {
   CryptoError,
+  applyPolicyMigration,
+  checkPolicyTransition,
   decodeRotationCertificate,
   KeyDirectory,
   policyAdmits,
@@ -32,7 +41,7 @@ import {
   type SchemeName,
   type SignaturePolicy,
 } from '../protocols/crypto/index.js';
-import { hashBytes, hex, signedPositionSchema, standsWithin, type SignedPosition } from '../protocols/consensus/index.js';
+import { encode, hashBytes, hex, signedPositionSchema, standsWithin, type SignedPosition } from '../protocols/consensus/index.js';
 import type { KnownRotation } from './cluster-agent.js';
 import { applyKeyRotation, observedSchemes } from './crypto-telemetry.js';
 import { verifyBatchTask, type VerifyJob } from './crypto-pool.js';
@@ -48,6 +57,7 @@ export interface MemberKey extends KeyDescriptor {
 export interface VerifierArgs {
   /** The cluster's id: rotation certificates name it. */
   readonly cluster: string;
+  /** The policy in force when `members` was taken: it admits every one of their keys. */
   readonly policy: SignaturePolicy;
   /** Member i's key at index i. */
   readonly members: readonly MemberKey[];
@@ -84,12 +94,13 @@ export type SignatureCheck = { readonly node: number; readonly digest: Uint8Arra
 
 const rotationFields = { certificate: t.bytes({ maxLength: 1 << 16 }), sequence: t.uint() };
 
-/** A key signatures are checked with, and its validity window (milliseconds since the epoch). */
+/** A key signatures are checked with, its validity window (milliseconds since the epoch), and the policy that admitted it. */
 interface Accepted {
   readonly scheme: SchemeName;
   readonly publicKey: Uint8Array;
   readonly notBefore: number;
   readonly notAfter: number;
+  readonly policy: SignaturePolicy;
 }
 
 /** A key its member no longer signs with, and how far what it signed with it reaches. */
@@ -97,7 +108,15 @@ interface Retired extends Accepted {
   readonly through: SignedPosition;
 }
 
-const acceptedOf = (descriptor: KeyDescriptor): Accepted => ({ scheme: descriptor.scheme, publicKey: descriptor.publicKey, notBefore: descriptor.notBefore, notAfter: descriptor.notAfter });
+const acceptedOf = (descriptor: KeyDescriptor, policy: SignaturePolicy): Accepted => ({
+  scheme: descriptor.scheme,
+  publicKey: descriptor.publicKey,
+  notBefore: descriptor.notBefore,
+  notAfter: descriptor.notAfter,
+  policy,
+});
+
+const policySchema = t.oneOf(...SIGNATURE_POLICIES);
 
 /** A cluster's verifier: `verify` answers one verdict per check, in order. */
 export const Verifier = defineBehavior({
@@ -107,6 +126,8 @@ export const Verifier = defineBehavior({
     verify: { checks: t.array(checkSchema, { maxLength: 1024 }) },
     /** Replica `reporter`'s configuration installed this rotation at log position `sequence`. */
     installed: { reporter: t.uint(), ...rotationFields },
+    /** Replica `reporter`'s configuration took the policy step `from` → `to` at log position `sequence`, installing these rotations. */
+    migrated: { reporter: t.uint(), from: policySchema, to: policySchema, sequence: t.uint(), certificates: t.array(rotationFields.certificate, { maxLength: 1 << 10 }) },
     /** Member `member`'s signer adopted its key `keyId`: its earlier key no longer signs envelopes, and vouched for votes up to `through`. */
     adopted: { member: t.uint(), keyId: t.string({ maxLength: 128 }), through: signedPositionSchema },
     stats: {},
@@ -130,7 +151,9 @@ export const Verifier = defineBehavior({
     });
     const reportQuorum = args.reportQuorum ?? 1;
     /** Per member: the key that signs envelopes, and one still being adopted (its predecessor), first the key in force. */
-    const signing: Accepted[][] = args.members.map((member) => [acceptedOf(member)]);
+    const signing: Accepted[][] = args.members.map((member) => [acceptedOf(member, args.policy)]);
+    /** The policy rotations are checked against: the cluster's, as migrations changed it. */
+    let policy = args.policy;
     /** Per member: keys it no longer signs with, whose votes still stand inside certificates. */
     const retired: Retired[][] = args.members.map(() => []);
     /** Replicas that reported each rotation not installed yet, by new key id and position. */
@@ -149,12 +172,29 @@ export const Verifier = defineBehavior({
     const install = (cert: RotationCertificate, sequence: number, record: boolean): void => {
       if (record) applyKeyRotation(directory, cert, sequence);
       else directory.applyRotation(cert, sequence);
-      signing[cert.member] = [acceptedOf(cert.next), acceptedOf(cert.old)];
+      takeUp(cert);
     };
+    /** The member signs envelopes with its new key now, and with the one before until it reports the adoption. */
+    const takeUp = (cert: RotationCertificate): void => {
+      signing[cert.member] = [acceptedOf(cert.next, policy), ...(signing[cert.member] ?? []).slice(0, 1)];
+    };
+    /** Reporters of each policy step not taken yet, by its content. */
+    const steps = new RecentMap<string, Set<number>>(MAX_REPORTED);
+    /**
+     * Adoptions of keys not installed here yet, by key id: a member adopts the key a policy step
+     * gave it once its own configuration took the step, which may be before enough replicas have
+     * reported the step here.
+     */
+    const early = new RecentMap<string, { readonly member: number; readonly through: SignedPosition }>(MAX_REPORTED);
     /** The member's signer signs with `keyId` now: its earlier keys count only inside certificates, for votes up to `through`. */
     const adopted = (member: number, keyId: string, through: SignedPosition): void => {
       const keys = signing[member];
-      if (keys === undefined || directory.current(member).descriptor.keyId !== keyId || keys.length === 1) return;
+      if (keys === undefined) return;
+      if (directory.current(member).descriptor.keyId !== keyId) {
+        if (!directory.history(member).some((record) => record.descriptor.keyId === keyId)) early.set(keyId, { member, through });
+        return;
+      }
+      if (keys.length === 1) return;
       signing[member] = keys.slice(0, 1);
       retired[member]?.push(...keys.slice(1).map((key) => ({ ...key, through })));
       // A verdict reached with the retired key on an envelope must not outlive its retirement.
@@ -165,10 +205,18 @@ export const Verifier = defineBehavior({
       const agent = await ctx.lookup(args.agent);
       if (agent === undefined) throw new Error(`${args.agent} is not running`);
       const known = (await agent.ask({ type: 'rotations' }, { timeoutMs: 30_000 })) as { rotations: KnownRotation[] };
-      for (const { certificate, sequence, adopted: through } of known.rotations) {
+      for (const { certificate, sequence, adopted: through, step } of known.rotations) {
         try {
           const cert = decodeRotationCertificate(certificate);
           if (cert.epoch <= directory.current(cert.member).epoch) continue;
+          // The agent lists a step's rotations one by one: the first puts its policy in force.
+          if (step !== undefined && step.from === policy) {
+            checkPolicyTransition(step.from, step.to);
+            policy = step.to;
+          }
+          if (!policyAdmits(policy, registry.get(cert.next.scheme))) {
+            throw new CryptoError('SCHEME_NOT_ALLOWED', `the ${policy} policy does not admit a ${cert.next.scheme} key`);
+          }
           install(cert, sequence, false);
           if (through !== undefined) adopted(cert.member, cert.next.keyId, through);
         } catch (error) {
@@ -183,7 +231,7 @@ export const Verifier = defineBehavior({
       publicKey: key.publicKey,
       message: check.digest,
       signature: check.signature,
-      policy: args.policy,
+      policy: key.policy,
       ...(args.cryptoBackend === undefined ? {} : { backend: args.cryptoBackend }),
       ...(key.scheme === 'Ed25519' || args.context === undefined ? {} : { context: args.context }),
     });
@@ -251,13 +299,37 @@ export const Verifier = defineBehavior({
               reports.set(id, reporters);
               if (msg.reporter !== cert.member && reporters.size < reportQuorum) return;
               reports.delete(id);
-              if (!policyAdmits(args.policy, registry.get(cert.next.scheme))) {
-                throw new CryptoError('SCHEME_NOT_ALLOWED', `the ${args.policy} policy does not admit a ${cert.next.scheme} key`);
+              if (!policyAdmits(policy, registry.get(cert.next.scheme))) {
+                throw new CryptoError('SCHEME_NOT_ALLOWED', `the ${policy} policy does not admit a ${cert.next.scheme} key`);
               }
               install(cert, msg.sequence, true);
             } catch (error) {
               // What the replicated configuration installed, the directory accepts by the same
               // rules; a refusal here means a report no correct replica made.
+              if (!(error instanceof CryptoError)) throw error;
+              counts.rotationsRefused++;
+            }
+            return;
+          }
+          case 'migrated': {
+            if (!sentBy(from, msg.reporter) || msg.from !== policy) return;
+            const id = `${msg.from}>${msg.to}@${msg.sequence}:${hex(hashBytes(encode(msg.certificates)))}`;
+            const reporters = steps.get(id) ?? new Set<number>();
+            reporters.add(msg.reporter);
+            steps.set(id, reporters);
+            if (reporters.size < reportQuorum) return;
+            steps.delete(id);
+            try {
+              const rotations = msg.certificates.map(decodeRotationCertificate);
+              applyPolicyMigration(directory, registry, policy, { from: msg.from, to: msg.to, rotations }, msg.sequence);
+              policy = msg.to;
+              rotations.forEach(takeUp);
+              for (const cert of rotations) {
+                const adoption = early.get(cert.next.keyId);
+                early.delete(cert.next.keyId);
+                if (adoption?.member === cert.member) adopted(cert.member, cert.next.keyId, adoption.through);
+              }
+            } catch (error) {
               if (!(error instanceof CryptoError)) throw error;
               counts.rotationsRefused++;
             }

@@ -17,6 +17,7 @@ function sinkOf(take: Partial<Pick<AgentSink, 'halted' | 'started' | 'treeHead'>
     faultsFor: () => ({ links: HEALTHY }),
     rotations: () => [],
     rotationInstalled: () => undefined,
+    migrationInstalled: () => undefined,
     rotationAdopted: () => undefined,
     applied: () => undefined,
     halted: () => undefined,

@@ -22,6 +22,7 @@ import {
   assertNoFork,
   buildReceipt,
   checkTrust,
+  policyAt,
   compareTreeHeads,
   consistencyProofFromJson,
   consistencyProofToJson,
@@ -435,7 +436,11 @@ test('the JSON Schema files accept what the code writes and agree with the runti
   const executed = execute(fx, [batch(1, 3), batch(2, 2)]);
   const receipt = receiptsOf(fx, executed)[3] as Receipt;
   const heads = executed.batches.map((b) => ({ treeHead: b.record.treeHead, signatures: b.signatures }));
-  const trust = checkTrust({ ...fx.trust, members: fx.trust.members.map((m, i) => (i === 0 ? { node: m.node, keys: [...m.keys, trustKeyOf(SigningKey.generate(registry.get('Ed25519'), 5), 3, 9)] } : m)) });
+  const trust = checkTrust({
+    ...fx.trust,
+    members: fx.trust.members.map((m, i) => (i === 0 ? { node: m.node, keys: [...m.keys, trustKeyOf(SigningKey.generate(registry.get('Ed25519'), 5), 3, 9)] } : m)),
+    migrations: [{ policy: 'hybrid', sequence: 40 }],
+  });
   const proof = proveConsistency(executed.log, (heads[0] as SignedTreeHead).treeHead, (heads[1] as SignedTreeHead).treeHead);
   const samples = [
     ['receipt', JSON.parse(JSON.stringify(receiptToJson(receipt))), receiptFromJson],
@@ -486,11 +491,16 @@ test('trust files: rules beyond the shape are refused with INVALID_TRUST', (t) =
     { ...json, f: 2 },
     { ...json, n: 5 },
     { ...json, members: [json.members[0], json.members[0], json.members[1], json.members[2]] },
+    { ...json, migrations: [{ policy: 'quantum', sequence: 5 }] },
+    { ...json, migrations: [{ policy: 'classical', sequence: 5 }] },
+    { ...json, migrations: [{ policy: 'hybrid', sequence: 9 }, { policy: 'quantum', sequence: 9 }] },
   ];
   for (const value of bad) t.is(t.throws(() => trustFromJson(value), { instanceOf: ReceiptError })?.code, 'INVALID_TRUST');
   const key = trustKeyOf((fx.members[0] as Member).key, 9, 3);
   t.is(t.throws(() => checkTrust({ ...fx.trust, members: [{ node: 'r0', keys: [key] }, ...fx.trust.members.slice(1)] }))?.message, `node r0's key ${key.keyId} is valid until 3, before it is valid from 9`);
   t.like(trustFromJson({ ...json, f: 0 }), { f: 0 }, 'f = 0 (a Raft cluster): a majority');
+  const migrated = trustFromJson({ ...json, migrations: [{ policy: 'hybrid', sequence: 9 }, { policy: 'quantum', sequence: 20 }] });
+  t.deepEqual([0, 8, 9, 19, 20, 1e9].map((sequence) => policyAt(migrated, sequence)), ['classical', 'classical', 'hybrid', 'hybrid', 'quantum', 'quantum']);
   t.is(trustQuorum({ n: 3, f: 0 }), 2);
 });
 

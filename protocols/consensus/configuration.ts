@@ -217,9 +217,21 @@ export class ConfiguredState implements ConsensusState {
     return this.#installed;
   }
 
-  /** The policy changes recorded so far, in the order they executed. */
+  /** The policy changes recorded so far, in the order they executed: the list itself, which grows as the state executes (a receipt journal reads it so). */
   policyChanges(): readonly PolicyChange[] {
     return this.#policies;
+  }
+
+  /**
+   * The policy migration that installed rotation `index` of {@link installed}, if one did: its
+   * step, and the indices of its rotations, `first` up to `end` (exclusive), one per member.
+   */
+  migrationOf(index: number): { readonly from: SignaturePolicy; readonly to: SignaturePolicy; readonly first: number; readonly end: number } | undefined {
+    const members = this.#genesis.length;
+    const at = this.#policies.findIndex((change) => change.rotations - members <= index && index < change.rotations);
+    const change = this.#policies[at];
+    if (change === undefined) return undefined;
+    return { from: this.#policies[at - 1]?.policy ?? this.#genesisPolicy, to: change.policy, first: change.rotations - members, end: change.rotations };
   }
 
   apply(command: Command, position: number, timestamp: number): Uint8Array {

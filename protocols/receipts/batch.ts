@@ -12,12 +12,20 @@ import type { MerkleLog, PendingLeaves } from './merkle-log.js';
 import { ReceiptError } from './errors.js';
 import { RECEIPT_VERSION, commandHash, receiptLeafHash, type ReceiptBody } from './receipt.js';
 import { TREE_HEAD_VERSION, type TreeHead } from './tree-head.js';
+import { policyAt, type PolicyMigrationPoint } from './trust.js';
 
 /** The facts of a cluster that every receipt carries. */
 export interface LogContext {
   readonly cluster: string;
   readonly protocol: ConsensusAlgorithm;
+  /** The policy the cluster started under. */
   readonly policy: SignaturePolicy;
+  /**
+   * Its migrations so far, in order: a position's receipts and tree head are under the policy in
+   * force there ({@link policyAt}). A replica passes its configuration's list, which grows as it
+   * executes: a position is recorded after it executed, so its migration, if any, is listed.
+   */
+  readonly migrations?: readonly PolicyMigrationPoint[];
 }
 
 /** The parts of an executed log position a receipt records. */
@@ -62,7 +70,7 @@ function receiptBody(batch: ExecutedBatch, context: LogContext, firstLeaf: numbe
     stateHashBefore,
     stateHashAfter,
     timestamp: batch.timestamp,
-    policy: context.policy,
+    policy: policyAt(context, batch.position),
     leafIndex: firstLeaf + batchIndex,
   };
 }
@@ -131,7 +139,7 @@ export class BatchAppend {
       sequence: batch.position,
       view: batch.view,
       timestamp: batch.timestamp,
-      policy: this.#context.policy,
+      policy: policyAt(this.#context, this.#batch.position),
     };
     return { bodies: this.#bodies, leafHashes: this.#leafHashes, treeHead };
   }

@@ -7,11 +7,12 @@
  * sequences it is given, its host bounds (`forget` drops those below a point).
  */
 import { hex } from '../consensus/codec.js';
+import { ReceiptError } from './errors.js';
 import { SchemeRegistry } from '../crypto/index.js';
 import { encodeTreeHead } from './canonical.js';
 import type { ForkEvidence } from './fork.js';
 import type { SignedTreeHead, TreeHead, TreeHeadSignature } from './tree-head.js';
-import { trustQuorum, type Trust } from './trust.js';
+import { policyAt, trustQuorum, type Trust } from './trust.js';
 import { treeHeadSignatureProblem } from './verify.js';
 
 /** What adding one signature changed. */
@@ -52,7 +53,7 @@ function mostSigned(candidates: readonly Candidate[]): Candidate {
 
 /** Collects tree-head signatures per sequence until one head has a quorum. Pure state. */
 export class TreeHeadCollector {
-  readonly #trust: Trust;
+  #trust: Trust;
   readonly #quorum: number;
   readonly #verify: boolean;
   readonly #registry: SchemeRegistry | undefined;
@@ -69,14 +70,26 @@ export class TreeHeadCollector {
     this.#registry = options.registry;
   }
 
+  /**
+   * Judges heads against `trust` from now on: the same cluster's, grown since by key rotations or
+   * policy migrations. Throws `ReceiptError` `INVALID_TRUST` for another cluster's, or another size.
+   */
+  updateTrust(trust: Trust): void {
+    if (trust.cluster !== this.#trust.cluster || trustQuorum(trust) !== this.#quorum) {
+      throw new ReceiptError('INVALID_TRUST', `the trust of cluster ${trust.cluster} (quorum ${trustQuorum(trust)}) does not replace that of ${this.#trust.cluster} (quorum ${this.#quorum})`);
+    }
+    this.#trust = trust;
+  }
+
   /** Adds `signature` over `head` by one member. */
   add(head: TreeHead, signature: TreeHeadSignature): CollectorUpdate {
     const bytes = encodeTreeHead(head);
     const key = hex(bytes);
     const settled = this.#settled.get(head.sequence);
     if (settled === key) return { kind: 'ignored', reason: `sequence ${head.sequence} already has its quorum` };
-    if (head.cluster !== this.#trust.cluster || head.policy !== this.#trust.policy) {
-      return { kind: 'ignored', reason: `a tree head of cluster ${head.cluster} under policy ${head.policy}, not ${this.#trust.cluster} under ${this.#trust.policy}` };
+    const policy = policyAt(this.#trust, head.sequence);
+    if (head.cluster !== this.#trust.cluster || head.policy !== policy) {
+      return { kind: 'ignored', reason: `a tree head of cluster ${head.cluster} under policy ${head.policy}, not ${this.#trust.cluster} under ${policy}` };
     }
     if (this.#verify) {
       const problem = treeHeadSignatureProblem(head, signature, this.#trust, this.#registry, bytes);

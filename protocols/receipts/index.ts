@@ -21,7 +21,7 @@ export {
   type TreeHeadSigner,
 } from './tree-head.js';
 export { appendBatch, BatchAppend, receiptBodies, type BatchRecord, type ExecutedBatch, type LogContext } from './batch.js';
-export { TRUST_VERSION, checkTrust, keyAt, trustKeyOf, trustQuorum, type Trust, type TrustKey, type TrustMember } from './trust.js';
+export { TRUST_VERSION, checkTrust, keyAt, policyAt, trustKeyOf, trustQuorum, type PolicyMigrationPoint, type Trust, type TrustKey, type TrustMember } from './trust.js';
 export {
   CONSISTENCY_PROOF_VERSION,
   proveConsistency,

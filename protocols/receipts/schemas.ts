@@ -157,6 +157,7 @@ function shapes(form: BinaryForm) {
         }),
         { maxLength: 1024 },
       ),
+      migrations: absentOr(t.array(t.object({ policy, sequence: t.uint() }), { maxLength: SIGNATURE_POLICIES.length })),
     }),
     consistencyProof: t.object({ version: t.literal(1), cluster: id, firstSize: t.uint(), secondSize: t.uint(), proof }),
   };

@@ -1,10 +1,10 @@
 /**
- * What a receipt verifier trusts: a cluster's id, size and fault bound, its signature policy, and
- * every member's public keys with the range of consensus sequences each key was valid for. The
+ * What a receipt verifier trusts: a cluster's id, size and fault bound, its signature policy and
+ * the migrations that changed it, and every member's public keys with the range of consensus sequences each key was valid for. The
  * verifier needs nothing else: no network, no replica, no clock.
  */
 import { quorumSize } from '../consensus/config.js';
-import type { KeyId, SchemeName, SignaturePolicy } from '../crypto/index.js';
+import { checkPolicyTransition, type KeyId, type SchemeName, type SignaturePolicy } from '../crypto/index.js';
 import { ReceiptError } from './errors.js';
 
 /** The format version of trust files this code writes and reads. */
@@ -37,9 +37,31 @@ export interface Trust {
   readonly n: number;
   /** Byzantine members tolerated (n ≥ 3f+1); 0 for a Raft cluster, whose receipts then need a majority. */
   readonly f: number;
-  /** The signature policy every receipt of the cluster is made under. */
+  /** The signature policy the cluster started under: receipts are made under it up to its first migration. */
   readonly policy: SignaturePolicy;
   readonly members: readonly TrustMember[];
+  /** The cluster's signature policy migrations, in order; absent when it never migrated. */
+  readonly migrations?: readonly PolicyMigrationPoint[];
+}
+
+/** A signature policy migration: `policy` is in force from log position `sequence` on. */
+export interface PolicyMigrationPoint {
+  readonly policy: SignaturePolicy;
+  readonly sequence: number;
+}
+
+/**
+ * The signature policy in force at log position `sequence` for a cluster that started under
+ * `of.policy` and took the migrations `of.migrations` (in order): the receipts and tree heads of
+ * that position are made under it, and signed with keys it admits.
+ */
+export function policyAt(of: { readonly policy: SignaturePolicy; readonly migrations?: readonly PolicyMigrationPoint[] | undefined }, sequence: number): SignaturePolicy {
+  let policy = of.policy;
+  for (const migration of of.migrations ?? []) {
+    if (migration.sequence > sequence) break;
+    policy = migration.policy;
+  }
+  return policy;
 }
 
 /**
@@ -96,6 +118,18 @@ export function checkTrust(trust: Trust): Trust {
         fail(`node ${member.node}'s key ${key.keyId} is valid until ${key.validUntil}, before it is valid from ${key.validFrom}`);
       }
     }
+  }
+  let policy = trust.policy;
+  let since = -1;
+  for (const migration of trust.migrations ?? []) {
+    if (migration.sequence <= since) fail(`the migration to ${migration.policy} at ${migration.sequence} does not come after the one before, at ${since}`);
+    try {
+      checkPolicyTransition(policy, migration.policy);
+    } catch (error) {
+      fail(`the migration at ${migration.sequence}: ${(error as Error).message}`);
+    }
+    policy = migration.policy;
+    since = migration.sequence;
   }
   return trust;
 }

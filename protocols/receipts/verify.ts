@@ -11,7 +11,7 @@ import { verifyInclusion } from './merkle.js';
 import { receiptLeafHash, type Receipt } from './receipt.js';
 import { BINARY_SCHEMAS, JSON_SCHEMAS, unsharedCopy } from './schemas.js';
 import { treeHeadContext, type SignedTreeHead, type TreeHead, type TreeHeadSignature } from './tree-head.js';
-import { keyAt, trustQuorum, type Trust, type TrustMember } from './trust.js';
+import { keyAt, policyAt, trustQuorum, type Trust, type TrustMember } from './trust.js';
 
 /** The checks of {@link verifyReceipt}, in the order they run. */
 export type ReceiptCheck = 'schema' | 'cluster' | 'policy' | 'inclusion' | 'quorum';
@@ -80,7 +80,8 @@ export function treeHeadSignatureProblem(
   if (key === undefined) return `key ${signature.keyId} is not one of the member's keys valid at sequence ${head.sequence}`;
   if (key.scheme !== signature.scheme) return `the signature is labelled ${signature.scheme}, the key is ${key.scheme}`;
   const scheme = registry.get(key.scheme);
-  if (!policyAdmits(trust.policy, scheme)) return `policy ${trust.policy} does not admit ${key.scheme}`;
+  const policy = policyAt(trust, head.sequence);
+  if (!policyAdmits(policy, scheme)) return `policy ${policy} does not admit ${key.scheme}`;
   return scheme.verify(scheme.importPublicKey(key.publicKey), message, signature.signature, treeHeadContext(scheme)) ? undefined : 'the signature does not verify';
 }
 
@@ -104,7 +105,8 @@ function quorumFailure(report: QuorumReport): string {
 
 function headChecks(head: TreeHead, trust: Trust): Failure<'cluster' | 'policy'> | undefined {
   if (head.cluster !== trust.cluster) return { ok: false, check: 'cluster', reason: `the tree head is of cluster ${head.cluster}, the trust of ${trust.cluster}` };
-  if (head.policy !== trust.policy) return { ok: false, check: 'policy', reason: `the tree head is under policy ${head.policy}, the trust requires ${trust.policy}` };
+  const policy = policyAt(trust, head.sequence);
+  if (head.policy !== policy) return { ok: false, check: 'policy', reason: `the tree head is under policy ${head.policy}, the trust requires ${policy} at sequence ${head.sequence}` };
   return undefined;
 }
 
@@ -127,7 +129,7 @@ export function verifyTreeHead(signed: unknown, trust: Trust, registry?: SchemeR
  * Verifies a receipt (JSON form, or in-memory) against `trust`, offline. Checks, in order:
  * - `schema`: the receipt has exactly the receipt format's shape;
  * - `cluster`: its body and tree head are of the trusted cluster;
- * - `policy`: both are under the trusted policy;
+ * - `policy`: both are under the policy the trust puts in force at their sequence;
  * - `inclusion`: the body's leaf (RFC 9162 leaf hash of its canonical bytes) is at its leaf index
  *   in the tree head's tree, by the inclusion proof (RFC 9162 §2.1.3.2), and the body's batch is
  *   not later than the tree head's;
@@ -138,7 +140,8 @@ export function verifyReceipt(receipt: unknown, trust: Trust, registry?: SchemeR
   if (!parsed.ok) return parsed;
   const { body, treeHead, inclusionProof, signatures } = parsed.value;
   if (body.cluster !== trust.cluster) return { ok: false, check: 'cluster', reason: `the receipt is of cluster ${body.cluster}, the trust of ${trust.cluster}` };
-  if (body.policy !== trust.policy) return { ok: false, check: 'policy', reason: `the receipt is under policy ${body.policy}, the trust requires ${trust.policy}` };
+  const policy = policyAt(trust, body.sequence);
+  if (body.policy !== policy) return { ok: false, check: 'policy', reason: `the receipt is under policy ${body.policy}, the trust requires ${policy} at sequence ${body.sequence}` };
   const failed = headChecks(treeHead, trust);
   if (failed) return failed;
   if (body.sequence > treeHead.sequence) {
