@@ -45,6 +45,7 @@ import { StorageError } from './replica-store.js';
 import { Signer, type PublicKeyDescriptor } from './signer.js';
 import { KeyValue, stateMachineRef, type StateMachine } from './state-machine-definition.js';
 import { Verifier } from './verifier.js';
+import { keysInForce } from './keys-in-force.js';
 import { verifyAsync } from './crypto-pool.js';
 import { CRYPTO_SCOPE, observedSchemes } from './crypto-telemetry.js';
 import { positionAnswer, receiptAnswer, type PositionAnswer, type ReceiptSubject } from './receipt-answers.js';
@@ -797,8 +798,8 @@ export class Cluster {
         const described = (await signer.ask({ type: 'describe' }, { timeoutMs: 60_000 })) as unknown as { history: PublicKeyDescriptor[] };
         histories.push(described.history);
       }
-      const current = histories.map((history) => history[history.length - 1] as PublicKeyDescriptor);
-      await supervisor.spawn(Verifier, { name: name('verifier'), thread: true, args: { cluster: id, policy, members: current, context, agent: name('agent'), reportQuorum: config.replyQuorum, replicas, ...(backend === undefined ? {} : { cryptoBackend: backend }) } });
+      const inForce = keysInForce(histories, observedSchemes(backend));
+      await supervisor.spawn(Verifier, { name: name('verifier'), thread: true, args: { cluster: id, policy: inForce.policy, members: inForce.members, context, agent: name('agent'), reportQuorum: config.replyQuorum, replicas, ...(backend === undefined ? {} : { cryptoBackend: backend }) } });
       const tuning: ReplicaTuning = {
         ...(options.batch === undefined ? {} : { batch: options.batch }),
         timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS[options.protocol],

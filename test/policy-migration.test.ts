@@ -8,9 +8,10 @@ import test from 'ava';
 import type { ActorRef, ActorSystem } from '../runtime/index.js';
 import { ActorSystem as KnhkSystem } from '../actors/system.js';
 import type { Cluster, Submitted } from '../actors/cluster.js';
-import { hashBytes } from '../protocols/consensus/index.js';
+import { hashBytes, type SignedPosition } from '../protocols/consensus/index.js';
 import { CryptoError } from '../protocols/crypto/index.js';
 import { receiptToJson, verifyReceipt, type Receipt } from '../protocols/receipts/index.js';
+import { tempDir } from './helpers/temp.js';
 
 type Ask = ActorRef<{ readonly type: string; readonly [field: string]: unknown }, unknown>;
 
@@ -20,9 +21,10 @@ function actor(system: ActorSystem, cluster: Cluster, name: string): Ask {
   return ref as Ask;
 }
 
-/** Whether the cluster's verifier accepts `signature` as replica `node`'s envelope signature over `digest`. */
-async function accepts(system: ActorSystem, cluster: Cluster, node: number, digest: Uint8Array, signature: Uint8Array): Promise<boolean> {
-  const answer = (await actor(system, cluster, 'verifier').ask({ type: 'verify', checks: [{ node, digest, signature }] })) as { verdicts: boolean[] };
+/** Whether the cluster's verifier accepts `signature` as replica `node`'s over `digest`, on an envelope or on a vote inside a certificate standing at `nested`. */
+async function accepts(system: ActorSystem, cluster: Cluster, node: number, digest: Uint8Array, signature: Uint8Array, nested?: SignedPosition): Promise<boolean> {
+  const check = nested === undefined ? { node, digest, signature } : { node, digest, signature, nested };
+  const answer = (await actor(system, cluster, 'verifier').ask({ type: 'verify', checks: [check] })) as { verdicts: boolean[] };
   return answer.verdicts[0] === true;
 }
 
@@ -60,6 +62,7 @@ test('test_signature_policy_migration on a running cluster: classical → hybrid
   t.deepEqual(hybrid.keys.map((key) => [key.scheme, key.epoch, key.fromSequence]), [0, 1, 2, 3].map(() => ['ML-DSA-65+Ed25519', 1, hybrid.sequence]));
   t.deepEqual(cluster.keys.map((key) => key.keyId), hybrid.keys.map((key) => key.keyId));
   t.false(await accepts(system, cluster, 2, digest, classical), 'an envelope signed with a classical key no longer counts');
+  t.true(await accepts(system, cluster, 2, digest, classical, { view: 0, sequence: hybrid.sequence }), 'a classical vote cast before the step still counts inside a certificate');
   t.true(await accepts(system, cluster, 2, digest, await signature(system, cluster, 2, digest)), 'the signer signs under the hybrid policy');
   const during = await commitAll(cluster, 'hybrid', 3);
   t.is(during.hashes.size, 1, 'the cluster commits under the hybrid policy, every replica alike');
@@ -90,4 +93,44 @@ test('test_signature_policy_migration on a running cluster: classical → hybrid
   t.like(stats, { rotationsRefused: 0, reportsRefused: 0 }, 'the verifier took every report');
   const automatic = await cluster.rotateKey(1);
   t.is(automatic.key.scheme, 'ML-DSA-65', 'a later rotation stays within the policy');
+});
+
+test('after a migration a crashed replica comes back under the new policy, and a cluster stopped whole starts again from its data directory in the policy it had reached', async (t) => {
+  t.timeout(240_000);
+  const dataDir = await tempDir(t, 'knhk-migrated-');
+  const options = { id: 'migrated', protocol: 'raft', n: 3, policy: 'classical', dataDir, passphrase: 'migrated', kdfLog2N: 10 } as const;
+  const run = async <T>(use: (system: ActorSystem, cluster: Cluster) => Promise<T>): Promise<T> => {
+    const system = await KnhkSystem.start({ cryptoThreads: 1 });
+    try {
+      return await use(system, await system.spawnCluster(options));
+    } finally {
+      await system.stop();
+    }
+  };
+  const first = await run(async (_, cluster) => {
+    await commitAll(cluster, 'before', 2);
+    const step = await cluster.migratePolicy('hybrid');
+    await cluster.crash(1);
+    for (let k = 0; k < 2; k++) await cluster.submit({ type: 'put', key: `while-down-${k}`, value: 'v' });
+    await cluster.restart(1);
+    const { hashes, last } = await commitAll(cluster, 'after', 2);
+    t.is(hashes.size, 1, 'the restarted replica caught up under the hybrid policy');
+    t.true(verdictOf(cluster, await last.receipt).ok);
+    return { step, last: last.position, subject: { client: last.client, timestamp: last.timestamp }, status: await cluster.status() };
+  });
+  await run(async (system, cluster) => {
+    for (let i = 0; i < cluster.n; i++) await cluster.executedUpTo(i, first.last);
+    t.deepEqual((await cluster.status()).map((s) => s.stateHash), first.status.map((s) => s.stateHash), 'every replica rebuilds its state, configuration included');
+    t.deepEqual(cluster.keys.map((key) => key.scheme), ['ML-DSA-65+Ed25519', 'ML-DSA-65+Ed25519', 'ML-DSA-65+Ed25519']);
+    const { hashes, last } = await commitAll(cluster, 'restarted', 2);
+    t.is(hashes.size, 1);
+    t.is(cluster.policy, 'hybrid', 'the cluster learned the step from its replicas');
+    t.deepEqual(cluster.trust.migrations, [{ policy: 'hybrid', sequence: first.step.sequence }]);
+    const verdict = verdictOf(cluster, await last.receipt);
+    t.true(verdict.ok, JSON.stringify(verdict));
+    const earlier = verdictOf(cluster, await cluster.receipt(first.subject));
+    t.true(earlier.ok, `a receipt of a position executed under the hybrid policy before the stop, read back from the stores: ${JSON.stringify(earlier)}`);
+    const digest = hashBytes(new TextEncoder().encode('after the cold start'));
+    t.true(await accepts(system, cluster, 2, digest, await signature(system, cluster, 2, digest)), 'the verifier takes the hybrid keys');
+  });
 });

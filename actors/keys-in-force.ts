@@ -1,0 +1,33 @@
+/**
+ * Which keys a restarted cluster's verifier starts with (actors/cluster.ts): a cluster that took
+ * signature policy migrations before it stopped is in the policy it had reached, or, stopped
+ * half-way through a step's adoptions, just before that step.
+ */
+import { ConfigError } from '../runtime/index.js';
+import { POLICY_CATEGORY, SIGNATURE_POLICIES, type SchemeRegistry, type SignaturePolicy } from '../protocols/crypto/index.js';
+import type { PublicKeyDescriptor } from './signer.js';
+
+/**
+ * The policy the verifier of a cluster starting from its signers' keys judges under, and the key
+ * of each member it starts with. Normally the keys in force and the one policy that admits them
+ * all: a cluster that migrated before it stopped is in the policy it reached (the replicas report
+ * the steps again as they start, and the cluster object learns them from those reports). A cluster
+ * stopped between a step's commit and the last of its signers' adoptions holds keys of two
+ * adjacent policies: the verifier then starts before the step, with the adopted members' keys
+ * before it, and takes the step again from the replicas' reports, as it first did.
+ * @throws {ConfigError} for keys of policies further apart, which no migration leaves.
+ */
+export function keysInForce(histories: readonly (readonly PublicKeyDescriptor[])[], schemes: Pick<SchemeRegistry, 'get'>): { readonly policy: SignaturePolicy; readonly members: PublicKeyDescriptor[] } {
+  const current = histories.map((history) => history[history.length - 1] as PublicKeyDescriptor);
+  const stepOf = (key: PublicKeyDescriptor): number => SIGNATURE_POLICIES.findIndex((policy) => POLICY_CATEGORY[policy] === schemes.get(key.scheme).category);
+  const steps = current.map(stepOf);
+  const earliest = Math.min(...steps);
+  const latest = Math.max(...steps);
+  if (earliest < 0 || latest - earliest > 1) throw new ConfigError(`the members' keys in force (${current.map((key) => key.scheme).join(', ')}) are not of one policy, nor of two successive ones`);
+  const members = histories.map((history, i) => {
+    const key = history[history.length - (steps[i] === earliest ? 1 : 2)];
+    if (key === undefined) throw new ConfigError(`member ${i}'s first key is of a later policy than the other members' keys`);
+    return key;
+  });
+  return { policy: SIGNATURE_POLICIES[earliest] as SignaturePolicy, members };
+}

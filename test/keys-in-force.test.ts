@@ -1,0 +1,34 @@
+/**
+ * The keys a restarted cluster's verifier starts with (actors/keys-in-force.ts), from its signers'
+ * key histories: after migrations, the policy reached; stopped half-way through a step's
+ * adoptions, just before it; keys no migration leaves are a configuration error.
+ */
+import test from 'ava';
+import { keysInForce } from '../actors/keys-in-force.js';
+import type { PublicKeyDescriptor } from '../actors/signer.js';
+import { ConfigError } from '../runtime/index.js';
+import { SchemeRegistry, type SchemeName } from '../protocols/crypto/index.js';
+
+const schemes = SchemeRegistry.create();
+
+/** A key of `scheme` for the descriptors' purposes here: only the scheme, the epoch and the id are read. */
+const key = (scheme: SchemeName, epoch: number): PublicKeyDescriptor =>
+  ({ scheme, epoch, fromSequence: epoch * 10, keyId: `${scheme}-${epoch}`, publicKey: new Uint8Array(0), createdAt: 0, notBefore: 0, notAfter: 1 }) as unknown as PublicKeyDescriptor;
+
+test('the keys in force under the one policy admitting them all; half-way through a step, the adopted members\' keys before it', (t) => {
+  const classical = [0, 1, 2].map(() => [key('Ed25519', 0)]);
+  t.deepEqual(keysInForce(classical, schemes), { policy: 'classical', members: classical.map((h) => h[0]) });
+
+  const migrated = [0, 1, 2].map(() => [key('Ed25519', 0), key('ML-DSA-65+Ed25519', 1)]);
+  t.deepEqual(keysInForce(migrated, schemes), { policy: 'hybrid', members: migrated.map((h) => h[1]) }, 'the policy the cluster had reached');
+
+  const halfway = [migrated[0], migrated[1], [key('Ed25519', 0)]] as PublicKeyDescriptor[][];
+  const started = keysInForce(halfway, schemes);
+  t.is(started.policy, 'classical', 'before the step, which the replicas report again');
+  t.deepEqual(started.members.map((k) => k.keyId), ['Ed25519-0', 'Ed25519-0', 'Ed25519-0']);
+
+  const apart = [[key('Ed25519', 0)], [key('Ed25519', 0), key('ML-DSA-65', 1)], [key('Ed25519', 0)]];
+  t.throws(() => keysInForce(apart, schemes), { instanceOf: ConfigError, message: /not of one policy, nor of two successive ones/ });
+  const born = [[key('ML-DSA-65+Ed25519', 0)], [key('Ed25519', 0)], [key('Ed25519', 0)]];
+  t.throws(() => keysInForce(born, schemes), { instanceOf: ConfigError, message: /member 0's first key is of a later policy/ });
+});
