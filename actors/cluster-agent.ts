@@ -3,9 +3,9 @@
  * report to. It hands each replica the faults in force when it starts (a restarted replica is
  * as partitioned, delayed or Byzantine as its predecessor) and a restarted verifier the key
  * rotations committed since the cluster started, and passes executions, tree-head signatures,
- * evidence and key rotations (installed by a replica's configuration, adopted by a signer) to the
- * cluster object that owns it. Its messages come from worker threads, so they
- * are validated like any other; a replica cannot make it throw.
+ * evidence, key rotations and policy steps (installed by a replica's configuration, adopted by a
+ * signer) to the cluster object that owns it. Its messages come from worker threads, so they are
+ * validated like any other; a replica cannot make it throw.
  */
 import { defineBehavior, t, type Infer } from '../runtime/index.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';

@@ -412,7 +412,8 @@ export class Cluster {
   /**
    * What a receipt verifier needs to know of this cluster: its members and every key each has
    * signed with, with the log positions it signed for (write it with `trustToJson`). A key
-   * rotation adds to it: take it again after {@link rotateKey} to verify later receipts.
+   * rotation or a policy migration adds to it: take it again after {@link rotateKey} or
+   * {@link migratePolicy} to verify later receipts.
    */
   get trust(): Trust {
     return this.#trust;

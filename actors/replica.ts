@@ -311,7 +311,7 @@ export const Replica = defineBehavior({
     /**
      * Carries out the key rotations the replicated configuration installed since last time, up to
      * log position `upTo` (all of them when the replica starts): reported to the verifier and the
-     * cluster, and for this replica's own key, adopted by its signer before anything for a later
+     * cluster (a policy migration's together, as one step), and for this replica's own key, adopted by its signer before anything for a later
      * position is signed (the signer handles this replica's requests in order), then reported
      * adopted. Rotations of a later position wait for its report: the configuration may already
      * hold them when a step went on into the next batch (PBFT pauses part-way through one), and

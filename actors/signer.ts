@@ -14,7 +14,8 @@
  * on, and the signer wipes the old secret and deletes its file. Until then it signs with the old
  * key, so a rotation that never commits changes nothing, and one that commits while the signer is
  * down is adopted from the store when the replica, restarted, carries out its configuration
- * again. Key generation and every signature are reported as `crypto.keygen` and `crypto.sign`
+ * again. A policy migration asks for a successor of another scheme; a proposal the cluster gave up
+ * before sending it to consensus is withdrawn (its key wiped, its file deleted). Key generation and every signature are reported as `crypto.keygen` and `crypto.sign`
  * spans (crypto-telemetry.ts).
  */
 import { defineBehavior, t } from '../runtime/index.js';
@@ -262,7 +263,7 @@ const generate = (scheme: SignatureScheme, createdAt: number): SigningKey => mea
 
 /**
  * A replica's signer. `sign` answers a signature over the digest; `describe` the key in force and
- * its predecessors; `propose-rotation` and `adopt-rotation` rotate the key (see the module comment).
+ * its predecessors; `propose-rotation`, `withdraw-rotation` and `adopt-rotation` rotate the key (see the module comment).
  * It signs, and adopts a rotation, for its replica's actor only ({@link SignerArgs.replica}), and
  * proposes a rotation for no actor at all; plain code (the cluster, on the thread that owns the
  * system) may ask all of it. Any other actor's request is refused with code `FORBIDDEN`. A tree
