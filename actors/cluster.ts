@@ -21,12 +21,13 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { AskTimeout, ConfigError, KnhkError, MAX_DELAY_MS, tracerOf, type ActorRef, type ActorSystem, type Supervisor } from '../runtime/index.js';
-import { ConsensusError, configurationResponse, consensusConfig, encode, encodePolicyMigration, hashBytes, hex, kvPayload, type ConfigurationResponse, type ConsensusAlgorithm, type ConsensusConfig, type KvOperation, type SignedPosition } from '../protocols/consensus/index.js';
+import { ConsensusError, configurationResponse, consensusConfig, encodePolicyMigration, hex, kvPayload, type ConfigurationResponse, type ConsensusAlgorithm, type ConsensusConfig, type KvOperation, type SignedPosition } from '../protocols/consensus/index.js';
 import {
   CryptoError,
   checkPolicyTransition,
   decodeRotationCertificate,
   isSignaturePolicy,
+  policyAdmits,
   DEFAULT_HYBRID,
   DEFAULT_KEY_LIFETIME_MS,
   DEFAULT_ROTATION_LEAD_MS,
@@ -46,6 +47,7 @@ import { Signer, type PublicKeyDescriptor } from './signer.js';
 import { KeyValue, stateMachineRef, type StateMachine } from './state-machine-definition.js';
 import { Verifier } from './verifier.js';
 import { keysInForce } from './keys-in-force.js';
+import { StepTally, type ReportedStep } from './step-tally.js';
 import { verifyAsync } from './crypto-pool.js';
 import { CRYPTO_SCOPE, observedSchemes } from './crypto-telemetry.js';
 import { positionAnswer, receiptAnswer, type PositionAnswer, type ReceiptSubject } from './receipt-answers.js';
@@ -316,12 +318,12 @@ export class Cluster {
     string,
     { readonly cert: RotationCertificate; readonly certificate: Uint8Array; readonly sequence: number; readonly reporters: Set<number>; committed: boolean; adopted: SignedPosition | undefined; readonly step?: PolicyStep }
   >();
-  /** Adoptions reported before the rotation they adopt was proved committed here, by key id. */
-  readonly #earlyAdoptions = new RecentMap<string, { readonly node: number; readonly through: SignedPosition }>(EXECUTIONS_KEPT);
-  /** Successor keys whose certificate was sent to consensus: whatever became of the command, they are never withdrawn. */
+  /** Per member, an adoption its replica reported before the rotation it adopts was proved committed here. */
+  readonly #earlyAdoptions = new Map<number, { readonly keyId: string; readonly through: SignedPosition }>();
+  /** Successor keys whose certificate was sent to consensus, not refused: the command may still commit, so they are not withdrawn. */
   readonly #submitted = new Set<string>();
-  /** Replicas that reported each policy step not proved committed yet, by its content. */
-  readonly #steps = new Map<string, Set<number>>();
+  /** Replicas' reports of policy steps not taken yet. */
+  readonly #steps = new StepTally();
   readonly #adoptionWaiters = new Set<{ readonly keyId: string; readonly done: () => void }>();
   /** Matching reports that prove a rotation committed when the member's own is missing: f+1 (one for Raft, crash faults only). */
   readonly #replyQuorum: number;
@@ -487,7 +489,8 @@ export class Cluster {
   }
 
   async #rotate(member: number, timeoutMs: number): Promise<KeyRotation> {
-    const { certificate, cert } = await this.#propose(member, undefined, timeoutMs);
+    // Of the scheme in force: a successor proposed for a policy step not taken stays for that step.
+    const { certificate, cert } = await this.#propose(member, (this.keys[member] as PublicKeyDescriptor).scheme, timeoutMs);
     await this.#agree(certificate, [cert], timeoutMs, (response) => response.kind === 'rotation' && response.member === member && response.keyId === cert.next.keyId);
     const history = this.#histories[member] as PublicKeyDescriptor[];
     const key = history[history.length - 1] as PublicKeyDescriptor;
@@ -521,6 +524,9 @@ export class Cluster {
   async #migrate(to: SignaturePolicy, timeoutMs: number): Promise<PolicyMigrationResult> {
     const from = this.#policy;
     checkPolicyTransition(from, to);
+    // Started from its data directory, the cluster learns the steps taken before from its replicas' reports.
+    const ahead = this.keys.find((key) => !policyAdmits(from, this.#registry.get(key.scheme)) && policyAdmits(to, this.#registry.get(key.scheme)));
+    if (ahead !== undefined) throw new CryptoError('POLICY_TRANSITION_INVALID', `a signer already holds a key of the ${to} policy (${ahead.keyId}); the cluster has not yet heard its replicas report that step`);
     const proposals = await Promise.allSettled(Array.from({ length: this.n }, (_, member) => this.#propose(member, POLICY_SCHEME[to], timeoutMs)));
     const made = proposals.flatMap((proposal) => (proposal.status === 'fulfilled' ? [proposal.value.cert] : []));
     const refusal = proposals.find((proposal) => proposal.status === 'rejected');
@@ -538,8 +544,9 @@ export class Cluster {
     return { from, to, sequence: (keys[0] as PublicKeyDescriptor).fromSequence, keys };
   }
 
-  /** Has the signer of `cert.member` withdraw its pending proposal `cert`, never sent to consensus; a failure leaves it pending. */
+  /** Has the signer of `cert.member` withdraw its pending proposal `cert`, which installed nothing; a failure leaves it pending. */
   async #withdraw(cert: RotationCertificate, timeoutMs: number): Promise<void> {
+    this.#submitted.delete(cert.next.keyId);
     await this.#system.lookup(`${this.id}/signer-${cert.member}`)?.ask({ type: 'withdraw-rotation', keyId: cert.next.keyId }, { timeoutMs }).catch(() => undefined);
   }
 
@@ -569,7 +576,11 @@ export class Cluster {
     try {
       const result = await this.#client.ask({ type: 'configure', payload }, { timeoutMs: remaining() });
       const response = configurationResponse(result.response);
-      if (!response.ok) throw new CryptoError(response.error as never, `the replicas refused it: ${response.reason}`);
+      if (!response.ok) {
+        // Refused alike by every correct replica: the command installed nothing, and its proposals may go.
+        await Promise.all(certs.map((cert) => this.#withdraw(cert, remaining())));
+        throw new CryptoError(response.error as never, `the replicas refused it: ${response.reason}`);
+      }
       if (!answers(response)) throw new CryptoError('ROTATION_INVALID', `the replicas answered ${JSON.stringify(response)}, not this command`);
       await Promise.race([Promise.all(adoptions.map((adoption) => adoption.done)), new Promise((resolve) => (timer = setTimeout(resolve, remaining())))]);
     } finally {
@@ -620,29 +631,34 @@ export class Cluster {
    * committed ones, adopted like any other, and the step's policy is in force.
    */
   #migrationInstalled(node: number, step: PolicyStep, sequence: number, certificates: readonly Uint8Array[]): void {
-    if (step.from !== this.#policy) return;
-    const id = `${step.from}>${step.to}@${sequence}:${hex(hashBytes(encode(certificates)))}`;
-    const reporters = this.#steps.get(id) ?? new Set<number>();
-    reporters.add(node);
-    this.#steps.set(id, reporters);
-    if (reporters.size < this.#replyQuorum) return;
-    let certs: RotationCertificate[];
-    try {
-      checkPolicyTransition(step.from, step.to);
-      certs = certificates.map(decodeRotationCertificate);
-    } catch {
-      return;
+    this.#steps.add(node, { ...step, sequence, certificates });
+    // A step taken may let one reported meanwhile from the policy it put in force follow.
+    for (let agreed = this.#steps.agreed(this.#policy, this.#replyQuorum); agreed !== undefined; agreed = this.#steps.agreed(this.#policy, this.#replyQuorum)) {
+      try {
+        this.#takeStep(agreed);
+      } catch {
+        // What f+1 replicas' configurations installed, the same rules accept: no correct replica made this report.
+        this.#steps.discard(agreed);
+      }
     }
-    this.#steps.clear();
+  }
+
+  /** Takes the policy step `step`, which replicas reported installed: its rotations are committed ones, adopted like any other, and its policy is in force. */
+  #takeStep(step: ReportedStep): void {
+    checkPolicyTransition(step.from, step.to);
+    const certs = step.certificates.map(decodeRotationCertificate);
+    this.#trustGrew({ ...this.#trust, migrations: [...(this.#trust.migrations ?? []), { policy: step.to, sequence: step.sequence }] });
+    const reporters = new Set<number>();
     for (const [i, cert] of certs.entries()) {
-      this.#rotations.set(`${cert.next.keyId}@${sequence}`, { cert, certificate: (certificates[i] as Uint8Array).slice(), sequence, reporters, committed: true, adopted: undefined, step });
+      const certificate = (step.certificates[i] as Uint8Array).slice();
+      this.#rotations.set(`${cert.next.keyId}@${step.sequence}`, { cert, certificate, sequence: step.sequence, reporters, committed: true, adopted: undefined, step: { from: step.from, to: step.to } });
     }
     this.#policy = step.to;
-    this.#trustGrew({ ...this.#trust, migrations: [...(this.#trust.migrations ?? []), { policy: step.to, sequence }] });
     for (const cert of certs) {
-      const adoption = this.#earlyAdoptions.get(cert.next.keyId);
-      this.#earlyAdoptions.delete(cert.next.keyId);
-      if (adoption !== undefined) this.#rotationAdopted(adoption.node, cert.next.keyId, adoption.through);
+      const adoption = this.#earlyAdoptions.get(cert.member);
+      if (adoption?.keyId !== cert.next.keyId) continue;
+      this.#earlyAdoptions.delete(cert.member);
+      this.#rotationAdopted(cert.member, cert.next.keyId, adoption.through);
     }
   }
 
@@ -659,7 +675,7 @@ export class Cluster {
     const history = this.#histories[node];
     if (history === undefined) return;
     // A member adopts the key a policy step gave it once its own configuration took the step, which may be before enough replicas reported the step here.
-    if (known === undefined) this.#earlyAdoptions.set(keyId, { node, through });
+    if (known === undefined) this.#earlyAdoptions.set(node, { keyId, through });
     if (known === undefined || known.adopted !== undefined) return;
     const current = history[history.length - 1] as PublicKeyDescriptor;
     // Adopted before this cluster object read the signer's keys (a restart), or now.

@@ -13,8 +13,8 @@ import type { PublicKeyDescriptor } from './signer.js';
  * all: a cluster that migrated before it stopped is in the policy it reached (the replicas report
  * the steps again as they start, and the cluster object learns them from those reports). A cluster
  * stopped between a step's commit and the last of its signers' adoptions holds keys of two
- * adjacent policies: the verifier then starts before the step, with the adopted members' keys
- * before it, and takes the step again from the replicas' reports, as it first did.
+ * adjacent policies: the verifier then starts before the step, with the adopted members' last
+ * keys before it, and takes the step again from the replicas' reports, as it first did.
  * @throws {ConfigError} for keys of policies further apart, which no migration leaves.
  */
 export function keysInForce(histories: readonly (readonly PublicKeyDescriptor[])[], schemes: Pick<SchemeRegistry, 'get'>): { readonly policy: SignaturePolicy; readonly members: PublicKeyDescriptor[] } {
@@ -24,9 +24,10 @@ export function keysInForce(histories: readonly (readonly PublicKeyDescriptor[])
   const earliest = Math.min(...steps);
   const latest = Math.max(...steps);
   if (earliest < 0 || latest - earliest > 1) throw new ConfigError(`the members' keys in force (${current.map((key) => key.scheme).join(', ')}) are not of one policy, nor of two successive ones`);
+  // A member past the step may have rotated again since: its last key of the earlier policy is the one the step replaced.
   const members = histories.map((history, i) => {
-    const key = history[history.length - (steps[i] === earliest ? 1 : 2)];
-    if (key === undefined) throw new ConfigError(`member ${i}'s first key is of a later policy than the other members' keys`);
+    const key = history.findLast((k) => stepOf(k) === earliest);
+    if (key === undefined) throw new ConfigError(`member ${i} has no key of the ${SIGNATURE_POLICIES[earliest]} policy its other members' keys are of`);
     return key;
   });
   return { policy: SIGNATURE_POLICIES[earliest] as SignaturePolicy, members };

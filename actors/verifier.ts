@@ -30,10 +30,9 @@ import { defineBehavior, t } from '../runtime/index.js';
 import {
   CryptoError,
   applyPolicyMigration,
-  checkPolicyTransition,
   decodeRotationCertificate,
   KeyDirectory,
-  policyAdmits,
+  requireAdmitted,
   SIGNATURE_POLICIES,
   type KeyDescriptor,
   type RotationCertificate,
@@ -41,11 +40,12 @@ import {
   type SchemeName,
   type SignaturePolicy,
 } from '../protocols/crypto/index.js';
-import { encode, hashBytes, hex, signedPositionSchema, standsWithin, type SignedPosition } from '../protocols/consensus/index.js';
+import { hashBytes, hex, signedPositionSchema, standsWithin, type SignedPosition } from '../protocols/consensus/index.js';
 import type { KnownRotation } from './cluster-agent.js';
 import { applyKeyRotation, observedSchemes } from './crypto-telemetry.js';
 import { verifyBatchTask, type VerifyJob } from './crypto-pool.js';
 import { RecentMap } from './recent-map.js';
+import { StepTally, type ReportedStep } from './step-tally.js';
 
 /** A member's key in force when the verifier starts: its public facts, its epoch, and the first log position it signs for. */
 export interface MemberKey extends KeyDescriptor {
@@ -144,9 +144,7 @@ export const Verifier = defineBehavior({
     const registry = observedSchemes(args.cryptoBackend);
     const directory = new KeyDirectory(registry, { cluster: args.cluster });
     args.members.forEach((member, i) => {
-      if (!policyAdmits(args.policy, registry.get(member.scheme))) {
-        throw new CryptoError('SCHEME_NOT_ALLOWED', `member ${i}'s ${member.scheme} key is not admitted by the ${args.policy} policy`);
-      }
+      requireAdmitted(args.policy, registry.get(member.scheme), `member ${i}'s`);
       directory.enroll(i, member, member.fromSequence, member.epoch);
     });
     const reportQuorum = args.reportQuorum ?? 1;
@@ -178,20 +176,20 @@ export const Verifier = defineBehavior({
     const takeUp = (cert: RotationCertificate): void => {
       signing[cert.member] = [acceptedOf(cert.next, policy), ...(signing[cert.member] ?? []).slice(0, 1)];
     };
-    /** Reporters of each policy step not taken yet, by its content. */
-    const steps = new RecentMap<string, Set<number>>(MAX_REPORTED);
+    /** Replicas' reports of policy steps not taken yet. */
+    const steps = new StepTally();
     /**
-     * Adoptions of keys not installed here yet, by key id: a member adopts the key a policy step
-     * gave it once its own configuration took the step, which may be before enough replicas have
-     * reported the step here.
+     * Per member, an adoption of a key not installed here yet: a member adopts the key a policy
+     * step gave it once its own configuration took the step, which may be before enough replicas
+     * have reported the step here. Only the member's own replica reports its adoptions.
      */
-    const early = new RecentMap<string, { readonly member: number; readonly through: SignedPosition }>(MAX_REPORTED);
+    const early = new Map<number, { readonly keyId: string; readonly through: SignedPosition }>();
     /** The member's signer signs with `keyId` now: its earlier keys count only inside certificates, for votes up to `through`. */
     const adopted = (member: number, keyId: string, through: SignedPosition): void => {
       const keys = signing[member];
       if (keys === undefined) return;
       if (directory.current(member).descriptor.keyId !== keyId) {
-        if (!directory.history(member).some((record) => record.descriptor.keyId === keyId)) early.set(keyId, { member, through });
+        if (!directory.history(member).some((record) => record.descriptor.keyId === keyId)) early.set(member, { keyId, through });
         return;
       }
       if (keys.length === 1) return;
@@ -201,22 +199,44 @@ export const Verifier = defineBehavior({
       verdicts.clear();
     };
 
+    /** Takes the policy step `step`: every member's new key at once, and the step's policy for rotations after it. */
+    const takeStep = (step: ReportedStep): void => {
+      const rotations = step.certificates.map(decodeRotationCertificate);
+      applyPolicyMigration(directory, registry, policy, { from: step.from, to: step.to, rotations }, step.sequence);
+      policy = step.to;
+      rotations.forEach(takeUp);
+      for (const cert of rotations) {
+        const adoption = early.get(cert.member);
+        if (adoption?.keyId !== cert.next.keyId) continue;
+        early.delete(cert.member);
+        adopted(cert.member, cert.next.keyId, adoption.through);
+      }
+    };
+
     if (args.agent !== undefined) {
       const agent = await ctx.lookup(args.agent);
       if (agent === undefined) throw new Error(`${args.agent} is not running`);
       const known = (await agent.ask({ type: 'rotations' }, { timeoutMs: 30_000 })) as { rotations: KnownRotation[] };
-      for (const { certificate, sequence, adopted: through, step } of known.rotations) {
+      const { rotations } = known;
+      for (let i = 0; i < rotations.length; i++) {
+        const { certificate, sequence, adopted: through, step } = rotations[i] as KnownRotation;
         try {
+          if (step !== undefined) {
+            // The agent lists a step's rotations one by one, together: taken whole, as the replicas reported it.
+            const together = rotations.slice(i).filter((r) => r.sequence === sequence && r.step?.from === step.from && r.step.to === step.to);
+            i += together.length - 1;
+            if (step.from !== policy) continue;
+            takeStep({ ...step, sequence, certificates: together.map((r) => r.certificate) });
+            for (const r of together) {
+              if (r.adopted === undefined) continue;
+              const cert = decodeRotationCertificate(r.certificate);
+              adopted(cert.member, cert.next.keyId, r.adopted);
+            }
+            continue;
+          }
           const cert = decodeRotationCertificate(certificate);
           if (cert.epoch <= directory.current(cert.member).epoch) continue;
-          // The agent lists a step's rotations one by one: the first puts its policy in force.
-          if (step !== undefined && step.from === policy) {
-            checkPolicyTransition(step.from, step.to);
-            policy = step.to;
-          }
-          if (!policyAdmits(policy, registry.get(cert.next.scheme))) {
-            throw new CryptoError('SCHEME_NOT_ALLOWED', `the ${policy} policy does not admit a ${cert.next.scheme} key`);
-          }
+          requireAdmitted(policy, registry.get(cert.next.scheme));
           install(cert, sequence, false);
           if (through !== undefined) adopted(cert.member, cert.next.keyId, through);
         } catch (error) {
@@ -299,9 +319,7 @@ export const Verifier = defineBehavior({
               reports.set(id, reporters);
               if (msg.reporter !== cert.member && reporters.size < reportQuorum) return;
               reports.delete(id);
-              if (!policyAdmits(policy, registry.get(cert.next.scheme))) {
-                throw new CryptoError('SCHEME_NOT_ALLOWED', `the ${policy} policy does not admit a ${cert.next.scheme} key`);
-              }
+              requireAdmitted(policy, registry.get(cert.next.scheme));
               install(cert, msg.sequence, true);
             } catch (error) {
               // What the replicated configuration installed, the directory accepts by the same
@@ -312,26 +330,17 @@ export const Verifier = defineBehavior({
             return;
           }
           case 'migrated': {
-            if (!sentBy(from, msg.reporter) || msg.from !== policy) return;
-            const id = `${msg.from}>${msg.to}@${msg.sequence}:${hex(hashBytes(encode(msg.certificates)))}`;
-            const reporters = steps.get(id) ?? new Set<number>();
-            reporters.add(msg.reporter);
-            steps.set(id, reporters);
-            if (reporters.size < reportQuorum) return;
-            steps.delete(id);
-            try {
-              const rotations = msg.certificates.map(decodeRotationCertificate);
-              applyPolicyMigration(directory, registry, policy, { from: msg.from, to: msg.to, rotations }, msg.sequence);
-              policy = msg.to;
-              rotations.forEach(takeUp);
-              for (const cert of rotations) {
-                const adoption = early.get(cert.next.keyId);
-                early.delete(cert.next.keyId);
-                if (adoption?.member === cert.member) adopted(cert.member, cert.next.keyId, adoption.through);
+            if (!sentBy(from, msg.reporter)) return;
+            steps.add(msg.reporter, { from: msg.from, to: msg.to, sequence: msg.sequence, certificates: msg.certificates });
+            // A step taken may let one reported meanwhile from the policy it put in force follow.
+            for (let step = steps.agreed(policy, reportQuorum); step !== undefined; step = steps.agreed(policy, reportQuorum)) {
+              try {
+                takeStep(step);
+              } catch (error) {
+                if (!(error instanceof CryptoError)) throw error;
+                counts.rotationsRefused++;
+                steps.discard(step);
               }
-            } catch (error) {
-              if (!(error instanceof CryptoError)) throw error;
-              counts.rotationsRefused++;
             }
             return;
           }

@@ -63,7 +63,7 @@ test('a successor proposed by one incarnation is adopted by the next; the old ke
   t.deepEqual(keysOf(await third.ask({ type: 'describe' })).history.map((k) => k.keyId), [before.key.keyId, next.keyId]);
 });
 
-test('asked for a successor of another scheme (a policy migration), a signer seals one, answers it again, adopts it in its next incarnation and signs with it; a third scheme waits while it is pending', async (t) => {
+test('asked for a successor of another scheme (a policy migration), a signer seals one, answers it again, adopts it in its next incarnation and signs with it; a third scheme waits while it is pending; a proposal given up is withdrawn', async (t) => {
   const system = await startSystem(t);
   const args = await signerArgs(t);
   const first = await spawnSigner(system, 'first', args);
@@ -80,6 +80,17 @@ test('asked for a successor of another scheme (a policy migration), a signer sea
   t.like(keysOf(await second.ask({ type: 'adopt-rotation', certificate: answer.certificate, sequence: 7 })).key, { keyId: cert.next.keyId, scheme: 'ML-DSA-44+Ed25519', epoch: 1 });
   const head = { version: 1, cluster: args.cluster, size: 0, root: new Uint8Array(32), sequence: 7, view: 0, timestamp: 1, policy: 'hybrid' } as const;
   t.like(await second.ask({ type: 'sign-tree-head', head }), { type: 'head-signature', keyId: cert.next.keyId, scheme: 'ML-DSA-44+Ed25519' });
+
+  // A proposal given up before it went to consensus is withdrawn: its key and file are gone, and another scheme may be proposed.
+  const given = await second.ask({ type: 'propose-rotation', scheme: 'ML-DSA-65' });
+  if (given.type !== 'rotation') return t.fail(JSON.stringify(given));
+  const givenKey = decodeRotationCertificate(given.certificate).next.keyId;
+  t.deepEqual(await second.ask({ type: 'withdraw-rotation', keyId: cert.next.keyId }), { type: 'withdrawn', withdrawn: false }, 'a key that is not pending is not withdrawn');
+  t.deepEqual(await second.ask({ type: 'withdraw-rotation', keyId: givenKey }), { type: 'withdrawn', withdrawn: true });
+  t.deepEqual(await new KeyStore(args.directory, schemes).list(), [cert.next.keyId], 'the withdrawn key file is deleted');
+  const next = await second.ask({ type: 'propose-rotation', scheme: 'ML-DSA-44+Ed25519' });
+  if (next.type !== 'rotation') return t.fail(JSON.stringify(next));
+  t.not(decodeRotationCertificate(next.certificate).next.keyId, givenKey);
 });
 
 test("a rotation of another member's key is refused and the signer keeps its key", async (t) => {

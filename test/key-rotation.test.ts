@@ -6,33 +6,14 @@
 import test from 'ava';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ActorRef, ActorSystem } from '../runtime/index.js';
+import type { ActorRef } from '../runtime/index.js';
 import { ActorSystem as KnhkSystem } from '../actors/system.js';
-import type { Cluster } from '../actors/cluster.js';
-import { configurationResponse, hashBytes, type SignedPosition } from '../protocols/consensus/index.js';
+import { configurationResponse, hashBytes } from '../protocols/consensus/index.js';
 import { decodeRotationCertificate } from '../protocols/crypto/index.js';
 import { receiptToJson, verifyReceipt } from '../protocols/receipts/index.js';
 import type { ClientResult } from '../actors/client.js';
 import { eventually } from './helpers/system.js';
-
-type Ask = ActorRef<{ readonly type: string; readonly [field: string]: unknown }, unknown>;
-
-function actor(system: ActorSystem, cluster: Cluster, name: string): Ask {
-  const ref = system.lookup(`${cluster.id}/${name}`);
-  if (ref === undefined) throw new Error(`${name} is not running`);
-  return ref as Ask;
-}
-
-/** Whether the cluster's verifier accepts `signature` as replica `node`'s over `digest`, on an envelope or on a vote inside a certificate standing at `nested`. */
-async function accepts(system: ActorSystem, cluster: Cluster, node: number, digest: Uint8Array, signature: Uint8Array, nested?: SignedPosition): Promise<boolean> {
-  const check = nested === undefined ? { node, digest, signature } : { node, digest, signature, nested };
-  const answer = (await actor(system, cluster, 'verifier').ask({ type: 'verify', checks: [check] })) as { verdicts: boolean[] };
-  return answer.verdicts[0] === true;
-}
-
-async function signature(system: ActorSystem, cluster: Cluster, node: number, digest: Uint8Array): Promise<Uint8Array> {
-  return ((await actor(system, cluster, `signer-${node}`).ask({ type: 'sign', digest })) as { signature: Uint8Array }).signature;
-}
+import { accepts, actor, signature } from './helpers/cluster-actors.js';
 
 test('a key rotated through consensus: the new key signs and counts, the old one no longer does, and its secret is gone', async (t) => {
   const system = await KnhkSystem.start({ cryptoThreads: 2 });

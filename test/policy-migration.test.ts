@@ -5,32 +5,14 @@
  * and refuses envelopes signed with the old ones, and a step that is not the next one is refused.
  */
 import test from 'ava';
-import type { ActorRef, ActorSystem } from '../runtime/index.js';
+import type { ActorSystem } from '../runtime/index.js';
 import { ActorSystem as KnhkSystem } from '../actors/system.js';
 import type { Cluster, Submitted } from '../actors/cluster.js';
-import { hashBytes, type SignedPosition } from '../protocols/consensus/index.js';
+import { hashBytes } from '../protocols/consensus/index.js';
 import { CryptoError } from '../protocols/crypto/index.js';
 import { receiptToJson, verifyReceipt, type Receipt } from '../protocols/receipts/index.js';
 import { tempDir } from './helpers/temp.js';
-
-type Ask = ActorRef<{ readonly type: string; readonly [field: string]: unknown }, unknown>;
-
-function actor(system: ActorSystem, cluster: Cluster, name: string): Ask {
-  const ref = system.lookup(`${cluster.id}/${name}`);
-  if (ref === undefined) throw new Error(`${name} is not running`);
-  return ref as Ask;
-}
-
-/** Whether the cluster's verifier accepts `signature` as replica `node`'s over `digest`, on an envelope or on a vote inside a certificate standing at `nested`. */
-async function accepts(system: ActorSystem, cluster: Cluster, node: number, digest: Uint8Array, signature: Uint8Array, nested?: SignedPosition): Promise<boolean> {
-  const check = nested === undefined ? { node, digest, signature } : { node, digest, signature, nested };
-  const answer = (await actor(system, cluster, 'verifier').ask({ type: 'verify', checks: [check] })) as { verdicts: boolean[] };
-  return answer.verdicts[0] === true;
-}
-
-async function signature(system: ActorSystem, cluster: Cluster, node: number, digest: Uint8Array): Promise<Uint8Array> {
-  return ((await actor(system, cluster, `signer-${node}`).ask({ type: 'sign', digest })) as { signature: Uint8Array }).signature;
-}
+import { accepts, actor, signature } from './helpers/cluster-actors.js';
 
 /** Submits `count` puts and waits until every replica executed the last; returns the distinct state hashes and the last submission. */
 async function commitAll(cluster: Cluster, prefix: string, count: number): Promise<{ readonly hashes: Set<string>; readonly last: Submitted }> {

@@ -27,12 +27,11 @@ import {
   decodeRotationCertificate,
   encodeRotationCertificate,
   KeyDirectory,
-  policyAdmits,
+  requireAdmitted,
   type KeyDescriptor,
   type KeyId,
   type KeyRecord,
   type PolicyMigration,
-  type RotationCertificate,
   type SchemeResolver,
   type SignaturePolicy,
 } from '../crypto/index.js';
@@ -249,9 +248,7 @@ export class ConfiguredState implements ConsensusState {
 
   #rotate(certificate: Uint8Array, position: number, timestamp: number): Uint8Array {
     const cert = decodeRotationCertificate(certificate);
-    if (!policyAdmits(this.policy(), this.#schemes.get(cert.next.scheme))) {
-      throw new CryptoError('SCHEME_NOT_ALLOWED', `the ${this.policy()} policy does not admit a ${cert.next.scheme} key`);
-    }
+    requireAdmitted(this.policy(), this.#schemes.get(cert.next.scheme));
     // The directory's rules, the verifier's too: the certificate replaces the key in force, a
     // key enters once, its window is bounded, and the new key signs from this position on. The
     // old key must be within its window at the time agreed for the position, alike everywhere:

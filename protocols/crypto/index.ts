@@ -36,6 +36,7 @@ export {
   checkPolicyTransition,
   isSignaturePolicy,
   policyAdmits,
+  requireAdmitted,
   verifyUnderPolicy,
   type PolicyCategories,
   type SignaturePolicy,

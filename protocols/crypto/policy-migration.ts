@@ -14,7 +14,7 @@
 import { CryptoError } from './errors.js';
 import type { KeyDirectory, KeyRecord } from './key-directory.js';
 import type { RotationCertificate, SchemeResolver } from './key-rotation.js';
-import { checkPolicyTransition, policyAdmits, type SignaturePolicy } from './policy.js';
+import { checkPolicyTransition, requireAdmitted, type SignaturePolicy } from './policy.js';
 
 /** The policy step `from` → `to`, and every member's rotation to a key `to` admits. */
 export interface PolicyMigration {
@@ -52,10 +52,6 @@ export function applyPolicyMigration(
   if (named.length !== members.length || named.some((member, i) => member !== members[i])) {
     throw new CryptoError('POLICY_TRANSITION_INVALID', `a migration rotates every member's key once: members ${members.join(', ')}, rotations of ${named.join(', ') || 'none'}`);
   }
-  for (const cert of migration.rotations) {
-    if (!policyAdmits(migration.to, schemes.get(cert.next.scheme))) {
-      throw new CryptoError('SCHEME_NOT_ALLOWED', `the ${migration.to} policy does not admit member ${cert.member}'s new ${cert.next.scheme} key`);
-    }
-  }
+  for (const cert of migration.rotations) requireAdmitted(migration.to, schemes.get(cert.next.scheme), `member ${cert.member}'s new`);
   return directory.applyRotations(migration.rotations, atSequence, atTime);
 }

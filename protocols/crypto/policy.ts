@@ -76,6 +76,14 @@ export function policyAdmits(policy: SignaturePolicy, scheme: Pick<SignatureSche
 }
 
 /**
+ * Throws `CryptoError` `SCHEME_NOT_ALLOWED` unless `policy` admits `scheme`; `what` names the key
+ * or signature in the message.
+ */
+export function requireAdmitted(policy: SignaturePolicy, scheme: Pick<SignatureScheme, 'category' | 'name'>, what = 'a'): void {
+  if (!policyAdmits(policy, scheme)) throw new CryptoError('SCHEME_NOT_ALLOWED', `the ${policy} policy does not admit ${what} ${scheme.name} key (${scheme.category})`);
+}
+
+/**
  * Checks that changing the policy from `from` to `to` is a valid migration step: exactly one step
  * forward along {@link SIGNATURE_POLICIES}. Throws `CryptoError` `POLICY_TRANSITION_INVALID`
  * otherwise (`UNKNOWN_POLICY` for a value that is not a policy). A step back would re-admit the
