@@ -532,7 +532,7 @@ export class Cluster {
     const refusal = proposals.find((proposal) => proposal.status === 'rejected');
     if (refusal !== undefined) {
       // Given up before anything was ordered: the successors made for it would otherwise stay
-      // pending, and a later rotation of their members would propose them under the old policy.
+      // pending, and their members could not rotate within the policy in force meanwhile.
       await Promise.all(made.filter((cert) => !this.#submitted.has(cert.next.keyId)).map((cert) => this.#withdraw(cert, timeoutMs)));
       throw refusal.reason;
     }
@@ -561,8 +561,8 @@ export class Cluster {
 
   /**
    * Has consensus order the configuration command `payload`, which installs the rotations `certs`,
-   * and waits, `timeoutMs` in all, for each member's signer to adopt its new key. `answers` tells this command's response from another's (a client table answering
-   * a reused session).
+   * and waits, `timeoutMs` in all, for each member's signer to adopt its new key. `answers` tells
+   * this command's response from another's (a client table answering a reused session).
    * @throws {CryptoError} the code the replicas refused with
    * @throws {AskTimeout} when a signer had not adopted its key by the deadline
    */

@@ -311,12 +311,12 @@ export const Replica = defineBehavior({
     /**
      * Carries out the key rotations the replicated configuration installed since last time, up to
      * log position `upTo` (all of them when the replica starts): reported to the verifier and the
-     * cluster (a policy migration's together, as one step), and for this replica's own key, adopted by its signer before anything for a later
-     * position is signed (the signer handles this replica's requests in order), then reported
-     * adopted. Rotations of a later position wait for its report: the configuration may already
-     * hold them when a step went on into the next batch (PBFT pauses part-way through one), and
-     * adopting the new key then could sign this position's tree head with a key whose window opens
-     * only at the next.
+     * cluster (a policy migration's together, as one step), and for this replica's own key,
+     * adopted by its signer before anything for a later position is signed (the signer handles
+     * this replica's requests in order), then reported adopted. Rotations of a later position wait
+     * for its report: the configuration may already hold them when a step went on into the next
+     * batch (PBFT pauses part-way through one), and adopting the new key then could sign this
+     * position's tree head with a key whose window opens only at the next.
      */
     const carryOutRotations = (trace?: Context, upTo = Number.POSITIVE_INFINITY): void => {
       const installed = configuration.installed();

@@ -210,14 +210,15 @@ class Custody {
 
   /**
    * Adopts the rotation `certificate`, which consensus committed at position `sequence`: signs with
-   * the new key from now on, records it, wipes the old secret and deletes its file. Adopting the
-   * rotation in force again answers the same. Throws `ROTATION_INVALID` for a rotation that does
-   * not replace the key in force.
+   * the new key from now on, records it, wipes the old secret and deletes its file. Adopting a
+   * rotation already adopted (the one in force, or one superseded since: a restarted replica
+   * carries out its configuration's rotations from the first) answers the key in force. Throws
+   * `ROTATION_INVALID` for a rotation that does not replace the key in force.
    */
   async adopt(certificate: Uint8Array, sequence: number): Promise<PublicKeyDescriptor> {
     const cert = decodeRotationCertificate(certificate);
     const current = this.#history[this.#history.length - 1] as CustodyRecord;
-    if (current.descriptor.keyId === cert.next.keyId && current.epoch === cert.epoch) return publicOf(current);
+    if (this.#history.some((record) => record.descriptor.keyId === cert.next.keyId && record.epoch === cert.epoch)) return publicOf(current);
     if (cert.member !== this.#args.member || cert.old.keyId !== current.descriptor.keyId) {
       throw new CryptoError('ROTATION_INVALID', `the rotation replaces member ${cert.member}'s key ${cert.old.keyId}, not this signer's ${current.descriptor.keyId}`);
     }

@@ -218,13 +218,16 @@ export const Verifier = defineBehavior({
       if (agent === undefined) throw new Error(`${args.agent} is not running`);
       const known = (await agent.ask({ type: 'rotations' }, { timeoutMs: 30_000 })) as { rotations: KnownRotation[] };
       const { rotations } = known;
-      for (let i = 0; i < rotations.length; i++) {
-        const { certificate, sequence, adopted: through, step } = rotations[i] as KnownRotation;
+      /** A step's rotations, taken with the first of them. */
+      const taken = new Set<KnownRotation>();
+      for (const rotation of rotations) {
+        const { certificate, sequence, adopted: through, step } = rotation;
+        if (taken.has(rotation)) continue;
         try {
           if (step !== undefined) {
-            // The agent lists a step's rotations one by one, together: taken whole, as the replicas reported it.
-            const together = rotations.slice(i).filter((r) => r.sequence === sequence && r.step?.from === step.from && r.step.to === step.to);
-            i += together.length - 1;
+            // The agent lists a step's rotations one by one: taken whole, as the replicas reported it.
+            const together = rotations.filter((r) => r.sequence === sequence && r.step?.from === step.from && r.step.to === step.to);
+            for (const r of together) taken.add(r);
             if (step.from !== policy) continue;
             takeStep({ ...step, sequence, certificates: together.map((r) => r.certificate) });
             for (const r of together) {

@@ -93,6 +93,19 @@ test('asked for a successor of another scheme (a policy migration), a signer sea
   t.not(decodeRotationCertificate(next.certificate).next.keyId, givenKey);
 });
 
+test('adopting a rotation superseded since answers the key in force: a restarted replica carries out its rotations from the first', async (t) => {
+  const system = await startSystem(t);
+  const args = await signerArgs(t);
+  const signer = await spawnSigner(system, 'signer', args);
+  const first = await proposal(signer);
+  keysOf(await signer.ask({ type: 'adopt-rotation', certificate: first, sequence: 10 }));
+  const second = await proposal(signer);
+  const current = keysOf(await signer.ask({ type: 'adopt-rotation', certificate: second, sequence: 20 })).key;
+  t.is(current.epoch, 2);
+  t.deepEqual(keysOf(await signer.ask({ type: 'adopt-rotation', certificate: first, sequence: 10 })).key, current);
+  t.deepEqual(keysOf(await signer.ask({ type: 'describe' })).history.map((k) => k.epoch), [0, 1, 2], 'and changes nothing');
+});
+
 test("a rotation of another member's key is refused and the signer keeps its key", async (t) => {
   const system = await startSystem(t);
   const args = await signerArgs(t);

@@ -13,6 +13,7 @@ import { CryptoError } from '../protocols/crypto/index.js';
 import { receiptToJson, verifyReceipt, type Receipt } from '../protocols/receipts/index.js';
 import { tempDir } from './helpers/temp.js';
 import { accepts, actor, signature } from './helpers/cluster-actors.js';
+import { eventually } from './helpers/system.js';
 
 /** Submits `count` puts and waits until every replica executed the last; returns the distinct state hashes and the last submission. */
 async function commitAll(cluster: Cluster, prefix: string, count: number): Promise<{ readonly hashes: Set<string>; readonly last: Submitted }> {
@@ -73,6 +74,11 @@ test('test_signature_policy_migration on a running cluster: classical → hybrid
   await t.throwsAsync(cluster.migratePolicy('classical'), { instanceOf: CryptoError, code: 'POLICY_TRANSITION_INVALID' }, 'no step back');
   const stats = (await actor(system, cluster, 'verifier').ask({ type: 'stats' })) as { rotationsRefused: number; reportsRefused: number };
   t.like(stats, { rotationsRefused: 0, reportsRefused: 0 }, 'the verifier took every report');
+  await system.control(actor(system, cluster, 'verifier')).kill('test: the verifier dies after both steps');
+  const fresh = hashBytes(new TextEncoder().encode('after the verifier restarted'));
+  await eventually(async () => accepts(system, cluster, 2, fresh, await signature(system, cluster, 2, fresh)).catch(() => false));
+  t.false(await accepts(system, cluster, 2, digest, classical), 'the restarted verifier took both steps from the cluster: no classical envelope');
+  t.true(await accepts(system, cluster, 2, digest, classical, { view: 0, sequence: hybrid.sequence }), 'and a classical vote still counts inside a certificate');
   const automatic = await cluster.rotateKey(1);
   t.is(automatic.key.scheme, 'ML-DSA-65', 'a later rotation stays within the policy');
 });

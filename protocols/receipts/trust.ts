@@ -1,7 +1,8 @@
 /**
  * What a receipt verifier trusts: a cluster's id, size and fault bound, its signature policy and
- * the migrations that changed it, and every member's public keys with the range of consensus sequences each key was valid for. The
- * verifier needs nothing else: no network, no replica, no clock.
+ * the migrations that changed it, and every member's public keys with the range of consensus
+ * sequences each key was valid for. The verifier needs nothing else: no network, no replica, no
+ * clock.
  */
 import { quorumSize } from '../consensus/config.js';
 import { checkPolicyTransition, type KeyId, type SchemeName, type SignaturePolicy } from '../crypto/index.js';
