@@ -10,9 +10,9 @@
 import { defineBehavior, t, type Infer } from '../runtime/index.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
 import { BINARY_SCHEMAS, type SignedTreeHead } from '../protocols/receipts/index.js';
-import { SIGNATURE_POLICIES, type SignaturePolicy } from '../protocols/crypto/index.js';
+import type { SignaturePolicy } from '../protocols/crypto/index.js';
 import { linkFaultsSchema, type LinkFaults } from './link-faults.js';
-import { signedPositionSchema, type ConsensusErrorCode, type SignedPosition } from '../protocols/consensus/index.js';
+import { signaturePolicySchema, signedPositionSchema, stepCertificatesSchema, type ConsensusErrorCode, type SignedPosition } from '../protocols/consensus/index.js';
 import type { StorageErrorCode } from './replica-store.js';
 
 const digest = t.bytes({ maxLength: 64 });
@@ -71,8 +71,7 @@ export interface KnownRotation {
 }
 
 const certificate = t.bytes({ maxLength: 1 << 16 });
-const policy = t.oneOf(...SIGNATURE_POLICIES);
-const stepSchema = t.object({ from: policy, to: policy });
+const stepSchema = t.object({ from: signaturePolicySchema, to: signaturePolicySchema });
 const rotationSchema = t.object({ certificate, sequence: t.uint(), adopted: t.optional(signedPositionSchema), step: t.optional(stepSchema) });
 
 /** What the agent passes to its owner. */
@@ -114,7 +113,7 @@ export const ClusterAgent = defineBehavior({
     /** A replica's configuration installed a key rotation at log position `sequence`. */
     rotation: { node: t.uint(), certificate, sequence: t.uint() },
     /** A replica's configuration took a signature policy step at log position `sequence`, installing every member's rotation. */
-    migration: { node: t.uint(), step: stepSchema, sequence: t.uint(), certificates: t.array(certificate, { maxLength: 1 << 10 }) },
+    migration: { node: t.uint(), step: stepSchema, sequence: t.uint(), certificates: stepCertificatesSchema },
     /** A replica's signer adopted its rotated key; what it had signed with the one before reaches `through`. */
     adopted: { node: t.uint(), keyId: t.string({ maxLength: 128 }), through: signedPositionSchema },
   }),

@@ -9,7 +9,7 @@
  * written before there were migrations lack it, and are under the cluster's first policy).
  */
 import { t } from '../schema/schema.js';
-import { SIGNATURE_POLICIES } from '../protocols/crypto/index.js';
+import { signaturePolicySchema } from '../protocols/consensus/index.js';
 import { MAX_CLIENT_LENGTH, RECEIPT_VERSION, policyAt, sameHash, type LogContext, type ReceiptBody } from '../protocols/receipts/index.js';
 
 const MAX_COMMANDS = 1 << 20;
@@ -24,7 +24,7 @@ const recordSchema = t.object({
   clients: t.array(t.string({ maxLength: MAX_CLIENT_LENGTH }), { maxLength: MAX_COMMANDS }),
   timestamps: t.array(t.uint(), { maxLength: MAX_COMMANDS }),
   commandHashes: t.array(digest, { maxLength: MAX_COMMANDS }),
-  policy: t.optional(t.oneOf(...SIGNATURE_POLICIES)),
+  policy: t.optional(signaturePolicySchema),
 });
 
 /** The stored form of one position's receipt bodies. */
@@ -38,12 +38,13 @@ export type ReceiptRecord = ReturnType<(typeof recordSchema)['parse']>;
 export function isPositionOfLog(bodies: readonly ReceiptBody[], position: number, context: LogContext): boolean {
   const first = bodies[0];
   if (first === undefined) return true;
+  const policy = policyAt(context, position);
   return bodies.every(
     (body, i) =>
       body.version === RECEIPT_VERSION &&
       body.cluster === context.cluster &&
       body.protocol === context.protocol &&
-      body.policy === policyAt(context, position) &&
+      body.policy === policy &&
       body.sequence === position &&
       body.batchIndex === i &&
       body.leafIndex === first.leafIndex + i &&

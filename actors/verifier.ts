@@ -40,7 +40,7 @@ import {
   type SchemeName,
   type SignaturePolicy,
 } from '../protocols/crypto/index.js';
-import { hashBytes, hex, signedPositionSchema, standsWithin, type SignedPosition } from '../protocols/consensus/index.js';
+import { hashBytes, hex, signaturePolicySchema, signedPositionSchema, standsWithin, stepCertificatesSchema, type SignedPosition } from '../protocols/consensus/index.js';
 import type { KnownRotation } from './cluster-agent.js';
 import { applyKeyRotation, observedSchemes } from './crypto-telemetry.js';
 import { verifyBatchTask, type VerifyJob } from './crypto-pool.js';
@@ -116,7 +116,6 @@ const acceptedOf = (descriptor: KeyDescriptor, policy: SignaturePolicy): Accepte
   policy,
 });
 
-const policySchema = t.oneOf(...SIGNATURE_POLICIES);
 
 /** A cluster's verifier: `verify` answers one verdict per check, in order. */
 export const Verifier = defineBehavior({
@@ -127,7 +126,7 @@ export const Verifier = defineBehavior({
     /** Replica `reporter`'s configuration installed this rotation at log position `sequence`. */
     installed: { reporter: t.uint(), ...rotationFields },
     /** Replica `reporter`'s configuration took the policy step `from` → `to` at log position `sequence`, installing these rotations. */
-    migrated: { reporter: t.uint(), from: policySchema, to: policySchema, sequence: t.uint(), certificates: t.array(rotationFields.certificate, { maxLength: 1 << 10 }) },
+    migrated: { reporter: t.uint(), from: signaturePolicySchema, to: signaturePolicySchema, sequence: t.uint(), certificates: stepCertificatesSchema },
     /** Member `member`'s signer adopted its key `keyId`: its earlier key no longer signs envelopes, and vouched for votes up to `through`. */
     adopted: { member: t.uint(), keyId: t.string({ maxLength: 128 }), through: signedPositionSchema },
     stats: {},

@@ -70,11 +70,12 @@ export type ConfigurationResponse =
 
 const MAX_MEMBERS = 1 << 10;
 const installedKeyFields = { member: t.uint(), epoch: t.uint(), keyId: t.string({ maxLength: 128 }) };
-const policySchema = t.oneOf(...SIGNATURE_POLICIES);
+/** A signature policy, as configuration and the reports about it carry one. */
+export const signaturePolicySchema = t.oneOf(...SIGNATURE_POLICIES);
 
 const responseSchema = t.variants({
   installed: installedKeyFields,
-  migrated: { policy: policySchema, keys: t.array(t.object(installedKeyFields), { maxLength: MAX_MEMBERS }) },
+  migrated: { policy: signaturePolicySchema, keys: t.array(t.object(installedKeyFields), { maxLength: MAX_MEMBERS }) },
   refused: { error: t.string({ maxLength: 64 }), reason: t.string({ maxLength: 1024 }) },
 });
 
@@ -92,7 +93,9 @@ export function configurationResponse(bytes: Uint8Array): ConfigurationResponse 
 export const MIGRATION_DOMAIN: Uint8Array = new TextEncoder().encode('knhk/policy-migration/v1');
 
 const certificateBytes = t.bytes({ maxLength: 1 << 16 });
-const migrationSchema = t.object({ from: policySchema, to: policySchema, rotations: t.array(certificateBytes, { maxLength: MAX_MEMBERS }) });
+/** A policy step's rotation certificates, one per member, as the step's command and the reports of it carry them. */
+export const stepCertificatesSchema = t.array(certificateBytes, { maxLength: MAX_MEMBERS });
+const migrationSchema = t.object({ from: signaturePolicySchema, to: signaturePolicySchema, rotations: stepCertificatesSchema });
 
 /** The payload of the configuration command that carries `migration`. */
 export function encodePolicyMigration(migration: PolicyMigration): Uint8Array {
@@ -126,7 +129,7 @@ export interface PolicyChange {
   readonly rotations: number;
 }
 
-const policyChangeSchema = t.object({ policy: policySchema, sequence: t.uint(), rotations: t.uint() });
+const policyChangeSchema = t.object({ policy: signaturePolicySchema, sequence: t.uint(), rotations: t.uint() });
 
 const snapshotSchema = t.object({
   state: t.bytes({ maxLength: MAX_STATE_BYTES }),

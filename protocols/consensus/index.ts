@@ -42,6 +42,8 @@ export {
   configurationResponse,
   encodePolicyMigration,
   isConfigurationCommand,
+  signaturePolicySchema,
+  stepCertificatesSchema,
   type ConfigurationResponse,
   type InstalledKey,
   type InstalledRotation,
