@@ -229,8 +229,11 @@ export interface ReplicaStatus {
    */
   readonly halted: string | null;
   readonly byzantine: ByzantineMode | null;
-  /** Envelopes refused before the core saw them. */
-  readonly refused: { readonly malformed: number; readonly forged: number; readonly nonMember: number };
+  /**
+   * Envelopes refused before the core saw them: undecodable, with a signature that fails, from a
+   * non-member, or dropped unchecked because the verifier could not be asked (it was restarting).
+   */
+  readonly refused: { readonly malformed: number; readonly forged: number; readonly nonMember: number; readonly unverified: number };
   /**
    * Envelopes it did not send because even in parts they exceed what a peer joins (the state bound
    * `MAX_STATE_BYTES` and 4 MiB): a HotStuff snapshot whose block carries more than 4 MiB of
@@ -981,7 +984,7 @@ export class Cluster {
           lastCrash: exit?.kind === 'crash' ? `${exit.error.name}: ${exit.error.message}` : null,
           halted: report?.halted ?? null,
           byzantine: this.#faults.byzantine[i] ?? null,
-          refused: { malformed: report?.malformed ?? 0, forged: report?.forged ?? 0, nonMember: report?.nonMember ?? 0 },
+          refused: { malformed: report?.malformed ?? 0, forged: report?.forged ?? 0, nonMember: report?.nonMember ?? 0, unverified: report?.unverified ?? 0 },
           unsent: report?.unsent ?? 0,
           receiptLog: report?.receiptLog ?? 0,
           receiptLogComplete: report?.receiptLogComplete ?? false,

@@ -46,6 +46,7 @@ export function haltedAtStart(node: number, reason: string): ReplicaReport {
     malformed: 0,
     forged: 0,
     nonMember: 0,
+    unverified: 0,
     unsent: 0,
     storeOpens: 0,
     receiptLog: 0,

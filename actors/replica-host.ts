@@ -111,6 +111,8 @@ export interface ReplicaHostStats {
   readonly malformed: number;
   readonly forged: number;
   readonly nonMember: number;
+  /** Envelopes dropped because their signatures could not be checked (the verifier was restarting). */
+  readonly unverified: number;
 }
 
 /** An input waiting to be stepped: the context it arrived in, and for a timer's firing, the operations on the timer by then. */
@@ -143,7 +145,7 @@ export class ReplicaHost<M extends { readonly type: string }> {
   readonly #prng: Prng;
   /** Envelopes received, for a replaying replica to send again. */
   readonly #memory: Uint8Array[] = [];
-  readonly #refused = { malformed: 0, forged: 0, nonMember: 0 };
+  readonly #refused = { malformed: 0, forged: 0, nonMember: 0, unverified: 0 };
   readonly #telemetry: ReplicaInstrumentation<M>;
   readonly #measure: Measure;
   /** The state hash the core last reported executing or installing; before any, the state machine's own. */
@@ -231,7 +233,16 @@ export class ReplicaHost<M extends { readonly type: string }> {
       this.#refused.nonMember++;
       return;
     }
-    const verdicts = await Promise.all([this.#verifyEnvelope(envelope), ...nested.map((s) => this.#verifyNested(s))]);
+    let verdicts: boolean[];
+    try {
+      verdicts = await Promise.all([this.#verifyEnvelope(envelope), ...nested.map((s) => this.#verifyNested(s))]);
+    } catch {
+      // No verdict (the verifier is restarting, say): the envelope is lost as on a lossy link, which
+      // every protocol here recovers from by retransmission. Counting it as forged would accuse a
+      // correct peer; letting the error through would crash this replica with its verifier.
+      this.#refused.unverified++;
+      return;
+    }
     if (verdicts.includes(false)) {
       this.#refused.forged++;
       this.#telemetry.refusedSignature();

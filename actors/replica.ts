@@ -109,6 +109,7 @@ const statusFields = {
   malformed: t.uint(),
   forged: t.uint(),
   nonMember: t.uint(),
+  unverified: t.uint(),
   unsent: t.uint(),
   storeOpens: t.uint(),
   /** Leaves in its receipt log, and whether the log has no hole (receipt-journal.ts). */

@@ -74,7 +74,12 @@ test('test_signature_policy_migration on a running cluster: classical → hybrid
   await t.throwsAsync(cluster.migratePolicy('classical'), { instanceOf: CryptoError, code: 'POLICY_TRANSITION_INVALID' }, 'no step back');
   const stats = (await actor(system, cluster, 'verifier').ask({ type: 'stats' })) as { rotationsRefused: number; reportsRefused: number };
   t.like(stats, { rotationsRefused: 0, reportsRefused: 0 }, 'the verifier took every report');
+  const restarts = (await cluster.status()).map((replica) => replica.restarts);
+  // Commands in flight as the verifier dies: the envelopes nobody can check meanwhile are lost, not fatal.
+  const inFlight = Promise.all([1, 2, 3].map((i) => cluster.submit({ type: 'put', key: `during-${i}`, value: 'v' })));
   await system.control(actor(system, cluster, 'verifier')).kill('test: the verifier dies after both steps');
+  await inFlight;
+  t.deepEqual((await cluster.status()).map((replica) => replica.restarts), restarts, 'no replica crashed with the verifier');
   const fresh = hashBytes(new TextEncoder().encode('after the verifier restarted'));
   await eventually(async () => accepts(system, cluster, 2, fresh, await signature(system, cluster, 2, fresh)).catch(() => false));
   t.false(await accepts(system, cluster, 2, digest, classical), 'the restarted verifier took both steps from the cluster: no classical envelope');

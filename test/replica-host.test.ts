@@ -14,6 +14,7 @@ import { SchemeRegistry, type SchemeName } from '../protocols/crypto/index.js';
 import { pbft, prepare, prePrepare, type PbftOptions } from '../protocols/pbft/index.js';
 import { raft } from '../protocols/raft/index.js';
 import { realClock, VirtualClock } from '../runtime/clock.js';
+import { ActorNotRunning } from '../runtime/errors.js';
 
 const N = 4;
 const CONTEXT = new TextEncoder().encode('knhk/test-consensus');
@@ -223,6 +224,24 @@ test('an envelope is verified each time it arrives, so a key retired meanwhile r
   crypto.verify = (node, digest, signature, nested) => (node === 1 && !nested ? false : verify(node, digest, signature, nested));
   await host.receive(envelope);
   t.is(host.stats().forged, 1, 'the replay is refused, not taken on a verdict kept from before');
+});
+
+test('an envelope whose signature cannot be checked (the verifier is restarting) is dropped unchecked, not taken, not counted as forged, and the replica runs on', async (t) => {
+  t.timeout(120_000);
+  const c = await cluster(t, 'Ed25519');
+  const host = c.hosts[0];
+  const crypto = c.crypto[0];
+  if (host === undefined || crypto === undefined) return t.fail('replica 0 is not running');
+  const verify = crypto.verify;
+  crypto.verify = () => Promise.reject(new ActorNotRunning('verifier', 'crashed'));
+  const body = { type: 'prepare', view: 0, sequence: 40, digest: new Uint8Array(32) };
+  const envelope = encode({ from: 1, body, signature: await c.crypto[1]?.sign(digestOf(body)) });
+  const steps = host.stats().steps;
+  await host.receive(envelope);
+  t.like(host.stats(), { unverified: 1, forged: 0, steps }, 'dropped before the core saw it');
+  crypto.verify = verify;
+  await c.submit('alice', 1, 'a1');
+  t.like(host.stats(), { unverified: 1, forged: 0 }, 'and once the verifier answers again, the replica takes part in commits');
 });
 
 test('a vote inside a certificate is checked as standing where its body says, an envelope as standing nowhere', async (t) => {
