@@ -26,6 +26,8 @@ export {
   trustFromJson,
   policyAt,
   type PolicyMigrationPoint,
+  type QuorumMemo,
+  type QuorumReport,
   type Receipt,
   type ReceiptBody,
   type ReceiptVerdict,

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import test from 'ava';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import fc from 'fast-check';
+import { verifyReceiptTask } from '../actors/receipt-tasks.js';
 import { hashBytes } from '../protocols/consensus/codec.js';
 import { SigningKey } from '../protocols/crypto/index.js';
 import {
@@ -46,6 +47,7 @@ import {
   verifyTreeHead,
   type BatchRecord,
   type ExecutedBatch,
+  type QuorumReport,
   type Receipt,
   type ReceiptBody,
   type SignedTreeHead,
@@ -288,6 +290,53 @@ test('test_receipt_consensus_quorum', (t) => {
   t.like(verifySeven(4), { ok: false, check: 'quorum' });
   t.like(verifySeven(5), { ok: true });
   t.is(trustQuorum({ n: 5, f: 1 }), 4, 'n = 5, f = 1 needs 4: two sets of 3 could meet only in the faulty member');
+});
+
+test('with a memo, the receipts of one tree head check its signatures once; another signature list, or a receipt failing an earlier check, gains nothing from it', (t) => {
+  const fx = fixture({ n: 4 });
+  const executed = execute(fx, [batch(1, 5)]);
+  const { record, signatures } = executed.batches[0] as Executed['batches'][number];
+  let verifications = 0;
+  const counting = new Proxy(registry, {
+    get: (target, property) =>
+      property === 'get'
+        ? (name: Parameters<typeof registry.get>[0]) => {
+            const scheme = target.get(name);
+            return { ...scheme, verify: (...args: Parameters<typeof scheme.verify>) => (verifications++, scheme.verify(...args)) };
+          }
+        : Reflect.get(target, property, target),
+  });
+  const memo = new Map<string, QuorumReport>();
+  const quorum = signatures.slice(0, 3);
+  const receipts = record.bodies.map((body) => asFile(buildReceipt(body, executed.log, { treeHead: record.treeHead, signatures: quorum })));
+  for (const receipt of receipts) t.like(verifyReceipt(receipt, fx.trust, counting, memo), { ok: true, signers: ['r0', 'r1', 'r2'] });
+  t.is(verifications, 3, 'five receipts, one tree head: its three signatures checked once');
+  t.is(memo.size, 1);
+  for (const receipt of receipts) t.true(verifyReceipt(receipt, fx.trust, counting).ok);
+  t.is(verifications, 18, 'without a memo, once per receipt');
+
+  const [s0, s1, s2] = quorum as [TreeHeadSignature, TreeHeadSignature, TreeHeadSignature];
+  const forged = { ...s2, signature: flipBit(s2.signature, 7) };
+  const body = record.bodies[0] as Receipt['body'];
+  t.like(verifyReceipt(asFile(buildReceipt(body, executed.log, { treeHead: record.treeHead, signatures: [s0, s1, forged] })), fx.trust, counting, memo), { ok: false, check: 'quorum' }, 'a forged signature in place of a counted one');
+  t.like(verifyReceipt(asFile(buildReceipt(body, executed.log, { treeHead: record.treeHead, signatures: [s0, s1, s0] })), fx.trust, counting, memo), { ok: false, check: 'quorum' }, 'a duplicate in place of a counted one');
+  t.is(memo.size, 3, 'each signature list is counted on its own');
+  const misplaced = receiptFromJson(receipts[1] as ReturnType<typeof asFile>);
+  t.like(verifyReceipt({ ...misplaced, body: { ...misplaced.body, leafIndex: 0 } }, fx.trust, counting, memo), { ok: false, check: 'inclusion' }, 'a receipt of a counted tree head is still checked for inclusion');
+  t.like(verifyTreeHead({ treeHead: record.treeHead, signatures: quorum }, fx.trust, counting, memo), { ok: true }, 'the tree head alone takes the report too');
+  t.is(verifications, 18 + 3 + 2, 'only the two new lists were checked (a member\'s second signature never is)');
+});
+
+test('the pool task keeps tree heads\' quorum reports per trust: a receipt verified under one trust is judged afresh under another', async (t) => {
+  const fx = fixture({ n: 4 });
+  const executed = execute(fx, [batch(1, 2)]);
+  const { record, signatures } = executed.batches[0] as Executed['batches'][number];
+  const receipt = receiptToJson(buildReceipt(record.bodies[0] as Receipt['body'], executed.log, { treeHead: record.treeHead, signatures: signatures.slice(0, 3) }));
+  t.like(await verifyReceiptTask.run({ receipt, trust: trustToJson(fx.trust) }), { ok: true });
+  t.like(await verifyReceiptTask.run({ receipt, trust: trustToJson(fx.trust) }), { ok: true }, 'and again, from what the task kept');
+  const stranger = SigningKey.generate(registry.get('Ed25519'), CREATED + 50);
+  const replaced = checkTrust({ ...fx.trust, members: fx.trust.members.map((m) => (m.node === 'r2' ? { node: 'r2', keys: [trustKeyOf(stranger, 0)] } : m)) });
+  t.like(await verifyReceiptTask.run({ receipt, trust: trustToJson(replaced) }), { ok: false, check: 'quorum' }, "r2's signature no longer counts under a trust that gives r2 another key");
 });
 
 test('test_receipt_consensus_quorum: a key counts only within its sequence range, and only under the policy', (t) => {

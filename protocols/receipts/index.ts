@@ -34,6 +34,7 @@ export {
   verifyReceipt,
   verifyTreeHead,
   type Failure,
+  type QuorumMemo,
   type QuorumReport,
   type ReceiptCheck,
   type ReceiptVerdict,

@@ -5,6 +5,8 @@
  */
 import type { Schema } from '../../schema/schema.js';
 import { SchemaError } from '../../schema/errors.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { SchemeRegistry, policyAdmits } from '../crypto/index.js';
 import { encodeTreeHead } from './canonical.js';
 import { verifyInclusion } from './merkle.js';
@@ -85,9 +87,46 @@ export function treeHeadSignatureProblem(
   return scheme.verify(scheme.importPublicKey(key.publicKey), message, signature.signature, treeHeadContext(scheme)) ? undefined : 'the signature does not verify';
 }
 
+/**
+ * Where a verifier keeps the quorum reports of the signed tree heads it counted, by
+ * {@link quorumKey}. The receipts of one batch share a tree head, and checking its 2f+1 signatures
+ * is nearly all the cost of verifying a receipt: with a memo, they are checked once. A report
+ * holds under the trust and scheme registry it was counted with only, so a memo serves one pair.
+ */
+export interface QuorumMemo {
+  get(key: string): QuorumReport | undefined;
+  set(key: string, report: QuorumReport): unknown;
+}
+
+const utf8 = new TextEncoder();
+
+/** A digest of a tree head's canonical bytes and of every field of its signatures, each length-prefixed so that no two lists share one. */
+function quorumKey(message: Uint8Array, signatures: readonly TreeHeadSignature[]): string {
+  const hash = sha256.create();
+  const field = (bytes: Uint8Array): void => {
+    hash.update(Uint8Array.of(bytes.length >>> 24, (bytes.length >>> 16) & 0xff, (bytes.length >>> 8) & 0xff, bytes.length & 0xff));
+    hash.update(bytes);
+  };
+  field(message);
+  for (const { node, keyId, scheme, signature } of signatures) {
+    for (const text of [node, keyId, scheme]) field(utf8.encode(text));
+    field(signature);
+  }
+  return bytesToHex(hash.digest());
+}
+
 /** Counts the signatures of distinct members that are valid for `head`; a member's second signature counts never. */
-function countQuorum(head: TreeHead, signatures: readonly TreeHeadSignature[], trust: Trust, registry: SchemeRegistry | undefined): QuorumReport {
+function countQuorum(head: TreeHead, signatures: readonly TreeHeadSignature[], trust: Trust, registry: SchemeRegistry | undefined, memo: QuorumMemo | undefined): QuorumReport {
   const message = encodeTreeHead(head);
+  const key = memo && quorumKey(message, signatures);
+  const known = key === undefined ? undefined : memo?.get(key);
+  if (known !== undefined) return known;
+  const report = countSignatures(head, message, signatures, trust, registry);
+  if (key !== undefined) memo?.set(key, report);
+  return report;
+}
+
+function countSignatures(head: TreeHead, message: Uint8Array, signatures: readonly TreeHeadSignature[], trust: Trust, registry: SchemeRegistry | undefined): QuorumReport {
   const signers: string[] = [];
   const rejected: { node: string; reason: string }[] = [];
   for (const signature of signatures) {
@@ -112,15 +151,16 @@ function headChecks(head: TreeHead, trust: Trust): Failure<'cluster' | 'policy'>
 
 /**
  * Verifies a signed tree head (JSON form, or in-memory) against `trust`: its schema, its cluster
- * and policy, and a quorum of valid signatures of distinct members.
+ * and policy, and a quorum of valid signatures of distinct members. With `memo`, a head counted
+ * before under the same trust and registry is not counted again.
  */
-export function verifyTreeHead(signed: unknown, trust: Trust, registry?: SchemeRegistry): TreeHeadVerdict {
+export function verifyTreeHead(signed: unknown, trust: Trust, registry?: SchemeRegistry, memo?: QuorumMemo): TreeHeadVerdict {
   const parsed = parseEither(signed, JSON_SCHEMAS.signedTreeHead, BINARY_SCHEMAS.signedTreeHead);
   if (!parsed.ok) return parsed;
   const { treeHead, signatures } = parsed.value;
   const failed = headChecks(treeHead, trust);
   if (failed) return failed;
-  const report = countQuorum(treeHead, signatures, trust, registry);
+  const report = countQuorum(treeHead, signatures, trust, registry, memo);
   if (report.signers.length < report.quorum) return { ok: false, check: 'quorum', reason: quorumFailure(report), ...report };
   return { ok: true, signed: parsed.value, ...report };
 }
@@ -134,8 +174,11 @@ export function verifyTreeHead(signed: unknown, trust: Trust, registry?: SchemeR
  *   in the tree head's tree, by the inclusion proof (RFC 9162 §2.1.3.2), and the body's batch is
  *   not later than the tree head's;
  * - `quorum`: a quorum of distinct members signed the tree head with keys valid at its sequence.
+ *
+ * With `memo`, the signatures of a tree head counted before under the same trust and registry are
+ * not checked again.
  */
-export function verifyReceipt(receipt: unknown, trust: Trust, registry?: SchemeRegistry): ReceiptVerdict {
+export function verifyReceipt(receipt: unknown, trust: Trust, registry?: SchemeRegistry, memo?: QuorumMemo): ReceiptVerdict {
   const parsed = parseEither(receipt, JSON_SCHEMAS.receipt, BINARY_SCHEMAS.receipt);
   if (!parsed.ok) return parsed;
   const { body, treeHead, inclusionProof, signatures } = parsed.value;
@@ -150,7 +193,7 @@ export function verifyReceipt(receipt: unknown, trust: Trust, registry?: SchemeR
   if (!verifyInclusion(body.leafIndex, treeHead.size, receiptLeafHash(body), inclusionProof, treeHead.root)) {
     return { ok: false, check: 'inclusion', reason: `the body is not leaf ${body.leafIndex} of the tree of ${treeHead.size} leaves with the tree head's root` };
   }
-  const report = countQuorum(treeHead, signatures, trust, registry);
+  const report = countQuorum(treeHead, signatures, trust, registry, memo);
   if (report.signers.length < report.quorum) return { ok: false, check: 'quorum', reason: quorumFailure(report), ...report };
   return { ok: true, receipt: parsed.value, ...report };
 }
