@@ -5,9 +5,14 @@
  * it is kept in clear; it is what lets a restarted cluster describe every key a receipt of its
  * log may be signed with, long after a rotation wiped the old secret.
  *
- * A key file is written before the record that names it, and a retired key's file is removed
- * after the record that retires it, so a crash between the two leaves a file nobody names —
- * never a record naming a missing key.
+ * A rotation the replica proposed is recorded as pending until it is adopted or withdrawn, so
+ * that a signer restarted meanwhile proposes the same successor again and can adopt it.
+ *
+ * A key file is written before the record that names it (as in force or as pending), and a
+ * retired or withdrawn key's file is removed after the record that drops it, so a crash between
+ * the two leaves a file nobody names — never a record naming a missing key. The signer removes
+ * such files when it opens the store: the secret of a retired key must not outlive its record,
+ * and that of a successor never recorded was never proposed to anyone.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -45,9 +50,18 @@ export function custodyFields<P>(publicKey: Schema<P>) {
   };
 }
 
+/** What custody.json holds: the history of the replica's keys, and the rotation it proposed while one awaits consensus. */
+export interface CustodyFile {
+  /** Oldest first; the last is the key in force. */
+  readonly keys: readonly CustodyRecord[];
+  /** The encoded certificate of the rotation proposed and neither adopted nor withdrawn yet; its successor's key file is in the store. */
+  readonly pending?: Uint8Array;
+}
+
 const custodySchema = t.object({
   version: t.literal(1),
   keys: t.array(t.object(custodyFields(t.string({ maxLength: 16384 }))), { maxLength: 1 << 16 }),
+  pending: t.optional(t.string({ maxLength: 1 << 17 })),
 });
 
 const corrupt = (path: string, reason: string, cause?: unknown): never => {
@@ -55,11 +69,10 @@ const corrupt = (path: string, reason: string, cause?: unknown): never => {
 };
 
 /**
- * The custody history of the key store in `directory`, oldest first (the last record is the key
- * in force), or `undefined` when there is none yet.
+ * The custody record of the key store in `directory`, or `undefined` when there is none yet.
  * @throws {CryptoError} `KEYSTORE_CORRUPT` when the file does not parse, or its records do not chain (epochs one apart, positions contiguous).
  */
-export async function readCustody(directory: string): Promise<CustodyRecord[] | undefined> {
+export async function readCustody(directory: string): Promise<CustodyFile | undefined> {
   const path = join(directory, CUSTODY_FILE);
   let text: string;
   try {
@@ -94,11 +107,11 @@ export async function readCustody(directory: string): Promise<CustodyRecord[] | 
     }
   });
   if (records.length === 0) corrupt(path, 'no key in force');
-  return records;
+  return { keys: records, ...(parsed.pending === undefined ? {} : { pending: new Uint8Array(Buffer.from(parsed.pending, 'base64url')) }) };
 }
 
-/** Replaces the custody history of the key store in `directory` atomically and durably. */
-export async function writeCustody(directory: string, records: readonly CustodyRecord[]): Promise<void> {
+/** Replaces the custody record of the key store in `directory` atomically and durably. */
+export async function writeCustody(directory: string, { keys: records, pending }: CustodyFile): Promise<void> {
   const keys = records.map(({ descriptor: d, epoch, fromSequence, untilSequence }) => ({
     keyId: d.keyId,
     scheme: d.scheme,
@@ -110,5 +123,6 @@ export async function writeCustody(directory: string, records: readonly CustodyR
     fromSequence,
     ...(untilSequence === undefined ? {} : { untilSequence }),
   }));
-  await atomicWriteFile(join(directory, CUSTODY_FILE), new TextEncoder().encode(`${JSON.stringify({ version: 1, keys }, null, 1)}\n`));
+  const file = { version: 1, keys, ...(pending === undefined ? {} : { pending: Buffer.from(pending).toString('base64url') }) };
+  await atomicWriteFile(join(directory, CUSTODY_FILE), new TextEncoder().encode(`${JSON.stringify(file, null, 1)}\n`));
 }

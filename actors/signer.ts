@@ -9,14 +9,15 @@
  * handler budget is one tick.
  *
  * Keys rotate (protocols/crypto/key-manager.ts): the signer proposes a successor, signed by both
- * keys, and seals it in the store at once; the cluster has consensus agree on it; when its
- * replica executes the rotation, the replica has the signer adopt it for the positions from there
- * on, and the signer wipes the old secret and deletes its file. Until then it signs with the old
- * key, so a rotation that never commits changes nothing, and one that commits while the signer is
- * down is adopted from the store when the replica, restarted, carries out its configuration
- * again. A policy migration asks for a successor of another scheme; a proposal the cluster gave up
- * before sending it to consensus is withdrawn (its key wiped, its file deleted). Key generation and every signature are reported as `crypto.keygen` and `crypto.sign`
- * spans (crypto-telemetry.ts).
+ * keys, seals it in the store and records it as pending; the cluster has consensus agree on it;
+ * when its replica executes the rotation, the replica has the signer adopt it for the positions
+ * from there on, and the signer wipes the old secret and deletes its file. Until then it signs
+ * with the old key, so a rotation that never commits changes nothing. A signer restarted
+ * meanwhile takes the pending proposal back from its store: it proposes the same one again, and
+ * adopts it if it committed while the signer was down. A policy migration asks for a successor of
+ * another scheme; a proposal the cluster gave up before sending it to consensus is withdrawn (its
+ * key wiped, its record and file deleted). Key generation and every signature are reported as
+ * `crypto.keygen` and `crypto.sign` spans (crypto-telemetry.ts).
  */
 import { defineBehavior, t } from '../runtime/index.js';
 import {
@@ -31,6 +32,7 @@ import {
   type BackendChoice,
   type KeyDescriptor,
   type KeyId,
+  type RotationCertificate,
   type SchemeName,
   type SchemeRegistry,
   type SignatureScheme,
@@ -118,8 +120,9 @@ class Custody {
    */
   static async open(args: SignerArgs, registry: SchemeRegistry): Promise<Custody> {
     const store = new KeyStore(args.directory, registry, args.kdfLog2N === undefined ? {} : { kdf: { log2N: args.kdfLog2N, r: 8, p: 1 } });
-    const history = await readCustody(args.directory);
-    if (history !== undefined) {
+    const custody = await readCustody(args.directory);
+    if (custody !== undefined) {
+      const history = [...custody.keys];
       const current = history[history.length - 1] as CustodyRecord;
       // The record is what the cluster learns the key from (describe): it must be the sealed key's,
       // its validity window included (sealed with the key, so that editing the record cannot lengthen it).
@@ -134,7 +137,15 @@ class Custody {
         key.dispose();
         throw new CryptoError('KEYSTORE_CORRUPT', `${args.directory}: custody.json describes key ${current.descriptor.keyId} otherwise than its sealed key file`);
       }
-      return new Custody(store, args, registry, history, key);
+      const opened = new Custody(store, args, registry, history, key);
+      try {
+        if (custody.pending !== undefined) await opened.#resume(custody.pending);
+        await opened.#removeUnnamed();
+      } catch (error) {
+        opened.dispose();
+        throw error;
+      }
+      return opened;
     }
     const ids = await store.list();
     if (ids.length > 1) throw new CryptoError('KEYSTORE_CORRUPT', `${args.directory} holds ${ids.length} keys and no custody record naming the one in force`);
@@ -145,8 +156,37 @@ class Custody {
     const key = ids.length === 1 ? await store.load(ids[0] as (typeof ids)[number], args.passphrase) : generate(registry.get(args.scheme), Date.now());
     if (ids.length === 0) await store.save(key, windowFrom(key.createdAt), args.passphrase);
     const first = [{ descriptor: describeKey(key, windowFrom(key.createdAt)), epoch: 0, fromSequence: 0 }];
-    await writeCustody(args.directory, first);
+    await writeCustody(args.directory, { keys: first });
     return new Custody(store, args, registry, first, key);
+  }
+
+  /**
+   * Takes back the rotation an earlier incarnation proposed (`certificate`, from the custody
+   * record): its successor is loaded from the store and pending again.
+   * @throws {CryptoError} `KEYSTORE_CORRUPT` when it is not a rotation of the key in force to a key in the store.
+   */
+  async #resume(certificate: Uint8Array): Promise<void> {
+    const path = this.#args.directory;
+    let cert: RotationCertificate;
+    try {
+      cert = decodeRotationCertificate(certificate);
+    } catch (cause) {
+      throw new CryptoError('KEYSTORE_CORRUPT', `${path}: custody.json records a pending rotation that does not decode`, { cause });
+    }
+    const next = await this.#store.load(cert.next.keyId, this.#args.passphrase, windowOf(cert.next));
+    try {
+      this.#manager.resume(cert, next);
+    } catch (cause) {
+      next.dispose();
+      throw new CryptoError('KEYSTORE_CORRUPT', `${path}: custody.json records a pending rotation that does not replace the key in force: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    }
+  }
+
+  /** Removes the key files no record names (see key-custody.ts): a retired key's, or a successor's that was never proposed. */
+  async #removeUnnamed(): Promise<void> {
+    const inForce = (this.#history[this.#history.length - 1] as CustodyRecord).descriptor.keyId;
+    const pending = this.#manager.pending?.next.keyId;
+    for (const id of await this.#store.list()) if (id !== inForce && id !== pending) await this.#store.remove(id);
   }
 
   /** The key in force and every earlier one, oldest first. */
@@ -171,7 +211,7 @@ class Custody {
 
   /**
    * The rotation certificate of a successor key of `scheme` (default: the key in force's), sealed
-   * in the store before it is answered: the one already proposed if it is still pending, else a
+   * in the store and recorded as pending (key-custody.ts) before it is answered: the one already proposed if it is still pending, else a
    * new one. A successor of another scheme than the one pending is refused (`ROTATION_INVALID`):
    * the pending one may still commit, and the next proposal waits for it or its withdrawal.
    */
@@ -186,14 +226,17 @@ class Custody {
     const cert = this.#manager.propose(Date.now(), scheme === undefined ? undefined : this.#registry.get(scheme));
     const made = this.#made as SigningKey;
     this.#made = undefined;
+    const encoded = encodeRotationCertificate(cert);
     try {
       await this.#store.save(made, windowOf(cert.next), this.#args.passphrase);
+      await writeCustody(this.#args.directory, { keys: this.#history, pending: encoded });
     } catch (error) {
-      // A successor that is not sealed must not be certified: it would not survive a restart.
+      // A successor that is not sealed and recorded must not be certified: it would not survive a
+      // restart. Its file, if written, is named by no record and goes when the store opens next.
       this.#manager.withdraw();
       throw error;
     }
-    return encodeRotationCertificate(cert);
+    return encoded;
   }
 
   /**
@@ -204,6 +247,7 @@ class Custody {
   async withdraw(keyId: string): Promise<boolean> {
     if (this.#manager.pending?.next.keyId !== keyId) return false;
     this.#manager.withdraw();
+    await writeCustody(this.#args.directory, { keys: this.#history });
     await this.#store.remove(keyId as KeyId);
     return true;
   }
@@ -213,7 +257,8 @@ class Custody {
    * the new key from now on, records it, wipes the old secret and deletes its file. Adopting a
    * rotation already adopted (the one in force, or one superseded since: a restarted replica
    * carries out its configuration's rotations from the first) answers the key in force. Throws
-   * `ROTATION_INVALID` for a rotation that does not replace the key in force.
+   * `ROTATION_INVALID` for a rotation that does not replace the key in force, or whose successor
+   * is not the one this signer has pending.
    */
   async adopt(certificate: Uint8Array, sequence: number): Promise<PublicKeyDescriptor> {
     const cert = decodeRotationCertificate(certificate);
@@ -222,18 +267,14 @@ class Custody {
     if (cert.member !== this.#args.member || cert.old.keyId !== current.descriptor.keyId) {
       throw new CryptoError('ROTATION_INVALID', `the rotation replaces member ${cert.member}'s key ${cert.old.keyId}, not this signer's ${current.descriptor.keyId}`);
     }
-    if (this.#manager.pending?.next.keyId === cert.next.keyId) this.#manager.applyRotation(cert, sequence);
-    else {
-      // Proposed by an earlier incarnation: the successor waits in the store.
-      const next = await this.#store.load(cert.next.keyId, this.#args.passphrase, windowOf(cert.next));
-      const record: CustodyRecord = { descriptor: cert.next, epoch: cert.epoch, fromSequence: sequence };
-      const manager = this.#managerOf(next, record);
-      this.#manager.dispose();
-      this.#manager = manager;
+    // Proposed by this signer, in this incarnation or an earlier one (its pending record): no other successor's secret is here.
+    if (this.#manager.pending?.next.keyId !== cert.next.keyId) {
+      throw new CryptoError('ROTATION_INVALID', `the rotation installs key ${cert.next.keyId}, which is not the successor this signer proposed`);
     }
+    this.#manager.applyRotation(cert, sequence);
     const adopted: CustodyRecord = { descriptor: cert.next, epoch: cert.epoch, fromSequence: sequence };
     this.#history = [...this.#history.slice(0, -1), { ...current, untilSequence: sequence - 1 }, adopted];
-    await writeCustody(this.#args.directory, this.#history);
+    await writeCustody(this.#args.directory, { keys: this.#history });
     await this.#store.remove(current.descriptor.keyId);
     return publicOf(adopted);
   }

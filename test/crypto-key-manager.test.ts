@@ -244,6 +244,31 @@ test('forged and inconsistent rotation certificates are rejected with ROTATION_I
   t.throws(() => directory.applyRotation(genuine, 11), rejects('ROTATION_INVALID'), 'replayed');
 });
 
+test('resume takes back a rotation proposed before a restart: the certificate of the key in force at the next epoch, to exactly the key given', (t) => {
+  const { generate, keys } = recordingGenerator();
+  // The key in force, made twice from one seed: once for the proposer, once for its restart.
+  const seed = new Uint8Array(ed25519.seedBytes).fill(7);
+  const inForce = (): SigningKey => SigningKey.adopt(ed25519, ed25519.keygen(seed.slice()), T0);
+  const proposer = new KeyManager({ cluster: 'test', member: 0, schemes: registry, key: inForce(), generate });
+  const cert = proposer.propose(T0 + DAY);
+  const successor = keys[0] as SigningKey;
+  // The restarted replica's manager: the key in force from its store, the successor from its file.
+  const restarted = (): KeyManager => new KeyManager({ cluster: 'test', member: 0, schemes: registry, key: inForce() });
+  const manager = restarted();
+  t.throws(() => manager.resume(cert, SigningKey.generate(ed25519, T0 + DAY)), rejects('ROTATION_INVALID'), 'another key than the one certified');
+  t.is(manager.pending, undefined, 'nothing pending after a refusal');
+  manager.resume(cert, successor);
+  t.is(manager.pending, cert);
+  t.throws(() => manager.resume(cert, successor), rejects('INVALID_INPUT'), 'one pending rotation at a time');
+  t.is(manager.tick(T0 + DAY), cert, 'proposed again as it was');
+  manager.applyRotation(cert, 10);
+  t.is(manager.keyId, cert.next.keyId, 'and its adoption signs with the successor');
+  t.notThrows(() => manager.sign(T0 + 2 * DAY, utf8ToBytes('vote')));
+  t.throws(() => restarted().resume({ ...cert, epoch: 2 }, successor), rejects('ROTATION_INVALID'), 'at another epoch');
+  const other = new KeyManager({ cluster: 'test', member: 1, schemes: registry, key: SigningKey.generate(ed25519, T0) });
+  t.throws(() => other.resume(cert, successor), rejects('ROTATION_INVALID'), "of another member's key");
+});
+
 test('revocation: a revoked key signs nothing, verifies nothing from its point on, vouches for no successor', (t) => {
   const { generate, keys } = recordingGenerator();
   const manager = new KeyManager({ cluster: 'test', member: 0, schemes: registry, key: SigningKey.generate(ed25519, T0), generate });

@@ -93,6 +93,53 @@ test('asked for a successor of another scheme (a policy migration), a signer sea
   t.not(decodeRotationCertificate(next.certificate).next.keyId, givenKey);
 });
 
+test('a pending proposal survives its signer: the next incarnation answers the same certificate and can withdraw it; a key file no record names is removed as the store opens', async (t) => {
+  const system = await startSystem(t);
+  const args = await signerArgs(t);
+  const first = await spawnSigner(system, 'first', args);
+  const inForce = keysOf(await first.ask({ type: 'describe' })).key.keyId;
+  const certificate = await proposal(first);
+  const successor = decodeRotationCertificate(certificate).next.keyId;
+  t.deepEqual((await readCustody(args.directory))?.pending, certificate, 'recorded before it was answered');
+  await system.root.stopChild('first');
+
+  // A retired key whose file outlived its record (a crash between the two), and a successor sealed but never recorded.
+  const store = new KeyStore(args.directory, schemes, { kdf: { log2N: 10, r: 8, p: 1 } });
+  const strays = [0, 1].map((offset) => SigningKey.generate(schemes.get('Ed25519'), Date.now() + offset));
+  for (const key of strays) await store.save(key, { notBefore: key.createdAt, notAfter: key.createdAt + 60_000 }, args.passphrase);
+  const second = await spawnSigner(system, 'second', args);
+  t.deepEqual(await proposal(second), certificate, 'the same proposal, not a new successor');
+  t.deepEqual(await store.list(), [inForce, successor].sort(), 'the files nobody names are gone');
+  t.deepEqual(await second.ask({ type: 'withdraw-rotation', keyId: successor }), { type: 'withdrawn', withdrawn: true });
+  t.is((await readCustody(args.directory))?.pending, undefined);
+  t.deepEqual(await store.list(), [inForce]);
+  await system.root.stopChild('second');
+
+  const third = await spawnSigner(system, 'third', args);
+  t.not(decodeRotationCertificate(await proposal(third)).next.keyId, successor, 'a withdrawn proposal stays withdrawn');
+  t.like(await third.ask({ type: 'adopt-rotation', certificate, sequence: 5 }), { type: 'refused', code: 'ROTATION_INVALID' }, 'and can no longer be adopted');
+});
+
+test('a pending rotation recorded for another key than the one in force, or undecodable, is KEYSTORE_CORRUPT', async (t) => {
+  const system = await startSystem(t);
+  const args = await signerArgs(t);
+  const signer = await spawnSigner(system, 'signer', args);
+  const first = await proposal(signer);
+  keysOf(await signer.ask({ type: 'adopt-rotation', certificate: first, sequence: 10 }));
+  await system.root.stopChild('signer');
+  const custody = await readCustody(args.directory);
+  if (custody === undefined) return t.fail('no custody record');
+  // The first rotation again, as pending: it replaces a key no longer in force.
+  await writeCustody(args.directory, { keys: custody.keys, pending: first });
+  const stale = await t.throwsAsync(spawnSigner(system, 'stale', args));
+  t.regex(stale?.message ?? '', /KEYSTORE_CORRUPT|pending rotation that does not replace the key in force/);
+  await writeCustody(args.directory, { keys: custody.keys, pending: Uint8Array.of(1, 2, 3) });
+  const garbled = await t.throwsAsync(spawnSigner(system, 'garbled', args));
+  t.regex(garbled?.message ?? '', /pending rotation that does not decode/);
+  await writeCustody(args.directory, { keys: custody.keys });
+  await t.notThrowsAsync(spawnSigner(system, 'mended', args));
+});
+
 test('adopting a rotation superseded since answers the key in force: a restarted replica carries out its rotations from the first', async (t) => {
   const system = await startSystem(t);
   const args = await signerArgs(t);
@@ -149,10 +196,10 @@ test('a damaged custody record, one whose keys do not chain, one that describes 
   const args = await signerArgs(t);
   await spawnSigner(system, 'signer', args);
   await system.root.stopChild('signer');
-  const history = (await readCustody(args.directory)) ?? [];
+  const history = (await readCustody(args.directory))?.keys ?? [];
   t.is(history.length, 1);
 
-  await writeCustody(args.directory, [...history, { ...(history[0] as (typeof history)[number]), epoch: 5, fromSequence: 9 }]);
+  await writeCustody(args.directory, { keys: [...history, { ...(history[0] as (typeof history)[number]), epoch: 5, fromSequence: 9 }] });
   await t.throwsAsync(readCustody(args.directory), { instanceOf: CryptoError, message: /do not chain/ });
   await writeFile(join(args.directory, 'custody.json'), '{"version":1,"keys":[{"keyId":');
   await t.throwsAsync(readCustody(args.directory), { instanceOf: CryptoError, message: /not a custody record/ });
@@ -160,16 +207,16 @@ test('a damaged custody record, one whose keys do not chain, one that describes 
   t.regex(refused?.message ?? '', /custody/);
 
   // A record naming the sealed key but describing another public key: the cluster would learn that one.
-  await writeCustody(args.directory, history);
+  await writeCustody(args.directory, { keys: history });
   const [record] = history as [(typeof history)[number]];
-  await writeCustody(args.directory, [{ ...record, descriptor: { ...record.descriptor, publicKey: SigningKey.generate(schemes.get('Ed25519'), Date.now()).publicKey } }]);
+  await writeCustody(args.directory, { keys: [{ ...record, descriptor: { ...record.descriptor, publicKey: SigningKey.generate(schemes.get('Ed25519'), Date.now()).publicKey } }] });
   const described = await t.throwsAsync(spawnSigner(system, 'described', args));
   t.regex(described?.message ?? '', /custody\.json describes key .* otherwise than its sealed key file/);
   // The window too is sealed with the key: a record that lengthens the key's life is refused.
-  await writeCustody(args.directory, [{ ...record, descriptor: { ...record.descriptor, notAfter: record.descriptor.notAfter + 365 * 86_400_000 } }]);
+  await writeCustody(args.directory, { keys: [{ ...record, descriptor: { ...record.descriptor, notAfter: record.descriptor.notAfter + 365 * 86_400_000 } }] });
   const lengthened = await t.throwsAsync(spawnSigner(system, 'lengthened', args));
   t.regex(lengthened?.message ?? '', /custody\.json describes key .* otherwise than its sealed key file: .*sealed with validity window/);
-  await writeCustody(args.directory, history);
+  await writeCustody(args.directory, { keys: history });
   await t.notThrowsAsync(spawnSigner(system, 'restored', args), 'the record as it was opens again');
 
   // Two key files and no record saying which one signs.

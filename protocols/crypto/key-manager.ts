@@ -17,7 +17,7 @@
 import { CryptoError } from './errors.js';
 import type { KeyId } from './key-id.js';
 import { KeyDirectory, type KeyPoint, type KeyRecord, type SignedMessage } from './key-directory.js';
-import { DEFAULT_KEY_LIFETIME_MS, describeKey, isUint, signRotation, type MemberId, type RotationCertificate, type SchemeResolver, type ValidityWindow } from './key-rotation.js';
+import { DEFAULT_KEY_LIFETIME_MS, describeKey, isUint, signRotation, verifyRotationCertificate, type MemberId, type RotationCertificate, type SchemeResolver, type ValidityWindow } from './key-rotation.js';
 import type { SignatureScheme } from './scheme.js';
 import { SigningKey } from './signing-key.js';
 
@@ -158,6 +158,25 @@ export class KeyManager implements Disposable {
       next.dispose();
       throw error;
     }
+  }
+
+  /**
+   * Takes back a rotation this replica proposed before a restart: `certificate`, which must be a
+   * valid rotation of the key in force at the next epoch, to `key` exactly as certified. From then
+   * on it is the pending rotation, as if {@link propose} had just made it, so the same certificate
+   * is proposed again and its adoption signs with `key`. Takes custody of `key` only when it
+   * returns; throws `INVALID_INPUT` while another rotation is pending, `ROTATION_INVALID` for a
+   * certificate of another key, member or epoch, or one whose new key is not `key`.
+   */
+  resume(certificate: RotationCertificate, key: SigningKey): void {
+    if (this.#pending !== undefined) throw new CryptoError('INVALID_INPUT', `rotation to ${this.#pending.certificate.next.keyId} is already pending`);
+    const { record } = this.#current();
+    verifyRotationCertificate(certificate, this.#schemes, { member: this.member, epoch: record.epoch, descriptor: record.descriptor });
+    // A key id digests the public key and its creation time; the scheme is the one thing it leaves out.
+    if (key.keyId !== certificate.next.keyId || key.scheme.name !== certificate.next.scheme) {
+      throw new CryptoError('ROTATION_INVALID', `the certificate installs key ${certificate.next.keyId}, not ${key.keyId}`);
+    }
+    this.#pending = { certificate, key };
   }
 
   /** Drops the pending rotation, wiping its key: its proposal failed before it could be agreed (its key could not be stored, say). */
