@@ -7,7 +7,7 @@
 export * from './runtime/index.js';
 export * from './protocols/crypto/index.js';
 export { ActorSystem } from './actors/system.js';
-export { Cluster, CatchUpTimeout, statusLine, POLICY_SCHEME, EXECUTIONS_KEPT, DEFAULT_BATCH, DEFAULT_TIMEOUT_MS, type ClusterOptions, type KeyRotation, type PolicyMigrationResult, type Submitted, type ReplicaStatus } from './actors/cluster.js';
+export { Cluster, CatchUpTimeout, statusLine, POLICY_SCHEME, EXECUTIONS_KEPT, DEFAULT_BATCH, DRAWN_PASSPHRASE_KDF_LOG2N, DEFAULT_TIMEOUT_MS, type ClusterOptions, type KeyRotation, type PolicyMigrationResult, type Submitted, type ReplicaStatus } from './actors/cluster.js';
 export type { EvidenceReport } from './actors/evidence-log.js';
 export type { ExecutedPosition } from './actors/cluster-agent.js';
 export type { ReceiptSubject } from './actors/receipt-answers.js';

@@ -148,7 +148,10 @@ export interface ClusterOptions<Args = unknown> {
    * `KNHK_KEY_PASSPHRASE`; a temporary cluster draws a random one (its keys die with it).
    */
   readonly passphrase?: string;
-  /** scrypt cost (log2 N) of new key files (default 17; tests lower it). */
+  /**
+   * scrypt cost (log2 N) of new key files (default 17; tests lower it). A temporary cluster that
+   * draws its own passphrase uses {@link DRAWN_PASSPHRASE_KDF_LOG2N} unless told otherwise.
+   */
   readonly kdfLog2N?: number;
   /** Seeds jitter and Byzantine choices of the replicas. */
   readonly seed?: number;
@@ -259,6 +262,13 @@ const clustersPerSystem = new WeakMap<ActorSystem, number>();
  * timeout of 500 ms starts needless view changes.
  */
 export const DEFAULT_TIMEOUT_MS: Readonly<Record<ConsensusAlgorithm, number>> = Object.freeze({ pbft: 2000, hotstuff: 1000, raft: 1000 });
+
+/**
+ * scrypt cost (log2 N) of the key files of a temporary cluster whose passphrase it draws itself:
+ * 256 random bits, which no guessing finds, so stretching them protects nothing and cost every
+ * signer about a second of CPU per key file (N = 2^17 in pure JavaScript here).
+ */
+export const DRAWN_PASSPHRASE_KDF_LOG2N = 10;
 
 /**
  * Most commands per proposal on real threads. A batch is what waits when a proposal is due, so
@@ -727,8 +737,10 @@ export class Cluster {
     const id = options.id ?? `cluster-${index}`;
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(id)) throw new ConfigError(`a cluster id is 1-64 letters, digits, '.', '_' or '-', got ${JSON.stringify(id)}`);
     const temporary = options.dataDir === undefined;
-    const passphrase = options.passphrase ?? process.env['KNHK_KEY_PASSPHRASE'] ?? (temporary ? randomBytes(32).toString('base64url') : undefined);
+    const drawn = temporary && options.passphrase === undefined && process.env['KNHK_KEY_PASSPHRASE'] === undefined;
+    const passphrase = options.passphrase ?? process.env['KNHK_KEY_PASSPHRASE'] ?? (drawn ? randomBytes(32).toString('base64url') : undefined);
     if (passphrase === undefined) throw new ConfigError('a cluster with a dataDir needs a passphrase for its key files (option passphrase or KNHK_KEY_PASSPHRASE)');
+    const kdfLog2N = options.kdfLog2N ?? (drawn ? DRAWN_PASSPHRASE_KDF_LOG2N : undefined);
     const keyLifetimeMs = options.keyLifetimeMs ?? DEFAULT_KEY_LIFETIME_MS;
     const rotationLeadMs = options.rotationLeadMs ?? Math.min(DEFAULT_ROTATION_LEAD_MS, Math.floor(keyLifetimeMs / 2));
     const rotationCheckMs = options.rotationCheckMs ?? Math.min(HOUR_MS, Math.max(1, Math.floor(rotationLeadMs / 4)));
@@ -821,7 +833,7 @@ export class Cluster {
             keyLifetimeMs,
             rotationLeadMs,
             ...(backend === undefined ? {} : { cryptoBackend: backend }),
-            ...(options.kdfLog2N === undefined ? {} : { kdfLog2N: options.kdfLog2N }),
+            ...(kdfLog2N === undefined ? {} : { kdfLog2N }),
           },
         });
         const described = (await signer.ask({ type: 'describe' }, { timeoutMs: 60_000 })) as unknown as { history: PublicKeyDescriptor[] };

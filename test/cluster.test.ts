@@ -4,9 +4,10 @@
  * sending replica, a Byzantine replica runs the simulator's adversary on its real outputs.
  */
 import test, { type ExecutionContext } from 'ava';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ActorSystem } from '../actors/system.js';
-import { CatchUpTimeout, statusLine, type Cluster, type ClusterOptions, type Submitted } from '../actors/cluster.js';
+import { CatchUpTimeout, DRAWN_PASSPHRASE_KDF_LOG2N, statusLine, type Cluster, type ClusterOptions, type Submitted } from '../actors/cluster.js';
 import type { EvidenceReport } from '../actors/evidence-log.js';
 import { STORE_FORMAT } from '../actors/replica-store.js';
 import { closedLoop } from '../actors/workload.js';
@@ -73,13 +74,21 @@ test.serial('test_node_crash_recovery: repeated crashes and restarts of random r
   stop = true;
   await Promise.all(workers);
   t.true(acknowledged.size >= 200, `${acknowledged.size} commands acknowledged`);
-  // Every acknowledged write is there, read back through consensus.
-  let last: Submitted | undefined;
-  for (const [key, value] of acknowledged) {
-    last = await cluster.submit({ type: 'get', key });
-    t.is(kvResponse(last.response).value, value, `acknowledged write ${key} is lost`);
-  }
-  await converged(t, cluster, (last as Submitted).position, [0, 1, 2, 3]);
+  // Every acknowledged write is there, read back through consensus (16 reads at a time).
+  const keys = [...acknowledged.keys()];
+  let next = 0;
+  let last = 0;
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (next < keys.length) {
+        const key = keys[next++] as string;
+        const read = await cluster.submit({ type: 'get', key });
+        t.is(kvResponse(read.response).value, acknowledged.get(key), `acknowledged write ${key} is lost`);
+        last = Math.max(last, read.position);
+      }
+    }),
+  );
+  await converged(t, cluster, last, [0, 1, 2, 3]);
   t.is((await cluster.status()).reduce((sum, s) => sum + s.restarts, 0), 3);
   t.deepEqual(cluster.evidence(), [], 'no honest replica accused (a receipt log with a hole would be a fork)');
 });
@@ -285,6 +294,23 @@ test.serial('a PBFT cluster stopped whole starts again from its data directory, 
   const error = await t.throwsAsync(run(() => Promise.resolve()), { name: 'SpawnError' });
   t.regex(error?.message ?? '', new RegExp(`replica-1 failed to start: .*replica-1/store: was written by store format 0; this build reads store format ${STORE_FORMAT} only`));
   t.like(error?.cause, { name: 'StorageError', code: 'STORAGE_FORMAT' });
+});
+
+test.serial("a temporary cluster that draws its own passphrase seals its keys at a light scrypt cost; given a passphrase, the full one", async (t) => {
+  t.timeout(120_000);
+  const system = await ActorSystem.start({ cryptoThreads: 1 });
+  t.teardown(() => system.stop());
+  /** scrypt's log2 N in the header of each of the cluster's key files (key-envelope.ts: byte 10). */
+  const costs = async (cluster: Cluster): Promise<number[]> => {
+    const files = await Promise.all([0, 1, 2].map(async (i) => (await readdir(join(cluster.dataDir, `replica-${i}`, 'keys'))).filter((f) => f.endsWith('.key')).map((f) => join(cluster.dataDir, `replica-${i}`, 'keys', f))));
+    return Promise.all(files.flat().map(async (file) => (await readFile(file))[10] as number));
+  };
+  const drawn = await system.spawnCluster({ protocol: 'raft', n: 3, policy: 'classical' });
+  t.deepEqual(await costs(drawn), [DRAWN_PASSPHRASE_KDF_LOG2N, DRAWN_PASSPHRASE_KDF_LOG2N, DRAWN_PASSPHRASE_KDF_LOG2N]);
+  await drawn.stop();
+  const given = await system.spawnCluster({ protocol: 'raft', n: 3, policy: 'classical', passphrase: 'chosen by a person' });
+  t.deepEqual(await costs(given), [17, 17, 17], 'a passphrase someone chose is stretched in full');
+  await given.stop();
 });
 
 test('a cluster option out of range is a ConfigError naming it', async (t) => {
