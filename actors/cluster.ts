@@ -19,7 +19,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { SpanStatusCode } from '@opentelemetry/api';
+import { SpanStatusCode, type Attributes } from '@opentelemetry/api';
 import { AskTimeout, ConfigError, KnhkError, MAX_DELAY_MS, tracerOf, type ActorRef, type ActorSystem, type Supervisor } from '../runtime/index.js';
 import { ConsensusError, configurationResponse, consensusConfig, encodePolicyMigration, hex, kvPayload, type ConfigurationResponse, type ConsensusAlgorithm, type ConsensusConfig, type KvOperation, type SignedPosition } from '../protocols/consensus/index.js';
 import {
@@ -96,6 +96,29 @@ export interface PolicyMigrationResult {
 }
 
 const tracer = tracerOf(CRYPTO_SCOPE);
+
+/**
+ * Runs `work` as the root of a trace, span `name`: what the work sets off in other threads (a
+ * signer's keygen, a configuration command and the replicas' handling of it) is traced under it.
+ * Its result adds the attributes `done` gives; a failure ends it in error, with the
+ * `CryptoError` code (or the message) as `crypto.failure_reason`.
+ */
+function traced<T>(name: string, attributes: Attributes, work: () => Promise<T>, done: (result: T) => Attributes): Promise<T> {
+  return tracer().startActiveSpan(name, { attributes }, async (span) => {
+    try {
+      const result = await work();
+      span.setAttributes(done(result));
+      return result;
+    } catch (error) {
+      span.recordException(error instanceof Error ? error : String(error));
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      span.setAttribute('crypto.failure_reason', error instanceof CryptoError ? error.code : error instanceof Error ? error.message : String(error));
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
+}
 const HOUR_MS = 3_600_000;
 
 /** Replica `node`'s store directory in the cluster's data directory. */
@@ -494,20 +517,11 @@ export class Cluster {
 
   /** A rotation as one `crypto.key.rotate` trace. */
   #traced(member: number, timeoutMs: number): Promise<KeyRotation> {
-    return tracer().startActiveSpan('crypto.key.rotate', { attributes: { 'consensus.node_id': member } }, async (span) => {
-      try {
-        const rotation = await this.#rotate(member, timeoutMs);
-        span.setAttributes({ 'crypto.key.previous_id': rotation.previous.keyId, 'crypto.key.id': rotation.key.keyId, 'consensus.sequence': rotation.sequence });
-        return rotation;
-      } catch (error) {
-        span.recordException(error instanceof Error ? error : String(error));
-        span.setStatus({ code: SpanStatusCode.ERROR });
-        span.setAttribute('crypto.failure_reason', error instanceof CryptoError ? error.code : error instanceof Error ? error.message : String(error));
-        throw error;
-      } finally {
-        span.end();
-      }
-    });
+    return traced('crypto.key.rotate', { 'consensus.node_id': member }, () => this.#rotate(member, timeoutMs), (rotation) => ({
+      'crypto.key.previous_id': rotation.previous.keyId,
+      'crypto.key.id': rotation.key.keyId,
+      'consensus.sequence': rotation.sequence,
+    }));
   }
 
   async #rotate(member: number, timeoutMs: number): Promise<KeyRotation> {
@@ -538,7 +552,8 @@ export class Cluster {
    *   `timeoutMs` (default 60 s): the outcome is unknown — if it commits later, the replicas carry it out.
    */
   migratePolicy(to: SignaturePolicy, options: { readonly timeoutMs?: number } = {}): Promise<PolicyMigrationResult> {
-    const migration = this.#rotating.catch(() => undefined).then(() => this.#migrate(to, options.timeoutMs ?? 60_000));
+    const step = (): Promise<PolicyMigrationResult> => this.#migrate(to, options.timeoutMs ?? 60_000);
+    const migration = this.#rotating.catch(() => undefined).then(() => traced('crypto.policy.migrate', { 'crypto.policy': to }, step, (result) => ({ 'consensus.sequence': result.sequence })));
     this.#rotating = migration;
     return migration;
   }

@@ -1,9 +1,9 @@
 /**
  * The live check (seed: test_consensus_telemetry_coverage, test_crypto_telemetry_coverage): real
  * clusters of the three protocols run through commits, a Byzantine primary, a crash and restart,
- * a key rotation, receipts and a command a state machine throws on, with every thread's telemetry
- * exported to the main thread; what was emitted is compared with the registry both ways. Midway,
- * the Prometheus endpoint is scraped over loopback.
+ * a key rotation, a signature policy step, receipts and a command a state machine throws on, with
+ * every thread's telemetry exported to the main thread; what was emitted is compared with the
+ * registry both ways. Midway, the Prometheus endpoint is scraped over loopback.
  */
 import test, { type ExecutionContext } from 'ava';
 import { trace } from '@opentelemetry/api';
@@ -114,6 +114,11 @@ function runOnce(t: ExecutionContext): Promise<Run> {
       await step('pbft: replica 1 rotates its key', pbft, async () => {
         await pbft.rotateKey(1);
         await commit(pbft, 'k', 2);
+      });
+      // A step of the signature policy, every member's key at once: one crypto.policy.migrate trace.
+      await step('pbft: the cluster migrates to the quantum policy', pbft, async () => {
+        await pbft.migratePolicy('quantum');
+        await commit(pbft, 'm', 2);
       });
       await snapshot();
       await pbft.stop();
