@@ -71,6 +71,13 @@ import {
 import { RecentMap } from './recent-map.js';
 import { MIN_MESSAGE_BYTES, PART_BYTES } from './peer-parts.js';
 
+/** A signer's proposal of a successor key: its rotation certificate, and whether the signer made it for this request (not one pending from before). */
+interface Proposal {
+  readonly certificate: Uint8Array;
+  readonly cert: RotationCertificate;
+  readonly fresh: boolean;
+}
+
 /** A key rotation carried out by {@link Cluster.rotateKey}. */
 export interface KeyRotation {
   /** The replica whose key rotated. */
@@ -298,7 +305,7 @@ export const DRAWN_PASSPHRASE_KDF_LOG2N = 10;
  * the bound costs nothing under light load; under heavy load it is what spreads a position's
  * signatures (milliseconds each when hybrid) over its commands. 512 was the best batch of every
  * configuration of `npm run bench -- consensus`; PBFT's own default, 32, made the demo's hybrid
- * cluster commit 119 commands/s with a p50 latency of 1.4 s, against 248 and 0.7 s at 256.
+ * cluster commit 119 commands/s with a p50 latency of 1.4 s, against 233 and 0.77 s at 512.
  */
 export const DEFAULT_BATCH = 512;
 
@@ -365,8 +372,6 @@ export class Cluster {
   >();
   /** Per member, an adoption its replica reported before the rotation it adopts was proved committed here. */
   readonly #earlyAdoptions = new Map<number, { readonly keyId: string; readonly through: SignedPosition }>();
-  /** Successor keys whose certificate was sent to consensus, not refused: the command may still commit, so they are not withdrawn. */
-  readonly #submitted = new Set<string>();
   /** Replicas' reports of policy steps not taken yet. */
   readonly #steps = new StepTally();
   readonly #adoptionWaiters = new Set<{ readonly keyId: string; readonly done: () => void }>();
@@ -485,7 +490,7 @@ export class Cluster {
    */
   rotateKey(i: number, options: { readonly timeoutMs?: number } = {}): Promise<KeyRotation> {
     this.#replicaName(i);
-    const rotation = this.#rotating.catch(() => undefined).then(() => this.#traced(i, options.timeoutMs ?? 30_000));
+    const rotation = this.#rotating.catch(() => undefined).then(() => this.#tracedRotation(i, options.timeoutMs ?? 30_000));
     this.#rotating = rotation;
     return rotation;
   }
@@ -512,11 +517,11 @@ export class Cluster {
     const signer = this.#system.lookup<{ type: 'rotation-due' }, { type: string; due?: boolean }>(`${this.id}/signer-${member}`);
     if (signer === undefined || this.#stopped) return undefined;
     const answer = await signer.ask({ type: 'rotation-due' }, { timeoutMs: 10_000 });
-    return answer.due === true ? this.#traced(member, 30_000) : undefined;
+    return answer.due === true ? this.#tracedRotation(member, 30_000) : undefined;
   }
 
   /** A rotation as one `crypto.key.rotate` trace. */
-  #traced(member: number, timeoutMs: number): Promise<KeyRotation> {
+  #tracedRotation(member: number, timeoutMs: number): Promise<KeyRotation> {
     return traced('crypto.key.rotate', { 'consensus.node_id': member }, () => this.#rotate(member, timeoutMs), (rotation) => ({
       'crypto.key.previous_id': rotation.previous.keyId,
       'crypto.key.id': rotation.key.keyId,
@@ -526,8 +531,9 @@ export class Cluster {
 
   async #rotate(member: number, timeoutMs: number): Promise<KeyRotation> {
     // Of the scheme in force: a successor proposed for a policy step not taken stays for that step.
-    const { certificate, cert } = await this.#propose(member, (this.keys[member] as PublicKeyDescriptor).scheme, timeoutMs);
-    await this.#agree(certificate, [cert], timeoutMs, (response) => response.kind === 'rotation' && response.member === member && response.keyId === cert.next.keyId);
+    const proposal = await this.#propose(member, (this.keys[member] as PublicKeyDescriptor).scheme, timeoutMs);
+    const { certificate, cert } = proposal;
+    await this.#agree(certificate, [proposal], timeoutMs, (response) => response.kind === 'rotation' && response.member === member && response.keyId === cert.next.keyId);
     const history = this.#histories[member] as PublicKeyDescriptor[];
     const key = history[history.length - 1] as PublicKeyDescriptor;
     return { member, previous: history[history.length - 2] as PublicKeyDescriptor, key, sequence: key.fromSequence };
@@ -565,57 +571,67 @@ export class Cluster {
     const ahead = this.keys.find((key) => !policyAdmits(from, this.#registry.get(key.scheme)) && policyAdmits(to, this.#registry.get(key.scheme)));
     if (ahead !== undefined) throw new CryptoError('POLICY_TRANSITION_INVALID', `a signer already holds a key of the ${to} policy (${ahead.keyId}); the cluster has not yet heard its replicas report that step`);
     const proposals = await Promise.allSettled(Array.from({ length: this.n }, (_, member) => this.#propose(member, POLICY_SCHEME[to], timeoutMs)));
-    const made = proposals.flatMap((proposal) => (proposal.status === 'fulfilled' ? [proposal.value.cert] : []));
+    const made = proposals.flatMap((proposal) => (proposal.status === 'fulfilled' ? [proposal.value] : []));
     const refusal = proposals.find((proposal) => proposal.status === 'rejected');
     if (refusal !== undefined) {
       // Given up before anything was ordered: the successors made for it would otherwise stay
       // pending, and their members could not rotate within the policy in force meanwhile.
-      await Promise.all(made.filter((cert) => !this.#submitted.has(cert.next.keyId)).map((cert) => this.#withdraw(cert, timeoutMs)));
+      await this.#withdrawFresh(made, timeoutMs);
       throw refusal.reason;
     }
-    const certs = made;
+    const certs = made.map((proposal) => proposal.cert);
     const payload = encodePolicyMigration({ from, to, rotations: certs });
     const installs = (keys: readonly { readonly member: number; readonly keyId: string }[]): boolean => certs.every((cert, member) => keys[member]?.member === member && keys[member]?.keyId === cert.next.keyId);
-    await this.#agree(payload, certs, timeoutMs, (response) => response.kind === 'migration' && response.policy === to && installs(response.keys));
+    await this.#agree(payload, made, timeoutMs, (response) => response.kind === 'migration' && response.policy === to && installs(response.keys));
     const keys = this.#histories.map((history) => history[history.length - 1] as PublicKeyDescriptor);
     return { from, to, sequence: (keys[0] as PublicKeyDescriptor).fromSequence, keys };
   }
 
-  /** Has the signer of `cert.member` withdraw its pending proposal `cert`, which installed nothing; a failure leaves it pending. */
-  async #withdraw(cert: RotationCertificate, timeoutMs: number): Promise<void> {
-    this.#submitted.delete(cert.next.keyId);
-    await this.#system.lookup(`${this.id}/signer-${cert.member}`)?.ask({ type: 'withdraw-rotation', keyId: cert.next.keyId }, { timeoutMs }).catch(() => undefined);
+  /**
+   * Has the signers withdraw those of `proposals` they made for this very call, whose command the
+   * replicas refused or which never went to consensus: nothing can install them. A proposal the
+   * signer had already made (for an earlier call, or before the cluster restarted) may have been
+   * ordered then and commit yet, so it stays pending until adopted; withdrawing it would wipe a key
+   * the replicas may install. A failure leaves a proposal pending.
+   */
+  async #withdrawFresh(proposals: readonly Proposal[], timeoutMs: number): Promise<void> {
+    await Promise.all(
+      proposals
+        .filter((proposal) => proposal.fresh)
+        .map(({ cert }) => this.#system.lookup(`${this.id}/signer-${cert.member}`)?.ask({ type: 'withdraw-rotation', keyId: cert.next.keyId }, { timeoutMs }).catch(() => undefined)),
+    );
   }
 
   /** Member `member`'s signer's proposal of a successor key (of `scheme`, default its key's). */
-  async #propose(member: number, scheme: SchemeName | undefined, timeoutMs: number): Promise<{ readonly certificate: Uint8Array; readonly cert: RotationCertificate }> {
-    const signer = this.#system.lookup<{ type: 'propose-rotation'; scheme?: SchemeName }, { type: string; certificate?: Uint8Array; code?: string; reason?: string }>(`${this.id}/signer-${member}`);
+  async #propose(member: number, scheme: SchemeName | undefined, timeoutMs: number): Promise<Proposal> {
+    const signer = this.#system.lookup<{ type: 'propose-rotation'; scheme?: SchemeName }, { type: string; certificate?: Uint8Array; fresh?: boolean; code?: string; reason?: string }>(`${this.id}/signer-${member}`);
     if (signer === undefined) throw new CryptoError('NO_VALID_KEY', `the signer of replica ${member} is not running`);
     const proposal = await signer.ask({ type: 'propose-rotation', ...(scheme === undefined ? {} : { scheme }) }, { timeoutMs });
     if (proposal.type !== 'rotation' || proposal.certificate === undefined) throw new CryptoError((proposal.code ?? 'ROTATION_INVALID') as never, proposal.reason ?? `the signer of replica ${member} made no proposal`);
-    return { certificate: proposal.certificate, cert: decodeRotationCertificate(proposal.certificate) };
+    return { certificate: proposal.certificate, cert: decodeRotationCertificate(proposal.certificate), fresh: proposal.fresh === true };
   }
 
   /**
-   * Has consensus order the configuration command `payload`, which installs the rotations `certs`,
-   * and waits, `timeoutMs` in all, for each member's signer to adopt its new key. `answers` tells
+   * Has consensus order the configuration command `payload`, which installs the rotations of
+   * `proposals`, and waits, `timeoutMs` in all, for each member's signer to adopt its new key. `answers` tells
    * this command's response from another's (a client table answering a reused session).
    * @throws {CryptoError} the code the replicas refused with
    * @throws {AskTimeout} when a signer had not adopted its key by the deadline
    */
-  async #agree(payload: Uint8Array, certs: readonly RotationCertificate[], timeoutMs: number, answers: (response: ConfigurationResponse & { ok: true }) => boolean): Promise<void> {
+  async #agree(payload: Uint8Array, proposals: readonly Proposal[], timeoutMs: number, answers: (response: ConfigurationResponse & { ok: true }) => boolean): Promise<void> {
+    const certs = proposals.map((proposal) => proposal.cert);
     const deadline = performance.now() + timeoutMs;
     const remaining = (): number => Math.max(0, deadline - performance.now());
     // Waiting starts before the command is sent: the replicas may report the adoption first.
     const adoptions = certs.map((cert) => this.#adoption(cert.next.keyId));
-    for (const cert of certs) this.#submitted.add(cert.next.keyId);
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       const result = await this.#client.ask({ type: 'configure', payload }, { timeoutMs: remaining() });
       const response = configurationResponse(result.response);
       if (!response.ok) {
-        // Refused alike by every correct replica: the command installed nothing, and its proposals may go.
-        await Promise.all(certs.map((cert) => this.#withdraw(cert, remaining())));
+        // Refused alike by every correct replica: this command installed nothing (a refused replay
+        // of one that did is why only fresh proposals go).
+        await this.#withdrawFresh(proposals, remaining());
         throw new CryptoError(response.error as never, `the replicas refused it: ${response.reason}`);
       }
       if (!answers(response)) throw new CryptoError('ROTATION_INVALID', `the replicas answered ${JSON.stringify(response)}, not this command`);

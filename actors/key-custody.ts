@@ -10,9 +10,11 @@
  *
  * A key file is written before the record that names it (as in force or as pending), and a
  * retired or withdrawn key's file is removed after the record that drops it, so a crash between
- * the two leaves a file nobody names — never a record naming a missing key. The signer removes
- * such files when it opens the store: the secret of a retired key must not outlive its record,
- * and that of a successor never recorded was never proposed to anyone.
+ * the two leaves a file the record does not name — never a record naming a missing key. The
+ * signer removes the files of retired keys when it opens the store, since a retired secret must
+ * not outlive its record. Other files it leaves: a successor whose proposal was never recorded
+ * was never answered either, but a build that kept no pending record answered before writing
+ * anything, and its successor may yet be adopted.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';

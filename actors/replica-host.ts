@@ -54,9 +54,11 @@ export interface ReplicaCrypto {
    * Whether `signature` is `node`'s over `digest`: on a message's envelope (`nested` undefined), or
    * on a vote inside a certificate, standing at `nested`, which may have been signed with a key
    * the member has since rotated away from (crypto/key-directory.ts) if it stands where the member
-   * had signed up to when it did (Core.signedThrough).
+   * had signed up to when it did (Core.signedThrough). Undefined when no verdict can be had now
+   * (the verifier is restarting): the envelope is dropped unchecked and counted as `unverified`.
+   * A throw is a fault of the replica.
    */
-  verify(node: NodeId, digest: Digest, signature: Uint8Array, nested: SignedPosition | undefined): Promise<boolean> | boolean;
+  verify(node: NodeId, digest: Digest, signature: Uint8Array, nested: SignedPosition | undefined): Promise<boolean | undefined> | boolean | undefined;
 }
 
 /** What the host reports to its owner. All optional. */
@@ -233,13 +235,11 @@ export class ReplicaHost<M extends { readonly type: string }> {
       this.#refused.nonMember++;
       return;
     }
-    let verdicts: boolean[];
-    try {
-      verdicts = await Promise.all([this.#verifyEnvelope(envelope), ...nested.map((s) => this.#verifyNested(s))]);
-    } catch {
-      // No verdict (the verifier is restarting, say): the envelope is lost as on a lossy link, which
+    const verdicts = await Promise.all([this.#verifyEnvelope(envelope), ...nested.map((s) => this.#verifyNested(s))]);
+    if (verdicts.includes(undefined)) {
+      // No verdict (the verifier is restarting): the envelope is lost as on a lossy link, which
       // every protocol here recovers from by retransmission. Counting it as forged would accuse a
-      // correct peer; letting the error through would crash this replica with its verifier.
+      // correct peer; failing would crash this replica with its verifier.
       this.#refused.unverified++;
       return;
     }
@@ -271,12 +271,12 @@ export class ReplicaHost<M extends { readonly type: string }> {
    * change when a member adopts a rotated key, and only the verifier hears of that (it clears its
    * own verdicts then).
    */
-  #verifyEnvelope(signed: Signed<M>): Promise<boolean> | boolean {
+  #verifyEnvelope(signed: Signed<M>): Promise<boolean | undefined> | boolean | undefined {
     return this.#options.crypto.verify(signed.from, digestOf(signed.body), signed.signature, undefined);
   }
 
   /** A certificate's votes are what is seen again and again: their verdicts are kept. */
-  async #verifyNested(signed: Signed<SignedPosition>): Promise<boolean> {
+  async #verifyNested(signed: Signed<SignedPosition>): Promise<boolean | undefined> {
     const digest = digestOf(signed.body);
     // Keyed by signer, digest and signature: a replica re-using its own valid signature under
     // another member's name must miss the cache. The digest covers the body, and so where it stands.
@@ -286,7 +286,7 @@ export class ReplicaHost<M extends { readonly type: string }> {
     const { view, sequence } = signed.body;
     const at = { ...(view === undefined ? {} : { view }), ...(sequence === undefined ? {} : { sequence }) };
     const ok = await this.#options.crypto.verify(signed.from, digest, signed.signature, at);
-    this.#verdicts.set(key, ok);
+    if (ok !== undefined) this.#verdicts.set(key, ok);
     return ok;
   }
 

@@ -7,7 +7,7 @@
  * store is written before any message that depends on it leaves.
  */
 import type { Context } from '@opentelemetry/api';
-import { defineBehavior, KnhkError, realClock, t, within, type ActorHandlers, type ActorRef, type Infer, type Sender } from '../runtime/index.js';
+import { ActorNotRunning, AskTimeout, defineBehavior, KnhkError, MailboxFull, realClock, t, within, type ActorHandlers, type ActorRef, type Infer, type Sender } from '../runtime/index.js';
 import { commandSchema, ConfiguredState, consensusConfig, encode, type Applied, type ConsensusAlgorithm, type ProtocolDefinition } from '../protocols/consensus/index.js';
 import { protocolDefinition, type CommonTuning } from '../protocols/sim/protocols.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
@@ -125,6 +125,9 @@ export type ReplicaReport = Infer<ReturnType<typeof t.object<typeof statusFields
 /** An error as a replica's `fault` message carries it: with its code when it has one (`STATE_TOO_LARGE`), cut to fit. */
 const faultText = (error: unknown): string =>
   (error instanceof KnhkError ? `${error.name} ${error.code}: ${error.message}` : error instanceof Error ? `${error.name}: ${error.message}` : String(error)).slice(0, FAULT_TEXT_LENGTH);
+
+/** Whether an ask failed for want of a running target it could reach, rather than on what the target answered. */
+const unreachable = (error: unknown): boolean => error instanceof AskTimeout || error instanceof ActorNotRunning || error instanceof MailboxFull;
 
 const optional = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } => (value === undefined ? {} : ({ [key]: value } as { [P in K]: V }));
 
@@ -367,11 +370,15 @@ export const Replica = defineBehavior({
           return reply.signature;
         },
         async verify(node, digest, signature, nested) {
-          const reply = (await verifier.ask({ type: 'verify', checks: [{ node, digest, signature, nested }] }, { timeoutMs: 60_000 }).catch(async (error: unknown) => {
-            verifier = await required(names.verifier);
-            throw error;
-          })) as { verdicts: boolean[] };
-          return reply.verdicts[0] === true;
+          try {
+            const reply = (await verifier.ask({ type: 'verify', checks: [{ node, digest, signature, nested }] }, { timeoutMs: 60_000 })) as { verdicts: boolean[] };
+            return reply.verdicts[0] === true;
+          } catch (error) {
+            if (!unreachable(error)) throw error;
+            // Restarting, most likely: the next check asks the new incarnation, once it runs.
+            verifier = (await ctx.lookup(names.verifier)) ?? verifier;
+            return undefined;
+          }
         },
       },
       send(to, bytes, type) {

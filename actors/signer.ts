@@ -114,9 +114,11 @@ class Custody {
   /**
    * Opens the replica's keys: the one its custody record names, or, on the very first start, a
    * new key, sealed and recorded. A store that has keys but no record is one whose first start
-   * ended between the two writes: it holds exactly one key, the first.
-   * @throws {CryptoError} `KEYSTORE_CORRUPT` for several unrecorded keys, a damaged record or one that
-   * describes its key otherwise than the sealed key file, and the key store's errors.
+   * ended between the two writes: it holds exactly one key, the first. A rotation the record
+   * holds as pending is taken back; files of keys it retired are removed.
+   * @throws {CryptoError} `KEYSTORE_CORRUPT` for several unrecorded keys, a damaged record, one that
+   * describes its key otherwise than the sealed key file or whose pending rotation does not replace
+   * the key in force, and the key store's errors.
    */
   static async open(args: SignerArgs, registry: SchemeRegistry): Promise<Custody> {
     const store = new KeyStore(args.directory, registry, args.kdfLog2N === undefined ? {} : { kdf: { log2N: args.kdfLog2N, r: 8, p: 1 } });
@@ -140,7 +142,7 @@ class Custody {
       const opened = new Custody(store, args, registry, history, key);
       try {
         if (custody.pending !== undefined) await opened.#resume(custody.pending);
-        await opened.#removeUnnamed();
+        await opened.#removeRetired();
       } catch (error) {
         opened.dispose();
         throw error;
@@ -163,7 +165,8 @@ class Custody {
   /**
    * Takes back the rotation an earlier incarnation proposed (`certificate`, from the custody
    * record): its successor is loaded from the store and pending again.
-   * @throws {CryptoError} `KEYSTORE_CORRUPT` when it is not a rotation of the key in force to a key in the store.
+   * @throws {CryptoError} `KEYSTORE_CORRUPT` when the record is not a rotation of the key in force,
+   *   and the key store's errors when the successor's file is missing or does not open.
    */
   async #resume(certificate: Uint8Array): Promise<void> {
     const path = this.#args.directory;
@@ -182,11 +185,10 @@ class Custody {
     }
   }
 
-  /** Removes the key files no record names (see key-custody.ts): a retired key's, or a successor's that was never proposed. */
-  async #removeUnnamed(): Promise<void> {
-    const inForce = (this.#history[this.#history.length - 1] as CustodyRecord).descriptor.keyId;
-    const pending = this.#manager.pending?.next.keyId;
-    for (const id of await this.#store.list()) if (id !== inForce && id !== pending) await this.#store.remove(id);
+  /** Removes the files of keys the record retired, left by a crash before their removal (key-custody.ts). */
+  async #removeRetired(): Promise<void> {
+    const retired = new Set<string>(this.#history.slice(0, -1).map((record) => record.descriptor.keyId));
+    for (const id of await this.#store.list()) if (retired.has(id)) await this.#store.remove(id);
   }
 
   /** The key in force and every earlier one, oldest first. */
@@ -211,17 +213,19 @@ class Custody {
 
   /**
    * The rotation certificate of a successor key of `scheme` (default: the key in force's), sealed
-   * in the store and recorded as pending (key-custody.ts) before it is answered: the one already proposed if it is still pending, else a
-   * new one. A successor of another scheme than the one pending is refused (`ROTATION_INVALID`):
-   * the pending one may still commit, and the next proposal waits for it or its withdrawal.
+   * in the store and recorded as pending (key-custody.ts) before it is answered: the one already
+   * proposed if it is still pending (`fresh` false: it may have been sent to consensus), else a new
+   * one (`fresh`). A successor of another scheme than the one pending is refused
+   * (`ROTATION_INVALID`): the pending one may still commit, and the next proposal waits for it or
+   * its withdrawal.
    */
-  async propose(scheme?: SchemeName): Promise<Uint8Array> {
+  async propose(scheme?: SchemeName): Promise<{ readonly certificate: Uint8Array; readonly fresh: boolean }> {
     const pending = this.#manager.pending;
     if (pending !== undefined) {
       if (scheme !== undefined && pending.next.scheme !== scheme) {
         throw new CryptoError('ROTATION_INVALID', `a rotation to a ${pending.next.scheme} key is pending; a ${scheme} successor waits for it`);
       }
-      return encodeRotationCertificate(pending);
+      return { certificate: encodeRotationCertificate(pending), fresh: false };
     }
     const cert = this.#manager.propose(Date.now(), scheme === undefined ? undefined : this.#registry.get(scheme));
     const made = this.#made as SigningKey;
@@ -232,11 +236,11 @@ class Custody {
       await writeCustody(this.#args.directory, { keys: this.#history, pending: encoded });
     } catch (error) {
       // A successor that is not sealed and recorded must not be certified: it would not survive a
-      // restart. Its file, if written, is named by no record and goes when the store opens next.
+      // restart. Its file, if written, is never adopted, since nobody has its certificate.
       this.#manager.withdraw();
       throw error;
     }
-    return encoded;
+    return { certificate: encoded, fresh: true };
   }
 
   /**
@@ -257,8 +261,8 @@ class Custody {
    * the new key from now on, records it, wipes the old secret and deletes its file. Adopting a
    * rotation already adopted (the one in force, or one superseded since: a restarted replica
    * carries out its configuration's rotations from the first) answers the key in force. Throws
-   * `ROTATION_INVALID` for a rotation that does not replace the key in force, or whose successor
-   * is not the one this signer has pending.
+   * `ROTATION_INVALID` for a rotation that does not replace the key in force at the next epoch,
+   * and the key store's errors when the successor's file is missing or does not open.
    */
   async adopt(certificate: Uint8Array, sequence: number): Promise<PublicKeyDescriptor> {
     const cert = decodeRotationCertificate(certificate);
@@ -267,12 +271,13 @@ class Custody {
     if (cert.member !== this.#args.member || cert.old.keyId !== current.descriptor.keyId) {
       throw new CryptoError('ROTATION_INVALID', `the rotation replaces member ${cert.member}'s key ${cert.old.keyId}, not this signer's ${current.descriptor.keyId}`);
     }
-    // Proposed by this signer, in this incarnation or an earlier one (its pending record): no other successor's secret is here.
-    if (this.#manager.pending?.next.keyId !== cert.next.keyId) {
-      throw new CryptoError('ROTATION_INVALID', `the rotation installs key ${cert.next.keyId}, which is not the successor this signer proposed`);
-    }
-    this.#manager.applyRotation(cert, sequence);
+    if (cert.epoch !== current.epoch + 1) throw new CryptoError('ROTATION_INVALID', `the rotation installs epoch ${cert.epoch}, not ${current.epoch + 1}`);
+    // Sealed when it was proposed, by this incarnation or an earlier one: taken from its file, with
+    // the window it was sealed with, whatever key lifetime this incarnation was started with.
     const adopted: CustodyRecord = { descriptor: cert.next, epoch: cert.epoch, fromSequence: sequence };
+    const manager = this.#managerOf(await this.#store.load(cert.next.keyId, this.#args.passphrase, windowOf(cert.next)), adopted);
+    this.#manager.dispose();
+    this.#manager = manager;
     this.#history = [...this.#history.slice(0, -1), { ...current, untilSequence: sequence - 1 }, adopted];
     await writeCustody(this.#args.directory, { keys: this.#history });
     await this.#store.remove(current.descriptor.keyId);
@@ -337,7 +342,8 @@ export const Signer = defineBehavior({
     /** A tree-head signature, with the key that made it (the one in force when it was asked). */
     'head-signature': { signature: t.bytes({ maxLength: 16384 }), keyId: t.string({ maxLength: 128 }), scheme: t.oneOf(...SCHEME_NAMES) },
     key: { key: descriptorSchema, history: t.array(descriptorSchema, { maxLength: 1 << 16 }) },
-    rotation: { certificate: certificateBytes },
+    /** `fresh`: made for this request, not a proposal pending from before (which may have been sent to consensus already). */
+    rotation: { certificate: certificateBytes, fresh: t.boolean() },
     due: { due: t.boolean() },
     withdrawn: { withdrawn: t.boolean() },
     /** A rotation request refused, with the `CryptoError` code saying why; the keys are unchanged. */
@@ -405,7 +411,7 @@ export const Signer = defineBehavior({
             return refusing(from, () => from.reply({ type: 'due', due: custody.due }));
           case 'propose-rotation':
             if (!permitted(from, owner, 'proposing a rotation')) return;
-            return rotating(custody.propose(msg.scheme), (certificate) => from.reply({ type: 'rotation', certificate }), from);
+            return rotating(custody.propose(msg.scheme), (proposal) => from.reply({ type: 'rotation', ...proposal }), from);
           case 'withdraw-rotation':
             if (!permitted(from, owner, 'withdrawing a rotation')) return;
             return rotating(custody.withdraw(msg.keyId), (withdrawn) => from.reply({ type: 'withdrawn', withdrawn }), from);

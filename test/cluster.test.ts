@@ -298,6 +298,12 @@ test.serial('a PBFT cluster stopped whole starts again from its data directory, 
 
 test.serial("a temporary cluster that draws its own passphrase seals its keys at a light scrypt cost; given a passphrase, the full one", async (t) => {
   t.timeout(120_000);
+  // A passphrase in the environment is one given by a person.
+  const environment = process.env['KNHK_KEY_PASSPHRASE'];
+  delete process.env['KNHK_KEY_PASSPHRASE'];
+  t.teardown(() => {
+    if (environment !== undefined) process.env['KNHK_KEY_PASSPHRASE'] = environment;
+  });
   const system = await ActorSystem.start({ cryptoThreads: 1 });
   t.teardown(() => system.stop());
   /** scrypt's log2 N in the header of each of the cluster's key files (key-envelope.ts: byte 10). */

@@ -267,6 +267,8 @@ test('resume takes back a rotation proposed before a restart: the certificate of
   t.throws(() => restarted().resume({ ...cert, epoch: 2 }, successor), rejects('ROTATION_INVALID'), 'at another epoch');
   const other = new KeyManager({ cluster: 'test', member: 1, schemes: registry, key: SigningKey.generate(ed25519, T0) });
   t.throws(() => other.resume(cert, successor), rejects('ROTATION_INVALID'), "of another member's key");
+  const elsewhere = new KeyManager({ cluster: 'another', member: 0, schemes: registry, key: inForce(), generate }).propose(T0 + DAY);
+  t.throws(() => restarted().resume(elsewhere, keys[1] as SigningKey), rejects('ROTATION_INVALID'), 'of another cluster');
 });
 
 test('revocation: a revoked key signs nothing, verifies nothing from its point on, vouches for no successor', (t) => {

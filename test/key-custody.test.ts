@@ -4,13 +4,13 @@
  * damaged or ambiguous custody record is a typed error, never a guess.
  */
 import test from 'ava';
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Signer, type SignerArgs } from '../actors/signer.js';
 import { Asker } from './fixtures/actors.js';
 import { readCustody, writeCustody } from '../actors/key-custody.js';
 import { KeyStore } from '../actors/key-store.js';
-import { CryptoError, decodeRotationCertificate, KeyManager, SchemeRegistry, SigningKey, encodeRotationCertificate } from '../protocols/crypto/index.js';
+import { CryptoError, decodeRotationCertificate, KeyManager, SchemeRegistry, SigningKey, encodeRotationCertificate, type KeyId } from '../protocols/crypto/index.js';
 import { startSystem } from './helpers/system.js';
 import { tempDir } from './helpers/temp.js';
 
@@ -71,7 +71,7 @@ test('asked for a successor of another scheme (a policy migration), a signer sea
   if (answer.type !== 'rotation') return t.fail(JSON.stringify(answer));
   const cert = decodeRotationCertificate(answer.certificate);
   t.deepEqual([cert.old.scheme, cert.next.scheme], ['Ed25519', 'ML-DSA-44+Ed25519']);
-  t.deepEqual(await first.ask({ type: 'propose-rotation', scheme: 'ML-DSA-44+Ed25519' }), answer, 'asked again, the pending proposal is answered');
+  t.deepEqual(await first.ask({ type: 'propose-rotation', scheme: 'ML-DSA-44+Ed25519' }), { ...answer, fresh: false }, 'asked again, the pending proposal is answered');
   t.like(await first.ask({ type: 'propose-rotation', scheme: 'ML-DSA-65' }), { type: 'refused', code: 'ROTATION_INVALID' });
   await t.throwsAsync(first.ask({ type: 'propose-rotation', scheme: 'Nope' } as never), { code: 'SCHEMA_ERROR' }, 'an unknown scheme is refused at the boundary');
   await system.root.stopChild('first');
@@ -93,31 +93,52 @@ test('asked for a successor of another scheme (a policy migration), a signer sea
   t.not(decodeRotationCertificate(next.certificate).next.keyId, givenKey);
 });
 
-test('a pending proposal survives its signer: the next incarnation answers the same certificate and can withdraw it; a key file no record names is removed as the store opens', async (t) => {
+test('a pending proposal survives its signer: the next incarnation answers the same certificate, not as fresh, and can withdraw it; a file no record names stays', async (t) => {
   const system = await startSystem(t);
   const args = await signerArgs(t);
   const first = await spawnSigner(system, 'first', args);
   const inForce = keysOf(await first.ask({ type: 'describe' })).key.keyId;
-  const certificate = await proposal(first);
+  const made = await first.ask({ type: 'propose-rotation' });
+  if (made.type !== 'rotation') return t.fail(JSON.stringify(made));
+  t.true(made.fresh, 'made for this request');
+  const { certificate } = made;
   const successor = decodeRotationCertificate(certificate).next.keyId;
   t.deepEqual((await readCustody(args.directory))?.pending, certificate, 'recorded before it was answered');
+  t.like(await first.ask({ type: 'propose-rotation' }), { type: 'rotation', fresh: false }, 'asked again: pending from before, it may be under consensus');
   await system.root.stopChild('first');
 
-  // A retired key whose file outlived its record (a crash between the two), and a successor sealed but never recorded.
+  // A successor sealed but never recorded (a crash between the two writes, or a build that kept no record).
   const store = new KeyStore(args.directory, schemes, { kdf: { log2N: 10, r: 8, p: 1 } });
-  const strays = [0, 1].map((offset) => SigningKey.generate(schemes.get('Ed25519'), Date.now() + offset));
-  for (const key of strays) await store.save(key, { notBefore: key.createdAt, notAfter: key.createdAt + 60_000 }, args.passphrase);
+  const stray = SigningKey.generate(schemes.get('Ed25519'), Date.now());
+  await store.save(stray, { notBefore: stray.createdAt, notAfter: stray.createdAt + 60_000 }, args.passphrase);
   const second = await spawnSigner(system, 'second', args);
-  t.deepEqual(await proposal(second), certificate, 'the same proposal, not a new successor');
-  t.deepEqual(await store.list(), [inForce, successor].sort(), 'the files nobody names are gone');
+  const again = await second.ask({ type: 'propose-rotation' });
+  t.like(again, { type: 'rotation', fresh: false });
+  t.deepEqual(again.type === 'rotation' ? again.certificate : undefined, certificate, 'the same proposal, not a new successor');
+  t.deepEqual(await store.list(), [inForce, successor, stray.keyId].sort(), 'a file no record names stays');
   t.deepEqual(await second.ask({ type: 'withdraw-rotation', keyId: successor }), { type: 'withdrawn', withdrawn: true });
   t.is((await readCustody(args.directory))?.pending, undefined);
-  t.deepEqual(await store.list(), [inForce]);
+  t.deepEqual(await store.list(), [inForce, stray.keyId].sort());
   await system.root.stopChild('second');
 
   const third = await spawnSigner(system, 'third', args);
   t.not(decodeRotationCertificate(await proposal(third)).next.keyId, successor, 'a withdrawn proposal stays withdrawn');
-  t.like(await third.ask({ type: 'adopt-rotation', certificate, sequence: 5 }), { type: 'refused', code: 'ROTATION_INVALID' }, 'and can no longer be adopted');
+  t.like(await third.ask({ type: 'adopt-rotation', certificate, sequence: 5 }), { type: 'refused', code: 'KEYSTORE_NOT_FOUND' }, 'and its key is gone');
+});
+
+test('the file of a key the record retired, left by a crash before its removal, is removed as the store opens', async (t) => {
+  const system = await startSystem(t);
+  const args = await signerArgs(t);
+  const signer = await spawnSigner(system, 'signer', args);
+  const store = new KeyStore(args.directory, schemes);
+  const retired = keysOf(await signer.ask({ type: 'describe' })).key.keyId as KeyId;
+  const sealed = await readFile(store.pathOf(retired));
+  const next = keysOf(await signer.ask({ type: 'adopt-rotation', certificate: await proposal(signer), sequence: 10 })).key.keyId as KeyId;
+  await system.root.stopChild('signer');
+  await writeFile(store.pathOf(retired), sealed);
+  t.deepEqual(await store.list(), [retired, next].sort());
+  await spawnSigner(system, 'again', args);
+  t.deepEqual(await store.list(), [next]);
 });
 
 test('a pending rotation recorded for another key than the one in force, or undecodable, is KEYSTORE_CORRUPT', async (t) => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { ActorRef } from '../runtime/index.js';
 import { ActorSystem as KnhkSystem } from '../actors/system.js';
 import { configurationResponse, hashBytes } from '../protocols/consensus/index.js';
-import { decodeRotationCertificate } from '../protocols/crypto/index.js';
+import { CryptoError, decodeRotationCertificate } from '../protocols/crypto/index.js';
 import { receiptToJson, verifyReceipt } from '../protocols/receipts/index.js';
 import type { ClientResult } from '../actors/client.js';
 import { eventually } from './helpers/system.js';
@@ -92,9 +92,15 @@ test('a rotation is carried out by the replicas that installed it, whoever order
   t.like(await agent.ask({ type: 'rotations' }), { rotations: [] }, 'nor does the cluster agent take them');
   t.is(cluster.keys[2]?.epoch, 0);
 
-  // Ordered without rotateKey (as if its caller had given up): the replicas carry it out all the same.
+  // Ordered without rotateKey (as if its caller had given up), while replica 2 is down: the
+  // replicas carry it out all the same, replica 2 once it is back.
+  await cluster.crash(2);
   const installed = await client.ask({ type: 'configure', payload: certificate });
   t.like(configurationResponse(installed.response), { ok: true, member: 2, epoch: 1, keyId: next.keyId });
+  // Still pending at its signer, the proposal is what a rotation sends again; the replicas refuse
+  // the replay, and the successor must outlive the refusal for replica 2 to adopt it.
+  await t.throwsAsync(cluster.rotateKey(2), { instanceOf: CryptoError, code: 'ROTATION_INVALID' });
+  await cluster.restart(2);
   await eventually(() => cluster.keys[2]?.keyId === next.keyId);
   t.is(cluster.keys[2]?.fromSequence, installed.position);
   t.like(configurationResponse((await client.ask({ type: 'configure', payload: certificate })).response), { ok: false, error: 'ROTATION_INVALID' }, 'a replayed certificate is refused');

@@ -79,7 +79,9 @@ test('test_signature_policy_migration on a running cluster: classical → hybrid
   const inFlight = Promise.all([1, 2, 3].map((i) => cluster.submit({ type: 'put', key: `during-${i}`, value: 'v' })));
   await system.control(actor(system, cluster, 'verifier')).kill('test: the verifier dies after both steps');
   await inFlight;
-  t.deepEqual((await cluster.status()).map((replica) => replica.restarts), restarts, 'no replica crashed with the verifier');
+  const survived = await cluster.status();
+  t.log(`envelopes dropped unchecked while the verifier restarted: ${survived.reduce((sum, replica) => sum + replica.refused.unverified, 0)}`);
+  t.deepEqual(survived.map((replica) => replica.restarts), restarts, 'no replica crashed with the verifier');
   const fresh = hashBytes(new TextEncoder().encode('after the verifier restarted'));
   await eventually(async () => accepts(system, cluster, 2, fresh, await signature(system, cluster, 2, fresh)).catch(() => false));
   t.false(await accepts(system, cluster, 2, digest, classical), 'the restarted verifier took both steps from the cluster: no classical envelope');

@@ -166,11 +166,12 @@ export class KeyManager implements Disposable {
    * on it is the pending rotation, as if {@link propose} had just made it, so the same certificate
    * is proposed again and its adoption signs with `key`. Takes custody of `key` only when it
    * returns; throws `INVALID_INPUT` while another rotation is pending, `ROTATION_INVALID` for a
-   * certificate of another key, member or epoch, or one whose new key is not `key`.
+   * certificate of another cluster, key, member or epoch, or one whose new key is not `key`.
    */
   resume(certificate: RotationCertificate, key: SigningKey): void {
     if (this.#pending !== undefined) throw new CryptoError('INVALID_INPUT', `rotation to ${this.#pending.certificate.next.keyId} is already pending`);
     const { record } = this.#current();
+    if (certificate.cluster !== this.directory.cluster) throw new CryptoError('ROTATION_INVALID', `the certificate is of cluster ${certificate.cluster}, not ${this.directory.cluster}`);
     verifyRotationCertificate(certificate, this.#schemes, { member: this.member, epoch: record.epoch, descriptor: record.descriptor });
     // A key id digests the public key and its creation time; the scheme is the one thing it leaves out.
     if (key.keyId !== certificate.next.keyId || key.scheme.name !== certificate.next.scheme) {
@@ -188,8 +189,8 @@ export class KeyManager implements Disposable {
   /**
    * Installs a committed rotation of any member (see {@link KeyDirectory.applyRotation}, which
    * also explains `atTime`; same errors, nothing changes on a throw). For this replica's own rotation it switches signing to
-   * the new key and wipes the old secret key; a committed rotation to a key it does not hold (a
-   * proposal lost in a restart) leaves it with no signing key, and it wipes the pending one.
+   * the new key and wipes the old secret key; a committed rotation to a key it does not hold (one
+   * another process proposed) leaves it with no signing key, and it wipes the pending one.
    */
   applyRotation(cert: RotationCertificate, atSequence: number, atTime?: number): KeyRecord {
     const record = this.directory.applyRotation(cert, atSequence, atTime);

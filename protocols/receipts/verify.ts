@@ -94,7 +94,9 @@ export function treeHeadSignatureProblem(
  * holds under the trust and scheme registry it was counted with only, so a memo serves one pair.
  */
 export interface QuorumMemo {
+  /** The report kept under `key`, if it still is. */
   get(key: string): QuorumReport | undefined;
+  /** Keeps `report` under `key`; the memo may forget it later (a bounded map, say). */
   set(key: string, report: QuorumReport): unknown;
 }
 
