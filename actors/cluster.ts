@@ -588,7 +588,7 @@ export class Cluster {
   }
 
   /**
-   * Has the signers withdraw those of `proposals` they made for this very call, whose command the
+   * Has their signers withdraw those of `proposals` made for this very call, whose command the
    * replicas refused or which never went to consensus: nothing can install them. A proposal the
    * signer had already made (for an earlier call, or before the cluster restarted) may have been
    * ordered then and commit yet, so it stays pending until adopted; withdrawing it would wipe a key
@@ -613,8 +613,9 @@ export class Cluster {
 
   /**
    * Has consensus order the configuration command `payload`, which installs the rotations of
-   * `proposals`, and waits, `timeoutMs` in all, for each member's signer to adopt its new key. `answers` tells
-   * this command's response from another's (a client table answering a reused session).
+   * `proposals`, and waits, `timeoutMs` in all, for each member's signer to adopt its new key.
+   * `answers` tells this command's response from another's (a client table answering a reused
+   * session).
    * @throws {CryptoError} the code the replicas refused with
    * @throws {AskTimeout} when a signer had not adopted its key by the deadline
    */
