@@ -13,8 +13,8 @@
  * the two leaves a file the record does not name — never a record naming a missing key. The
  * signer removes the files of retired keys when it opens the store, since a retired secret must
  * not outlive its record. Other files it leaves: a successor whose proposal was never recorded
- * was never answered either, but a build that kept no pending record answered before writing
- * anything, and its successor may yet be adopted.
+ * was never answered either, but a build that kept no pending record answered proposals it never
+ * recorded, and such a successor may yet be adopted.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -88,8 +88,8 @@ export function treeHeadSignatureProblem(
 }
 
 /**
- * Where a verifier keeps the quorum reports of the signed tree heads it counted, by
- * {@link quorumKey}. The receipts of one batch share a tree head, and checking its 2f+1 signatures
+ * Where a verifier keeps the quorum reports of the signed tree heads it counted, by a digest of
+ * each tree head and its signatures. The receipts of one batch share a tree head, and checking its 2f+1 signatures
  * is nearly all the cost of verifying a receipt: with a memo, they are checked once. A report
  * holds under the trust and scheme registry it was counted with only, so a memo serves one pair.
  */
