@@ -7,6 +7,7 @@
  */
 import { context, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
 import {
+  applyPolicyMigration,
   CryptoError,
   SchemeRegistry,
   type BackendChoice,
@@ -14,7 +15,9 @@ import {
   type CryptoErrorCode,
   type KeyDirectory,
   type KeyRecord,
+  type PolicyMigration,
   type RotationCertificate,
+  type SchemeResolver,
   type SignaturePolicy,
   type SignatureScheme,
 } from '../protocols/crypto/index.js';
@@ -179,9 +182,26 @@ export function observedSchemes(backend?: BackendChoice): SchemeRegistry {
  */
 export function applyKeyRotation(keys: Pick<KeyDirectory, 'applyRotation'>, cert: RotationCertificate, atSequence: number, atTime?: number): KeyRecord {
   const record = keys.applyRotation(cert, atSequence, atTime);
-  // The span of whoever applies the committed rotation (a handler's actor.receive): rotation has no span of its own.
+  recordRotations([cert], atSequence);
+  return record;
+}
+
+/**
+ * Installs a committed signature policy step in `directory` (see `applyPolicyMigration`: same
+ * arguments and errors, nothing recorded on a throw) and records `crypto.key.rotation` for each
+ * member's new key.
+ */
+export function applyPolicyStep(directory: KeyDirectory, schemes: SchemeResolver, inForce: SignaturePolicy, step: PolicyMigration, atSequence: number, atTime?: number): KeyRecord[] {
+  const records = applyPolicyMigration(directory, schemes, inForce, step, atSequence, atTime);
+  recordRotations(step.rotations, atSequence);
+  return records;
+}
+
+/** `crypto.key.rotation` for each of `certs`, installed at `atSequence`, on the span of whoever installed them (a handler's actor.receive): installing has no span of its own. */
+function recordRotations(certs: readonly RotationCertificate[], atSequence: number): void {
   const span = trace.getActiveSpan();
-  if (span?.isRecording()) {
+  if (!span?.isRecording()) return;
+  for (const cert of certs) {
     span.addEvent('crypto.key.rotation', {
       'consensus.node_id': cert.member,
       'crypto.key.previous_id': cert.old.keyId,
@@ -190,7 +210,6 @@ export function applyKeyRotation(keys: Pick<KeyDirectory, 'applyRotation'>, cert
       'consensus.sequence': atSequence,
     });
   }
-  return record;
 }
 
 const receiptInstruments = instrumentsOf(RECEIPT_SCOPE, (meter) => ({

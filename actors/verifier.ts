@@ -29,7 +29,6 @@
 import { defineBehavior, t } from '../runtime/index.js';
 import {
   CryptoError,
-  applyPolicyMigration,
   decodeRotationCertificate,
   KeyDirectory,
   requireAdmitted,
@@ -42,7 +41,7 @@ import {
 } from '../protocols/crypto/index.js';
 import { hashBytes, hex, signaturePolicySchema, signedPositionSchema, standsWithin, stepCertificatesSchema, type SignedPosition } from '../protocols/consensus/index.js';
 import type { KnownRotation } from './cluster-agent.js';
-import { applyKeyRotation, observedSchemes } from './crypto-telemetry.js';
+import { applyKeyRotation, applyPolicyStep, observedSchemes } from './crypto-telemetry.js';
 import { verifyBatchTask, type VerifyJob } from './crypto-pool.js';
 import { RecentMap } from './recent-map.js';
 import { StepTally, type ReportedStep } from './step-tally.js';
@@ -201,7 +200,7 @@ export const Verifier = defineBehavior({
     /** Takes the policy step `step`: every member's new key at once, and the step's policy for rotations after it. */
     const takeStep = (step: ReportedStep): void => {
       const rotations = step.certificates.map(decodeRotationCertificate);
-      applyPolicyMigration(directory, registry, policy, { from: step.from, to: step.to, rotations }, step.sequence);
+      applyPolicyStep(directory, registry, policy, { from: step.from, to: step.to, rotations }, step.sequence);
       policy = step.to;
       rotations.forEach(takeUp);
       for (const cert of rotations) {

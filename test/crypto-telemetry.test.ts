@@ -13,7 +13,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { MeterProvider, MetricReader, type DataPoint, type Histogram, type MetricData } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { signAsync, verifyBatchTask, type VerifyJob } from '../actors/crypto-pool.js';
-import { applyKeyRotation } from '../actors/crypto-telemetry.js';
+import { applyKeyRotation, applyPolicyStep } from '../actors/crypto-telemetry.js';
 import { POOL_KEYS, PoolKeyTable } from '../actors/pool-keys.js';
 import { ReceiptJournal } from '../actors/receipt-journal.js';
 import { ReplicaStore } from '../actors/replica-store.js';
@@ -21,7 +21,7 @@ import { Signer, type SignerArgs } from '../actors/signer.js';
 import { Verifier } from '../actors/verifier.js';
 import { encode, hashBytes, type AppliedEntry } from '../protocols/consensus/index.js';
 import { executed, stateAt } from './helpers/executed.js';
-import { CryptoError, DEFAULT_KEY_LIFETIME_MS, describeKey, KeyManager, MLDSA44_ED25519, SchemeRegistry, SigningKey, type KeyId } from '../protocols/crypto/index.js';
+import { CryptoError, DEFAULT_KEY_LIFETIME_MS, describeKey, KeyDirectory, KeyManager, MLDSA44_ED25519, SchemeRegistry, SigningKey, type KeyId } from '../protocols/crypto/index.js';
 import type { LogContext, SignedTreeHead, TreeHead } from '../protocols/receipts/index.js';
 import { Prng } from '../protocols/sim/prng.js';
 import { PoolSpans } from './fixtures/actors.js';
@@ -287,6 +287,29 @@ test.serial('a committed key rotation applied with applyKeyRotation records cryp
       attributes: { 'consensus.node_id': 2, 'crypto.key.previous_id': previous, 'crypto.key.id': cert.next.keyId, 'crypto.algorithm': 'ML-DSA-44', 'consensus.sequence': 40 },
     },
   ]);
+  t.deepEqual(undeclaredTelemetry(ownSpansDropped(spans)), []);
+});
+
+test.serial("a committed policy step applied with applyPolicyStep records crypto.key.rotation for every member's new key; a refused one records nothing", (t) => {
+  takeSpans();
+  const managers = [0, 1, 2, 3].map((member) => new KeyManager({ cluster: 'test', member, schemes, key: SigningKey.generate(schemes.get('Ed25519'), T0 + member) }));
+  t.teardown(() => managers.forEach((manager) => manager.dispose()));
+  const directory = new KeyDirectory(schemes, { cluster: 'test' });
+  managers.forEach((manager, member) => directory.enroll(member, manager.directory.current(member).descriptor));
+  const rotations = managers.map((manager) => manager.propose(T0 + 1000, schemes.get('ML-DSA-65+Ed25519')));
+  tracer.startActiveSpan('test.step', (span) => {
+    t.throws(() => applyPolicyStep(directory, schemes, 'classical', { from: 'classical', to: 'quantum', rotations }, 50, T0 + 2000), { instanceOf: CryptoError, code: 'POLICY_TRANSITION_INVALID' });
+    applyPolicyStep(directory, schemes, 'classical', { from: 'classical', to: 'hybrid', rotations }, 50, T0 + 2000);
+    span.end();
+  });
+  const spans = takeSpans();
+  t.deepEqual(
+    spans.find((s) => s.name === 'test.step')?.events,
+    rotations.map((cert) => ({
+      name: 'crypto.key.rotation',
+      attributes: { 'consensus.node_id': cert.member, 'crypto.key.previous_id': cert.old.keyId, 'crypto.key.id': cert.next.keyId, 'crypto.algorithm': 'ML-DSA-65+Ed25519', 'consensus.sequence': 50 },
+    })),
+  );
   t.deepEqual(undeclaredTelemetry(ownSpansDropped(spans)), []);
 });
 
