@@ -6,7 +6,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { SCHEME_NAMES, SchemeRegistry, nobleBackend, type SignatureScheme } from '../protocols/crypto/index.js';
+import { SCHEME_NAMES, SchemeRegistry, nobleBackend, nodeBackend, type Backend, type Primitive, type SignatureScheme } from '../protocols/crypto/index.js';
 import { testSeed } from './helpers/seed.js';
 
 const registry = SchemeRegistry.create();
@@ -81,6 +81,31 @@ test('the registry prefers node:crypto where it agrees with noble, reports its c
   const forcedOne = SchemeRegistry.create({ force: { 'Ed25519': 'noble' } }).report();
   t.is(forcedOne['Ed25519'], 'noble');
   t.is(forcedOne['ML-DSA-65'], report['ML-DSA-65']);
+});
+
+/** A backend named `name` that runs Ed25519 as node:crypto does and ML-DSA-44 as noble does, each with `defect` applied. */
+function backendWith(name: string, defect: (primitive: Primitive) => Primitive): Backend {
+  const wrapped = { 'ed25519': nodeBackend.primitive('ed25519'), 'ml-dsa-44': nobleBackend.primitive('ml-dsa-44') } as const;
+  return { name, primitive: (p) => (p === 'ed25519' || p === 'ml-dsa-44' ? defect(wrapped[p] as Primitive) : undefined) };
+}
+
+test('a backend is chosen only if it reproduces the known answers: RFC 8032 for Ed25519, the reference backend for the others', (t) => {
+  const flip = (bytes: Uint8Array): Uint8Array => Uint8Array.from(bytes, (b, i) => (i === 0 ? b ^ 1 : b));
+  const defects: Record<string, (p: Primitive) => Primitive> = {
+    'faithful': (p) => p,
+    'another key': (p) => ({ ...p, keygen: (seed) => ({ ...p.keygen(seed), publicKey: flip(p.keygen(seed).publicKey) }) }),
+    'another signature': (p) => ({ ...p, sign: (key, message, context) => flip(p.sign(key, message, context)) }),
+    'accepting anything': (p) => ({ ...p, verify: () => true }),
+    'refusing everything': (p) => ({ ...p, verify: () => false }),
+    'throwing': (p) => ({ ...p, verify: () => { throw new Error('broken'); } }),
+  };
+  for (const [name, defect] of Object.entries(defects)) {
+    const report = SchemeRegistry.create({ backends: [backendWith(name, defect), nobleBackend] }).report();
+    const expected = name === 'faithful' ? name : 'noble';
+    t.is(report['Ed25519'], expected, `Ed25519, ${name}`);
+    t.is(report['ML-DSA-44'], expected, `ML-DSA-44, ${name}`);
+    t.is(report['ML-DSA-65'], 'noble', 'a primitive the backend lacks');
+  }
 });
 
 test('the node backend keeps imported keys, but signs with the bytes it is given: a buffer rewritten in place, or a view at another offset, signs with its new key', (t) => {

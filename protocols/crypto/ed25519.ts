@@ -52,3 +52,15 @@ export function ed25519Precheck(publicKey: Uint8Array, signature: Uint8Array): b
   if (y >= FIELD_PRIME) return false;
   return !SMALL_ORDER_Y.has(y);
 }
+
+/**
+ * RFC 8032 §7.1, TEST 2: a private key (the 32-byte seed), its public key, a one-byte message and
+ * its signature. Ed25519 signing is deterministic (§5.1.6), so this signature is the only right
+ * one for this key and message: a backend is trusted with Ed25519 only if it reproduces it.
+ */
+export const ED25519_KNOWN_ANSWER = Object.freeze({
+  seed: hexToBytes('4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb'),
+  publicKey: hexToBytes('3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c'),
+  message: hexToBytes('72'),
+  signature: hexToBytes('92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00'),
+});
