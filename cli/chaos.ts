@@ -11,6 +11,7 @@ import { ConsensusError } from '../protocols/consensus/errors.js';
 import { CONSENSUS_ALGORITHMS, type ConsensusAlgorithm } from '../protocols/consensus/config.js';
 import { CHAOS_FAULT_KINDS, chaosPassed, resolveChaosOptions, runChaos, type ChaosFaultKind, type ChaosOptions, type ChaosProgress, type ChaosReport } from '../actors/chaos.js';
 import type { SignaturePolicy } from '../protocols/crypto/index.js';
+import { isUsageError, UsageError } from './usage.js';
 
 /** The command's help text. */
 export const CHAOS_USAGE = `usage: knhk chaos [--protocol pbft|hotstuff|raft] [--n N] [--duration 60s] [--seed S]
@@ -27,9 +28,6 @@ fault kind the protocol tolerates (raft: crash,partition,delay; it refuses byzan
 protocol's own interval between stored states (--snapshot-interval: log positions; a small one
 makes replicas restart from stored states and catch up by state transfer within a short run).
 Durations take ms, s or m (a bare number is seconds). Exit status: 0 pass, 1 fail, 2 bad arguments.`;
-
-/** Arguments the command cannot run with (exit status 2). */
-class UsageError extends Error {}
 
 /** Parses `60s`, `1500ms`, `2m` or a bare number of seconds into ms. */
 export function parseDuration(raw: string): number {
@@ -94,12 +92,7 @@ function parse(argv: readonly string[]): { options: ChaosOptions; json: boolean 
 }
 
 function isUsageProblem(error: unknown): error is Error {
-  return (
-    error instanceof UsageError ||
-    error instanceof ConfigError ||
-    (error instanceof ConsensusError && error.code === 'INVALID_CONFIG') ||
-    (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))
-  );
+  return isUsageError(error) || error instanceof ConfigError || (error instanceof ConsensusError && error.code === 'INVALID_CONFIG');
 }
 
 const yesNo = (value: boolean | 'unknown'): string => (value === 'unknown' ? 'unknown (the checker ran out of budget)' : value ? 'yes' : 'NO');

@@ -17,7 +17,7 @@ import { CONSENSUS_ALGORITHMS, type ConsensusAlgorithm } from '../protocols/cons
 import { SIGNATURE_POLICIES, type SignaturePolicy } from '../protocols/crypto/index.js';
 import { percentile } from '../bench/stats.js';
 import { TICK_MS } from '../runtime/index.js';
-import { UsageError } from './sim.js';
+import { UsageError } from './usage.js';
 
 /** Usage of `knhk demo`. */
 export const DEMO_USAGE = `usage: knhk demo [--protocol pbft|hotstuff|raft] [--n 4] [--policy classical|hybrid|quantum]

@@ -2,12 +2,11 @@
 /**
  * The `knhk` command. `knhk demo` runs the demo (what `npm start` runs); `knhk sim` sweeps seeds
  * of the deterministic simulator; `knhk receipt verify` and `knhk log verify` check receipts and
- * signed tree heads offline.
+ * signed tree heads offline. Each command's module is loaded when it runs: checking a receipt
+ * offline need not load the actor system.
  */
 import { readFileSync } from 'node:fs';
-import { DEMO_USAGE, runDemo } from './demo.js';
-import { runLog, runReceipt } from './receipt.js';
-import { runSim, SIM_USAGE, UsageError } from './sim.js';
+import { isUsageError } from './usage.js';
 
 const USAGE = `usage: knhk <command>
 
@@ -29,7 +28,7 @@ async function subcommand(args: readonly string[], usage: string, run: (args: re
   try {
     return await run(args);
   } catch (error) {
-    if (!(error instanceof UsageError) && !(error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))) throw error;
+    if (!isUsageError(error)) throw error;
     process.stderr.write(`${error.message}\n${usage}\n`);
     return 2;
   }
@@ -38,18 +37,23 @@ async function subcommand(args: readonly string[], usage: string, run: (args: re
 async function main(argv: readonly string[]): Promise<number> {
   const [command = 'help'] = argv;
   switch (command) {
-    case 'demo':
+    case 'demo': {
+      const { DEMO_USAGE, runDemo } = await import('./demo.js');
       return subcommand(argv.slice(1), DEMO_USAGE, async (args) => {
         await runDemo(args);
         return 0;
       });
-    case 'sim':
+    }
+    case 'sim': {
+      const { runSim, SIM_USAGE } = await import('./sim.js');
       return subcommand(argv.slice(1), SIM_USAGE, runSim);
-    case 'chaos': return (await import('./chaos.js')).runChaosCommand(argv.slice(1));
+    }
+    case 'chaos':
+      return (await import('./chaos.js')).runChaosCommand(argv.slice(1));
     case 'receipt':
-      return runReceipt(argv.slice(1));
+      return (await import('./receipt.js')).runReceipt(argv.slice(1));
     case 'log':
-      return runLog(argv.slice(1));
+      return (await import('./receipt.js')).runLog(argv.slice(1));
     case 'version': {
       const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
       process.stdout.write(`knhk ${pkg.version}\n`);

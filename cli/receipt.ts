@@ -18,6 +18,7 @@ import {
   type SignedTreeHead,
   type Trust,
 } from '../protocols/receipts/index.js';
+import { isUsageError } from './usage.js';
 
 /** The usage text of `knhk receipt`. */
 export const RECEIPT_USAGE = `usage: knhk receipt verify <receipt.json> --trust <trust.json> [--json]
@@ -149,8 +150,7 @@ function run(usage: string, body: () => number): number {
   try {
     return body();
   } catch (error) {
-    const usageError = error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS');
-    if (!(error instanceof Unusable) && !usageError) throw error;
+    if (!(error instanceof Unusable) && !isUsageError(error)) throw error;
     process.stderr.write(`${(error as Error).message}\n${error instanceof Unusable ? '' : `${usage}\n`}`);
     return 2;
   }

@@ -13,6 +13,7 @@ import { CONSENSUS_ALGORITHMS, type ConsensusAlgorithm } from '../protocols/cons
 import type { ConsensusState } from '../protocols/consensus/state-machine.js';
 import { protocolDefinition } from '../protocols/sim/protocols.js';
 import { FAULT_KINDS, sweep, type FaultKind, type SeedResult, type Workload } from '../protocols/sim/sweep.js';
+import { UsageError } from './usage.js';
 
 export const SIM_USAGE = `usage: knhk sim [--protocol pbft|hotstuff|raft] [--n N] [--seeds S] [--seed-start S0]
                 [--faults crash,partition,byzantine,network,delay] [--commands C]
@@ -38,9 +39,6 @@ the run; without it, commands are key-value puts. A workload that throws, or mak
 other than a Uint8Array of at most the command size, ends the run with exit status 2 and no
 summary. A machine that answers differently on some
 replica, or restores a state other than it stored, shows as a safety violation.`;
-
-/** Thrown for arguments the command cannot run with (exit status 2). */
-export class UsageError extends Error {}
 
 function positive<F extends number | undefined>(name: string, raw: string | undefined, fallback: F): number | F {
   if (raw === undefined) return fallback;
