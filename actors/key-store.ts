@@ -8,7 +8,8 @@
  * either the old complete file or the new complete file, never a mixture; the fsync before the
  * rename makes sure the new name never points at data still in the page cache, and the one after
  * makes the rename itself survive a power loss. A crash can leave a temporary file behind (named
- * `.<target>.<random>.tmp`); it is never read as a key, and the target is untouched.
+ * `.<target>.<random>.tmp`); it is never read as a key, the target is untouched, and the
+ * directory's owner removes it the next time it opens the store ({@link KeyStore.removeStaged}).
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
@@ -60,13 +61,17 @@ async function syncDirectory(directory: string): Promise<void> {
   }
 }
 
+/** Random bytes in a temporary's name, and the names {@link stageFile} gives its temporaries. */
+const STAGED_RANDOM_BYTES = 8;
+const STAGED_NAME = new RegExp(`^\\..+\\.[0-9a-f]{${2 * STAGED_RANDOM_BYTES}}\\.tmp$`);
+
 /**
  * First half of {@link atomicWriteFile}: writes `bytes` to a new temporary file next to `path`
  * (same directory, hence same file system, so the later rename is atomic), with mode 0o600, and
  * fsyncs it. Returns the temporary path. On failure the temporary file is removed.
  */
 export async function stageFile(path: string, bytes: Uint8Array): Promise<string> {
-  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(8).toString('hex')}.tmp`);
+  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(STAGED_RANDOM_BYTES).toString('hex')}.tmp`);
   // 'wx': exclusive creation, so a stale or hostile file of that name is never reused.
   const handle = await open(temporary, 'wx', KEY_FILE_MODE);
   try {
@@ -193,6 +198,31 @@ export class KeyStore {
       throw error;
     }
     await syncDirectory(this.directory);
+  }
+
+  /**
+   * Removes the temporaries of writes a crash interrupted before their rename: none will ever be
+   * renamed, and one may hold a sealed key. Only the directory's one owner may call it, as it
+   * opens the store, when none of its writes can be in flight. Answers how many it removed.
+   */
+  async removeStaged(): Promise<number> {
+    let names: string[];
+    try {
+      names = await readdir(this.directory);
+    } catch (error) {
+      if (isErrno(error, 'ENOENT')) return 0;
+      throw error;
+    }
+    const staged = names.filter((name) => STAGED_NAME.test(name));
+    for (const name of staged) {
+      try {
+        await unlink(join(this.directory, name));
+      } catch (error) {
+        if (!isErrno(error, 'ENOENT')) throw error;
+      }
+    }
+    if (staged.length > 0) await syncDirectory(this.directory);
+    return staged.length;
   }
 
   /** The ids of the stored keys, sorted; temporary files and anything else are ignored. */

@@ -115,13 +115,15 @@ class Custody {
    * Opens the replica's keys: the one its custody record names, or, on the very first start, a
    * new key, sealed and recorded. A store that has keys but no record is one whose first start
    * ended between the two writes: it holds exactly one key, the first. A rotation the record
-   * holds as pending is taken back; files of keys it retired are removed.
+   * holds as pending is taken back; files of keys it retired are removed, and so are the
+   * temporaries of writes a crash interrupted.
    * @throws {CryptoError} `KEYSTORE_CORRUPT` for several unrecorded keys, a damaged record, one that
    * describes its key otherwise than the sealed key file or whose pending rotation does not replace
    * the key in force, and the key store's errors.
    */
   static async open(args: SignerArgs, registry: SchemeRegistry): Promise<Custody> {
     const store = new KeyStore(args.directory, registry, args.kdfLog2N === undefined ? {} : { kdf: { log2N: args.kdfLog2N, r: 8, p: 1 } });
+    await store.removeStaged();
     const custody = await readCustody(args.directory);
     if (custody !== undefined) {
       const history = [...custody.keys];

@@ -38,7 +38,7 @@ test.serial('the demo (npm start) runs a hybrid PBFT cluster through a crash and
 test.serial('npm start -- --metrics-port serves the metrics of every thread for Prometheus, with --hold until interrupted', async (t) => {
   t.timeout(180_000);
   const port = await freePort();
-  const demo = spawn(process.execPath, [script('../cli/knhk.js'), 'demo', '--commands', '300', '--metrics-port', String(port), '--hold'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const demo = spawn(process.execPath, [script('../cli/knhk.js'), 'demo', '--commands', '100', '--metrics-port', String(port), '--hold'], { stdio: ['ignore', 'pipe', 'inherit'] });
   t.teardown(() => demo.kill('SIGKILL'));
   const exited = new Promise<number | null>((resolve) => demo.once('exit', resolve));
   let stdout = '';

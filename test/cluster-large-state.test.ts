@@ -32,7 +32,7 @@ for (const protocol of ['pbft', 'hotstuff', 'raft'] as const satisfies readonly 
     await cluster.crash(3);
     // Past several snapshots or checkpoints: what replica 3 lacks is no longer in any log.
     let last = 0;
-    for (let i = 0; i < 12; i++) last = await submit(LARGE);
+    for (let i = 0; i < 8; i++) last = await submit(LARGE);
     await cluster.restart(3);
     t.is((await converged(cluster, last)).size, 1, 'replica 3 caught up');
     const jumps = Array.from({ length: last }, (_, k) => cluster.executed(3, k + 1)).filter((position) => position?.type === 'snapshot');

@@ -5,11 +5,11 @@
  */
 import test from 'ava';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Signer, type SignerArgs } from '../actors/signer.js';
 import { Asker } from './fixtures/actors.js';
 import { readCustody, writeCustody } from '../actors/key-custody.js';
-import { KeyStore } from '../actors/key-store.js';
+import { KeyStore, stageFile } from '../actors/key-store.js';
 import { CryptoError, decodeRotationCertificate, KeyManager, SchemeRegistry, SigningKey, encodeRotationCertificate, type KeyId } from '../protocols/crypto/index.js';
 import { startSystem } from './helpers/system.js';
 import { tempDir } from './helpers/temp.js';
@@ -126,7 +126,7 @@ test('a pending proposal survives its signer: the next incarnation answers the s
   t.like(await third.ask({ type: 'adopt-rotation', certificate, sequence: 5 }), { type: 'refused', code: 'KEYSTORE_NOT_FOUND' }, 'and its key is gone');
 });
 
-test('the file of a key the record retired, left by a crash before its removal, is removed as the store opens', async (t) => {
+test('the file of a key the record retired, left by a crash before its removal, and the temporaries of interrupted writes are removed as the store opens', async (t) => {
   const system = await startSystem(t);
   const args = await signerArgs(t);
   const signer = await spawnSigner(system, 'signer', args);
@@ -137,8 +137,14 @@ test('the file of a key the record retired, left by a crash before its removal, 
   await system.root.stopChild('signer');
   await writeFile(store.pathOf(retired), sealed);
   t.deepEqual(await store.list(), [retired, next].sort());
+  // Writes a crash stopped between staging and renaming: a key file's and the record's.
+  const staged = [await stageFile(store.pathOf(retired), sealed), await stageFile(join(args.directory, 'custody.json'), new Uint8Array(1))];
+  await writeFile(join(args.directory, 'notes.tmp'), 'not a temporary of the store');
   await spawnSigner(system, 'again', args);
   t.deepEqual(await store.list(), [next]);
+  const left = await readdir(args.directory);
+  for (const path of staged) t.false(left.includes(basename(path)), `${basename(path)} removed`);
+  t.true(left.includes('notes.tmp'), 'a file of another name stays');
 });
 
 test('a pending rotation recorded for another key than the one in force, or undecodable, is KEYSTORE_CORRUPT', async (t) => {
