@@ -26,7 +26,7 @@
 import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
 import { defineBehavior, INSTRUMENTED, instrumentsOf, t, tracerOf, within, type Sender } from '../runtime/index.js';
 import { CONFIGURATION_SESSION_PREFIX, MAX_BATCH_COMMANDS, replyKey, type Command, type ConsensusAlgorithm, type Reply } from '../protocols/consensus/index.js';
-import type { SignaturePolicy } from '../protocols/crypto/index.js';
+import { SIGNATURE_POLICIES, type SignaturePolicy } from '../protocols/crypto/index.js';
 import { CONSENSUS_SCOPE } from './consensus-telemetry.js';
 import { PeerDirectory } from './peer-directory.js';
 
@@ -44,7 +44,10 @@ export interface ClientArgs {
   readonly leaderOf: 'view-primary' | 'sender' | 'none';
   /** The cluster's protocol; `consensus.latency` is recorded only when it is given, as the metric requires it. */
   readonly algorithm?: ConsensusAlgorithm;
-  /** The cluster's signature policy, an attribute of `consensus.latency`. */
+  /**
+   * The cluster's signature policy, an attribute of `consensus.latency` for commands submitted
+   * without one (a cluster names the policy in force with each command: a migration changes it).
+   */
   readonly policy?: SignaturePolicy;
 }
 
@@ -83,6 +86,8 @@ interface InFlight {
   sends: number;
   /** When it was submitted (`performance.now()`). */
   readonly submitted: number;
+  /** The attributes of its `consensus.latency` (none when the metric is not recorded). */
+  readonly labels: Attributes | undefined;
   /** Its `consensus.command` span and the context its requests go out in (none with instrumentation compiled out). */
   readonly span: Span | undefined;
   readonly trace: Context | undefined;
@@ -93,9 +98,10 @@ export const Client = defineBehavior({
   module: import.meta.url,
   export: 'Client',
   messages: t.variants({
-    submit: { payload: t.bytes({ maxLength: 1 << 20 }) },
+    /** A command, and the signature policy in force as it was submitted (for telemetry; default the client's). */
+    submit: { payload: t.bytes({ maxLength: 1 << 20 }), policy: t.optional(t.oneOf(...SIGNATURE_POLICIES)) },
     /** A configuration command; the owner sends one at a time. */
-    configure: { payload: t.bytes({ maxLength: 1 << 20 }) },
+    configure: { payload: t.bytes({ maxLength: 1 << 20 }), policy: t.optional(t.oneOf(...SIGNATURE_POLICIES)) },
     /** Replica `node`'s replies for one log position: one message for a whole batch. */
     replies: { node: t.uint(), replies: t.array(replySchema, { maxLength: MAX_BATCH_COMMANDS }) },
     retry: { session: t.string({ maxLength: 128 }) },
@@ -111,10 +117,17 @@ export const Client = defineBehavior({
     let sessions = 0;
     // PBFT's first primary is replica 0 (view 0); the others are learnt from replies.
     let leader: number | undefined = args.leaderOf === 'view-primary' ? 0 : undefined;
-    /** `consensus.algorithm` and `crypto.policy`, of the latency metric and of each command's span. */
-    const labels: Attributes | undefined =
-      args.algorithm === undefined || !INSTRUMENTED ? undefined : { 'consensus.algorithm': args.algorithm, ...(args.policy === undefined ? {} : { 'crypto.policy': args.policy }) };
-    const commandLabels: Attributes | undefined = labels === undefined ? undefined : { ...labels, 'consensus.quorum_size': args.replyQuorum };
+    /** `consensus.algorithm` and `crypto.policy`, of the latency metric and of each command's span, per policy. */
+    const labelled = new Map<SignaturePolicy | undefined, { readonly latency: Attributes; readonly command: Attributes }>();
+    const labelsOf = (policy: SignaturePolicy | undefined): { readonly latency: Attributes; readonly command: Attributes } | undefined => {
+      if (args.algorithm === undefined || !INSTRUMENTED) return undefined;
+      let labels = labelled.get(policy);
+      if (labels === undefined) {
+        const latency = { 'consensus.algorithm': args.algorithm, ...(policy === undefined ? {} : { 'crypto.policy': policy }) };
+        labelled.set(policy, (labels = { latency, command: { ...latency, 'consensus.quorum_size': args.replyQuorum } }));
+      }
+      return labels;
+    };
 
     const send = (flight: InFlight): void => {
       const everyone = flight.sends > 0 || leader === undefined;
@@ -149,7 +162,7 @@ export const Client = defineBehavior({
       inFlight.delete(reply.client);
       ctx.timers.cancel(reply.client);
       if (reply.client !== configurationSession) free.push(reply.client);
-      if (labels !== undefined) instruments().latency.record(performance.now() - flight.submitted, labels);
+      if (flight.labels !== undefined) instruments().latency.record(performance.now() - flight.submitted, flight.labels);
       if (flight.span?.isRecording() === true) {
         flight.span.setAttributes({
           'consensus.sequence': position,
@@ -177,13 +190,15 @@ export const Client = defineBehavior({
             const replaced = inFlight.get(session);
             replaced?.span?.setStatus({ code: SpanStatusCode.ERROR, message: 'replaced by another command of its session' });
             replaced?.span?.end();
-            const span = INSTRUMENTED ? tracer().startSpan('consensus.command', { kind: SpanKind.CLIENT, attributes: commandLabels }, context.active()) : undefined;
+            const labels = labelsOf(msg.policy ?? args.policy);
+            const span = INSTRUMENTED ? tracer().startSpan('consensus.command', { kind: SpanKind.CLIENT, attributes: labels?.command }, context.active()) : undefined;
             const flight: InFlight = {
               command: { client: session, timestamp, payload: msg.payload },
               sender: from,
               votes: new Map(),
               sends: 0,
               submitted: performance.now(),
+              labels: labels?.latency,
               span,
               trace: span === undefined ? undefined : trace.setSpan(context.active(), span),
             };

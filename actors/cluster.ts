@@ -394,7 +394,7 @@ export class Cluster {
   readonly #backend: BackendChoice | undefined;
   readonly #system: ActorSystem;
   readonly #supervisor: Supervisor;
-  readonly #client: ActorRef<{ type: 'submit' | 'configure'; payload: Uint8Array }, ClientResult>;
+  readonly #client: ActorRef<{ type: 'submit' | 'configure'; payload: Uint8Array; policy?: SignaturePolicy }, ClientResult>;
   readonly #temporary: boolean;
   readonly #faults: { links: LinkFaults; byzantine: (ByzantineMode | undefined)[] };
   /** Recent executions per replica, by position (the last {@link EXECUTIONS_KEPT}). */
@@ -415,7 +415,7 @@ export class Cluster {
   private constructor(init: {
     system: ActorSystem;
     supervisor: Supervisor;
-    client: ActorRef<{ type: 'submit' | 'configure'; payload: Uint8Array }, ClientResult>;
+    client: ActorRef<{ type: 'submit' | 'configure'; payload: Uint8Array; policy?: SignaturePolicy }, ClientResult>;
     config: ConsensusConfig;
     id: string;
     policy: SignaturePolicy;
@@ -627,7 +627,7 @@ export class Cluster {
     const adoptions = certs.map((cert) => this.#adoption(cert.next.keyId));
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const result = await this.#client.ask({ type: 'configure', payload }, { timeoutMs: remaining() });
+      const result = await this.#client.ask({ type: 'configure', payload, policy: this.#policy }, { timeoutMs: remaining() });
       const response = configurationResponse(result.response);
       if (!response.ok) {
         // Refused alike by every correct replica: this command installed nothing (a refused replay
@@ -940,7 +940,7 @@ export class Cluster {
     }
     const payload = command instanceof Uint8Array ? command : kvPayload(command);
     if (this.#unavailable !== undefined) throw this.#unavailable;
-    const result = await this.#unlessUnavailable(this.#client.ask({ type: 'submit', payload }, { timeoutMs: options.timeoutMs ?? 30_000 }));
+    const result = await this.#unlessUnavailable(this.#client.ask({ type: 'submit', payload, policy: this.#policy }, { timeoutMs: options.timeoutMs ?? 30_000 }));
     let receipt: Promise<Receipt> | undefined;
     const receiptOf = (): Promise<Receipt> => (receipt ??= this.receipt({ ...result, payload }));
     return Object.defineProperty({ ...result }, 'receipt', { get: receiptOf, enumerable: false }) as Submitted;

@@ -359,7 +359,7 @@ export const EchoReplica = defineBehavior({
   },
 });
 
-test.serial('the client records consensus.latency per accepted result, with the protocol and the signature policy', async (t) => {
+test.serial('the client records consensus.latency per accepted result, with the protocol and the signature policy in force as the command was submitted', async (t) => {
   const system = await startSystem(t);
   const replicas = ['echo-0', 'echo-1', 'echo-2', 'echo-3'];
   for (const [node, name] of replicas.entries()) await system.spawn(EchoReplica, { name, args: { node, client: 'client' } });
@@ -368,9 +368,13 @@ test.serial('the client records consensus.latency per accepted result, with the 
     args: { replicas, replyQuorum: 2, retryMs: 10_000, sessionPrefix: 'latency', leaderOf: 'none', algorithm: 'pbft', policy: 'hybrid' },
   });
   for (let k = 0; k < 3; k++) await client.ask({ type: 'submit', payload: new Uint8Array([k]) });
+  // A cluster names the policy in force with each command: after a migration, the new one.
+  for (let k = 3; k < 5; k++) await client.ask({ type: 'submit', payload: new Uint8Array([k]), policy: 'quantum' });
   const data = await consensusMetrics(t);
   const latency = data.find((m) => m.descriptor.name === 'consensus.latency');
-  const point = latency?.dataPoints.find((p) => p.attributes['consensus.algorithm'] === 'pbft' && p.attributes['crypto.policy'] === 'hybrid');
-  t.is((point?.value as { count?: number } | undefined)?.count, 3);
+  const count = (policy: string): number | undefined =>
+    (latency?.dataPoints.find((p) => p.attributes['consensus.algorithm'] === 'pbft' && p.attributes['crypto.policy'] === policy)?.value as { count?: number } | undefined)?.count;
+  t.is(count('hybrid'), 3, 'the client\'s own policy, for commands that name none');
+  t.is(count('quantum'), 2, 'the policy the command names');
   t.deepEqual(registryProblems(data), []);
 });

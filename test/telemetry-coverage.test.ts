@@ -47,6 +47,8 @@ interface Run {
   readonly report: LiveCheckReport;
   readonly crypto: LiveCheckReport;
   readonly scrape: string;
+  /** The `crypto.policy` of every `consensus.latency` series. */
+  readonly latencyPolicies: ReadonlySet<unknown>;
 }
 
 /** One run feeds both tests: starting clusters of all three protocols twice would double the suite's time. */
@@ -158,6 +160,7 @@ function runOnce(t: ExecutionContext): Promise<Run> {
         report: checkTelemetry(spans, metrics, { declared: (file, name) => !isCrypto(file, name) }),
         crypto: checkTelemetry(spans, metrics, { declared: (file, name) => isCrypto(file, name) }),
         scrape,
+        latencyPolicies: new Set(metrics.filter((m) => m.descriptor.name === 'consensus.latency').flatMap((m) => m.dataPoints.map((p) => p.attributes['crypto.policy']))),
       };
     } finally {
       await system.stop();
@@ -174,12 +177,13 @@ function sampled(scrape: string, name: string): number {
 
 test.serial('test_consensus_telemetry_coverage', async (t) => {
   t.timeout(240_000);
-  const { report, scrape } = await runOnce(t);
+  const { report, scrape, latencyPolicies } = await runOnce(t);
   t.log(`declared consensus and runtime signals emitted: ${report.coverage.emitted}/${report.coverage.declared}`);
   t.deepEqual(report.undeclared, [], 'everything emitted is declared, with its declared attributes, types, units and instruments');
   t.deepEqual(report.missing, [], 'every declared consensus and runtime signal and attribute was emitted');
   t.true(sampled(scrape, 'consensus_throughput_total') > 0, 'the scrape shows commits');
   t.true(sampled(scrape, 'consensus_proposal_committed_total') > 0);
+  t.true(latencyPolicies.has('quantum'), 'commands after the policy step are measured under the policy it put in force');
 });
 
 test.serial('test_crypto_telemetry_coverage', async (t) => {
