@@ -25,8 +25,8 @@
  */
 import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
 import { defineBehavior, INSTRUMENTED, instrumentsOf, t, tracerOf, within, type Sender } from '../runtime/index.js';
-import { CONFIGURATION_SESSION_PREFIX, MAX_BATCH_COMMANDS, replyKey, type Command, type ConsensusAlgorithm, type Reply } from '../protocols/consensus/index.js';
-import { SIGNATURE_POLICIES, type SignaturePolicy } from '../protocols/crypto/index.js';
+import { CONFIGURATION_SESSION_PREFIX, MAX_BATCH_COMMANDS, replyKey, signaturePolicySchema, type Command, type ConsensusAlgorithm, type Reply } from '../protocols/consensus/index.js';
+import type { SignaturePolicy } from '../protocols/crypto/index.js';
 import { CONSENSUS_SCOPE } from './consensus-telemetry.js';
 import { PeerDirectory } from './peer-directory.js';
 
@@ -99,9 +99,9 @@ export const Client = defineBehavior({
   export: 'Client',
   messages: t.variants({
     /** A command, and the signature policy in force as it was submitted (for telemetry; default the client's). */
-    submit: { payload: t.bytes({ maxLength: 1 << 20 }), policy: t.optional(t.oneOf(...SIGNATURE_POLICIES)) },
+    submit: { payload: t.bytes({ maxLength: 1 << 20 }), policy: t.optional(signaturePolicySchema) },
     /** A configuration command; the owner sends one at a time. */
-    configure: { payload: t.bytes({ maxLength: 1 << 20 }), policy: t.optional(t.oneOf(...SIGNATURE_POLICIES)) },
+    configure: { payload: t.bytes({ maxLength: 1 << 20 }), policy: t.optional(signaturePolicySchema) },
     /** Replica `node`'s replies for one log position: one message for a whole batch. */
     replies: { node: t.uint(), replies: t.array(replySchema, { maxLength: MAX_BATCH_COMMANDS }) },
     retry: { session: t.string({ maxLength: 128 }) },
