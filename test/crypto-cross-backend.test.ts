@@ -98,6 +98,8 @@ test('a backend is chosen only if it reproduces the known answers: RFC 8032 for 
     'accepting anything': (p) => ({ ...p, verify: () => true }),
     'refusing everything': (p) => ({ ...p, verify: () => false }),
     'throwing': (p) => ({ ...p, verify: () => { throw new Error('broken'); } }),
+    // Verifies a signature against the message with its last byte set as signed: what it checks is right, what it accepts besides is not.
+    'blind to the last byte': (p) => ({ ...p, verify: (key, message, signature, context) => [0, 1].some((flip) => p.verify(key, Uint8Array.from(message, (b, i) => (i === message.length - 1 ? b ^ flip : b)), signature, context)) }),
   };
   for (const [name, defect] of Object.entries(defects)) {
     const report = SchemeRegistry.create({ backends: [backendWith(name, defect), nobleBackend] }).report();
@@ -106,6 +108,22 @@ test('a backend is chosen only if it reproduces the known answers: RFC 8032 for 
     t.is(report['ML-DSA-44'], expected, `ML-DSA-44, ${name}`);
     t.is(report['ML-DSA-65'], 'noble', 'a primitive the backend lacks');
   }
+});
+
+test('a scheme\'s backend is chosen when the scheme is first asked for: a thread probes only what it uses', (t) => {
+  const probed: string[] = [];
+  const counting = backendWith('counting', (p) => ({ ...p, keygen: (seed) => (probed.push('keygen'), p.keygen(seed)) }));
+  const registry = SchemeRegistry.create({ backends: [counting, nobleBackend] });
+  t.deepEqual(probed, [], 'nothing probed at creation');
+  t.is(registry.get('Ed25519').backend, 'counting');
+  t.is(registry.get('Ed25519').backend, 'counting');
+  t.deepEqual(probed, ['keygen'], 'Ed25519 probed once');
+  t.is(registry.report()['ML-DSA-44+Ed25519'], 'counting', 'a composite reuses its components\' verdicts');
+  t.deepEqual(probed, ['keygen', 'keygen'], 'and the report probes ML-DSA-44 once more, nothing else');
+  // A forced backend that has the scheme but fails its probe is refused when the scheme is asked for.
+  const broken = SchemeRegistry.create({ backends: [backendWith('broken', (p) => ({ ...p, verify: () => false })), nobleBackend], force: { 'Ed25519': 'broken' } });
+  t.is(broken.get('ML-DSA-65').backend, 'noble');
+  t.throws(() => broken.get('Ed25519'), { code: 'BACKEND_UNAVAILABLE' });
 });
 
 test('the node backend keeps imported keys, but signs with the bytes it is given: a buffer rewritten in place, or a view at another offset, signs with its new key', (t) => {

@@ -54,13 +54,14 @@ export function ed25519Precheck(publicKey: Uint8Array, signature: Uint8Array): b
 }
 
 /**
- * RFC 8032 §7.1, TEST 2: a private key (the 32-byte seed), its public key, a one-byte message and
- * its signature. Ed25519 signing is deterministic (§5.1.6), so this signature is the only right
- * one for this key and message: a backend is trusted with Ed25519 only if it reproduces it.
+ * RFC 8032 §7.1, TEST SHA(abc): a private key (the 32-byte seed), its public key, a 64-byte
+ * message and its signature. Ed25519 signing is deterministic (§5.1.6), so this signature is the
+ * only right one for this key and message: a backend is trusted with Ed25519 only if it
+ * reproduces it.
  */
 export const ED25519_KNOWN_ANSWER = Object.freeze({
-  seed: hexToBytes('4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb'),
-  publicKey: hexToBytes('3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c'),
-  message: hexToBytes('72'),
-  signature: hexToBytes('92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00'),
+  seed: hexToBytes('833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42'),
+  publicKey: hexToBytes('ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf'),
+  message: hexToBytes('ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f'),
+  signature: hexToBytes('dc2a4459e7369633a52b1bf277839a00201009a3efbf3ecb69bea2186c26b58909351fc9ac90b3ecfdfbc7c66431e0303dca179c138ac17ad9bef1177331a704'),
 });

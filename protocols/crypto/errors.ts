@@ -18,7 +18,7 @@ export type CryptoErrorCode =
   | 'INVALID_INPUT'
   /** A seed handed to `keygen` does not have the scheme's seed length. */
   | 'INVALID_SEED'
-  /** A backend was requested for a scheme it cannot run on this Node, or disagrees with the reference. */
+  /** A backend was requested for a scheme it cannot run on this Node, or fails to reproduce its known answers. */
   | 'BACKEND_UNAVAILABLE'
   /** A scheme name is not known to the registry. */
   | 'UNKNOWN_SCHEME'

@@ -1,9 +1,9 @@
 /**
- * The scheme registry: which backend computes each scheme. Built once at start-up; for every
- * scheme it takes the first backend, in preference order, that implements the scheme on this
+ * The scheme registry: which backend computes each scheme. For every scheme, the first time it is
+ * asked for, it takes the first backend, in preference order, that implements the scheme on this
  * Node and reproduces known answers on a probe (RFC 8032's for Ed25519, the reference backend
- * noble's for the others); a caller may force a backend
- * instead. `report()` names the choice per scheme, for telemetry (`crypto.backend`).
+ * noble's for the others); a caller may force a backend instead. `report()` names the choice per
+ * scheme, for telemetry (`crypto.backend`).
  *
  * Preference order is "fastest first": node:crypto (OpenSSL, native code) before noble (pure
  * JavaScript). The benchmarks measure the ratio; the registry itself never times anything, so it
@@ -105,23 +105,25 @@ function knownAnswer(name: PrimitiveName): KnownAnswer | undefined {
  * signature the answers accept, the known signature accepted, and neither signature taken for
  * another message. A backend that fails is never chosen.
  */
-function agreesWithReference(backend: Backend, name: PrimitiveName, candidate: Primitive): boolean {
+function reproducesKnownAnswers(backend: Backend, name: PrimitiveName, candidate: Primitive): boolean {
   if (backend === nobleBackend) return true;
   let verdicts = agreement.get(backend);
   if (verdicts === undefined) agreement.set(backend, (verdicts = new Map()));
   let verdict = verdicts.get(name);
   if (verdict === undefined) {
-    verdict = probe(candidate, knownAnswer(name));
+    verdict = probe(candidate, () => knownAnswer(name));
     verdicts.set(name, verdict);
   }
   return verdict;
 }
 
-function probe(candidate: Primitive, answer: KnownAnswer | undefined): boolean {
-  if (answer === undefined) return false;
-  const { seed, message, context, signature } = answer;
-  const other = Uint8Array.of(...message, 0);
+function probe(candidate: Primitive, answers: () => KnownAnswer | undefined): boolean {
   try {
+    const answer = answers();
+    if (answer === undefined) return false;
+    const { seed, message, context, signature } = answer;
+    // Another message of the same length: a backend that drops or misreads a byte fails on it.
+    const other = Uint8Array.from(message, (byte, i) => (i === message.length - 1 ? byte ^ 1 : byte));
     const mine = candidate.keygen(seed);
     if (!equalBytes(mine.publicKey, answer.publicKey)) return false;
     const bySelf = candidate.sign(mine.secretKey, message, context);
@@ -142,19 +144,25 @@ function findBackend(backends: readonly Backend[], name: string): Backend {
   return found;
 }
 
-/** The first of `candidates` that runs primitive `name` and agrees with the reference. */
+/** How scheme `name` is computed. @throws {CryptoError} `UNKNOWN_SCHEME` for a name that is none. */
+function recipeOf(name: SchemeName): Recipe {
+  const recipe = RECIPES[name];
+  if (recipe === undefined) throw new CryptoError('UNKNOWN_SCHEME', `unknown signature scheme ${String(name)}`);
+  return recipe;
+}
+
+/** The first of `candidates` that runs primitive `name` and reproduces its known answers. */
 function choose(name: PrimitiveName, candidates: readonly Backend[]): { backend: Backend; primitive: Primitive } | undefined {
   for (const backend of candidates) {
     const primitive = backend.primitive(name);
-    if (primitive !== undefined && agreesWithReference(backend, name, primitive)) return { backend, primitive };
+    if (primitive !== undefined && reproducesKnownAnswers(backend, name, primitive)) return { backend, primitive };
   }
   return undefined;
 }
 
 /** Scheme `name` on the first usable of `candidates`, chosen per component for a composite, whose component calls `observe` wraps. */
 function build(name: SchemeName, candidates: readonly Backend[], observe: ComponentObserver | undefined): SignatureScheme | undefined {
-  const recipe = RECIPES[name];
-  if (recipe === undefined) throw new CryptoError('UNKNOWN_SCHEME', `unknown signature scheme ${String(name)}`);
+  const recipe = recipeOf(name);
   if ('primitive' in recipe) {
     const chosen = choose(recipe.primitive, candidates);
     return chosen && defineScheme(recipe.spec, chosen.primitive, chosen.backend.name);
@@ -168,40 +176,66 @@ function build(name: SchemeName, candidates: readonly Backend[], observe: Compon
   return defineScheme(composite.spec, compositePrimitive(composite, mlDsa.primitive, ed25519.primitive, observe), backend);
 }
 
-/** The chosen schemes, one backend each. */
+/** The primitives scheme `name` runs on: its own, or a composite's two components. */
+function primitivesOf(name: SchemeName): readonly PrimitiveName[] {
+  const recipe = recipeOf(name);
+  return 'primitive' in recipe ? [recipe.primitive] : [recipe.composite.mlDsa.primitive, 'ed25519'];
+}
+
+/**
+ * The chosen schemes, one backend each. A scheme's backend is chosen the first time the scheme is
+ * asked for, so a thread probes only the primitives it uses: on a Node with native ML-DSA, probing
+ * all three parameter sets against noble at start-up cost each thread about 0.15 s.
+ */
 export class SchemeRegistry {
   private readonly backends: readonly Backend[];
-  private readonly schemes: ReadonlyMap<SchemeName, SignatureScheme>;
+  /** The backends each scheme may run on, in preference order: one when forced. */
+  private readonly candidates: ReadonlyMap<SchemeName, readonly Backend[]>;
+  private readonly schemes = new Map<SchemeName, SignatureScheme>();
   private readonly observe: ComponentObserver | undefined;
 
-  private constructor(backends: readonly Backend[], schemes: ReadonlyMap<SchemeName, SignatureScheme>, observe: ComponentObserver | undefined) {
+  private constructor(backends: readonly Backend[], candidates: ReadonlyMap<SchemeName, readonly Backend[]>, observe: ComponentObserver | undefined) {
     this.backends = backends;
-    this.schemes = schemes;
+    this.candidates = candidates;
     this.observe = observe;
   }
 
   /**
-   * Chooses a backend for every scheme. Throws `CryptoError` `UNKNOWN_BACKEND` when `force` names
-   * a backend not in `backends`, `BACKEND_UNAVAILABLE` when a forced backend cannot run a scheme.
+   * A registry over `backends`. Throws `CryptoError` `UNKNOWN_BACKEND` when `force` names a backend
+   * not in `backends`, `BACKEND_UNAVAILABLE` when a forced backend has no implementation of a scheme.
    */
   static create(options: RegistryOptions = {}): SchemeRegistry {
     const backends = options.backends ?? [nodeBackend, nobleBackend];
-    const schemes = new Map<SchemeName, SignatureScheme>();
+    const candidates = new Map<SchemeName, readonly Backend[]>();
     for (const name of SCHEME_NAMES) {
       const forced = typeof options.force === 'string' ? options.force : options.force?.[name];
-      const scheme = build(name, forced === undefined ? backends : [findBackend(backends, forced)], options.observeComponents);
-      if (scheme === undefined) {
-        throw new CryptoError('BACKEND_UNAVAILABLE', `${name}: no usable backend among ${forced ?? backends.map((b) => b.name).join(', ')}`);
+      if (forced === undefined) {
+        candidates.set(name, backends);
+        continue;
       }
-      schemes.set(name, scheme);
+      const backend = findBackend(backends, forced);
+      if (primitivesOf(name).some((primitive) => backend.primitive(primitive) === undefined)) {
+        throw new CryptoError('BACKEND_UNAVAILABLE', `${name}: no usable backend among ${forced}: it has no implementation here`);
+      }
+      candidates.set(name, [backend]);
     }
-    return new SchemeRegistry(backends, schemes, options.observeComponents);
+    return new SchemeRegistry(backends, candidates, options.observeComponents);
   }
 
-  /** The scheme `name` on its chosen backend. */
+  /**
+   * The scheme `name` on its chosen backend.
+   * @throws {CryptoError} `UNKNOWN_SCHEME`, and `BACKEND_UNAVAILABLE` when no candidate backend
+   *   passes its probe (only a broken backend fails it; noble, the reference, always passes).
+   */
   get<N extends SchemeName>(name: N): SignatureScheme<SchemeCategories[N]> {
-    const scheme = this.schemes.get(name);
-    if (scheme === undefined) throw new CryptoError('UNKNOWN_SCHEME', `unknown signature scheme ${String(name)}`);
+    let scheme = this.schemes.get(name);
+    if (scheme === undefined) {
+      const candidates = this.candidates.get(name);
+      if (candidates === undefined) throw new CryptoError('UNKNOWN_SCHEME', `unknown signature scheme ${String(name)}`);
+      scheme = build(name, candidates, this.observe);
+      if (scheme === undefined) throw new CryptoError('BACKEND_UNAVAILABLE', `${name}: no usable backend among ${candidates.map((b) => b.name).join(', ')}`);
+      this.schemes.set(name, scheme);
+    }
     return scheme as SignatureScheme<SchemeCategories[N]>;
   }
 
