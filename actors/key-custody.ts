@@ -33,7 +33,8 @@ export interface CustodyRecord {
   readonly untilSequence?: number;
 }
 
-const CUSTODY_FILE = 'custody.json';
+/** The custody record's file name, in the signer's key directory. */
+export const CUSTODY_FILE = 'custody.json';
 /** Largest custody file read: thousands of rotations of the largest keys. */
 const MAX_CUSTODY_BYTES = 16 << 20;
 

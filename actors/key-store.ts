@@ -12,6 +12,7 @@
  * directory's owner removes it the next time it opens the store ({@link KeyStore.removeStaged}).
  */
 import { randomBytes } from 'node:crypto';
+import type { Dirent } from 'node:fs';
 import { chmod, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import {
@@ -63,7 +64,7 @@ async function syncDirectory(directory: string): Promise<void> {
 
 /** Random bytes in a temporary's name, and the names {@link stageFile} gives its temporaries. */
 const STAGED_RANDOM_BYTES = 8;
-const STAGED_NAME = new RegExp(`^\\..+\\.[0-9a-f]{${2 * STAGED_RANDOM_BYTES}}\\.tmp$`);
+const STAGED_NAME = new RegExp(`^\\.(.+)\\.[0-9a-f]{${2 * STAGED_RANDOM_BYTES}}\\.tmp$`);
 
 /**
  * First half of {@link atomicWriteFile}: writes `bytes` to a new temporary file next to `path`
@@ -201,20 +202,22 @@ export class KeyStore {
   }
 
   /**
-   * Removes the temporaries of writes a crash interrupted before their rename: none will ever be
-   * renamed, and one may hold a sealed key. Only the directory's one owner may call it, as it
-   * opens the store, when none of its writes can be in flight. Answers how many it removed.
+   * Removes the temporaries of writes a crash interrupted before their rename, of key files and of
+   * the files named in `others`: none will ever be renamed, and one may hold a sealed key. Only the
+   * directory's one owner may call it, as it opens the store, when none of its writes can be in
+   * flight. Anything else (another name, a directory) is left alone. Answers how many it removed.
    */
-  async removeStaged(): Promise<number> {
-    let names: string[];
+  async removeStaged(others: readonly string[] = []): Promise<number> {
+    let entries: Dirent[];
     try {
-      names = await readdir(this.directory);
+      entries = await readdir(this.directory, { withFileTypes: true });
     } catch (error) {
       if (isErrno(error, 'ENOENT')) return 0;
       throw error;
     }
-    const staged = names.filter((name) => STAGED_NAME.test(name));
-    for (const name of staged) {
+    const isOurs = (target: string): boolean => others.includes(target) || (target.endsWith(KEY_FILE_SUFFIX) && isKeyId(target.slice(0, -KEY_FILE_SUFFIX.length)));
+    const staged = entries.filter((entry) => entry.isFile() && isOurs(STAGED_NAME.exec(entry.name)?.[1] ?? ''));
+    for (const { name } of staged) {
       try {
         await unlink(join(this.directory, name));
       } catch (error) {

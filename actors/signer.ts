@@ -41,7 +41,7 @@ import {
 import { sameBytes } from '../protocols/consensus/index.js';
 import { BINARY_SCHEMAS, encodeTreeHead, treeHeadContext } from '../protocols/receipts/index.js';
 import { measured, observedSchemes } from './crypto-telemetry.js';
-import { custodyFields, readCustody, writeCustody, type CustodyRecord } from './key-custody.js';
+import { CUSTODY_FILE, custodyFields, readCustody, writeCustody, type CustodyRecord } from './key-custody.js';
 import { KeyStore } from './key-store.js';
 
 /** The public half of a replica's key, as the cluster learns it from the signer, with its epoch and the log positions it signs for. */
@@ -123,7 +123,7 @@ class Custody {
    */
   static async open(args: SignerArgs, registry: SchemeRegistry): Promise<Custody> {
     const store = new KeyStore(args.directory, registry, args.kdfLog2N === undefined ? {} : { kdf: { log2N: args.kdfLog2N, r: 8, p: 1 } });
-    await store.removeStaged();
+    await store.removeStaged([CUSTODY_FILE]);
     const custody = await readCustody(args.directory);
     if (custody !== undefined) {
       const history = [...custody.keys];

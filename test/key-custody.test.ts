@@ -4,7 +4,7 @@
  * damaged or ambiguous custody record is a typed error, never a guess.
  */
 import test from 'ava';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Signer, type SignerArgs } from '../actors/signer.js';
 import { Asker } from './fixtures/actors.js';
@@ -139,12 +139,17 @@ test('the file of a key the record retired, left by a crash before its removal, 
   t.deepEqual(await store.list(), [retired, next].sort());
   // Writes a crash stopped between staging and renaming: a key file's and the record's.
   const staged = [await stageFile(store.pathOf(retired), sealed), await stageFile(join(args.directory, 'custody.json'), new Uint8Array(1))];
-  await writeFile(join(args.directory, 'notes.tmp'), 'not a temporary of the store');
+  // Not the store's: another file's temporary, names without the random part, a directory.
+  const others = [await stageFile(join(args.directory, 'notes.txt'), new Uint8Array(1)), join(args.directory, '.custody.json.tmp'), join(args.directory, 'notes.tmp')];
+  for (const path of others.slice(1)) await writeFile(path, 'not a temporary of the store');
+  const directory = `.${basename(store.pathOf(next))}.0000000000000000.tmp`;
+  await mkdir(join(args.directory, directory));
   await spawnSigner(system, 'again', args);
   t.deepEqual(await store.list(), [next]);
   const left = await readdir(args.directory);
   for (const path of staged) t.false(left.includes(basename(path)), `${basename(path)} removed`);
-  t.true(left.includes('notes.tmp'), 'a file of another name stays');
+  for (const path of others) t.true(left.includes(basename(path)), `${basename(path)} stays`);
+  t.true(left.includes(directory), 'a directory named like a temporary stays');
 });
 
 test('a pending rotation recorded for another key than the one in force, or undecodable, is KEYSTORE_CORRUPT', async (t) => {
