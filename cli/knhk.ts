@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
  * The `knhk` command. `knhk demo` runs the demo (what `npm start` runs); `knhk sim` sweeps seeds
- * of the deterministic simulator; `knhk receipt verify` and `knhk log verify` check receipts and
- * signed tree heads offline. Each command's module is loaded when it runs: checking a receipt
+ * of the deterministic simulator; `knhk chaos` runs clients against a cluster under seeded faults
+ * and checks the history; `knhk receipt verify` and `knhk log verify` check receipts and signed
+ * tree heads offline. Each command's module is loaded when it runs: checking a receipt
  * offline need not load the actor system.
  */
 import { readFileSync } from 'node:fs';

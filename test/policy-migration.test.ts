@@ -136,15 +136,17 @@ test('a HotStuff cluster migrates too: it commits with the hybrid keys, every re
   t.teardown(() => system.stop());
   const cluster = await system.spawnCluster({ protocol: 'hotstuff', n: 4, policy: 'classical', kdfLog2N: 10 });
   await commitAll(cluster, 'classical', 2);
+  const digest = hashBytes(new TextEncoder().encode('a HotStuff vote'));
+  const classical = await signature(system, cluster, 1, digest);
   const step = await cluster.migratePolicy('hybrid');
   t.deepEqual(step.keys.map((key) => key.scheme), [0, 1, 2, 3].map(() => 'ML-DSA-65+Ed25519'));
+  t.false(await accepts(system, cluster, 1, digest, classical), 'an envelope signed with a classical key no longer counts');
   const { hashes, last } = await commitAll(cluster, 'hybrid', 3);
   t.is(hashes.size, 1, 'every replica executed the same commands under the hybrid policy');
   const receipt = await last.receipt;
   t.like(receipt, { body: { policy: 'hybrid' }, treeHead: { policy: 'hybrid' } });
   t.true(receipt.signatures.every((signature) => signature.scheme === 'ML-DSA-65+Ed25519'));
   t.true(verdictOf(cluster, receipt).ok);
-  const digest = hashBytes(new TextEncoder().encode('a HotStuff vote after the step'));
   t.true(await accepts(system, cluster, 1, digest, await signature(system, cluster, 1, digest)), 'the verifier takes the hybrid keys');
   const stats = (await actor(system, cluster, 'verifier').ask({ type: 'stats' })) as { rotationsRefused: number; reportsRefused: number };
   t.like(stats, { rotationsRefused: 0, reportsRefused: 0 });
