@@ -38,6 +38,7 @@ import {
 } from '../protocols/crypto/index.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
 import { ClusterAgent, isStorageHalt, type AgentSink, type ExecutedPosition, type HaltingCode, type PolicyStep } from './cluster-agent.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { Client, type ClientResult } from './client.js';
 import { EvidenceLog, type EvidenceReport } from './evidence-log.js';
 import { checkDelay, checkPartition, HEALTHY, type LinkDelay, type LinkFaults } from './link-faults.js';
@@ -157,7 +158,11 @@ export interface ClusterOptions<Args = unknown> {
   readonly f?: number;
   /** Signature policy (default `hybrid`: ML-DSA-65 + Ed25519 on every vote). */
   readonly policy?: SignaturePolicy;
-  /** Where replica directories live (default: a temporary directory, removed when the cluster stops). */
+  /**
+   * Where replica directories live (default: a temporary directory, removed when the cluster
+   * stops). A given directory is locked while the cluster runs: a second cluster on it, in this
+   * process or another, fails to spawn with `StorageError` `STORAGE_IN_USE`.
+   */
   readonly dataDir?: string;
   /** Cluster id: names its actors and is checked against its stores (default `cluster-<k>` for the k-th cluster of the system). */
   readonly id?: string;
@@ -395,7 +400,8 @@ export class Cluster {
   readonly #system: ActorSystem;
   readonly #supervisor: Supervisor;
   readonly #client: ActorRef<{ type: 'submit' | 'configure'; payload: Uint8Array; policy?: SignaturePolicy }, ClientResult>;
-  readonly #temporary: boolean;
+  /** Gives the data directory up as the cluster stops: removes a temporary one, unlocks a given one (data-dir-lock.ts). */
+  readonly #leave: () => Promise<void>;
   readonly #faults: { links: LinkFaults; byzantine: (ByzantineMode | undefined)[] };
   /** Recent executions per replica, by position (the last {@link EXECUTIONS_KEPT}). */
   readonly #executions: RecentMap<number, ExecutedPosition>[];
@@ -420,7 +426,7 @@ export class Cluster {
     id: string;
     policy: SignaturePolicy;
     dataDir: string;
-    temporary: boolean;
+    leave: () => Promise<void>;
     histories: PublicKeyDescriptor[][];
     faults: { links: LinkFaults; byzantine: (ByzantineMode | undefined)[] };
     trust: Trust;
@@ -441,7 +447,7 @@ export class Cluster {
     this.stateMachine = init.stateMachine;
     this.dataDir = init.dataDir;
     this.#histories = init.histories;
-    this.#temporary = init.temporary;
+    this.#leave = init.leave;
     this.#faults = init.faults;
     this.#trust = init.trust;
     this.#trustJson = trustToJson(init.trust);
@@ -792,7 +798,12 @@ export class Cluster {
     observedSchemes(backend);
     const stateMachine = await stateMachineRef(options.stateMachine ?? KeyValue, options.stateMachineArgs);
     const dataDir = temporary ? await mkdtemp(join(tmpdir(), `knhk-${id}-`)) : resolve(options.dataDir as string);
-    if (temporary) void system.terminated.then(() => rm(dataDir, { recursive: true, force: true }));
+    const lock = temporary ? undefined : await lockDataDir(dataDir);
+    /** Gives the data directory up: removes a temporary one, unlocks a given one. */
+    const leave = (): Promise<void> => (lock === undefined ? rm(dataDir, { recursive: true, force: true }) : lock.release());
+    // Nobody is left to tell of a failure once the system has stopped: a lock left behind names a
+    // process that is gone by the next start, which takes it over.
+    void system.terminated.then(leave).catch(() => undefined);
 
     const name = (what: string): string => `${id}/${what}`;
     const replicas = config.members.map((i) => name(`replica-${i}`));
@@ -908,7 +919,7 @@ export class Cluster {
         policy,
         members: histories.map((history, i) => ({ node: String(i), keys: trustKeysOf(history) })),
       });
-      const made = new Cluster({ system, supervisor, client: client as never, config, id, policy, dataDir, temporary, histories, faults, trust, backend, stateMachine: stateMachine.name });
+      const made = new Cluster({ system, supervisor, client: client as never, config, id, policy, dataDir, leave, histories, faults, trust, backend, stateMachine: stateMachine.name });
       cluster = made;
       for (const report of early.splice(0)) report(made);
       made.#rotationChecks = setInterval(() => made.#rotateDueKeys(), rotationCheckMs);
@@ -916,7 +927,7 @@ export class Cluster {
       return made;
     } catch (error) {
       await system.root.stopChild(id);
-      if (temporary) await rm(dataDir, { recursive: true, force: true });
+      await leave();
       throw error;
     }
   }
@@ -1091,13 +1102,13 @@ export class Cluster {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Stops every actor of the cluster (replicas close their stores) and removes a temporary data directory. */
+  /** Stops every actor of the cluster (replicas close their stores), and removes a temporary data directory or unlocks a given one. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#rotationChecks);
     await this.#system.root.stopChild(this.id);
-    if (this.#temporary) await rm(this.dataDir, { recursive: true, force: true });
+    await this.#leave();
   }
 
   /** `proof`, unless the cluster becomes unavailable first; then its error. */

@@ -1,4 +1,4 @@
-/** Why a replica's storage cannot be used (replica-store.ts, store-witness.ts). */
+/** Why a replica's storage cannot be used (replica-store.ts, store-witness.ts, data-dir-lock.ts). */
 import { KnhkError } from '../runtime/errors.js';
 
 /** Why a replica's storage cannot be used. */
@@ -12,12 +12,14 @@ export type StorageErrorCode =
   /** The directory holds another replica's (or another cluster's) state. */
   | 'STORAGE_MISMATCH'
   /** The directory was written in a store format this build does not read (`STORE_FORMAT`). */
-  | 'STORAGE_FORMAT';
+  | 'STORAGE_FORMAT'
+  /** Another running cluster holds the data directory (data-dir-lock.ts). */
+  | 'STORAGE_IN_USE';
 
 /** A replica's storage is corrupted, is not its own, or cannot be written. */
 export class StorageError extends KnhkError {
   declare readonly code: StorageErrorCode;
-  /** The replica directory. */
+  /** The replica directory (the data directory, for `STORAGE_IN_USE`). */
   readonly path: string;
   constructor(code: StorageErrorCode, path: string, message: string, options?: { cause?: unknown }) {
     super(code, `${path}: ${message}`, options);

@@ -13,7 +13,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Ledger, LedgerMachine, ledgerPayload, ledgerResponse, type LedgerOperation } from '../examples/ledger/ledger.js';
 import { Misplaced, POISON, ThrowingLedger } from './fixtures/state-machines.js';
-import { command } from '../protocols/consensus/index.js';
+import { command, kvResponse } from '../protocols/consensus/index.js';
 import { testSeed } from './helpers/seed.js';
 import { tempDir } from './helpers/temp.js';
 
@@ -81,7 +81,7 @@ test.serial('a cluster replicates a state machine of its own, made in every repl
   );
 });
 
-test.serial('a state machine that is not defined, not exported as defined, or given arguments it does not take stops the cluster before anything of it starts; a store another machine wrote is refused', async (t) => {
+test.serial('a state machine that is not defined, not exported as defined, or given arguments it does not take stops the cluster before anything of it starts; a store another machine wrote is refused, and so is a second cluster on a running one\'s data directory', async (t) => {
   t.timeout(180_000);
   const system = await ActorSystem.start({ cryptoThreads: 2 });
   t.teardown(() => system.stop());
@@ -98,6 +98,9 @@ test.serial('a state machine that is not defined, not exported as defined, or gi
   const dataDir = await tempDir(t, 'knhk-machine-');
   const stored = await system.spawnCluster({ ...base, id: 'switched', dataDir, passphrase: 'p' });
   await stored.submit({ type: 'put', key: 'k', value: 'v' });
+  // Two clusters on one directory would each forget the votes the other cast: the second is refused before anything of it starts.
+  await t.throwsAsync(system.spawnCluster({ ...base, id: 'switched', dataDir, passphrase: 'p' }), { name: 'StorageError', code: 'STORAGE_IN_USE' });
+  t.true(kvResponse((await stored.submit({ type: 'get', key: 'k' })).response).ok, 'the first goes on');
   await stored.stop();
   const switched = await t.throwsAsync(system.spawnCluster({ ...base, id: 'switched', dataDir, passphrase: 'p', stateMachine: Ledger, stateMachineArgs: { overdraft: 0 } }), { name: 'SpawnError' });
   t.like(switched?.cause, { name: 'StorageError', code: 'STORAGE_MISMATCH' });

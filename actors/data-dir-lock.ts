@@ -1,0 +1,117 @@
+/**
+ * One running cluster per data directory. Two clusters started on one directory, in one process
+ * or in two (a second `knhk demo --data-dir`, a second kv-server), would run two incarnations of
+ * every replica over the same stores and key files: LMDB lets both write, each would forget the
+ * votes the other cast, and a replica that votes twice breaks the protocol's safety without any
+ * replica being faulty. The store's witness (store-witness.ts) cannot see it, since both copies
+ * count their opens in the one file.
+ *
+ * A cluster therefore holds a `LOCK` file in its data directory while it runs, naming the process
+ * that holds it; a process also remembers the directories its own clusters hold. The file is made
+ * whole in a temporary and linked into place, so it never exists half-written and only one of two
+ * racing processes gets it. A lock whose process is gone (a crash, a kill) is taken over; one held
+ * by a live process, or by another cluster of this one, is refused with `STORAGE_IN_USE`.
+ */
+import { link, mkdir, readFile, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stageFile } from './key-store.js';
+import { StorageError } from './storage-error.js';
+
+/** The lock's file name, in the data directory. */
+export const LOCK_FILE = 'LOCK';
+
+/** The data directories this process's clusters hold. */
+const held = new Set<string>();
+
+/** A held data directory; {@link release} gives it up. */
+export interface DataDirLock {
+  readonly dir: string;
+  /** Removes the lock file and forgets the directory. Idempotent. */
+  release(): Promise<void>;
+}
+
+/** Whether process `pid` runs (on this machine): signal 0 checks without sending anything. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes `path`; one already gone is no error. */
+async function removeIfThere(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}
+
+/** The pid a lock file names, or undefined when it names none (gone, or not written by this module). */
+async function holderOf(path: string): Promise<number | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  const pid = Number(text.trim());
+  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/** Links the whole lock file `staged` into place at `path`, taking over once from a holder that is gone. */
+async function take(dir: string, path: string, staged: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await link(staged, path);
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const holder = await holderOf(path);
+    // A file naming this process but not recorded as held is left by an earlier process that had its pid.
+    const live = holder !== undefined && holder !== process.pid && alive(holder);
+    if (live || attempt > 0) {
+      throw new StorageError('STORAGE_IN_USE', dir, `${holder === undefined ? 'another process' : `process ${holder}`} runs a cluster on this data directory; if none does, remove ${path}`);
+    }
+    await removeIfThere(path);
+  }
+}
+
+/**
+ * Takes the lock of data directory `dir` (an absolute path, created if missing) for this process.
+ * Two processes that find the same abandoned lock at the same moment may both take it over: the
+ * lock guards against a second cluster started by mistake, not against that race.
+ * @throws {StorageError} `STORAGE_IN_USE` when another cluster of this process, or a live process, holds it.
+ */
+export async function lockDataDir(dir: string): Promise<DataDirLock> {
+  if (held.has(dir)) throw new StorageError('STORAGE_IN_USE', dir, 'another cluster of this process runs on this data directory');
+  held.add(dir);
+  const path = join(dir, LOCK_FILE);
+  try {
+    await mkdir(dir, { recursive: true });
+    const staged = await stageFile(path, new TextEncoder().encode(`${process.pid}\n`));
+    try {
+      await take(dir, path, staged);
+    } finally {
+      await removeIfThere(staged);
+    }
+  } catch (error) {
+    held.delete(dir);
+    throw error;
+  }
+  let released = false;
+  return {
+    dir,
+    async release() {
+      if (released) return;
+      released = true;
+      held.delete(dir);
+      if ((await holderOf(path)) === process.pid) await removeIfThere(path);
+    },
+  };
+}
