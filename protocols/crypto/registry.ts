@@ -63,8 +63,8 @@ export interface RegistryOptions {
   readonly observeComponents?: ComponentObserver;
 }
 
-/** Verdicts of the agreement probe, per backend and primitive: probed once per thread. */
-const agreement = new WeakMap<Backend, Map<PrimitiveName, boolean>>();
+/** Verdicts of the known-answer probe, per backend and primitive: probed once per thread. */
+const verdictsOf = new WeakMap<Backend, Map<PrimitiveName, boolean>>();
 
 /** What a backend must reproduce to be trusted with a primitive (see {@link knownAnswer}). */
 interface KnownAnswer {
@@ -107,8 +107,8 @@ function knownAnswer(name: PrimitiveName): KnownAnswer | undefined {
  */
 function reproducesKnownAnswers(backend: Backend, name: PrimitiveName, candidate: Primitive): boolean {
   if (backend === nobleBackend) return true;
-  let verdicts = agreement.get(backend);
-  if (verdicts === undefined) agreement.set(backend, (verdicts = new Map()));
+  let verdicts = verdictsOf.get(backend);
+  if (verdicts === undefined) verdictsOf.set(backend, (verdicts = new Map()));
   let verdict = verdicts.get(name);
   if (verdict === undefined) {
     verdict = probe(candidate, () => knownAnswer(name));
