@@ -38,8 +38,8 @@ import {
 } from '../protocols/crypto/index.js';
 import { BYZANTINE_MODES, type ByzantineMode } from '../protocols/sim/byzantine.js';
 import { ClusterAgent, isStorageHalt, type AgentSink, type ExecutedPosition, type HaltingCode, type PolicyStep } from './cluster-agent.js';
-import { lockDataDir } from './data-dir-lock.js';
 import { Client, type ClientResult } from './client.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { EvidenceLog, type EvidenceReport } from './evidence-log.js';
 import { checkDelay, checkPartition, HEALTHY, type LinkDelay, type LinkFaults } from './link-faults.js';
 import { Replica, type ReplicaReport, type ReplicaTuning } from './replica.js';
