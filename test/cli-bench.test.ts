@@ -66,6 +66,18 @@ test('the demo refuses a bad option with status 2 and its usage', async (t) => {
   t.regex((error as unknown as { stderr: string }).stderr, /unknown protocol paxos/);
 });
 
+test('a typed error ends a command with status 1 and one line saying what went wrong, not a stack trace: a demo on a data directory another process runs a cluster on', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'knhk-demo-locked-'));
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }));
+  // This test's own process is alive, and is not the demo's.
+  await writeFile(join(dataDir, 'LOCK'), `${process.pid}\n`);
+  const error = await t.throwsAsync(run(process.execPath, [script('../cli/knhk.js'), 'demo', '--data-dir', dataDir, '--commands', '10'], { env: { ...process.env, KNHK_KEY_PASSPHRASE: 'locked' } }));
+  const { code, stderr } = error as unknown as { code: number; stderr: string };
+  t.is(code, 1);
+  t.regex(stderr, new RegExp(`^knhk: StorageError STORAGE_IN_USE: .*process ${process.pid} runs a cluster on this data directory`, 'm'));
+  t.notRegex(stderr, /^\s+at /m, 'no stack trace');
+});
+
 test('an unknown command exits with status 2 and the usage', async (t) => {
   const error = await t.throwsAsync(run(process.execPath, [script('../cli/knhk.js'), 'bogus']));
   t.is((error as unknown as { code: number }).code, 2);
