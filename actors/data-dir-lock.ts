@@ -10,7 +10,9 @@
  * that holds it; a process also remembers the directories its own clusters hold. The file is made
  * whole in a temporary and linked into place, so it never exists half-written and only one of two
  * racing processes gets it. A lock whose process is gone (a crash, a kill) is taken over; one held
- * by a live process, or by another cluster of this one, is refused with `STORAGE_IN_USE`.
+ * by a live process, or by another cluster of this one, is refused with `STORAGE_IN_USE`. What a
+ * process holds is known to the thread that took it: clusters spawned from two threads of one
+ * process (an actor system started inside a worker) are not told apart.
  */
 import { link, mkdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
