@@ -47,7 +47,7 @@ import { StorageError } from './replica-store.js';
 import { Signer, type PublicKeyDescriptor } from './signer.js';
 import { KeyValue, stateMachineRef, type StateMachine } from './state-machine-definition.js';
 import { Verifier } from './verifier.js';
-import { keysInForce } from './keys-in-force.js';
+import { keysInForce, stepsTaken } from './keys-in-force.js';
 import { StepTally, type ReportedStep } from './step-tally.js';
 import { verifyAsync } from './crypto-pool.js';
 import { CRYPTO_SCOPE, observedSchemes } from './crypto-telemetry.js';
@@ -910,6 +910,8 @@ export class Cluster {
           },
         });
       }
+      // A cluster restarted after policy steps is in the policy its signers reached, from the positions they record.
+      const migrations = stepsTaken(histories, observedSchemes(backend), policy, inForce.policy);
       const trust = checkTrust({
         version: TRUST_VERSION,
         cluster: id,
@@ -918,8 +920,10 @@ export class Cluster {
         f: isByzantineTolerant(config.algorithm) ? config.f : 0,
         policy,
         members: histories.map((history, i) => ({ node: String(i), keys: trustKeysOf(history) })),
+        ...(migrations.length > 0 ? { migrations } : {}),
       });
-      const made = new Cluster({ system, supervisor, client: client as never, config, id, policy, dataDir, leave, histories, faults, trust, backend, stateMachine: stateMachine.name });
+      const reached = migrations.at(-1)?.policy ?? policy;
+      const made = new Cluster({ system, supervisor, client: client as never, config, id, policy: reached, dataDir, leave, histories, faults, trust, backend, stateMachine: stateMachine.name });
       cluster = made;
       for (const report of early.splice(0)) report(made);
       made.#rotationChecks = setInterval(() => made.#rotateDueKeys(), rotationCheckMs);

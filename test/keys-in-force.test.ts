@@ -1,10 +1,11 @@
 /**
  * The keys a restarted cluster's verifier starts with (actors/keys-in-force.ts), from its signers'
  * key histories: after migrations, the policy reached; stopped half-way through a step's
- * adoptions, just before it; keys no migration leaves are a configuration error.
+ * adoptions, just before it; keys no migration leaves are a configuration error. And the policy
+ * steps it took, with the positions they took effect at.
  */
 import test from 'ava';
-import { keysInForce } from '../actors/keys-in-force.js';
+import { keysInForce, stepsTaken } from '../actors/keys-in-force.js';
 import type { PublicKeyDescriptor } from '../actors/signer.js';
 import { ConfigError } from '../runtime/index.js';
 import { SchemeRegistry, type SchemeName } from '../protocols/crypto/index.js';
@@ -32,4 +33,18 @@ test('the keys in force under the one policy admitting them all; half-way throug
   t.throws(() => keysInForce(apart, schemes), { instanceOf: ConfigError, message: /not of one policy, nor of two successive ones/ });
   const born = [[key('ML-DSA-65+Ed25519', 0)], [key('Ed25519', 0)], [key('Ed25519', 0)]];
   t.throws(() => keysInForce(born, schemes), { instanceOf: ConfigError, message: /member 0 has no key of the classical policy/ });
+});
+
+test('the policy steps a restarted cluster took, from where each member\'s first key of the step\'s policy signs', (t) => {
+  const at = (scheme: SchemeName, epoch: number, fromSequence: number): PublicKeyDescriptor => ({ ...key(scheme, epoch), fromSequence }) as PublicKeyDescriptor;
+  const history = [at('Ed25519', 0, 0), at('Ed25519', 1, 40), at('ML-DSA-65+Ed25519', 2, 75), at('ML-DSA-65+Ed25519', 3, 90), at('ML-DSA-65', 4, 120)];
+  const histories = [history, history.slice(0, 3).concat(at('ML-DSA-65', 3, 120)), history.filter((k) => k.epoch !== 1)];
+  t.deepEqual(stepsTaken(histories, schemes, 'classical', 'quantum'), [
+    { policy: 'hybrid', sequence: 75 },
+    { policy: 'quantum', sequence: 120 },
+  ], 'rotations within a policy, before or after its step, move nothing');
+  t.deepEqual(stepsTaken(histories, schemes, 'classical', 'hybrid'), [{ policy: 'hybrid', sequence: 75 }], 'only the steps up to the policy every member reached');
+  t.deepEqual(stepsTaken(histories, schemes, 'quantum', 'quantum'), [], 'none for a cluster still in its first policy');
+  const apart = [history, [at('Ed25519', 0, 0), at('ML-DSA-65+Ed25519', 1, 76)]];
+  t.throws(() => stepsTaken(apart, schemes, 'classical', 'hybrid'), { instanceOf: ConfigError, message: /first keys of the hybrid policy do not start at one position: 75, 76/ });
 });
