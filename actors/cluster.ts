@@ -457,7 +457,11 @@ export class Cluster {
     this.#highest = init.config.members.map(() => 0);
   }
 
-  /** The signature policy in force: the one the cluster was spawned with, or the one the last migration committed ({@link migratePolicy}). */
+  /**
+   * The signature policy in force: the one the cluster was spawned with, or the one the last
+   * migration committed ({@link migratePolicy}), which a cluster started from its data directory
+   * knows from its signers' keys or, for a step not every signer had adopted, from its replicas' reports.
+   */
   get policy(): SignaturePolicy {
     return this.#policy;
   }
@@ -573,7 +577,7 @@ export class Cluster {
   async #migrate(to: SignaturePolicy, timeoutMs: number): Promise<PolicyMigrationResult> {
     const from = this.#policy;
     checkPolicyTransition(from, to);
-    // Started from its data directory, the cluster learns the steps taken before from its replicas' reports.
+    // Started from its data directory half-way through a step's adoptions, the cluster takes that step from its replicas' reports.
     const ahead = this.keys.find((key) => !policyAdmits(from, this.#registry.get(key.scheme)) && policyAdmits(to, this.#registry.get(key.scheme)));
     if (ahead !== undefined) throw new CryptoError('POLICY_TRANSITION_INVALID', `a signer already holds a key of the ${to} policy (${ahead.keyId}); the cluster has not yet heard its replicas report that step`);
     const proposals = await Promise.allSettled(Array.from({ length: this.n }, (_, member) => this.#propose(member, POLICY_SCHEME[to], timeoutMs)));
@@ -844,7 +848,11 @@ export class Cluster {
     };
 
     // A cluster that keeps failing is given up alone: `temporary`, so the root forgets it instead of stopping the system.
-    const supervisor = await system.supervisor({ name: id, strategy: 'one_for_one', intensity: 50, periodMs: 10_000, restart: 'temporary' });
+    const supervisor = await system.supervisor({ name: id, strategy: 'one_for_one', intensity: 50, periodMs: 10_000, restart: 'temporary' }).catch(async (error: unknown) => {
+      // Another cluster of this id runs (its supervisor is not this spawn's to stop): only the directory is given up.
+      await leave();
+      throw error;
+    });
     try {
       await supervisor.spawn(ClusterAgent, { name: name('agent'), args: sink });
       const client = await supervisor.spawn(Client, {

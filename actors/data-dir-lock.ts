@@ -7,14 +7,16 @@
  * count their opens in the one file.
  *
  * A cluster therefore holds a `LOCK` file in its data directory while it runs, naming the process
- * that holds it; a process also remembers the directories its own clusters hold. The file is made
+ * that holds it (and a nonce of its own); a process also remembers the directories its own
+ * clusters hold. The file is made
  * whole in a temporary and linked into place, so it never exists half-written and only one of two
  * racing processes gets it. A lock whose process is gone (a crash, a kill) is taken over; one held
  * by a live process, or by another cluster of this one, is refused with `STORAGE_IN_USE`. What a
  * process holds is known to the thread that took it: clusters spawned from two threads of one
  * process (an actor system started inside a worker) are not told apart.
  */
-import { link, mkdir, readFile, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { link, mkdir, readFile, realpath, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stageFile } from './key-store.js';
 import { StorageError } from './storage-error.js';
@@ -52,16 +54,22 @@ async function removeIfThere(path: string): Promise<void> {
   }
 }
 
-/** The pid a lock file names, or undefined when it names none (gone, or not written by this module). */
-async function holderOf(path: string): Promise<number | undefined> {
-  let text: string;
+/** A lock file's text: the holder's pid, and a nonce of this lock, so that a release removes its own lock only. */
+const lockText = (nonce: string): string => `${process.pid} ${nonce}\n`;
+
+/** The text of the lock file at `path`, or undefined when there is none. */
+async function lockAt(path: string): Promise<string | undefined> {
   try {
-    text = await readFile(path, 'utf8');
+    return await readFile(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
-  const pid = Number(text.trim());
+}
+
+/** The pid a lock file's text names, or undefined when it names none (not written by this module). */
+function holderIn(text: string | undefined): number | undefined {
+  const pid = Number(text?.trim().split(' ')[0]);
   return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
 }
 
@@ -74,7 +82,7 @@ async function take(dir: string, path: string, staged: string): Promise<void> {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
-    const holder = await holderOf(path);
+    const holder = holderIn(await lockAt(path));
     // A file naming this process but not recorded as held is left by an earlier process that had its pid.
     const live = holder !== undefined && holder !== process.pid && alive(holder);
     if (live || attempt > 0) {
@@ -85,26 +93,37 @@ async function take(dir: string, path: string, staged: string): Promise<void> {
 }
 
 /**
- * Takes the lock of data directory `dir` (an absolute path, created if missing) for this process.
+ * Takes the lock of data directory `dir` (created if missing) for this process. The directory is
+ * known by its real path, so a second cluster reaching it through a symbolic link is refused too.
  * Two processes that find the same abandoned lock at the same moment may both take it over: the
  * lock guards against a second cluster started by mistake, not against that race.
- * @throws {StorageError} `STORAGE_IN_USE` when another cluster of this process, or a live process, holds it.
+ * @throws {StorageError} `STORAGE_IN_USE` when another cluster of this process, or a live process,
+ *   holds it; `STORAGE_WRITE` when the lock cannot be written (a file system without hard links, a
+ *   directory of another user).
  */
 export async function lockDataDir(dir: string): Promise<DataDirLock> {
-  if (held.has(dir)) throw new StorageError('STORAGE_IN_USE', dir, 'another cluster of this process runs on this data directory');
-  held.add(dir);
-  const path = join(dir, LOCK_FILE);
+  let real: string;
   try {
     await mkdir(dir, { recursive: true });
-    const staged = await stageFile(path, new TextEncoder().encode(`${process.pid}\n`));
+    real = await realpath(dir);
+  } catch (cause) {
+    throw new StorageError('STORAGE_WRITE', dir, `cannot take the data directory's lock: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+  if (held.has(real)) throw new StorageError('STORAGE_IN_USE', dir, 'another cluster of this process runs on this data directory');
+  held.add(real);
+  const path = join(real, LOCK_FILE);
+  const text = lockText(randomBytes(8).toString('hex'));
+  try {
+    const staged = await stageFile(path, new TextEncoder().encode(text));
     try {
       await take(dir, path, staged);
     } finally {
       await removeIfThere(staged);
     }
-  } catch (error) {
-    held.delete(dir);
-    throw error;
+  } catch (cause) {
+    held.delete(real);
+    if (cause instanceof StorageError) throw cause;
+    throw new StorageError('STORAGE_WRITE', dir, `cannot take the data directory's lock: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   }
   let released = false;
   return {
@@ -112,8 +131,9 @@ export async function lockDataDir(dir: string): Promise<DataDirLock> {
     async release() {
       if (released) return;
       released = true;
-      held.delete(dir);
-      if ((await holderOf(path)) === process.pid) await removeIfThere(path);
+      held.delete(real);
+      // A lock taken over since (this process's stop left it behind) is another's.
+      if ((await lockAt(path)) === text) await removeIfThere(path);
     },
   };
 }

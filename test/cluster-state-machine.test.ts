@@ -7,6 +7,7 @@
 import test from 'ava';
 import { ActorSystem } from '../actors/system.js';
 import { statusLine } from '../actors/cluster.js';
+import { lockDataDir } from '../actors/data-dir-lock.js';
 import { ConfigError } from '../runtime/index.js';
 import { verifyReceipt } from '../protocols/receipts/index.js';
 import { execFile } from 'node:child_process';
@@ -101,6 +102,10 @@ test.serial('a state machine that is not defined, not exported as defined, or gi
   // Two clusters on one directory would each forget the votes the other cast: the second is refused before anything of it starts.
   await t.throwsAsync(system.spawnCluster({ ...base, id: 'switched', dataDir, passphrase: 'p' }), { name: 'StorageError', code: 'STORAGE_IN_USE' });
   t.true(kvResponse((await stored.submit({ type: 'get', key: 'k' })).response).ok, 'the first goes on');
+  // A spawn refused for its id, taken by the running cluster, leaves its own directory unlocked.
+  const elsewhere = await tempDir(t, 'knhk-machine-');
+  await t.throwsAsync(system.spawnCluster({ ...base, id: 'switched', dataDir: elsewhere, passphrase: 'p' }));
+  await (await lockDataDir(elsewhere)).release();
   await stored.stop();
   const switched = await t.throwsAsync(system.spawnCluster({ ...base, id: 'switched', dataDir, passphrase: 'p', stateMachine: Ledger, stateMachineArgs: { overdraft: 0 } }), { name: 'SpawnError' });
   t.like(switched?.cause, { name: 'StorageError', code: 'STORAGE_MISMATCH' });
