@@ -46,11 +46,14 @@ const policyIndexOf =
  * at: where every member's first key of the step's policy signs from, the step having replaced
  * all of them at once. A restarted cluster knows them from its signers, as it knows its keys,
  * before any replica reports them again.
- * @throws {ConfigError} when the members' first keys of a step's policy start at different
- *   positions, which no step leaves.
+ * @throws {ConfigError} when the members' first keys are not of `from`, or their first keys of a
+ *   step's policy start at different positions, which no step leaves.
  */
 export function stepsTaken(histories: readonly (readonly PublicKeyDescriptor[])[], schemes: Pick<SchemeRegistry, 'get'>, from: SignaturePolicy, to: SignaturePolicy): PolicyMigrationPoint[] {
   const stepOf = policyIndexOf(schemes);
+  // Steps are counted from the policy of the first keys: one spawned again under another policy would invent or lose steps.
+  const first = histories.find((history) => stepOf(history[0] as PublicKeyDescriptor) !== SIGNATURE_POLICIES.indexOf(from));
+  if (first !== undefined) throw new ConfigError(`the cluster's first keys are of another policy than ${from} (${(first[0] as PublicKeyDescriptor).scheme}): spawn it again with the policy it was first spawned with`);
   const steps: PolicyMigrationPoint[] = [];
   for (let index = SIGNATURE_POLICIES.indexOf(from) + 1; index <= SIGNATURE_POLICIES.indexOf(to); index++) {
     const policy = SIGNATURE_POLICIES[index] as SignaturePolicy;

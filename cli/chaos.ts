@@ -11,7 +11,7 @@ import { ConsensusError } from '../protocols/consensus/errors.js';
 import { CONSENSUS_ALGORITHMS, type ConsensusAlgorithm } from '../protocols/consensus/config.js';
 import { CHAOS_FAULT_KINDS, chaosPassed, resolveChaosOptions, runChaos, type ChaosFaultKind, type ChaosOptions, type ChaosProgress, type ChaosReport } from '../actors/chaos.js';
 import type { SignaturePolicy } from '../protocols/crypto/index.js';
-import { isUsageError, UsageError } from './usage.js';
+import { describeTypedError, isUsageError, UsageError } from './usage.js';
 
 /** The command's help text. */
 export const CHAOS_USAGE = `usage: knhk chaos [--protocol pbft|hotstuff|raft] [--n N] [--duration 60s] [--seed S]
@@ -178,7 +178,7 @@ export async function runChaosCommand(argv: readonly string[]): Promise<number> 
     report = await runChaos({ ...options, signal: abort.signal }, onProgress);
   } catch (error) {
     if (tty) process.stderr.write('\n');
-    process.stderr.write(`knhk chaos: the run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(`knhk chaos: the run failed: ${describeTypedError(error) ?? (error instanceof Error ? (error.stack ?? error.message) : String(error))}\n`);
     return 1;
   } finally {
     process.removeListener('SIGINT', interrupt);

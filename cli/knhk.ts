@@ -7,9 +7,7 @@
  * offline need not load the actor system.
  */
 import { readFileSync } from 'node:fs';
-import { CryptoError } from '../protocols/crypto/errors.js';
-import { KnhkError } from '../schema/errors.js';
-import { isUsageError } from './usage.js';
+import { describeTypedError, isUsageError } from './usage.js';
 
 const USAGE = `usage: knhk <command>
 
@@ -73,18 +71,10 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-/** knhk's typed errors, each with a stable code: a user is told what went wrong, not shown a stack trace. */
-function describe(error: unknown): string | undefined {
-  if (!(error instanceof KnhkError || error instanceof CryptoError)) return undefined;
-  const lines = [`${error.name} ${error.code}: ${error.message}`];
-  for (let cause = error.cause; cause instanceof Error; cause = cause.cause) lines.push(`  because ${cause.name}${'code' in cause ? ` ${String(cause.code)}` : ''}: ${cause.message}`);
-  return lines.join('\n');
-}
-
 try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (error) {
-  const told = describe(error);
+  const told = describeTypedError(error);
   if (told === undefined) throw error;
   process.stderr.write(`knhk: ${told}\n`);
   process.exitCode = 1;

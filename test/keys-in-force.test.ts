@@ -44,7 +44,11 @@ test('the policy steps a restarted cluster took, from where each member\'s first
     { policy: 'quantum', sequence: 120 },
   ], 'rotations within a policy, before or after its step, move nothing');
   t.deepEqual(stepsTaken(histories, schemes, 'classical', 'hybrid'), [{ policy: 'hybrid', sequence: 75 }], 'only the steps up to the policy every member reached');
-  t.deepEqual(stepsTaken(histories, schemes, 'quantum', 'quantum'), [], 'none for a cluster still in its first policy');
+  t.deepEqual(stepsTaken([[at('ML-DSA-65', 0, 0), at('ML-DSA-65', 1, 30)]], schemes, 'quantum', 'quantum'), [], 'none for a cluster still in its first policy');
   const apart = [history, [at('Ed25519', 0, 0), at('ML-DSA-65+Ed25519', 1, 76)]];
   t.throws(() => stepsTaken(apart, schemes, 'classical', 'hybrid'), { instanceOf: ConfigError, message: /first keys of the hybrid policy do not start at one position: 75, 76/ });
+  // Spawned again under another policy than its first: it would invent a step at 0, or lose one.
+  t.throws(() => stepsTaken(histories, schemes, 'hybrid', 'quantum'), { instanceOf: ConfigError, message: /first keys are of another policy than hybrid \(Ed25519\)/ });
+  const bornHybrid = [0, 1, 2].map(() => [at('ML-DSA-65+Ed25519', 0, 0)]);
+  t.throws(() => stepsTaken(bornHybrid, schemes, 'classical', 'hybrid'), { instanceOf: ConfigError, message: /another policy than classical/ });
 });

@@ -176,12 +176,6 @@ function build(name: SchemeName, candidates: readonly Backend[], observe: Compon
   return defineScheme(composite.spec, compositePrimitive(composite, mlDsa.primitive, ed25519.primitive, observe), backend);
 }
 
-/** The primitives scheme `name` runs on: its own, or a composite's two components. */
-function primitivesOf(name: SchemeName): readonly PrimitiveName[] {
-  const recipe = recipeOf(name);
-  return 'primitive' in recipe ? [recipe.primitive] : [recipe.composite.mlDsa.primitive, 'ed25519'];
-}
-
 /**
  * The chosen schemes, one backend each. A scheme's backend is chosen the first time the scheme is
  * asked for, so a thread probes only the primitives it uses: on a Node with native ML-DSA, probing
@@ -201,25 +195,23 @@ export class SchemeRegistry {
   }
 
   /**
-   * A registry over `backends`. Throws `CryptoError` `UNKNOWN_BACKEND` when `force` names a backend
-   * not in `backends`, `BACKEND_UNAVAILABLE` when a forced backend has no implementation of a scheme.
+   * A registry over `backends`. A forced backend is probed at once, so that one that cannot serve
+   * is refused here rather than at a first signature; the others are probed on first use.
+   * @throws {CryptoError} `UNKNOWN_BACKEND` when `force` names a backend not in `backends`,
+   *   `BACKEND_UNAVAILABLE` when a forced backend cannot run a scheme or fails its probe.
    */
   static create(options: RegistryOptions = {}): SchemeRegistry {
     const backends = options.backends ?? [nodeBackend, nobleBackend];
     const candidates = new Map<SchemeName, readonly Backend[]>();
+    const forcedNames: SchemeName[] = [];
     for (const name of SCHEME_NAMES) {
       const forced = typeof options.force === 'string' ? options.force : options.force?.[name];
-      if (forced === undefined) {
-        candidates.set(name, backends);
-        continue;
-      }
-      const backend = findBackend(backends, forced);
-      if (primitivesOf(name).some((primitive) => backend.primitive(primitive) === undefined)) {
-        throw new CryptoError('BACKEND_UNAVAILABLE', `${name}: no usable backend among ${forced}: it has no implementation here`);
-      }
-      candidates.set(name, [backend]);
+      candidates.set(name, forced === undefined ? backends : [findBackend(backends, forced)]);
+      if (forced !== undefined) forcedNames.push(name);
     }
-    return new SchemeRegistry(backends, candidates, options.observeComponents);
+    const registry = new SchemeRegistry(backends, candidates, options.observeComponents);
+    for (const name of forcedNames) registry.get(name);
+    return registry;
   }
 
   /**
