@@ -8,9 +8,8 @@
  *
  * A cluster therefore holds a `LOCK` file in its data directory while it runs, naming the process
  * that holds it (and a nonce of its own); a process also remembers the directories its own
- * clusters hold. The file is made
- * whole in a temporary and linked into place, so it never exists half-written and only one of two
- * racing processes gets it. A lock whose process is gone (a crash, a kill) is taken over; one held
+ * clusters hold. The file is made whole in a temporary and linked into place, so it never exists
+ * half-written and only one of two racing processes gets it. A lock whose process is gone (a crash, a kill) is taken over; one held
  * by a live process, or by another cluster of this one, is refused with `STORAGE_IN_USE`. What a
  * process holds is known to the thread that took it: clusters spawned from two threads of one
  * process (an actor system started inside a worker) are not told apart.
@@ -92,6 +91,10 @@ async function take(dir: string, path: string, staged: string): Promise<void> {
   }
 }
 
+/** The lock of `dir` cannot be written: `cause` says why. */
+const unwritable = (dir: string, cause: unknown): StorageError =>
+  new StorageError('STORAGE_WRITE', dir, `cannot take the data directory's lock: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+
 /**
  * Takes the lock of data directory `dir` (created if missing) for this process. The directory is
  * known by its real path, so a second cluster reaching it through a symbolic link is refused too.
@@ -107,7 +110,7 @@ export async function lockDataDir(dir: string): Promise<DataDirLock> {
     await mkdir(dir, { recursive: true });
     real = await realpath(dir);
   } catch (cause) {
-    throw new StorageError('STORAGE_WRITE', dir, `cannot take the data directory's lock: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    throw unwritable(dir, cause);
   }
   if (held.has(real)) throw new StorageError('STORAGE_IN_USE', dir, 'another cluster of this process runs on this data directory');
   held.add(real);
@@ -122,8 +125,7 @@ export async function lockDataDir(dir: string): Promise<DataDirLock> {
     }
   } catch (cause) {
     held.delete(real);
-    if (cause instanceof StorageError) throw cause;
-    throw new StorageError('STORAGE_WRITE', dir, `cannot take the data directory's lock: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    throw cause instanceof StorageError ? cause : unwritable(dir, cause);
   }
   let released = false;
   return {
