@@ -144,13 +144,6 @@ function findBackend(backends: readonly Backend[], name: string): Backend {
   return found;
 }
 
-/** How scheme `name` is computed. @throws {CryptoError} `UNKNOWN_SCHEME` for a name that is none. */
-function recipeOf(name: SchemeName): Recipe {
-  const recipe = RECIPES[name];
-  if (recipe === undefined) throw new CryptoError('UNKNOWN_SCHEME', `unknown signature scheme ${String(name)}`);
-  return recipe;
-}
-
 /** The first of `candidates` that runs primitive `name` and reproduces its known answers. */
 function choose(name: PrimitiveName, candidates: readonly Backend[]): { backend: Backend; primitive: Primitive } | undefined {
   for (const backend of candidates) {
@@ -162,7 +155,8 @@ function choose(name: PrimitiveName, candidates: readonly Backend[]): { backend:
 
 /** Scheme `name` on the first usable of `candidates`, chosen per component for a composite, whose component calls `observe` wraps. */
 function build(name: SchemeName, candidates: readonly Backend[], observe: ComponentObserver | undefined): SignatureScheme | undefined {
-  const recipe = recipeOf(name);
+  const recipe = RECIPES[name];
+  if (recipe === undefined) throw new CryptoError('UNKNOWN_SCHEME', `unknown signature scheme ${String(name)}`);
   if ('primitive' in recipe) {
     const chosen = choose(recipe.primitive, candidates);
     return chosen && defineScheme(recipe.spec, chosen.primitive, chosen.backend.name);
