@@ -15,9 +15,9 @@
  * process (an actor system started inside a worker) are not told apart.
  */
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, readFile, realpath, unlink } from 'node:fs/promises';
+import { link, mkdir, readFile, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
-import { stageFile } from './key-store.js';
+import { isErrno, removeIfThere, stageFile } from './key-store.js';
 import { StorageError } from './storage-error.js';
 
 /** The lock's file name, in the data directory. */
@@ -40,16 +40,7 @@ function alive(pid: number): boolean {
     return true;
   } catch (error) {
     // EPERM: it runs, as another user.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Removes `path`; one already gone is no error. */
-async function removeIfThere(path: string): Promise<void> {
-  try {
-    await unlink(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    return isErrno(error, 'EPERM');
   }
 }
 
@@ -61,7 +52,7 @@ async function lockAt(path: string): Promise<string | undefined> {
   try {
     return await readFile(path, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (isErrno(error, 'ENOENT')) return undefined;
     throw error;
   }
 }
@@ -79,7 +70,7 @@ async function take(dir: string, path: string, staged: string): Promise<void> {
       await link(staged, path);
       return;
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      if (!isErrno(error, 'EEXIST')) throw error;
     }
     const holder = holderIn(await lockAt(path));
     // A file naming this process but not recorded as held is left by an earlier process that had its pid.

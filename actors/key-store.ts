@@ -46,8 +46,18 @@ export interface WriteOptions {
   readonly kdf?: ScryptParameters;
 }
 
-function isErrno(error: unknown, code: string): boolean {
+/** Whether `error` is a file-system error with errno code `code` (`ENOENT`, say). */
+export function isErrno(error: unknown, code: string): boolean {
   return error instanceof Error && (error as NodeJS.ErrnoException).code === code;
+}
+
+/** Removes the file at `path`; one already gone is no error. */
+export async function removeIfThere(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (error) {
+    if (!isErrno(error, 'ENOENT')) throw error;
+  }
 }
 
 /** Flushes a directory's entries (a rename in it) to stable storage. */
@@ -217,13 +227,7 @@ export class KeyStore {
     }
     const isOurs = (target: string): boolean => others.includes(target) || (target.endsWith(KEY_FILE_SUFFIX) && isKeyId(target.slice(0, -KEY_FILE_SUFFIX.length)));
     const staged = entries.filter((entry) => entry.isFile() && isOurs(STAGED_NAME.exec(entry.name)?.[1] ?? ''));
-    for (const { name } of staged) {
-      try {
-        await unlink(join(this.directory, name));
-      } catch (error) {
-        if (!isErrno(error, 'ENOENT')) throw error;
-      }
-    }
+    for (const { name } of staged) await removeIfThere(join(this.directory, name));
     if (staged.length > 0) await syncDirectory(this.directory);
     return staged.length;
   }
